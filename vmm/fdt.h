@@ -1,0 +1,44 @@
+/*
+ * The flattened device tree faultline hands its guest (%rdi at entry):
+ *
+ *   / { compatible = "faultline,microvm"; #address-cells = 2; #size-cells = 2;
+ *       memory@0 { device_type = "memory"; reg = <bank>...; };
+ *       cpus { cpu@N { device_type = "cpu"; reg = <N>; }; ... };
+ *       chosen { bootargs = "..."; guest-args { KEY = "VALUE"; ... }; };
+ *       <device>@<port> { compatible = "..."; faultline,pio = <base len>; }; ... };
+ *
+ * Built with libfdt's sequential-write API.
+ */
+#ifndef FAULTLINE_FDT_H
+#define FAULTLINE_FDT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mmu/guest_ram.h"
+#include "vmm/cli.h"
+
+struct fdt_pio_device {
+	const char *node;		/* "serial", "exit" */
+	const char *compatible;
+	uint32_t base, len;
+};
+
+struct fdt_params {
+	const struct guest_ram *ram;
+	unsigned nr_vcpus;
+	const char *cmdline;
+	const struct guest_arg *guest_args;
+	unsigned nr_guest_args;
+	const struct fdt_pio_device *devices;
+	unsigned nr_devices;
+};
+
+/*
+ * Build the tree into @buf (@size bytes). Returns 0, -ENOSPC when it does
+ * not fit (a long command line or many guest arguments), or -EINVAL.
+ */
+int fdt__build(void *buf, size_t size, const struct fdt_params *p)
+	__attribute__((warn_unused_result));
+
+#endif

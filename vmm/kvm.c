@@ -1,0 +1,146 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+
+#define KVM_CPUID_MAX_ENTRIES	256
+
+struct kvm_cap_need {
+	unsigned cap;
+	const char *name;
+};
+
+/* What the monitor relies on, and where. */
+static const struct kvm_cap_need kvm_caps_needed[] = {
+	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },		/* guest RAM */
+	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },		/* KVM_GET_SUPPORTED_CPUID */
+	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },	/* race-free vCPU kicks */
+};
+
+static int kvm__check_caps(struct kvm *kvm, const char *path)
+{
+	size_t i;
+	int n;
+
+	for (i = 0; i < sizeof(kvm_caps_needed) / sizeof(kvm_caps_needed[0]); i++) {
+		if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, kvm_caps_needed[i].cap) <= 0) {
+			pr_err("KVM lacks a capability faultline needs: %s (device: %s)",
+			       kvm_caps_needed[i].name, path);
+			return -ENODEV;
+		}
+	}
+	n = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (n <= 0)
+		n = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	kvm->max_vcpus = n > 0 ? (unsigned)n : 1;
+	return 0;
+}
+
+static int kvm__get_cpuid(struct kvm *kvm)
+{
+	kvm->cpuid = calloc(1, sizeof(*kvm->cpuid) +
+			       KVM_CPUID_MAX_ENTRIES * sizeof(kvm->cpuid->entries[0]));
+	if (!kvm->cpuid)
+		return -ENOMEM;
+	kvm->cpuid->nent = KVM_CPUID_MAX_ENTRIES;
+	if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, kvm->cpuid) < 0) {
+		int err = errno;
+
+		pr_err("KVM_GET_SUPPORTED_CPUID failed: %s", strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+static int kvm__open(struct kvm *kvm, const char *path)
+{
+	int version, err;
+
+	kvm->sys_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (kvm->sys_fd < 0) {
+		err = errno;
+		pr_err("cannot open %s: %s; without KVM, run faultline inside the nested harness: tests/nested/run -- build/faultline run ...",
+		       path, strerror(err));
+		return -ENODEV;
+	}
+	version = ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		pr_err("KVM_GET_API_VERSION returned %d, faultline needs %d (device: %s)",
+		       version, KVM_API_VERSION, path);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+int kvm__init(struct kvm *kvm, const char *path)
+{
+	int ret, n;
+
+	memset(kvm, 0, sizeof(*kvm));
+	kvm->vm_fd = -1;
+	ret = kvm__open(kvm, path);
+	ret = ret ?: kvm__check_caps(kvm, path);
+	ret = ret ?: kvm__get_cpuid(kvm);
+	if (ret)
+		goto err_close;
+	n = ioctl(kvm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (n < (int)sizeof(struct kvm_run)) {
+		ret = n < 0 ? -errno : -EINVAL;
+		pr_err("KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(-ret));
+		goto err_close;
+	}
+	kvm->run_size = (size_t)n;
+	kvm->vm_fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
+	if (kvm->vm_fd < 0) {
+		ret = -errno;
+		pr_err("KVM_CREATE_VM failed: %s", strerror(-ret));
+		goto err_close;
+	}
+	if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
+	    ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_GPA) < 0) {
+		ret = -errno;
+		pr_err("KVM_SET_TSS_ADDR failed: %s (GPA: 0x%llx)", strerror(-ret),
+		       (unsigned long long)KVM_TSS_GPA);
+		goto err_close;
+	}
+	return 0;
+
+err_close:
+	kvm__exit(kvm);
+	return ret;
+}
+
+void kvm__exit(struct kvm *kvm)
+{
+	if (kvm->vm_fd >= 0)
+		close(kvm->vm_fd);
+	if (kvm->sys_fd >= 0)
+		close(kvm->sys_fd);
+	free(kvm->cpuid);
+	kvm->cpuid = NULL;
+	kvm->vm_fd = kvm->sys_fd = -1;
+}
+
+int kvm__set_memslot(struct kvm *kvm, unsigned slot, uint64_t gpa, uint64_t size, void *host)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+
+	if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+		int err = errno;
+
+		pr_err("KVM_SET_USER_MEMORY_REGION failed: %s (slot %u, GPA 0x%llx, %llu bytes)",
+		       strerror(err), slot, (unsigned long long)gpa, (unsigned long long)size);
+		return -err;
+	}
+	return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * The KVM ioctl layer: /dev/kvm, the API version, the capabilities the
+ * monitor needs, the VM file descriptor and memory slots. Every failure is
+ * reported naming the ioctl (or capability) and returned as -errno.
+ */
+#ifndef FAULTLINE_KVM_H
+#define FAULTLINE_KVM_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVM_DEVICE_PATH		"/dev/kvm"
+#define KVM_TSS_GPA		0xfffbd000ULL	/* 3 pages in the MMIO hole, Intel only */
+
+struct kvm {
+	int sys_fd;
+	int vm_fd;
+	size_t run_size;		/* KVM_GET_VCPU_MMAP_SIZE */
+	unsigned max_vcpus;		/* KVM_CAP_MAX_VCPUS */
+	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+};
+
+/*
+ * Open @path, check the API version and capabilities, create the VM.
+ * Returns 0, -ENODEV (no usable KVM: missing device, wrong API version or
+ * a missing capability; reported) or another -errno from an ioctl.
+ */
+int kvm__init(struct kvm *kvm, const char *path) __attribute__((warn_unused_result));
+void kvm__exit(struct kvm *kvm);
+
+/* KVM_SET_USER_MEMORY_REGION for one slot. Returns 0 or -errno (reported). */
+int kvm__set_memslot(struct kvm *kvm, unsigned slot, uint64_t gpa, uint64_t size, void *host)
+	__attribute__((warn_unused_result));
+
+#endif

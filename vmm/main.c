@@ -1,0 +1,125 @@
+/*
+ * faultline: a KVM microVM monitor. main() reads as the boot sequence:
+ * parse the command line, read and validate the guest image, create the
+ * VM, load it, run it, and turn the outcome into the exit status.
+ * Only this file exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/cli.h"
+#include "vmm/elf.h"
+#include "vmm/log.h"
+#include "vmm/status.h"
+#include "vmm/vm.h"
+#include "vmm/x86_boot.h"
+
+#ifndef FAULTLINE_VERSION
+#define FAULTLINE_VERSION "unknown"
+#endif
+
+/* Read all of @path; at most @max bytes. Returns 0 or an FL_EXIT_* status. */
+static int read_image(const char *path, uint64_t max, void **buf, size_t *len)
+{
+	struct stat st;
+	size_t done = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("cannot open the kernel image: %s (file: %s)", strerror(errno), path);
+		return FL_EXIT_NOINPUT;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		pr_err("cannot read the kernel image: %s (file: %s)",
+		       errno ? strerror(errno) : "not a regular file", path);
+		close(fd);
+		return FL_EXIT_NOINPUT;
+	}
+	if ((uint64_t)st.st_size > max) {
+		pr_err("invalid kernel image: %lld bytes is larger than guest RAM (file: %s)",
+		       (long long)st.st_size, path);
+		close(fd);
+		return FL_EXIT_IMAGE;
+	}
+	*len = (size_t)st.st_size;
+	*buf = malloc(*len ? *len : 1);
+	while (*buf && done < *len) {
+		ssize_t n = read(fd, (char *)*buf + done, *len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			pr_err("cannot read the kernel image: %s (file: %s)",
+			       n < 0 ? strerror(errno) : "file shrank while reading", path);
+			free(*buf);
+			close(fd);
+			return FL_EXIT_NOINPUT;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	if (!*buf) {
+		pr_err("cannot read the kernel image: out of memory (file: %s)", path);
+		return FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+static int run(const struct run_config *cfg)
+{
+	struct elf_image img;
+	char why[ELF_WHY_LEN];
+	void *image = NULL;
+	size_t len = 0;
+	struct guest_ram layout;
+	struct vm vm;
+	int status;
+
+	if (guest_ram__layout(&layout, cfg->mem))
+		return FL_EXIT_USAGE;
+	status = read_image(cfg->kernel, cfg->mem, &image, &len);
+	if (status)
+		return status;
+	if (elf__parse(image, len, BOOT_IMAGE_MIN_GPA, layout.banks[0].size, &img, why)) {
+		pr_err("invalid kernel image: %s (file: %s)", why, cfg->kernel);
+		free(image);
+		return FL_EXIT_IMAGE;
+	}
+	status = vm__init(&vm, cfg);
+	status = status ?: vm__load(&vm, cfg, image, &img);
+	free(image);
+	if (!status) {
+		status = vm__run(&vm);
+		if (vm.stop_msg[0])
+			pr_err("%s", vm.stop_msg);
+	}
+	vm__exit(&vm);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct run_config cfg;
+	enum cli_command cmd;
+
+	if (cli__parse(argc, argv, &cmd, &cfg))
+		return FL_EXIT_USAGE;
+	switch (cmd) {
+	case CLI_HELP:
+		cli__usage(stdout);
+		return 0;
+	case CLI_VERSION:
+		printf("faultline %s\n", FAULTLINE_VERSION);
+		return 0;
+	case CLI_RUN:
+		break;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return run(&cfg);
+}

@@ -1,0 +1,229 @@
+/*
+ * Dispatch of KVM exits. Every exit reason is named; the ones the monitor
+ * serves (port I/O, MMIO, HLT, system events) go to their handler, the
+ * crash reasons (SHUTDOWN, FAIL_ENTRY, INTERNAL_ERROR) stop the VM with
+ * their sub-codes, and any other reason stops the VM naming the reason,
+ * vCPU and RIP. Nothing is resumed blindly.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "vmm/log.h"
+#include "vmm/status.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+/* Newer than the kernel headers we build with. */
+#define FL_KVM_EXIT_LOONGARCH_IOCSR	38
+#define FL_KVM_EXIT_MEMORY_FAULT	39
+#define FL_KVM_EXIT_TDX			40
+
+static const char *const exit_names[] = {
+	[KVM_EXIT_UNKNOWN] = "KVM_EXIT_UNKNOWN",
+	[KVM_EXIT_EXCEPTION] = "KVM_EXIT_EXCEPTION",
+	[KVM_EXIT_IO] = "KVM_EXIT_IO",
+	[KVM_EXIT_HYPERCALL] = "KVM_EXIT_HYPERCALL",
+	[KVM_EXIT_DEBUG] = "KVM_EXIT_DEBUG",
+	[KVM_EXIT_HLT] = "KVM_EXIT_HLT",
+	[KVM_EXIT_MMIO] = "KVM_EXIT_MMIO",
+	[KVM_EXIT_IRQ_WINDOW_OPEN] = "KVM_EXIT_IRQ_WINDOW_OPEN",
+	[KVM_EXIT_SHUTDOWN] = "KVM_EXIT_SHUTDOWN",
+	[KVM_EXIT_FAIL_ENTRY] = "KVM_EXIT_FAIL_ENTRY",
+	[KVM_EXIT_INTR] = "KVM_EXIT_INTR",
+	[KVM_EXIT_SET_TPR] = "KVM_EXIT_SET_TPR",
+	[KVM_EXIT_TPR_ACCESS] = "KVM_EXIT_TPR_ACCESS",
+	[KVM_EXIT_S390_SIEIC] = "KVM_EXIT_S390_SIEIC",
+	[KVM_EXIT_S390_RESET] = "KVM_EXIT_S390_RESET",
+	[KVM_EXIT_DCR] = "KVM_EXIT_DCR",
+	[KVM_EXIT_NMI] = "KVM_EXIT_NMI",
+	[KVM_EXIT_INTERNAL_ERROR] = "KVM_EXIT_INTERNAL_ERROR",
+	[KVM_EXIT_OSI] = "KVM_EXIT_OSI",
+	[KVM_EXIT_PAPR_HCALL] = "KVM_EXIT_PAPR_HCALL",
+	[KVM_EXIT_S390_UCONTROL] = "KVM_EXIT_S390_UCONTROL",
+	[KVM_EXIT_WATCHDOG] = "KVM_EXIT_WATCHDOG",
+	[KVM_EXIT_S390_TSCH] = "KVM_EXIT_S390_TSCH",
+	[KVM_EXIT_EPR] = "KVM_EXIT_EPR",
+	[KVM_EXIT_SYSTEM_EVENT] = "KVM_EXIT_SYSTEM_EVENT",
+	[KVM_EXIT_S390_STSI] = "KVM_EXIT_S390_STSI",
+	[KVM_EXIT_IOAPIC_EOI] = "KVM_EXIT_IOAPIC_EOI",
+	[KVM_EXIT_HYPERV] = "KVM_EXIT_HYPERV",
+	[KVM_EXIT_ARM_NISV] = "KVM_EXIT_ARM_NISV",
+	[KVM_EXIT_X86_RDMSR] = "KVM_EXIT_X86_RDMSR",
+	[KVM_EXIT_X86_WRMSR] = "KVM_EXIT_X86_WRMSR",
+	[KVM_EXIT_DIRTY_RING_FULL] = "KVM_EXIT_DIRTY_RING_FULL",
+	[KVM_EXIT_AP_RESET_HOLD] = "KVM_EXIT_AP_RESET_HOLD",
+	[KVM_EXIT_X86_BUS_LOCK] = "KVM_EXIT_X86_BUS_LOCK",
+	[KVM_EXIT_XEN] = "KVM_EXIT_XEN",
+	[KVM_EXIT_RISCV_SBI] = "KVM_EXIT_RISCV_SBI",
+	[KVM_EXIT_RISCV_CSR] = "KVM_EXIT_RISCV_CSR",
+	[KVM_EXIT_NOTIFY] = "KVM_EXIT_NOTIFY",
+	[FL_KVM_EXIT_LOONGARCH_IOCSR] = "KVM_EXIT_LOONGARCH_IOCSR",
+	[FL_KVM_EXIT_MEMORY_FAULT] = "KVM_EXIT_MEMORY_FAULT",
+	[FL_KVM_EXIT_TDX] = "KVM_EXIT_TDX",
+};
+
+const char *vcpu__exit_name(uint32_t reason)
+{
+	if (reason < sizeof(exit_names) / sizeof(exit_names[0]) && exit_names[reason])
+		return exit_names[reason];
+	return "unknown";
+}
+
+static const char *internal_error_name(uint32_t suberror)
+{
+	switch (suberror) {
+	case KVM_INTERNAL_ERROR_EMULATION: return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX: return "exception while delivering an exception";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV: return "event delivery failed";
+	case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON: return "unexpected exit reason";
+	default: return "unknown suberror";
+	}
+}
+
+#define VCPU_STOP(vcpu, status, fmt, ...)					\
+	vm__stop((vcpu)->vm, status, fmt " (vCPU %u, RIP 0x%" PRIx64 ")",	\
+		 ##__VA_ARGS__, (vcpu)->id, vcpu__rip(vcpu))
+
+static bool vcpu__bus_error(struct vcpu *vcpu, int ret, const char *space, uint64_t addr,
+			    unsigned len, bool is_write, const char *dev)
+{
+	const char *dir = is_write ? "write" : "read";
+
+	if (ret == -ENOENT)
+		VCPU_STOP(vcpu, FL_EXIT_GUEST, "unclaimed %s %s: no device at %s 0x%" PRIx64
+			  ", %u bytes", space, dir, strcmp(space, "MMIO") ? "port" : "GPA",
+			  addr, len);
+	else
+		VCPU_STOP(vcpu, FL_EXIT_GUEST, "%s %s rejected by device %s: %s (%s 0x%" PRIx64
+			  ", %u bytes)", space, dir, dev, strerror(-ret),
+			  strcmp(space, "MMIO") ? "port" : "GPA", addr, len);
+	return false;
+}
+
+static bool vcpu__handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint64_t end;
+	uint32_t i;
+
+	if (run->io.size != 1 && run->io.size != 2 && run->io.size != 4)
+		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_IO with size %u", run->io.size),
+		       false;
+	if (__builtin_mul_overflow((uint64_t)run->io.size, run->io.count, &end) ||
+	    __builtin_add_overflow(end, run->io.data_offset, &end) ||
+	    end > vcpu->vm->kvm.run_size)
+		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_IO data outside kvm_run"),
+		       false;
+	for (i = 0; i < run->io.count; i++) {
+		uint8_t *data = (uint8_t *)run + run->io.data_offset + i * run->io.size;
+		const char *dev;
+		int ret;
+
+		ret = bus__access(&vcpu->vm->pio_bus, run->io.port, data, run->io.size,
+				  is_write, &dev);
+		if (ret)
+			return vcpu__bus_error(vcpu, ret, "port I/O", run->io.port,
+					       run->io.size, is_write, dev);
+	}
+	return true;
+}
+
+static bool vcpu__handle_mmio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint64_t gpa = run->mmio.phys_addr;
+	const char *dev;
+	int ret;
+
+	if (run->mmio.len == 0 || run->mmio.len > sizeof(run->mmio.data))
+		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_MMIO with length %u",
+				 run->mmio.len), false;
+	/*
+	 * Some hosts (PVM) report an access to RAM they could not serve as
+	 * MMIO. Resuming would drop a write or invent a read: stop instead.
+	 */
+	if (guest_ram__ptr(&vcpu->vm->ram, gpa, run->mmio.len))
+		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM reported an MMIO %s inside guest RAM "
+				 "(GPA 0x%" PRIx64 ", %u bytes)",
+				 run->mmio.is_write ? "write" : "read", gpa, run->mmio.len), false;
+	ret = bus__access(&vcpu->vm->mmio_bus, gpa, run->mmio.data, run->mmio.len,
+			  run->mmio.is_write, &dev);
+	if (ret)
+		return vcpu__bus_error(vcpu, ret, "MMIO", gpa, run->mmio.len,
+				       run->mmio.is_write, dev);
+	return true;
+}
+
+static bool vcpu__handle_system_event(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	switch (run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm__stop(vcpu->vm, 0, NULL);
+		return false;
+	case KVM_SYSTEM_EVENT_RESET:
+		VCPU_STOP(vcpu, FL_EXIT_GUEST, "guest asked for a reset, which faultline does not do");
+		return false;
+	case KVM_SYSTEM_EVENT_CRASH:
+		VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: KVM_SYSTEM_EVENT_CRASH");
+		return false;
+	default:
+		VCPU_STOP(vcpu, FL_EXIT_GUEST, "unhandled KVM_EXIT_SYSTEM_EVENT type %u",
+			  run->system_event.type);
+		return false;
+	}
+}
+
+static bool vcpu__handle_internal_error(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char data[160] = "";
+	uint32_t i, n = run->internal.ndata;
+	size_t used = 0;
+
+	if (n > sizeof(run->internal.data) / sizeof(run->internal.data[0]))
+		n = sizeof(run->internal.data) / sizeof(run->internal.data[0]);
+	for (i = 0; i < n && used < sizeof(data); i++)
+		used += (size_t)snprintf(data + used, sizeof(data) - used, " 0x%llx",
+					 (unsigned long long)run->internal.data[i]);
+	VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: KVM_EXIT_INTERNAL_ERROR suberror %u, %s; data:%s",
+		  run->internal.suberror, internal_error_name(run->internal.suberror),
+		  n ? data : " none");
+	return false;
+}
+
+bool vcpu__handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		return vcpu__handle_io(vcpu);
+	case KVM_EXIT_MMIO:
+		return vcpu__handle_mmio(vcpu);
+	case KVM_EXIT_INTR:
+		return true;	/* a kick; the loop checks whether to stop */
+	case KVM_EXIT_HLT:
+		vm__vcpu_halted(vcpu->vm, vcpu->id);
+		return false;
+	case KVM_EXIT_SHUTDOWN:
+		VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: triple fault (KVM_EXIT_SHUTDOWN)");
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: KVM_EXIT_FAIL_ENTRY, hardware entry failure reason 0x%llx on host CPU %u",
+			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
+			  run->fail_entry.cpu);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		return vcpu__handle_internal_error(vcpu);
+	case KVM_EXIT_SYSTEM_EVENT:
+		return vcpu__handle_system_event(vcpu);
+	default:
+		VCPU_STOP(vcpu, FL_EXIT_GUEST, "unhandled KVM exit %s (%u)",
+			  vcpu__exit_name(run->exit_reason), run->exit_reason);
+		return false;
+	}
+}

@@ -1,0 +1,295 @@
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vmm/fdt.h"
+#include "vmm/log.h"
+#include "vmm/status.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+#include "vmm/x86_boot.h"
+
+static void vm__guest_exit(void *ctx, uint32_t status)
+{
+	struct vm *vm = ctx;
+
+	if (status > FL_GUEST_STATUS_MAX)
+		vm__stop(vm, FL_EXIT_GUEST, "guest exit status out of range: %u, the guest may use 0-%d (port: 0x%x)",
+			 status, FL_GUEST_STATUS_MAX, EXIT_DEV_PORT);
+	else
+		vm__stop(vm, (int)status, NULL);
+}
+
+static int vm__init_devices(struct vm *vm)
+{
+	int ret;
+
+	ret = serial__init(&vm->serial, STDOUT_FILENO);
+	if (ret)
+		return ret;
+	vm->exit_dev.on_exit = vm__guest_exit;
+	vm->exit_dev.ctx = vm;
+	ret = bus__register(&vm->pio_bus, SERIAL_COM1_PORT, SERIAL_NR_PORTS, "serial",
+			    &serial_ops, &vm->serial);
+	return ret ?: bus__register(&vm->pio_bus, EXIT_DEV_PORT, EXIT_DEV_NR_PORTS, "exit",
+				    &exit_dev_ops, &vm->exit_dev);
+}
+
+static int vm__init_ram(struct vm *vm, uint64_t size)
+{
+	unsigned i;
+	int ret;
+
+	ret = guest_ram__init(&vm->ram, size);
+	if (ret) {
+		pr_err("cannot map guest RAM: %s (size: %llu bytes)", strerror(-ret),
+		       (unsigned long long)size);
+		return ret;
+	}
+	for (i = 0; i < vm->ram.nr_banks; i++) {
+		const struct guest_ram_bank *b = &vm->ram.banks[i];
+
+		ret = kvm__set_memslot(&vm->kvm, i, b->gpa, b->size, vm->ram.host + b->host_offset);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int vm__init(struct vm *vm, const struct run_config *cfg)
+{
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->stop_fd = -1;
+	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
+	vm->nr_vcpus = cfg->vcpus;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->stopped_cond, NULL);
+	if (bus__init(&vm->pio_bus, "pio") || bus__init(&vm->mmio_bus, "mmio"))
+		return FL_EXIT_INTERNAL;
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (vm->stop_fd < 0) {
+		pr_err("eventfd failed: %s", strerror(errno));
+		return FL_EXIT_INTERNAL;
+	}
+	ret = kvm__init(&vm->kvm, KVM_DEVICE_PATH);
+	if (ret)
+		return ret == -ENODEV ? FL_EXIT_NOKVM : FL_EXIT_INTERNAL;
+	if (cfg->vcpus > vm->kvm.max_vcpus) {
+		pr_err("invalid option value: this KVM allows at most %u vCPUs (--vcpus: %u)",
+		       vm->kvm.max_vcpus, cfg->vcpus);
+		return FL_EXIT_USAGE;
+	}
+	if (vm__init_ram(vm, cfg->mem))
+		return FL_EXIT_INTERNAL;
+	ret = vm__init_devices(vm);
+	if (ret) {
+		pr_err("cannot register devices: %s", strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
+{
+	static const struct fdt_pio_device devices[] = {
+		{ "serial", "ns16550a", SERIAL_COM1_PORT, SERIAL_NR_PORTS },
+		{ "exit", "faultline,exit", EXIT_DEV_PORT, EXIT_DEV_NR_PORTS },
+	};
+	struct fdt_params p = {
+		.ram = &vm->ram,
+		.nr_vcpus = vm->nr_vcpus,
+		.cmdline = cfg->cmdline,
+		.guest_args = cfg->guest_args,
+		.nr_guest_args = cfg->nr_guest_args,
+		.devices = devices,
+		.nr_devices = sizeof(devices) / sizeof(devices[0]),
+	};
+	void *buf = guest_ram__ptr(&vm->ram, BOOT_FDT_GPA, BOOT_FDT_MAX);
+	int ret;
+
+	if (!buf)
+		return -EFAULT;
+	ret = fdt__build(buf, BOOT_FDT_MAX, &p);
+	if (ret == -ENOSPC)
+		pr_err("the device tree does not fit in %llu KiB: shorten --cmdline or the guest arguments",
+		       BOOT_FDT_MAX >> 10);
+	else if (ret)
+		pr_err("cannot build the device tree: %s", strerror(-ret));
+	return ret;
+}
+
+int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
+	     const struct elf_image *img)
+{
+	unsigned i;
+	int ret;
+
+	ret = x86_boot__setup_memory(&vm->ram);
+	if (ret) {
+		pr_err("cannot write boot page tables: %s", strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	if (elf__load(image, img, &vm->ram)) {
+		pr_err("invalid kernel image: a segment does not fit in guest RAM (file: %s)",
+		       cfg->kernel);
+		return FL_EXIT_IMAGE;
+	}
+	ret = vm__write_fdt(vm, cfg);
+	if (ret)
+		return ret == -ENOSPC ? FL_EXIT_USAGE : FL_EXIT_INTERNAL;
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return FL_EXIT_INTERNAL;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		vm->vcpus[i].fd = -1;
+		if (vcpu__init(&vm->vcpus[i], vm, i, img->entry))
+			return FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+void vm__stop(struct vm *vm, int status, const char *fmt, ...)
+{
+	uint64_t one = 1;
+	unsigned i;
+	va_list ap;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stopping) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	vm->stopping = true;
+	vm->status = status;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(vm->stop_msg, sizeof(vm->stop_msg), fmt, ap);
+		va_end(ap);
+	}
+	pthread_cond_broadcast(&vm->stopped_cond);
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].run)
+			vcpu__kick(&vm->vcpus[i]);
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* the eventfd counter cannot overflow from one write */
+	}
+}
+
+void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id)
+{
+	bool all;
+
+	pthread_mutex_lock(&vm->lock);
+	all = ++vm->nr_halted == vm->nr_vcpus;
+	pthread_mutex_unlock(&vm->lock);
+	if (all)
+		vm__stop(vm, FL_EXIT_GUEST, "all vCPUs halted and the guest did not exit (last: vCPU %u)",
+			 vcpu_id);
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->stopping)
+		pthread_cond_wait(&vm->stopped_cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/*
+ * Block the stop signals and the kick signal in this thread (threads
+ * created later inherit the mask; vCPU threads unblock the kick) and
+ * return a signalfd for the stop signals.
+ */
+static int vm__signalfd(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, VCPU_KICK_SIGNAL);
+	fd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (fd < 0)
+		pr_err("signalfd failed: %s", strerror(errno));
+	return fd;
+}
+
+static void vm__wait(struct vm *vm, int sig_fd)
+{
+	struct pollfd fds[2] = {
+		{ .fd = vm->stop_fd, .events = POLLIN },
+		{ .fd = sig_fd, .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			vm__stop(vm, FL_EXIT_INTERNAL, "poll failed: %s", strerror(errno));
+			return;
+		}
+		if (fds[0].revents)
+			return;
+		if (fds[1].revents && read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
+			vm__stop(vm, 128 + (int)si.ssi_signo, "stopped by signal %s",
+				 strsignal((int)si.ssi_signo));
+			return;
+		}
+	}
+}
+
+int vm__run(struct vm *vm)
+{
+	unsigned i;
+	int sig_fd;
+
+	sig_fd = vm__signalfd();
+	if (sig_fd < 0 || vcpu__setup_signals()) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot set up signal handling");
+		goto out;
+	}
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		if (vcpu__start(&vm->vcpus[i])) {
+			vm__stop(vm, FL_EXIT_INTERNAL, "cannot start vCPU %u", i);
+			break;
+		}
+	}
+	vm__wait(vm, sig_fd);
+out:
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].thread_started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+	serial__flush(&vm->serial);
+	if (sig_fd >= 0)
+		close(sig_fd);
+	return vm->status;
+}
+
+void vm__exit(struct vm *vm)
+{
+	unsigned i;
+
+	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
+		vcpu__exit(&vm->vcpus[i]);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	kvm__exit(&vm->kvm);
+	guest_ram__exit(&vm->ram);
+	serial__exit(&vm->serial);
+	bus__exit(&vm->pio_bus);
+	bus__exit(&vm->mmio_bus);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	pthread_cond_destroy(&vm->stopped_cond);
+	pthread_mutex_destroy(&vm->lock);
+}
