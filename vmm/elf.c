@@ -98,6 +98,8 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 	int ret;
 
 	memset(img, 0, sizeof(*img));
+	if (len < SELFMAG || memcmp(eh->e_ident, ELFMAG, SELFMAG))
+		return elf__reject(why, "not an ELF file (bad magic)");
 	if (len < sizeof(*eh))
 		return elf__reject(why, "truncated: %zu bytes, an ELF header needs %zu",
 				   len, sizeof(*eh));

@@ -1,0 +1,59 @@
+# Shared helpers of the shell test suites (POSIX sh: they also run under
+# busybox inside the nested harness). A suite defines t_* functions that run
+# a command with `cmd` and state expectations; `run_suite NAME t_...` runs
+# them and prints "NAME: N passed, N failed".
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/faultline-test.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+
+# Run a command, keeping stdout, stderr and the exit status.
+cmd() {
+	"$@" >"$T/out" 2>"$T/err"
+	rc=$?
+}
+
+problem() { echo "    $*" >>"$T/why"; }
+expect_rc() { [ "$rc" = "$1" ] || problem "exit status $rc, expected $1"; }
+expect_out() { grep -qxF -- "$1" "$T/out" || problem "stdout lacks the line: $1"; }
+expect_err() { grep -qxF -- "$1" "$T/err" || problem "stderr lacks the line: $1"; }
+expect_no_err() { [ ! -s "$T/err" ] || problem "stderr is not empty"; }
+expect_out_count() {
+	n=$(grep -c -- "$1" "$T/out")
+	[ "$n" = "$2" ] || problem "stdout has $n lines matching '$1', expected $2"
+}
+# The first line of stderr must match a shell pattern (for RIPs and sizes).
+expect_err_first() {
+	first=$(head -n 1 "$T/err")
+	# shellcheck disable=SC2254
+	case "$first" in
+	$1) ;;
+	*) problem "first stderr line: '$first', expected the pattern: $1" ;;
+	esac
+}
+
+run_suite() {
+	suite=$1
+	shift
+	for t in "$@"; do
+		: >"$T/why"
+		: >"$T/out"
+		: >"$T/err"
+		"$t"
+		if [ -s "$T/why" ]; then
+			fail=$((fail + 1))
+			echo "FAIL $suite/$t"
+			cat "$T/why"
+			echo "    stdout:"
+			head -n 15 "$T/out" | sed 's/^/      /'
+			echo "    stderr:"
+			head -n 15 "$T/err" | sed 's/^/      /'
+		else
+			pass=$((pass + 1))
+			echo "PASS $suite/$t"
+		fi
+	done
+	echo "$suite: $pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+}

@@ -1,0 +1,224 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/unit/unit.h"
+#include "vmm/cli.h"
+#include "vmm/log.h"
+
+static char log_buf[1024];
+
+static int parse(enum cli_command *cmd, struct run_config *cfg, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	va_start(ap, cfg);
+	argv[argc++] = (char *)"faultline";
+	while ((argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	log__capture(log_buf, sizeof(log_buf));
+	return cli__parse(argc, argv, cmd, cfg);
+}
+
+#define PARSE(...) parse(&cmd, &cfg, __VA_ARGS__, (char *)NULL)
+
+START_TEST(size_units)
+{
+	uint64_t v;
+
+	ck_assert_int_eq(cli__parse_size("4096", &v), 0);
+	ck_assert_uint_eq(v, 4096);
+	ck_assert_int_eq(cli__parse_size("256M", &v), 0);
+	ck_assert_uint_eq(v, 256ULL << 20);
+	ck_assert_int_eq(cli__parse_size("2g", &v), 0);
+	ck_assert_uint_eq(v, 2ULL << 30);
+	ck_assert_int_eq(cli__parse_size("64KiB", &v), 0);
+	ck_assert_uint_eq(v, 64ULL << 10);
+	ck_assert_int_eq(cli__parse_size("1T", &v), 0);
+	ck_assert_uint_eq(v, 1ULL << 40);
+}
+END_TEST
+
+START_TEST(size_rejects)
+{
+	uint64_t v = 7;
+
+	ck_assert_int_eq(cli__parse_size("", &v), -EINVAL);
+	ck_assert_int_eq(cli__parse_size("-1M", &v), -EINVAL);
+	ck_assert_int_eq(cli__parse_size("12Q", &v), -EINVAL);
+	ck_assert_int_eq(cli__parse_size("M", &v), -EINVAL);
+	ck_assert_int_eq(cli__parse_size("1MB2", &v), -EINVAL);
+	ck_assert_int_eq(cli__parse_size(" 1M", &v), -EINVAL);
+	ck_assert_int_eq(cli__parse_size("99999999999999999999", &v), -ERANGE);
+	ck_assert_int_eq(cli__parse_size("17179869184G", &v), -ERANGE);
+	ck_assert_uint_eq(v, 7);
+}
+END_TEST
+
+START_TEST(run_defaults)
+{
+	enum cli_command cmd;
+	struct run_config cfg;
+
+	ck_assert_int_eq(PARSE("run", "--kernel", "k.elf"), 0);
+	ck_assert_int_eq(cmd, CLI_RUN);
+	ck_assert_str_eq(cfg.kernel, "k.elf");
+	ck_assert_uint_eq(cfg.mem, 128ULL << 20);
+	ck_assert_uint_eq(cfg.vcpus, 1);
+	ck_assert_str_eq(cfg.cmdline, "");
+	ck_assert_uint_eq(cfg.nr_guest_args, 0);
+	ck_assert_log(log_buf, "");
+}
+END_TEST
+
+START_TEST(run_all_options)
+{
+	enum cli_command cmd;
+	struct run_config cfg;
+
+	ck_assert_int_eq(PARSE("run", "--kernel=g.elf", "--mem", "1G", "--vcpus", "4",
+			       "--cmdline", "console=ttyS0", "--guest-arg", "workload=touch",
+			       "--guest-arg", "pages=16", "--guest-arg", "empty="), 0);
+	ck_assert_uint_eq(cfg.mem, 1ULL << 30);
+	ck_assert_uint_eq(cfg.vcpus, 4);
+	ck_assert_str_eq(cfg.cmdline, "console=ttyS0");
+	ck_assert_uint_eq(cfg.nr_guest_args, 3);
+	ck_assert_uint_eq(cfg.guest_args[0].key_len, 8);
+	ck_assert_int_eq(strncmp(cfg.guest_args[0].key, "workload", 8), 0);
+	ck_assert_str_eq(cfg.guest_args[0].value, "touch");
+	ck_assert_str_eq(cfg.guest_args[1].value, "16");
+	ck_assert_str_eq(cfg.guest_args[2].value, "");
+}
+END_TEST
+
+START_TEST(run_errors)
+{
+	static const struct {
+		const char *argv[4];
+		const char *msg;
+	} cases[] = {
+		{ { "run", NULL }, "faultline: usage: run needs --kernel FILE; see 'faultline --help'\n" },
+		{ { "run", "--kernel", "k", "--bogus" },
+		  "faultline: usage: unknown option (--bogus); see 'faultline --help'\n" },
+		{ { "run", "--kernel", NULL },
+		  "faultline: usage: option needs a value (--kernel)\n" },
+		{ { "run", "--kernel", "k", "extra" },
+		  "faultline: usage: unexpected argument (extra); see 'faultline --help'\n" },
+		{ { "run", "--mem", "3M", "--kernel" },
+		  "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 3M)\n" },
+		{ { "run", "--mem", "64G", NULL },
+		  "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 64G)\n" },
+		{ { "run", "--mem", "5M", NULL },
+		  "faultline: invalid option value: guest RAM must be a multiple of 2M (--mem: 5M)\n" },
+		{ { "run", "--mem", "lots", NULL },
+		  "faultline: invalid option value: expected a size like 256M or 2G (--mem: lots)\n" },
+		{ { "run", "--vcpus", "0", NULL },
+		  "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 0)\n" },
+		{ { "run", "--vcpus", "65", NULL },
+		  "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 65)\n" },
+		{ { "run", "--vcpus", "2x", NULL },
+		  "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 2x)\n" },
+		{ { "run", "--guest-arg", "novalue", NULL },
+		  "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits or ,._+- and not 'name' (--guest-arg: novalue)\n" },
+		{ { "run", "--guest-arg", "bad key=1", NULL },
+		  "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits or ,._+- and not 'name' (--guest-arg: bad key=1)\n" },
+		{ { "run", "--guest-arg", "name=x", NULL },
+		  "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits or ,._+- and not 'name' (--guest-arg: name=x)\n" },
+		{ { "frobnicate", NULL },
+		  "faultline: usage: unknown command (frobnicate); see 'faultline --help'\n" },
+	};
+	enum cli_command cmd;
+	struct run_config cfg;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_msg(parse(&cmd, &cfg, cases[i].argv[0], cases[i].argv[1],
+				    cases[i].argv[2], cases[i].argv[3], (char *)NULL) == -EINVAL,
+			      "case %zu parsed", i);
+		ck_assert_log(log_buf, cases[i].msg);
+	}
+}
+END_TEST
+
+START_TEST(guest_arg_limits)
+{
+	enum cli_command cmd;
+	struct run_config cfg;
+	char *argv[4 + 2 * (CLI_MAX_GUEST_ARGS + 1)];
+	char keys[CLI_MAX_GUEST_ARGS + 1][16];
+	int argc = 0, i;
+
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--guest-arg", "a=1", "--guest-arg", "a=2"),
+			 -EINVAL);
+	ck_assert_log(log_buf, "faultline: invalid option value: key given twice (--guest-arg: a=2)\n");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--guest-arg",
+			       "0123456789012345678901234567890=1"), 0);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--guest-arg",
+			       "01234567890123456789012345678901=1"), -EINVAL);
+
+	argv[argc++] = (char *)"faultline";
+	argv[argc++] = (char *)"run";
+	argv[argc++] = (char *)"--kernel=k";
+	for (i = 0; i <= CLI_MAX_GUEST_ARGS; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d=v", i);
+		argv[argc++] = (char *)"--guest-arg";
+		argv[argc++] = keys[i];
+	}
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(cli__parse(argc, argv, &cmd, &cfg), -EINVAL);
+	ck_assert_log(log_buf, "faultline: invalid option value: more than 64 guest arguments (--guest-arg: k64=v)\n");
+	ck_assert_uint_eq(cfg.nr_guest_args, CLI_MAX_GUEST_ARGS);
+}
+END_TEST
+
+START_TEST(help_and_version)
+{
+	enum cli_command cmd;
+	struct run_config cfg;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	ck_assert_int_eq(PARSE("--help"), 0);
+	ck_assert_int_eq(cmd, CLI_HELP);
+	ck_assert_int_eq(PARSE("run", "--help"), 0);
+	ck_assert_int_eq(cmd, CLI_HELP);
+	ck_assert_int_eq(PARSE("version"), 0);
+	ck_assert_int_eq(cmd, CLI_VERSION);
+	ck_assert_int_eq(parse(&cmd, &cfg, (char *)NULL), -EINVAL);
+	ck_assert_log(log_buf, "faultline: usage: no command given; see 'faultline --help'\n");
+
+	f = open_memstream(&text, &len);
+	cli__usage(f);
+	fclose(f);
+	/* Every option and every exit status of the tables appears in --help. */
+	ck_assert_ptr_nonnull(strstr(text, "  --kernel FILE "));
+	ck_assert_ptr_nonnull(strstr(text, "  --guest-arg KEY=VALUE "));
+	ck_assert_ptr_nonnull(strstr(text, "  64    bad command line"));
+	ck_assert_ptr_nonnull(strstr(text, "  69    no usable KVM"));
+	ck_assert_ptr_nonnull(strstr(text, "  72    the guest crashed"));
+	ck_assert_ptr_nonnull(strstr(text, "  73    the guest misbehaved"));
+	free(text);
+}
+END_TEST
+
+Suite *cli_suite(void)
+{
+	Suite *s = suite_create("cli");
+	TCase *tc = tcase_create("parse");
+
+	tcase_add_test(tc, size_units);
+	tcase_add_test(tc, size_rejects);
+	tcase_add_test(tc, run_defaults);
+	tcase_add_test(tc, run_all_options);
+	tcase_add_test(tc, run_errors);
+	tcase_add_test(tc, guest_arg_limits);
+	tcase_add_test(tc, help_and_version);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,18 @@
+/* The Check suites of faultline's unit tests; main.c runs them all. */
+#ifndef FAULTLINE_UNIT_H
+#define FAULTLINE_UNIT_H
+
+#include <check.h>
+
+Suite *cli_suite(void);
+Suite *elf_suite(void);
+Suite *fdt_suite(void);
+Suite *x86_boot_suite(void);
+Suite *bus_suite(void);
+Suite *devices_suite(void);
+Suite *guest_ram_suite(void);
+
+/* Assert that the captured messages are exactly @want. */
+#define ck_assert_log(buf, want) ck_assert_str_eq(buf, want)
+
+#endif
