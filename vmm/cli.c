@@ -170,6 +170,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->kvm_device = KVM_DEVICE_DEFAULT;
 	cfg->mem = CLI_MEM_DEFAULT;
 	cfg->vcpus = 1;
 	cfg->cmdline = "";

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define KVM_DEVICE_DEFAULT	"/dev/kvm"
 #define CLI_MAX_GUEST_ARGS	64
 #define CLI_GUEST_KEY_MAX	31
 #define CLI_MEM_DEFAULT		(128ULL << 20)
@@ -41,6 +42,7 @@ struct guest_arg {
 };
 
 struct run_config {
+	const char *kvm_device;	/* /dev/kvm, or $FAULTLINE_KVM_DEVICE */
 	const char *kernel;
 	uint64_t mem;
 	unsigned vcpus;

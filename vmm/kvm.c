@@ -69,6 +69,10 @@ static int kvm__open(struct kvm *kvm, const char *path)
 		return -ENODEV;
 	}
 	version = ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0);
+	if (version < 0) {
+		pr_err("KVM_GET_API_VERSION failed: %s (device: %s)", strerror(errno), path);
+		return -ENODEV;
+	}
 	if (version != KVM_API_VERSION) {
 		pr_err("KVM_GET_API_VERSION returned %d, faultline needs %d (device: %s)",
 		       version, KVM_API_VERSION, path);

@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVM_DEVICE_PATH		"/dev/kvm"
 #define KVM_TSS_GPA		0xfffbd000ULL	/* 3 pages in the MMIO hole, Intel only */
 
 struct kvm {

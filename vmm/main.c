@@ -120,6 +120,9 @@ int main(int argc, char **argv)
 	case CLI_RUN:
 		break;
 	}
+	/* Another KVM device node (containers, tests); see docs/cli.md. */
+	if (getenv("FAULTLINE_KVM_DEVICE"))
+		cfg.kvm_device = getenv("FAULTLINE_KVM_DEVICE");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	return run(&cfg);
 }

@@ -79,7 +79,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		pr_err("eventfd failed: %s", strerror(errno));
 		return FL_EXIT_INTERNAL;
 	}
-	ret = kvm__init(&vm->kvm, KVM_DEVICE_PATH);
+	ret = kvm__init(&vm->kvm, cfg->kvm_device);
 	if (ret)
 		return ret == -ENODEV ? FL_EXIT_NOKVM : FL_EXIT_INTERNAL;
 	if (cfg->vcpus > vm->kvm.max_vcpus) {
