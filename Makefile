@@ -104,7 +104,7 @@ kvm-test: $(BUILD)/faultline $(GUEST_ELF)
 	tests/kvm/with-kvm tests/kvm/run
 
 format:
-	clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
+	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch])
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/guest $(BUILD)/tests $(BUILD)/faultline \

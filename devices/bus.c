@@ -77,7 +77,7 @@ int bus__register(struct bus *bus, uint64_t base, uint64_t len, const char *name
 		bus->cap = cap;
 	}
 	memmove(&bus->ranges[i + 1], &bus->ranges[i], (bus->nr - i) * sizeof(*r));
-	bus->ranges[i] = (struct bus_range){ base, len, name, ops, opaque };
+	bus->ranges[i] = (struct bus_range){base, len, name, ops, opaque};
 	bus->nr++;
 out_unlock:
 	pthread_rwlock_unlock(&bus->lock);

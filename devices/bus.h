@@ -33,9 +33,9 @@ struct bus_range {
 };
 
 struct bus {
-	const char *name;		/* "pio" or "mmio", for messages */
+	const char *name; /* "pio" or "mmio", for messages */
 	pthread_rwlock_t lock;
-	struct bus_range *ranges;	/* sorted by base, never overlapping */
+	struct bus_range *ranges; /* sorted by base, never overlapping */
 	size_t nr, cap;
 };
 

@@ -10,9 +10,9 @@
 
 #include "devices/bus.h"
 
-#define EXIT_DEV_PORT		0x501
-#define EXIT_DEV_NR_PORTS	4
-#define EXIT_DEV_MAGIC		0x464c	/* "FL" */
+#define EXIT_DEV_PORT	  0x501
+#define EXIT_DEV_NR_PORTS 4
+#define EXIT_DEV_MAGIC	  0x464c /* "FL" */
 
 struct exit_dev {
 	void (*on_exit)(void *ctx, uint32_t status);

@@ -5,8 +5,8 @@
 #include "devices/serial.h"
 
 enum {
-	UART_RBR_THR = 0,	/* DLL when LCR.DLAB */
-	UART_IER = 1,		/* DLM when LCR.DLAB */
+	UART_RBR_THR = 0, /* DLL when LCR.DLAB */
+	UART_IER = 1,	  /* DLM when LCR.DLAB */
 	UART_IIR_FCR = 2,
 	UART_LCR = 3,
 	UART_MCR = 4,
@@ -15,17 +15,17 @@ enum {
 	UART_SCR = 7,
 };
 
-#define UART_LCR_DLAB		0x80
-#define UART_IIR_NO_INT		0x01
-#define UART_LSR_THRE		0x20
-#define UART_LSR_TEMT		0x40
-#define UART_MSR_CTS_DSR_DCD	0xb0
+#define UART_LCR_DLAB	     0x80
+#define UART_IIR_NO_INT	     0x01
+#define UART_LSR_THRE	     0x20
+#define UART_LSR_TEMT	     0x40
+#define UART_MSR_CTS_DSR_DCD 0xb0
 
 int serial__init(struct serial *s, int out_fd)
 {
 	memset(s, 0, sizeof(*s));
 	s->out_fd = out_fd;
-	s->dll = 1;	/* 115200 baud */
+	s->dll = 1; /* 115200 baud */
 	return -pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -113,7 +113,7 @@ static int serial__write(void *opaque, uint64_t offset, const void *data, unsign
 	case UART_LCR: s->lcr = v; break;
 	case UART_MCR: s->mcr = v & 0x1f; break;
 	case UART_SCR: s->scr = v; break;
-	default: break;	/* FCR, and read-only LSR/MSR: writes have no effect */
+	default: break; /* FCR, and read-only LSR/MSR: writes have no effect */
 	}
 	pthread_mutex_unlock(&s->lock);
 	return 0;

@@ -12,9 +12,9 @@
 
 #include "devices/bus.h"
 
-#define SERIAL_COM1_PORT	0x3f8
-#define SERIAL_NR_PORTS		8
-#define SERIAL_LINE_MAX		256
+#define SERIAL_COM1_PORT 0x3f8
+#define SERIAL_NR_PORTS	 8
+#define SERIAL_LINE_MAX	 256
 
 struct serial {
 	pthread_mutex_t lock;

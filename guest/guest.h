@@ -7,29 +7,29 @@
 #ifndef FAULTLINE_GUEST_H
 #define FAULTLINE_GUEST_H
 
-#define GUEST_MAX_CPUS		64
-#define GUEST_STACK_SHIFT	14	/* 16 KiB per vCPU */
-#define GUEST_PERCPU_SHIFT	7	/* 128 bytes per vCPU */
+#define GUEST_MAX_CPUS	   64
+#define GUEST_STACK_SHIFT  14 /* 16 KiB per vCPU */
+#define GUEST_PERCPU_SHIFT 7  /* 128 bytes per vCPU */
 
 /* Guest exit statuses (0-63 pass through the monitor unchanged). */
-#define GUEST_EXIT_OK		0
-#define GUEST_EXIT_VERIFY	1	/* a workload found wrong data */
-#define GUEST_EXIT_ARGS		2	/* bad or missing guest arguments */
-#define GUEST_EXIT_NOMEM	3	/* the workload does not fit in RAM */
-#define GUEST_EXIT_FDT		4	/* the device tree is unusable */
+#define GUEST_EXIT_OK	  0
+#define GUEST_EXIT_VERIFY 1 /* a workload found wrong data */
+#define GUEST_EXIT_ARGS	  2 /* bad or missing guest arguments */
+#define GUEST_EXIT_NOMEM  3 /* the workload does not fit in RAM */
+#define GUEST_EXIT_FDT	  4 /* the device tree is unusable */
 
 #ifndef __ASSEMBLER__
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define PAGE_SIZE	4096UL
-#define ALIGN_UP(x, a)	(((x) + (a) - 1) & ~((uint64_t)(a) - 1))
+#define PAGE_SIZE      4096UL
+#define ALIGN_UP(x, a) (((x) + (a)-1) & ~((uint64_t)(a)-1))
 
 struct percpu {
 	uint64_t self;
 	uint64_t reserved[4];
-	uint64_t canary;		/* %fs:0x28 */
+	uint64_t canary; /* %fs:0x28 */
 	uint64_t index;
 } __attribute__((aligned(1 << GUEST_PERCPU_SHIFT)));
 
@@ -38,8 +38,8 @@ struct guest {
 	const void *fdt;
 	uint32_t ncpus;
 	uint16_t exit_port;
-	uint64_t ram_start;		/* first byte after the image */
-	uint64_t ram_end;		/* end of the first memory bank */
+	uint64_t ram_start; /* first byte after the image */
+	uint64_t ram_end;   /* end of the first memory bank */
 	const char *cmdline;
 };
 

@@ -25,7 +25,6 @@ void *memcpy(void *d, const void *s, size_t n)
 	return d;
 }
 
-
 void *memmove(void *d, const void *s, size_t n)
 {
 	unsigned char *dp = d;
@@ -48,7 +47,6 @@ int memcmp(const void *a, const void *b, size_t n)
 	return 0;
 }
 
-
 void *memchr(const void *s, int c, size_t n)
 {
 	const unsigned char *p = s;
@@ -67,7 +65,6 @@ size_t strlen(const char *s)
 		n++;
 	return n;
 }
-
 
 size_t strnlen(const char *s, size_t max)
 {
@@ -181,7 +178,7 @@ static void put_num(struct out *o, uint64_t v, unsigned base, int width, char pa
 /* %s %c %d %u %x %p %%, with l/ll, width and 0-padding. */
 int vsnprintf_(char *buf, size_t len, const char *fmt, va_list ap)
 {
-	struct out o = { buf, len, 0 };
+	struct out o = {buf, len, 0};
 
 	for (; *fmt; fmt++) {
 		int longs = 0, width = 0;
@@ -206,9 +203,7 @@ int vsnprintf_(char *buf, size_t len, const char *fmt, va_list ap)
 				put(&o, *s);
 			break;
 		}
-		case 'c':
-			put(&o, (char)va_arg(ap, int));
-			break;
+		case 'c': put(&o, (char)va_arg(ap, int)); break;
 		case 'd': {
 			int64_t v = longs ? va_arg(ap, int64_t) : va_arg(ap, int);
 
@@ -220,24 +215,20 @@ int vsnprintf_(char *buf, size_t len, const char *fmt, va_list ap)
 			break;
 		}
 		case 'u':
-			put_num(&o, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned),
-				10, width, pad);
+			put_num(&o, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 10, width,
+				pad);
 			break;
 		case 'x':
-			put_num(&o, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned),
-				16, width, pad);
+			put_num(&o, longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned), 16, width,
+				pad);
 			break;
 		case 'p':
 			put(&o, '0');
 			put(&o, 'x');
 			put_num(&o, (uint64_t)va_arg(ap, void *), 16, 0, ' ');
 			break;
-		case '%':
-			put(&o, '%');
-			break;
-		default:
-			put(&o, '?');
-			break;
+		case '%': put(&o, '%'); break;
+		default: put(&o, '?'); break;
 		}
 	}
 	if (o.len)

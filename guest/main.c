@@ -9,8 +9,7 @@
 
 extern char _end[];
 
-unsigned char guest_stacks[GUEST_MAX_CPUS << GUEST_STACK_SHIFT]
-	__attribute__((aligned(4096)));
+unsigned char guest_stacks[GUEST_MAX_CPUS << GUEST_STACK_SHIFT] __attribute__((aligned(4096)));
 struct percpu guest_percpu[GUEST_MAX_CPUS];
 
 static struct guest the_guest;
@@ -134,9 +133,8 @@ static void report(int status)
 {
 	int old = worst_status;
 
-	while (status > old &&
-	       !__atomic_compare_exchange_n(&worst_status, &old, status, 0,
-					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	while (status > old && !__atomic_compare_exchange_n(&worst_status, &old, status, 0,
+							    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		;
 }
 
@@ -152,8 +150,7 @@ void guest_main(const void *fdt, uint64_t cpu, uint64_t ncpus)
 	guest_percpu[cpu].index = cpu;
 	if (cpu == 0) {
 		if (ncpus > GUEST_MAX_CPUS) {
-			gprintf("guest: %lu vCPUs, at most %d supported\n",
-				ncpus, GUEST_MAX_CPUS);
+			gprintf("guest: %lu vCPUs, at most %d supported\n", ncpus, GUEST_MAX_CPUS);
 			guest_exit(g, GUEST_EXIT_ARGS);
 		}
 		status = guest_setup(g, fdt, (uint32_t)ncpus);

@@ -9,8 +9,8 @@ static volatile uint64_t pages_verified;
 static int hello(const struct guest *g, uint32_t cpu)
 {
 	if (cpu == 0)
-		gprintf("hello: faultline test guest, %u vCPUs, cmdline '%s'\n",
-			g->ncpus, g->cmdline);
+		gprintf("hello: faultline test guest, %u vCPUs, cmdline '%s'\n", g->ncpus,
+			g->cmdline);
 	gprintf("hello: vCPU %u up\n", cpu);
 	return GUEST_EXIT_OK;
 }
@@ -64,16 +64,16 @@ static int verify_page(uint64_t *page, uint64_t gpa, int written)
 		uint64_t want = written ? pattern(gpa + k * 8) : 0;
 
 		if (page[k] != want) {
-			gprintf("touch: GPA 0x%lx holds 0x%lx, expected 0x%lx\n",
-				gpa + k * 8, page[k], want);
+			gprintf("touch: GPA 0x%lx holds 0x%lx, expected 0x%lx\n", gpa + k * 8,
+				page[k], want);
 			return -1;
 		}
 	}
 	return 0;
 }
 
-static int parse_choice(const struct guest *g, const char *key, const char *a,
-			const char *b, int *is_b)
+static int parse_choice(const struct guest *g, const char *key, const char *a, const char *b,
+			int *is_b)
 {
 	const char *v = guest_arg(g, key);
 
@@ -107,8 +107,8 @@ static int touch(const struct guest *g, uint32_t cpu)
 	write = !read;
 	if (n == 0 || n > (g->ram_end - g->ram_start) / PAGE_SIZE / g->ncpus) {
 		if (cpu == 0)
-			gprintf("touch: %lu pages on %u vCPUs do not fit in %lu free bytes\n",
-				n, g->ncpus, g->ram_end - g->ram_start);
+			gprintf("touch: %lu pages on %u vCPUs do not fit in %lu free bytes\n", n,
+				g->ncpus, g->ram_end - g->ram_start);
 		return GUEST_EXIT_NOMEM;
 	}
 	base = g->ram_start + cpu * n * PAGE_SIZE;
@@ -130,8 +130,8 @@ static int touch(const struct guest *g, uint32_t cpu)
 		verified++;
 	}
 	__atomic_add_fetch(&pages_verified, verified, __ATOMIC_ACQ_REL);
-	gprintf("touch: vCPU %u verified %lu pages at GPA 0x%lx (%s, %s)\n", cpu,
-		verified, base, random ? "random" : "seq", write ? "write" : "read");
+	gprintf("touch: vCPU %u verified %lu pages at GPA 0x%lx (%s, %s)\n", cpu, verified, base,
+		random ? "random" : "seq", write ? "write" : "read");
 	return GUEST_EXIT_OK;
 }
 
@@ -218,12 +218,6 @@ static int halt(const struct guest *g, uint32_t cpu)
 }
 
 const struct workload workloads[] = {
-	{ "hello", hello },
-	{ "touch", touch_report },
-	{ "crash", crash },
-	{ "badio", badio },
-	{ "exit", exit_status },
-	{ "spin", spin },
-	{ "halt", halt },
-	{ NULL, NULL },
+	{"hello", hello},      {"touch", touch_report}, {"crash", crash}, {"badio", badio},
+	{"exit", exit_status}, {"spin", spin},		{"halt", halt},	  {NULL, NULL},
 };

@@ -13,10 +13,10 @@ int guest_ram__layout(struct guest_ram *ram, uint64_t size)
 	memset(ram, 0, sizeof(*ram));
 	ram->size = size;
 	low = size < GUEST_RAM_LOW_MAX ? size : GUEST_RAM_LOW_MAX;
-	ram->banks[0] = (struct guest_ram_bank){ 0, low, 0 };
+	ram->banks[0] = (struct guest_ram_bank){0, low, 0};
 	ram->nr_banks = 1;
 	if (size > low) {
-		ram->banks[1] = (struct guest_ram_bank){ GUEST_RAM_HIGH_BASE, size - low, low };
+		ram->banks[1] = (struct guest_ram_bank){GUEST_RAM_HIGH_BASE, size - low, low};
 		ram->nr_banks = 2;
 	}
 	return 0;
@@ -30,8 +30,8 @@ int guest_ram__init(struct guest_ram *ram, uint64_t size)
 	ret = guest_ram__layout(ram, size);
 	if (ret)
 		return ret;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	ram->host = p;

@@ -21,10 +21,26 @@ int cli__parse_size(const char *s, uint64_t *bytes)
 	if (errno == ERANGE)
 		return -ERANGE;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
 	default: break;
 	}
 	if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
@@ -83,8 +99,8 @@ static bool guest_key_valid(const char *key, size_t len)
 	for (i = 0; i < len; i++) {
 		char c = key[i];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || strchr(",._+-", c)))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr(",._+-", c)))
 			return false;
 	}
 	return !(len == 4 && !strncmp(key, "name", 4));
@@ -97,7 +113,8 @@ static int parse_guest_arg(const char *s, struct run_config *cfg)
 	unsigned i;
 
 	if (!eq || !guest_key_valid(s, (size_t)(eq - s))) {
-		pr_err("invalid option value: expected KEY=VALUE, KEY of 1-%d letters, digits or ,._+- and not 'name' (--guest-arg: %s)",
+		pr_err("invalid option value: expected KEY=VALUE, KEY of 1-%d letters, digits or "
+		       ",._+- and not 'name' (--guest-arg: %s)",
 		       CLI_GUEST_KEY_MAX, s);
 		return -EINVAL;
 	}
@@ -121,11 +138,11 @@ static int parse_guest_arg(const char *s, struct run_config *cfg)
 }
 
 static const struct option run_options[] = {
-#define CLI_LONGOPT(name, short_name, has_arg, metavar, help) \
-	{ name, has_arg ? required_argument : no_argument, NULL, short_name },
+#define CLI_LONGOPT(name, short_name, has_arg, metavar, help)                                      \
+	{name, has_arg ? required_argument : no_argument, NULL, short_name},
 	FL_RUN_OPTIONS(CLI_LONGOPT)
 #undef CLI_LONGOPT
-	{ NULL, 0, NULL, 0 },
+		{NULL, 0, NULL, 0},
 };
 
 /* Long options only, plus -h. */
@@ -195,22 +212,20 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 
 void cli__usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: faultline run --kernel FILE [OPTIONS]\n"
-		"       faultline version\n"
-		"       faultline help\n"
-		"\n"
-		"Boots a microVM on KVM: guest RAM, vCPU threads, a serial console on\n"
-		"port 0x3f8 and an exit device on port 0x501. The guest is entered in\n"
-		"64-bit mode at its ELF entry with %%rdi = GPA of a flattened device tree.\n"
-		"\n"
-		"Options of run:\n");
-#define CLI_HELPLINE(name, short_name, has_arg, metavar, help) \
-	do {								\
-		char opt[40];						\
-		snprintf(opt, sizeof(opt), "%s%s%s", name,		\
-			 has_arg ? " " : "", metavar);			\
-		fprintf(out, "  --%-22s %s\n", opt, help);		\
+	fprintf(out, "Usage: faultline run --kernel FILE [OPTIONS]\n"
+		     "       faultline version\n"
+		     "       faultline help\n"
+		     "\n"
+		     "Boots a microVM on KVM: guest RAM, vCPU threads, a serial console on\n"
+		     "port 0x3f8 and an exit device on port 0x501. The guest is entered in\n"
+		     "64-bit mode at its ELF entry with %%rdi = GPA of a flattened device tree.\n"
+		     "\n"
+		     "Options of run:\n");
+#define CLI_HELPLINE(name, short_name, has_arg, metavar, help)                                     \
+	do {                                                                                       \
+		char opt[40];                                                                      \
+		snprintf(opt, sizeof(opt), "%s%s%s", name, has_arg ? " " : "", metavar);           \
+		fprintf(out, "  --%-22s %s\n", opt, help);                                         \
 	} while (0);
 	FL_RUN_OPTIONS(CLI_HELPLINE)
 #undef CLI_HELPLINE
@@ -222,11 +237,11 @@ void cli__usage(FILE *out)
 #define CLI_STATUSLINE(name, value, text) fprintf(out, "  %-5d %s\n", value, text);
 	FL_EXIT_STATUSES(CLI_STATUSLINE)
 #undef CLI_STATUSLINE
-	fprintf(out,
-		"  128+N killed by signal N (SIGINT, SIGTERM, SIGHUP)\n"
-		"\n"
-		"Without /dev/kvm, run inside the nested harness:\n"
-		"  tests/nested/run -- build/faultline run --kernel build/guest/faultline-guest.elf\n"
-		"\n"
-		"Docs: README.md, docs/cli.md, docs/architecture.md\n");
+	fprintf(out, "  128+N killed by signal N (SIGINT, SIGTERM, SIGHUP)\n"
+		     "\n"
+		     "Without /dev/kvm, run inside the nested harness:\n"
+		     "  tests/nested/run -- build/faultline run --kernel "
+		     "build/guest/faultline-guest.elf\n"
+		     "\n"
+		     "Docs: README.md, docs/cli.md, docs/architecture.md\n");
 }

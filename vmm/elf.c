@@ -37,53 +37,61 @@ static int elf__check_header(const Elf64_Ehdr *eh, size_t len, char why[ELF_WHY_
 	if (eh->e_machine != EM_X86_64)
 		return elf__reject(why, "machine %u is not x86-64 (62)", eh->e_machine);
 	if (eh->e_type != ET_EXEC)
-		return elf__reject(why, "ELF type %u: need a statically linked executable (ET_EXEC)",
+		return elf__reject(why,
+				   "ELF type %u: need a statically linked executable (ET_EXEC)",
 				   eh->e_type);
 	if (eh->e_phnum == 0)
 		return elf__reject(why, "no program headers");
 	if (eh->e_phentsize != sizeof(Elf64_Phdr))
-		return elf__reject(why, "program header size %u, expected %zu",
-				   eh->e_phentsize, sizeof(Elf64_Phdr));
+		return elf__reject(why, "program header size %u, expected %zu", eh->e_phentsize,
+				   sizeof(Elf64_Phdr));
 	if (__builtin_mul_overflow((uint64_t)eh->e_phnum, sizeof(Elf64_Phdr), &ph_end) ||
 	    __builtin_add_overflow(ph_end, eh->e_phoff, &ph_end) || ph_end > len)
-		return elf__reject(why, "truncated: %u program headers at offset %" PRIu64
+		return elf__reject(why,
+				   "truncated: %u program headers at offset %" PRIu64
 				   " extend beyond the end of the file (%zu bytes)",
 				   eh->e_phnum, (uint64_t)eh->e_phoff, len);
 	return 0;
 }
 
-static int elf__add_segment(struct elf_image *img, const Elf64_Phdr *ph, unsigned idx,
-			    size_t len, uint64_t load_min, uint64_t load_max,
-			    char why[ELF_WHY_LEN])
+static int elf__add_segment(struct elf_image *img, const Elf64_Phdr *ph, unsigned idx, size_t len,
+			    uint64_t load_min, uint64_t load_max, char why[ELF_WHY_LEN])
 {
 	uint64_t file_end, mem_end;
 	unsigned i;
 
 	if (ph->p_filesz > ph->p_memsz)
-		return elf__reject(why, "segment %u: file size 0x%" PRIx64 " exceeds memory size 0x%"
-				   PRIx64, idx, (uint64_t)ph->p_filesz, (uint64_t)ph->p_memsz);
+		return elf__reject(
+			why, "segment %u: file size 0x%" PRIx64 " exceeds memory size 0x%" PRIx64,
+			idx, (uint64_t)ph->p_filesz, (uint64_t)ph->p_memsz);
 	if (__builtin_add_overflow(ph->p_offset, ph->p_filesz, &file_end) || file_end > len)
-		return elf__reject(why, "truncated: segment %u (offset %" PRIu64 ", %" PRIu64
+		return elf__reject(why,
+				   "truncated: segment %u (offset %" PRIu64 ", %" PRIu64
 				   " bytes) extends beyond the end of the file (%zu bytes)",
 				   idx, (uint64_t)ph->p_offset, (uint64_t)ph->p_filesz, len);
-	if (__builtin_add_overflow(ph->p_paddr, ph->p_memsz, &mem_end) ||
-	    ph->p_paddr < load_min || mem_end > load_max)
-		return elf__reject(why, "segment %u: GPA 0x%" PRIx64 "+0x%" PRIx64
+	if (__builtin_add_overflow(ph->p_paddr, ph->p_memsz, &mem_end) || ph->p_paddr < load_min ||
+	    mem_end > load_max)
+		return elf__reject(why,
+				   "segment %u: GPA 0x%" PRIx64 "+0x%" PRIx64
 				   " is outside the loadable RAM 0x%" PRIx64 "-0x%" PRIx64,
-				   idx, (uint64_t)ph->p_paddr, (uint64_t)ph->p_memsz,
-				   load_min, load_max);
+				   idx, (uint64_t)ph->p_paddr, (uint64_t)ph->p_memsz, load_min,
+				   load_max);
 	for (i = 0; i < img->nr_segments; i++) {
 		const struct elf_segment *s = &img->segments[i];
 
 		if (ph->p_memsz && s->mem_size && ph->p_paddr < s->gpa + s->mem_size &&
 		    s->gpa < mem_end)
-			return elf__reject(why, "segment %u overlaps an earlier segment at GPA 0x%"
-					   PRIx64, idx, (uint64_t)ph->p_paddr);
+			return elf__reject(
+				why, "segment %u overlaps an earlier segment at GPA 0x%" PRIx64,
+				idx, (uint64_t)ph->p_paddr);
 	}
 	if (img->nr_segments == ELF_MAX_SEGMENTS)
 		return elf__reject(why, "more than %d loadable segments", ELF_MAX_SEGMENTS);
 	img->segments[img->nr_segments++] = (struct elf_segment){
-		ph->p_paddr, ph->p_offset, ph->p_filesz, ph->p_memsz,
+		ph->p_paddr,
+		ph->p_offset,
+		ph->p_filesz,
+		ph->p_memsz,
 	};
 	return 0;
 }
@@ -101,8 +109,8 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 	if (len < SELFMAG || memcmp(eh->e_ident, ELFMAG, SELFMAG))
 		return elf__reject(why, "not an ELF file (bad magic)");
 	if (len < sizeof(*eh))
-		return elf__reject(why, "truncated: %zu bytes, an ELF header needs %zu",
-				   len, sizeof(*eh));
+		return elf__reject(why, "truncated: %zu bytes, an ELF header needs %zu", len,
+				   sizeof(*eh));
 	ret = elf__check_header(eh, len, why);
 	if (ret)
 		return ret;

@@ -12,8 +12,8 @@
 
 #include "mmu/guest_ram.h"
 
-#define ELF_MAX_SEGMENTS	16
-#define ELF_WHY_LEN		160
+#define ELF_MAX_SEGMENTS 16
+#define ELF_WHY_LEN	 160
 
 struct elf_segment {
 	uint64_t gpa;
@@ -34,8 +34,7 @@ struct elf_image {
  * the reason in @why (e.g. "wrong ELF class: 32-bit, need 64-bit").
  */
 int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max,
-	       struct elf_image *img, char why[ELF_WHY_LEN])
-	__attribute__((warn_unused_result));
+	       struct elf_image *img, char why[ELF_WHY_LEN]) __attribute__((warn_unused_result));
 
 /*
  * Copy the segments of a parsed image into guest RAM, zeroing each

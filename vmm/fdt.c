@@ -72,7 +72,7 @@ static int fdt__devices(void *fdt, const struct fdt_params *p)
 
 	for (i = 0; i < p->nr_devices && !ret; i++) {
 		const struct fdt_pio_device *d = &p->devices[i];
-		fdt32_t pio[2] = { cpu_to_fdt32(d->base), cpu_to_fdt32(d->len) };
+		fdt32_t pio[2] = {cpu_to_fdt32(d->base), cpu_to_fdt32(d->len)};
 
 		snprintf(name, sizeof(name), "%s@%x", d->node, d->base);
 		ret = fdt_begin_node(fdt, name);

@@ -19,7 +19,7 @@
 #include "vmm/cli.h"
 
 struct fdt_pio_device {
-	const char *node;		/* "serial", "exit" */
+	const char *node; /* "serial", "exit" */
 	const char *compatible;
 	uint32_t base, len;
 };

@@ -8,7 +8,7 @@
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 
-#define KVM_CPUID_MAX_ENTRIES	256
+#define KVM_CPUID_MAX_ENTRIES 256
 
 struct kvm_cap_need {
 	unsigned cap;
@@ -17,9 +17,9 @@ struct kvm_cap_need {
 
 /* What the monitor relies on, and where. */
 static const struct kvm_cap_need kvm_caps_needed[] = {
-	{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },		/* guest RAM */
-	{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },		/* KVM_GET_SUPPORTED_CPUID */
-	{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },	/* race-free vCPU kicks */
+	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},	    /* guest RAM */
+	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},	    /* KVM_GET_SUPPORTED_CPUID */
+	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}, /* race-free vCPU kicks */
 };
 
 static int kvm__check_caps(struct kvm *kvm, const char *path)
@@ -44,7 +44,7 @@ static int kvm__check_caps(struct kvm *kvm, const char *path)
 static int kvm__get_cpuid(struct kvm *kvm)
 {
 	kvm->cpuid = calloc(1, sizeof(*kvm->cpuid) +
-			       KVM_CPUID_MAX_ENTRIES * sizeof(kvm->cpuid->entries[0]));
+				       KVM_CPUID_MAX_ENTRIES * sizeof(kvm->cpuid->entries[0]));
 	if (!kvm->cpuid)
 		return -ENOMEM;
 	kvm->cpuid->nent = KVM_CPUID_MAX_ENTRIES;
@@ -64,7 +64,8 @@ static int kvm__open(struct kvm *kvm, const char *path)
 	kvm->sys_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (kvm->sys_fd < 0) {
 		err = errno;
-		pr_err("cannot open %s: %s; without KVM, run faultline inside the nested harness: tests/nested/run -- build/faultline run ...",
+		pr_err("cannot open %s: %s; without KVM, run faultline inside the nested harness: "
+		       "tests/nested/run -- build/faultline run ...",
 		       path, strerror(err));
 		return -ENODEV;
 	}
@@ -74,8 +75,8 @@ static int kvm__open(struct kvm *kvm, const char *path)
 		return -ENODEV;
 	}
 	if (version != KVM_API_VERSION) {
-		pr_err("KVM_GET_API_VERSION returned %d, faultline needs %d (device: %s)",
-		       version, KVM_API_VERSION, path);
+		pr_err("KVM_GET_API_VERSION returned %d, faultline needs %d (device: %s)", version,
+		       KVM_API_VERSION, path);
 		return -ENODEV;
 	}
 	return 0;

@@ -10,14 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KVM_TSS_GPA		0xfffbd000ULL	/* 3 pages in the MMIO hole, Intel only */
+#define KVM_TSS_GPA 0xfffbd000ULL /* 3 pages in the MMIO hole, Intel only */
 
 struct kvm {
 	int sys_fd;
 	int vm_fd;
-	size_t run_size;		/* KVM_GET_VCPU_MMAP_SIZE */
-	unsigned max_vcpus;		/* KVM_CAP_MAX_VCPUS */
-	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+	size_t run_size;	  /* KVM_GET_VCPU_MMAP_SIZE */
+	unsigned max_vcpus;	  /* KVM_CAP_MAX_VCPUS */
+	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID */
 };
 
 /*

@@ -111,14 +111,9 @@ int main(int argc, char **argv)
 	if (cli__parse(argc, argv, &cmd, &cfg))
 		return FL_EXIT_USAGE;
 	switch (cmd) {
-	case CLI_HELP:
-		cli__usage(stdout);
-		return 0;
-	case CLI_VERSION:
-		printf("faultline %s\n", FAULTLINE_VERSION);
-		return 0;
-	case CLI_RUN:
-		break;
+	case CLI_HELP: cli__usage(stdout); return 0;
+	case CLI_VERSION: printf("faultline %s\n", FAULTLINE_VERSION); return 0;
+	case CLI_RUN: break;
 	}
 	/* Another KVM device node (containers, tests); see docs/cli.md. */
 	if (getenv("FAULTLINE_KVM_DEVICE"))

@@ -7,16 +7,20 @@
 #ifndef FAULTLINE_STATUS_H
 #define FAULTLINE_STATUS_H
 
-#define FL_GUEST_STATUS_MAX	63
+#define FL_GUEST_STATUS_MAX 63
 
-#define FL_EXIT_STATUSES(X)						\
-	X(FL_EXIT_USAGE, 64, "bad command line or option value")	\
-	X(FL_EXIT_IMAGE, 65, "the kernel image is not a valid guest")	\
-	X(FL_EXIT_NOINPUT, 66, "a file named on the command line cannot be read") \
-	X(FL_EXIT_NOKVM, 69, "no usable KVM: /dev/kvm missing, inaccessible or lacking a capability") \
-	X(FL_EXIT_INTERNAL, 70, "a host call failed (ioctl, mmap, thread)") \
-	X(FL_EXIT_CRASH, 72, "the guest crashed: triple fault, failed VM entry, KVM internal error") \
-	X(FL_EXIT_GUEST, 73, "the guest misbehaved: unclaimed I/O, unhandled exit, bad exit status, all vCPUs halted")
+#define FL_EXIT_STATUSES(X)                                                                        \
+	X(FL_EXIT_USAGE, 64, "bad command line or option value")                                   \
+	X(FL_EXIT_IMAGE, 65, "the kernel image is not a valid guest")                              \
+	X(FL_EXIT_NOINPUT, 66, "a file named on the command line cannot be read")                  \
+	X(FL_EXIT_NOKVM, 69,                                                                       \
+	  "no usable KVM: /dev/kvm missing, inaccessible or lacking a capability")                 \
+	X(FL_EXIT_INTERNAL, 70, "a host call failed (ioctl, mmap, thread)")                        \
+	X(FL_EXIT_CRASH, 72,                                                                       \
+	  "the guest crashed: triple fault, failed VM entry, KVM internal error")                  \
+	X(FL_EXIT_GUEST, 73,                                                                       \
+	  "the guest misbehaved: unclaimed I/O, unhandled exit, bad exit status, all vCPUs "       \
+	  "halted")
 
 enum fl_exit_status {
 #define FL_EXIT_ENUM(name, value, text) name = value,

@@ -145,8 +145,9 @@ static void *vcpu__thread(void *arg)
 			vcpu->run->immediate_exit = 0;
 			if (err == EINTR || err == EAGAIN)
 				continue;
-			vm__stop(vcpu->vm, FL_EXIT_INTERNAL, "KVM_RUN failed: %s (vCPU %u, RIP 0x%llx)",
-				 strerror(err), vcpu->id, (unsigned long long)vcpu__rip(vcpu));
+			vm__stop(vcpu->vm, FL_EXIT_INTERNAL,
+				 "KVM_RUN failed: %s (vCPU %u, RIP 0x%llx)", strerror(err),
+				 vcpu->id, (unsigned long long)vcpu__rip(vcpu));
 			break;
 		}
 		if (!vcpu__handle_exit(vcpu))
@@ -176,7 +177,7 @@ void vcpu__kick(struct vcpu *vcpu)
 
 static void vcpu__kick_handler(int sig)
 {
-	(void)sig;	/* only there to make KVM_RUN return -EINTR */
+	(void)sig; /* only there to make KVM_RUN return -EINTR */
 }
 
 int vcpu__setup_signals(void)

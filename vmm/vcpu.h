@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define VCPU_KICK_SIGNAL	SIGUSR1
+#define VCPU_KICK_SIGNAL SIGUSR1
 
 struct vm;
 

@@ -15,9 +15,9 @@
 #include "vmm/vm.h"
 
 /* Newer than the kernel headers we build with. */
-#define FL_KVM_EXIT_LOONGARCH_IOCSR	38
-#define FL_KVM_EXIT_MEMORY_FAULT	39
-#define FL_KVM_EXIT_TDX			40
+#define FL_KVM_EXIT_LOONGARCH_IOCSR 38
+#define FL_KVM_EXIT_MEMORY_FAULT    39
+#define FL_KVM_EXIT_TDX		    40
 
 static const char *const exit_names[] = {
 	[KVM_EXIT_UNKNOWN] = "KVM_EXIT_UNKNOWN",
@@ -81,9 +81,9 @@ static const char *internal_error_name(uint32_t suberror)
 	}
 }
 
-#define VCPU_STOP(vcpu, status, fmt, ...)					\
-	vm__stop((vcpu)->vm, status, fmt " (vCPU %u, RIP 0x%" PRIx64 ")",	\
-		 ##__VA_ARGS__, (vcpu)->id, vcpu__rip(vcpu))
+#define VCPU_STOP(vcpu, status, fmt, ...)                                                          \
+	vm__stop((vcpu)->vm, status, fmt " (vCPU %u, RIP 0x%" PRIx64 ")", ##__VA_ARGS__,           \
+		 (vcpu)->id, vcpu__rip(vcpu))
 
 static bool vcpu__bus_error(struct vcpu *vcpu, int ret, const char *space, uint64_t addr,
 			    unsigned len, bool is_write, const char *dev)
@@ -91,13 +91,14 @@ static bool vcpu__bus_error(struct vcpu *vcpu, int ret, const char *space, uint6
 	const char *dir = is_write ? "write" : "read";
 
 	if (ret == -ENOENT)
-		VCPU_STOP(vcpu, FL_EXIT_GUEST, "unclaimed %s %s: no device at %s 0x%" PRIx64
-			  ", %u bytes", space, dir, strcmp(space, "MMIO") ? "port" : "GPA",
-			  addr, len);
-	else
-		VCPU_STOP(vcpu, FL_EXIT_GUEST, "%s %s rejected by device %s: %s (%s 0x%" PRIx64
-			  ", %u bytes)", space, dir, dev, strerror(-ret),
+		VCPU_STOP(vcpu, FL_EXIT_GUEST,
+			  "unclaimed %s %s: no device at %s 0x%" PRIx64 ", %u bytes", space, dir,
 			  strcmp(space, "MMIO") ? "port" : "GPA", addr, len);
+	else
+		VCPU_STOP(vcpu, FL_EXIT_GUEST,
+			  "%s %s rejected by device %s: %s (%s 0x%" PRIx64 ", %u bytes)", space,
+			  dir, dev, strerror(-ret), strcmp(space, "MMIO") ? "port" : "GPA", addr,
+			  len);
 	return false;
 }
 
@@ -112,20 +113,18 @@ static bool vcpu__handle_io(struct vcpu *vcpu)
 		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_IO with size %u", run->io.size),
 		       false;
 	if (__builtin_mul_overflow((uint64_t)run->io.size, run->io.count, &end) ||
-	    __builtin_add_overflow(end, run->io.data_offset, &end) ||
-	    end > vcpu->vm->kvm.run_size)
-		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_IO data outside kvm_run"),
-		       false;
+	    __builtin_add_overflow(end, run->io.data_offset, &end) || end > vcpu->vm->kvm.run_size)
+		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_IO data outside kvm_run"), false;
 	for (i = 0; i < run->io.count; i++) {
 		uint8_t *data = (uint8_t *)run + run->io.data_offset + i * run->io.size;
 		const char *dev;
 		int ret;
 
-		ret = bus__access(&vcpu->vm->pio_bus, run->io.port, data, run->io.size,
-				  is_write, &dev);
+		ret = bus__access(&vcpu->vm->pio_bus, run->io.port, data, run->io.size, is_write,
+				  &dev);
 		if (ret)
-			return vcpu__bus_error(vcpu, ret, "port I/O", run->io.port,
-					       run->io.size, is_write, dev);
+			return vcpu__bus_error(vcpu, ret, "port I/O", run->io.port, run->io.size,
+					       is_write, dev);
 	}
 	return true;
 }
@@ -139,20 +138,23 @@ static bool vcpu__handle_mmio(struct vcpu *vcpu)
 
 	if (run->mmio.len == 0 || run->mmio.len > sizeof(run->mmio.data))
 		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_MMIO with length %u",
-				 run->mmio.len), false;
+				 run->mmio.len),
+		       false;
 	/*
 	 * Some hosts (PVM) report an access to RAM they could not serve as
 	 * MMIO. Resuming would drop a write or invent a read: stop instead.
 	 */
 	if (guest_ram__ptr(&vcpu->vm->ram, gpa, run->mmio.len))
-		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM reported an MMIO %s inside guest RAM "
+		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL,
+				 "KVM reported an MMIO %s inside guest RAM "
 				 "(GPA 0x%" PRIx64 ", %u bytes)",
-				 run->mmio.is_write ? "write" : "read", gpa, run->mmio.len), false;
+				 run->mmio.is_write ? "write" : "read", gpa, run->mmio.len),
+		       false;
 	ret = bus__access(&vcpu->vm->mmio_bus, gpa, run->mmio.data, run->mmio.len,
 			  run->mmio.is_write, &dev);
 	if (ret)
-		return vcpu__bus_error(vcpu, ret, "MMIO", gpa, run->mmio.len,
-				       run->mmio.is_write, dev);
+		return vcpu__bus_error(vcpu, ret, "MMIO", gpa, run->mmio.len, run->mmio.is_write,
+				       dev);
 	return true;
 }
 
@@ -161,11 +163,10 @@ static bool vcpu__handle_system_event(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 
 	switch (run->system_event.type) {
-	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		vm__stop(vcpu->vm, 0, NULL);
-		return false;
+	case KVM_SYSTEM_EVENT_SHUTDOWN: vm__stop(vcpu->vm, 0, NULL); return false;
 	case KVM_SYSTEM_EVENT_RESET:
-		VCPU_STOP(vcpu, FL_EXIT_GUEST, "guest asked for a reset, which faultline does not do");
+		VCPU_STOP(vcpu, FL_EXIT_GUEST,
+			  "guest asked for a reset, which faultline does not do");
 		return false;
 	case KVM_SYSTEM_EVENT_CRASH:
 		VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: KVM_SYSTEM_EVENT_CRASH");
@@ -189,7 +190,8 @@ static bool vcpu__handle_internal_error(struct vcpu *vcpu)
 	for (i = 0; i < n && used < sizeof(data); i++)
 		used += (size_t)snprintf(data + used, sizeof(data) - used, " 0x%llx",
 					 (unsigned long long)run->internal.data[i]);
-	VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: KVM_EXIT_INTERNAL_ERROR suberror %u, %s; data:%s",
+	VCPU_STOP(vcpu, FL_EXIT_CRASH,
+		  "guest crashed: KVM_EXIT_INTERNAL_ERROR suberror %u, %s; data:%s",
 		  run->internal.suberror, internal_error_name(run->internal.suberror),
 		  n ? data : " none");
 	return false;
@@ -200,27 +202,22 @@ bool vcpu__handle_exit(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 
 	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		return vcpu__handle_io(vcpu);
-	case KVM_EXIT_MMIO:
-		return vcpu__handle_mmio(vcpu);
-	case KVM_EXIT_INTR:
-		return true;	/* a kick; the loop checks whether to stop */
-	case KVM_EXIT_HLT:
-		vm__vcpu_halted(vcpu->vm, vcpu->id);
-		return false;
+	case KVM_EXIT_IO: return vcpu__handle_io(vcpu);
+	case KVM_EXIT_MMIO: return vcpu__handle_mmio(vcpu);
+	case KVM_EXIT_INTR: return true; /* a kick; the loop checks whether to stop */
+	case KVM_EXIT_HLT: vm__vcpu_halted(vcpu->vm, vcpu->id); return false;
 	case KVM_EXIT_SHUTDOWN:
 		VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: triple fault (KVM_EXIT_SHUTDOWN)");
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
-		VCPU_STOP(vcpu, FL_EXIT_CRASH, "guest crashed: KVM_EXIT_FAIL_ENTRY, hardware entry failure reason 0x%llx on host CPU %u",
+		VCPU_STOP(vcpu, FL_EXIT_CRASH,
+			  "guest crashed: KVM_EXIT_FAIL_ENTRY, hardware entry failure reason "
+			  "0x%llx on host CPU %u",
 			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
 			  run->fail_entry.cpu);
 		return false;
-	case KVM_EXIT_INTERNAL_ERROR:
-		return vcpu__handle_internal_error(vcpu);
-	case KVM_EXIT_SYSTEM_EVENT:
-		return vcpu__handle_system_event(vcpu);
+	case KVM_EXIT_INTERNAL_ERROR: return vcpu__handle_internal_error(vcpu);
+	case KVM_EXIT_SYSTEM_EVENT: return vcpu__handle_system_event(vcpu);
 	default:
 		VCPU_STOP(vcpu, FL_EXIT_GUEST, "unhandled KVM exit %s (%u)",
 			  vcpu__exit_name(run->exit_reason), run->exit_reason);

@@ -20,7 +20,8 @@ static void vm__guest_exit(void *ctx, uint32_t status)
 	struct vm *vm = ctx;
 
 	if (status > FL_GUEST_STATUS_MAX)
-		vm__stop(vm, FL_EXIT_GUEST, "guest exit status out of range: %u, the guest may use 0-%d (port: 0x%x)",
+		vm__stop(vm, FL_EXIT_GUEST,
+			 "guest exit status out of range: %u, the guest may use 0-%d (port: 0x%x)",
 			 status, FL_GUEST_STATUS_MAX, EXIT_DEV_PORT);
 	else
 		vm__stop(vm, (int)status, NULL);
@@ -35,10 +36,11 @@ static int vm__init_devices(struct vm *vm)
 		return ret;
 	vm->exit_dev.on_exit = vm__guest_exit;
 	vm->exit_dev.ctx = vm;
-	ret = bus__register(&vm->pio_bus, SERIAL_COM1_PORT, SERIAL_NR_PORTS, "serial",
-			    &serial_ops, &vm->serial);
-	return ret ?: bus__register(&vm->pio_bus, EXIT_DEV_PORT, EXIT_DEV_NR_PORTS, "exit",
-				    &exit_dev_ops, &vm->exit_dev);
+	ret = bus__register(&vm->pio_bus, SERIAL_COM1_PORT, SERIAL_NR_PORTS, "serial", &serial_ops,
+			    &vm->serial);
+	return ret
+		       ?: bus__register(&vm->pio_bus, EXIT_DEV_PORT, EXIT_DEV_NR_PORTS, "exit",
+					&exit_dev_ops, &vm->exit_dev);
 }
 
 static int vm__init_ram(struct vm *vm, uint64_t size)
@@ -100,8 +102,8 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 {
 	static const struct fdt_pio_device devices[] = {
-		{ "serial", "ns16550a", SERIAL_COM1_PORT, SERIAL_NR_PORTS },
-		{ "exit", "faultline,exit", EXIT_DEV_PORT, EXIT_DEV_NR_PORTS },
+		{"serial", "ns16550a", SERIAL_COM1_PORT, SERIAL_NR_PORTS},
+		{"exit", "faultline,exit", EXIT_DEV_PORT, EXIT_DEV_NR_PORTS},
 	};
 	struct fdt_params p = {
 		.ram = &vm->ram,
@@ -119,7 +121,8 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 		return -EFAULT;
 	ret = fdt__build(buf, BOOT_FDT_MAX, &p);
 	if (ret == -ENOSPC)
-		pr_err("the device tree does not fit in %llu KiB: shorten --cmdline or the guest arguments",
+		pr_err("the device tree does not fit in %llu KiB: shorten --cmdline or the guest "
+		       "arguments",
 		       BOOT_FDT_MAX >> 10);
 	else if (ret)
 		pr_err("cannot build the device tree: %s", strerror(-ret));
@@ -192,8 +195,8 @@ void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id)
 	all = ++vm->nr_halted == vm->nr_vcpus;
 	pthread_mutex_unlock(&vm->lock);
 	if (all)
-		vm__stop(vm, FL_EXIT_GUEST, "all vCPUs halted and the guest did not exit (last: vCPU %u)",
-			 vcpu_id);
+		vm__stop(vm, FL_EXIT_GUEST,
+			 "all vCPUs halted and the guest did not exit (last: vCPU %u)", vcpu_id);
 	pthread_mutex_lock(&vm->lock);
 	while (!vm->stopping)
 		pthread_cond_wait(&vm->stopped_cond, &vm->lock);
@@ -226,8 +229,8 @@ static int vm__signalfd(void)
 static void vm__wait(struct vm *vm, int sig_fd)
 {
 	struct pollfd fds[2] = {
-		{ .fd = vm->stop_fd, .events = POLLIN },
-		{ .fd = sig_fd, .events = POLLIN },
+		{.fd = vm->stop_fd, .events = POLLIN},
+		{.fd = sig_fd, .events = POLLIN},
 	};
 	struct signalfd_siginfo si;
 

@@ -21,7 +21,7 @@
 #include "vmm/elf.h"
 #include "vmm/kvm.h"
 
-#define VM_STOP_MSG_LEN	512
+#define VM_STOP_MSG_LEN 512
 
 struct vcpu;
 
@@ -35,13 +35,13 @@ struct vm {
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
 
-	pthread_mutex_t lock;		/* protects everything below */
-	pthread_cond_t stopped_cond;	/* broadcast when stopping becomes true */
+	pthread_mutex_t lock;	     /* protects everything below */
+	pthread_cond_t stopped_cond; /* broadcast when stopping becomes true */
 	bool stopping;
 	int status;
 	char stop_msg[VM_STOP_MSG_LEN];
 	unsigned nr_halted;
-	int stop_fd;			/* eventfd, readable once stopping */
+	int stop_fd; /* eventfd, readable once stopping */
 };
 
 /*

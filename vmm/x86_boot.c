@@ -3,26 +3,26 @@
 
 #include "vmm/x86_boot.h"
 
-#define PTE_P		(1ULL << 0)
-#define PTE_RW		(1ULL << 1)
-#define PTE_PS		(1ULL << 7)
-#define SZ_2M		(2ULL << 20)
-#define SZ_1G		(1ULL << 30)
+#define PTE_P  (1ULL << 0)
+#define PTE_RW (1ULL << 1)
+#define PTE_PS (1ULL << 7)
+#define SZ_2M  (2ULL << 20)
+#define SZ_1G  (1ULL << 30)
 
-#define CR0_PE		(1ULL << 0)
-#define CR0_MP		(1ULL << 1)
-#define CR0_ET		(1ULL << 4)
-#define CR0_NE		(1ULL << 5)
-#define CR0_WP		(1ULL << 16)
-#define CR0_PG		(1ULL << 31)
-#define CR4_PAE		(1ULL << 5)
-#define CR4_OSFXSR	(1ULL << 9)
-#define CR4_OSXMMEXCPT	(1ULL << 10)
-#define EFER_LME	(1ULL << 8)
-#define EFER_LMA	(1ULL << 10)
+#define CR0_PE	       (1ULL << 0)
+#define CR0_MP	       (1ULL << 1)
+#define CR0_ET	       (1ULL << 4)
+#define CR0_NE	       (1ULL << 5)
+#define CR0_WP	       (1ULL << 16)
+#define CR0_PG	       (1ULL << 31)
+#define CR4_PAE	       (1ULL << 5)
+#define CR4_OSFXSR     (1ULL << 9)
+#define CR4_OSXMMEXCPT (1ULL << 10)
+#define EFER_LME       (1ULL << 8)
+#define EFER_LMA       (1ULL << 10)
 
-#define GDT_ENTRIES	5	/* null, code, data, TSS (two slots) */
-#define TSS_LIMIT	0x67
+#define GDT_ENTRIES 5 /* null, code, data, TSS (two slots) */
+#define TSS_LIMIT   0x67
 
 uint64_t x86_boot__map_size(const struct guest_ram *ram)
 {
@@ -82,9 +82,9 @@ static void x86_boot__segment(struct kvm_segment *seg, uint16_t selector, uint8_
 
 void x86_boot__sregs(struct kvm_sregs *sregs)
 {
-	x86_boot__segment(&sregs->cs, BOOT_SEL_CODE, 0xb);	/* execute/read, accessed */
+	x86_boot__segment(&sregs->cs, BOOT_SEL_CODE, 0xb); /* execute/read, accessed */
 	sregs->cs.l = 1;
-	x86_boot__segment(&sregs->ds, BOOT_SEL_DATA, 0x3);	/* read/write, accessed */
+	x86_boot__segment(&sregs->ds, BOOT_SEL_DATA, 0x3); /* read/write, accessed */
 	sregs->ds.db = 1;
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
 
@@ -92,7 +92,7 @@ void x86_boot__sregs(struct kvm_sregs *sregs)
 	sregs->tr.selector = BOOT_SEL_TSS;
 	sregs->tr.base = BOOT_TSS_GPA;
 	sregs->tr.limit = TSS_LIMIT;
-	sregs->tr.type = 0xb;					/* busy 64-bit TSS */
+	sregs->tr.type = 0xb; /* busy 64-bit TSS */
 	sregs->tr.present = 1;
 
 	memset(&sregs->ldt, 0, sizeof(sregs->ldt));
@@ -102,7 +102,7 @@ void x86_boot__sregs(struct kvm_sregs *sregs)
 	sregs->gdt.base = BOOT_GDT_GPA;
 	sregs->gdt.limit = GDT_ENTRIES * 8 - 1;
 	sregs->idt.base = 0;
-	sregs->idt.limit = 0;		/* no IDT: an exception ends in a triple fault */
+	sregs->idt.limit = 0; /* no IDT: an exception ends in a triple fault */
 
 	sregs->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
 	sregs->cr3 = BOOT_PML4_GPA;

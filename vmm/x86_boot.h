@@ -21,19 +21,19 @@
 
 #include "mmu/guest_ram.h"
 
-#define BOOT_GDT_GPA		0x1000ULL
-#define BOOT_TSS_GPA		0x1800ULL
-#define BOOT_PML4_GPA		0x2000ULL
-#define BOOT_PDPT_GPA		0x3000ULL
-#define BOOT_PD_GPA		0x4000ULL
-#define BOOT_MAX_PDS		64
-#define BOOT_FDT_GPA		0x50000ULL
-#define BOOT_FDT_MAX		0x30000ULL
-#define BOOT_IMAGE_MIN_GPA	0x100000ULL
+#define BOOT_GDT_GPA	   0x1000ULL
+#define BOOT_TSS_GPA	   0x1800ULL
+#define BOOT_PML4_GPA	   0x2000ULL
+#define BOOT_PDPT_GPA	   0x3000ULL
+#define BOOT_PD_GPA	   0x4000ULL
+#define BOOT_MAX_PDS	   64
+#define BOOT_FDT_GPA	   0x50000ULL
+#define BOOT_FDT_MAX	   0x30000ULL
+#define BOOT_IMAGE_MIN_GPA 0x100000ULL
 
-#define BOOT_SEL_CODE		0x08
-#define BOOT_SEL_DATA		0x10
-#define BOOT_SEL_TSS		0x18
+#define BOOT_SEL_CODE 0x08
+#define BOOT_SEL_DATA 0x10
+#define BOOT_SEL_TSS  0x18
 
 /* Bytes mapped by the identity page tables for @ram. */
 uint64_t x86_boot__map_size(const struct guest_ram *ram);

@@ -11,7 +11,7 @@ struct fake_dev {
 	unsigned last_len;
 	uint32_t value;
 	int writes;
-	volatile int inside;	/* for the removal test */
+	volatile int inside; /* for the removal test */
 	volatile int release;
 };
 
@@ -37,12 +37,12 @@ static int fake_write(void *opaque, uint64_t offset, const void *data, unsigned 
 	return offset == 7 ? -EINVAL : 0;
 }
 
-static const struct bus_device_ops fake_ops = { fake_read, fake_write };
-static const struct bus_device_ops read_only_ops = { fake_read, NULL };
+static const struct bus_device_ops fake_ops = {fake_read, fake_write};
+static const struct bus_device_ops read_only_ops = {fake_read, NULL};
 
 START_TEST(register_and_dispatch)
 {
-	struct fake_dev a = { .value = 0x11223344 }, b = { 0 };
+	struct fake_dev a = {.value = 0x11223344}, b = {0};
 	const char *name;
 	struct bus bus;
 	uint32_t v = 0;
@@ -67,7 +67,7 @@ END_TEST
 
 START_TEST(unclaimed)
 {
-	struct fake_dev a = { 0 };
+	struct fake_dev a = {0};
 	const char *name = "x";
 	struct bus bus;
 	uint64_t v = 0;
@@ -90,7 +90,7 @@ END_TEST
 
 START_TEST(overlaps_rejected)
 {
-	struct fake_dev a = { 0 };
+	struct fake_dev a = {0};
 	struct bus bus;
 
 	ck_assert_int_eq(bus__init(&bus, "pio"), 0);
@@ -123,11 +123,13 @@ START_TEST(many_ranges)
 	ck_assert_int_eq(bus__init(&bus, "mmio"), 0);
 	/* Registered out of order; lookups must still find each. */
 	for (i = 199; i >= 0; i -= 2)
-		ck_assert_int_eq(bus__register(&bus, 0x10000 + i * 0x100, 0x10, "d",
-					       &fake_ops, &devs[i]), 0);
+		ck_assert_int_eq(
+			bus__register(&bus, 0x10000 + i * 0x100, 0x10, "d", &fake_ops, &devs[i]),
+			0);
 	for (i = 0; i < 200; i += 2)
-		ck_assert_int_eq(bus__register(&bus, 0x10000 + i * 0x100, 0x10, "d",
-					       &fake_ops, &devs[i]), 0);
+		ck_assert_int_eq(
+			bus__register(&bus, 0x10000 + i * 0x100, 0x10, "d", &fake_ops, &devs[i]),
+			0);
 	for (i = 0; i < 200; i++) {
 		devs[i].value = (uint32_t)i;
 		ck_assert_int_eq(bus__access(&bus, 0x10000 + i * 0x100 + 4, &v, 4, false, NULL), 0);
@@ -141,7 +143,7 @@ END_TEST
 
 START_TEST(missing_handler)
 {
-	struct fake_dev a = { 0 };
+	struct fake_dev a = {0};
 	struct bus bus;
 	uint8_t v = 1;
 
@@ -166,7 +168,7 @@ static int blocking_read(void *opaque, uint64_t offset, void *data, unsigned len
 	return 0;
 }
 
-static const struct bus_device_ops blocking_ops = { blocking_read, NULL };
+static const struct bus_device_ops blocking_ops = {blocking_read, NULL};
 
 struct remove_ctx {
 	struct bus *bus;
@@ -193,8 +195,8 @@ static void *remove_thread(void *arg)
 
 START_TEST(remove_waits_for_access)
 {
-	struct fake_dev d = { 0 };
-	struct remove_ctx ctx = { 0 };
+	struct fake_dev d = {0};
+	struct remove_ctx ctx = {0};
 	pthread_t reader, remover;
 	struct bus bus;
 	void *ret;

@@ -81,9 +81,10 @@ START_TEST(run_all_options)
 	enum cli_command cmd;
 	struct run_config cfg;
 
-	ck_assert_int_eq(PARSE("run", "--kernel=g.elf", "--mem", "1G", "--vcpus", "4",
-			       "--cmdline", "console=ttyS0", "--guest-arg", "workload=touch",
-			       "--guest-arg", "pages=16", "--guest-arg", "empty="), 0);
+	ck_assert_int_eq(PARSE("run", "--kernel=g.elf", "--mem", "1G", "--vcpus", "4", "--cmdline",
+			       "console=ttyS0", "--guest-arg", "workload=touch", "--guest-arg",
+			       "pages=16", "--guest-arg", "empty="),
+			 0);
 	ck_assert_uint_eq(cfg.mem, 1ULL << 30);
 	ck_assert_uint_eq(cfg.vcpus, 4);
 	ck_assert_str_eq(cfg.cmdline, "console=ttyS0");
@@ -102,35 +103,40 @@ START_TEST(run_errors)
 		const char *argv[4];
 		const char *msg;
 	} cases[] = {
-		{ { "run", NULL }, "faultline: usage: run needs --kernel FILE; see 'faultline --help'\n" },
-		{ { "run", "--kernel", "k", "--bogus" },
-		  "faultline: usage: unknown option (--bogus); see 'faultline --help'\n" },
-		{ { "run", "--kernel", NULL },
-		  "faultline: usage: option needs a value (--kernel)\n" },
-		{ { "run", "--kernel", "k", "extra" },
-		  "faultline: usage: unexpected argument (extra); see 'faultline --help'\n" },
-		{ { "run", "--mem", "3M", "--kernel" },
-		  "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 3M)\n" },
-		{ { "run", "--mem", "64G", NULL },
-		  "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 64G)\n" },
-		{ { "run", "--mem", "5M", NULL },
-		  "faultline: invalid option value: guest RAM must be a multiple of 2M (--mem: 5M)\n" },
-		{ { "run", "--mem", "lots", NULL },
-		  "faultline: invalid option value: expected a size like 256M or 2G (--mem: lots)\n" },
-		{ { "run", "--vcpus", "0", NULL },
-		  "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 0)\n" },
-		{ { "run", "--vcpus", "65", NULL },
-		  "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 65)\n" },
-		{ { "run", "--vcpus", "2x", NULL },
-		  "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 2x)\n" },
-		{ { "run", "--guest-arg", "novalue", NULL },
-		  "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits or ,._+- and not 'name' (--guest-arg: novalue)\n" },
-		{ { "run", "--guest-arg", "bad key=1", NULL },
-		  "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits or ,._+- and not 'name' (--guest-arg: bad key=1)\n" },
-		{ { "run", "--guest-arg", "name=x", NULL },
-		  "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits or ,._+- and not 'name' (--guest-arg: name=x)\n" },
-		{ { "frobnicate", NULL },
-		  "faultline: usage: unknown command (frobnicate); see 'faultline --help'\n" },
+		{{"run", NULL},
+		 "faultline: usage: run needs --kernel FILE; see 'faultline --help'\n"},
+		{{"run", "--kernel", "k", "--bogus"},
+		 "faultline: usage: unknown option (--bogus); see 'faultline --help'\n"},
+		{{"run", "--kernel", NULL}, "faultline: usage: option needs a value (--kernel)\n"},
+		{{"run", "--kernel", "k", "extra"},
+		 "faultline: usage: unexpected argument (extra); see 'faultline --help'\n"},
+		{{"run", "--mem", "3M", "--kernel"},
+		 "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 3M)\n"},
+		{{"run", "--mem", "64G", NULL},
+		 "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 64G)\n"},
+		{{"run", "--mem", "5M", NULL},
+		 "faultline: invalid option value: guest RAM must be a multiple of 2M (--mem: "
+		 "5M)\n"},
+		{{"run", "--mem", "lots", NULL},
+		 "faultline: invalid option value: expected a size like 256M or 2G (--mem: "
+		 "lots)\n"},
+		{{"run", "--vcpus", "0", NULL},
+		 "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 0)\n"},
+		{{"run", "--vcpus", "65", NULL},
+		 "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 65)\n"},
+		{{"run", "--vcpus", "2x", NULL},
+		 "faultline: invalid option value: expected a number from 1 to 64 (--vcpus: 2x)\n"},
+		{{"run", "--guest-arg", "novalue", NULL},
+		 "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits "
+		 "or ,._+- and not 'name' (--guest-arg: novalue)\n"},
+		{{"run", "--guest-arg", "bad key=1", NULL},
+		 "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits "
+		 "or ,._+- and not 'name' (--guest-arg: bad key=1)\n"},
+		{{"run", "--guest-arg", "name=x", NULL},
+		 "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits "
+		 "or ,._+- and not 'name' (--guest-arg: name=x)\n"},
+		{{"frobnicate", NULL},
+		 "faultline: usage: unknown command (frobnicate); see 'faultline --help'\n"},
 	};
 	enum cli_command cmd;
 	struct run_config cfg;
@@ -155,11 +161,14 @@ START_TEST(guest_arg_limits)
 
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--guest-arg", "a=1", "--guest-arg", "a=2"),
 			 -EINVAL);
-	ck_assert_log(log_buf, "faultline: invalid option value: key given twice (--guest-arg: a=2)\n");
-	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--guest-arg",
-			       "0123456789012345678901234567890=1"), 0);
-	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--guest-arg",
-			       "01234567890123456789012345678901=1"), -EINVAL);
+	ck_assert_log(log_buf,
+		      "faultline: invalid option value: key given twice (--guest-arg: a=2)\n");
+	ck_assert_int_eq(
+		PARSE("run", "--kernel", "k", "--guest-arg", "0123456789012345678901234567890=1"),
+		0);
+	ck_assert_int_eq(
+		PARSE("run", "--kernel", "k", "--guest-arg", "01234567890123456789012345678901=1"),
+		-EINVAL);
 
 	argv[argc++] = (char *)"faultline";
 	argv[argc++] = (char *)"run";
@@ -171,7 +180,8 @@ START_TEST(guest_arg_limits)
 	}
 	log__capture(log_buf, sizeof(log_buf));
 	ck_assert_int_eq(cli__parse(argc, argv, &cmd, &cfg), -EINVAL);
-	ck_assert_log(log_buf, "faultline: invalid option value: more than 64 guest arguments (--guest-arg: k64=v)\n");
+	ck_assert_log(log_buf, "faultline: invalid option value: more than 64 guest arguments "
+			       "(--guest-arg: k64=v)\n");
 	ck_assert_uint_eq(cfg.nr_guest_args, CLI_MAX_GUEST_ARGS);
 }
 END_TEST

@@ -34,7 +34,7 @@ START_TEST(serial_lines)
 	ck_assert_int_eq(pipe2(fds, O_NONBLOCK), 0);
 	ck_assert_int_eq(serial__init(&s, fds[1]), 0);
 	ck_assert_int_eq(serial_out(&s, "partial"), 0);
-	ck_assert_int_eq(read(fds[0], buf, sizeof(buf)), -1);	/* held until newline */
+	ck_assert_int_eq(read(fds[0], buf, sizeof(buf)), -1); /* held until newline */
 	ck_assert_int_eq(serial_out(&s, " line\nnext"), 0);
 	n = read(fds[0], buf, sizeof(buf));
 	ck_assert_int_eq(n, 13);
@@ -62,17 +62,17 @@ START_TEST(serial_registers)
 	uint16_t wide = 0;
 
 	ck_assert_int_eq(serial__init(&s, -1), 0);
-	ck_assert_uint_eq(serial_in(&s, 5), 0x60);	/* LSR: transmitter empty */
-	ck_assert_uint_eq(serial_in(&s, 2), 0x01);	/* IIR: no interrupt */
+	ck_assert_uint_eq(serial_in(&s, 5), 0x60); /* LSR: transmitter empty */
+	ck_assert_uint_eq(serial_in(&s, 2), 0x01); /* IIR: no interrupt */
 	v = 0x80;
-	serial_ops.write(&s, 3, &v, 1);			/* DLAB */
+	serial_ops.write(&s, 3, &v, 1); /* DLAB */
 	v = 0x0c;
 	serial_ops.write(&s, 0, &v, 1);
-	ck_assert_uint_eq(serial_in(&s, 0), 0x0c);	/* divisor, not data */
+	ck_assert_uint_eq(serial_in(&s, 0), 0x0c); /* divisor, not data */
 	v = 0x03;
 	serial_ops.write(&s, 3, &v, 1);
 	ck_assert_uint_eq(serial_in(&s, 3), 0x03);
-	ck_assert_uint_eq(s.len, 0);			/* the divisor write was no output */
+	ck_assert_uint_eq(s.len, 0); /* the divisor write was no output */
 	v = 0x42;
 	serial_ops.write(&s, 7, &v, 1);
 	ck_assert_uint_eq(serial_in(&s, 7), 0x42);
@@ -97,8 +97,8 @@ static void on_exit_cb(void *ctx, uint32_t status)
 
 START_TEST(exit_device)
 {
-	struct exit_seen seen = { 0 };
-	struct exit_dev dev = { on_exit_cb, &seen };
+	struct exit_seen seen = {0};
+	struct exit_dev dev = {on_exit_cb, &seen};
 	uint32_t v = 0x12345678;
 	uint8_t b = 7;
 

@@ -33,13 +33,19 @@ static void make_image(struct image *im)
 	im->eh.e_phoff = offsetof(struct image, ph);
 	im->eh.e_phentsize = sizeof(Elf64_Phdr);
 	im->eh.e_phnum = 2;
-	im->ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_X,
-				  .p_offset = offsetof(struct image, code), .p_paddr = MIN_GPA,
-				  .p_filesz = 16, .p_memsz = 16 };
-	im->ph[1] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_flags = PF_R | PF_W,
-				  .p_offset = offsetof(struct image, data),
-				  .p_paddr = MIN_GPA + 0x1000, .p_filesz = 16, .p_memsz = 0x2000 };
-	im->ph[2] = (Elf64_Phdr){ .p_type = PT_NOTE };
+	im->ph[0] = (Elf64_Phdr){.p_type = PT_LOAD,
+				 .p_flags = PF_R | PF_X,
+				 .p_offset = offsetof(struct image, code),
+				 .p_paddr = MIN_GPA,
+				 .p_filesz = 16,
+				 .p_memsz = 16};
+	im->ph[1] = (Elf64_Phdr){.p_type = PT_LOAD,
+				 .p_flags = PF_R | PF_W,
+				 .p_offset = offsetof(struct image, data),
+				 .p_paddr = MIN_GPA + 0x1000,
+				 .p_filesz = 16,
+				 .p_memsz = 0x2000};
+	im->ph[2] = (Elf64_Phdr){.p_type = PT_NOTE};
 	memset(im->code, 0x90, sizeof(im->code));
 	memset(im->data, 0xab, sizeof(im->data));
 }
@@ -62,7 +68,7 @@ START_TEST(valid_image)
 	struct elf_image out;
 
 	make_image(&img_buf);
-	img_buf.eh.e_phnum = 3;	/* non-PT_LOAD headers are skipped */
+	img_buf.eh.e_phnum = 3; /* non-PT_LOAD headers are skipped */
 	ck_assert_int_eq(parse_len(sizeof(img_buf), &out), 0);
 	ck_assert_uint_eq(out.entry, MIN_GPA + 4);
 	ck_assert_uint_eq(out.nr_segments, 2);
@@ -85,9 +91,11 @@ START_TEST(truncated)
 	ck_assert_str_eq(why, "not an ELF file (bad magic)");
 	img_buf.eh.e_ident[1] = 'E';
 	ck_assert_int_eq(parse_len(100, &out), -ENOEXEC);
-	ck_assert_str_eq(why, "truncated: 2 program headers at offset 64 extend beyond the end of the file (100 bytes)");
+	ck_assert_str_eq(why, "truncated: 2 program headers at offset 64 extend beyond the end of "
+			      "the file (100 bytes)");
 	ck_assert_int_eq(parse_len(offsetof(struct image, data) + 8, &out), -ENOEXEC);
-	ck_assert_str_eq(why, "truncated: segment 1 (offset 248, 16 bytes) extends beyond the end of the file (256 bytes)");
+	ck_assert_str_eq(why, "truncated: segment 1 (offset 248, 16 bytes) extends beyond the end "
+			      "of the file (256 bytes)");
 }
 END_TEST
 
@@ -123,7 +131,8 @@ START_TEST(bad_header_fields)
 
 	make_image(&img_buf);
 	img_buf.eh.e_phoff = ~0ULL - 8;
-	expect_reject("truncated: 2 program headers at offset 18446744073709551607 extend beyond the end of the file (264 bytes)");
+	expect_reject("truncated: 2 program headers at offset 18446744073709551607 extend beyond "
+		      "the end of the file (264 bytes)");
 }
 END_TEST
 
@@ -135,11 +144,13 @@ START_TEST(bad_segments)
 
 	make_image(&img_buf);
 	img_buf.ph[1].p_memsz = MAX_GPA;
-	expect_reject("segment 1: GPA 0x101000+0x4000000 is outside the loadable RAM 0x100000-0x4000000");
+	expect_reject(
+		"segment 1: GPA 0x101000+0x4000000 is outside the loadable RAM 0x100000-0x4000000");
 
 	make_image(&img_buf);
 	img_buf.ph[1].p_paddr = ~0ULL - 4;
-	expect_reject("segment 1: GPA 0xfffffffffffffffb+0x2000 is outside the loadable RAM 0x100000-0x4000000");
+	expect_reject("segment 1: GPA 0xfffffffffffffffb+0x2000 is outside the loadable RAM "
+		      "0x100000-0x4000000");
 
 	make_image(&img_buf);
 	img_buf.ph[1].p_paddr = MIN_GPA + 8;
@@ -151,7 +162,8 @@ START_TEST(bad_segments)
 
 	make_image(&img_buf);
 	img_buf.ph[1].p_offset = ~0ULL;
-	expect_reject("truncated: segment 1 (offset 18446744073709551615, 16 bytes) extends beyond the end of the file (264 bytes)");
+	expect_reject("truncated: segment 1 (offset 18446744073709551615, 16 bytes) extends beyond "
+		      "the end of the file (264 bytes)");
 
 	make_image(&img_buf);
 	img_buf.ph[1].p_type = PT_INTERP;
@@ -163,7 +175,7 @@ START_TEST(bad_segments)
 	expect_reject("no loadable segment");
 
 	make_image(&img_buf);
-	img_buf.eh.e_entry = MIN_GPA + 0x1000;	/* in the data segment, not executable */
+	img_buf.eh.e_entry = MIN_GPA + 0x1000; /* in the data segment, not executable */
 	expect_reject("entry point 0x101000 is not in an executable segment");
 }
 END_TEST
@@ -182,10 +194,10 @@ START_TEST(load_zeroes_bss)
 	ck_assert_int_eq(elf__load(&img_buf, &out, &ram), 0);
 	ck_assert_uint_eq(p[0], 0x90);
 	ck_assert_uint_eq(p[15], 0x90);
-	ck_assert_uint_eq(p[16], 0x55);	/* between segments: untouched */
+	ck_assert_uint_eq(p[16], 0x55); /* between segments: untouched */
 	ck_assert_uint_eq(p[0x1000], 0xab);
 	ck_assert_uint_eq(p[0x100f], 0xab);
-	ck_assert_uint_eq(p[0x1010], 0);	/* bss */
+	ck_assert_uint_eq(p[0x1010], 0); /* bss */
 	ck_assert_uint_eq(p[0x2fff], 0);
 	guest_ram__exit(&ram);
 

@@ -8,22 +8,26 @@
 static uint8_t fdt_buf[16384];
 
 static const struct fdt_pio_device devices[] = {
-	{ "serial", "ns16550a", 0x3f8, 8 },
-	{ "exit", "faultline,exit", 0x501, 4 },
+	{"serial", "ns16550a", 0x3f8, 8},
+	{"exit", "faultline,exit", 0x501, 4},
 };
 
 static struct guest_arg args[] = {
-	{ "workload=touch", 8, "touch" },
-	{ "pages=16", 5, "16" },
+	{"workload=touch", 8, "touch"},
+	{"pages=16", 5, "16"},
 };
 
 static void build(uint64_t mem, unsigned vcpus, int want)
 {
 	struct guest_ram ram;
 	struct fdt_params p = {
-		.ram = &ram, .nr_vcpus = vcpus, .cmdline = "console=ttyS0 quiet",
-		.guest_args = args, .nr_guest_args = 2,
-		.devices = devices, .nr_devices = 2,
+		.ram = &ram,
+		.nr_vcpus = vcpus,
+		.cmdline = "console=ttyS0 quiet",
+		.guest_args = args,
+		.nr_guest_args = 2,
+		.devices = devices,
+		.nr_devices = 2,
 	};
 
 	ck_assert_int_eq(guest_ram__layout(&ram, mem), 0);
@@ -90,7 +94,7 @@ END_TEST
 START_TEST(too_small)
 {
 	struct guest_ram ram;
-	struct fdt_params p = { .ram = &ram, .nr_vcpus = 64, .cmdline = "x" };
+	struct fdt_params p = {.ram = &ram, .nr_vcpus = 64, .cmdline = "x"};
 
 	ck_assert_int_eq(guest_ram__layout(&ram, 1ULL << 30), 0);
 	ck_assert_int_eq(fdt__build(fdt_buf, 512, &p), -ENOSPC);

@@ -14,7 +14,7 @@ START_TEST(one_bank)
 	ck_assert_ptr_null(guest_ram__ptr(&ram, (16ULL << 20) - 8, 9));
 	ck_assert_ptr_null(guest_ram__ptr(&ram, 16ULL << 20, 1));
 	ck_assert_ptr_null(guest_ram__ptr(&ram, 0, 0));
-	ck_assert_ptr_null(guest_ram__ptr(&ram, ~0ULL, 2));	/* wraps */
+	ck_assert_ptr_null(guest_ram__ptr(&ram, ~0ULL, 2)); /* wraps */
 	ck_assert_ptr_null(guest_ram__ptr(&ram, 8, ~0ULL));
 	ck_assert_uint_eq(guest_ram__top(&ram), 16ULL << 20);
 	guest_ram__exit(&ram);
@@ -31,8 +31,8 @@ START_TEST(two_banks_and_hole)
 	ck_assert_uint_eq(ram.banks[1].gpa, 4ULL << 30);
 	ck_assert_uint_eq(ram.banks[1].size, 1ULL << 30);
 	ck_assert_ptr_eq(guest_ram__ptr(&ram, 4ULL << 30, 8), ram.host + (3ULL << 30));
-	ck_assert_ptr_null(guest_ram__ptr(&ram, 3ULL << 30, 1));	/* MMIO hole */
-	ck_assert_ptr_null(guest_ram__ptr(&ram, (3ULL << 30) - 4, 8));	/* straddles */
+	ck_assert_ptr_null(guest_ram__ptr(&ram, 3ULL << 30, 1));       /* MMIO hole */
+	ck_assert_ptr_null(guest_ram__ptr(&ram, (3ULL << 30) - 4, 8)); /* straddles */
 	ck_assert_ptr_null(guest_ram__ptr(&ram, (4ULL << 30) - 4, 8));
 	ck_assert_uint_eq(guest_ram__top(&ram), 5ULL << 30);
 	guest_ram__exit(&ram);

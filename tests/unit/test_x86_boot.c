@@ -89,8 +89,8 @@ START_TEST(gdt_and_registers)
 	ck_assert_int_eq(x86_boot__setup_memory(&ram), 0);
 	gdt = guest_ram__ptr(&ram, BOOT_GDT_GPA, 40);
 	ck_assert_uint_eq(gdt[0], 0);
-	ck_assert_uint_eq(gdt[BOOT_SEL_CODE / 8] >> 53 & 1, 1);	/* L bit */
-	ck_assert_uint_eq(gdt[BOOT_SEL_TSS / 8] >> 40 & 0xff, 0x89);	/* present, 64-bit TSS */
+	ck_assert_uint_eq(gdt[BOOT_SEL_CODE / 8] >> 53 & 1, 1);	     /* L bit */
+	ck_assert_uint_eq(gdt[BOOT_SEL_TSS / 8] >> 40 & 0xff, 0x89); /* present, 64-bit TSS */
 	ck_assert_uint_eq((gdt[BOOT_SEL_TSS / 8] >> 16 & 0xffffff), BOOT_TSS_GPA);
 	guest_ram__exit(&ram);
 
