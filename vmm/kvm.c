@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "mmu/inject.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 
@@ -22,13 +23,25 @@ static const struct kvm_cap_need kvm_caps_needed[] = {
 	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"}, /* race-free vCPU kicks */
 };
 
+int kvm__ioctl(int fd, unsigned long req, unsigned long arg, const char *name)
+{
+	int err = inject__check(name);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return ioctl(fd, req, arg);
+}
+
 static int kvm__check_caps(struct kvm *kvm, const char *path)
 {
 	size_t i;
 	int n;
 
 	for (i = 0; i < sizeof(kvm_caps_needed) / sizeof(kvm_caps_needed[0]); i++) {
-		if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, kvm_caps_needed[i].cap) <= 0) {
+		if (kvm__ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, kvm_caps_needed[i].cap,
+			       "KVM_CHECK_EXTENSION") <= 0) {
 			pr_err("KVM lacks a capability faultline needs: %s (device: %s)",
 			       kvm_caps_needed[i].name, path);
 			return -ENODEV;
@@ -48,7 +61,8 @@ static int kvm__get_cpuid(struct kvm *kvm)
 	if (!kvm->cpuid)
 		return -ENOMEM;
 	kvm->cpuid->nent = KVM_CPUID_MAX_ENTRIES;
-	if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, kvm->cpuid) < 0) {
+	if (kvm__ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, (unsigned long)kvm->cpuid,
+		       "KVM_GET_SUPPORTED_CPUID") < 0) {
 		int err = errno;
 
 		pr_err("KVM_GET_SUPPORTED_CPUID failed: %s", strerror(err));
@@ -69,7 +83,7 @@ static int kvm__open(struct kvm *kvm, const char *path)
 		       path, strerror(err));
 		return -ENODEV;
 	}
-	version = ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0);
+	version = kvm__ioctl(kvm->sys_fd, KVM_GET_API_VERSION, 0, "KVM_GET_API_VERSION");
 	if (version < 0) {
 		pr_err("KVM_GET_API_VERSION failed: %s (device: %s)", strerror(errno), path);
 		return -ENODEV;
@@ -93,21 +107,21 @@ int kvm__init(struct kvm *kvm, const char *path)
 	ret = ret ?: kvm__get_cpuid(kvm);
 	if (ret)
 		goto err_close;
-	n = ioctl(kvm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	n = kvm__ioctl(kvm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
 	if (n < (int)sizeof(struct kvm_run)) {
 		ret = n < 0 ? -errno : -EINVAL;
 		pr_err("KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(-ret));
 		goto err_close;
 	}
 	kvm->run_size = (size_t)n;
-	kvm->vm_fd = ioctl(kvm->sys_fd, KVM_CREATE_VM, 0);
+	kvm->vm_fd = kvm__ioctl(kvm->sys_fd, KVM_CREATE_VM, 0, "KVM_CREATE_VM");
 	if (kvm->vm_fd < 0) {
 		ret = -errno;
 		pr_err("KVM_CREATE_VM failed: %s", strerror(-ret));
 		goto err_close;
 	}
 	if (ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
-	    ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_GPA) < 0) {
+	    kvm__ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_GPA, "KVM_SET_TSS_ADDR") < 0) {
 		ret = -errno;
 		pr_err("KVM_SET_TSS_ADDR failed: %s (GPA: 0x%llx)", strerror(-ret),
 		       (unsigned long long)KVM_TSS_GPA);
@@ -140,7 +154,8 @@ int kvm__set_memslot(struct kvm *kvm, unsigned slot, uint64_t gpa, uint64_t size
 		.userspace_addr = (uint64_t)(uintptr_t)host,
 	};
 
-	if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+	if (kvm__ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, (unsigned long)&region,
+		       "KVM_SET_USER_MEMORY_REGION") < 0) {
 		int err = errno;
 
 		pr_err("KVM_SET_USER_MEMORY_REGION failed: %s (slot %u, GPA 0x%llx, %llu bytes)",

@@ -21,6 +21,12 @@ struct kvm {
 };
 
 /*
+ * ioctl(2) on a KVM fd, through the fault-injection site @name (the ioctl's
+ * name, "KVM_RUN"). Returns what ioctl returns; -1 with errno on failure.
+ */
+int kvm__ioctl(int fd, unsigned long req, unsigned long arg, const char *name);
+
+/*
  * Open @path, check the API version and capabilities, create the VM.
  * Returns 0, -ENODEV (no usable KVM: missing device, wrong API version or
  * a missing capability; reported) or another -errno from an ioctl.

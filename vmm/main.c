@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mmu/inject.h"
 #include "vmm/cli.h"
 #include "vmm/elf.h"
 #include "vmm/log.h"
@@ -114,6 +115,12 @@ int main(int argc, char **argv)
 	case CLI_HELP: cli__usage(stdout); return 0;
 	case CLI_VERSION: printf("faultline %s\n", FAULTLINE_VERSION); return 0;
 	case CLI_RUN: break;
+	}
+	if (inject__init(getenv(INJECT_ENV))) {
+		pr_err("invalid test-only variable: expected SITE:ERRNO[:SKIP[:TIMES]],... (%s: "
+		       "%s)",
+		       INJECT_ENV, getenv(INJECT_ENV));
+		return FL_EXIT_USAGE;
 	}
 	/* Another KVM device node (containers, tests); see docs/cli.md. */
 	if (getenv("FAULTLINE_KVM_DEVICE"))

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "mmu/inject.h"
 #include "vmm/log.h"
 #include "vmm/status.h"
 #include "vmm/vcpu.h"
@@ -13,7 +14,7 @@
 
 static int vcpu__ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name)
 {
-	if (ioctl(vcpu->fd, req, arg) < 0) {
+	if (kvm__ioctl(vcpu->fd, req, (unsigned long)arg, name) < 0) {
 		int err = errno;
 
 		pr_err("%s failed: %s (vCPU %u)", name, strerror(err), vcpu->id);
@@ -72,7 +73,7 @@ int vcpu__init(struct vcpu *vcpu, struct vm *vm, unsigned id, uint64_t entry)
 	memset(vcpu, 0, sizeof(*vcpu));
 	vcpu->vm = vm;
 	vcpu->id = id;
-	vcpu->fd = ioctl(vm->kvm.vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	vcpu->fd = kvm__ioctl(vm->kvm.vm_fd, KVM_CREATE_VCPU, id, "KVM_CREATE_VCPU");
 	if (vcpu->fd < 0) {
 		ret = -errno;
 		pr_err("KVM_CREATE_VCPU failed: %s (vCPU %u)", strerror(-ret), id);
@@ -139,7 +140,7 @@ static void *vcpu__thread(void *arg)
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 	while (!vcpu__should_stop(vcpu)) {
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+		if (kvm__ioctl(vcpu->fd, KVM_RUN, 0, "KVM_RUN") < 0) {
 			int err = errno;
 
 			vcpu->run->immediate_exit = 0;
@@ -158,12 +159,12 @@ static void *vcpu__thread(void *arg)
 
 int vcpu__start(struct vcpu *vcpu)
 {
-	int ret = pthread_create(&vcpu->thread, NULL, vcpu__thread, vcpu);
+	int ret = inject__check("pthread_create.vcpu");
 
-	if (ret) {
-		pr_err("cannot start the thread of vCPU %u: %s", vcpu->id, strerror(ret));
+	ret = ret ?: pthread_create(&vcpu->thread, NULL, vcpu__thread, vcpu);
+
+	if (ret)
 		return -ret;
-	}
 	vcpu->thread_started = true;
 	return 0;
 }

@@ -33,7 +33,7 @@ int vcpu__init(struct vcpu *vcpu, struct vm *vm, unsigned id, uint64_t entry)
 	__attribute__((warn_unused_result));
 void vcpu__exit(struct vcpu *vcpu);
 
-/* Start the vCPU thread. Returns 0 or -errno. */
+/* Start the vCPU thread. Returns 0 or -errno (not reported). */
 int vcpu__start(struct vcpu *vcpu) __attribute__((warn_unused_result));
 
 /* Make the vCPU leave KVM_RUN soon; any thread. */

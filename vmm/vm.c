@@ -262,8 +262,11 @@ int vm__run(struct vm *vm)
 		goto out;
 	}
 	for (i = 0; i < vm->nr_vcpus; i++) {
-		if (vcpu__start(&vm->vcpus[i])) {
-			vm__stop(vm, FL_EXIT_INTERNAL, "cannot start vCPU %u", i);
+		int ret = vcpu__start(&vm->vcpus[i]);
+
+		if (ret) {
+			vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the thread of vCPU %u: %s", i,
+				 strerror(-ret));
 			break;
 		}
 	}

@@ -1,0 +1,73 @@
+#include <errno.h>
+
+#include "mmu/inject.h"
+#include "tests/unit/unit.h"
+
+START_TEST(disabled)
+{
+	ck_assert_int_eq(inject__init(NULL), 0);
+	ck_assert_int_eq(inject__check("KVM_RUN"), 0);
+	ck_assert_int_eq(inject__init(""), 0);
+	ck_assert_int_eq(inject__check("KVM_RUN"), 0);
+}
+END_TEST
+
+START_TEST(skip_and_times)
+{
+	int i;
+
+	ck_assert_int_eq(inject__init("KVM_RUN:EINTR:2:3,mmap.guest_ram:12"), 0);
+	ck_assert_int_eq(inject__check("KVM_RUN"), 0);
+	ck_assert_int_eq(inject__check("KVM_RUN"), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(inject__check("KVM_RUN"), EINTR);
+	ck_assert_int_eq(inject__check("KVM_RUN"), 0);
+	ck_assert_int_eq(inject__check("mmap.guest_ram"), ENOMEM); /* 12 by number */
+	ck_assert_int_eq(inject__check("mmap.guest_ram"), 0);	   /* once by default */
+	ck_assert_int_eq(inject__check("KVM_CREATE_VM"), 0);
+}
+END_TEST
+
+START_TEST(forever)
+{
+	int i;
+
+	ck_assert_int_eq(inject__init("UFFDIO_COPY:EAGAIN:1:0"), 0);
+	ck_assert_int_eq(inject__check("UFFDIO_COPY"), 0);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(inject__check("UFFDIO_COPY"), EAGAIN);
+}
+END_TEST
+
+START_TEST(malformed)
+{
+	static const char *const bad[] = {
+		"KVM_RUN",						 /* no errno */
+		"KVM_RUN:EWHAT",					 /* unknown errno name */
+		"KVM_RUN:0",						 /* not an error */
+		"KVM_RUN:EIO:x",					 /* skip not a number */
+		"KVM_RUN:EIO:1:2:3",					 /* too many fields */
+		",",							 /* no rule */
+		"a:EIO,b:EIO,c:EIO,d:EIO,e:EIO,f:EIO,g:EIO,h:EIO,i:EIO", /* > 8 rules */
+		"a_site_name_that_is_far_too_long_to_be_any_real_site:EIO",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(inject__init(bad[i]) == -EINVAL, "accepted '%s'", bad[i]);
+	ck_assert_int_eq(inject__init(NULL), 0);
+}
+END_TEST
+
+Suite *inject_suite(void)
+{
+	Suite *s = suite_create("inject");
+	TCase *tc = tcase_create("rules");
+
+	tcase_add_test(tc, disabled);
+	tcase_add_test(tc, skip_and_times);
+	tcase_add_test(tc, forever);
+	tcase_add_test(tc, malformed);
+	suite_add_tcase(s, tc);
+	return s;
+}
