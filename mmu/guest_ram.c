@@ -71,3 +71,30 @@ uint64_t guest_ram__top(const struct guest_ram *ram)
 
 	return b->gpa + b->size;
 }
+
+uint64_t guest_ram__gpa(const struct guest_ram *ram, uint64_t off)
+{
+	unsigned i;
+
+	for (i = 0; i < ram->nr_banks; i++) {
+		const struct guest_ram_bank *b = &ram->banks[i];
+
+		if (off >= b->host_offset && off < b->host_offset + b->size)
+			return b->gpa + (off - b->host_offset);
+	}
+	return ~0ULL;
+}
+
+static void *guest_ram__direct_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+{
+	void *p = guest_ram__ptr(ctx, gpa, len);
+
+	if (!p)
+		*err = -EFAULT;
+	return p;
+}
+
+struct guest_access guest_ram__direct(struct guest_ram *ram)
+{
+	return (struct guest_access){guest_ram__direct_ptr, ram};
+}

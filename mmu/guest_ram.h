@@ -50,6 +50,23 @@ void guest_ram__exit(struct guest_ram *ram);
  */
 void *guest_ram__ptr(const struct guest_ram *ram, uint64_t gpa, uint64_t len);
 
+/* The GPA at host offset @off (which must be inside RAM). */
+uint64_t guest_ram__gpa(const struct guest_ram *ram, uint64_t off);
+
+/*
+ * How the monitor reaches guest memory: a function that returns a host
+ * pointer for [gpa, gpa + len) or NULL with *err set (-EFAULT: not RAM,
+ * -ENOMEM: the page could not be made resident). The VM's is the MMU's
+ * checked accessor (mmu__guest_access); tests use plain RAM.
+ */
+struct guest_access {
+	void *(*ptr)(void *ctx, uint64_t gpa, uint64_t len, int *err);
+	void *ctx;
+};
+
+/* A guest_access straight onto @ram's host mapping, for RAM with no MMU. */
+struct guest_access guest_ram__direct(struct guest_ram *ram);
+
 /* One past the highest guest-physical RAM address. */
 uint64_t guest_ram__top(const struct guest_ram *ram);
 

@@ -138,12 +138,107 @@ static int parse_guest_arg(const char *s, struct run_config *cfg)
 }
 
 static const struct option run_options[] = {
-#define CLI_LONGOPT(name, short_name, has_arg, metavar, help)                                      \
-	{name, has_arg ? required_argument : no_argument, NULL, short_name},
+#define CLI_LONGOPT(name, short_name, has_arg, metavar, help) {name, has_arg, NULL, short_name},
 	FL_RUN_OPTIONS(CLI_LONGOPT)
 #undef CLI_LONGOPT
 		{NULL, 0, NULL, 0},
 };
+
+static int parse_number(const char *opt, const char *s, unsigned long min, unsigned long max,
+			unsigned *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
+		pr_err("invalid option value: expected a number from %lu to %lu (--%s: %s)", min,
+		       max, opt, s);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_mem_limit(const char *s, uint64_t *limit)
+{
+	if (cli__parse_size(s, limit) || *limit < 4096 || *limit % 4096) {
+		pr_err("invalid option value: expected a size of at least 4K, a multiple of 4K "
+		       "(--mem-limit: %s)",
+		       s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_on_oom(const char *s, enum cli_oom_policy *policy)
+{
+	if (!strcmp(s, "kill"))
+		*policy = CLI_OOM_KILL;
+	else if (!strcmp(s, "mce"))
+		*policy = CLI_OOM_MCE;
+	else if (!strcmp(s, "pause"))
+		*policy = CLI_OOM_PAUSE;
+	else {
+		pr_err("invalid option value: expected kill, mce or pause (--on-oom: %s)", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_backing(const char *s, const char **file)
+{
+	if (!strcmp(s, "zero")) {
+		*file = NULL;
+		return 0;
+	}
+	if (!strncmp(s, "file:", 5) && s[5]) {
+		*file = s + 5;
+		return 0;
+	}
+	pr_err("invalid option value: expected zero or file:PATH (--backing: %s)", s);
+	return -EINVAL;
+}
+
+static int parse_stats(const char *s, enum cli_stats *stats)
+{
+	if (!s || !strcmp(s, "text"))
+		*stats = CLI_STATS_TEXT;
+	else if (!strcmp(s, "json"))
+		*stats = CLI_STATS_JSON;
+	else {
+		pr_err("invalid option value: expected --stats, --stats=text or --stats=json "
+		       "(--stats=%s)",
+		       s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The options of the fault engine and memory budget. */
+static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
+{
+	switch (c) {
+	case 'l': return parse_mem_limit(arg, &cfg->mem_limit);
+	case 'o': return parse_on_oom(arg, &cfg->on_oom);
+	case 'b': return parse_backing(arg, &cfg->backing_file);
+	case 'r': return parse_number("fault-retries", arg, 1, 1000, &cfg->fault_retries);
+	case 't': return parse_number("fault-timeout", arg, 1, 3600000, &cfg->fault_timeout_ms);
+	case 'T': return parse_number("fault-threads", arg, 1, 16, &cfg->fault_threads);
+	case 's': return parse_stats(arg, &cfg->stats);
+	case 'f':
+		if (parse_number("fault-around", arg, 1, 512, &cfg->fault_around))
+			return -EINVAL;
+		if (cfg->fault_around & (cfg->fault_around - 1)) {
+			pr_err("invalid option value: expected a power of two (--fault-around: %s)",
+			       arg);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
 
 /* Long options only, plus -h. */
 static const char run_shortopts[] = ":h";
@@ -161,6 +256,15 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'c': ret = parse_vcpus(optarg, &cfg->vcpus); break;
 		case 'a': cfg->cmdline = optarg; break;
 		case 'g': ret = parse_guest_arg(optarg, cfg); break;
+		case 'p': cfg->prefault = true; break;
+		case 'l':
+		case 'o':
+		case 'b':
+		case 'f':
+		case 'r':
+		case 't':
+		case 'T':
+		case 's': ret = parse_fault_option(c, optarg, cfg); break;
 		case 'h': *cmd = CLI_HELP; return 0;
 		case ':':
 			pr_err("usage: option needs a value (%s)", argv[optind - 1]);
@@ -181,6 +285,15 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		pr_err("usage: run needs --kernel FILE; see 'faultline --help'");
 		return -EINVAL;
 	}
+	if (cfg->on_oom == CLI_OOM_PAUSE) {
+		pr_err("invalid option value: pause needs the control API, which faultline does "
+		       "not have yet (--on-oom: pause)");
+		return -EINVAL;
+	}
+	if (cfg->mem_limit > cfg->mem)
+		cfg->mem_limit = cfg->mem;
+	if (!cfg->fault_threads)
+		cfg->fault_threads = 1 + (cfg->vcpus - 1) / 4;
 	return 0;
 }
 
@@ -191,6 +304,9 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 	cfg->mem = CLI_MEM_DEFAULT;
 	cfg->vcpus = 1;
 	cfg->cmdline = "";
+	cfg->fault_around = CLI_FAULT_AROUND_DEFAULT;
+	cfg->fault_retries = CLI_FAULT_RETRIES_DEFAULT;
+	cfg->fault_timeout_ms = CLI_FAULT_TIMEOUT_DEFAULT;
 	*cmd = CLI_HELP;
 	if (argc < 2) {
 		pr_err("usage: no command given; see 'faultline --help'");
@@ -224,7 +340,7 @@ void cli__usage(FILE *out)
 #define CLI_HELPLINE(name, short_name, has_arg, metavar, help)                                     \
 	do {                                                                                       \
 		char opt[40];                                                                      \
-		snprintf(opt, sizeof(opt), "%s%s%s", name, has_arg ? " " : "", metavar);           \
+		snprintf(opt, sizeof(opt), "%s%s%s", name, has_arg == 1 ? " " : "", metavar);      \
 		fprintf(out, "  --%-22s %s\n", opt, help);                                         \
 	} while (0);
 	FL_RUN_OPTIONS(CLI_HELPLINE)

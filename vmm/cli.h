@@ -11,16 +11,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define KVM_DEVICE_DEFAULT "/dev/kvm"
-#define CLI_MAX_GUEST_ARGS 64
-#define CLI_GUEST_KEY_MAX  31
-#define CLI_MEM_DEFAULT	   (128ULL << 20)
-#define CLI_MEM_MIN	   (4ULL << 20)
-#define CLI_MEM_MAX	   (63ULL << 30)
-#define CLI_MEM_ALIGN	   (2ULL << 20)
-#define CLI_VCPUS_MAX	   64
+#define KVM_DEVICE_DEFAULT	  "/dev/kvm"
+#define CLI_MAX_GUEST_ARGS	  64
+#define CLI_GUEST_KEY_MAX	  31
+#define CLI_MEM_DEFAULT		  (128ULL << 20)
+#define CLI_MEM_MIN		  (4ULL << 20)
+#define CLI_MEM_MAX		  (63ULL << 30)
+#define CLI_MEM_ALIGN		  (2ULL << 20)
+#define CLI_VCPUS_MAX		  64
+#define CLI_FAULT_AROUND_DEFAULT  16 /* DESIGN.md: 16 pages cut the PVM host per-page cost ~3x */
+#define CLI_FAULT_RETRIES_DEFAULT 8
+#define CLI_FAULT_TIMEOUT_DEFAULT 2000
 
-/* X(long name, short, takes an argument, metavar, help) */
+/* X(long name, value, argument (0 none, 1 required, 2 optional), metavar, help) */
 #define FL_RUN_OPTIONS(X)                                                                          \
 	X("kernel", 'k', 1, "FILE", "guest image to boot: a static x86-64 ELF (required)")         \
 	X("mem", 'm', 1, "SIZE",                                                                   \
@@ -28,7 +31,34 @@
 	X("vcpus", 'c', 1, "N", "number of vCPUs (default 1, at most 64)")                         \
 	X("cmdline", 'a', 1, "STR", "command line passed in /chosen/bootargs")                     \
 	X("guest-arg", 'g', 1, "KEY=VALUE", "guest argument in /chosen/guest-args (repeatable)")   \
+	X("mem-limit", 'l', 1, "SIZE", "resident guest memory at most (default: --mem)")           \
+	X("on-oom", 'o', 1, "kill|mce|pause",                                                      \
+	  "when the limit is reached: stop the VM (default), a machine check in the guest, or "    \
+	  "pause")                                                                                 \
+	X("backing", 'b', 1, "zero|file:PATH",                                                     \
+	  "where first-touched pages come from (default zero)")                                    \
+	X("fault-around", 'f', 1, "N",                                                             \
+	  "pages served per fault, a power of two 1..512 (default 16)")                            \
+	X("prefault", 'p', 0, "", "make all guest RAM resident before the guest starts")           \
+	X("fault-retries", 'r', 1, "N", "attempts per fault before giving up (default 8)")         \
+	X("fault-timeout", 't', 1, "MS", "time per fault before giving up (default 2000)")         \
+	X("fault-threads", 'T', 1, "N",                                                            \
+	  "userfaultfd handler threads, 1..16 (default: 1 per 4 vCPUs)")                           \
+	X("stats", 's', 2, "=json",                                                                \
+	  "print fault statistics to stderr at exit, as text or one JSON line")                    \
 	X("help", 'h', 0, "", "show this help")
+
+enum cli_oom_policy {
+	CLI_OOM_KILL,
+	CLI_OOM_MCE,
+	CLI_OOM_PAUSE,
+};
+
+enum cli_stats {
+	CLI_STATS_OFF,
+	CLI_STATS_TEXT,
+	CLI_STATS_JSON,
+};
 
 enum cli_command {
 	CLI_RUN,
@@ -50,6 +80,15 @@ struct run_config {
 	const char *cmdline;
 	unsigned nr_guest_args;
 	struct guest_arg guest_args[CLI_MAX_GUEST_ARGS];
+	uint64_t mem_limit; /* 0: --mem */
+	enum cli_oom_policy on_oom;
+	const char *backing_file; /* NULL: zero */
+	unsigned fault_around;
+	bool prefault;
+	unsigned fault_retries;
+	unsigned fault_timeout_ms;
+	unsigned fault_threads; /* 0: from --vcpus */
+	enum cli_stats stats;
 };
 
 /*

@@ -136,9 +136,10 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 	return 0;
 }
 
-int elf__load(const void *buf, const struct elf_image *img, struct guest_ram *ram)
+int elf__load(const void *buf, const struct elf_image *img, const struct guest_access *ga)
 {
 	unsigned i;
+	int err = 0;
 
 	for (i = 0; i < img->nr_segments; i++) {
 		const struct elf_segment *s = &img->segments[i];
@@ -146,9 +147,9 @@ int elf__load(const void *buf, const struct elf_image *img, struct guest_ram *ra
 
 		if (!s->mem_size)
 			continue;
-		dst = guest_ram__ptr(ram, s->gpa, s->mem_size);
+		dst = ga->ptr(ga->ctx, s->gpa, s->mem_size, &err);
 		if (!dst)
-			return -EFAULT;
+			return err;
 		memcpy(dst, (const char *)buf + s->file_offset, s->file_size);
 		memset(dst + s->file_size, 0, s->mem_size - s->file_size);
 	}

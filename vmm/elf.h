@@ -37,11 +37,11 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 	       struct elf_image *img, char why[ELF_WHY_LEN]) __attribute__((warn_unused_result));
 
 /*
- * Copy the segments of a parsed image into guest RAM, zeroing each
- * segment's tail past its file size. Returns 0, or -EFAULT if a segment
- * is not inside RAM.
+ * Copy the segments of a parsed image into guest memory through @ga,
+ * zeroing each segment's tail past its file size. Returns 0, or @ga's
+ * error (-EFAULT: a segment is not inside RAM; -ENOMEM: out of memory).
  */
-int elf__load(const void *buf, const struct elf_image *img, struct guest_ram *ram)
+int elf__load(const void *buf, const struct elf_image *img, const struct guest_access *ga)
 	__attribute__((warn_unused_result));
 
 #endif

@@ -72,6 +72,20 @@ static int read_image(const char *path, uint64_t max, void **buf, size_t *len)
 	return 0;
 }
 
+/* --stats: after the stop message, so that it stays the first line of stderr. */
+static void print_stats(struct vm *vm, const struct run_config *cfg)
+{
+	struct mmu_pages pages;
+
+	if (cfg->stats == CLI_STATS_OFF)
+		return;
+	mmu__pages(&vm->mmu, &pages);
+	if (cfg->stats == CLI_STATS_JSON)
+		mmu_stats__print_json(&vm->mmu.stats, &pages, vm->nr_vcpus, stderr);
+	else
+		mmu_stats__print_text(&vm->mmu.stats, &pages, vm->nr_vcpus, stderr);
+}
+
 static int run(const struct run_config *cfg)
 {
 	struct elf_image img;
@@ -99,6 +113,7 @@ static int run(const struct run_config *cfg)
 		status = vm__run(&vm);
 		if (vm.stop_msg[0])
 			pr_err("%s", vm.stop_msg);
+		print_stats(&vm, cfg);
 	}
 	vm__exit(&vm);
 	return status;

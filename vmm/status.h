@@ -15,12 +15,15 @@
 	X(FL_EXIT_NOINPUT, 66, "a file named on the command line cannot be read")                  \
 	X(FL_EXIT_NOKVM, 69,                                                                       \
 	  "no usable KVM: /dev/kvm missing, inaccessible or lacking a capability")                 \
-	X(FL_EXIT_INTERNAL, 70, "a host call failed (ioctl, mmap, thread)")                        \
+	X(FL_EXIT_INTERNAL, 70, "a host call failed (ioctl, mmap, thread, userfaultfd)")           \
 	X(FL_EXIT_CRASH, 72,                                                                       \
 	  "the guest crashed: triple fault, failed VM entry, KVM internal error")                  \
 	X(FL_EXIT_GUEST, 73,                                                                       \
 	  "the guest misbehaved: unclaimed I/O, unhandled exit, bad exit status, all vCPUs "       \
-	  "halted")
+	  "halted")                                                                                \
+	X(FL_EXIT_FAULT, 74,                                                                       \
+	  "a guest page fault could not be served: backing file error, retries exhausted")         \
+	X(FL_EXIT_OOM, 75, "the guest ran out of memory and --on-oom is kill")
 
 enum fl_exit_status {
 #define FL_EXIT_ENUM(name, value, text) name = value,

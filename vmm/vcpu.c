@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,7 @@ static void *vcpu__thread(void *arg)
 	struct vcpu *vcpu = arg;
 	sigset_t kick;
 
+	__atomic_store_n(&vcpu->tid, (int)gettid(), __ATOMIC_RELEASE);
 	sigemptyset(&kick);
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
@@ -145,6 +147,8 @@ static void *vcpu__thread(void *arg)
 
 			vcpu->run->immediate_exit = 0;
 			if (err == EINTR || err == EAGAIN)
+				continue;
+			if (err == EFAULT && vcpu__handle_memory_fault(vcpu))
 				continue;
 			vm__stop(vcpu->vm, FL_EXIT_INTERNAL,
 				 "KVM_RUN failed: %s (vCPU %u, RIP 0x%llx)", strerror(err),

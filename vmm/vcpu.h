@@ -23,6 +23,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	int tid; /* the thread's id once it runs, atomic; 0 before */
 };
 
 /*
@@ -50,6 +51,13 @@ uint64_t vcpu__rip(struct vcpu *vcpu);
  * false when the vCPU should stop (the VM is stopping). vcpu_exit.c.
  */
 bool vcpu__handle_exit(struct vcpu *vcpu);
+
+/*
+ * KVM_RUN failed with EFAULT: when KVM described the access
+ * (KVM_EXIT_MEMORY_FAULT) and it is guest RAM, serve it through the MMU.
+ * Returns true to enter the guest again. vcpu_exit.c.
+ */
+bool vcpu__handle_memory_fault(struct vcpu *vcpu);
 
 /* Name of a KVM exit reason ("KVM_EXIT_IO"), or "unknown". */
 const char *vcpu__exit_name(uint32_t reason);

@@ -129,6 +129,48 @@ static bool vcpu__handle_io(struct vcpu *vcpu)
 	return true;
 }
 
+/* Serve a fault on RAM page @gpa from this vCPU; false when it failed (VM stopping). */
+static bool vcpu__fault(struct vcpu *vcpu, uint64_t gpa, bool write, enum fault_source source)
+{
+	struct mmu *mmu = &vcpu->vm->mmu;
+	struct fault_ctx ctx = {
+		.mmu = mmu,
+		.gpa = gpa & ~(MMU_PAGE_SIZE - 1),
+		.hva = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE),
+		.access = write ? FAULT_WRITE : FAULT_READ,
+		.vcpu = (int)vcpu->id,
+		.flags = FAULT_FLAG_ALLOW_RETRY,
+		.source = source,
+	};
+
+	return ctx.hva && (mmu__handle_fault(&ctx) & FAULT_DONE);
+}
+
+/*
+ * Some hosts (PVM) report an access to RAM they could not serve as an MMIO
+ * exit. Resuming would drop a write or invent a read: serve the page
+ * through the fault path, then complete the access on it.
+ */
+static bool vcpu__mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, unsigned len,
+			      bool is_write)
+{
+	struct mmu *mmu = &vcpu->vm->mmu;
+	uint64_t last = gpa + len - 1;
+	void *p;
+
+	if (!vcpu__fault(vcpu, gpa, is_write, FAULT_SRC_MMIO_EXIT) ||
+	    ((last ^ gpa) >= MMU_PAGE_SIZE &&
+	     !vcpu__fault(vcpu, last, is_write, FAULT_SRC_MMIO_EXIT)))
+		return false;
+	if (mmu__access(mmu, gpa, len, &p))
+		return false;
+	if (is_write)
+		memcpy(p, data, len);
+	else
+		memcpy(data, p, len);
+	return true;
+}
+
 static bool vcpu__handle_mmio(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
@@ -140,22 +182,36 @@ static bool vcpu__handle_mmio(struct vcpu *vcpu)
 		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_MMIO with length %u",
 				 run->mmio.len),
 		       false;
-	/*
-	 * Some hosts (PVM) report an access to RAM they could not serve as
-	 * MMIO. Resuming would drop a write or invent a read: stop instead.
-	 */
-	if (guest_ram__ptr(&vcpu->vm->ram, gpa, run->mmio.len))
-		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL,
-				 "KVM reported an MMIO %s inside guest RAM "
-				 "(GPA 0x%" PRIx64 ", %u bytes)",
-				 run->mmio.is_write ? "write" : "read", gpa, run->mmio.len),
-		       false;
+	if (guest_ram__ptr(&vcpu->vm->mmu.ram, gpa, run->mmio.len))
+		return vcpu__mmio_in_ram(vcpu, gpa, run->mmio.data, run->mmio.len,
+					 run->mmio.is_write);
 	ret = bus__access(&vcpu->vm->mmio_bus, gpa, run->mmio.data, run->mmio.len,
 			  run->mmio.is_write, &dev);
 	if (ret)
 		return vcpu__bus_error(vcpu, ret, "MMIO", gpa, run->mmio.len, run->mmio.is_write,
 				       dev);
 	return true;
+}
+
+/* kvm_run.memory_fault (Linux 6.8), newer than our headers. */
+struct fl_kvm_memory_fault {
+	uint64_t flags;
+	uint64_t gpa;
+	uint64_t size;
+};
+
+#define FL_KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
+
+bool vcpu__handle_memory_fault(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	const struct fl_kvm_memory_fault *mf = (const void *)&run->mmio;
+
+	if (run->exit_reason != FL_KVM_EXIT_MEMORY_FAULT ||
+	    (mf->flags & FL_KVM_MEMORY_EXIT_FLAG_PRIVATE) ||
+	    !guest_ram__ptr(&vcpu->vm->mmu.ram, mf->gpa, 1))
+		return false;
+	return vcpu__fault(vcpu, mf->gpa, true, FAULT_SRC_EFAULT);
 }
 
 static bool vcpu__handle_system_event(struct vcpu *vcpu)

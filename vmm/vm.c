@@ -43,21 +43,69 @@ static int vm__init_devices(struct vm *vm)
 					&exit_dev_ops, &vm->exit_dev);
 }
 
-static int vm__init_ram(struct vm *vm, uint64_t size)
+/*
+ * A guest fault failed for good (mmu_ops.fault_failed): apply the policy.
+ * Called on a fault handler or vCPU thread.
+ */
+static void vm__fault_failed(void *owner, const struct fault_ctx *ctx, fault_t result,
+			     const char *why)
 {
+	struct vm *vm = owner;
+	struct mmu_pages pages;
+
+	mmu__pages(&vm->mmu, &pages);
+	if (result & FAULT_OOM) {
+		vm__stop(vm, FL_EXIT_OOM,
+			 "guest out of memory: %s (GPA 0x%llx, vCPU %d, budget %llu pages, "
+			 "resident %llu pages)",
+			 why, (unsigned long long)ctx->gpa, ctx->vcpu,
+			 (unsigned long long)pages.budget, (unsigned long long)pages.resident);
+		return;
+	}
+	vm__stop(vm, FL_EXIT_FAULT,
+		 "guest page fault failed: %s (GPA 0x%llx, vCPU %d, source: %s%s%s)", why,
+		 (unsigned long long)ctx->gpa, ctx->vcpu, fault__source_name(ctx->source),
+		 vm->backing_file ? ", file: " : "", vm->backing_file ? vm->backing_file : "");
+}
+
+static int vm__vcpu_of_tid(void *owner, int tid)
+{
+	struct vm *vm = owner;
+	unsigned i;
+
+	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
+		if (__atomic_load_n(&vm->vcpus[i].tid, __ATOMIC_ACQUIRE) == tid)
+			return (int)i;
+	return -1;
+}
+
+static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
+{
+	const struct mmu_config mc = {
+		.ram_size = cfg->mem,
+		.mem_limit = cfg->mem_limit,
+		.backing_file = cfg->backing_file,
+		.fault_around = cfg->fault_around,
+		.max_retries = cfg->fault_retries,
+		.retry_ms = cfg->fault_timeout_ms,
+		.nr_handlers = cfg->fault_threads,
+	};
+	const struct mmu_ops ops = {
+		.fault_failed = vm__fault_failed,
+		.vcpu_of_tid = vm__vcpu_of_tid,
+		.owner = vm,
+	};
 	unsigned i;
 	int ret;
 
-	ret = guest_ram__init(&vm->ram, size);
-	if (ret) {
-		pr_err("cannot map guest RAM: %s (size: %llu bytes)", strerror(-ret),
-		       (unsigned long long)size);
+	ret = mmu__init(&vm->mmu, &mc, &ops);
+	if (ret)
 		return ret;
-	}
-	for (i = 0; i < vm->ram.nr_banks; i++) {
-		const struct guest_ram_bank *b = &vm->ram.banks[i];
+	for (i = 0; i < vm->mmu.ram.nr_banks; i++) {
+		const struct guest_ram_bank *b = &vm->mmu.ram.banks[i];
 
-		ret = kvm__set_memslot(&vm->kvm, i, b->gpa, b->size, vm->ram.host + b->host_offset);
+		ret = kvm__set_memslot(&vm->kvm, i, b->gpa, b->size,
+				       vm->mmu.ram.host + b->host_offset);
 		if (ret)
 			return ret;
 	}
@@ -71,6 +119,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	memset(vm, 0, sizeof(*vm));
 	vm->stop_fd = -1;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
+	vm->mmu.memfd = vm->mmu.uffd = vm->mmu.backing_fd = vm->mmu.stop_fd = -1;
 	vm->nr_vcpus = cfg->vcpus;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->stopped_cond, NULL);
@@ -89,8 +138,12 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		       vm->kvm.max_vcpus, cfg->vcpus);
 		return FL_EXIT_USAGE;
 	}
-	if (vm__init_ram(vm, cfg->mem))
-		return FL_EXIT_INTERNAL;
+	vm->on_oom = cfg->on_oom;
+	vm->backing_file = cfg->backing_file;
+	ret = vm__init_ram(vm, cfg);
+	if (ret)
+		return cfg->backing_file && vm->mmu.backing_fd < 0 ? FL_EXIT_NOINPUT
+								   : FL_EXIT_INTERNAL;
 	ret = vm__init_devices(vm);
 	if (ret) {
 		pr_err("cannot register devices: %s", strerror(-ret));
@@ -106,7 +159,7 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 		{"exit", "faultline,exit", EXIT_DEV_PORT, EXIT_DEV_NR_PORTS},
 	};
 	struct fdt_params p = {
-		.ram = &vm->ram,
+		.ram = &vm->mmu.ram,
 		.nr_vcpus = vm->nr_vcpus,
 		.cmdline = cfg->cmdline,
 		.guest_args = cfg->guest_args,
@@ -114,11 +167,12 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 		.devices = devices,
 		.nr_devices = sizeof(devices) / sizeof(devices[0]),
 	};
-	void *buf = guest_ram__ptr(&vm->ram, BOOT_FDT_GPA, BOOT_FDT_MAX);
-	int ret;
+	struct guest_access ga = mmu__guest_access(&vm->mmu);
+	int ret = 0;
+	void *buf = ga.ptr(ga.ctx, BOOT_FDT_GPA, BOOT_FDT_MAX, &ret);
 
 	if (!buf)
-		return -EFAULT;
+		return ret;
 	ret = fdt__build(buf, BOOT_FDT_MAX, &p);
 	if (ret == -ENOSPC)
 		pr_err("the device tree does not fit in %llu KiB: shorten --cmdline or the guest "
@@ -129,25 +183,43 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 	return ret;
 }
 
+/* Report a failed write of boot state; -ENOMEM is the budget's doing. */
+static int vm__load_error(struct vm *vm, int err, const char *what)
+{
+	struct mmu_pages pages;
+
+	if (err == -ENOMEM) {
+		mmu__pages(&vm->mmu, &pages);
+		pr_err("guest out of memory: %s does not fit in the budget (budget %llu pages, "
+		       "resident %llu pages)",
+		       what, (unsigned long long)pages.budget, (unsigned long long)pages.resident);
+		return FL_EXIT_OOM;
+	}
+	pr_err("cannot write %s into guest RAM: %s", what, strerror(-err));
+	return err == -ENOSPC ? FL_EXIT_USAGE : FL_EXIT_INTERNAL;
+}
+
 int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
 	     const struct elf_image *img)
 {
+	struct guest_access ga = mmu__guest_access(&vm->mmu);
 	unsigned i;
 	int ret;
 
-	ret = x86_boot__setup_memory(&vm->ram);
-	if (ret) {
-		pr_err("cannot write boot page tables: %s", strerror(-ret));
-		return FL_EXIT_INTERNAL;
-	}
-	if (elf__load(image, img, &vm->ram)) {
-		pr_err("invalid kernel image: a segment does not fit in guest RAM (file: %s)",
-		       cfg->kernel);
-		return FL_EXIT_IMAGE;
-	}
+	ret = x86_boot__setup_memory(&vm->mmu.ram, &ga);
+	if (ret)
+		return vm__load_error(vm, ret, "the boot page tables");
+	ret = elf__load(image, img, &ga);
+	if (ret)
+		return vm__load_error(vm, ret, "the kernel image");
 	ret = vm__write_fdt(vm, cfg);
 	if (ret)
-		return ret == -ENOSPC ? FL_EXIT_USAGE : FL_EXIT_INTERNAL;
+		return ret == -ENOSPC ? FL_EXIT_USAGE : vm__load_error(vm, ret, "the device tree");
+	if (cfg->prefault) {
+		ret = mmu__prefault(&vm->mmu);
+		if (ret)
+			return vm__load_error(vm, ret, "all of guest RAM (--prefault)");
+	}
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return FL_EXIT_INTERNAL;
@@ -261,6 +333,10 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot set up signal handling");
 		goto out;
 	}
+	if (mmu__start(&vm->mmu)) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the fault handler threads");
+		goto out;
+	}
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		int ret = vcpu__start(&vm->vcpus[i]);
 
@@ -275,6 +351,7 @@ out:
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].thread_started)
 			pthread_join(vm->vcpus[i].thread, NULL);
+	mmu__stop(&vm->mmu);
 	serial__flush(&vm->serial);
 	if (sig_fd >= 0)
 		close(sig_fd);
@@ -290,7 +367,7 @@ void vm__exit(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	kvm__exit(&vm->kvm);
-	guest_ram__exit(&vm->ram);
+	mmu__exit(&vm->mmu);
 	serial__exit(&vm->serial);
 	bus__exit(&vm->pio_bus);
 	bus__exit(&vm->mmio_bus);

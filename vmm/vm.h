@@ -16,7 +16,7 @@
 #include "devices/bus.h"
 #include "devices/exit_dev.h"
 #include "devices/serial.h"
-#include "mmu/guest_ram.h"
+#include "mmu/mmu.h"
 #include "vmm/cli.h"
 #include "vmm/elf.h"
 #include "vmm/kvm.h"
@@ -27,7 +27,9 @@ struct vcpu;
 
 struct vm {
 	struct kvm kvm;
-	struct guest_ram ram;
+	struct mmu mmu; /* guest RAM; mmu.ram is its layout */
+	enum cli_oom_policy on_oom;
+	const char *backing_file;
 	struct bus pio_bus;
 	struct bus mmio_bus;
 	struct serial serial;

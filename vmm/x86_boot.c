@@ -44,20 +44,23 @@ static void x86_boot__gdt(uint64_t *gdt)
 	gdt[4] = BOOT_TSS_GPA >> 32;
 }
 
-int x86_boot__setup_memory(struct guest_ram *ram)
+int x86_boot__setup_memory(const struct guest_ram *ram, const struct guest_access *ga)
 {
 	uint64_t map = x86_boot__map_size(ram);
 	uint64_t nr_pds = map / SZ_1G, i;
 	uint64_t *gdt, *pml4, *pdpt, *pd;
+	int err = 0;
 
 	if (nr_pds > BOOT_MAX_PDS)
 		return -E2BIG;
-	gdt = guest_ram__ptr(ram, BOOT_GDT_GPA, GDT_ENTRIES * 8);
-	pml4 = guest_ram__ptr(ram, BOOT_PML4_GPA, 4096);
-	pdpt = guest_ram__ptr(ram, BOOT_PDPT_GPA, 4096);
-	pd = guest_ram__ptr(ram, BOOT_PD_GPA, nr_pds * 4096);
-	if (!gdt || !pml4 || !pdpt || !pd || !guest_ram__ptr(ram, BOOT_TSS_GPA, TSS_LIMIT + 1))
-		return -EFAULT;
+	gdt = ga->ptr(ga->ctx, BOOT_GDT_GPA, GDT_ENTRIES * 8, &err);
+	if (!gdt || !ga->ptr(ga->ctx, BOOT_TSS_GPA, TSS_LIMIT + 1, &err))
+		return err;
+	pml4 = ga->ptr(ga->ctx, BOOT_PML4_GPA, 4096, &err);
+	pdpt = pml4 ? ga->ptr(ga->ctx, BOOT_PDPT_GPA, 4096, &err) : NULL;
+	pd = pdpt ? ga->ptr(ga->ctx, BOOT_PD_GPA, nr_pds * 4096, &err) : NULL;
+	if (!pd)
+		return err;
 	x86_boot__gdt(gdt);
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);

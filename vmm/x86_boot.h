@@ -39,11 +39,13 @@
 uint64_t x86_boot__map_size(const struct guest_ram *ram);
 
 /*
- * Write the GDT, TSS and page tables into guest RAM. Returns 0, or
- * -EFAULT when RAM does not cover the low boot area, -E2BIG when the map
- * would need more than BOOT_MAX_PDS page directories.
+ * Write the GDT, TSS and page tables for the RAM laid out in @ram, through
+ * @ga. Returns 0, -E2BIG when the map would need more than BOOT_MAX_PDS page
+ * directories, or @ga's error (-EFAULT when RAM does not cover the boot
+ * area, -ENOMEM when the pages cannot be made resident).
  */
-int x86_boot__setup_memory(struct guest_ram *ram) __attribute__((warn_unused_result));
+int x86_boot__setup_memory(const struct guest_ram *ram, const struct guest_access *ga)
+	__attribute__((warn_unused_result));
 
 /* Long-mode system registers for every vCPU, on top of KVM's defaults. */
 void x86_boot__sregs(struct kvm_sregs *sregs);

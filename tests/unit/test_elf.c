@@ -183,6 +183,7 @@ END_TEST
 START_TEST(load_zeroes_bss)
 {
 	struct elf_image out;
+	struct guest_access ga;
 	struct guest_ram ram;
 	uint8_t *p;
 
@@ -191,7 +192,8 @@ START_TEST(load_zeroes_bss)
 	ck_assert_int_eq(guest_ram__init(&ram, 4ULL << 20), 0);
 	p = guest_ram__ptr(&ram, MIN_GPA, 0x3000);
 	memset(p, 0x55, 0x3000);
-	ck_assert_int_eq(elf__load(&img_buf, &out, &ram), 0);
+	ga = guest_ram__direct(&ram);
+	ck_assert_int_eq(elf__load(&img_buf, &out, &ga), 0);
 	ck_assert_uint_eq(p[0], 0x90);
 	ck_assert_uint_eq(p[15], 0x90);
 	ck_assert_uint_eq(p[16], 0x55); /* between segments: untouched */
@@ -203,7 +205,8 @@ START_TEST(load_zeroes_bss)
 
 	/* A segment beyond the RAM it is loaded into. */
 	ck_assert_int_eq(guest_ram__init(&ram, 1ULL << 20), 0);
-	ck_assert_int_eq(elf__load(&img_buf, &out, &ram), -EFAULT);
+	ga = guest_ram__direct(&ram);
+	ck_assert_int_eq(elf__load(&img_buf, &out, &ga), -EFAULT);
 	guest_ram__exit(&ram);
 }
 END_TEST

@@ -25,6 +25,13 @@ static uint64_t translate(const struct guest_ram *ram, uint64_t va)
 	return (e & ~0x1fffffULL) | (va & 0x1fffff);
 }
 
+static int setup(struct guest_ram *ram)
+{
+	struct guest_access ga = guest_ram__direct(ram);
+
+	return x86_boot__setup_memory(ram, &ga);
+}
+
 START_TEST(identity_map)
 {
 	static const uint64_t probes[] = {
@@ -35,7 +42,7 @@ START_TEST(identity_map)
 
 	ck_assert_int_eq(guest_ram__init(&ram, 64ULL << 20), 0);
 	ck_assert_uint_eq(x86_boot__map_size(&ram), 4ULL << 30);
-	ck_assert_int_eq(x86_boot__setup_memory(&ram), 0);
+	ck_assert_int_eq(setup(&ram), 0);
 	for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
 		ck_assert_uint_eq(translate(&ram, probes[i]), probes[i]);
 	ck_assert_uint_eq(translate(&ram, 4ULL << 30), ~0ULL);
@@ -52,7 +59,7 @@ START_TEST(high_bank_mapped)
 	top = guest_ram__top(&ram);
 	ck_assert_uint_eq(top, (6ULL << 30) + (2ULL << 20));
 	ck_assert_uint_eq(x86_boot__map_size(&ram), 7ULL << 30);
-	ck_assert_int_eq(x86_boot__setup_memory(&ram), 0);
+	ck_assert_int_eq(setup(&ram), 0);
 	ck_assert_uint_eq(translate(&ram, top - 8), top - 8);
 	ck_assert_uint_eq(translate(&ram, (7ULL << 30) - 8), (7ULL << 30) - 8);
 	ck_assert_uint_eq(translate(&ram, 7ULL << 30), ~0ULL);
@@ -66,14 +73,14 @@ START_TEST(limits)
 
 	/* 63 GiB of RAM ends at 64 GiB: exactly 64 page directories. */
 	ck_assert_int_eq(guest_ram__init(&ram, 63ULL << 30), 0);
-	ck_assert_int_eq(x86_boot__setup_memory(&ram), 0);
+	ck_assert_int_eq(setup(&ram), 0);
 	guest_ram__exit(&ram);
 	ck_assert_int_eq(guest_ram__init(&ram, 64ULL << 30), 0);
-	ck_assert_int_eq(x86_boot__setup_memory(&ram), -E2BIG);
+	ck_assert_int_eq(setup(&ram), -E2BIG);
 	guest_ram__exit(&ram);
 	/* RAM too small for the boot area. */
 	ck_assert_int_eq(guest_ram__init(&ram, 16384), 0);
-	ck_assert_int_eq(x86_boot__setup_memory(&ram), -EFAULT);
+	ck_assert_int_eq(setup(&ram), -EFAULT);
 	guest_ram__exit(&ram);
 }
 END_TEST
@@ -86,7 +93,7 @@ START_TEST(gdt_and_registers)
 	const uint64_t *gdt;
 
 	ck_assert_int_eq(guest_ram__init(&ram, 8ULL << 20), 0);
-	ck_assert_int_eq(x86_boot__setup_memory(&ram), 0);
+	ck_assert_int_eq(setup(&ram), 0);
 	gdt = guest_ram__ptr(&ram, BOOT_GDT_GPA, 40);
 	ck_assert_uint_eq(gdt[0], 0);
 	ck_assert_uint_eq(gdt[BOOT_SEL_CODE / 8] >> 53 & 1, 1);	     /* L bit */

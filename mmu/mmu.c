@@ -1,0 +1,357 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mmu/inject.h"
+#include "mmu/mmu.h"
+#include "vmm/log.h"
+
+#define BITS_PER_LONG (8 * sizeof(unsigned long))
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static bool page_resident(const struct mmu *mmu, uint64_t pi)
+{
+	unsigned long w = __atomic_load_n(&mmu->resident[pi / BITS_PER_LONG], __ATOMIC_ACQUIRE);
+
+	return w & (1UL << (pi % BITS_PER_LONG));
+}
+
+static void pages_mark_resident(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	uint64_t pi;
+
+	for (pi = first; pi < first + n; pi++)
+		__atomic_or_fetch(&mmu->resident[pi / BITS_PER_LONG], 1UL << (pi % BITS_PER_LONG),
+				  __ATOMIC_RELEASE);
+}
+
+/* Charge @n pages to the budget; false when they do not fit. */
+static bool budget_charge(struct mmu *mmu, uint64_t n)
+{
+	uint64_t cur = __atomic_load_n(&mmu->resident_pages, __ATOMIC_RELAXED);
+
+	if (inject__check("budget.charge"))
+		return false;
+	do {
+		if (cur + n > mmu->limit_pages)
+			return false;
+	} while (!__atomic_compare_exchange_n(&mmu->resident_pages, &cur, cur + n, 0,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	return true;
+}
+
+static void budget_uncharge(struct mmu *mmu, uint64_t n)
+{
+	__atomic_sub_fetch(&mmu->resident_pages, n, __ATOMIC_ACQ_REL);
+}
+
+int64_t mmu__host_offset(const struct mmu *mmu, uint64_t gpa)
+{
+	const uint8_t *p = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE);
+
+	return p ? (int64_t)(p - mmu->ram.host) : -1;
+}
+
+/*
+ * The aligned window of up to fault_around pages around host page @pi, cut
+ * to the run of non-resident pages that contains @pi. Host page indexes are
+ * contiguous across RAM banks (one memfd), so only the end of RAM bounds it.
+ */
+static void fault_window(const struct mmu *mmu, const struct fault_ctx *ctx, uint64_t pi,
+			 uint64_t *first, uint64_t *count)
+{
+	uint64_t n = ctx->flags & FAULT_FLAG_NO_AROUND ? 1 : mmu->cfg.fault_around;
+	uint64_t wlo = pi & ~(n - 1), whi = wlo + n, lo = pi, hi = pi + 1;
+
+	if (whi > mmu->nr_pages)
+		whi = mmu->nr_pages;
+	while (lo > wlo && !page_resident(mmu, lo - 1))
+		lo--;
+	while (hi < whi && !page_resident(mmu, hi))
+		hi++;
+	*first = lo;
+	*count = hi - lo;
+}
+
+/*
+ * Fill @buf with @n pages of backing content starting at host page @first.
+ * Returns 0, or -EIO / -errno when the file cannot be read.
+ */
+static int backing_fill(struct mmu *mmu, uint8_t *buf, uint64_t first, uint64_t n)
+{
+	uint64_t off = first * MMU_PAGE_SIZE, len = n * MMU_PAGE_SIZE, done = 0;
+	int err;
+
+	memset(buf, 0, len);
+	if (mmu->backing_fd < 0 || off >= mmu->backing_size)
+		return 0;
+	if (len > mmu->backing_size - off)
+		len = mmu->backing_size - off;
+	MMU_STAT_INC(&mmu->stats, backing_reads);
+	err = inject__check("backing.read");
+	if (err)
+		return -err;
+	while (done < len) {
+		ssize_t r = pread(mmu->backing_fd, buf + done, len - done, (off_t)(off + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EIO; /* the file shrank under us */
+		done += (uint64_t)r;
+	}
+	return 0;
+}
+
+static __thread uint8_t *bounce;
+
+static uint8_t *bounce_buffer(void)
+{
+	if (!bounce)
+		bounce = aligned_alloc(MMU_PAGE_SIZE, MMU_FAULT_AROUND_MAX * MMU_PAGE_SIZE);
+	return bounce;
+}
+
+/* Zero-fill pages: UFFDIO_ZEROPAGE. Returns bytes installed or -errno. */
+static int64_t install_zero(struct mmu *mmu, uint8_t *dst, uint64_t len)
+{
+	struct uffdio_zeropage z = {
+		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
+	};
+	int err = inject__check("UFFDIO_ZEROPAGE");
+
+	MMU_STAT_INC(&mmu->stats, uffdio_zeropage);
+	if (err)
+		return -err;
+	if (ioctl(mmu->uffd, UFFDIO_ZEROPAGE, &z) == 0)
+		return (int64_t)len;
+	return z.zeropage > 0 ? z.zeropage : -errno;
+}
+
+/* Copy pages from @src: UFFDIO_COPY. Returns bytes installed or -errno. */
+static int64_t install_copy(struct mmu *mmu, uint8_t *dst, const uint8_t *src, uint64_t len)
+{
+	struct uffdio_copy c = {
+		.dst = (uint64_t)(uintptr_t)dst,
+		.src = (uint64_t)(uintptr_t)src,
+		.len = len,
+	};
+	int err = inject__check("UFFDIO_COPY");
+
+	MMU_STAT_INC(&mmu->stats, uffdio_copy);
+	if (err)
+		return -err;
+	if (ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0)
+		return (int64_t)len;
+	return c.copy > 0 ? c.copy : -errno;
+}
+
+/*
+ * One attempt: charge, fill and install the window around the faulting
+ * page. Caller holds nothing. Returns DONE, FALLBACK (the window could not
+ * be charged or a sibling installed part of it), RETRY, OOM or SIGBUS.
+ */
+static fault_t mmu__fault_once(struct fault_ctx *ctx)
+{
+	struct mmu *mmu = ctx->mmu;
+	uint64_t pi = (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE, first, n, done;
+	uint8_t *dst, *buf;
+	int64_t ret;
+	int err;
+
+	if (page_resident(mmu, pi))
+		return FAULT_DONE;
+	fault_window(mmu, ctx, pi, &first, &n);
+	if (!budget_charge(mmu, n))
+		return n > 1 ? FAULT_FALLBACK : FAULT_OOM;
+	dst = mmu->ram.host + first * MMU_PAGE_SIZE;
+	if (mmu->backing_fd < 0 || first * MMU_PAGE_SIZE >= mmu->backing_size) {
+		ret = install_zero(mmu, dst, n * MMU_PAGE_SIZE);
+	} else {
+		buf = bounce_buffer();
+		err = buf ? backing_fill(mmu, buf, first, n) : -ENOMEM;
+		if (err) {
+			budget_uncharge(mmu, n);
+			return fault__from_errno(err == -ENOMEM ? -ENOMEM : -EIO);
+		}
+		ret = install_copy(mmu, dst, buf, n * MMU_PAGE_SIZE);
+	}
+	done = ret > 0 ? (uint64_t)ret / MMU_PAGE_SIZE : 0;
+	pages_mark_resident(mmu, first, done);
+	budget_uncharge(mmu, n - done);
+	MMU_STAT_ADD(&mmu->stats, pages_installed, done);
+	if (done == n) {
+		MMU_STAT_ADD(&mmu->stats, pages_around, n - 1);
+		return FAULT_DONE;
+	}
+	if (ret == -EEXIST || done)
+		MMU_STAT_INC(&mmu->stats, uffdio_eexist);
+	/* A partial window: fall back to the faulting page alone. */
+	if (n > 1 && (done || ret == -EEXIST))
+		return FAULT_FALLBACK;
+	return fault__from_errno(ret < 0 ? (int)ret : -EIO);
+}
+
+static bool mmu__stopping(struct mmu *mmu)
+{
+	return __atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE);
+}
+
+static void mmu__count_source(struct mmu *mmu, enum fault_source src)
+{
+	MMU_STAT_INC(&mmu->stats, faults);
+	switch (src) {
+	case FAULT_SRC_UFFD: MMU_STAT_INC(&mmu->stats, faults_uffd); break;
+	case FAULT_SRC_MONITOR: MMU_STAT_INC(&mmu->stats, faults_monitor); break;
+	case FAULT_SRC_MMIO_EXIT: MMU_STAT_INC(&mmu->stats, faults_mmio_exit); break;
+	case FAULT_SRC_SIGBUS:
+	case FAULT_SRC_EFAULT: MMU_STAT_INC(&mmu->stats, faults_efault); break;
+	}
+}
+
+static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
+{
+	struct mmu *mmu = ctx->mmu;
+	char why[160];
+
+	if (r & FAULT_DONE) {
+		MMU_STAT_INC(&mmu->stats, result_done);
+		return;
+	}
+	if (r & FAULT_OOM) {
+		MMU_STAT_INC(&mmu->stats, result_oom);
+		snprintf(why, sizeof(why), "budget of %llu pages exhausted",
+			 (unsigned long long)mmu->limit_pages);
+	} else if (r & FAULT_SIGBUS) {
+		MMU_STAT_INC(&mmu->stats, result_sigbus);
+		snprintf(why, sizeof(why), "%s",
+			 mmu->backing_fd >= 0 ? "the backing file could not be read"
+					      : "the page could not be installed");
+	} else {
+		MMU_STAT_INC(&mmu->stats, result_retry_exhausted);
+		snprintf(why, sizeof(why), "still RETRY after %u attempts in %llu ms",
+			 ctx->attempt + 1, (unsigned long long)(elapsed_ns / 1000000));
+	}
+	if (ctx->source != FAULT_SRC_MONITOR && mmu->ops.fault_failed && !mmu__stopping(mmu))
+		mmu->ops.fault_failed(mmu->ops.owner, ctx, r, why);
+}
+
+fault_t mmu__handle_fault(struct fault_ctx *ctx)
+{
+	struct mmu *mmu = ctx->mmu;
+	uint64_t start = now_ns(), elapsed = 0;
+	fault_t r;
+
+	mmu__count_source(mmu, ctx->source);
+	for (;;) {
+		r = mmu__fault_once(ctx);
+		if (r & FAULT_FALLBACK) {
+			MMU_STAT_INC(&mmu->stats, fallbacks);
+			ctx->flags |= FAULT_FLAG_NO_AROUND;
+			continue;
+		}
+		elapsed = now_ns() - start;
+		if (!(r & FAULT_RETRY) || !(ctx->flags & FAULT_FLAG_ALLOW_RETRY) ||
+		    mmu__stopping(mmu))
+			break;
+		if (ctx->attempt + 1 >= mmu->cfg.max_retries ||
+		    elapsed >= (uint64_t)mmu->cfg.retry_ms * 1000000ULL)
+			break;
+		ctx->attempt++;
+		ctx->flags |= FAULT_FLAG_TRIED;
+		MMU_STAT_INC(&mmu->stats, retries);
+		usleep(ctx->attempt < 10 ? 1U << ctx->attempt : 1000);
+	}
+	mmu_stats__record(&mmu->stats, ctx->vcpu, elapsed);
+	mmu__report(ctx, r, elapsed);
+	return r;
+}
+
+int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
+{
+	uint8_t *host = guest_ram__ptr(&mmu->ram, gpa, len);
+	uint64_t page, end;
+
+	if (!host)
+		return -EFAULT;
+	end = gpa + len;
+	for (page = gpa & ~(MMU_PAGE_SIZE - 1); page < end; page += MMU_PAGE_SIZE) {
+		struct fault_ctx ctx = {
+			.mmu = mmu,
+			.gpa = page,
+			.hva = guest_ram__ptr(&mmu->ram, page, MMU_PAGE_SIZE),
+			.access = FAULT_WRITE,
+			.vcpu = -1,
+			.flags = FAULT_FLAG_ALLOW_RETRY,
+			.source = FAULT_SRC_MONITOR,
+		};
+		uint64_t pi = (uint64_t)(ctx.hva - mmu->ram.host) / MMU_PAGE_SIZE;
+		fault_t r;
+
+		if (page_resident(mmu, pi))
+			continue;
+		r = mmu__handle_fault(&ctx);
+		if (!(r & FAULT_DONE))
+			return fault__to_errno(r);
+	}
+	*ptr = mmu->alias + (host - mmu->ram.host);
+	return 0;
+}
+
+static void *mmu__access_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+{
+	void *p = NULL;
+
+	*err = mmu__access(ctx, gpa, len, &p);
+	return *err ? NULL : p;
+}
+
+struct guest_access mmu__guest_access(struct mmu *mmu)
+{
+	return (struct guest_access){mmu__access_ptr, mmu};
+}
+
+int mmu__prefault(struct mmu *mmu)
+{
+	unsigned i;
+
+	for (i = 0; i < mmu->ram.nr_banks; i++) {
+		const struct guest_ram_bank *b = &mmu->ram.banks[i];
+		uint64_t off;
+		void *p;
+
+		for (off = 0; off < b->size; off += MMU_PAGE_SIZE) {
+			int ret = mmu__access(mmu, b->gpa + off, MMU_PAGE_SIZE, &p);
+
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+void mmu__pages(struct mmu *mmu, struct mmu_pages *pages)
+{
+	pages->ram = mmu->nr_pages;
+	pages->budget = mmu->limit_pages;
+	pages->resident = __atomic_load_n(&mmu->resident_pages, __ATOMIC_ACQUIRE);
+}

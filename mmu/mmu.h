@@ -1,0 +1,128 @@
+/*
+ * DOC: the hypervisor-level MMU
+ *
+ * Guest RAM is a memfd mapped twice: the guest view, registered with
+ * userfaultfd (MISSING) and given to KVM as memory slots, and an alias the
+ * monitor reads and writes through. Nothing is resident at first. A page
+ * becomes resident in exactly one way: mmu__handle_fault() charges it to
+ * the VM's budget, fills a bounce buffer from the backing (zeros, or a file
+ * read lazily), and installs it atomically into the guest view with
+ * UFFDIO_COPY or UFFDIO_ZEROPAGE, waking whoever waits on it. A resident
+ * bitmap makes the charge happen once per page.
+ *
+ * Every form in which a guest access to unbacked RAM surfaces reaches
+ * mmu__handle_fault(): userfaultfd events (handler threads, uffd.c), an
+ * MMIO exit or -EFAULT inside RAM (the vCPU thread), and the monitor's own
+ * accesses (mmu__access()). RETRY is retried a bounded number of times and
+ * for a bounded time; a failure that stays (OOM, SIGBUS, retries
+ * exhausted) goes to the owner's fault_failed() callback, which applies the
+ * VM's policy. No KVM headers here.
+ */
+#ifndef FAULTLINE_MMU_H
+#define FAULTLINE_MMU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mmu/fault.h"
+#include "mmu/guest_ram.h"
+#include "mmu/stats.h"
+
+#define MMU_PAGE_SIZE	     4096ULL
+#define MMU_FAULT_AROUND_MAX 512
+#define MMU_MAX_HANDLERS     16
+
+struct mmu_config {
+	uint64_t ram_size;
+	uint64_t mem_limit;	  /* bytes resident at most; 0: ram_size */
+	const char *backing_file; /* NULL: zero-filled */
+	unsigned fault_around;	  /* pages per fault, a power of two, 1..512 */
+	unsigned max_retries;	  /* attempts per fault, >= 1 */
+	unsigned retry_ms;	  /* time bound across the attempts of one fault */
+	unsigned nr_handlers;	  /* userfaultfd handler threads, 1..16 */
+};
+
+struct mmu_ops {
+	/*
+	 * A guest fault ended without the page (OOM, SIGBUS, retries
+	 * exhausted); @why says what happened. Called on the thread that
+	 * handled the fault, never for FAULT_SRC_MONITOR.
+	 */
+	void (*fault_failed)(void *owner, const struct fault_ctx *ctx, fault_t result,
+			     const char *why);
+	/* The vCPU index of thread @tid, or -1. Any thread. */
+	int (*vcpu_of_tid)(void *owner, int tid);
+	void *owner;
+};
+
+struct mmu {
+	struct mmu_config cfg;
+	struct mmu_ops ops;
+	struct guest_ram ram; /* layout; ram.host is the guest view */
+	uint8_t *alias;	      /* the monitor's view of the same pages */
+	int memfd;
+	int uffd;
+	int backing_fd;
+	uint64_t backing_size;
+	uint64_t nr_pages;
+	uint64_t limit_pages;
+	uint64_t resident_pages; /* atomic */
+	unsigned long *resident; /* bitmap by host page index, atomic */
+	struct mmu_stats stats;
+	int stop_fd;   /* eventfd: handler threads stop */
+	bool stopping; /* atomic */
+	pthread_t handlers[MMU_MAX_HANDLERS];
+	unsigned nr_handlers_started;
+};
+
+/*
+ * Create guest RAM (memfd, both views, userfaultfd registration) and open
+ * the backing file. Returns 0 or -errno after reporting what failed (file,
+ * syscall). Undo with mmu__exit().
+ */
+int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_ops *ops)
+	__attribute__((warn_unused_result));
+
+/* Start the userfaultfd handler threads. Returns 0 or -errno (reported). */
+int mmu__start(struct mmu *mmu) __attribute__((warn_unused_result));
+
+/* Stop and join the handler threads; pending faults stay pending. */
+void mmu__stop(struct mmu *mmu);
+void mmu__exit(struct mmu *mmu);
+
+/*
+ * The one entry point for a fault on guest RAM: resolve ctx->gpa, retrying
+ * RETRY within the bounds and falling back to one page when a fault-around
+ * window cannot be served. Returns the final result; a guest fault that
+ * does not end FAULT_DONE has been passed to ops->fault_failed(). Any
+ * thread except while holding locks of the caller's that a handler takes.
+ */
+fault_t mmu__handle_fault(struct fault_ctx *ctx);
+
+/*
+ * The monitor's checked accessor: make [gpa, gpa + len) resident through
+ * the fault path and return its alias address in *ptr. The range must lie
+ * in one RAM bank. Returns 0, -EFAULT (not RAM, or nothing can back it) or
+ * -ENOMEM (the budget is exhausted).
+ */
+int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
+	__attribute__((warn_unused_result));
+
+/* The monitor's guest_access: mmu__access() behind the common interface. */
+struct guest_access mmu__guest_access(struct mmu *mmu);
+
+/* Make every page resident (--prefault). Returns 0 or as mmu__access(). */
+int mmu__prefault(struct mmu *mmu) __attribute__((warn_unused_result));
+
+/* Pages of RAM, of budget and resident now. */
+void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);
+
+/* Host offset of @gpa's page in RAM, or -1 when @gpa is not RAM. */
+int64_t mmu__host_offset(const struct mmu *mmu, uint64_t gpa);
+
+/* uffd.c: the handler threads' body. */
+void *mmu__uffd_handler(void *arg);
+int mmu__uffd_init(struct mmu *mmu) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * Guest RAM set-up (memfd, guest view, alias, userfaultfd registration)
+ * and the userfaultfd handler threads, which turn page-fault events into
+ * calls of mmu__handle_fault().
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "mmu/inject.h"
+#include "mmu/mmu.h"
+#include "vmm/log.h"
+
+#define UFFD_MSGS_PER_READ 16
+
+static int mmu__fail(const char *what, int err)
+{
+	pr_err("cannot set up guest RAM: %s failed: %s", what, strerror(err));
+	return -err;
+}
+
+static void *mmu__map(struct mmu *mmu, const char *site)
+{
+	int err = inject__check(site);
+	void *p;
+
+	if (err) {
+		errno = err;
+		return MAP_FAILED;
+	}
+	p = mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		 mmu->memfd, 0);
+	return p;
+}
+
+static int mmu__init_memory(struct mmu *mmu)
+{
+	void *p;
+	int err;
+
+	err = inject__check("memfd_create");
+	mmu->memfd = err ? -1 : memfd_create("faultline-ram", MFD_CLOEXEC);
+	if (mmu->memfd < 0)
+		return mmu__fail("memfd_create", err ? err : errno);
+	if (ftruncate(mmu->memfd, (off_t)mmu->ram.size) < 0)
+		return mmu__fail("ftruncate of the RAM memfd", errno);
+	p = mmu__map(mmu, "mmap.guest_ram");
+	if (p == MAP_FAILED) {
+		err = errno;
+		pr_err("cannot map guest RAM: %s (size: %llu bytes)", strerror(err),
+		       (unsigned long long)mmu->ram.size);
+		return -err;
+	}
+	mmu->ram.host = p;
+	p = mmu__map(mmu, "mmap.alias");
+	if (p == MAP_FAILED)
+		return mmu__fail("mmap of the RAM alias", errno);
+	mmu->alias = p;
+	mmu->resident = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	if (!mmu->resident)
+		return mmu__fail("allocation of the resident bitmap", ENOMEM);
+	return 0;
+}
+
+int mmu__uffd_init(struct mmu *mmu)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_THREAD_ID,
+	};
+	struct uffdio_register reg = {
+		.range = {.start = (uint64_t)(uintptr_t)mmu->ram.host, .len = mmu->ram.size},
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	uint64_t need = 1ULL << _UFFDIO_COPY | 1ULL << _UFFDIO_ZEROPAGE;
+	int err = inject__check("userfaultfd");
+
+	mmu->uffd = err ? -1 : (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (mmu->uffd < 0) {
+		err = err ? err : errno;
+		pr_err("cannot set up guest RAM: userfaultfd failed: %s%s", strerror(err),
+		       err == EPERM ? "; run as root or set vm.unprivileged_userfaultfd=1" : "");
+		return -err;
+	}
+	if (ioctl(mmu->uffd, UFFDIO_API, &api) < 0)
+		return mmu__fail("UFFDIO_API (shared-memory faults need Linux 4.11)", errno);
+	if (ioctl(mmu->uffd, UFFDIO_REGISTER, &reg) < 0)
+		return mmu__fail("UFFDIO_REGISTER", errno);
+	if ((reg.ioctls & need) != need)
+		return mmu__fail("UFFDIO_REGISTER (no UFFDIO_COPY/ZEROPAGE on shmem)", ENOTSUP);
+	return 0;
+}
+
+static int mmu__open_backing(struct mmu *mmu, const char *path)
+{
+	struct stat st;
+
+	mmu->backing_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (mmu->backing_fd < 0 || fstat(mmu->backing_fd, &st) < 0) {
+		int err = errno;
+
+		pr_err("cannot open the backing file: %s (file: %s)", strerror(err), path);
+		return -err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		pr_err("cannot use the backing file: not a regular file (file: %s)", path);
+		return -EINVAL;
+	}
+	mmu->backing_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_ops *ops)
+{
+	int ret;
+
+	memset(mmu, 0, sizeof(*mmu));
+	mmu->memfd = mmu->uffd = mmu->backing_fd = mmu->stop_fd = -1;
+	mmu->cfg = *cfg;
+	mmu->ops = *ops;
+	ret = guest_ram__layout(&mmu->ram, cfg->ram_size);
+	if (ret)
+		return ret;
+	mmu->nr_pages = cfg->ram_size / MMU_PAGE_SIZE;
+	mmu->limit_pages = cfg->mem_limit ? cfg->mem_limit / MMU_PAGE_SIZE : mmu->nr_pages;
+	if (cfg->backing_file) {
+		ret = mmu__open_backing(mmu, cfg->backing_file);
+		if (ret)
+			return ret;
+	}
+	ret = mmu__init_memory(mmu);
+	ret = ret ?: mmu__uffd_init(mmu);
+	if (ret)
+		return ret;
+	mmu->stop_fd = eventfd(0, EFD_CLOEXEC);
+	return mmu->stop_fd < 0 ? mmu__fail("eventfd", errno) : 0;
+}
+
+static void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg)
+{
+	uint8_t *hva = (uint8_t *)(uintptr_t)(msg->arg.pagefault.address & ~(MMU_PAGE_SIZE - 1));
+	uint64_t off = (uint64_t)(hva - mmu->ram.host);
+	struct fault_ctx ctx = {
+		.mmu = mmu,
+		.hva = hva,
+		.access = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE ? FAULT_WRITE
+									       : FAULT_READ,
+		.vcpu = -1,
+		.flags = FAULT_FLAG_ALLOW_RETRY,
+		.source = FAULT_SRC_UFFD,
+	};
+	struct pollfd stop = {.fd = mmu->stop_fd, .events = POLLIN};
+
+	if (msg->event != UFFD_EVENT_PAGEFAULT || off >= mmu->ram.size)
+		return;
+	ctx.gpa = guest_ram__gpa(&mmu->ram, off);
+	if (mmu->ops.vcpu_of_tid)
+		ctx.vcpu = mmu->ops.vcpu_of_tid(mmu->ops.owner, (int)msg->arg.pagefault.feat.ptid);
+	/* Test-only: a resolver that never answers, until the MMU stops. */
+	if (inject__check("resolver.stall")) {
+		poll(&stop, 1, -1);
+		return;
+	}
+	mmu__handle_fault(&ctx);
+}
+
+void *mmu__uffd_handler(void *arg)
+{
+	struct mmu *mmu = arg;
+	struct uffd_msg msgs[UFFD_MSGS_PER_READ];
+	struct pollfd fds[2] = {
+		{.fd = mmu->uffd, .events = POLLIN},
+		{.fd = mmu->stop_fd, .events = POLLIN},
+	};
+
+	while (!__atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE)) {
+		ssize_t n;
+		size_t i;
+
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		n = read(mmu->uffd, msgs, sizeof(msgs));
+		if (n < 0)
+			continue; /* EAGAIN: another handler took the events */
+		for (i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+			mmu__serve(mmu, &msgs[i]);
+	}
+	return NULL;
+}
+
+int mmu__start(struct mmu *mmu)
+{
+	unsigned i;
+
+	for (i = 0; i < mmu->cfg.nr_handlers && i < MMU_MAX_HANDLERS; i++) {
+		int err = inject__check("pthread_create.fault");
+
+		err = err ?: pthread_create(&mmu->handlers[i], NULL, mmu__uffd_handler, mmu);
+		if (err) {
+			pr_err("cannot start fault handler thread %u: %s", i, strerror(err));
+			return -err;
+		}
+		mmu->nr_handlers_started++;
+	}
+	return 0;
+}
+
+void mmu__stop(struct mmu *mmu)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	__atomic_store_n(&mmu->stopping, true, __ATOMIC_RELEASE);
+	if (mmu->stop_fd >= 0 && write(mmu->stop_fd, &one, sizeof(one)) < 0) {
+		/* an eventfd counter cannot overflow from these writes */
+	}
+	for (i = 0; i < mmu->nr_handlers_started; i++)
+		pthread_join(mmu->handlers[i], NULL);
+	mmu->nr_handlers_started = 0;
+}
+
+void mmu__exit(struct mmu *mmu)
+{
+	mmu__stop(mmu);
+	if (mmu->ram.host)
+		munmap(mmu->ram.host, mmu->ram.size);
+	if (mmu->alias)
+		munmap(mmu->alias, mmu->ram.size);
+	mmu->ram.host = mmu->alias = NULL;
+	free(mmu->resident);
+	mmu->resident = NULL;
+	if (mmu->uffd >= 0)
+		close(mmu->uffd);
+	if (mmu->memfd >= 0)
+		close(mmu->memfd);
+	if (mmu->backing_fd >= 0)
+		close(mmu->backing_fd);
+	if (mmu->stop_fd >= 0)
+		close(mmu->stop_fd);
+	mmu->uffd = mmu->memfd = mmu->backing_fd = mmu->stop_fd = -1;
+}
