@@ -57,9 +57,12 @@ static void vm__fault_failed(void *owner, const struct fault_ctx *ctx, fault_t r
 	if (result & FAULT_OOM) {
 		vm__stop(vm, FL_EXIT_OOM,
 			 "guest out of memory: %s (GPA 0x%llx, vCPU %d, budget %llu pages, "
-			 "resident %llu pages)",
+			 "resident %llu pages)%s",
 			 why, (unsigned long long)ctx->gpa, ctx->vcpu,
-			 (unsigned long long)pages.budget, (unsigned long long)pages.resident);
+			 (unsigned long long)pages.budget, (unsigned long long)pages.resident,
+			 vm->on_oom == CLI_OOM_MCE ? "; --on-oom mce is not implemented yet, so "
+						     "the VM stopped as with kill"
+						   : "");
 		return;
 	}
 	vm__stop(vm, FL_EXIT_FAULT,

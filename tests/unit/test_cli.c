@@ -94,6 +94,18 @@ START_TEST(run_all_options)
 	ck_assert_str_eq(cfg.guest_args[0].value, "touch");
 	ck_assert_str_eq(cfg.guest_args[1].value, "16");
 	ck_assert_str_eq(cfg.guest_args[2].value, "");
+	/* MMU defaults, and a limit above RAM is cut to RAM. */
+	ck_assert_uint_eq(cfg.fault_around, 16);
+	ck_assert_uint_eq(cfg.fault_threads, 1);
+	ck_assert_int_eq(cfg.stats, CLI_STATS_OFF);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--mem", "64M", "--mem-limit", "1G",
+			       "--vcpus", "9", "--stats", "--backing", "file:/snap", "--prefault"),
+			 0);
+	ck_assert_uint_eq(cfg.mem_limit, 64ULL << 20);
+	ck_assert_uint_eq(cfg.fault_threads, 3);
+	ck_assert_int_eq(cfg.stats, CLI_STATS_TEXT);
+	ck_assert_str_eq(cfg.backing_file, "/snap");
+	ck_assert(cfg.prefault);
 }
 END_TEST
 
@@ -135,6 +147,26 @@ START_TEST(run_errors)
 		{{"run", "--guest-arg", "name=x", NULL},
 		 "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits "
 		 "or ,._+- and not 'name' (--guest-arg: name=x)\n"},
+		{{"run", "--kernel", "k", "--on-oom=pause"},
+		 "faultline: invalid option value: pause needs the control API, which faultline "
+		 "does not have yet (--on-oom: pause)\n"},
+		{{"run", "--on-oom", "panic", NULL},
+		 "faultline: invalid option value: expected kill, mce or pause (--on-oom: "
+		 "panic)\n"},
+		{{"run", "--fault-around", "3", NULL},
+		 "faultline: invalid option value: expected a power of two (--fault-around: 3)\n"},
+		{{"run", "--fault-around", "1024", NULL},
+		 "faultline: invalid option value: expected a number from 1 to 512 "
+		 "(--fault-around: 1024)\n"},
+		{{"run", "--mem-limit", "100", NULL},
+		 "faultline: invalid option value: expected a size of at least 4K, a multiple of "
+		 "4K (--mem-limit: 100)\n"},
+		{{"run", "--backing", "disk:x", NULL},
+		 "faultline: invalid option value: expected zero or file:PATH (--backing: "
+		 "disk:x)\n"},
+		{{"run", "--stats=xml", NULL},
+		 "faultline: invalid option value: expected --stats, --stats=text or --stats=json "
+		 "(--stats=xml)\n"},
 		{{"frobnicate", NULL},
 		 "faultline: usage: unknown command (frobnicate); see 'faultline --help'\n"},
 	};
