@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 
 #include "mmu/guest_ram.h"
-#include "mmu/inject.h"
 
 int guest_ram__layout(struct guest_ram *ram, uint64_t size)
 {
@@ -31,9 +30,6 @@ int guest_ram__init(struct guest_ram *ram, uint64_t size)
 	ret = guest_ram__layout(ram, size);
 	if (ret)
 		return ret;
-	ret = inject__check("mmap.guest_ram");
-	if (ret)
-		return -ret;
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		 -1, 0);
 	if (p == MAP_FAILED)

@@ -37,7 +37,9 @@ struct guest_ram {
 int guest_ram__layout(struct guest_ram *ram, uint64_t size) __attribute__((warn_unused_result));
 
 /*
- * Lay out and map @size bytes of anonymous memory, not pre-populated.
+ * Lay out and map @size bytes of plain anonymous memory, not pre-populated:
+ * RAM for code that runs without an MMU (the unit tests). A VM's RAM comes
+ * from mmu__init().
  * Returns 0 or -errno (from mmap). Undo with guest_ram__exit().
  */
 int guest_ram__init(struct guest_ram *ram, uint64_t size) __attribute__((warn_unused_result));

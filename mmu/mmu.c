@@ -14,7 +14,6 @@
 
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
-#include "vmm/log.h"
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
 
@@ -60,13 +59,6 @@ static bool budget_charge(struct mmu *mmu, uint64_t n)
 static void budget_uncharge(struct mmu *mmu, uint64_t n)
 {
 	__atomic_sub_fetch(&mmu->resident_pages, n, __ATOMIC_ACQ_REL);
-}
-
-int64_t mmu__host_offset(const struct mmu *mmu, uint64_t gpa)
-{
-	const uint8_t *p = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE);
-
-	return p ? (int64_t)(p - mmu->ram.host) : -1;
 }
 
 /*

@@ -118,9 +118,6 @@ int mmu__prefault(struct mmu *mmu) __attribute__((warn_unused_result));
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);
 
-/* Host offset of @gpa's page in RAM, or -1 when @gpa is not RAM. */
-int64_t mmu__host_offset(const struct mmu *mmu, uint64_t gpa);
-
 /* uffd.c: the handler threads' body. */
 void *mmu__uffd_handler(void *arg);
 int mmu__uffd_init(struct mmu *mmu) __attribute__((warn_unused_result));
