@@ -50,6 +50,10 @@ struct workload {
 };
 
 extern const struct workload workloads[];
+extern struct guest the_guest;
+
+/* trap.c: an IDT with a machine-check handler; CR4.MCE on. Every vCPU. */
+void trap_init(uint32_t cpu);
 
 /* console.c */
 void console_init(uint16_t port);
@@ -87,6 +91,14 @@ static inline uint8_t inb(uint16_t port)
 
 	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
+}
+
+static inline uint64_t rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return (uint64_t)hi << 32 | lo;
 }
 
 static inline void cpu_relax(void)

@@ -12,7 +12,7 @@ extern char _end[];
 unsigned char guest_stacks[GUEST_MAX_CPUS << GUEST_STACK_SHIFT] __attribute__((aligned(4096)));
 struct percpu guest_percpu[GUEST_MAX_CPUS];
 
-static struct guest the_guest;
+struct guest the_guest;
 static volatile int guest_ready;
 static volatile uint32_t cpus_done;
 static volatile int worst_status;
@@ -148,6 +148,7 @@ void guest_main(const void *fdt, uint64_t cpu, uint64_t ncpus)
 	guest_percpu[cpu].self = (uint64_t)&guest_percpu[cpu];
 	guest_percpu[cpu].canary = 0x2f8e1d4c6b5a3979ULL ^ (cpu << 17);
 	guest_percpu[cpu].index = cpu;
+	trap_init((uint32_t)cpu);
 	if (cpu == 0) {
 		if (ncpus > GUEST_MAX_CPUS) {
 			gprintf("guest: %lu vCPUs, at most %d supported\n", ncpus, GUEST_MAX_CPUS);

@@ -18,6 +18,8 @@ int fault__to_errno(fault_t result)
 {
 	if (result & FAULT_OOM)
 		return -ENOMEM;
+	if (result & FAULT_HWPOISON)
+		return -EHWPOISON;
 	if (result & FAULT_SIGBUS)
 		return -EFAULT;
 	if (result & FAULT_MMIO)
@@ -31,6 +33,8 @@ const char *fault__name(fault_t result)
 {
 	if (result & FAULT_OOM)
 		return "oom";
+	if (result & FAULT_HWPOISON)
+		return "hwpoison";
 	if (result & FAULT_SIGBUS)
 		return "sigbus";
 	if (result & FAULT_MMIO)

@@ -12,6 +12,7 @@
 #ifndef FAULTLINE_FAULT_H
 #define FAULTLINE_FAULT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef unsigned int fault_t;
@@ -22,7 +23,8 @@ typedef unsigned int fault_t;
 #define FAULT_SIGBUS   0x0008u /* nothing can back this address (I/O error, outside RAM) */
 #define FAULT_FALLBACK 0x0010u /* a fault-around window could not be served: do one page */
 #define FAULT_MMIO     0x0020u /* not RAM: emulate the access */
-#define FAULT_ERROR    (FAULT_OOM | FAULT_SIGBUS)
+#define FAULT_HWPOISON 0x0040u /* the page is poisoned: a machine check for the guest */
+#define FAULT_ERROR    (FAULT_OOM | FAULT_SIGBUS | FAULT_HWPOISON)
 
 enum fault_access {
 	FAULT_READ,
@@ -41,6 +43,7 @@ enum fault_source {
 #define FAULT_FLAG_ALLOW_RETRY 0x1u /* RETRY may be retried */
 #define FAULT_FLAG_TRIED       0x2u /* this is a retry */
 #define FAULT_FLAG_NO_AROUND   0x4u /* serve exactly one page */
+#define FAULT_FLAG_WP	       0x8u /* a write to a write-protected resident page */
 
 struct mmu;
 
@@ -53,6 +56,8 @@ struct fault_ctx {
 	unsigned flags;
 	unsigned attempt; /* 0 on the first try */
 	enum fault_source source;
+	int err;     /* out: the errno behind the last failed attempt, 0 if none */
+	bool resume; /* out: the owner dealt with a failed fault; the vCPU may go on */
 };
 
 /*
@@ -61,10 +66,13 @@ struct fault_ctx {
  */
 fault_t fault__from_errno(int err);
 
-/* DONE -> 0, RETRY -> -EAGAIN, OOM -> -ENOMEM, MMIO -> -ENXIO, else -EFAULT. */
+/*
+ * DONE -> 0, RETRY -> -EAGAIN, OOM -> -ENOMEM, MMIO -> -ENXIO,
+ * HWPOISON -> -EHWPOISON, else -EFAULT.
+ */
 int fault__to_errno(fault_t result);
 
-/* "done", "retry", "oom", "sigbus", "fallback", "mmio": the first bit set. */
+/* "oom", "hwpoison", "sigbus", "mmio", "retry", "fallback" or "done": the first that is set. */
 const char *fault__name(fault_t result);
 
 const char *fault__source_name(enum fault_source source);

@@ -14,6 +14,7 @@
 
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
+#include "mmu/uffd_compat.h"
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
 
@@ -25,11 +26,29 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+static bool bit_test(const unsigned long *map, uint64_t i)
+{
+	unsigned long w = __atomic_load_n(&map[i / BITS_PER_LONG], __ATOMIC_ACQUIRE);
+
+	return w & (1UL << (i % BITS_PER_LONG));
+}
+
+static void bit_set(unsigned long *map, uint64_t i)
+{
+	__atomic_or_fetch(&map[i / BITS_PER_LONG], 1UL << (i % BITS_PER_LONG), __ATOMIC_RELEASE);
+}
+
+/* Clear bit @i; true when it was set. */
+static bool bit_test_clear(unsigned long *map, uint64_t i)
+{
+	unsigned long m = 1UL << (i % BITS_PER_LONG);
+
+	return __atomic_fetch_and(&map[i / BITS_PER_LONG], ~m, __ATOMIC_ACQ_REL) & m;
+}
+
 static bool page_resident(const struct mmu *mmu, uint64_t pi)
 {
-	unsigned long w = __atomic_load_n(&mmu->resident[pi / BITS_PER_LONG], __ATOMIC_ACQUIRE);
-
-	return w & (1UL << (pi % BITS_PER_LONG));
+	return bit_test(mmu->resident, pi);
 }
 
 static void pages_mark_resident(struct mmu *mmu, uint64_t first, uint64_t n)
@@ -37,8 +56,7 @@ static void pages_mark_resident(struct mmu *mmu, uint64_t first, uint64_t n)
 	uint64_t pi;
 
 	for (pi = first; pi < first + n; pi++)
-		__atomic_or_fetch(&mmu->resident[pi / BITS_PER_LONG], 1UL << (pi % BITS_PER_LONG),
-				  __ATOMIC_RELEASE);
+		bit_set(mmu->resident, pi);
 }
 
 /* Charge @n pages to the budget; false when they do not fit. */
@@ -63,7 +81,7 @@ static void budget_uncharge(struct mmu *mmu, uint64_t n)
 
 /*
  * The aligned window of up to fault_around pages around host page @pi, cut
- * to the run of non-resident pages that contains @pi. Host page indexes are
+ * to the run of pages neither resident nor poisoned that contains @pi. Host page indexes are
  * contiguous across RAM banks (one memfd), so only the end of RAM bounds it.
  */
 static void fault_window(const struct mmu *mmu, const struct fault_ctx *ctx, uint64_t pi,
@@ -74,9 +92,9 @@ static void fault_window(const struct mmu *mmu, const struct fault_ctx *ctx, uin
 
 	if (whi > mmu->nr_pages)
 		whi = mmu->nr_pages;
-	while (lo > wlo && !page_resident(mmu, lo - 1))
+	while (lo > wlo && !page_resident(mmu, lo - 1) && !bit_test(mmu->poisoned, lo - 1))
 		lo--;
-	while (hi < whi && !page_resident(mmu, hi))
+	while (hi < whi && !page_resident(mmu, hi) && !bit_test(mmu->poisoned, hi))
 		hi++;
 	*first = lo;
 	*count = hi - lo;
@@ -139,13 +157,17 @@ static int64_t install_zero(struct mmu *mmu, uint8_t *dst, uint64_t len)
 	return z.zeropage > 0 ? z.zeropage : -errno;
 }
 
-/* Copy pages from @src: UFFDIO_COPY. Returns bytes installed or -errno. */
+/*
+ * Copy pages from @src: UFFDIO_COPY, write-protected in wp mode. Returns
+ * bytes installed or -errno.
+ */
 static int64_t install_copy(struct mmu *mmu, uint8_t *dst, const uint8_t *src, uint64_t len)
 {
 	struct uffdio_copy c = {
 		.dst = (uint64_t)(uintptr_t)dst,
 		.src = (uint64_t)(uintptr_t)src,
 		.len = len,
+		.mode = mmu->wp ? UFFDIO_COPY_MODE_WP : 0,
 	};
 	int err = inject__check("UFFDIO_COPY");
 
@@ -157,36 +179,140 @@ static int64_t install_copy(struct mmu *mmu, uint8_t *dst, const uint8_t *src, u
 	return c.copy > 0 ? c.copy : -errno;
 }
 
+/* Wake whoever waits on page @pi (UFFDIO_WAKE). */
+static void mmu__wake(struct mmu *mmu, uint64_t pi)
+{
+	struct uffdio_range r = {
+		.start = (uint64_t)(uintptr_t)(mmu->ram.host + pi * MMU_PAGE_SIZE),
+		.len = MMU_PAGE_SIZE,
+	};
+
+	MMU_STAT_INC(&mmu->stats, uffdio_wake);
+	if (ioctl(mmu->uffd, UFFDIO_WAKE, &r) < 0) {
+		/* nothing waits, or the page went: the waiter refaults either way */
+	}
+}
+
+/*
+ * Write-protect fault on page @pi: the page is dirty from now on (never
+ * reclaimed); lift the protection, which wakes the writer. Under the
+ * reclaim lock, so a reclaim cannot drop the page between the decision and
+ * the write. A page reclaimed meanwhile is only woken: the writer refaults
+ * it as missing.
+ */
+static fault_t mmu__unprotect(struct mmu *mmu, uint64_t pi)
+{
+	struct uffdio_writeprotect wp = {
+		.range = {.start = (uint64_t)(uintptr_t)(mmu->ram.host + pi * MMU_PAGE_SIZE),
+			  .len = MMU_PAGE_SIZE},
+		.mode = 0,
+	};
+	int err = 0;
+
+	MMU_STAT_INC(&mmu->stats, faults_wp);
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	if (page_resident(mmu, pi)) {
+		bit_set(mmu->dirty, pi);
+		MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
+		err = inject__check("UFFDIO_WRITEPROTECT");
+		if (!err && ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+			err = errno;
+	} else {
+		mmu__wake(mmu, pi);
+	}
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+	return fault__from_errno(-err);
+}
+
+/*
+ * The faulting page is resident already: a sibling installed it, or this
+ * is the first write to a clean write-protected page.
+ */
+static fault_t mmu__fault_resident(struct fault_ctx *ctx, uint64_t pi)
+{
+	struct mmu *mmu = ctx->mmu;
+
+	if (ctx->flags & FAULT_FLAG_WP ||
+	    (mmu->wp && ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR &&
+	     !bit_test(mmu->dirty, pi)))
+		return mmu__unprotect(mmu, pi);
+	/* A waiter that raced with the install may have missed its wake-up. */
+	if (ctx->source == FAULT_SRC_UFFD)
+		mmu__wake(mmu, pi);
+	return FAULT_DONE;
+}
+
+/*
+ * The budget is exhausted: for a single page, reclaim clean pages and try
+ * again. A fault-around window never reclaims: it falls back to one page.
+ */
+static bool budget_charge_reclaim(struct mmu *mmu, uint64_t n)
+{
+	if (budget_charge(mmu, n))
+		return true;
+	if (n > 1 || !mmu->wp)
+		return false;
+	return mmu__reclaim(mmu, MMU_RECLAIM_BATCH) && budget_charge(mmu, n);
+}
+
+/* Install @n pages at host page @first from the backing. Returns bytes installed or -errno. */
+static int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t pi)
+{
+	struct mmu *mmu = ctx->mmu;
+	uint8_t *dst = mmu->ram.host + first * MMU_PAGE_SIZE, *buf;
+	int64_t ret;
+	int err;
+
+	if (!mmu->wp && (mmu->backing_fd < 0 || first * MMU_PAGE_SIZE >= mmu->backing_size))
+		return install_zero(mmu, dst, n * MMU_PAGE_SIZE);
+	buf = bounce_buffer();
+	if (!buf)
+		return -ENOMEM;
+	err = backing_fill(mmu, buf, first, n);
+	if (err) {
+		ctx->err = -err;
+		return err == -ENOMEM ? -ENOMEM : -EIO;
+	}
+	/* A write fault dirties its page before anyone can see it clean. */
+	if (mmu->wp && (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
+		bit_set(mmu->dirty, pi);
+	ret = install_copy(mmu, dst, buf, n * MMU_PAGE_SIZE);
+	if (mmu->wp && ret > (int64_t)((pi - first) * MMU_PAGE_SIZE) &&
+	    ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR) {
+		pages_mark_resident(mmu, pi, 1);
+		mmu__unprotect(mmu, pi);
+	}
+	return ret;
+}
+
 /*
  * One attempt: charge, fill and install the window around the faulting
  * page. Caller holds nothing. Returns DONE, FALLBACK (the window could not
- * be charged or a sibling installed part of it), RETRY, OOM or SIGBUS.
+ * be charged or a sibling installed part of it), RETRY, OOM, SIGBUS or
+ * HWPOISON.
  */
 static fault_t mmu__fault_once(struct fault_ctx *ctx)
 {
 	struct mmu *mmu = ctx->mmu;
 	uint64_t pi = (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE, first, n, done;
-	uint8_t *dst, *buf;
 	int64_t ret;
-	int err;
 
-	if (page_resident(mmu, pi))
-		return FAULT_DONE;
-	fault_window(mmu, ctx, pi, &first, &n);
-	if (!budget_charge(mmu, n))
-		return n > 1 ? FAULT_FALLBACK : FAULT_OOM;
-	dst = mmu->ram.host + first * MMU_PAGE_SIZE;
-	if (mmu->backing_fd < 0 || first * MMU_PAGE_SIZE >= mmu->backing_size) {
-		ret = install_zero(mmu, dst, n * MMU_PAGE_SIZE);
-	} else {
-		buf = bounce_buffer();
-		err = buf ? backing_fill(mmu, buf, first, n) : -ENOMEM;
-		if (err) {
-			budget_uncharge(mmu, n);
-			return fault__from_errno(err == -ENOMEM ? -ENOMEM : -EIO);
-		}
-		ret = install_copy(mmu, dst, buf, n * MMU_PAGE_SIZE);
+	if (bit_test(mmu->poisoned, pi))
+		return FAULT_HWPOISON;
+	if (ctx->source == FAULT_SRC_SIGBUS) {
+		/* The host poisoned the page: its contents are gone. */
+		ctx->err = EHWPOISON;
+		bit_set(mmu->poisoned, pi);
+		if (bit_test_clear(mmu->resident, pi))
+			budget_uncharge(mmu, 1);
+		return FAULT_HWPOISON;
 	}
+	if (page_resident(mmu, pi))
+		return mmu__fault_resident(ctx, pi);
+	fault_window(mmu, ctx, pi, &first, &n);
+	if (!budget_charge_reclaim(mmu, n))
+		return n > 1 ? FAULT_FALLBACK : FAULT_OOM;
+	ret = mmu__install(ctx, first, n, pi);
 	done = ret > 0 ? (uint64_t)ret / MMU_PAGE_SIZE : 0;
 	pages_mark_resident(mmu, first, done);
 	budget_uncharge(mmu, n - done);
@@ -200,6 +326,8 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	/* A partial window: fall back to the faulting page alone. */
 	if (n > 1 && (done || ret == -EEXIST))
 		return FAULT_FALLBACK;
+	if (ret < 0 && !ctx->err)
+		ctx->err = (int)-ret;
 	return fault__from_errno(ret < 0 ? (int)ret : -EIO);
 }
 
@@ -215,7 +343,7 @@ static void mmu__count_source(struct mmu *mmu, enum fault_source src)
 	case FAULT_SRC_UFFD: MMU_STAT_INC(&mmu->stats, faults_uffd); break;
 	case FAULT_SRC_MONITOR: MMU_STAT_INC(&mmu->stats, faults_monitor); break;
 	case FAULT_SRC_MMIO_EXIT: MMU_STAT_INC(&mmu->stats, faults_mmio_exit); break;
-	case FAULT_SRC_SIGBUS:
+	case FAULT_SRC_SIGBUS: MMU_STAT_INC(&mmu->stats, faults_sigbus); break;
 	case FAULT_SRC_EFAULT: MMU_STAT_INC(&mmu->stats, faults_efault); break;
 	}
 }
@@ -223,7 +351,7 @@ static void mmu__count_source(struct mmu *mmu, enum fault_source src)
 static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 {
 	struct mmu *mmu = ctx->mmu;
-	char why[160];
+	char why[192];
 
 	if (r & FAULT_DONE) {
 		MMU_STAT_INC(&mmu->stats, result_done);
@@ -231,13 +359,22 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 	}
 	if (r & FAULT_OOM) {
 		MMU_STAT_INC(&mmu->stats, result_oom);
-		snprintf(why, sizeof(why), "budget of %llu pages exhausted",
-			 (unsigned long long)mmu->limit_pages);
+		snprintf(why, sizeof(why), "budget of %llu pages exhausted%s",
+			 (unsigned long long)mmu->limit_pages,
+			 mmu->wp ? " and no clean page left to reclaim" : "");
+	} else if (r & FAULT_HWPOISON) {
+		MMU_STAT_INC(&mmu->stats, result_hwpoison);
+		snprintf(why, sizeof(why), "%s",
+			 ctx->err == EHWPOISON
+				 ? "the host reported a memory error on the page (SIGBUS, "
+				   "BUS_MCEERR_AR)"
+				 : "the page is poisoned: it was touched after the budget ran out");
 	} else if (r & FAULT_SIGBUS) {
 		MMU_STAT_INC(&mmu->stats, result_sigbus);
-		snprintf(why, sizeof(why), "%s",
+		snprintf(why, sizeof(why), "%s: %s",
 			 mmu->backing_fd >= 0 ? "the backing file could not be read"
-					      : "the page could not be installed");
+					      : "the page could not be installed",
+			 strerror(ctx->err ? ctx->err : EIO));
 	} else {
 		MMU_STAT_INC(&mmu->stats, result_retry_exhausted);
 		snprintf(why, sizeof(why), "still RETRY after %u attempts in %llu ms",
@@ -278,6 +415,25 @@ fault_t mmu__handle_fault(struct fault_ctx *ctx)
 	return r;
 }
 
+/*
+ * Pin resident page @pi for the monitor: mark it dirty under the reclaim
+ * lock so that no reclaim drops it while the monitor holds a pointer into
+ * it. False when it is not resident (any more).
+ */
+static bool mmu__pin(struct mmu *mmu, uint64_t pi)
+{
+	bool ok;
+
+	if (!mmu->wp || bit_test(mmu->dirty, pi))
+		return page_resident(mmu, pi);
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	ok = page_resident(mmu, pi);
+	if (ok)
+		bit_set(mmu->dirty, pi);
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+	return ok;
+}
+
 int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 {
 	uint8_t *host = guest_ram__ptr(&mmu->ram, gpa, len);
@@ -299,11 +455,11 @@ int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 		uint64_t pi = (uint64_t)(ctx.hva - mmu->ram.host) / MMU_PAGE_SIZE;
 		fault_t r;
 
-		if (page_resident(mmu, pi))
-			continue;
-		r = mmu__handle_fault(&ctx);
-		if (!(r & FAULT_DONE))
-			return fault__to_errno(r);
+		while (!mmu__pin(mmu, pi)) {
+			r = mmu__handle_fault(&ctx);
+			if (!(r & FAULT_DONE))
+				return fault__to_errno(r);
+		}
 	}
 	*ptr = mmu->alias + (host - mmu->ram.host);
 	return 0;
@@ -346,4 +502,112 @@ void mmu__pages(struct mmu *mmu, struct mmu_pages *pages)
 	pages->ram = mmu->nr_pages;
 	pages->budget = mmu->limit_pages;
 	pages->resident = __atomic_load_n(&mmu->resident_pages, __ATOMIC_ACQUIRE);
+}
+
+bool mmu__can_poison(const struct mmu *mmu)
+{
+	return mmu->uffd_features & UFFD_FEATURE_POISON;
+}
+
+int mmu__poison(struct mmu *mmu, uint64_t gpa)
+{
+	uint8_t *hva = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE);
+	struct uffdio_poison p = {.mode = 0};
+	uint64_t pi;
+	int err;
+
+	if (!hva)
+		return -EFAULT;
+	if (!mmu__can_poison(mmu))
+		return -EOPNOTSUPP;
+	pi = (uint64_t)(hva - mmu->ram.host) / MMU_PAGE_SIZE;
+	if (bit_test(mmu->poisoned, pi))
+		return 0;
+	p.range.start = (uint64_t)(uintptr_t)hva;
+	p.range.len = MMU_PAGE_SIZE;
+	err = inject__check("UFFDIO_POISON");
+	if (!err && ioctl(mmu->uffd, UFFDIO_POISON, &p) < 0)
+		err = errno;
+	if (err)
+		return -err;
+	bit_set(mmu->poisoned, pi);
+	MMU_STAT_INC(&mmu->stats, pages_poisoned);
+	return 0;
+}
+
+/* Punch [first, first + n) out of the memfd: both views lose the pages. */
+static int mmu__punch(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	int err = inject__check("reclaim.punch");
+
+	if (err)
+		return -err;
+	if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(first * MMU_PAGE_SIZE), (off_t)(n * MMU_PAGE_SIZE)) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Drop the run [first, first + n) of clean pages, already taken out of the
+ * resident bitmap. On failure they are resident again. Returns pages dropped.
+ */
+static uint64_t mmu__reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	if (!n)
+		return 0;
+	if (mmu__punch(mmu, first, n)) {
+		pages_mark_resident(mmu, first, n);
+		return 0;
+	}
+	budget_uncharge(mmu, n);
+	return n;
+}
+
+uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want)
+{
+	uint64_t got = 0, scanned, pi, run_first = 0, run_n = 0;
+
+	if (!mmu->wp || !want)
+		return 0;
+	MMU_STAT_INC(&mmu->stats, reclaims);
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	pi = mmu->reclaim_hand % mmu->nr_pages;
+	for (scanned = 0; scanned < mmu->nr_pages && got + run_n < want; scanned++) {
+		/*
+		 * Clean: resident and never written. Taking it out of the
+		 * resident bitmap before the punch makes a fault that comes
+		 * after the punch install it again rather than find it present.
+		 */
+		bool clean = !bit_test(mmu->dirty, pi) && page_resident(mmu, pi) &&
+			     bit_test_clear(mmu->resident, pi);
+
+		if (clean && run_n && run_first + run_n == pi) {
+			run_n++;
+		} else {
+			got += mmu__reclaim_run(mmu, run_first, run_n);
+			run_first = pi;
+			run_n = clean;
+		}
+		if (++pi == mmu->nr_pages) {
+			got += mmu__reclaim_run(mmu, run_first, run_n);
+			run_n = 0;
+			pi = 0;
+		}
+	}
+	got += mmu__reclaim_run(mmu, run_first, run_n);
+	mmu->reclaim_hand = pi;
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+	MMU_STAT_ADD(&mmu->stats, pages_reclaimed, got);
+	return got;
+}
+
+bool mmu__gpa_of_hva(const struct mmu *mmu, const void *hva, uint64_t *gpa)
+{
+	uintptr_t h = (uintptr_t)hva, base = (uintptr_t)mmu->ram.host;
+
+	if (!mmu->ram.host || h < base || h - base >= mmu->ram.size)
+		return false;
+	*gpa = guest_ram__gpa(&mmu->ram, h - base);
+	return true;
 }

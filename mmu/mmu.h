@@ -2,21 +2,29 @@
  * DOC: the hypervisor-level MMU
  *
  * Guest RAM is a memfd mapped twice: the guest view, registered with
- * userfaultfd (MISSING) and given to KVM as memory slots, and an alias the
- * monitor reads and writes through. Nothing is resident at first. A page
- * becomes resident in exactly one way: mmu__handle_fault() charges it to
- * the VM's budget, fills a bounce buffer from the backing (zeros, or a file
- * read lazily), and installs it atomically into the guest view with
- * UFFDIO_COPY or UFFDIO_ZEROPAGE, waking whoever waits on it. A resident
- * bitmap makes the charge happen once per page.
+ * userfaultfd and given to KVM as memory slots, and an alias the monitor
+ * reads and writes through. Nothing is resident at first. A page becomes
+ * resident in exactly one way: mmu__handle_fault() charges it to the VM's
+ * budget, fills a bounce buffer from the backing (zeros, or a file read
+ * lazily), and installs it atomically into the guest view with UFFDIO_COPY
+ * or UFFDIO_ZEROPAGE, waking whoever waits on it. A resident bitmap makes
+ * the charge happen once per page.
+ *
+ * With a backing file, pages are installed write-protected (uffd-wp): a
+ * page the guest has not written since it was read from the file is clean
+ * and can be dropped again (mmu__reclaim) when the budget runs out; the
+ * first write is a write-protect fault that marks the page dirty. Pages
+ * the monitor touches through mmu__access() are pinned (counted dirty).
  *
  * Every form in which a guest access to unbacked RAM surfaces reaches
  * mmu__handle_fault(): userfaultfd events (handler threads, uffd.c), an
- * MMIO exit or -EFAULT inside RAM (the vCPU thread), and the monitor's own
- * accesses (mmu__access()). RETRY is retried a bounded number of times and
- * for a bounded time; a failure that stays (OOM, SIGBUS, retries
- * exhausted) goes to the owner's fault_failed() callback, which applies the
- * VM's policy. No KVM headers here.
+ * MMIO exit, -EFAULT or SIGBUS inside RAM (the vCPU thread), and the
+ * monitor's own accesses (mmu__access()). RETRY is retried a bounded number
+ * of times and for a bounded time; a failure that stays (OOM, SIGBUS,
+ * HWPOISON, retries exhausted) goes to the owner's fault_failed() callback,
+ * which applies the VM's policy: stop the VM, or poison the page
+ * (mmu__poison) so that the vCPU that touched it takes a machine check.
+ * No KVM headers here.
  */
 #ifndef FAULTLINE_MMU_H
 #define FAULTLINE_MMU_H
@@ -32,6 +40,7 @@
 #define MMU_PAGE_SIZE	     4096ULL
 #define MMU_FAULT_AROUND_MAX 512
 #define MMU_MAX_HANDLERS     16
+#define MMU_RECLAIM_BATCH    32 /* clean pages dropped per reclaim */
 
 struct mmu_config {
 	uint64_t ram_size;
@@ -45,12 +54,13 @@ struct mmu_config {
 
 struct mmu_ops {
 	/*
-	 * A guest fault ended without the page (OOM, SIGBUS, retries
-	 * exhausted); @why says what happened. Called on the thread that
-	 * handled the fault, never for FAULT_SRC_MONITOR.
+	 * A guest fault ended without the page (OOM, SIGBUS, HWPOISON, retries
+	 * exhausted); @why says what happened. The owner applies its policy:
+	 * it stops the VM, or it deals with the fault (poisons the page,
+	 * injects a machine check) and sets ctx->resume. Called on the thread
+	 * that handled the fault, never for FAULT_SRC_MONITOR.
 	 */
-	void (*fault_failed)(void *owner, const struct fault_ctx *ctx, fault_t result,
-			     const char *why);
+	void (*fault_failed)(void *owner, struct fault_ctx *ctx, fault_t result, const char *why);
 	/* The vCPU index of thread @tid, or -1. Any thread. */
 	int (*vcpu_of_tid)(void *owner, int tid);
 	void *owner;
@@ -68,7 +78,14 @@ struct mmu {
 	uint64_t nr_pages;
 	uint64_t limit_pages;
 	uint64_t resident_pages; /* atomic */
-	unsigned long *resident; /* bitmap by host page index, atomic */
+	/* Bitmaps by host page index, updated atomically. */
+	unsigned long *resident; /* installed and charged */
+	unsigned long *dirty;	 /* written or pinned since installed: not reclaimable */
+	unsigned long *poisoned; /* UFFDIO_POISON'ed or reported poisoned by the host */
+	uint64_t uffd_features;	 /* what the kernel offers (UFFDIO_API) */
+	bool wp;		 /* file pages are installed write-protected, reclaimable */
+	pthread_mutex_t reclaim_lock; /* reclaim against write-protect faults and pins */
+	uint64_t reclaim_hand;	      /* where the next reclaim scan starts */
 	struct mmu_stats stats;
 	int stop_fd;   /* eventfd: handler threads stop */
 	bool stopping; /* atomic */
@@ -114,6 +131,31 @@ struct guest_access mmu__guest_access(struct mmu *mmu);
 
 /* Make every page resident (--prefault). Returns 0 or as mmu__access(). */
 int mmu__prefault(struct mmu *mmu) __attribute__((warn_unused_result));
+
+/*
+ * Poison guest page @gpa (UFFDIO_POISON, Linux 6.6): whoever touches it
+ * from now on gets SIGBUS with BUS_MCEERR_AR, a vCPU through KVM. Waiters
+ * are woken. Returns 0, -EOPNOTSUPP when the kernel cannot poison, -EEXIST
+ * when the page is resident, -EFAULT outside RAM, or -errno.
+ */
+int mmu__poison(struct mmu *mmu, uint64_t gpa) __attribute__((warn_unused_result));
+
+/* Whether mmu__poison() can work on this kernel. */
+bool mmu__can_poison(const struct mmu *mmu);
+
+/*
+ * Drop up to @want clean file-backed pages (written by nobody since they
+ * were read from the backing file) and uncharge them; the next access reads
+ * them again. Returns the number dropped; 0 without a backing file or
+ * write-protect support. Any thread.
+ */
+uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want);
+
+/*
+ * Lookup by host address: the GPA of guest-view address @hva, false when
+ * @hva is not guest RAM. (guest_ram__ptr() is the lookup by GPA.)
+ */
+bool mmu__gpa_of_hva(const struct mmu *mmu, const void *hva, uint64_t *gpa);
 
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);

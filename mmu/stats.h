@@ -20,18 +20,27 @@
 	X(faults_monitor, "faults from the monitor's own accesses")                                \
 	X(faults_mmio_exit, "faults reported as KVM_EXIT_MMIO inside RAM")                         \
 	X(faults_efault, "faults reported as -EFAULT from KVM_RUN")                                \
+	X(faults_sigbus, "faults reported as SIGBUS on a vCPU thread")                             \
+	X(faults_wp, "first writes to clean write-protected pages")                                \
 	X(result_done, "faults that ended with the page present")                                  \
 	X(result_oom, "faults that ended out of memory")                                           \
 	X(result_sigbus, "faults that ended with nothing to back the page")                        \
+	X(result_hwpoison, "faults on poisoned pages")                                             \
 	X(result_retry_exhausted, "faults still asking to retry at the bound")                     \
 	X(retries, "attempts repeated after RETRY")                                                \
 	X(fallbacks, "fault-around windows that fell back to one page")                            \
 	X(uffdio_copy, "UFFDIO_COPY calls")                                                        \
 	X(uffdio_zeropage, "UFFDIO_ZEROPAGE calls")                                                \
 	X(uffdio_eexist, "installs a sibling had already done (EEXIST)")                           \
+	X(uffdio_writeprotect, "UFFDIO_WRITEPROTECT calls (write-protect faults)")                  \
+	X(uffdio_wake, "UFFDIO_WAKE calls (faults on pages already resident)")                     \
 	X(pages_installed, "pages made resident")                                                  \
 	X(pages_around, "pages installed ahead of need by fault-around")                           \
-	X(backing_reads, "reads from the backing file")
+	X(backing_reads, "reads from the backing file")                                            \
+	X(reclaims, "times the budget ran out and clean pages were looked for")                    \
+	X(pages_reclaimed, "clean file-backed pages dropped to make room")                         \
+	X(pages_poisoned, "pages poisoned (UFFDIO_POISON) after the budget ran out")               \
+	X(machine_checks, "machine checks injected into the guest")
 
 struct mmu_stats {
 #define MMU_COUNTER_FIELD(name, help) uint64_t name;

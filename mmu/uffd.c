@@ -19,6 +19,7 @@
 
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
+#include "mmu/uffd_compat.h"
 #include "vmm/log.h"
 
 #define UFFD_MSGS_PER_READ 16
@@ -67,9 +68,28 @@ static int mmu__init_memory(struct mmu *mmu)
 		return mmu__fail("mmap of the RAM alias", errno);
 	mmu->alias = p;
 	mmu->resident = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
-	if (!mmu->resident)
-		return mmu__fail("allocation of the resident bitmap", ENOMEM);
+	mmu->dirty = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	mmu->poisoned = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	if (!mmu->resident || !mmu->dirty || !mmu->poisoned)
+		return mmu__fail("allocation of the page bitmaps", ENOMEM);
 	return 0;
+}
+
+/*
+ * The features this kernel's userfaultfd offers: UFFDIO_API on a probe
+ * descriptor, since the handshake can be done only once per descriptor.
+ */
+static uint64_t mmu__uffd_probe(void)
+{
+	struct uffdio_api api = {.api = UFFD_API};
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	uint64_t features = 0;
+
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0)
+		features = api.features;
+	if (fd >= 0)
+		close(fd);
+	return features;
 }
 
 int mmu__uffd_init(struct mmu *mmu)
@@ -92,6 +112,17 @@ int mmu__uffd_init(struct mmu *mmu)
 		       err == EPERM ? "; run as root or set vm.unprivileged_userfaultfd=1" : "");
 		return -err;
 	}
+	mmu->uffd_features = mmu__uffd_probe();
+	/* Optional: poisoning (--on-oom mce) and write-protect (reclaim of file pages). */
+	api.features |= mmu->uffd_features & UFFD_FEATURE_POISON;
+	if (mmu->backing_fd >= 0 && !inject__check("uffd.wp") &&
+	    mmu->uffd_features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) {
+		api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+		reg.mode |= UFFDIO_REGISTER_MODE_WP;
+		need |= 1ULL << _UFFDIO_WRITEPROTECT;
+		mmu->wp = true;
+	}
+	mmu->uffd_features &= api.features;
 	if (ioctl(mmu->uffd, UFFDIO_API, &api) < 0)
 		return mmu__fail("UFFDIO_API (shared-memory faults need Linux 4.11)", errno);
 	if (ioctl(mmu->uffd, UFFDIO_REGISTER, &reg) < 0)
@@ -128,6 +159,7 @@ int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_op
 	mmu->memfd = mmu->uffd = mmu->backing_fd = mmu->stop_fd = -1;
 	mmu->cfg = *cfg;
 	mmu->ops = *ops;
+	pthread_mutex_init(&mmu->reclaim_lock, NULL);
 	ret = guest_ram__layout(&mmu->ram, cfg->ram_size);
 	if (ret)
 		return ret;
@@ -156,7 +188,8 @@ static void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg)
 		.access = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE ? FAULT_WRITE
 									       : FAULT_READ,
 		.vcpu = -1,
-		.flags = FAULT_FLAG_ALLOW_RETRY,
+		.flags = FAULT_FLAG_ALLOW_RETRY |
+			 (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP ? FAULT_FLAG_WP : 0),
 		.source = FAULT_SRC_UFFD,
 	};
 	struct pollfd stop = {.fd = mmu->stop_fd, .events = POLLIN};
@@ -240,7 +273,9 @@ void mmu__exit(struct mmu *mmu)
 		munmap(mmu->alias, mmu->ram.size);
 	mmu->ram.host = mmu->alias = NULL;
 	free(mmu->resident);
-	mmu->resident = NULL;
+	free(mmu->dirty);
+	free(mmu->poisoned);
+	mmu->resident = mmu->dirty = mmu->poisoned = NULL;
 	if (mmu->uffd >= 0)
 		close(mmu->uffd);
 	if (mmu->memfd >= 0)
@@ -250,4 +285,5 @@ void mmu__exit(struct mmu *mmu)
 	if (mmu->stop_fd >= 0)
 		close(mmu->stop_fd);
 	mmu->uffd = mmu->memfd = mmu->backing_fd = mmu->stop_fd = -1;
+	pthread_mutex_destroy(&mmu->reclaim_lock);
 }

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,29 @@ static int kvm__get_cpuid(struct kvm *kvm)
 	return 0;
 }
 
+/*
+ * Machine-check injection is optional: without it a guest cannot be told
+ * about a lost page (--on-oom mce). Record why it is missing.
+ */
+static void kvm__probe_mce(struct kvm *kvm)
+{
+	int banks = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_MCE);
+
+	if (banks <= 0) {
+		snprintf(kvm->mce_why, sizeof(kvm->mce_why), "KVM_CAP_MCE is not supported");
+		return;
+	}
+	if (kvm__ioctl(kvm->sys_fd, KVM_X86_GET_MCE_CAP_SUPPORTED, (unsigned long)&kvm->mce_cap,
+		       "KVM_X86_GET_MCE_CAP_SUPPORTED") < 0) {
+		snprintf(kvm->mce_why, sizeof(kvm->mce_why),
+			 "KVM_X86_GET_MCE_CAP_SUPPORTED failed: %s", strerror(errno));
+		kvm->mce_cap = 0;
+	} else {
+		/* The bank count is KVM_CAP_MCE's value, not part of the capabilities. */
+		kvm->mce_cap = (kvm->mce_cap & ~0xffULL) | (uint64_t)(banks & 0xff);
+	}
+}
+
 static int kvm__open(struct kvm *kvm, const char *path)
 {
 	int version, err;
@@ -114,6 +138,7 @@ int kvm__init(struct kvm *kvm, const char *path)
 		goto err_close;
 	}
 	kvm->run_size = (size_t)n;
+	kvm__probe_mce(kvm);
 	kvm->vm_fd = kvm__ioctl(kvm->sys_fd, KVM_CREATE_VM, 0, "KVM_CREATE_VM");
 	if (kvm->vm_fd < 0) {
 		ret = -errno;

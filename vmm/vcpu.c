@@ -66,6 +66,67 @@ static int vcpu__set_entry_state(struct vcpu *vcpu, uint64_t entry)
 	return vcpu__ioctl(vcpu, KVM_SET_REGS, &regs, "KVM_SET_REGS");
 }
 
+#define MCG_CTL_P	 (1ULL << 8)
+#define MCG_SER_P	 (1ULL << 24)
+#define MCG_STATUS_EIPV	 (1ULL << 1)
+#define MCG_STATUS_MCIP	 (1ULL << 2)
+#define MCI_STATUS_VAL	 (1ULL << 63)
+#define MCI_STATUS_UC	 (1ULL << 61)
+#define MCI_STATUS_EN	 (1ULL << 60)
+#define MCI_STATUS_MISCV (1ULL << 59)
+#define MCI_STATUS_ADDRV (1ULL << 58)
+#define MCI_STATUS_S	 (1ULL << 56)
+#define MCI_STATUS_AR	 (1ULL << 55)
+#define MCACOD_DATA_READ 0x134 /* memory hierarchy error, data read (SRAR) */
+#define MCM_ADDR_PHYS	 2
+#define CR4_MCE		 (1ULL << 6)
+
+/*
+ * Machine-check banks, when KVM offers them. A failure is not fatal: the
+ * VM runs without machine checks and says so where it matters
+ * (--on-oom mce).
+ */
+static void vcpu__setup_mce(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	uint64_t cap = vm->kvm.mce_cap, banks = cap & 0xff;
+	uint64_t mcg_cap = (cap & (MCG_CTL_P | MCG_SER_P)) |
+			   (banks < VCPU_MCE_BANKS ? banks : VCPU_MCE_BANKS);
+
+	if (!cap || (mcg_cap & 0xff) <= VCPU_MCE_BANK)
+		return;
+	if (kvm__ioctl(vcpu->fd, KVM_X86_SETUP_MCE, (unsigned long)&mcg_cap,
+		       "KVM_X86_SETUP_MCE") < 0) {
+		snprintf(vm->kvm.mce_why, sizeof(vm->kvm.mce_why),
+			 "KVM_X86_SETUP_MCE failed: %s (vCPU %u)", strerror(errno), vcpu->id);
+		return;
+	}
+	vcpu->mce = true;
+}
+
+int vcpu__inject_mce(struct vcpu *vcpu, uint64_t gpa)
+{
+	struct kvm_x86_mce mce = {
+		.status = MCI_STATUS_VAL | MCI_STATUS_UC | MCI_STATUS_EN | MCI_STATUS_MISCV |
+			  MCI_STATUS_ADDRV | MCI_STATUS_S | MCI_STATUS_AR | MCACOD_DATA_READ,
+		.addr = gpa,
+		.misc = MCM_ADDR_PHYS << 6 | 12, /* a physical address, 4 KiB granule */
+		.mcg_status = MCG_STATUS_MCIP | MCG_STATUS_EIPV,
+		.bank = VCPU_MCE_BANK,
+	};
+	struct kvm_sregs sregs;
+	int ret;
+
+	if (!vcpu->mce)
+		return -EOPNOTSUPP;
+	ret = vcpu__ioctl(vcpu, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
+	if (ret)
+		return ret;
+	if (!(sregs.cr4 & CR4_MCE))
+		return 1;
+	return vcpu__ioctl(vcpu, KVM_X86_SET_MCE, &mce, "KVM_X86_SET_MCE");
+}
+
 int vcpu__init(struct vcpu *vcpu, struct vm *vm, unsigned id, uint64_t entry)
 {
 	void *run;
@@ -91,6 +152,7 @@ int vcpu__init(struct vcpu *vcpu, struct vm *vm, unsigned id, uint64_t entry)
 	ret = ret ?: vcpu__set_entry_state(vcpu, entry);
 	if (ret)
 		goto err_unmap;
+	vcpu__setup_mce(vcpu);
 	return 0;
 
 err_unmap:
@@ -132,17 +194,69 @@ static bool vcpu__should_stop(struct vcpu *vcpu)
 	return stop;
 }
 
+static __thread struct vcpu *vcpu_current;
+
+/*
+ * KVM reports a guest access to a poisoned page (UFFDIO_POISON, or a real
+ * memory error) by SIGBUS with BUS_MCEERR_AR on the vCPU thread, and
+ * KVM_RUN returns -EINTR. Note the address for the vCPU loop. Any other
+ * SIGBUS is a bug of ours: die of it.
+ */
+static void vcpu__sigbus_handler(int sig, siginfo_t *si, void *uc)
+{
+	struct vcpu *vcpu = vcpu_current;
+
+	(void)uc;
+	if (vcpu && (si->si_code == BUS_MCEERR_AO ||
+		     (si->si_code == BUS_MCEERR_AR && __atomic_load_n(&vcpu->in_run, __ATOMIC_RELAXED)))) {
+		__atomic_store_n(&vcpu->sigbus_hva, (uintptr_t)si->si_addr, __ATOMIC_RELEASE);
+		return;
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/*
+ * A memory error KVM reported by SIGBUS: serve it through the fault path,
+ * whose policy injects a machine check or stops the VM. Returns true to
+ * enter the guest again.
+ */
+static bool vcpu__handle_sigbus(struct vcpu *vcpu)
+{
+	uintptr_t hva = __atomic_exchange_n(&vcpu->sigbus_hva, 0, __ATOMIC_ACQ_REL);
+	uint64_t gpa;
+
+	if (!hva)
+		return true;
+	if (!mmu__gpa_of_hva(&vcpu->vm->mmu, (void *)hva, &gpa)) {
+		vm__stop(vcpu->vm, FL_EXIT_INTERNAL,
+			 "memory error (SIGBUS) at host address 0x%llx outside guest RAM (vCPU %u)",
+			 (unsigned long long)hva, vcpu->id);
+		return false;
+	}
+	return vcpu__serve_fault(vcpu, gpa, false, FAULT_SRC_SIGBUS) != VCPU_FAULT_STOP;
+}
+
 static void *vcpu__thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	sigset_t kick;
 
+	vcpu_current = vcpu;
 	__atomic_store_n(&vcpu->tid, (int)gettid(), __ATOMIC_RELEASE);
 	sigemptyset(&kick);
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 	while (!vcpu__should_stop(vcpu)) {
-		if (kvm__ioctl(vcpu->fd, KVM_RUN, 0, "KVM_RUN") < 0) {
+		int ret;
+
+		__atomic_store_n(&vcpu->in_run, true, __ATOMIC_RELAXED);
+		ret = kvm__ioctl(vcpu->fd, KVM_RUN, 0, "KVM_RUN");
+		__atomic_store_n(&vcpu->in_run, false, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&vcpu->sigbus_hva, __ATOMIC_ACQUIRE) &&
+		    !vcpu__handle_sigbus(vcpu))
+			break;
+		if (ret < 0) {
 			int err = errno;
 
 			vcpu->run->immediate_exit = 0;
@@ -194,6 +308,13 @@ int vcpu__setup_signals(void)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) {
 		pr_err("sigaction for the vCPU kick signal failed: %s", strerror(errno));
+		return -errno;
+	}
+	sa.sa_handler = NULL;
+	sa.sa_sigaction = vcpu__sigbus_handler;
+	sa.sa_flags = SA_SIGINFO;
+	if (sigaction(SIGBUS, &sa, NULL) < 0) {
+		pr_err("sigaction for SIGBUS failed: %s", strerror(errno));
 		return -errno;
 	}
 	return 0;

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "mmu/fault.h"
+
 #define VCPU_KICK_SIGNAL SIGUSR1
 
 struct vm;
@@ -24,7 +26,14 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	int tid; /* the thread's id once it runs, atomic; 0 before */
+	bool mce; /* KVM_X86_SETUP_MCE succeeded: machine checks can be injected */
+	bool in_run;	     /* inside KVM_RUN (the SIGBUS handler reads it) */
+	uintptr_t sigbus_hva; /* a memory error KVM reported by SIGBUS, 0: none */
 };
+
+/* The bank faultline's machine checks are reported in. */
+#define VCPU_MCE_BANK  1
+#define VCPU_MCE_BANKS 10
 
 /*
  * KVM_CREATE_VCPU, map kvm_run, set CPUID and the long-mode entry state.
@@ -40,7 +49,16 @@ int vcpu__start(struct vcpu *vcpu) __attribute__((warn_unused_result));
 /* Make the vCPU leave KVM_RUN soon; any thread. */
 void vcpu__kick(struct vcpu *vcpu);
 
-/* Install the kick signal's handler; once, before any vCPU starts. */
+/*
+ * Inject a machine check for guest page @gpa: an uncorrected,
+ * action-required data error in bank VCPU_MCE_BANK, MCi_ADDR = @gpa.
+ * Returns 0, 1 when the guest has not enabled machine checks (CR4.MCE
+ * clear: KVM would turn the #MC into a triple fault), -EOPNOTSUPP when
+ * this vCPU cannot take one, or -errno (reported). vCPU thread only.
+ */
+int vcpu__inject_mce(struct vcpu *vcpu, uint64_t gpa) __attribute__((warn_unused_result));
+
+/* Install the kick and SIGBUS handlers; once, before any vCPU starts. */
 int vcpu__setup_signals(void) __attribute__((warn_unused_result));
 
 /* Guest RIP for messages, 0 when KVM_GET_REGS fails. vCPU thread only. */
@@ -58,6 +76,17 @@ bool vcpu__handle_exit(struct vcpu *vcpu);
  * Returns true to enter the guest again. vcpu_exit.c.
  */
 bool vcpu__handle_memory_fault(struct vcpu *vcpu);
+
+/* What became of a fault a vCPU thread served (vcpu__serve_fault). */
+enum vcpu_fault {
+	VCPU_FAULT_DONE,   /* the page is there */
+	VCPU_FAULT_RESUME, /* no page, but the guest was told (machine check): go on */
+	VCPU_FAULT_STOP,   /* the VM is stopping */
+};
+
+/* Serve a fault on RAM at @gpa from this vCPU's thread. vcpu_exit.c. */
+enum vcpu_fault vcpu__serve_fault(struct vcpu *vcpu, uint64_t gpa, bool write,
+				  enum fault_source source);
 
 /* Name of a KVM exit reason ("KVM_EXIT_IO"), or "unknown". */
 const char *vcpu__exit_name(uint32_t reason);

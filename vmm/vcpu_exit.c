@@ -129,8 +129,8 @@ static bool vcpu__handle_io(struct vcpu *vcpu)
 	return true;
 }
 
-/* Serve a fault on RAM page @gpa from this vCPU; false when it failed (VM stopping). */
-static bool vcpu__fault(struct vcpu *vcpu, uint64_t gpa, bool write, enum fault_source source)
+enum vcpu_fault vcpu__serve_fault(struct vcpu *vcpu, uint64_t gpa, bool write,
+				  enum fault_source source)
 {
 	struct mmu *mmu = &vcpu->vm->mmu;
 	struct fault_ctx ctx = {
@@ -143,7 +143,11 @@ static bool vcpu__fault(struct vcpu *vcpu, uint64_t gpa, bool write, enum fault_
 		.source = source,
 	};
 
-	return ctx.hva && (mmu__handle_fault(&ctx) & FAULT_DONE);
+	if (!ctx.hva)
+		return VCPU_FAULT_STOP;
+	if (mmu__handle_fault(&ctx) & FAULT_DONE)
+		return VCPU_FAULT_DONE;
+	return ctx.resume ? VCPU_FAULT_RESUME : VCPU_FAULT_STOP;
 }
 
 /*
@@ -156,13 +160,19 @@ static bool vcpu__mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, un
 {
 	struct mmu *mmu = &vcpu->vm->mmu;
 	uint64_t last = gpa + len - 1;
+	enum vcpu_fault f;
 	void *p;
 
-	if (!vcpu__fault(vcpu, gpa, is_write, FAULT_SRC_MMIO_EXIT) ||
-	    ((last ^ gpa) >= MMU_PAGE_SIZE &&
-	     !vcpu__fault(vcpu, last, is_write, FAULT_SRC_MMIO_EXIT)))
-		return false;
-	if (mmu__access(mmu, gpa, len, &p))
+	f = vcpu__serve_fault(vcpu, gpa, is_write, FAULT_SRC_MMIO_EXIT);
+	if (f == VCPU_FAULT_DONE && (last ^ gpa) >= MMU_PAGE_SIZE)
+		f = vcpu__serve_fault(vcpu, last, is_write, FAULT_SRC_MMIO_EXIT);
+	if (f == VCPU_FAULT_RESUME) {
+		/* The guest takes a machine check for it; a read finds all ones. */
+		if (!is_write)
+			memset(data, 0xff, len);
+		return true;
+	}
+	if (f == VCPU_FAULT_STOP || mmu__access(mmu, gpa, len, &p))
 		return false;
 	if (is_write)
 		memcpy(p, data, len);
@@ -211,7 +221,7 @@ bool vcpu__handle_memory_fault(struct vcpu *vcpu)
 	    (mf->flags & FL_KVM_MEMORY_EXIT_FLAG_PRIVATE) ||
 	    !guest_ram__ptr(&vcpu->vm->mmu.ram, mf->gpa, 1))
 		return false;
-	return vcpu__fault(vcpu, mf->gpa, true, FAULT_SRC_EFAULT);
+	return vcpu__serve_fault(vcpu, mf->gpa, true, FAULT_SRC_EFAULT) != VCPU_FAULT_STOP;
 }
 
 static bool vcpu__handle_system_event(struct vcpu *vcpu)
