@@ -2,7 +2,7 @@
 #
 #   make            build/faultline, the test guest, the unit tests
 #   make run        boot the default microVM (the test guest's hello workload)
-#   make test       unit tests (plain and ASan+UBSan) and the KVM end-to-end tests
+#   make test       unit tests (plain, ASan+UBSan, TSan) and the KVM end-to-end tests
 #   make deps       install the Debian packages the build needs (scripts/deps)
 #   make format     clang-format the C sources in place
 
@@ -61,7 +61,9 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) -lfdt
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/tests/unit
 UNIT_ASAN  := $(BUILD)/tests/unit-asan
+UNIT_TSAN  := $(BUILD)/tests/unit-tsan
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 
 $(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -76,9 +78,18 @@ $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(SAN_FLAGS) $(DEPFLAGS) -c -o $@ $<
 
+# ThreadSanitizer, for the fault engine's threads (tests/unit/test_mmu.c).
+$(UNIT_TSAN): $(UNIT_SRCS:%.c=$(BUILD)/tsan/%.o) $(LIB_SRCS:%.c=$(BUILD)/tsan/%.o)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(TSAN_FLAGS) -o $@ $^ $(CHECK_LIBS)
+
+$(BUILD)/tsan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(TSAN_FLAGS) $(DEPFLAGS) -c -o $@ $<
+
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit unit-asan kvm-test format clean
+.PHONY: all deps run test unit unit-asan unit-tsan kvm-test format clean
 
 all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN)
 
@@ -91,7 +102,7 @@ run: deps
 		--guest-arg workload=hello --cmdline "hello from make run"
 
 test: deps
-	$(MAKE) --no-print-directory all $(UNIT_ASAN)
+	$(MAKE) --no-print-directory all $(UNIT_ASAN) $(UNIT_TSAN)
 	tests/run-all
 
 unit: $(UNIT_BIN)
@@ -100,6 +111,9 @@ unit: $(UNIT_BIN)
 unit-asan: $(UNIT_ASAN)
 	$(UNIT_ASAN)
 
+unit-tsan: $(UNIT_TSAN)
+	TSAN_OPTIONS=halt_on_error=1 $(UNIT_TSAN)
+
 kvm-test: $(BUILD)/faultline $(GUEST_ELF)
 	tests/kvm/with-kvm tests/kvm/run
 
@@ -107,7 +121,7 @@ format:
 	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch])
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/guest $(BUILD)/tests $(BUILD)/faultline \
+	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/tsan $(BUILD)/guest $(BUILD)/tests $(BUILD)/faultline \
 		$(BUILD)/nested
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -132,13 +132,33 @@ static int backing_fill(struct mmu *mmu, uint8_t *buf, uint64_t first, uint64_t 
 	return 0;
 }
 
-static __thread uint8_t *bounce;
+/*
+ * Each thread that fills pages from a file has its own bounce buffer, one
+ * fault-around window large, freed when the thread exits.
+ */
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+
+static void bounce_key_init(void)
+{
+	if (pthread_key_create(&bounce_key, free))
+		abort(); /* only when the process is out of keys: a bug of ours */
+}
 
 static uint8_t *bounce_buffer(void)
 {
-	if (!bounce)
-		bounce = aligned_alloc(MMU_PAGE_SIZE, MMU_FAULT_AROUND_MAX * MMU_PAGE_SIZE);
-	return bounce;
+	uint8_t *b;
+
+	pthread_once(&bounce_once, bounce_key_init);
+	b = pthread_getspecific(bounce_key);
+	if (!b) {
+		b = aligned_alloc(MMU_PAGE_SIZE, MMU_FAULT_AROUND_MAX * MMU_PAGE_SIZE);
+		if (b && pthread_setspecific(bounce_key, b)) {
+			free(b);
+			b = NULL;
+		}
+	}
+	return b;
 }
 
 /* Zero-fill pages: UFFDIO_ZEROPAGE. Returns bytes installed or -errno. */
@@ -359,9 +379,13 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 	}
 	if (r & FAULT_OOM) {
 		MMU_STAT_INC(&mmu->stats, result_oom);
-		snprintf(why, sizeof(why), "budget of %llu pages exhausted%s",
-			 (unsigned long long)mmu->limit_pages,
-			 mmu->wp ? " and no clean page left to reclaim" : "");
+		if (ctx->err)
+			snprintf(why, sizeof(why), "the host could not allocate the page: %s",
+				 strerror(ctx->err));
+		else
+			snprintf(why, sizeof(why), "budget of %llu pages exhausted%s",
+				 (unsigned long long)mmu->limit_pages,
+				 mmu->wp ? " and no clean page left to reclaim" : "");
 	} else if (r & FAULT_HWPOISON) {
 		MMU_STAT_INC(&mmu->stats, result_hwpoison);
 		snprintf(why, sizeof(why), "%s",

@@ -161,7 +161,7 @@ static int blocking_read(void *opaque, uint64_t offset, void *data, unsigned len
 	struct fake_dev *d = opaque;
 
 	(void)offset;
-	d->inside = 1;
+	__atomic_store_n(&d->inside, 1, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&d->release, __ATOMIC_ACQUIRE))
 		usleep(1000);
 	memset(data, 0x5a, len);
@@ -206,7 +206,7 @@ START_TEST(remove_waits_for_access)
 	ctx.bus = &bus;
 	ctx.dev = &d;
 	pthread_create(&reader, NULL, access_thread, &ctx);
-	while (!d.inside)
+	while (!__atomic_load_n(&d.inside, __ATOMIC_ACQUIRE))
 		usleep(1000);
 	pthread_create(&remover, NULL, remove_thread, &ctx);
 	usleep(20000);

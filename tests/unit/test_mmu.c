@@ -1,0 +1,874 @@
+/*
+ * The fault engine without KVM: host threads touch userfaultfd-registered
+ * guest RAM the way vCPUs do, and the tests call mmu__handle_fault()
+ * directly for the results a blocked thread could not report. Needs
+ * userfaultfd for kernel faults (root, or vm.unprivileged_userfaultfd=1).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mmu/inject.h"
+#include "mmu/mmu.h"
+#include "tests/unit/unit.h"
+#include "vmm/log.h"
+
+#define PAGE MMU_PAGE_SIZE
+
+static struct mmu mmu;
+static char log_buf[1024];
+
+/*
+ * What the owner's fault_failed() saw, and what it should do; written by
+ * handler threads under failed_lock, read through F (a locked snapshot).
+ */
+static pthread_mutex_t failed_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct failed_rec {
+	int calls;
+	fault_t result;
+	enum fault_source source;
+	uint64_t gpa;
+	int err;
+	char why[256];
+	bool poison; /* poison the page, as --on-oom mce does */
+} failed, failed_copy;
+
+static const struct failed_rec *failed_snapshot(void)
+{
+	pthread_mutex_lock(&failed_lock);
+	failed_copy = failed;
+	pthread_mutex_unlock(&failed_lock);
+	return &failed_copy;
+}
+
+#define F (*failed_snapshot())
+
+/* A counter of the engine's, read while its threads may update it. */
+#define STAT(name) __atomic_load_n(&mmu.stats.name, __ATOMIC_RELAXED)
+
+static void on_fault_failed(void *owner, struct fault_ctx *ctx, fault_t result, const char *why)
+{
+	(void)owner;
+	pthread_mutex_lock(&failed_lock);
+	failed.calls++;
+	failed.result = result;
+	failed.source = ctx->source;
+	failed.gpa = ctx->gpa;
+	failed.err = ctx->err;
+	snprintf(failed.why, sizeof(failed.why), "%s", why);
+	if (failed.poison && (result & FAULT_OOM))
+		ck_assert_int_eq(mmu__poison(&mmu, ctx->gpa), 0);
+	pthread_mutex_unlock(&failed_lock);
+}
+
+struct setup {
+	uint64_t ram;
+	uint64_t limit;
+	const char *file;
+	unsigned around;
+	unsigned handlers;
+	unsigned retries;
+	unsigned retry_ms;
+};
+
+static void mmu_setup(const struct setup *s)
+{
+	const struct mmu_config cfg = {
+		.ram_size = s->ram,
+		.mem_limit = s->limit,
+		.backing_file = s->file,
+		.fault_around = s->around ? s->around : 1,
+		.max_retries = s->retries ? s->retries : 8,
+		.retry_ms = s->retry_ms ? s->retry_ms : 2000,
+		.nr_handlers = s->handlers,
+	};
+	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
+
+	memset(&failed, 0, sizeof(failed));
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
+	if (s->handlers)
+		ck_assert_int_eq(mmu__start(&mmu), 0);
+}
+
+static uint64_t resident(void)
+{
+	struct mmu_pages p;
+
+	mmu__pages(&mmu, &p);
+	return p.resident;
+}
+
+/* A fault as a vCPU's would arrive, served on this thread. */
+static fault_t fault_at(uint64_t gpa, enum fault_access access, enum fault_source source,
+			struct fault_ctx *out)
+{
+	struct fault_ctx ctx = {
+		.mmu = &mmu,
+		.gpa = gpa,
+		.hva = guest_ram__ptr(&mmu.ram, gpa, PAGE),
+		.access = access,
+		.vcpu = 0,
+		.flags = FAULT_FLAG_ALLOW_RETRY,
+		.source = source,
+	};
+	fault_t r;
+
+	ck_assert_ptr_nonnull(ctx.hva);
+	r = mmu__handle_fault(&ctx);
+	if (out)
+		*out = ctx;
+	return r;
+}
+
+/* Install a page behind the engine's back, as a sibling would. */
+static void install_zero_outside(uint64_t gpa)
+{
+	struct uffdio_zeropage z = {
+		.range = {.start = (uint64_t)(uintptr_t)(mmu.ram.host + gpa), .len = PAGE},
+	};
+
+	ck_assert_int_eq(ioctl(mmu.uffd, UFFDIO_ZEROPAGE, &z), 0);
+}
+
+/* ---- host threads touching guest RAM ---------------------------------------- */
+
+struct toucher {
+	uint64_t first, count, stride; /* pages */
+	bool write;
+	uint64_t value;	   /* written to / expected in every word (read: 0 unless check_file) */
+	const uint8_t *expect; /* when set: the bytes every page must hold (indexed by GPA) */
+	pthread_t thread;
+	int bad;	     /* words that did not hold what was expected */
+	int sigbus_code;     /* si_code of a SIGBUS that ended the walk, 0 if none */
+	uintptr_t sigbus_addr;
+};
+
+/* volatile: the signal handler reads it; stores to it must not be elided. */
+static __thread sigjmp_buf *volatile touch_jmp;
+static __thread siginfo_t touch_si;
+
+static void touch_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (!touch_jmp) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	touch_si = *si;
+	siglongjmp(*touch_jmp, 1);
+}
+
+static void *touch_thread(void *arg)
+{
+	struct toucher *t = arg;
+	sigjmp_buf jb;
+	uint64_t i, k;
+
+	if (sigsetjmp(jb, 1)) {
+		touch_jmp = NULL;
+		t->sigbus_code = touch_si.si_code;
+		t->sigbus_addr = (uintptr_t)touch_si.si_addr;
+		return NULL;
+	}
+	touch_jmp = &jb;
+	for (i = 0; i < t->count; i++) {
+		uint64_t gpa = (t->first + i * (t->stride ? t->stride : 1)) * PAGE;
+		volatile uint64_t *w = (volatile uint64_t *)(mmu.ram.host + gpa);
+
+		for (k = 0; k < PAGE / 8; k++) {
+			uint64_t want = t->value;
+
+			if (t->expect)
+				memcpy(&want, t->expect + gpa + k * 8, 8);
+			if (t->write)
+				w[k] = t->value;
+			else if (w[k] != want)
+				t->bad++;
+		}
+	}
+	touch_jmp = NULL;
+	return NULL;
+}
+
+static void touch_start(struct toucher *t)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = touch_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGBUS, &sa, NULL);
+	ck_assert_int_eq(pthread_create(&t->thread, NULL, touch_thread, t), 0);
+}
+
+static void touch(struct toucher *t)
+{
+	touch_start(t);
+	pthread_join(t->thread, NULL);
+	ck_assert_int_eq(t->sigbus_code, 0);
+	ck_assert_int_eq(t->bad, 0);
+}
+
+/* A backing file of @size random-looking bytes; returns its path, fills *data. */
+static const char *make_file(uint64_t size, uint8_t **data)
+{
+	static char path[64];
+	uint64_t i, x = 0x9e3779b97f4a7c15ULL;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/faultline-mmu-%d", getpid());
+	*data = calloc(1, size + 64 * PAGE);
+	ck_assert_ptr_nonnull(*data);
+	for (i = 0; i < size; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		(*data)[i] = (uint8_t)x;
+	}
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, *data, size), (ssize_t)size);
+	close(fd);
+	return path;
+}
+
+static void mmu_teardown(void)
+{
+	char path[64];
+
+	mmu__exit(&mmu);
+	snprintf(path, sizeof(path), "/tmp/faultline-mmu-%d", getpid());
+	unlink(path);
+	ck_assert_int_eq(inject__init(NULL), 0);
+}
+
+/* ---- results ------------------------------------------------------------------ */
+
+START_TEST(errno_mapping)
+{
+	ck_assert_uint_eq(fault__from_errno(0), FAULT_DONE);
+	ck_assert_uint_eq(fault__from_errno(-EEXIST), FAULT_DONE);
+	ck_assert_uint_eq(fault__from_errno(-EAGAIN), FAULT_RETRY);
+	ck_assert_uint_eq(fault__from_errno(-ENOMEM), FAULT_OOM);
+	ck_assert_uint_eq(fault__from_errno(-ENOSPC), FAULT_OOM);
+	ck_assert_uint_eq(fault__from_errno(-EIO), FAULT_SIGBUS);
+	ck_assert_uint_eq(fault__from_errno(-EFAULT), FAULT_SIGBUS);
+	ck_assert_int_eq(fault__to_errno(FAULT_DONE), 0);
+	ck_assert_int_eq(fault__to_errno(FAULT_RETRY), -EAGAIN);
+	ck_assert_int_eq(fault__to_errno(FAULT_OOM), -ENOMEM);
+	ck_assert_int_eq(fault__to_errno(FAULT_HWPOISON), -EHWPOISON);
+	ck_assert_int_eq(fault__to_errno(FAULT_SIGBUS), -EFAULT);
+	ck_assert_int_eq(fault__to_errno(FAULT_MMIO), -ENXIO);
+	ck_assert_str_eq(fault__name(FAULT_OOM | FAULT_RETRY), "oom");
+	ck_assert_str_eq(fault__name(FAULT_HWPOISON), "hwpoison");
+	ck_assert_str_eq(fault__name(FAULT_FALLBACK), "fallback");
+	ck_assert_str_eq(fault__name(FAULT_DONE), "done");
+	ck_assert_uint_eq(FAULT_ERROR & FAULT_RETRY, 0);
+}
+END_TEST
+
+/* ---- lazy RAM through host threads -------------------------------------------------- */
+
+START_TEST(zero_fill_on_touch)
+{
+	struct toucher t = {.first = 3, .count = 8, .value = 0};
+
+	mmu_setup(&(struct setup){.ram = 4 << 20, .handlers = 1});
+	ck_assert_uint_eq(resident(), 0);
+	touch(&t);
+	ck_assert_uint_eq(resident(), 8);
+	ck_assert_uint_eq(STAT(faults_uffd), 8);
+	ck_assert_uint_eq(STAT(pages_installed), 8);
+	ck_assert_uint_eq(STAT(uffdio_zeropage), 8);
+	ck_assert_uint_eq(STAT(result_done), 8);
+	ck_assert_int_eq(F.calls, 0);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(fault_around_window)
+{
+	struct toucher a = {.first = 5, .count = 1}, b = {.first = 20, .count = 1};
+
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16, .handlers = 1});
+	touch(&a);
+	ck_assert_uint_eq(resident(), 16); /* pages 0-15 */
+	ck_assert_uint_eq(STAT(pages_around), 15);
+	touch(&b);
+	ck_assert_uint_eq(resident(), 32); /* and 16-31 */
+	ck_assert_uint_eq(STAT(faults_uffd), 2);
+	a.first = 0, a.count = 32; /* all there now: no more faults */
+	touch(&a);
+	ck_assert_uint_eq(STAT(faults_uffd), 2);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(writes_reach_the_alias)
+{
+	struct toucher t = {.first = 0, .count = 4, .write = true, .value = 0x1122334455667788ULL};
+	uint64_t *p;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 1});
+	touch(&t);
+	ck_assert_int_eq(mmu__access(&mmu, 3 * PAGE + 8, 8, (void **)&p), 0);
+	ck_assert_uint_eq(*p, 0x1122334455667788ULL);
+	ck_assert_uint_eq(STAT(faults_monitor), 0); /* resident already */
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(file_backing_read_lazily)
+{
+	uint8_t *data;
+	const char *path = make_file(10 * PAGE + 100, &data); /* zero past its end */
+	struct toucher t = {.first = 0, .count = 32, .expect = data};
+
+	mmu_setup(&(struct setup){.ram = 32 * PAGE, .file = path, .around = 4, .handlers = 1});
+	touch(&t);
+	ck_assert_uint_eq(resident(), 32);
+	ck_assert_uint_eq(STAT(faults_uffd), 8);
+	ck_assert_uint_ge(STAT(backing_reads), 3);
+	ck_assert_uint_eq(STAT(pages_installed), 32);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+/* Many threads on the same pages: each page is charged and installed once. */
+START_TEST(threads_race_for_the_same_pages)
+{
+	struct toucher t[8];
+	unsigned i;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 4});
+	for (i = 0; i < 8; i++) {
+		t[i] = (struct toucher){.first = 0, .count = 256};
+		touch_start(&t[i]);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(t[i].thread, NULL);
+		ck_assert_int_eq(t[i].bad, 0);
+		ck_assert_int_eq(t[i].sigbus_code, 0);
+	}
+	ck_assert_uint_eq(resident(), 256);
+	ck_assert_uint_eq(STAT(pages_installed), 256);
+	ck_assert_uint_eq(STAT(result_done), STAT(faults));
+	ck_assert_int_eq(F.calls, 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* A sibling installed the page first: EEXIST counts as done, nothing charged twice. */
+START_TEST(eexist_is_done)
+{
+	mmu_setup(&(struct setup){.ram = 1 << 20});
+	install_zero_outside(2 * PAGE);
+	ck_assert_uint_eq(fault_at(2 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(STAT(uffdio_eexist), 1);
+	ck_assert_uint_eq(resident(), 0); /* the sibling's charge, not ours */
+	mmu_teardown();
+}
+END_TEST
+
+/* Part of a fault-around window is there: fall back to the one page. */
+START_TEST(partial_window_falls_back)
+{
+	mmu_setup(&(struct setup){.ram = 1 << 20, .around = 16});
+	install_zero_outside(3 * PAGE);
+	ck_assert_uint_eq(fault_at(8 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(STAT(fallbacks), 1);
+	ck_assert_uint_eq(STAT(uffdio_eexist), 1);
+	ck_assert_uint_eq(resident(), 4); /* 0-2 before the sibling's page, then 8 alone */
+	mmu_teardown();
+}
+END_TEST
+
+/* ---- retry -------------------------------------------------------------------------- */
+
+START_TEST(retry_then_done)
+{
+	struct fault_ctx ctx;
+
+	ck_assert_int_eq(inject__init("UFFDIO_ZEROPAGE:EAGAIN:0:2"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20});
+	ck_assert_uint_eq(fault_at(0, FAULT_WRITE, FAULT_SRC_UFFD, &ctx), FAULT_DONE);
+	ck_assert_uint_eq(ctx.attempt, 2);
+	ck_assert_uint_eq(ctx.flags & FAULT_FLAG_TRIED, FAULT_FLAG_TRIED);
+	ck_assert_uint_eq(STAT(retries), 2);
+	ck_assert_uint_eq(resident(), 1);
+	ck_assert_int_eq(F.calls, 0);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(retry_bounded_in_count)
+{
+	ck_assert_int_eq(inject__init("UFFDIO_ZEROPAGE:EAGAIN:0:0"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20, .retries = 5});
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_RETRY);
+	ck_assert_uint_eq(STAT(retries), 4);
+	ck_assert_uint_eq(STAT(result_retry_exhausted), 1);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_uint_eq(F.result, FAULT_RETRY);
+	ck_assert_uint_eq(F.gpa, PAGE);
+	ck_assert_msg(!strncmp(F.why, "still RETRY after 5 attempts in ", 32), "why: %s",
+		      F.why);
+	ck_assert_uint_eq(resident(), 0); /* every failed attempt uncharged */
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(retry_bounded_in_time)
+{
+	struct timespec a, b;
+	long ms;
+
+	ck_assert_int_eq(inject__init("UFFDIO_ZEROPAGE:EAGAIN:0:0"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20, .retries = 1000000, .retry_ms = 30});
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ck_assert_uint_eq(fault_at(0, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_RETRY);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	ck_assert_int_ge(ms, 30);
+	ck_assert_uint_lt(STAT(retries), 1000000);
+	ck_assert_int_eq(F.calls, 1);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(no_retry_without_allow_retry)
+{
+	struct fault_ctx ctx = {.gpa = 0, .access = FAULT_READ, .vcpu = -1};
+
+	ck_assert_int_eq(inject__init("UFFDIO_ZEROPAGE:EAGAIN:0:0"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20});
+	ctx.mmu = &mmu;
+	ctx.hva = mmu.ram.host;
+	ctx.source = FAULT_SRC_UFFD;
+	ck_assert_uint_eq(mmu__handle_fault(&ctx), FAULT_RETRY);
+	ck_assert_uint_eq(STAT(retries), 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* ---- budget and OOM ------------------------------------------------------------------- */
+
+START_TEST(budget_exhausted_is_oom)
+{
+	void *p;
+	unsigned i;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE});
+	for (i = 0; i < 4; i++)
+		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_uint_eq(F.result, FAULT_OOM);
+	ck_assert_uint_eq(F.gpa, 9 * PAGE);
+	ck_assert_str_eq(F.why, "budget of 4 pages exhausted");
+	ck_assert_uint_eq(resident(), 4);
+	/* The monitor's access fails too, and is the caller's to report. */
+	ck_assert_int_eq(mmu__access(&mmu, 10 * PAGE, 8, &p), -ENOMEM);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_uint_eq(STAT(result_oom), 2);
+	mmu_teardown();
+}
+END_TEST
+
+/* A window that does not fit never causes an OOM a single page would not. */
+START_TEST(window_over_budget_falls_back)
+{
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 3 * PAGE, .around = 16});
+	ck_assert_uint_eq(fault_at(0, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(STAT(fallbacks), 1);
+	ck_assert_uint_eq(resident(), 1);
+	ck_assert_uint_eq(fault_at(5 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(fault_at(6 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(fault_at(7 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	ck_assert_uint_eq(resident(), 3);
+	mmu_teardown();
+}
+END_TEST
+
+/* ---- injected failures ---------------------------------------------------------------- */
+
+static void expect_injected(const char *spec, const char *file, fault_t want, const char *why)
+{
+	uint8_t *data = NULL;
+
+	ck_assert_int_eq(inject__init(spec), 0);
+	if (file)
+		file = make_file(8 * PAGE, &data);
+	mmu_setup(&(struct setup){.ram = 1 << 20, .file = file});
+	ck_assert_uint_eq(fault_at(0, FAULT_READ, FAULT_SRC_UFFD, NULL), want);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_str_eq(F.why, why);
+	ck_assert_uint_eq(resident(), 0);
+	free(data);
+	mmu_teardown();
+}
+
+START_TEST(injected_budget_charge)
+{
+	expect_injected("budget.charge:ENOMEM", NULL, FAULT_OOM, "budget of 256 pages exhausted");
+}
+END_TEST
+
+START_TEST(injected_backing_eio)
+{
+	expect_injected("backing.read:EIO", "file", FAULT_SIGBUS,
+			"the backing file could not be read: Input/output error");
+}
+END_TEST
+
+START_TEST(injected_copy_enomem)
+{
+	expect_injected("UFFDIO_COPY:ENOMEM:0:0", "file", FAULT_OOM,
+			"the host could not allocate the page: Cannot allocate memory");
+}
+END_TEST
+
+START_TEST(injected_zeropage_efault)
+{
+	expect_injected("UFFDIO_ZEROPAGE:EFAULT", NULL, FAULT_SIGBUS,
+			"the page could not be installed: Bad address");
+}
+END_TEST
+
+/* The file shrinks under the VM: a short read is an I/O error, not zeros. */
+START_TEST(backing_file_shrinks)
+{
+	uint8_t *data;
+	const char *path = make_file(8 * PAGE, &data);
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .file = path});
+	ck_assert_int_eq(truncate(path, PAGE), 0);
+	ck_assert_uint_eq(fault_at(4 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_SIGBUS);
+	ck_assert_str_eq(F.why, "the backing file could not be read: Input/output error");
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(backing_file_missing)
+{
+	const struct mmu_config cfg = {
+		.ram_size = 1 << 20,
+		.backing_file = "/nonexistent/faultline-backing",
+		.fault_around = 1,
+		.max_retries = 1,
+		.nr_handlers = 1,
+	};
+	const struct mmu_ops ops = {0};
+
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), -ENOENT);
+	ck_assert_log(log_buf, "faultline: cannot open the backing file: No such file or "
+			       "directory (file: /nonexistent/faultline-backing)\n");
+	mmu__exit(&mmu);
+}
+END_TEST
+
+START_TEST(injected_userfaultfd)
+{
+	const struct mmu_config cfg = {.ram_size = 1 << 20, .fault_around = 1, .max_retries = 1};
+	const struct mmu_ops ops = {0};
+
+	ck_assert_int_eq(inject__init("userfaultfd:EPERM"), 0);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), -EPERM);
+	ck_assert_log(log_buf, "faultline: cannot set up guest RAM: userfaultfd failed: Operation "
+			       "not permitted; run as root or set vm.unprivileged_userfaultfd=1\n");
+	mmu__exit(&mmu);
+	ck_assert_int_eq(inject__init(NULL), 0);
+}
+END_TEST
+
+/* A resolver that never answers is released when the MMU stops. */
+START_TEST(stalled_resolver_released_by_stop)
+{
+	struct toucher t = {.first = 1, .count = 1};
+
+	ck_assert_int_eq(inject__init("resolver.stall:EIO"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 1});
+	touch_start(&t);
+	usleep(50 * 1000);
+	ck_assert_uint_eq(resident(), 0); /* still waiting */
+	mmu__stop(&mmu);		  /* returns: the stalled handler saw the stop */
+	install_zero_outside(PAGE);	  /* and the toucher is let go by hand */
+	pthread_join(t.thread, NULL);
+	ck_assert_int_eq(t.bad, 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* ---- poison (--on-oom mce) and memory errors --------------------------------------------- */
+
+START_TEST(oom_poison_raises_sigbus)
+{
+	struct toucher t = {.first = 0, .count = 4, .write = true, .value = 7};
+	void *p;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 2 * PAGE, .handlers = 1});
+	ck_assert_msg(mmu__can_poison(&mmu), "this kernel has no UFFDIO_POISON");
+	pthread_mutex_lock(&failed_lock);
+	failed.poison = true;
+	pthread_mutex_unlock(&failed_lock);
+	touch_start(&t);
+	pthread_join(t.thread, NULL);
+	/*
+	 * A poisoned page raises BUS_MCEERR_AR (KVM always sends that); a
+	 * kernel built without CONFIG_MEMORY_FAILURE reports a user access
+	 * as BUS_ADRERR.
+	 */
+	ck_assert_msg(t.sigbus_code == BUS_MCEERR_AR || t.sigbus_code == BUS_ADRERR,
+		      "si_code %d", t.sigbus_code);
+	ck_assert_uint_eq(t.sigbus_addr, (uintptr_t)(mmu.ram.host + 2 * PAGE));
+	ck_assert_uint_eq(F.result, FAULT_OOM);
+	ck_assert_uint_eq(STAT(pages_poisoned), 1);
+	/* The page stays poisoned: every later fault on it is HWPOISON. */
+	ck_assert_uint_eq(fault_at(2 * PAGE, FAULT_READ, FAULT_SRC_SIGBUS, NULL), FAULT_HWPOISON);
+	ck_assert_str_eq(F.why, "the page is poisoned: it was touched after the budget ran out");
+	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), -EHWPOISON);
+	ck_assert_int_eq(mmu__poison(&mmu, 0), -EEXIST); /* resident pages cannot be poisoned */
+	ck_assert_int_eq(mmu__poison(&mmu, 1ULL << 40), -EFAULT);
+	ck_assert_uint_eq(resident(), 2);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(injected_poison_failure)
+{
+	ck_assert_int_eq(inject__init("UFFDIO_POISON:ENOMEM"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20});
+	ck_assert_int_eq(mmu__poison(&mmu, PAGE), -ENOMEM);
+	ck_assert_uint_eq(STAT(pages_poisoned), 0);
+	ck_assert_int_eq(mmu__poison(&mmu, PAGE), 0);
+	ck_assert_uint_eq(STAT(pages_poisoned), 1);
+	mmu_teardown();
+}
+END_TEST
+
+/* SIGBUS from the host on a resident page: the page is lost and uncharged. */
+START_TEST(host_memory_error)
+{
+	struct fault_ctx ctx;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20});
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(resident(), 1);
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_READ, FAULT_SRC_SIGBUS, &ctx), FAULT_HWPOISON);
+	ck_assert_int_eq(ctx.err, EHWPOISON);
+	ck_assert_str_eq(F.why,
+			 "the host reported a memory error on the page (SIGBUS, BUS_MCEERR_AR)");
+	ck_assert_uint_eq(STAT(faults_sigbus), 1);
+	ck_assert_uint_eq(STAT(result_hwpoison), 1);
+	ck_assert_uint_eq(resident(), 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* ---- reclaim of clean file pages ----------------------------------------------------------- */
+
+START_TEST(reclaim_keeps_file_reads_within_budget)
+{
+	uint8_t *data;
+	const char *path = make_file(64 * PAGE, &data);
+	struct toucher t = {.first = 0, .count = 64, .expect = data};
+
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .limit = 8 * PAGE, .file = path, .handlers = 1});
+	ck_assert(mmu.wp);
+	touch(&t);
+	ck_assert_uint_le(resident(), 8);
+	ck_assert_uint_ge(STAT(pages_reclaimed), 56);
+	ck_assert_uint_eq(STAT(result_oom), 0);
+	/* Read it all again: reclaimed pages come back from the file. */
+	touch(&t);
+	ck_assert_uint_eq(STAT(result_oom), 0);
+	ck_assert_int_eq(F.calls, 0);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(dirty_pages_are_never_reclaimed)
+{
+	uint8_t *data;
+	const char *path = make_file(64 * PAGE, &data);
+	struct toucher rd = {.first = 0, .count = 8, .expect = data};
+	struct toucher wr = {.first = 0, .count = 8, .write = true, .value = 0xabcdef};
+
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .limit = 8 * PAGE, .file = path, .handlers = 1});
+	touch(&rd); /* 8 clean pages */
+	touch(&wr); /* now 8 dirty ones, by write-protect faults */
+	ck_assert_uint_eq(STAT(faults_wp), 8);
+	ck_assert_uint_ge(STAT(uffdio_writeprotect), 8);
+	ck_assert_uint_eq(mmu__reclaim(&mmu, 100), 0);
+	ck_assert_uint_eq(fault_at(20 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	ck_assert_str_eq(F.why,
+			 "budget of 8 pages exhausted and no clean page left to reclaim");
+	rd.expect = NULL, rd.value = 0xabcdef; /* the writes survived */
+	touch(&rd);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+/* A page first touched by a write is dirty from the start. */
+START_TEST(write_fault_installs_dirty)
+{
+	uint8_t *data;
+	const char *path = make_file(16 * PAGE, &data);
+	struct toucher wr = {.first = 0, .count = 4, .write = true, .value = 1};
+
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path, .handlers = 1});
+	touch(&wr);
+	ck_assert_uint_eq(mmu__reclaim(&mmu, 100), 0);
+	ck_assert_uint_eq(resident(), 4);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(monitor_access_pins)
+{
+	uint8_t *data, *p;
+	const char *path = make_file(16 * PAGE, &data);
+
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path, .around = 4});
+	ck_assert_int_eq(mmu__access(&mmu, 5 * PAGE, 16, (void **)&p), 0);
+	ck_assert_int_eq(memcmp(p, data + 5 * PAGE, 16), 0);
+	ck_assert_uint_eq(resident(), 4); /* the window 4-7 */
+	ck_assert_uint_eq(mmu__reclaim(&mmu, 100), 3); /* all but the pinned page */
+	ck_assert_uint_eq(resident(), 1);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(injected_punch_failure)
+{
+	uint8_t *data;
+	const char *path = make_file(16 * PAGE, &data);
+	struct toucher rd = {.first = 0, .count = 2, .expect = data};
+
+	ck_assert_int_eq(inject__init("reclaim.punch:EIO:0:0"), 0);
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .limit = 2 * PAGE, .file = path, .handlers = 1});
+	touch(&rd);
+	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	ck_assert_uint_eq(STAT(reclaims), 1);
+	ck_assert_uint_eq(STAT(pages_reclaimed), 0);
+	ck_assert_uint_eq(resident(), 2);
+	touch(&rd); /* still resident and intact: no new fault */
+	ck_assert_uint_eq(STAT(faults_uffd), 3);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(no_reclaim_without_write_protect)
+{
+	uint8_t *data;
+	const char *path = make_file(16 * PAGE, &data);
+
+	ck_assert_int_eq(inject__init("uffd.wp:EIO"), 0);
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .limit = PAGE, .file = path});
+	ck_assert(!mmu.wp);
+	ck_assert_uint_eq(fault_at(0, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	ck_assert_str_eq(F.why, "budget of 1 pages exhausted");
+	ck_assert_uint_eq(STAT(reclaims), 0);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
+/* ---- the guest-physical map ------------------------------------------------------------------ */
+
+START_TEST(lookup_by_host_address)
+{
+	uint64_t gpa;
+
+	mmu_setup(&(struct setup){.ram = 4ULL << 30});
+	ck_assert(mmu__gpa_of_hva(&mmu, mmu.ram.host + 5, &gpa));
+	ck_assert_uint_eq(gpa, 5);
+	ck_assert(mmu__gpa_of_hva(&mmu, mmu.ram.host + (3ULL << 30), &gpa));
+	ck_assert_uint_eq(gpa, 4ULL << 30); /* above the MMIO hole */
+	ck_assert(!mmu__gpa_of_hva(&mmu, mmu.ram.host + (4ULL << 30), &gpa));
+	ck_assert(!mmu__gpa_of_hva(&mmu, mmu.alias, &gpa));
+	mmu_teardown();
+}
+END_TEST
+
+Suite *mmu_suite(void)
+{
+	Suite *s = suite_create("mmu");
+	TCase *tc;
+
+	tc = tcase_create("results");
+	tcase_add_test(tc, errno_mapping);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lazy");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, zero_fill_on_touch);
+	tcase_add_test(tc, fault_around_window);
+	tcase_add_test(tc, writes_reach_the_alias);
+	tcase_add_test(tc, file_backing_read_lazily);
+	tcase_add_test(tc, threads_race_for_the_same_pages);
+	tcase_add_test(tc, eexist_is_done);
+	tcase_add_test(tc, partial_window_falls_back);
+	tcase_add_test(tc, lookup_by_host_address);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("retry");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, retry_then_done);
+	tcase_add_test(tc, retry_bounded_in_count);
+	tcase_add_test(tc, retry_bounded_in_time);
+	tcase_add_test(tc, no_retry_without_allow_retry);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("budget");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, budget_exhausted_is_oom);
+	tcase_add_test(tc, window_over_budget_falls_back);
+	tcase_add_test(tc, reclaim_keeps_file_reads_within_budget);
+	tcase_add_test(tc, dirty_pages_are_never_reclaimed);
+	tcase_add_test(tc, write_fault_installs_dirty);
+	tcase_add_test(tc, monitor_access_pins);
+	tcase_add_test(tc, no_reclaim_without_write_protect);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("failures");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, injected_budget_charge);
+	tcase_add_test(tc, injected_backing_eio);
+	tcase_add_test(tc, injected_copy_enomem);
+	tcase_add_test(tc, injected_zeropage_efault);
+	tcase_add_test(tc, backing_file_shrinks);
+	tcase_add_test(tc, backing_file_missing);
+	tcase_add_test(tc, injected_userfaultfd);
+	tcase_add_test(tc, stalled_resolver_released_by_stop);
+	tcase_add_test(tc, injected_punch_failure);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("poison");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, oom_poison_raises_sigbus);
+	tcase_add_test(tc, injected_poison_failure);
+	tcase_add_test(tc, host_memory_error);
+	suite_add_tcase(s, tc);
+	return s;
+}
