@@ -213,10 +213,30 @@ static void touch_start(struct toucher *t)
 	ck_assert_int_eq(pthread_create(&t->thread, NULL, touch_thread, t), 0);
 }
 
+/*
+ * Wait until every fault the engine took has ended: a toucher runs on as
+ * soon as its page is installed, before the handler counts the result.
+ */
+static void settle(void)
+{
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		uint64_t ended = STAT(result_done) + STAT(result_oom) + STAT(result_sigbus) +
+				 STAT(result_hwpoison) + STAT(result_retry_exhausted);
+
+		if (ended == STAT(faults))
+			return;
+		usleep(1000);
+	}
+	ck_abort_msg("faults still in flight after 2 s");
+}
+
 static void touch(struct toucher *t)
 {
 	touch_start(t);
 	pthread_join(t->thread, NULL);
+	settle();
 	ck_assert_int_eq(t->sigbus_code, 0);
 	ck_assert_int_eq(t->bad, 0);
 }
@@ -361,6 +381,7 @@ START_TEST(threads_race_for_the_same_pages)
 		ck_assert_int_eq(t[i].bad, 0);
 		ck_assert_int_eq(t[i].sigbus_code, 0);
 	}
+	settle();
 	ck_assert_uint_eq(resident(), 256);
 	ck_assert_uint_eq(STAT(pages_installed), 256);
 	ck_assert_uint_eq(STAT(result_done), STAT(faults));
@@ -627,6 +648,7 @@ START_TEST(oom_poison_raises_sigbus)
 	pthread_mutex_unlock(&failed_lock);
 	touch_start(&t);
 	pthread_join(t.thread, NULL);
+	settle();
 	/*
 	 * A poisoned page raises BUS_MCEERR_AR (KVM always sends that); a
 	 * kernel built without CONFIG_MEMORY_FAILURE reports a user access
