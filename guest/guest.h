@@ -52,8 +52,11 @@ struct workload {
 extern const struct workload workloads[];
 extern struct guest the_guest;
 
-/* trap.c: an IDT with a machine-check handler; CR4.MCE on. Every vCPU. */
-void trap_init(uint32_t cpu);
+/*
+ * trap.c: load an IDT with a machine-check handler and, when @mce, turn
+ * machine checks on (CR4.MCE). Every vCPU, before its workload.
+ */
+void trap_init(uint32_t cpu, int mce);
 
 /* console.c */
 void console_init(uint16_t port);

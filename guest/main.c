@@ -148,7 +148,6 @@ void guest_main(const void *fdt, uint64_t cpu, uint64_t ncpus)
 	guest_percpu[cpu].self = (uint64_t)&guest_percpu[cpu];
 	guest_percpu[cpu].canary = 0x2f8e1d4c6b5a3979ULL ^ (cpu << 17);
 	guest_percpu[cpu].index = cpu;
-	trap_init((uint32_t)cpu);
 	if (cpu == 0) {
 		if (ncpus > GUEST_MAX_CPUS) {
 			gprintf("guest: %lu vCPUs, at most %d supported\n", ncpus, GUEST_MAX_CPUS);
@@ -163,6 +162,8 @@ void guest_main(const void *fdt, uint64_t cpu, uint64_t ncpus)
 			cpu_relax();
 	}
 
+	name = guest_arg(g, "mce");
+	trap_init((uint32_t)cpu, !name || strcmp(name, "off"));
 	name = guest_arg(g, "workload");
 	w = find_workload(name ? name : "hello");
 	if (w) {

@@ -56,7 +56,7 @@ void guest_machine_check(void)
 	guest_exit(&the_guest, GUEST_EXIT_VERIFY);
 }
 
-void trap_init(uint32_t cpu)
+void trap_init(uint32_t cpu, int mce)
 {
 	struct {
 		uint16_t limit;
@@ -77,6 +77,8 @@ void trap_init(uint32_t cpu)
 			cpu_relax();
 	}
 	__asm__ volatile("lidt %0" : : "m"(idtr));
+	if (!mce)
+		return; /* guest-arg mce=off: a guest that cannot take machine checks */
 	__asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
 	__asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | CR4_MCE));
 }

@@ -151,6 +151,39 @@ static int touch_report(const struct guest *g, uint32_t cpu)
 	return status;
 }
 
+/*
+ * crc32: addr=GPA (the first free byte) len=N (1 MiB): vCPU 0 prints the
+ * CRC-32 (IEEE 802.3, as zlib and `busybox crc32` compute it) of guest
+ * memory, so that a test can compare it with the file that backs it.
+ */
+static int crc32(const struct guest *g, uint32_t cpu)
+{
+	static uint32_t table[256];
+	uint64_t addr, len, i;
+	const uint8_t *p;
+	uint32_t crc = ~0u, c;
+	unsigned k;
+
+	if (cpu != 0)
+		return GUEST_EXIT_OK;
+	if (guest_arg_u64(g, "addr", g->ram_start, &addr) ||
+	    guest_arg_u64(g, "len", 1UL << 20, &len))
+		return GUEST_EXIT_ARGS;
+	if (addr >= g->ram_end || len > g->ram_end - addr) {
+		gprintf("crc32: [0x%lx, +0x%lx) is not in the first memory bank\n", addr, len);
+		return GUEST_EXIT_ARGS;
+	}
+	for (i = 0; i < 256; i++) {
+		for (c = (uint32_t)i, k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ c >> 1 : c >> 1;
+		table[i] = c;
+	}
+	for (p = (const uint8_t *)addr, i = 0; i < len; i++)
+		crc = table[(crc ^ p[i]) & 0xff] ^ crc >> 8;
+	gprintf("crc32: %08x %lu bytes at GPA 0x%lx\n", ~crc, len, addr);
+	return GUEST_EXIT_OK;
+}
+
 /* crash: vCPU 0 raises #UD, which has no handler (trap.c): a triple fault. */
 static int crash(const struct guest *g, uint32_t cpu)
 {
@@ -186,14 +219,39 @@ static int badio(const struct guest *g, uint32_t cpu)
 }
 
 /* exit: status=N, written to the exit device as is (the monitor checks the range). */
+/*
+ * exit: status=N cpu=C (0) touch=0|1 (0): vCPU C writes N to the exit
+ * device. With touch=1 every other vCPU first touches a fresh page of its
+ * own, and vCPU C exits once they all have started to: a guest exit that
+ * must reach vCPUs blocked in faults.
+ */
 static int exit_status(const struct guest *g, uint32_t cpu)
 {
-	uint64_t status;
+	static volatile uint32_t touching;
+	uint64_t status, exit_cpu, touch_first, i;
 
-	if (guest_arg_u64(g, "status", 0, &status) || status > 0xffffffffULL)
+	if (guest_arg_u64(g, "status", 0, &status) || status > 0xffffffffULL ||
+	    guest_arg_u64(g, "cpu", 0, &exit_cpu) || guest_arg_u64(g, "touch", 0, &touch_first))
 		return GUEST_EXIT_ARGS;
-	if (cpu == 0)
-		outl(g->exit_port, (uint32_t)status);
+	if (exit_cpu >= g->ncpus) {
+		if (cpu == 0)
+			gprintf("exit: cpu=%lu, but there are %u vCPUs\n", exit_cpu, g->ncpus);
+		return GUEST_EXIT_ARGS;
+	}
+	if (cpu != exit_cpu) {
+		if (touch_first) {
+			__atomic_add_fetch(&touching, 1, __ATOMIC_ACQ_REL);
+			*(volatile uint64_t *)(g->ram_start + cpu * PAGE_SIZE) = 1;
+		}
+		return GUEST_EXIT_OK;
+	}
+	if (touch_first) {
+		while (__atomic_load_n(&touching, __ATOMIC_ACQUIRE) < g->ncpus - 1)
+			cpu_relax();
+		for (i = 0; i < 100000; i++)
+			cpu_relax();
+	}
+	outl(g->exit_port, (uint32_t)status);
 	return GUEST_EXIT_OK;
 }
 
@@ -218,6 +276,7 @@ static int halt(const struct guest *g, uint32_t cpu)
 }
 
 const struct workload workloads[] = {
-	{"hello", hello},      {"touch", touch_report}, {"crash", crash}, {"badio", badio},
-	{"exit", exit_status}, {"spin", spin},		{"halt", halt},	  {NULL, NULL},
+	{"hello", hello}, {"touch", touch_report}, {"crc32", crc32},
+	{"crash", crash}, {"badio", badio},	   {"exit", exit_status},
+	{"spin", spin},	  {"halt", halt},	   {NULL, NULL},
 };

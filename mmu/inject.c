@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,7 +89,17 @@ int inject__init(const char *spec)
 	return nr_rules ? 0 : -EINVAL;
 }
 
-int inject__check(const char *site)
+/* Whether rule @r names @site, or "@site@@scope" when @scope is given. */
+static bool rule_matches(const struct inject_rule *r, const char *site, const char *scope)
+{
+	size_t n = strlen(site);
+
+	if (!scope)
+		return !strcmp(r->site, site);
+	return !strncmp(r->site, site, n) && r->site[n] == '@' && !strcmp(r->site + n + 1, scope);
+}
+
+static int inject__match(const char *site, const char *scope)
 {
 	unsigned i;
 
@@ -96,11 +107,26 @@ int inject__check(const char *site)
 		struct inject_rule *r = &rules[i];
 		unsigned long call;
 
-		if (strcmp(r->site, site))
+		if (!rule_matches(r, site, scope))
 			continue;
 		call = __atomic_fetch_add(&r->calls, 1, __ATOMIC_RELAXED);
 		if (call >= r->skip && (r->times == 0 || call - r->skip < r->times))
 			return r->err;
 	}
 	return 0;
+}
+
+int inject__check(const char *site)
+{
+	return nr_rules ? inject__match(site, NULL) : 0;
+}
+
+int inject__check_scoped(const char *site, const char *scope)
+{
+	int err;
+
+	if (!nr_rules)
+		return 0;
+	err = inject__match(site, NULL);
+	return err || !scope ? err : inject__match(site, scope);
 }

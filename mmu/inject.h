@@ -25,4 +25,11 @@ int inject__init(const char *spec) __attribute__((warn_unused_result));
 /* 0 when @site should go ahead, else the positive errno to fail with. Any thread. */
 int inject__check(const char *site);
 
+/*
+ * As inject__check(@site), and also the rule "@site@@scope" when @scope is
+ * not NULL: "UFFDIO_COPY@guest" fails only the guest's faults, not the
+ * monitor's own accesses that load the image.
+ */
+int inject__check_scoped(const char *site, const char *scope);
+
 #endif

@@ -26,6 +26,12 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* The fault-injection scope of a fault: "guest" unless the monitor's own. */
+static const char *inject_scope(const struct fault_ctx *ctx)
+{
+	return ctx->source == FAULT_SRC_MONITOR ? NULL : "guest";
+}
+
 static bool bit_test(const unsigned long *map, uint64_t i)
 {
 	unsigned long w = __atomic_load_n(&map[i / BITS_PER_LONG], __ATOMIC_ACQUIRE);
@@ -60,11 +66,11 @@ static void pages_mark_resident(struct mmu *mmu, uint64_t first, uint64_t n)
 }
 
 /* Charge @n pages to the budget; false when they do not fit. */
-static bool budget_charge(struct mmu *mmu, uint64_t n)
+static bool budget_charge(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t n)
 {
 	uint64_t cur = __atomic_load_n(&mmu->resident_pages, __ATOMIC_RELAXED);
 
-	if (inject__check("budget.charge"))
+	if (inject__check_scoped("budget.charge", inject_scope(ctx)))
 		return false;
 	do {
 		if (cur + n > mmu->limit_pages)
@@ -104,7 +110,8 @@ static void fault_window(const struct mmu *mmu, const struct fault_ctx *ctx, uin
  * Fill @buf with @n pages of backing content starting at host page @first.
  * Returns 0, or -EIO / -errno when the file cannot be read.
  */
-static int backing_fill(struct mmu *mmu, uint8_t *buf, uint64_t first, uint64_t n)
+static int backing_fill(struct mmu *mmu, const struct fault_ctx *ctx, uint8_t *buf, uint64_t first,
+			uint64_t n)
 {
 	uint64_t off = first * MMU_PAGE_SIZE, len = n * MMU_PAGE_SIZE, done = 0;
 	int err;
@@ -115,7 +122,7 @@ static int backing_fill(struct mmu *mmu, uint8_t *buf, uint64_t first, uint64_t 
 	if (len > mmu->backing_size - off)
 		len = mmu->backing_size - off;
 	MMU_STAT_INC(&mmu->stats, backing_reads);
-	err = inject__check("backing.read");
+	err = inject__check_scoped("backing.read", inject_scope(ctx));
 	if (err)
 		return -err;
 	while (done < len) {
@@ -162,12 +169,13 @@ static uint8_t *bounce_buffer(void)
 }
 
 /* Zero-fill pages: UFFDIO_ZEROPAGE. Returns bytes installed or -errno. */
-static int64_t install_zero(struct mmu *mmu, uint8_t *dst, uint64_t len)
+static int64_t install_zero(struct mmu *mmu, const struct fault_ctx *ctx, uint8_t *dst,
+			    uint64_t len)
 {
 	struct uffdio_zeropage z = {
 		.range = {.start = (uint64_t)(uintptr_t)dst, .len = len},
 	};
-	int err = inject__check("UFFDIO_ZEROPAGE");
+	int err = inject__check_scoped("UFFDIO_ZEROPAGE", inject_scope(ctx));
 
 	MMU_STAT_INC(&mmu->stats, uffdio_zeropage);
 	if (err)
@@ -181,7 +189,8 @@ static int64_t install_zero(struct mmu *mmu, uint8_t *dst, uint64_t len)
  * Copy pages from @src: UFFDIO_COPY, write-protected in wp mode. Returns
  * bytes installed or -errno.
  */
-static int64_t install_copy(struct mmu *mmu, uint8_t *dst, const uint8_t *src, uint64_t len)
+static int64_t install_copy(struct mmu *mmu, const struct fault_ctx *ctx, uint8_t *dst,
+			    const uint8_t *src, uint64_t len)
 {
 	struct uffdio_copy c = {
 		.dst = (uint64_t)(uintptr_t)dst,
@@ -189,7 +198,7 @@ static int64_t install_copy(struct mmu *mmu, uint8_t *dst, const uint8_t *src, u
 		.len = len,
 		.mode = mmu->wp ? UFFDIO_COPY_MODE_WP : 0,
 	};
-	int err = inject__check("UFFDIO_COPY");
+	int err = inject__check_scoped("UFFDIO_COPY", inject_scope(ctx));
 
 	MMU_STAT_INC(&mmu->stats, uffdio_copy);
 	if (err)
@@ -266,13 +275,13 @@ static fault_t mmu__fault_resident(struct fault_ctx *ctx, uint64_t pi)
  * The budget is exhausted: for a single page, reclaim clean pages and try
  * again. A fault-around window never reclaims: it falls back to one page.
  */
-static bool budget_charge_reclaim(struct mmu *mmu, uint64_t n)
+static bool budget_charge_reclaim(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t n)
 {
-	if (budget_charge(mmu, n))
+	if (budget_charge(mmu, ctx, n))
 		return true;
 	if (n > 1 || !mmu->wp)
 		return false;
-	return mmu__reclaim(mmu, MMU_RECLAIM_BATCH) && budget_charge(mmu, n);
+	return mmu__reclaim(mmu, MMU_RECLAIM_BATCH) && budget_charge(mmu, ctx, n);
 }
 
 /* Install @n pages at host page @first from the backing. Returns bytes installed or -errno. */
@@ -284,11 +293,11 @@ static int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, u
 	int err;
 
 	if (!mmu->wp && (mmu->backing_fd < 0 || first * MMU_PAGE_SIZE >= mmu->backing_size))
-		return install_zero(mmu, dst, n * MMU_PAGE_SIZE);
+		return install_zero(mmu, ctx, dst, n * MMU_PAGE_SIZE);
 	buf = bounce_buffer();
 	if (!buf)
 		return -ENOMEM;
-	err = backing_fill(mmu, buf, first, n);
+	err = backing_fill(mmu, ctx, buf, first, n);
 	if (err) {
 		ctx->err = -err;
 		return err == -ENOMEM ? -ENOMEM : -EIO;
@@ -296,7 +305,7 @@ static int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, u
 	/* A write fault dirties its page before anyone can see it clean. */
 	if (mmu->wp && (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
 		bit_set(mmu->dirty, pi);
-	ret = install_copy(mmu, dst, buf, n * MMU_PAGE_SIZE);
+	ret = install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
 	if (mmu->wp && ret > (int64_t)((pi - first) * MMU_PAGE_SIZE) &&
 	    ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR) {
 		pages_mark_resident(mmu, pi, 1);
@@ -330,7 +339,7 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	if (page_resident(mmu, pi))
 		return mmu__fault_resident(ctx, pi);
 	fault_window(mmu, ctx, pi, &first, &n);
-	if (!budget_charge_reclaim(mmu, n))
+	if (!budget_charge_reclaim(mmu, ctx, n))
 		return n > 1 ? FAULT_FALLBACK : FAULT_OOM;
 	ret = mmu__install(ctx, first, n, pi);
 	done = ret > 0 ? (uint64_t)ret / MMU_PAGE_SIZE : 0;

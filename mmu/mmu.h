@@ -79,11 +79,11 @@ struct mmu {
 	uint64_t limit_pages;
 	uint64_t resident_pages; /* atomic */
 	/* Bitmaps by host page index, updated atomically. */
-	unsigned long *resident; /* installed and charged */
-	unsigned long *dirty;	 /* written or pinned since installed: not reclaimable */
-	unsigned long *poisoned; /* UFFDIO_POISON'ed or reported poisoned by the host */
-	uint64_t uffd_features;	 /* what the kernel offers (UFFDIO_API) */
-	bool wp;		 /* file pages are installed write-protected, reclaimable */
+	unsigned long *resident;      /* installed and charged */
+	unsigned long *dirty;	      /* written or pinned since installed: not reclaimable */
+	unsigned long *poisoned;      /* UFFDIO_POISON'ed or reported poisoned by the host */
+	uint64_t uffd_features;	      /* what the kernel offers (UFFDIO_API) */
+	bool wp;		      /* file pages are installed write-protected, reclaimable */
 	pthread_mutex_t reclaim_lock; /* reclaim against write-protect faults and pins */
 	uint64_t reclaim_hand;	      /* where the next reclaim scan starts */
 	struct mmu_stats stats;

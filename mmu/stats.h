@@ -32,7 +32,7 @@
 	X(uffdio_copy, "UFFDIO_COPY calls")                                                        \
 	X(uffdio_zeropage, "UFFDIO_ZEROPAGE calls")                                                \
 	X(uffdio_eexist, "installs a sibling had already done (EEXIST)")                           \
-	X(uffdio_writeprotect, "UFFDIO_WRITEPROTECT calls (write-protect faults)")                  \
+	X(uffdio_writeprotect, "UFFDIO_WRITEPROTECT calls (write-protect faults)")                 \
 	X(uffdio_wake, "UFFDIO_WAKE calls (faults on pages already resident)")                     \
 	X(pages_installed, "pages made resident")                                                  \
 	X(pages_around, "pages installed ahead of need by fault-around")                           \

@@ -18,6 +18,14 @@ problem() { echo "    $*" >>"$T/why"; }
 expect_rc() { [ "$rc" = "$1" ] || problem "exit status $rc, expected $1"; }
 expect_out() { grep -qxF -- "$1" "$T/out" || problem "stdout lacks the line: $1"; }
 expect_err() { grep -qxF -- "$1" "$T/err" || problem "stderr lacks the line: $1"; }
+# Some line of stderr contains the fixed string.
+expect_err_has() { grep -qF -- "$1" "$T/err" || problem "stderr lacks: $1"; }
+# The value of a counter in the --stats=json object on stderr.
+stat() { sed -n 's/.*"'"$1"'":\([0-9]*\).*/\1/p' "$T/err" | tail -n 1; }
+expect_stat() {
+	v=$(stat "$1")
+	[ "$v" = "$2" ] || problem "stats: $1 is '$v', expected $2"
+}
 expect_no_err() { [ ! -s "$T/err" ] || problem "stderr is not empty"; }
 expect_out_count() {
 	n=$(grep -c -- "$1" "$T/out")

@@ -90,13 +90,13 @@ static void vcpu__setup_mce(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
 	uint64_t cap = vm->kvm.mce_cap, banks = cap & 0xff;
-	uint64_t mcg_cap = (cap & (MCG_CTL_P | MCG_SER_P)) |
-			   (banks < VCPU_MCE_BANKS ? banks : VCPU_MCE_BANKS);
+	uint64_t mcg_cap =
+		(cap & (MCG_CTL_P | MCG_SER_P)) | (banks < VCPU_MCE_BANKS ? banks : VCPU_MCE_BANKS);
 
 	if (!cap || (mcg_cap & 0xff) <= VCPU_MCE_BANK)
 		return;
-	if (kvm__ioctl(vcpu->fd, KVM_X86_SETUP_MCE, (unsigned long)&mcg_cap,
-		       "KVM_X86_SETUP_MCE") < 0) {
+	if (kvm__ioctl(vcpu->fd, KVM_X86_SETUP_MCE, (unsigned long)&mcg_cap, "KVM_X86_SETUP_MCE") <
+	    0) {
 		snprintf(vm->kvm.mce_why, sizeof(vm->kvm.mce_why),
 			 "KVM_X86_SETUP_MCE failed: %s (vCPU %u)", strerror(errno), vcpu->id);
 		return;
@@ -207,8 +207,9 @@ static void vcpu__sigbus_handler(int sig, siginfo_t *si, void *uc)
 	struct vcpu *vcpu = vcpu_current;
 
 	(void)uc;
-	if (vcpu && (si->si_code == BUS_MCEERR_AO ||
-		     (si->si_code == BUS_MCEERR_AR && __atomic_load_n(&vcpu->in_run, __ATOMIC_RELAXED)))) {
+	if (vcpu &&
+	    (si->si_code == BUS_MCEERR_AO ||
+	     (si->si_code == BUS_MCEERR_AR && __atomic_load_n(&vcpu->in_run, __ATOMIC_RELAXED)))) {
 		__atomic_store_n(&vcpu->sigbus_hva, (uintptr_t)si->si_addr, __ATOMIC_RELEASE);
 		return;
 	}

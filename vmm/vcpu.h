@@ -25,9 +25,9 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
-	int tid; /* the thread's id once it runs, atomic; 0 before */
-	bool mce; /* KVM_X86_SETUP_MCE succeeded: machine checks can be injected */
-	bool in_run;	     /* inside KVM_RUN (the SIGBUS handler reads it) */
+	int tid;	      /* the thread's id once it runs, atomic; 0 before */
+	bool mce;	      /* KVM_X86_SETUP_MCE succeeded: machine checks can be injected */
+	bool in_run;	      /* inside KVM_RUN (the SIGBUS handler reads it) */
 	uintptr_t sigbus_hva; /* a memory error KVM reported by SIGBUS, 0: none */
 };
 

@@ -125,7 +125,8 @@ static void vm__fault_failed(void *owner, struct fault_ctx *ctx, fault_t result,
 	if ((result & FAULT_HWPOISON) && ctx->vcpu >= 0 && ctx->source != FAULT_SRC_UFFD) {
 		bool oom_poison = ctx->err != EHWPOISON;
 
-		snprintf(oom, sizeof(oom), "%s%s", oom_poison ? "guest out of memory: " : "guest page fault failed: ", why);
+		snprintf(oom, sizeof(oom), "%s%s",
+			 oom_poison ? "guest out of memory: " : "guest page fault failed: ", why);
 		vm__inject_mce(vm, ctx, oom_poison ? FL_EXIT_OOM : FL_EXIT_FAULT, oom);
 		return;
 	}

@@ -39,6 +39,23 @@ START_TEST(forever)
 }
 END_TEST
 
+START_TEST(scoped)
+{
+	ck_assert_int_eq(inject__init("UFFDIO_COPY@guest:EAGAIN:1:2,budget.charge:ENOMEM"), 0);
+	/* The monitor's calls (no scope) do not see a @guest rule... */
+	ck_assert_int_eq(inject__check_scoped("UFFDIO_COPY", NULL), 0);
+	ck_assert_int_eq(inject__check("UFFDIO_COPY"), 0);
+	/* ...the guest's do, after its own skip count. */
+	ck_assert_int_eq(inject__check_scoped("UFFDIO_COPY", "guest"), 0);
+	ck_assert_int_eq(inject__check_scoped("UFFDIO_COPY", "guest"), EAGAIN);
+	ck_assert_int_eq(inject__check_scoped("UFFDIO_COPY", "guest"), EAGAIN);
+	ck_assert_int_eq(inject__check_scoped("UFFDIO_COPY", "guest"), 0);
+	/* An unscoped rule applies to every scope. */
+	ck_assert_int_eq(inject__check_scoped("budget.charge", "guest"), ENOMEM);
+	ck_assert_int_eq(inject__check_scoped("UFFDIO", "guest"), 0);
+}
+END_TEST
+
 START_TEST(malformed)
 {
 	static const char *const bad[] = {
@@ -67,6 +84,7 @@ Suite *inject_suite(void)
 	tcase_add_test(tc, disabled);
 	tcase_add_test(tc, skip_and_times);
 	tcase_add_test(tc, forever);
+	tcase_add_test(tc, scoped);
 	tcase_add_test(tc, malformed);
 	suite_add_tcase(s, tc);
 	return s;

@@ -146,11 +146,11 @@ static void install_zero_outside(uint64_t gpa)
 struct toucher {
 	uint64_t first, count, stride; /* pages */
 	bool write;
-	uint64_t value;	   /* written to / expected in every word (read: 0 unless check_file) */
+	uint64_t value;	       /* written to / expected in every word (read: 0 unless check_file) */
 	const uint8_t *expect; /* when set: the bytes every page must hold (indexed by GPA) */
 	pthread_t thread;
-	int bad;	     /* words that did not hold what was expected */
-	int sigbus_code;     /* si_code of a SIGBUS that ended the walk, 0 if none */
+	int bad;	 /* words that did not hold what was expected */
+	int sigbus_code; /* si_code of a SIGBUS that ended the walk, 0 if none */
 	uintptr_t sigbus_addr;
 };
 
@@ -443,8 +443,7 @@ START_TEST(retry_bounded_in_count)
 	ck_assert_int_eq(F.calls, 1);
 	ck_assert_uint_eq(F.result, FAULT_RETRY);
 	ck_assert_uint_eq(F.gpa, PAGE);
-	ck_assert_msg(!strncmp(F.why, "still RETRY after 5 attempts in ", 32), "why: %s",
-		      F.why);
+	ck_assert_msg(!strncmp(F.why, "still RETRY after 5 attempts in ", 32), "why: %s", F.why);
 	ck_assert_uint_eq(resident(), 0); /* every failed attempt uncharged */
 	mmu_teardown();
 }
@@ -492,7 +491,8 @@ START_TEST(budget_exhausted_is_oom)
 
 	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE});
 	for (i = 0; i < 4; i++)
-		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
+				  FAULT_DONE);
 	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_OOM);
 	ck_assert_int_eq(F.calls, 1);
 	ck_assert_uint_eq(F.result, FAULT_OOM);
@@ -654,8 +654,8 @@ START_TEST(oom_poison_raises_sigbus)
 	 * kernel built without CONFIG_MEMORY_FAILURE reports a user access
 	 * as BUS_ADRERR.
 	 */
-	ck_assert_msg(t.sigbus_code == BUS_MCEERR_AR || t.sigbus_code == BUS_ADRERR,
-		      "si_code %d", t.sigbus_code);
+	ck_assert_msg(t.sigbus_code == BUS_MCEERR_AR || t.sigbus_code == BUS_ADRERR, "si_code %d",
+		      t.sigbus_code);
 	ck_assert_uint_eq(t.sigbus_addr, (uintptr_t)(mmu.ram.host + 2 * PAGE));
 	ck_assert_uint_eq(F.result, FAULT_OOM);
 	ck_assert_uint_eq(STAT(pages_poisoned), 1);
@@ -709,7 +709,8 @@ START_TEST(reclaim_keeps_file_reads_within_budget)
 	const char *path = make_file(64 * PAGE, &data);
 	struct toucher t = {.first = 0, .count = 64, .expect = data};
 
-	mmu_setup(&(struct setup){.ram = 64 * PAGE, .limit = 8 * PAGE, .file = path, .handlers = 1});
+	mmu_setup(
+		&(struct setup){.ram = 64 * PAGE, .limit = 8 * PAGE, .file = path, .handlers = 1});
 	ck_assert(mmu.wp);
 	touch(&t);
 	ck_assert_uint_le(resident(), 8);
@@ -731,15 +732,15 @@ START_TEST(dirty_pages_are_never_reclaimed)
 	struct toucher rd = {.first = 0, .count = 8, .expect = data};
 	struct toucher wr = {.first = 0, .count = 8, .write = true, .value = 0xabcdef};
 
-	mmu_setup(&(struct setup){.ram = 64 * PAGE, .limit = 8 * PAGE, .file = path, .handlers = 1});
+	mmu_setup(
+		&(struct setup){.ram = 64 * PAGE, .limit = 8 * PAGE, .file = path, .handlers = 1});
 	touch(&rd); /* 8 clean pages */
 	touch(&wr); /* now 8 dirty ones, by write-protect faults */
 	ck_assert_uint_eq(STAT(faults_wp), 8);
 	ck_assert_uint_ge(STAT(uffdio_writeprotect), 8);
 	ck_assert_uint_eq(mmu__reclaim(&mmu, 100), 0);
 	ck_assert_uint_eq(fault_at(20 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_OOM);
-	ck_assert_str_eq(F.why,
-			 "budget of 8 pages exhausted and no clean page left to reclaim");
+	ck_assert_str_eq(F.why, "budget of 8 pages exhausted and no clean page left to reclaim");
 	rd.expect = NULL, rd.value = 0xabcdef; /* the writes survived */
 	touch(&rd);
 	free(data);
@@ -771,7 +772,7 @@ START_TEST(monitor_access_pins)
 	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path, .around = 4});
 	ck_assert_int_eq(mmu__access(&mmu, 5 * PAGE, 16, (void **)&p), 0);
 	ck_assert_int_eq(memcmp(p, data + 5 * PAGE, 16), 0);
-	ck_assert_uint_eq(resident(), 4); /* the window 4-7 */
+	ck_assert_uint_eq(resident(), 4);	       /* the window 4-7 */
 	ck_assert_uint_eq(mmu__reclaim(&mmu, 100), 3); /* all but the pinned page */
 	ck_assert_uint_eq(resident(), 1);
 	free(data);
@@ -786,7 +787,8 @@ START_TEST(injected_punch_failure)
 	struct toucher rd = {.first = 0, .count = 2, .expect = data};
 
 	ck_assert_int_eq(inject__init("reclaim.punch:EIO:0:0"), 0);
-	mmu_setup(&(struct setup){.ram = 16 * PAGE, .limit = 2 * PAGE, .file = path, .handlers = 1});
+	mmu_setup(
+		&(struct setup){.ram = 16 * PAGE, .limit = 2 * PAGE, .file = path, .handlers = 1});
 	touch(&rd);
 	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_OOM);
 	ck_assert_uint_eq(STAT(reclaims), 1);
