@@ -637,10 +637,17 @@ uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want)
 
 bool mmu__gpa_of_hva(const struct mmu *mmu, const void *hva, uint64_t *gpa)
 {
-	uintptr_t h = (uintptr_t)hva, base = (uintptr_t)mmu->ram.host;
+	const struct gpa_region *r = gpa_map__find_host(&mmu->map, hva, gpa);
 
-	if (!mmu->ram.host || h < base || h - base >= mmu->ram.size)
-		return false;
-	*gpa = guest_ram__gpa(&mmu->ram, h - base);
-	return true;
+	return r && r->kind == GPA_RAM;
 }
+
+static fault_t mmu__ram_fault(const struct gpa_region *r, struct fault_ctx *ctx)
+{
+	(void)r;
+	return mmu__handle_fault(ctx);
+}
+
+const struct gpa_region_ops mmu_ram_ops = {
+	.fault = mmu__ram_fault,
+};

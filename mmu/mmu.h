@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "mmu/fault.h"
+#include "mmu/gpa_map.h"
 #include "mmu/guest_ram.h"
 #include "mmu/stats.h"
 
@@ -70,6 +71,7 @@ struct mmu {
 	struct mmu_config cfg;
 	struct mmu_ops ops;
 	struct guest_ram ram; /* layout; ram.host is the guest view */
+	struct gpa_map map;   /* the guest-physical map: RAM banks, then devices' regions */
 	uint8_t *alias;	      /* the monitor's view of the same pages */
 	int memfd;
 	int uffd;
@@ -153,9 +155,12 @@ uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want);
 
 /*
  * Lookup by host address: the GPA of guest-view address @hva, false when
- * @hva is not guest RAM. (guest_ram__ptr() is the lookup by GPA.)
+ * @hva is not guest RAM (gpa_map__find_host() on mmu->map).
  */
 bool mmu__gpa_of_hva(const struct mmu *mmu, const void *hva, uint64_t *gpa);
+
+/* The ops of RAM regions: their faults go to mmu__handle_fault(). */
+extern const struct gpa_region_ops mmu_ram_ops;
 
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);

@@ -151,6 +151,31 @@ static int mmu__open_backing(struct mmu *mmu, const char *path)
 	return 0;
 }
 
+/* Enter the RAM banks into the guest-physical map. */
+static int mmu__map_ram(struct mmu *mmu, const struct mmu_config *cfg)
+{
+	unsigned i;
+
+	for (i = 0; i < mmu->ram.nr_banks; i++) {
+		const struct guest_ram_bank *b = &mmu->ram.banks[i];
+		const struct gpa_region r = {
+			.kind = GPA_RAM,
+			.name = i ? "ram-high" : "ram",
+			.gpa = b->gpa,
+			.size = b->size,
+			.host = mmu->ram.host + b->host_offset,
+			.backing = cfg->backing_file ? cfg->backing_file : "zero",
+			.ops = &mmu_ram_ops,
+			.priv = mmu,
+		};
+		int ret = gpa_map__add(&mmu->map, &r);
+
+		if (ret)
+			return mmu__fail("adding RAM to the guest-physical map", -ret);
+	}
+	return 0;
+}
+
 int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_ops *ops)
 {
 	int ret;
@@ -172,6 +197,7 @@ int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_op
 	}
 	ret = mmu__init_memory(mmu);
 	ret = ret ?: mmu__uffd_init(mmu);
+	ret = ret ?: mmu__map_ram(mmu, cfg);
 	if (ret)
 		return ret;
 	mmu->stop_fd = eventfd(0, EFD_CLOEXEC);

@@ -183,6 +183,7 @@ static bool vcpu__mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, un
 
 static bool vcpu__handle_mmio(struct vcpu *vcpu)
 {
+	const struct gpa_region *region;
 	struct kvm_run *run = vcpu->run;
 	uint64_t gpa = run->mmio.phys_addr;
 	const char *dev;
@@ -192,7 +193,9 @@ static bool vcpu__handle_mmio(struct vcpu *vcpu)
 		return VCPU_STOP(vcpu, FL_EXIT_INTERNAL, "KVM_EXIT_MMIO with length %u",
 				 run->mmio.len),
 		       false;
-	if (guest_ram__ptr(&vcpu->vm->mmu.ram, gpa, run->mmio.len))
+	region = gpa_map__find(&vcpu->vm->mmu.map, gpa);
+	if (region && region->kind == GPA_RAM &&
+	    guest_ram__ptr(&vcpu->vm->mmu.ram, gpa, run->mmio.len))
 		return vcpu__mmio_in_ram(vcpu, gpa, run->mmio.data, run->mmio.len,
 					 run->mmio.is_write);
 	ret = bus__access(&vcpu->vm->mmio_bus, gpa, run->mmio.data, run->mmio.len,
