@@ -33,10 +33,10 @@
 	X("guest-arg", 'g', 1, "KEY=VALUE", "guest argument in /chosen/guest-args (repeatable)")   \
 	X("mem-limit", 'l', 1, "SIZE", "resident guest memory at most (default: --mem)")           \
 	X("on-oom", 'o', 1, "kill|mce|pause",                                                      \
-	  "when the limit is reached: stop the VM (default), a machine check in the guest, or "    \
-	  "pause")                                                                                 \
+	  "when the limit is reached and nothing can be reclaimed: kill stops the VM (default), "  \
+	  "mce injects a machine check for the page, pause is not available yet")                  \
 	X("backing", 'b', 1, "zero|file:PATH",                                                     \
-	  "where first-touched pages come from (default zero)")                                    \
+	  "where first-touched pages come from (default zero); clean file pages are reclaimable")  \
 	X("fault-around", 'f', 1, "N",                                                             \
 	  "pages served per fault, a power of two 1..512 (default 16)")                            \
 	X("prefault", 'p', 0, "", "make all guest RAM resident before the guest starts")           \

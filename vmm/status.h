@@ -23,7 +23,7 @@
 	  "halted")                                                                                \
 	X(FL_EXIT_FAULT, 74,                                                                       \
 	  "a guest page fault could not be served: backing file error, retries exhausted")         \
-	X(FL_EXIT_OOM, 75, "the guest ran out of memory and --on-oom is kill")
+	X(FL_EXIT_OOM, 75, "the guest ran out of memory and was not told by a machine check")
 
 enum fl_exit_status {
 #define FL_EXIT_ENUM(name, value, text) name = value,
