@@ -51,6 +51,7 @@ struct mmu_config {
 	unsigned max_retries;	  /* attempts per fault, >= 1 */
 	unsigned retry_ms;	  /* time bound across the attempts of one fault */
 	unsigned nr_handlers;	  /* userfaultfd handler threads, 1..16 */
+	unsigned spin_us;	  /* poll for the next event this long before sleeping */
 };
 
 struct mmu_ops {

@@ -22,6 +22,7 @@
 	X(faults_efault, "faults reported as -EFAULT from KVM_RUN")                                \
 	X(faults_sigbus, "faults reported as SIGBUS on a vCPU thread")                             \
 	X(faults_wp, "first writes to clean write-protected pages")                                \
+	X(spin_hits, "events a handler found while polling (--fault-spin)")                        \
 	X(result_done, "faults that ended with the page present")                                  \
 	X(result_oom, "faults that ended out of memory")                                           \
 	X(result_sigbus, "faults that ended with nothing to back the page")                        \

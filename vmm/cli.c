@@ -226,6 +226,7 @@ static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 	case 'r': return parse_number("fault-retries", arg, 1, 1000, &cfg->fault_retries);
 	case 't': return parse_number("fault-timeout", arg, 1, 3600000, &cfg->fault_timeout_ms);
 	case 'T': return parse_number("fault-threads", arg, 1, 16, &cfg->fault_threads);
+	case 'S': return parse_number("fault-spin", arg, 0, 10000, &cfg->fault_spin_us);
 	case 's': return parse_stats(arg, &cfg->stats);
 	case 'f':
 		if (parse_number("fault-around", arg, 1, 512, &cfg->fault_around))
@@ -264,6 +265,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'r':
 		case 't':
 		case 'T':
+		case 'S':
 		case 's': ret = parse_fault_option(c, optarg, cfg); break;
 		case 'h': *cmd = CLI_HELP; return 0;
 		case ':':

@@ -44,6 +44,9 @@
 	X("fault-timeout", 't', 1, "MS", "time per fault before giving up (default 2000)")         \
 	X("fault-threads", 'T', 1, "N",                                                            \
 	  "userfaultfd handler threads, 1..16 (default: 1 per 4 vCPUs)")                           \
+	X("fault-spin", 'S', 1, "US",                                                              \
+	  "a handler thread polls for the next fault for US microseconds before sleeping "         \
+	  "(0..10000, default 0)")                                                                 \
 	X("stats", 's', 2, "=json",                                                                \
 	  "print fault statistics to stderr at exit, as text or one JSON line")                    \
 	X("help", 'h', 0, "", "show this help")
@@ -88,6 +91,7 @@ struct run_config {
 	unsigned fault_retries;
 	unsigned fault_timeout_ms;
 	unsigned fault_threads; /* 0: from --vcpus */
+	unsigned fault_spin_us;
 	enum cli_stats stats;
 };
 

@@ -180,6 +180,7 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 		.max_retries = cfg->fault_retries,
 		.retry_ms = cfg->fault_timeout_ms,
 		.nr_handlers = cfg->fault_threads,
+		.spin_us = cfg->fault_spin_us,
 	};
 	const struct mmu_ops ops = {
 		.fault_failed = vm__fault_failed,

@@ -97,10 +97,13 @@ START_TEST(run_all_options)
 	/* MMU defaults, and a limit above RAM is cut to RAM. */
 	ck_assert_uint_eq(cfg.fault_around, 16);
 	ck_assert_uint_eq(cfg.fault_threads, 1);
+	ck_assert_uint_eq(cfg.fault_spin_us, 0);
 	ck_assert_int_eq(cfg.stats, CLI_STATS_OFF);
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--mem", "64M", "--mem-limit", "1G",
-			       "--vcpus", "9", "--stats", "--backing", "file:/snap", "--prefault"),
+			       "--vcpus", "9", "--stats", "--backing", "file:/snap", "--prefault",
+			       "--fault-spin", "50"),
 			 0);
+	ck_assert_uint_eq(cfg.fault_spin_us, 50);
 	ck_assert_uint_eq(cfg.mem_limit, 64ULL << 20);
 	ck_assert_uint_eq(cfg.fault_threads, 3);
 	ck_assert_int_eq(cfg.stats, CLI_STATS_TEXT);
@@ -124,6 +127,10 @@ START_TEST(run_errors)
 		 "faultline: usage: unexpected argument (extra); see 'faultline --help'\n"},
 		{{"run", "--mem", "3M", "--kernel"},
 		 "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 3M)\n"},
+		{{"run", "--fault-spin", "10001", NULL},
+		 "faultline: invalid option value: expected a number from 0 to 10000 "
+		 "(--fault-spin: "
+		 "10001)\n"},
 		{{"run", "--mem", "64G", NULL},
 		 "faultline: invalid option value: guest RAM must be 4M..63G (--mem: 64G)\n"},
 		{{"run", "--mem", "5M", NULL},

@@ -79,6 +79,7 @@ struct setup {
 	unsigned handlers;
 	unsigned retries;
 	unsigned retry_ms;
+	unsigned spin_us;
 };
 
 static void mmu_setup(const struct setup *s)
@@ -91,6 +92,7 @@ static void mmu_setup(const struct setup *s)
 		.max_retries = s->retries ? s->retries : 8,
 		.retry_ms = s->retry_ms ? s->retry_ms : 2000,
 		.nr_handlers = s->handlers,
+		.spin_us = s->spin_us,
 	};
 	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
 
@@ -386,6 +388,20 @@ START_TEST(threads_race_for_the_same_pages)
 	ck_assert_uint_eq(STAT(pages_installed), 256);
 	ck_assert_uint_eq(STAT(result_done), STAT(faults));
 	ck_assert_int_eq(F.calls, 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* Spin-then-poll: the handler finds the next fault while polling. */
+START_TEST(spin_then_poll)
+{
+	struct toucher t = {.first = 0, .count = 64, .write = true, .value = 3};
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 1, .spin_us = 10000});
+	touch(&t);
+	ck_assert_uint_eq(STAT(faults_uffd), 64);
+	ck_assert_uint_ge(STAT(spin_hits), 1);
+	ck_assert_uint_le(STAT(spin_hits), 63);
 	mmu_teardown();
 }
 END_TEST
@@ -851,6 +867,7 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, writes_reach_the_alias);
 	tcase_add_test(tc, file_backing_read_lazily);
 	tcase_add_test(tc, threads_race_for_the_same_pages);
+	tcase_add_test(tc, spin_then_poll);
 	tcase_add_test(tc, eexist_is_done);
 	tcase_add_test(tc, partial_window_falls_back);
 	tcase_add_test(tc, lookup_by_host_address);
