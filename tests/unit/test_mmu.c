@@ -449,6 +449,24 @@ START_TEST(retry_then_done)
 }
 END_TEST
 
+START_TEST(copy_retry_then_done)
+{
+	uint8_t *data;
+	const char *path = make_file(4 * PAGE, &data);
+	uint64_t *p;
+
+	ck_assert_int_eq(inject__init("UFFDIO_COPY:EAGAIN:0:2"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20, .file = path});
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(STAT(retries), 2);
+	ck_assert_uint_eq(STAT(uffdio_copy), 3);
+	ck_assert_int_eq(mmu__access(&mmu, PAGE, 8, (void **)&p), 0);
+	ck_assert_int_eq(memcmp(p, data + PAGE, 8), 0);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
 START_TEST(retry_bounded_in_count)
 {
 	ck_assert_int_eq(inject__init("UFFDIO_ZEROPAGE:EAGAIN:0:0"), 0);
@@ -876,6 +894,7 @@ Suite *mmu_suite(void)
 	tc = tcase_create("retry");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, retry_then_done);
+	tcase_add_test(tc, copy_retry_then_done);
 	tcase_add_test(tc, retry_bounded_in_count);
 	tcase_add_test(tc, retry_bounded_in_time);
 	tcase_add_test(tc, no_retry_without_allow_retry);
