@@ -40,10 +40,11 @@ enum fault_source {
 	FAULT_SRC_MONITOR,   /* the monitor's own access (mmu__access) */
 };
 
-#define FAULT_FLAG_ALLOW_RETRY 0x1u /* RETRY may be retried */
-#define FAULT_FLAG_TRIED       0x2u /* this is a retry */
-#define FAULT_FLAG_NO_AROUND   0x4u /* serve exactly one page */
-#define FAULT_FLAG_WP	       0x8u /* a write to a write-protected resident page */
+#define FAULT_FLAG_ALLOW_RETRY	 0x1u  /* RETRY may be retried */
+#define FAULT_FLAG_TRIED	 0x2u  /* this is a retry */
+#define FAULT_FLAG_NO_AROUND	 0x4u  /* serve exactly one page */
+#define FAULT_FLAG_WP		 0x8u  /* a write to a write-protected resident page */
+#define FAULT_FLAG_INTERRUPTIBLE 0x10u /* a guest fault: stopping the VM ends its retries */
 
 struct mmu;
 

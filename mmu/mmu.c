@@ -433,7 +433,7 @@ fault_t mmu__handle_fault(struct fault_ctx *ctx)
 		}
 		elapsed = now_ns() - start;
 		if (!(r & FAULT_RETRY) || !(ctx->flags & FAULT_FLAG_ALLOW_RETRY) ||
-		    mmu__stopping(mmu))
+		    ((ctx->flags & FAULT_FLAG_INTERRUPTIBLE) && mmu__stopping(mmu)))
 			break;
 		if (ctx->attempt + 1 >= mmu->cfg.max_retries ||
 		    elapsed >= (uint64_t)mmu->cfg.retry_ms * 1000000ULL)

@@ -215,7 +215,7 @@ static void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg)
 		.access = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE ? FAULT_WRITE
 									       : FAULT_READ,
 		.vcpu = -1,
-		.flags = FAULT_FLAG_ALLOW_RETRY |
+		.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE |
 			 (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP ? FAULT_FLAG_WP : 0),
 		.source = FAULT_SRC_UFFD,
 	};

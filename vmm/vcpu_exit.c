@@ -139,7 +139,7 @@ enum vcpu_fault vcpu__serve_fault(struct vcpu *vcpu, uint64_t gpa, bool write,
 		.hva = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE),
 		.access = write ? FAULT_WRITE : FAULT_READ,
 		.vcpu = (int)vcpu->id,
-		.flags = FAULT_FLAG_ALLOW_RETRY,
+		.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE,
 		.source = source,
 	};
 

@@ -501,6 +501,30 @@ START_TEST(retry_bounded_in_time)
 }
 END_TEST
 
+/* Once the VM is stopping, a guest fault is not retried again; the monitor's is. */
+START_TEST(stopping_interrupts_guest_retries)
+{
+	struct fault_ctx ctx = {.gpa = 0, .access = FAULT_READ, .vcpu = 0};
+
+	ck_assert_int_eq(inject__init("UFFDIO_ZEROPAGE:EAGAIN:0:0"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20, .retries = 4});
+	mmu__stop(&mmu);
+	ctx.mmu = &mmu;
+	ctx.hva = mmu.ram.host;
+	ctx.source = FAULT_SRC_UFFD;
+	ctx.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE;
+	ck_assert_uint_eq(mmu__handle_fault(&ctx), FAULT_RETRY);
+	ck_assert_uint_eq(ctx.attempt, 0);
+	ck_assert_int_eq(F.calls, 0); /* a stopping VM is not told again */
+	ctx.attempt = 0;
+	ctx.flags = FAULT_FLAG_ALLOW_RETRY;
+	ctx.source = FAULT_SRC_MONITOR;
+	ck_assert_uint_eq(mmu__handle_fault(&ctx), FAULT_RETRY);
+	ck_assert_uint_eq(ctx.attempt, 3);
+	mmu_teardown();
+}
+END_TEST
+
 START_TEST(no_retry_without_allow_retry)
 {
 	struct fault_ctx ctx = {.gpa = 0, .access = FAULT_READ, .vcpu = -1};
@@ -898,6 +922,7 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, retry_bounded_in_count);
 	tcase_add_test(tc, retry_bounded_in_time);
 	tcase_add_test(tc, no_retry_without_allow_retry);
+	tcase_add_test(tc, stopping_interrupts_guest_retries);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("budget");
