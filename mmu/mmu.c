@@ -326,8 +326,12 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	uint64_t pi = (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE, first, n, done;
 	int64_t ret;
 
-	if (bit_test(mmu->poisoned, pi))
+	if (bit_test(mmu->poisoned, pi)) {
+		/* A waiter meets the poison itself once woken: SIGBUS. */
+		if (ctx->source == FAULT_SRC_UFFD)
+			mmu__wake(mmu, pi);
 		return FAULT_HWPOISON;
+	}
 	if (ctx->source == FAULT_SRC_SIGBUS) {
 		/* The host poisoned the page: its contents are gone. */
 		ctx->err = EHWPOISON;
@@ -558,12 +562,18 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 		return 0;
 	p.range.start = (uint64_t)(uintptr_t)hva;
 	p.range.len = MMU_PAGE_SIZE;
+	/*
+	 * Marked before the ioctl wakes the waiter: its SIGBUS must find the
+	 * page poisoned by us, not take it for a host memory error.
+	 */
+	bit_set(mmu->poisoned, pi);
 	err = inject__check("UFFDIO_POISON");
 	if (!err && ioctl(mmu->uffd, UFFDIO_POISON, &p) < 0)
 		err = errno;
-	if (err)
+	if (err) {
+		bit_test_clear(mmu->poisoned, pi);
 		return -err;
-	bit_set(mmu->poisoned, pi);
+	}
 	MMU_STAT_INC(&mmu->stats, pages_poisoned);
 	return 0;
 }

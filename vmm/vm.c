@@ -122,7 +122,9 @@ static void vm__fault_failed(void *owner, struct fault_ctx *ctx, fault_t result,
 			vm__stop(vm, FL_EXIT_OOM, "%s", oom);
 		return;
 	}
-	if ((result & FAULT_HWPOISON) && ctx->vcpu >= 0 && ctx->source != FAULT_SRC_UFFD) {
+	if ((result & FAULT_HWPOISON) && ctx->source == FAULT_SRC_UFFD)
+		return; /* woken, the vCPU meets the poison: SIGBUS, handled below */
+	if ((result & FAULT_HWPOISON) && ctx->vcpu >= 0) {
 		bool oom_poison = ctx->err != EHWPOISON;
 
 		snprintf(oom, sizeof(oom), "%s%s",

@@ -721,6 +721,9 @@ START_TEST(oom_poison_raises_sigbus)
 	ck_assert_uint_eq(fault_at(2 * PAGE, FAULT_READ, FAULT_SRC_SIGBUS, NULL), FAULT_HWPOISON);
 	ck_assert_str_eq(F.why, "the page is poisoned: it was touched after the budget ran out");
 	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), -EHWPOISON);
+	/* A vCPU's userfaultfd fault on it is only woken, to meet the poison. */
+	ck_assert_uint_eq(fault_at(2 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_HWPOISON);
+	ck_assert_uint_eq(STAT(uffdio_wake), 1);
 	ck_assert_int_eq(mmu__poison(&mmu, 0), -EEXIST); /* resident pages cannot be poisoned */
 	ck_assert_int_eq(mmu__poison(&mmu, 1ULL << 40), -EFAULT);
 	ck_assert_uint_eq(resident(), 2);
@@ -734,7 +737,9 @@ START_TEST(injected_poison_failure)
 	mmu_setup(&(struct setup){.ram = 1 << 20});
 	ck_assert_int_eq(mmu__poison(&mmu, PAGE), -ENOMEM);
 	ck_assert_uint_eq(STAT(pages_poisoned), 0);
-	ck_assert_int_eq(mmu__poison(&mmu, PAGE), 0);
+	/* Not poisoned after all: the page can still be served. */
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_int_eq(mmu__poison(&mmu, 3 * PAGE), 0);
 	ck_assert_uint_eq(STAT(pages_poisoned), 1);
 	mmu_teardown();
 }
