@@ -18,7 +18,7 @@
 
 #define BITS_PER_LONG (8 * sizeof(unsigned long))
 
-static uint64_t now_ns(void)
+uint64_t mmu__now_ns(void)
 {
 	struct timespec ts;
 
@@ -238,7 +238,6 @@ static fault_t mmu__unprotect(struct mmu *mmu, uint64_t pi)
 	};
 	int err = 0;
 
-	MMU_STAT_INC(&mmu->stats, faults_wp);
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	if (page_resident(mmu, pi)) {
 		bit_set(mmu->dirty, pi);
@@ -263,8 +262,10 @@ static fault_t mmu__fault_resident(struct fault_ctx *ctx, uint64_t pi)
 
 	if (ctx->flags & FAULT_FLAG_WP ||
 	    (mmu->wp && ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR &&
-	     !bit_test(mmu->dirty, pi)))
+	     !bit_test(mmu->dirty, pi))) {
+		MMU_STAT_INC(&mmu->stats, faults_wp);
 		return mmu__unprotect(mmu, pi);
+	}
 	/* A waiter that raced with the install may have missed its wake-up. */
 	if (ctx->source == FAULT_SRC_UFFD)
 		mmu__wake(mmu, pi);
@@ -326,6 +327,7 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	uint64_t pi = (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE, first, n, done;
 	int64_t ret;
 
+	ctx->err = 0; /* describes this attempt, not an earlier RETRY */
 	if (bit_test(mmu->poisoned, pi)) {
 		/* A waiter meets the poison itself once woken: SIGBUS. */
 		if (ctx->source == FAULT_SRC_UFFD)
@@ -424,7 +426,7 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 fault_t mmu__handle_fault(struct fault_ctx *ctx)
 {
 	struct mmu *mmu = ctx->mmu;
-	uint64_t start = now_ns(), elapsed = 0;
+	uint64_t start = mmu__now_ns(), elapsed = 0;
 	fault_t r;
 
 	mmu__count_source(mmu, ctx->source);
@@ -435,7 +437,7 @@ fault_t mmu__handle_fault(struct fault_ctx *ctx)
 			ctx->flags |= FAULT_FLAG_NO_AROUND;
 			continue;
 		}
-		elapsed = now_ns() - start;
+		elapsed = mmu__now_ns() - start;
 		if (!(r & FAULT_RETRY) || !(ctx->flags & FAULT_FLAG_ALLOW_RETRY) ||
 		    ((ctx->flags & FAULT_FLAG_INTERRUPTIBLE) && mmu__stopping(mmu)))
 			break;

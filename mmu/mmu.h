@@ -166,6 +166,9 @@ extern const struct gpa_region_ops mmu_ram_ops;
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);
 
+/* CLOCK_MONOTONIC in nanoseconds: fault service time, retry and spin bounds. */
+uint64_t mmu__now_ns(void);
+
 /* uffd.c: the handler threads' body. */
 void *mmu__uffd_handler(void *arg);
 int mmu__uffd_init(struct mmu *mmu) __attribute__((warn_unused_result));

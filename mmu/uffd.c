@@ -15,7 +15,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mmu/inject.h"
@@ -234,14 +233,6 @@ static void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg)
 	mmu__handle_fault(&ctx);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * Spin-then-poll: after serving events, read the userfaultfd without
  * sleeping for up to spin_us, so that a vCPU faulting again soon does not
@@ -253,7 +244,7 @@ static ssize_t mmu__spin_read(struct mmu *mmu, struct uffd_msg *msgs, size_t len
 
 	if (!mmu->cfg.spin_us)
 		return 0;
-	end = mono_ns() + mmu->cfg.spin_us * 1000ULL;
+	end = mmu__now_ns() + mmu->cfg.spin_us * 1000ULL;
 	do {
 		ssize_t n = read(mmu->uffd, msgs, len);
 
@@ -262,7 +253,7 @@ static ssize_t mmu__spin_read(struct mmu *mmu, struct uffd_msg *msgs, size_t len
 			return n;
 		}
 		__builtin_ia32_pause();
-	} while (mono_ns() < end && !__atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE));
+	} while (mmu__now_ns() < end && !__atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE));
 	return 0;
 }
 
