@@ -4,48 +4,68 @@
 
 #include "devices/bus.h"
 
+static int bus_range__cmp(const struct bus_range *a, const struct bus_range *b)
+{
+	return a->base < b->base ? -1 : a->base > b->base;
+}
+
+/* libbsd leaves __unused undefined (a Linux struct member has that name). */
+#define __unused __attribute__((__unused__))
+RB_GENERATE_STATIC(bus_tree, bus_range, node, bus_range__cmp)
+#undef __unused
+
 int bus__init(struct bus *bus, const char *name)
 {
 	memset(bus, 0, sizeof(*bus));
 	bus->name = name;
+	RB_INIT(&bus->tree);
 	return -pthread_rwlock_init(&bus->lock, NULL);
+}
+
+void bus__put(struct bus_range *r)
+{
+	if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (r->ops->release)
+		r->ops->release(r->opaque);
+	free(r);
 }
 
 void bus__exit(struct bus *bus)
 {
-	free(bus->ranges);
-	bus->ranges = NULL;
-	bus->nr = bus->cap = 0;
+	struct bus_range *r, *next;
+
+	RB_FOREACH_SAFE(r, bus_tree, &bus->tree, next)
+	{
+		RB_REMOVE(bus_tree, &bus->tree, r);
+		bus__put(r);
+	}
+	bus->nr = 0;
 	pthread_rwlock_destroy(&bus->lock);
 }
 
-/* Index of the first range whose base is > @addr. Caller holds the lock. */
-static size_t bus__upper(const struct bus *bus, uint64_t addr)
+/* The range with the greatest base <= @addr, or NULL. Caller holds the lock. */
+static struct bus_range *bus__floor(const struct bus *bus, uint64_t addr)
 {
-	size_t lo = 0, hi = bus->nr;
+	struct bus_range *n = RB_ROOT(&bus->tree), *best = NULL;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (bus->ranges[mid].base <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
+	while (n) {
+		if (n->base <= addr) {
+			best = n;
+			n = RB_RIGHT(n, node);
+		} else {
+			n = RB_LEFT(n, node);
+		}
 	}
-	return lo;
+	return best;
 }
 
-/* The range containing [addr, addr + len), or NULL. Caller holds the lock. */
-static const struct bus_range *bus__find(const struct bus *bus, uint64_t addr, uint64_t len)
+/* Whether [base, end] meets a registered range. Caller holds the lock. */
+static bool bus__overlaps(const struct bus *bus, uint64_t base, uint64_t end)
 {
-	size_t i = bus__upper(bus, addr);
-	const struct bus_range *r;
-	uint64_t end;
+	struct bus_range *r = bus__floor(bus, end);
 
-	if (i == 0 || __builtin_add_overflow(addr, len, &end))
-		return NULL;
-	r = &bus->ranges[i - 1];
-	return end <= r->base + r->len ? r : NULL;
+	return r && r->base + (r->len - 1) >= base;
 }
 
 int bus__register(struct bus *bus, uint64_t base, uint64_t len, const char *name,
@@ -53,75 +73,81 @@ int bus__register(struct bus *bus, uint64_t base, uint64_t len, const char *name
 {
 	struct bus_range *r;
 	uint64_t end;
-	size_t i;
 	int ret = 0;
 
 	if (len == 0 || __builtin_add_overflow(base, len - 1, &end))
 		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	*r = (struct bus_range){
+		.base = base, .len = len, .name = name, .ops = ops, .opaque = opaque, .refs = 1};
 	pthread_rwlock_wrlock(&bus->lock);
-	i = bus__upper(bus, base);
-	if ((i > 0 && bus->ranges[i - 1].base + bus->ranges[i - 1].len - 1 >= base) ||
-	    (i < bus->nr && bus->ranges[i].base <= end)) {
+	if (bus__overlaps(bus, base, end)) {
 		ret = -EEXIST;
-		goto out_unlock;
+		free(r);
+	} else {
+		RB_INSERT(bus_tree, &bus->tree, r);
+		bus->nr++;
 	}
-	if (bus->nr == bus->cap) {
-		size_t cap = bus->cap ? bus->cap * 2 : 8;
-
-		r = realloc(bus->ranges, cap * sizeof(*r));
-		if (!r) {
-			ret = -ENOMEM;
-			goto out_unlock;
-		}
-		bus->ranges = r;
-		bus->cap = cap;
-	}
-	memmove(&bus->ranges[i + 1], &bus->ranges[i], (bus->nr - i) * sizeof(*r));
-	bus->ranges[i] = (struct bus_range){base, len, name, ops, opaque};
-	bus->nr++;
-out_unlock:
 	pthread_rwlock_unlock(&bus->lock);
 	return ret;
 }
 
 int bus__unregister(struct bus *bus, uint64_t base)
 {
-	size_t i;
-	int ret = -ENOENT;
+	struct bus_range key = {.base = base}, *r;
 
 	pthread_rwlock_wrlock(&bus->lock);
-	i = bus__upper(bus, base);
-	if (i > 0 && bus->ranges[i - 1].base == base) {
-		memmove(&bus->ranges[i - 1], &bus->ranges[i],
-			(bus->nr - i) * sizeof(bus->ranges[0]));
+	r = RB_FIND(bus_tree, &bus->tree, &key);
+	if (r) {
+		RB_REMOVE(bus_tree, &bus->tree, r);
 		bus->nr--;
-		ret = 0;
 	}
 	pthread_rwlock_unlock(&bus->lock);
-	return ret;
+	if (!r)
+		return -ENOENT;
+	bus__put(r); /* the tree's reference */
+	return 0;
+}
+
+struct bus_range *bus__get(struct bus *bus, uint64_t addr, uint64_t len)
+{
+	struct bus_range *r;
+	uint64_t end;
+
+	if (len == 0 || __builtin_add_overflow(addr, len - 1, &end))
+		return NULL;
+	pthread_rwlock_rdlock(&bus->lock);
+	r = bus__floor(bus, addr);
+	if (r && end - r->base <= r->len - 1)
+		__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
+	else
+		r = NULL;
+	pthread_rwlock_unlock(&bus->lock);
+	return r;
 }
 
 int bus__access(struct bus *bus, uint64_t addr, void *data, unsigned len, bool is_write,
 		const char **name_out)
 {
-	const struct bus_range *r;
+	struct bus_range *r = bus__get(bus, addr, len);
 	int ret;
 
-	pthread_rwlock_rdlock(&bus->lock);
-	r = bus__find(bus, addr, len);
-	if (!r) {
-		if (!is_write)
-			memset(data, 0xff, len);
-		ret = -ENOENT;
-	} else if (is_write) {
-		ret = r->ops->write ? r->ops->write(r->opaque, addr - r->base, data, len)
-				    : -EOPNOTSUPP;
-	} else {
-		ret = r->ops->read ? r->ops->read(r->opaque, addr - r->base, data, len)
-				   : -EOPNOTSUPP;
-	}
 	if (name_out)
 		*name_out = r ? r->name : NULL;
-	pthread_rwlock_unlock(&bus->lock);
+	if (!r) {
+		__atomic_add_fetch(&bus->unclaimed, 1, __ATOMIC_RELAXED);
+		if (!is_write)
+			memset(data, 0xff, len);
+		return -ENOENT;
+	}
+	if (is_write)
+		ret = r->ops->write ? r->ops->write(r->opaque, addr - r->base, data, len)
+				    : -EOPNOTSUPP;
+	else
+		ret = r->ops->read ? r->ops->read(r->opaque, addr - r->base, data, len)
+				   : -EOPNOTSUPP;
+	bus__put(r);
 	return ret;
 }

@@ -69,7 +69,22 @@ const char *guest_arg(const struct guest *g, const char *key);
 int guest_arg_u64(const struct guest *g, const char *key, uint64_t def, uint64_t *out);
 void guest_exit(const struct guest *g, int status) __attribute__((noreturn));
 
+/*
+ * main.c: entry @index of the "reg" of the first node compatible with
+ * @compatible (64-bit GPA and size). 0, or -1 when there is none.
+ */
+int fdt_mmio(const struct guest *g, const char *compatible, int index, uint64_t *gpa,
+	     uint64_t *size);
+
+/* devices.c: workloads on the BAR devices. */
+int shm_workload(const struct guest *g, uint32_t cpu);
+int vram_workload(const struct guest *g, uint32_t cpu);
+
 /* lib.c */
+/* CRC-32 (IEEE 802.3, as zlib and `busybox crc32` compute it) of @len bytes. */
+uint32_t crc32_of(const volatile void *p, uint64_t len);
+/* Continue a CRC-32 (0 to start) over @len more bytes, as zlib's crc32(). */
+uint32_t crc32_update(uint32_t crc, const volatile void *p, uint64_t len);
 void *memset(void *s, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 int memcmp(const void *a, const void *b, size_t n);

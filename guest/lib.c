@@ -235,3 +235,28 @@ int vsnprintf_(char *buf, size_t len, const char *fmt, va_list ap)
 		o.buf[o.pos < o.len ? o.pos : o.len - 1] = '\0';
 	return (int)o.pos;
 }
+
+uint32_t crc32_update(uint32_t crc, const volatile void *p, uint64_t len)
+{
+	static uint32_t table[256];
+	const volatile uint8_t *b = p;
+	uint32_t c;
+	uint64_t i;
+	unsigned k;
+
+	if (!table[1])
+		for (i = 0; i < 256; i++) {
+			for (c = (uint32_t)i, k = 0; k < 8; k++)
+				c = c & 1 ? 0xedb88320u ^ c >> 1 : c >> 1;
+			table[i] = c;
+		}
+	crc = ~crc;
+	for (i = 0; i < len; i++)
+		crc = table[(crc ^ b[i]) & 0xff] ^ crc >> 8;
+	return ~crc;
+}
+
+uint32_t crc32_of(const volatile void *p, uint64_t len)
+{
+	return crc32_update(0, p, len);
+}

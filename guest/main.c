@@ -71,6 +71,24 @@ static int fdt_pio(const void *fdt, const char *compatible, uint16_t *port)
 	return 0;
 }
 
+int fdt_mmio(const struct guest *g, const char *compatible, int index, uint64_t *gpa,
+	     uint64_t *size)
+{
+	const fdt32_t *reg;
+	int node, len;
+
+	node = fdt_node_offset_by_compatible(g->fdt, -1, compatible);
+	if (node < 0)
+		return -1;
+	reg = fdt_getprop(g->fdt, node, "reg", &len);
+	if (!reg || index < 0 || len < (index + 1) * 16)
+		return -1;
+	reg += index * 4;
+	*gpa = (uint64_t)fdt32_to_cpu(reg[0]) << 32 | fdt32_to_cpu(reg[1]);
+	*size = (uint64_t)fdt32_to_cpu(reg[2]) << 32 | fdt32_to_cpu(reg[3]);
+	return 0;
+}
+
 /* First memory bank: GPA 0 up to its size (the monitor puts RAM at 0). */
 static int fdt_ram_end(const void *fdt, uint64_t *end)
 {

@@ -158,11 +158,7 @@ static int touch_report(const struct guest *g, uint32_t cpu)
  */
 static int crc32(const struct guest *g, uint32_t cpu)
 {
-	static uint32_t table[256];
-	uint64_t addr, len, i;
-	const uint8_t *p;
-	uint32_t crc = ~0u, c;
-	unsigned k;
+	uint64_t addr, len;
 
 	if (cpu != 0)
 		return GUEST_EXIT_OK;
@@ -173,14 +169,8 @@ static int crc32(const struct guest *g, uint32_t cpu)
 		gprintf("crc32: [0x%lx, +0x%lx) is not in the first memory bank\n", addr, len);
 		return GUEST_EXIT_ARGS;
 	}
-	for (i = 0; i < 256; i++) {
-		for (c = (uint32_t)i, k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320u ^ c >> 1 : c >> 1;
-		table[i] = c;
-	}
-	for (p = (const uint8_t *)addr, i = 0; i < len; i++)
-		crc = table[(crc ^ p[i]) & 0xff] ^ crc >> 8;
-	gprintf("crc32: %08x %lu bytes at GPA 0x%lx\n", ~crc, len, addr);
+	gprintf("crc32: %08x %lu bytes at GPA 0x%lx\n", crc32_of((const void *)addr, len), len,
+		addr);
 	return GUEST_EXIT_OK;
 }
 
@@ -195,27 +185,28 @@ static int crash(const struct guest *g, uint32_t cpu)
 	return GUEST_EXIT_OK;
 }
 
-/* badio: kind=mmio (addr=GPA) or kind=pio (port=N): an access no device claims. */
+/*
+ * badio: kind=mmio (addr=GPA) or kind=pio (port=N), count=N (1): reads no
+ * device claims. The monitor answers all ones and the guest goes on.
+ */
 static int badio(const struct guest *g, uint32_t cpu)
 {
-	uint64_t addr, port;
+	uint64_t addr, port, count, i, v = 0;
 	int pio;
 
 	if (cpu != 0)
 		return GUEST_EXIT_OK;
 	if (parse_choice(g, "kind", "mmio", "pio", &pio) ||
 	    guest_arg_u64(g, "addr", 0xd0000000, &addr) ||
-	    guest_arg_u64(g, "port", 0xdead, &port) || port > 0xffff)
+	    guest_arg_u64(g, "port", 0xdead, &port) || port > 0xffff ||
+	    guest_arg_u64(g, "count", 1, &count))
 		return GUEST_EXIT_ARGS;
-	if (pio) {
-		gprintf("badio: reading port 0x%lx\n", port);
-		(void)inb((uint16_t)port);
-	} else {
-		gprintf("badio: reading GPA 0x%lx\n", addr);
-		(void)*(volatile uint32_t *)addr;
-	}
-	gprintf("badio: the access returned\n");
-	return GUEST_EXIT_VERIFY;
+	gprintf("badio: reading %s 0x%lx %lu times\n", pio ? "port" : "GPA", pio ? port : addr,
+		count);
+	for (i = 0; i < count; i++)
+		v = pio ? inb((uint16_t)port) : *(volatile uint32_t *)addr;
+	gprintf("badio: read 0x%lx\n", v);
+	return v == (pio ? 0xffUL : 0xffffffffUL) ? GUEST_EXIT_OK : GUEST_EXIT_VERIFY;
 }
 
 /* exit: status=N, written to the exit device as is (the monitor checks the range). */
@@ -276,7 +267,7 @@ static int halt(const struct guest *g, uint32_t cpu)
 }
 
 const struct workload workloads[] = {
-	{"hello", hello}, {"touch", touch_report}, {"crc32", crc32},
-	{"crash", crash}, {"badio", badio},	   {"exit", exit_status},
-	{"spin", spin},	  {"halt", halt},	   {NULL, NULL},
+	{"hello", hello},      {"touch", touch_report}, {"crc32", crc32}, {"crash", crash},
+	{"badio", badio},      {"exit", exit_status},	{"spin", spin},	  {"halt", halt},
+	{"shm", shm_workload}, {"vram", vram_workload}, {NULL, NULL},
 };

@@ -536,6 +536,18 @@ int mmu__prefault(struct mmu *mmu)
 	return 0;
 }
 
+int mmu__charge(struct mmu *mmu, uint64_t n)
+{
+	const struct fault_ctx ctx = {.mmu = mmu, .vcpu = -1, .source = FAULT_SRC_UFFD};
+
+	return budget_charge_reclaim(mmu, &ctx, n) ? 0 : -ENOMEM;
+}
+
+void mmu__uncharge(struct mmu *mmu, uint64_t n)
+{
+	budget_uncharge(mmu, n);
+}
+
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages)
 {
 	pages->ram = mmu->nr_pages;

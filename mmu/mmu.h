@@ -163,6 +163,14 @@ bool mmu__gpa_of_hva(const struct mmu *mmu, const void *hva, uint64_t *gpa);
 /* The ops of RAM regions: their faults go to mmu__handle_fault(). */
 extern const struct gpa_region_ops mmu_ram_ops;
 
+/*
+ * Charge @n pages of device memory that backs guest-visible pages (a
+ * BAR's) to the VM's budget, reclaiming clean RAM pages if that helps.
+ * Returns 0 or -ENOMEM. Undo with mmu__uncharge(). Any thread.
+ */
+int mmu__charge(struct mmu *mmu, uint64_t n) __attribute__((warn_unused_result));
+void mmu__uncharge(struct mmu *mmu, uint64_t n);
+
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);
 

@@ -77,34 +77,42 @@ static json_t *mmu_stats__latency_json(const struct mmu_stats *s)
 			 (json_int_t)s->latency_max_ns, "log2_buckets", buckets);
 }
 
-int mmu_stats__print_json(const struct mmu_stats *s, const struct mmu_pages *p, unsigned nr_vcpus,
-			  FILE *out)
+json_t *mmu_stats__json(const struct mmu_stats *s, const struct mmu_pages *p, unsigned nr_vcpus)
 {
 	json_t *root = json_object(), *counters = json_object(), *vcpus = json_array();
 	unsigned i;
-	int ret = -ENOMEM;
 
-	if (!root || !counters || !vcpus)
-		goto out;
+	if (!root || !counters || !vcpus) {
+		json_decref(counters);
+		json_decref(vcpus);
+		json_decref(root);
+		return NULL;
+	}
 #define MMU_COUNTER_JSON(name, help)                                                               \
 	json_object_set_new(counters, #name, json_integer((json_int_t)s->name));
 	MMU_COUNTERS(MMU_COUNTER_JSON)
 #undef MMU_COUNTER_JSON
 	for (i = 0; i < nr_vcpus && i < MMU_STATS_MAX_VCPUS; i++)
 		json_array_append_new(vcpus, json_integer((json_int_t)s->vcpu_faults[i]));
-	json_object_set(root, "counters", counters);
+	json_object_set_new(root, "counters", counters);
 	json_object_set_new(root, "pages",
 			    json_pack("{s:I,s:I,s:I}", "ram", (json_int_t)p->ram, "budget",
 				      (json_int_t)p->budget, "resident", (json_int_t)p->resident));
-	json_object_set(root, "vcpu_faults", vcpus);
+	json_object_set_new(root, "vcpu_faults", vcpus);
 	json_object_set_new(root, "fault_latency_ns", mmu_stats__latency_json(s));
-	if (json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0) {
+	return root;
+}
+
+int mmu_stats__print_json(const struct mmu_stats *s, const struct mmu_pages *p, unsigned nr_vcpus,
+			  FILE *out)
+{
+	json_t *root = mmu_stats__json(s, p, nr_vcpus);
+	int ret = -ENOMEM;
+
+	if (root && json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0) {
 		fputc('\n', out);
 		ret = 0;
 	}
-out:
-	json_decref(counters);
-	json_decref(vcpus);
 	json_decref(root);
 	return ret;
 }

@@ -72,6 +72,10 @@ struct mmu_pages {
 void mmu_stats__print_text(const struct mmu_stats *s, const struct mmu_pages *p, unsigned nr_vcpus,
 			   FILE *out);
 
+/* The report as a jansson object (the caller owns it), NULL without memory. */
+typedef struct json_t json_t;
+json_t *mmu_stats__json(const struct mmu_stats *s, const struct mmu_pages *p, unsigned nr_vcpus);
+
 /* One JSON object on one line. Returns 0 or -ENOMEM. */
 int mmu_stats__print_json(const struct mmu_stats *s, const struct mmu_pages *p, unsigned nr_vcpus,
 			  FILE *out);

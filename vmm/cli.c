@@ -216,6 +216,107 @@ static int parse_stats(const char *s, enum cli_stats *stats)
 	return 0;
 }
 
+/* A BAR size: 4K..256M, a multiple of 4K. */
+static int parse_bar_size(const char *opt, const char *key, const char *s, uint64_t *size)
+{
+	if (cli__parse_size(s, size) || !*size || *size % 4096 || *size > CLI_BAR_MAX) {
+		pr_err("invalid option value: expected %s=SIZE of 4K..256M, a multiple of 4K "
+		       "(--%s: %s=%s)",
+		       key, opt, key, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * The KEY=VALUE list after a device option's first field, split in place
+ * (the strings stay in argv): calls @set for each; unknown keys are errors.
+ */
+static int parse_subopts(const char *opt, char *list,
+			 int (*set)(const char *opt, const char *key, char *value,
+				    struct run_config *cfg),
+			 struct run_config *cfg)
+{
+	char *item, *next, *eq;
+	int ret;
+
+	for (item = list; item; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		eq = strchr(item, '=');
+		if (!eq || eq == item || !eq[1]) {
+			pr_err("invalid option value: expected KEY=VALUE (--%s: %s)", opt, item);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		ret = set(opt, item, eq + 1, cfg);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int set_device_key(const char *opt, const char *key, char *value, struct run_config *cfg)
+{
+	bool shm = !strcmp(opt, "shm");
+
+	if (shm && !strcmp(key, "size"))
+		return parse_bar_size(opt, key, value, &cfg->shm_size);
+	if (shm && !strcmp(key, "doorbell")) {
+		cfg->shm_doorbell = value;
+		return 0;
+	}
+	if (!shm && !strcmp(key, "size"))
+		return parse_bar_size(opt, key, value, &cfg->vram_size);
+	if (!shm && !strcmp(key, "pool"))
+		return parse_bar_size(opt, key, value, &cfg->vram_pool);
+	pr_err("invalid option value: unknown key %s; expected %s (--%s)", key,
+	       shm ? "size or doorbell" : "size or pool", opt);
+	return -EINVAL;
+}
+
+/* --shm PATH,size=SIZE[,doorbell=PATH] */
+static int parse_shm(char *arg, struct run_config *cfg)
+{
+	char *comma = strchr(arg, ',');
+
+	if (comma)
+		*comma = '\0';
+	if (!arg[0]) {
+		pr_err("invalid option value: expected PATH,size=SIZE (--shm)");
+		return -EINVAL;
+	}
+	if (comma && parse_subopts("shm", comma + 1, set_device_key, cfg))
+		return -EINVAL;
+	if (!cfg->shm_size) {
+		pr_err("invalid option value: --shm needs size=SIZE (--shm: %s)", arg);
+		return -EINVAL;
+	}
+	cfg->shm_path = arg;
+	return 0;
+}
+
+/* --vram size=SIZE[,pool=SIZE] */
+static int parse_vram(char *arg, struct run_config *cfg)
+{
+	if (parse_subopts("vram", arg, set_device_key, cfg))
+		return -EINVAL;
+	if (!cfg->vram_size) {
+		pr_err("invalid option value: --vram needs size=SIZE");
+		return -EINVAL;
+	}
+	if (!cfg->vram_pool)
+		cfg->vram_pool = cfg->vram_size / 4 / 4096 * 4096 ?: 4096;
+	if (cfg->vram_pool > cfg->vram_size) {
+		pr_err("invalid option value: the pool is larger than the BAR (--vram: pool %llu "
+		       "bytes, size %llu bytes)",
+		       (unsigned long long)cfg->vram_pool, (unsigned long long)cfg->vram_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The options of the fault engine and memory budget. */
 static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 {
@@ -258,6 +359,8 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'a': cfg->cmdline = optarg; break;
 		case 'g': ret = parse_guest_arg(optarg, cfg); break;
 		case 'p': cfg->prefault = true; break;
+		case 'H': ret = parse_shm(optarg, cfg); break;
+		case 'V': ret = parse_vram(optarg, cfg); break;
 		case 'l':
 		case 'o':
 		case 'b':

@@ -22,6 +22,7 @@
 #define CLI_FAULT_AROUND_DEFAULT  16 /* DESIGN.md: 16 pages cut the PVM host per-page cost ~3x */
 #define CLI_FAULT_RETRIES_DEFAULT 8
 #define CLI_FAULT_TIMEOUT_DEFAULT 2000
+#define CLI_BAR_MAX		  (256ULL << 20)
 
 /* X(long name, value, argument (0 none, 1 required, 2 optional), metavar, help) */
 #define FL_RUN_OPTIONS(X)                                                                          \
@@ -47,6 +48,12 @@
 	X("fault-spin", 'S', 1, "US",                                                              \
 	  "a handler thread polls for the next fault for US microseconds before sleeping "         \
 	  "(0..10000, default 0)")                                                                 \
+	X("shm", 'H', 1, "PATH,size=SIZE[,doorbell=PATH]",                                         \
+	  "a shared-memory BAR backed by the existing file PATH (SIZE: 4K..256M, a multiple of "   \
+	  "4K); guest rings are written as lines to the doorbell path (a FIFO or file)")           \
+	X("vram", 'V', 1, "size=SIZE[,pool=SIZE]",                                                 \
+	  "a device-memory BAR of SIZE (4K..256M) whose pages migrate into a pool of the given "   \
+	  "size (default SIZE/4) on access")                                                       \
 	X("stats", 's', 2, "=json",                                                                \
 	  "print fault statistics to stderr at exit, as text or one JSON line")                    \
 	X("help", 'h', 0, "", "show this help")
@@ -93,6 +100,11 @@ struct run_config {
 	unsigned fault_threads; /* 0: from --vcpus */
 	unsigned fault_spin_us;
 	enum cli_stats stats;
+	const char *shm_path; /* NULL: no shm device */
+	uint64_t shm_size;
+	const char *shm_doorbell; /* NULL: none */
+	uint64_t vram_size;	  /* 0: no vram device */
+	uint64_t vram_pool;
 };
 
 /*

@@ -83,6 +83,33 @@ static int fdt__devices(void *fdt, const struct fdt_params *p)
 	return ret;
 }
 
+static int fdt__mmio_devices(void *fdt, const struct fdt_params *p)
+{
+	char name[48];
+	unsigned i, j;
+	int ret = 0;
+
+	for (i = 0; i < p->nr_mmio_devices && !ret; i++) {
+		const struct fdt_mmio_device *d = &p->mmio_devices[i];
+		fdt64_t reg[4];
+
+		if (d->nr_regs < 1 || d->nr_regs > 2)
+			return -FDT_ERR_BADVALUE;
+		for (j = 0; j < d->nr_regs; j++) {
+			reg[2 * j] = cpu_to_fdt64(d->reg[j][0]);
+			reg[2 * j + 1] = cpu_to_fdt64(d->reg[j][1]);
+		}
+		snprintf(name, sizeof(name), "%s@%llx", d->node, (unsigned long long)d->reg[0][0]);
+		ret = fdt_begin_node(fdt, name);
+		ret = ret ?: fdt_property_string(fdt, "compatible", d->compatible);
+		ret = ret ?: fdt_property(fdt, "reg", reg, (int)(d->nr_regs * 2 * sizeof(reg[0])));
+		if (d->prop)
+			ret = ret ?: fdt_property_u64(fdt, d->prop, d->prop_value);
+		ret = ret ?: fdt_end_node(fdt);
+	}
+	return ret;
+}
+
 int fdt__build(void *buf, size_t size, const struct fdt_params *p)
 {
 	int ret;
@@ -100,6 +127,7 @@ int fdt__build(void *buf, size_t size, const struct fdt_params *p)
 	ret = ret ?: fdt__cpus(buf, p->nr_vcpus);
 	ret = ret ?: fdt__chosen(buf, p);
 	ret = ret ?: fdt__devices(buf, p);
+	ret = ret ?: fdt__mmio_devices(buf, p);
 	ret = ret ?: fdt_end_node(buf);
 	ret = ret ?: fdt_finish(buf);
 	if (ret == -FDT_ERR_NOSPACE)

@@ -5,7 +5,8 @@
  *       memory@0 { device_type = "memory"; reg = <bank>...; };
  *       cpus { cpu@N { device_type = "cpu"; reg = <N>; }; ... };
  *       chosen { bootargs = "..."; guest-args { KEY = "VALUE"; ... }; };
- *       <device>@<port> { compatible = "..."; faultline,pio = <base len>; }; ... };
+ *       <device>@<port> { compatible = "..."; faultline,pio = <base len>; }; ...
+ *       <device>@<gpa> { compatible = "..."; reg = <gpa size>...; [PROP = <u64>;] }; ... };
  *
  * Built with libfdt's sequential-write API.
  */
@@ -24,6 +25,16 @@ struct fdt_pio_device {
 	uint32_t base, len;
 };
 
+/* A device with MMIO windows (BARs): up to two reg entries and one u64 property. */
+struct fdt_mmio_device {
+	const char *node; /* "shm", "vram" */
+	const char *compatible;
+	unsigned nr_regs;
+	uint64_t reg[2][2]; /* GPA, size */
+	const char *prop;   /* NULL: none */
+	uint64_t prop_value;
+};
+
 struct fdt_params {
 	const struct guest_ram *ram;
 	unsigned nr_vcpus;
@@ -32,6 +43,8 @@ struct fdt_params {
 	unsigned nr_guest_args;
 	const struct fdt_pio_device *devices;
 	unsigned nr_devices;
+	const struct fdt_mmio_device *mmio_devices;
+	unsigned nr_mmio_devices;
 };
 
 /*

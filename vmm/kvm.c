@@ -52,6 +52,8 @@ static int kvm__check_caps(struct kvm *kvm, const char *path)
 	if (n <= 0)
 		n = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
 	kvm->max_vcpus = n > 0 ? (unsigned)n : 1;
+	n = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
+	kvm->nr_memslots = n > 0 ? (unsigned)n : 32; /* the API's documented minimum */
 	return 0;
 }
 

@@ -17,6 +17,7 @@ struct kvm {
 	int vm_fd;
 	size_t run_size;	  /* KVM_GET_VCPU_MMAP_SIZE */
 	unsigned max_vcpus;	  /* KVM_CAP_MAX_VCPUS */
+	unsigned nr_memslots;	  /* KVM_CAP_NR_MEMSLOTS */
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID */
 	uint64_t mce_cap;	  /* MCG_CAP KVM supports, banks in 7:0; 0: cannot inject */
 	char mce_why[96];	  /* why mce_cap is 0 */

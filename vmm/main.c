@@ -75,15 +75,8 @@ static int read_image(const char *path, uint64_t max, void **buf, size_t *len)
 /* --stats: after the stop message, so that it stays the first line of stderr. */
 static void print_stats(struct vm *vm, const struct run_config *cfg)
 {
-	struct mmu_pages pages;
-
-	if (cfg->stats == CLI_STATS_OFF)
-		return;
-	mmu__pages(&vm->mmu, &pages);
-	if (cfg->stats == CLI_STATS_JSON)
-		mmu_stats__print_json(&vm->mmu.stats, &pages, vm->nr_vcpus, stderr);
-	else
-		mmu_stats__print_text(&vm->mmu.stats, &pages, vm->nr_vcpus, stderr);
+	if (cfg->stats != CLI_STATS_OFF)
+		vm__print_stats(vm, cfg->stats == CLI_STATS_JSON, stderr);
 }
 
 static int run(const struct run_config *cfg)

@@ -19,10 +19,11 @@
 	X(FL_EXIT_CRASH, 72,                                                                       \
 	  "the guest crashed: triple fault, failed VM entry, KVM internal error")                  \
 	X(FL_EXIT_GUEST, 73,                                                                       \
-	  "the guest misbehaved: unclaimed I/O, unhandled exit, bad exit status, all vCPUs "       \
-	  "halted")                                                                                \
+	  "the guest misbehaved: a device rejected an access, unhandled exit, bad exit status, "   \
+	  "all vCPUs halted")                                                                      \
 	X(FL_EXIT_FAULT, 74,                                                                       \
-	  "a guest page fault could not be served: backing file error, retries exhausted")         \
+	  "a guest page fault could not be served: backing file error, retries exhausted, a "      \
+	  "device memory error the guest cannot be told of")                                       \
 	X(FL_EXIT_OOM, 75, "the guest ran out of memory and was not told by a machine check")
 
 enum fl_exit_status {

@@ -85,20 +85,37 @@ static const char *internal_error_name(uint32_t suberror)
 	vm__stop((vcpu)->vm, status, fmt " (vCPU %u, RIP 0x%" PRIx64 ")", ##__VA_ARGS__,           \
 		 (vcpu)->id, vcpu__rip(vcpu))
 
-static bool vcpu__bus_error(struct vcpu *vcpu, int ret, const char *space, uint64_t addr,
+#define VCPU_UNCLAIMED_REPORTS 8 /* per bus; --stats counts them all */
+
+/*
+ * An access no device claims: counted by the bus, reported for the first
+ * few, and the guest goes on (a read found all ones). A device that
+ * rejects an access stops the VM naming it.
+ */
+static bool vcpu__bus_error(struct vcpu *vcpu, struct bus *bus, int ret, uint64_t addr,
 			    unsigned len, bool is_write, const char *dev)
 {
+	bool pio = bus == &vcpu->vm->pio_bus;
+	const char *space = pio ? "port I/O" : "MMIO", *at = pio ? "port" : "GPA";
 	const char *dir = is_write ? "write" : "read";
+	uint64_t n;
 
-	if (ret == -ENOENT)
-		VCPU_STOP(vcpu, FL_EXIT_GUEST,
-			  "unclaimed %s %s: no device at %s 0x%" PRIx64 ", %u bytes", space, dir,
-			  strcmp(space, "MMIO") ? "port" : "GPA", addr, len);
-	else
-		VCPU_STOP(vcpu, FL_EXIT_GUEST,
-			  "%s %s rejected by device %s: %s (%s 0x%" PRIx64 ", %u bytes)", space,
-			  dir, dev, strerror(-ret), strcmp(space, "MMIO") ? "port" : "GPA", addr,
-			  len);
+	if (ret == -ENOENT) {
+		n = __atomic_load_n(&bus->unclaimed, __ATOMIC_RELAXED);
+		if (n <= VCPU_UNCLAIMED_REPORTS)
+			pr_err("unclaimed %s %s: no device at %s 0x%" PRIx64 ", %u bytes; %s (vCPU "
+			       "%u, RIP 0x%" PRIx64 ")%s",
+			       space, dir, at, addr, len,
+			       is_write ? "the write is dropped" : "the read returns all ones",
+			       vcpu->id, vcpu__rip(vcpu),
+			       n == VCPU_UNCLAIMED_REPORTS
+				       ? "; further ones are only counted (--stats)"
+				       : "");
+		return true;
+	}
+	VCPU_STOP(vcpu, FL_EXIT_GUEST,
+		  "%s %s rejected by device %s: %s (%s 0x%" PRIx64 ", %u bytes)", space, dir, dev,
+		  strerror(-ret), at, addr, len);
 	return false;
 }
 
@@ -122,9 +139,9 @@ static bool vcpu__handle_io(struct vcpu *vcpu)
 
 		ret = bus__access(&vcpu->vm->pio_bus, run->io.port, data, run->io.size, is_write,
 				  &dev);
-		if (ret)
-			return vcpu__bus_error(vcpu, ret, "port I/O", run->io.port, run->io.size,
-					       is_write, dev);
+		if (ret && !vcpu__bus_error(vcpu, &vcpu->vm->pio_bus, ret, run->io.port,
+					    run->io.size, is_write, dev))
+			return false;
 	}
 	return true;
 }
@@ -181,6 +198,36 @@ static bool vcpu__mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, un
 	return true;
 }
 
+/*
+ * An access to a device BAR: the BAR's nopage machinery serves it; a
+ * failure goes to the VM's policy. With a machine check injected, the
+ * access is dropped and a read finds all ones.
+ */
+static bool vcpu__handle_bar(struct vcpu *vcpu, struct bar *bar, uint64_t gpa, uint8_t *data,
+			     unsigned len, bool is_write)
+{
+	struct fault_ctx ctx = {
+		.mmu = &vcpu->vm->mmu,
+		.gpa = gpa & ~(MMU_PAGE_SIZE - 1),
+		.access = is_write ? FAULT_WRITE : FAULT_READ,
+		.vcpu = (int)vcpu->id,
+		.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE,
+		.source = FAULT_SRC_MMIO_EXIT,
+	};
+	char why[256];
+	fault_t r;
+
+	r = bar__access(bar, &ctx, gpa - bar->gpa, data, len, is_write, why, sizeof(why));
+	if (r == FAULT_DONE)
+		return true;
+	vm__bar_failed(vcpu->vm, &ctx, r, why);
+	if (!ctx.resume)
+		return false;
+	if (!is_write)
+		memset(data, 0xff, len);
+	return true;
+}
+
 static bool vcpu__handle_mmio(struct vcpu *vcpu)
 {
 	const struct gpa_region *region;
@@ -198,12 +245,13 @@ static bool vcpu__handle_mmio(struct vcpu *vcpu)
 	    guest_ram__ptr(&vcpu->vm->mmu.ram, gpa, run->mmio.len))
 		return vcpu__mmio_in_ram(vcpu, gpa, run->mmio.data, run->mmio.len,
 					 run->mmio.is_write);
+	if (region && region->kind == GPA_BAR)
+		return vcpu__handle_bar(vcpu, region->priv, gpa, run->mmio.data, run->mmio.len,
+					run->mmio.is_write);
 	ret = bus__access(&vcpu->vm->mmio_bus, gpa, run->mmio.data, run->mmio.len,
 			  run->mmio.is_write, &dev);
-	if (ret)
-		return vcpu__bus_error(vcpu, ret, "MMIO", gpa, run->mmio.len, run->mmio.is_write,
-				       dev);
-	return true;
+	return !ret || vcpu__bus_error(vcpu, &vcpu->vm->mmio_bus, ret, gpa, run->mmio.len,
+				       run->mmio.is_write, dev);
 }
 
 /* kvm_run.memory_fault (Linux 6.8), newer than our headers. */

@@ -50,7 +50,7 @@ static int vm__init_devices(struct vm *vm)
  * lost: inject a machine check. Sets ctx->resume when done; otherwise the
  * VM stops with @status and says why.
  */
-static void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char *why)
+void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char *why)
 {
 	struct vcpu *vcpu = &vm->vcpus[ctx->vcpu];
 	uint64_t n;
@@ -243,7 +243,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		pr_err("cannot register devices: %s", strerror(-ret));
 		return FL_EXIT_INTERNAL;
 	}
-	return 0;
+	return vm__init_bars(vm, cfg);
 }
 
 static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
@@ -252,6 +252,7 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 		{"serial", "ns16550a", SERIAL_COM1_PORT, SERIAL_NR_PORTS},
 		{"exit", "faultline,exit", EXIT_DEV_PORT, EXIT_DEV_NR_PORTS},
 	};
+	struct fdt_mmio_device bars[2];
 	struct fdt_params p = {
 		.ram = &vm->mmu.ram,
 		.nr_vcpus = vm->nr_vcpus,
@@ -260,6 +261,8 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 		.nr_guest_args = cfg->nr_guest_args,
 		.devices = devices,
 		.nr_devices = sizeof(devices) / sizeof(devices[0]),
+		.mmio_devices = bars,
+		.nr_mmio_devices = vm__fdt_bar_devices(vm, bars),
 	};
 	struct guest_access ga = mmu__guest_access(&vm->mmu);
 	int ret = 0;
@@ -461,6 +464,7 @@ void vm__exit(struct vm *vm)
 		vcpu__exit(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	vm__exit_bars(vm);
 	kvm__exit(&vm->kvm);
 	mmu__exit(&vm->mmu);
 	serial__exit(&vm->serial);

@@ -12,16 +12,30 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "devices/bus.h"
 #include "devices/exit_dev.h"
 #include "devices/serial.h"
+#include "devices/shm.h"
+#include "devices/vram.h"
 #include "mmu/mmu.h"
 #include "vmm/cli.h"
 #include "vmm/elf.h"
+#include "vmm/fdt.h"
 #include "vmm/kvm.h"
 
 #define VM_STOP_MSG_LEN 512
+
+/*
+ * Device BARs live in the MMIO hole, one fixed window each, and map their
+ * pages through memory slots of their own: slot numbers from
+ * VM_BAR_SLOT_BASE up, at most VM_BAR_SLOTS, fewer if KVM has fewer.
+ */
+#define VM_SHM_GPA	 0xd0000000ULL
+#define VM_VRAM_GPA	 0xe0000000ULL
+#define VM_BAR_SLOT_BASE 8
+#define VM_BAR_SLOTS	 4096
 
 struct vcpu;
 
@@ -34,6 +48,11 @@ struct vm {
 	struct bus mmio_bus;
 	struct serial serial;
 	struct exit_dev exit_dev;
+	struct shm_dev *shm;   /* NULL without --shm */
+	struct vram_dev *vram; /* NULL without --vram */
+	pthread_mutex_t slot_lock;
+	unsigned nr_bar_slots;
+	uint8_t bar_slot_used[VM_BAR_SLOTS];
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
 
@@ -75,6 +94,32 @@ void vm__stop(struct vm *vm, int status, const char *fmt, ...)
  * if every vCPU is parked, stops the VM (nothing can wake them).
  */
 void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id);
+
+/*
+ * Tell vCPU ctx->vcpu, whose thread this is, that guest page ctx->gpa is
+ * lost: inject a machine check. Sets ctx->resume when done; otherwise the
+ * VM stops with @status and @why, saying why the guest could not be told.
+ */
+void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char *why);
+
+/* Devices with BARs (vm_devices.c), from vm__init() and vm__exit(). */
+int vm__init_bars(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
+void vm__exit_bars(struct vm *vm);
+
+/* Fill @out (2 entries) with the BAR devices for the device tree; their number. */
+unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out);
+
+/*
+ * A BAR access failed for good (bar__access() did not return DONE): apply
+ * the policy. SIGBUS: a machine check at the GPA where the guest can take
+ * one, else the VM stops (74); OOM: the VM's --on-oom; REFAULT at the
+ * bound: stop (74); a register the device rejected: stop (73). Sets
+ * ctx->resume when the vCPU may go on. vCPU thread.
+ */
+void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why);
+
+/* --stats: the fault engine's, the devices' and the buses' counters. */
+void vm__print_stats(struct vm *vm, bool json, FILE *out);
 
 void vm__exit(struct vm *vm);
 

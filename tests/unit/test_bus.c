@@ -37,8 +37,8 @@ static int fake_write(void *opaque, uint64_t offset, const void *data, unsigned 
 	return offset == 7 ? -EINVAL : 0;
 }
 
-static const struct bus_device_ops fake_ops = {fake_read, fake_write};
-static const struct bus_device_ops read_only_ops = {fake_read, NULL};
+static const struct bus_device_ops fake_ops = {.read = fake_read, .write = fake_write};
+static const struct bus_device_ops read_only_ops = {.read = fake_read};
 
 START_TEST(register_and_dispatch)
 {
@@ -84,6 +84,7 @@ START_TEST(unclaimed)
 	ck_assert_int_eq(bus__access(&bus, 0xfff, &v, 1, true, NULL), -ENOENT);
 	ck_assert_int_eq(bus__access(&bus, ~0ULL, &v, 2, false, NULL), -ENOENT);
 	ck_assert_int_eq(a.writes, 0);
+	ck_assert_uint_eq(bus.unclaimed, 4);
 	bus__exit(&bus);
 }
 END_TEST
@@ -168,56 +169,114 @@ static int blocking_read(void *opaque, uint64_t offset, void *data, unsigned len
 	return 0;
 }
 
-static const struct bus_device_ops blocking_ops = {blocking_read, NULL};
+static int released;
 
-struct remove_ctx {
-	struct bus *bus;
-	struct fake_dev *dev;
-	volatile int removed;
-};
+static void count_release(void *opaque)
+{
+	(void)opaque;
+	__atomic_add_fetch(&released, 1, __ATOMIC_ACQ_REL);
+}
+
+static const struct bus_device_ops blocking_ops = {.read = blocking_read, .release = count_release};
 
 static void *access_thread(void *arg)
 {
-	struct remove_ctx *ctx = arg;
-	uint8_t v;
+	struct bus *bus = arg;
+	uint8_t v = 0;
+	int ret = bus__access(bus, 0x40, &v, 1, false, NULL);
 
-	return (void *)(intptr_t)bus__access(ctx->bus, 0x40, &v, 1, false, NULL);
+	return (void *)(intptr_t)(ret ?: v);
 }
 
-static void *remove_thread(void *arg)
-{
-	struct remove_ctx *ctx = arg;
-	int ret = bus__unregister(ctx->bus, 0x40);
-
-	__atomic_store_n(&ctx->removed, 1, __ATOMIC_RELEASE);
-	return (void *)(intptr_t)ret;
-}
-
-START_TEST(remove_waits_for_access)
+/*
+ * Removal while a vCPU is inside the range: unregister returns at once and
+ * later lookups miss the range; the access in flight finishes on it, and
+ * the device's release runs once, after that access.
+ */
+START_TEST(remove_while_inside)
 {
 	struct fake_dev d = {0};
-	struct remove_ctx ctx = {0};
-	pthread_t reader, remover;
+	pthread_t reader;
 	struct bus bus;
+	uint8_t v = 0;
 	void *ret;
 
+	released = 0;
 	ck_assert_int_eq(bus__init(&bus, "pio"), 0);
 	ck_assert_int_eq(bus__register(&bus, 0x40, 1, "blocking", &blocking_ops, &d), 0);
-	ctx.bus = &bus;
-	ctx.dev = &d;
-	pthread_create(&reader, NULL, access_thread, &ctx);
+	pthread_create(&reader, NULL, access_thread, &bus);
 	while (!__atomic_load_n(&d.inside, __ATOMIC_ACQUIRE))
 		usleep(1000);
-	pthread_create(&remover, NULL, remove_thread, &ctx);
-	usleep(20000);
-	/* The range cannot go while the reader is inside its handler. */
-	ck_assert_int_eq(__atomic_load_n(&ctx.removed, __ATOMIC_ACQUIRE), 0);
+	ck_assert_int_eq(bus__unregister(&bus, 0x40), 0);
+	ck_assert_uint_eq(bus.nr, 0);
+	ck_assert_int_eq(bus__access(&bus, 0x40, &v, 1, false, NULL), -ENOENT);
+	ck_assert_uint_eq(v, 0xff);
+	ck_assert_int_eq(bus__unregister(&bus, 0x40), -ENOENT);
+	usleep(10000);
+	ck_assert_int_eq(__atomic_load_n(&released, __ATOMIC_ACQUIRE), 0);
 	__atomic_store_n(&d.release, 1, __ATOMIC_RELEASE);
 	pthread_join(reader, &ret);
-	ck_assert_int_eq((int)(intptr_t)ret, 0);
-	pthread_join(remover, &ret);
-	ck_assert_int_eq((int)(intptr_t)ret, 0);
-	ck_assert_uint_eq(bus.nr, 0);
+	ck_assert_int_eq((int)(intptr_t)ret, 0x5a);
+	ck_assert_int_eq(__atomic_load_n(&released, __ATOMIC_ACQUIRE), 1);
+	/* The base is free again. */
+	ck_assert_int_eq(bus__register(&bus, 0x40, 1, "again", &fake_ops, &d), 0);
+	bus__exit(&bus);
+}
+END_TEST
+
+/* A get holds the range across unregister; the put frees it. */
+START_TEST(get_put_references)
+{
+	struct fake_dev d = {0};
+	struct bus_range *r;
+	struct bus bus;
+
+	released = 0;
+	ck_assert_int_eq(bus__init(&bus, "mmio"), 0);
+	ck_assert_int_eq(bus__register(&bus, 0x1000, 0x100, "dev", &blocking_ops, &d), 0);
+	ck_assert_ptr_null(bus__get(&bus, 0x10f0, 0x20));
+	ck_assert_ptr_null(bus__get(&bus, 0xfff, 2));
+	ck_assert_ptr_null(bus__get(&bus, 0x1000, 0));
+	r = bus__get(&bus, 0x10f8, 8);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->name, "dev");
+	ck_assert_int_eq(bus__unregister(&bus, 0x1000), 0);
+	ck_assert_int_eq(__atomic_load_n(&released, __ATOMIC_ACQUIRE), 0);
+	bus__put(r);
+	ck_assert_int_eq(__atomic_load_n(&released, __ATOMIC_ACQUIRE), 1);
+	/* bus__exit releases what is still registered. */
+	ck_assert_int_eq(bus__register(&bus, 0x1000, 0x100, "dev", &blocking_ops, &d), 0);
+	bus__exit(&bus);
+	ck_assert_int_eq(__atomic_load_n(&released, __ATOMIC_ACQUIRE), 2);
+}
+END_TEST
+
+/* A callback may unregister its own range: no deadlock, release after it returns. */
+static struct bus *self_bus;
+
+static int unregister_self(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+	(void)opaque, (void)offset, (void)data, (void)len;
+	ck_assert_int_eq(bus__unregister(self_bus, 0x80), 0);
+	ck_assert_int_eq(__atomic_load_n(&released, __ATOMIC_ACQUIRE), 0);
+	return 0;
+}
+
+static const struct bus_device_ops self_ops = {.write = unregister_self, .release = count_release};
+
+START_TEST(callback_unregisters_itself)
+{
+	struct bus bus;
+	uint8_t v = 1;
+
+	released = 0;
+	self_bus = &bus;
+	ck_assert_int_eq(bus__init(&bus, "pio"), 0);
+	ck_assert_int_eq(bus__register(&bus, 0x80, 4, "self", &self_ops, NULL), 0);
+	ck_assert_int_eq(bus__access(&bus, 0x81, &v, 1, true, NULL), 0);
+	ck_assert_int_eq(__atomic_load_n(&released, __ATOMIC_ACQUIRE), 1);
+	ck_assert_int_eq(bus__access(&bus, 0x81, &v, 1, true, NULL), -ENOENT);
+	ck_assert_uint_eq(bus.unclaimed, 1);
 	bus__exit(&bus);
 }
 END_TEST
@@ -232,7 +291,9 @@ Suite *bus_suite(void)
 	tcase_add_test(tc, overlaps_rejected);
 	tcase_add_test(tc, many_ranges);
 	tcase_add_test(tc, missing_handler);
-	tcase_add_test(tc, remove_waits_for_access);
+	tcase_add_test(tc, remove_while_inside);
+	tcase_add_test(tc, get_put_references);
+	tcase_add_test(tc, callback_unregisters_itself);
 	suite_add_tcase(s, tc);
 	return s;
 }

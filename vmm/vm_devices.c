@@ -1,0 +1,256 @@
+/*
+ * The VM's devices with BARs (shm, vram): their memory slots, their place
+ * in the guest-physical map and the device tree, what happens when one of
+ * their faults fails, and their statistics.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/log.h"
+#include "vmm/status.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+/* bar_mapper.map: a memory slot of one page. */
+static int vm__bar_map(void *owner, uint64_t gpa, uint8_t *host)
+{
+	struct vm *vm = owner;
+	unsigned i;
+	int ret;
+
+	pthread_mutex_lock(&vm->slot_lock);
+	for (i = 0; i < vm->nr_bar_slots && vm->bar_slot_used[i]; i++)
+		;
+	if (i == vm->nr_bar_slots) {
+		pthread_mutex_unlock(&vm->slot_lock);
+		return -ENOSPC;
+	}
+	ret = kvm__set_memslot(&vm->kvm, VM_BAR_SLOT_BASE + i, gpa, BAR_PAGE_SIZE, host);
+	if (!ret)
+		vm->bar_slot_used[i] = 1;
+	pthread_mutex_unlock(&vm->slot_lock);
+	return ret ? ret : (int)i;
+}
+
+/* bar_mapper.unmap: delete the slot; KVM zaps the page before returning. */
+static int vm__bar_unmap(void *owner, int handle, uint64_t gpa)
+{
+	struct vm *vm = owner;
+	int ret;
+
+	pthread_mutex_lock(&vm->slot_lock);
+	ret = kvm__set_memslot(&vm->kvm, VM_BAR_SLOT_BASE + (unsigned)handle, gpa, 0, NULL);
+	if (!ret)
+		vm->bar_slot_used[handle] = 0;
+	pthread_mutex_unlock(&vm->slot_lock);
+	return ret;
+}
+
+static bool vm__bar_stopping(void *owner)
+{
+	struct vm *vm = owner;
+	bool stopping;
+
+	pthread_mutex_lock(&vm->lock);
+	stopping = vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return stopping;
+}
+
+static int vm__add_bar(struct vm *vm, struct bar *bar)
+{
+	const struct gpa_region r = {
+		.kind = GPA_BAR,
+		.name = bar->name,
+		.gpa = bar->gpa,
+		.size = bar->size,
+		.backing = bar->name,
+		.priv = bar,
+	};
+	int ret = gpa_map__add(&vm->mmu.map, &r);
+
+	if (ret)
+		pr_err("cannot place the %s BAR in the guest-physical map: %s (GPA 0x%llx)",
+		       bar->name, strerror(-ret), (unsigned long long)bar->gpa);
+	return ret;
+}
+
+int vm__init_bars(struct vm *vm, const struct run_config *cfg)
+{
+	const struct bar_mapper mapper = {vm__bar_map, vm__bar_unmap, vm__bar_stopping, vm};
+	unsigned retries = cfg->fault_retries, ms = cfg->fault_timeout_ms;
+	int ret;
+
+	pthread_mutex_init(&vm->slot_lock, NULL);
+	vm->nr_bar_slots =
+		vm->kvm.nr_memslots > VM_BAR_SLOT_BASE ? vm->kvm.nr_memslots - VM_BAR_SLOT_BASE : 0;
+	if (vm->nr_bar_slots > VM_BAR_SLOTS)
+		vm->nr_bar_slots = VM_BAR_SLOTS;
+	if (cfg->shm_path) {
+		vm->shm = calloc(1, sizeof(*vm->shm));
+		if (!vm->shm)
+			return FL_EXIT_INTERNAL;
+		ret = shm__init(vm->shm, cfg->shm_path, cfg->shm_size, cfg->shm_doorbell,
+				VM_SHM_GPA, &mapper, retries, ms);
+		if (ret)
+			return ret == -ENOMEM || ret == -EINVAL ? FL_EXIT_INTERNAL
+								: FL_EXIT_NOINPUT;
+		if (vm__add_bar(vm, &vm->shm->bar))
+			return FL_EXIT_INTERNAL;
+	}
+	if (cfg->vram_size) {
+		vm->vram = calloc(1, sizeof(*vm->vram));
+		if (!vm->vram)
+			return FL_EXIT_INTERNAL;
+		if (vram__init(vm->vram, cfg->vram_size, cfg->vram_pool, VM_VRAM_GPA, &vm->mmu,
+			       &mapper, retries, ms) ||
+		    vm__add_bar(vm, &vm->vram->bar))
+			return FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+void vm__exit_bars(struct vm *vm)
+{
+	if (vm->shm)
+		shm__exit(vm->shm);
+	if (vm->vram)
+		vram__exit(vm->vram);
+	free(vm->shm);
+	free(vm->vram);
+	vm->shm = NULL;
+	vm->vram = NULL;
+}
+
+unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out)
+{
+	unsigned n = 0;
+
+	if (vm->shm)
+		out[n++] = (struct fdt_mmio_device){
+			.node = "shm",
+			.compatible = "faultline,shm",
+			.nr_regs = 2,
+			.reg = {{VM_SHM_GPA, SHM_DATA_OFFSET},
+				{VM_SHM_GPA + SHM_DATA_OFFSET, vm->shm->size}},
+		};
+	if (vm->vram)
+		out[n++] = (struct fdt_mmio_device){
+			.node = "vram",
+			.compatible = "faultline,vram",
+			.nr_regs = 1,
+			.reg = {{VM_VRAM_GPA, vm->vram->bar.size}},
+			.prop = "faultline,pool-size",
+			.prop_value = vm->vram->pool_pages * BAR_PAGE_SIZE,
+		};
+	return n;
+}
+
+void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why)
+{
+	struct mmu_pages pages;
+	char msg[VM_STOP_MSG_LEN];
+
+	if (r & FAULT_OOM) {
+		mmu__pages(&vm->mmu, &pages);
+		snprintf(msg, sizeof(msg),
+			 "guest out of memory: %s (budget %llu pages, resident %llu "
+			 "pages)",
+			 why, (unsigned long long)pages.budget, (unsigned long long)pages.resident);
+		if (vm->on_oom == CLI_OOM_MCE)
+			vm__inject_mce(vm, ctx, FL_EXIT_OOM, msg);
+		else
+			vm__stop(vm, FL_EXIT_OOM, "%s (GPA 0x%llx, vCPU %d)", msg,
+				 (unsigned long long)ctx->gpa, ctx->vcpu);
+	} else if (r & FAULT_SIGBUS) {
+		snprintf(msg, sizeof(msg), "device memory error: %s", why);
+		vm__inject_mce(vm, ctx, FL_EXIT_FAULT, msg);
+	} else if (r & FAULT_MMIO) {
+		vm__stop(vm, FL_EXIT_GUEST, "%s (GPA 0x%llx, vCPU %d)", why,
+			 (unsigned long long)ctx->gpa, ctx->vcpu);
+	} else {
+		vm__stop(vm, FL_EXIT_FAULT, "guest page fault failed: %s (GPA 0x%llx, vCPU %d)",
+			 why, (unsigned long long)ctx->gpa, ctx->vcpu);
+	}
+}
+
+static void vm__bar_stats_text(const struct bar *bar, FILE *out)
+{
+	const struct bar_counter *c;
+	unsigned i;
+
+	fprintf(out, "device %s (BAR at GPA 0x%llx, %llu bytes):\n", bar->name,
+		(unsigned long long)bar->gpa, (unsigned long long)bar->size);
+#define BAR_COUNTER_TEXT(name, help)                                                               \
+	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
+		(unsigned long long)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED), help);
+	BAR_COUNTERS(BAR_COUNTER_TEXT)
+#undef BAR_COUNTER_TEXT
+	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
+		fprintf(out, "  %-24s %12llu  %s\n", c->name,
+			(unsigned long long)__atomic_load_n(&bar->stats.dev[i], __ATOMIC_RELAXED),
+			c->help);
+}
+
+static json_t *vm__bar_stats_json(const struct bar *bar)
+{
+	json_t *o = json_object();
+	const struct bar_counter *c;
+	unsigned i;
+
+#define BAR_COUNTER_JSON(name, help)                                                               \
+	json_object_set_new(                                                                       \
+		o, #name,                                                                          \
+		json_integer((json_int_t)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED)));
+	BAR_COUNTERS(BAR_COUNTER_JSON)
+#undef BAR_COUNTER_JSON
+	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
+		json_object_set_new(o, c->name,
+				    json_integer((json_int_t)__atomic_load_n(&bar->stats.dev[i],
+									     __ATOMIC_RELAXED)));
+	return o;
+}
+
+void vm__print_stats(struct vm *vm, bool json, FILE *out)
+{
+	const struct bar *bars[2];
+	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
+	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
+	struct mmu_pages pages;
+	json_t *root, *devices;
+	unsigned i, n = 0;
+
+	if (vm->shm)
+		bars[n++] = &vm->shm->bar;
+	if (vm->vram)
+		bars[n++] = &vm->vram->bar;
+	mmu__pages(&vm->mmu, &pages);
+	if (!json) {
+		mmu_stats__print_text(&vm->mmu.stats, &pages, vm->nr_vcpus, out);
+		fprintf(out, "  %-24s %12llu  port I/O accesses no device claimed\n",
+			"unclaimed_pio", (unsigned long long)pio);
+		fprintf(out, "  %-24s %12llu  MMIO accesses no device claimed\n", "unclaimed_mmio",
+			(unsigned long long)mmio);
+		for (i = 0; i < n; i++)
+			vm__bar_stats_text(bars[i], out);
+		return;
+	}
+	root = mmu_stats__json(&vm->mmu.stats, &pages, vm->nr_vcpus);
+	devices = json_object();
+	if (!root || !devices) {
+		json_decref(root);
+		json_decref(devices);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		json_object_set_new(devices, bars[i]->name, vm__bar_stats_json(bars[i]));
+	json_object_set_new(root, "devices", devices);
+	json_object_set_new(
+		root, "unclaimed",
+		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
+	if (json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0)
+		fputc('\n', out);
+	json_decref(root);
+}
