@@ -108,6 +108,7 @@ int vram__init(struct vram_dev *vram, uint64_t size, uint64_t pool, uint64_t gpa
 	if (!pool || pool > size || pool % BAR_PAGE_SIZE)
 		return -EINVAL;
 	vram->mmu = mmu;
+	vram->nr_pages = n;
 	vram->pool_pages = pool / BAR_PAGE_SIZE;
 	vram->pool = vram__alloc(pool);
 	vram->sys = vram__alloc(size);
@@ -137,14 +138,14 @@ void vram__exit(struct vram_dev *vram)
 	uint64_t i, charged = 0;
 
 	bar__exit(&vram->bar);
-	for (i = 0; vram->charged && i < vram->bar.nr_pages; i++)
+	for (i = 0; vram->charged && i < vram->nr_pages; i++)
 		charged += vram->charged[i];
 	if (charged)
 		mmu__uncharge(vram->mmu, charged);
 	if (vram->pool)
 		munmap(vram->pool, vram->pool_pages * BAR_PAGE_SIZE);
 	if (vram->sys)
-		munmap(vram->sys, vram->bar.size);
+		munmap(vram->sys, vram->nr_pages * BAR_PAGE_SIZE);
 	free(vram->slot_of);
 	free(vram->page_in);
 	free(vram->charged);

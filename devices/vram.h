@@ -26,7 +26,8 @@
 
 struct vram_dev {
 	struct bar bar;
-	struct mmu *mmu; /* the budget */
+	struct mmu *mmu;   /* the budget */
+	uint64_t nr_pages; /* of the BAR */
 	uint64_t pool_pages;
 	uint8_t *pool;	      /* pool_pages pages */
 	uint8_t *sys;	      /* a page per BAR page */

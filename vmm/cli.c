@@ -306,8 +306,11 @@ static int parse_vram(char *arg, struct run_config *cfg)
 		pr_err("invalid option value: --vram needs size=SIZE");
 		return -EINVAL;
 	}
-	if (!cfg->vram_pool)
-		cfg->vram_pool = cfg->vram_size / 4 / 4096 * 4096 ?: 4096;
+	if (!cfg->vram_pool) {
+		cfg->vram_pool = (cfg->vram_size / 4) & ~4095ULL;
+		if (!cfg->vram_pool)
+			cfg->vram_pool = 4096;
+	}
 	if (cfg->vram_pool > cfg->vram_size) {
 		pr_err("invalid option value: the pool is larger than the BAR (--vram: pool %llu "
 		       "bytes, size %llu bytes)",

@@ -225,6 +225,63 @@ START_TEST(guest_arg_limits)
 }
 END_TEST
 
+/* --shm and --vram: KEY=VALUE lists, split in place (so writable copies here). */
+START_TEST(device_options)
+{
+	static const struct {
+		const char *opt, *arg, *msg;
+	} bad[] = {
+		{"--shm", "/f",
+		 "faultline: invalid option value: --shm needs size=SIZE (--shm: /f)\n"},
+		{"--shm", ",size=4K",
+		 "faultline: invalid option value: expected PATH,size=SIZE (--shm)\n"},
+		{"--shm", "/f,size=5000",
+		 "faultline: invalid option value: expected size=SIZE of 4K..256M, a multiple of "
+		 "4K "
+		 "(--shm: size=5000)\n"},
+		{"--shm", "/f,size=512M",
+		 "faultline: invalid option value: expected size=SIZE of 4K..256M, a multiple of "
+		 "4K "
+		 "(--shm: size=512M)\n"},
+		{"--shm", "/f,size=4K,colour=red",
+		 "faultline: invalid option value: unknown key colour; expected size or doorbell "
+		 "(--shm)\n"},
+		{"--shm", "/f,size",
+		 "faultline: invalid option value: expected KEY=VALUE (--shm: size)\n"},
+		{"--vram", "pool=8K", "faultline: invalid option value: --vram needs size=SIZE\n"},
+		{"--vram", "size=8K,pool=16K",
+		 "faultline: invalid option value: the pool is larger than the BAR (--vram: pool "
+		 "16384 "
+		 "bytes, size 8192 bytes)\n"},
+		{"--vram", "size=8K,doorbell=/x",
+		 "faultline: invalid option value: unknown key doorbell; expected size or pool "
+		 "(--vram)\n"},
+	};
+	enum cli_command cmd;
+	struct run_config cfg;
+	char a[64], b[64];
+	unsigned i;
+
+	snprintf(a, sizeof(a), "/tmp/x,size=64K,doorbell=/tmp/bell");
+	snprintf(b, sizeof(b), "size=256K,pool=16K");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--shm", a, "--vram", b), 0);
+	ck_assert_str_eq(cfg.shm_path, "/tmp/x");
+	ck_assert_uint_eq(cfg.shm_size, 64 << 10);
+	ck_assert_str_eq(cfg.shm_doorbell, "/tmp/bell");
+	ck_assert_uint_eq(cfg.vram_size, 256 << 10);
+	ck_assert_uint_eq(cfg.vram_pool, 16 << 10);
+	snprintf(b, sizeof(b), "size=8K");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--vram", b), 0);
+	ck_assert_uint_eq(cfg.vram_pool, 4096); /* a quarter, at least a page */
+	ck_assert_ptr_null(cfg.shm_path);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(a, sizeof(a), "%s", bad[i].arg);
+		ck_assert_int_eq(PARSE("run", "--kernel", "k", bad[i].opt, a), -EINVAL);
+		ck_assert_str_eq(log_buf, bad[i].msg);
+	}
+}
+END_TEST
+
 START_TEST(help_and_version)
 {
 	enum cli_command cmd;
@@ -267,6 +324,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, run_all_options);
 	tcase_add_test(tc, run_errors);
 	tcase_add_test(tc, guest_arg_limits);
+	tcase_add_test(tc, device_options);
 	tcase_add_test(tc, help_and_version);
 	suite_add_tcase(s, tc);
 	return s;

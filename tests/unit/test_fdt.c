@@ -91,6 +91,43 @@ START_TEST(memory_banks)
 }
 END_TEST
 
+/* BAR devices: reg pairs of 64-bit GPA and size, and the optional property. */
+START_TEST(bar_devices)
+{
+	static const struct fdt_mmio_device bars[] = {
+		{"shm", "faultline,shm", 2, {{0xd0000000, 0x1000}, {0xd0001000, 0x10000}}, NULL, 0},
+		{"vram",
+		 "faultline,vram",
+		 1,
+		 {{0xe0000000, 0x40000}},
+		 "faultline,pool-size",
+		 0x4000},
+	};
+	struct guest_ram ram;
+	struct fdt_params p = {
+		.ram = &ram, .nr_vcpus = 1, .mmio_devices = bars, .nr_mmio_devices = 2};
+	const fdt64_t *reg;
+	int len;
+
+	ck_assert_int_eq(guest_ram__layout(&ram, 64ULL << 20), 0);
+	ck_assert_int_eq(fdt__build(fdt_buf, sizeof(fdt_buf), &p), 0);
+	reg = prop("/shm@d0000000", "reg", &len);
+	ck_assert_int_eq(len, 32);
+	ck_assert_uint_eq(fdt64_to_cpu(reg[0]), 0xd0000000);
+	ck_assert_uint_eq(fdt64_to_cpu(reg[1]), 0x1000);
+	ck_assert_uint_eq(fdt64_to_cpu(reg[2]), 0xd0001000);
+	ck_assert_uint_eq(fdt64_to_cpu(reg[3]), 0x10000);
+	ck_assert_str_eq(prop("/shm@d0000000", "compatible", &len), "faultline,shm");
+	reg = prop("/vram@e0000000", "reg", &len);
+	ck_assert_int_eq(len, 16);
+	ck_assert_uint_eq(fdt64_to_cpu(reg[1]), 0x40000);
+	reg = prop("/vram@e0000000", "faultline,pool-size", &len);
+	ck_assert_int_eq(len, 8);
+	ck_assert_uint_eq(fdt64_to_cpu(reg[0]), 0x4000);
+	ck_assert_ptr_null(prop("/shm@d0000000", "faultline,pool-size", &len));
+}
+END_TEST
+
 START_TEST(too_small)
 {
 	struct guest_ram ram;
@@ -110,6 +147,7 @@ Suite *fdt_suite(void)
 
 	tcase_add_test(tc, reads_back);
 	tcase_add_test(tc, memory_banks);
+	tcase_add_test(tc, bar_devices);
 	tcase_add_test(tc, too_small);
 	suite_add_tcase(s, tc);
 	return s;

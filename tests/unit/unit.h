@@ -14,6 +14,7 @@ Suite *guest_ram_suite(void);
 Suite *inject_suite(void);
 Suite *mmu_suite(void);
 Suite *gpa_map_suite(void);
+Suite *bar_suite(void);
 
 /* Assert that the captured messages are exactly @want. */
 #define ck_assert_log(buf, want) ck_assert_str_eq(buf, want)
