@@ -127,7 +127,7 @@ int vram_workload(const struct guest *g, uint32_t cpu)
 		node = fdt_node_offset_by_compatible(g->fdt, -1, "faultline,vram");
 		pool = fdt_getprop(g->fdt, node, "faultline,pool-size", &len);
 		gprintf("vram: BAR of %lu pages at GPA 0x%lx, pool of %lu pages\n", n, base,
-			pool && len == 8 ? fdt64_to_cpu(*pool) / PAGE_SIZE : 0);
+			pool && len == 8 ? fdt64_ld(pool) / PAGE_SIZE : 0);
 	}
 	/* Pass p checks pass p - 1's words and writes its own: sequential, then reversed. */
 	for (p = 0; p <= passes; p++)

@@ -106,24 +106,24 @@ START_TEST(bar_devices)
 	struct guest_ram ram;
 	struct fdt_params p = {
 		.ram = &ram, .nr_vcpus = 1, .mmio_devices = bars, .nr_mmio_devices = 2};
-	const fdt64_t *reg;
+	const fdt64_t *reg; /* FDT properties are 4-byte aligned: fdt64_ld() */
 	int len;
 
 	ck_assert_int_eq(guest_ram__layout(&ram, 64ULL << 20), 0);
 	ck_assert_int_eq(fdt__build(fdt_buf, sizeof(fdt_buf), &p), 0);
 	reg = prop("/shm@d0000000", "reg", &len);
 	ck_assert_int_eq(len, 32);
-	ck_assert_uint_eq(fdt64_to_cpu(reg[0]), 0xd0000000);
-	ck_assert_uint_eq(fdt64_to_cpu(reg[1]), 0x1000);
-	ck_assert_uint_eq(fdt64_to_cpu(reg[2]), 0xd0001000);
-	ck_assert_uint_eq(fdt64_to_cpu(reg[3]), 0x10000);
+	ck_assert_uint_eq(fdt64_ld(&reg[0]), 0xd0000000);
+	ck_assert_uint_eq(fdt64_ld(&reg[1]), 0x1000);
+	ck_assert_uint_eq(fdt64_ld(&reg[2]), 0xd0001000);
+	ck_assert_uint_eq(fdt64_ld(&reg[3]), 0x10000);
 	ck_assert_str_eq(prop("/shm@d0000000", "compatible", &len), "faultline,shm");
 	reg = prop("/vram@e0000000", "reg", &len);
 	ck_assert_int_eq(len, 16);
-	ck_assert_uint_eq(fdt64_to_cpu(reg[1]), 0x40000);
+	ck_assert_uint_eq(fdt64_ld(&reg[1]), 0x40000);
 	reg = prop("/vram@e0000000", "faultline,pool-size", &len);
 	ck_assert_int_eq(len, 8);
-	ck_assert_uint_eq(fdt64_to_cpu(reg[0]), 0x4000);
+	ck_assert_uint_eq(fdt64_ld(&reg[0]), 0x4000);
 	ck_assert_ptr_null(prop("/shm@d0000000", "faultline,pool-size", &len));
 }
 END_TEST
