@@ -2,19 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mmu/bar.h"
 #include "mmu/inject.h"
-
-static uint64_t bar__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
+#include "mmu/mmu.h"
 
 int bar__init(struct bar *bar, const char *name, uint64_t gpa, uint64_t size,
 	      const struct bar_ops *ops, void *priv, const struct bar_mapper *mapper,
@@ -288,7 +280,7 @@ static fault_t bar__access_page(struct bar *bar, struct fault_ctx *ctx, uint64_t
 				unsigned len, bool is_write, char *why, size_t why_len)
 {
 	uint64_t pg = offset / BAR_PAGE_SIZE, in = offset % BAR_PAGE_SIZE;
-	uint64_t start = bar__now_ns(), elapsed;
+	uint64_t start = mmu__now_ns(), elapsed;
 	struct bar_page *p = &bar->pages[pg];
 	uint8_t *page;
 	uint32_t seq;
@@ -331,7 +323,7 @@ static fault_t bar__access_page(struct bar *bar, struct fault_ctx *ctx, uint64_t
 		} else if (!(r & FAULT_RETRY)) {
 			return bar__bad_answer(bar, ctx, pg, why, why_len);
 		}
-		elapsed = bar__now_ns() - start;
+		elapsed = mmu__now_ns() - start;
 		if (ctx->attempt + 1 >= bar->max_retries ||
 		    elapsed >= (uint64_t)bar->retry_ms * 1000000ULL ||
 		    (bar->mapper.stopping && bar->mapper.stopping(bar->mapper.owner)))
