@@ -20,7 +20,7 @@ DEPFLAGS = -MMD -MP
 # The monitor is linked statically so that it runs unchanged inside the nested
 # harness and on hosts without our -dev packages.
 MON_LDFLAGS := -static-pie -Wl,-z,relro,-z,now
-MON_LIBS    := -lfdt -ljansson -lseccomp -pthread
+MON_LIBS    := -lfdt -ljansson -lseccomp -lxxhash -pthread
 
 LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c)) $(wildcard devices/*.c) \
             $(wildcard mmu/*.c)
@@ -57,7 +57,8 @@ $(BUILD)/guest/obj/%.o: %.S
 	$(CC) $(GUEST_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 # ---- unit tests (Check) -------------------------------------------------------
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) -lfdt -ljansson -pthread
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) -lfdt -ljansson -lxxhash \
+              -pthread
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/tests/unit
 UNIT_ASAN  := $(BUILD)/tests/unit-asan

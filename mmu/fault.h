@@ -45,6 +45,7 @@ enum fault_source {
 #define FAULT_FLAG_NO_AROUND	 0x4u  /* serve exactly one page */
 #define FAULT_FLAG_WP		 0x8u  /* a write to a write-protected resident page */
 #define FAULT_FLAG_INTERRUPTIBLE 0x10u /* a guest fault: stopping the VM ends its retries */
+#define FAULT_FLAG_COW		 0x20u /* out: it failed breaking a shared page (dedup) */
 
 struct mmu;
 

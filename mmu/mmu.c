@@ -12,11 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mmu/bitmap.h"
+#include "mmu/dedup.h"
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
 #include "mmu/uffd_compat.h"
 
-#define BITS_PER_LONG (8 * sizeof(unsigned long))
+static uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want);
 
 uint64_t mmu__now_ns(void)
 {
@@ -30,26 +32,6 @@ uint64_t mmu__now_ns(void)
 static const char *inject_scope(const struct fault_ctx *ctx)
 {
 	return ctx->source == FAULT_SRC_MONITOR ? NULL : "guest";
-}
-
-static bool bit_test(const unsigned long *map, uint64_t i)
-{
-	unsigned long w = __atomic_load_n(&map[i / BITS_PER_LONG], __ATOMIC_ACQUIRE);
-
-	return w & (1UL << (i % BITS_PER_LONG));
-}
-
-static void bit_set(unsigned long *map, uint64_t i)
-{
-	__atomic_or_fetch(&map[i / BITS_PER_LONG], 1UL << (i % BITS_PER_LONG), __ATOMIC_RELEASE);
-}
-
-/* Clear bit @i; true when it was set. */
-static bool bit_test_clear(unsigned long *map, uint64_t i)
-{
-	unsigned long m = 1UL << (i % BITS_PER_LONG);
-
-	return __atomic_fetch_and(&map[i / BITS_PER_LONG], ~m, __ATOMIC_ACQ_REL) & m;
 }
 
 static bool page_resident(const struct mmu *mmu, uint64_t pi)
@@ -227,45 +209,68 @@ static void mmu__wake(struct mmu *mmu, uint64_t pi)
  * reclaimed); lift the protection, which wakes the writer. Under the
  * reclaim lock, so a reclaim cannot drop the page between the decision and
  * the write. A page reclaimed meanwhile is only woken: the writer refaults
- * it as missing.
+ * it as missing. With dedup, a page being merged is left alone (the merge
+ * wakes its writers when it ends) and a merged page gets its own copy.
  */
-static fault_t mmu__unprotect(struct mmu *mmu, uint64_t pi)
+static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 {
+	struct mmu *mmu = ctx->mmu;
 	struct uffdio_writeprotect wp = {
 		.range = {.start = (uint64_t)(uintptr_t)(mmu->ram.host + pi * MMU_PAGE_SIZE),
 			  .len = MMU_PAGE_SIZE},
 		.mode = 0,
 	};
+	fault_t r = FAULT_DONE;
 	int err = 0;
 
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	if (page_resident(mmu, pi)) {
+	if (mmu->dedup && dedup__page_busy(mmu->dedup, pi)) {
+		if (ctx->source != FAULT_SRC_UFFD)
+			dedup__wait_idle(mmu->dedup, pi);
+	} else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi)) {
+		r = dedup__break_cow(mmu->dedup, ctx, pi);
+	} else if (page_resident(mmu, pi)) {
 		bit_set(mmu->dirty, pi);
 		MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
 		err = inject__check("UFFDIO_WRITEPROTECT");
 		if (!err && ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
 			err = errno;
+		r = fault__from_errno(-err);
 	} else {
 		mmu__wake(mmu, pi);
 	}
 	pthread_mutex_unlock(&mmu->reclaim_lock);
-	return fault__from_errno(-err);
+	return r;
 }
 
 /*
- * The faulting page is resident already: a sibling installed it, or this
- * is the first write to a clean write-protected page.
+ * A read of a page being merged that came as an exit (not a userfaultfd
+ * event): wait for the merge, then the vCPU goes on.
+ */
+static void mmu__wait_merge(struct mmu *mmu, uint64_t pi)
+{
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	dedup__wait_idle(mmu->dedup, pi);
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+}
+
+/*
+ * The faulting page is resident already: a sibling installed it, this is
+ * the first write to a clean write-protected page, or a write to a page
+ * dedup protected or merged.
  */
 static fault_t mmu__fault_resident(struct fault_ctx *ctx, uint64_t pi)
 {
 	struct mmu *mmu = ctx->mmu;
 
 	if (ctx->flags & FAULT_FLAG_WP ||
-	    (mmu->wp && ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR &&
-	     !bit_test(mmu->dirty, pi))) {
+	    (mmu->uffd_wp && ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR &&
+	     (mmu->dedup || !bit_test(mmu->dirty, pi)))) {
 		MMU_STAT_INC(&mmu->stats, faults_wp);
-		return mmu__unprotect(mmu, pi);
+		return mmu__unprotect(ctx, pi);
 	}
+	if (mmu->dedup && ctx->source != FAULT_SRC_UFFD)
+		mmu__wait_merge(mmu, pi);
 	/* A waiter that raced with the install may have missed its wake-up. */
 	if (ctx->source == FAULT_SRC_UFFD)
 		mmu__wake(mmu, pi);
@@ -283,6 +288,28 @@ static bool budget_charge_reclaim(struct mmu *mmu, const struct fault_ctx *ctx, 
 	if (n > 1 || !mmu->wp)
 		return false;
 	return mmu__reclaim(mmu, MMU_RECLAIM_BATCH) && budget_charge(mmu, ctx, n);
+}
+
+/*
+ * Pages dedup released as zeros come back as zeros, whatever the backing
+ * file holds there: zero them in @buf (pages [first, first + n)).
+ */
+static void mmu__fill_zeroed(struct mmu *mmu, uint8_t *buf, uint64_t first, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; mmu->dedup && i < n; i++)
+		if (bit_test(mmu->zeroed, first + i))
+			memset(buf + i * MMU_PAGE_SIZE, 0, MMU_PAGE_SIZE);
+}
+
+/* Pages [first, first + n) are installed: they hold what the file holds again. */
+static void mmu__forget_zeroed(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; mmu->dedup && i < n; i++)
+		bit_test_clear(mmu->zeroed, first + i);
 }
 
 /* Install @n pages at host page @first from the backing. Returns bytes installed or -errno. */
@@ -303,14 +330,17 @@ static int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, u
 		ctx->err = -err;
 		return err == -ENOMEM ? -ENOMEM : -EIO;
 	}
+	mmu__fill_zeroed(mmu, buf, first, n);
 	/* A write fault dirties its page before anyone can see it clean. */
 	if (mmu->wp && (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
 		bit_set(mmu->dirty, pi);
 	ret = install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
+	if (ret > 0)
+		mmu__forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);
 	if (mmu->wp && ret > (int64_t)((pi - first) * MMU_PAGE_SIZE) &&
 	    ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR) {
 		pages_mark_resident(mmu, pi, 1);
-		mmu__unprotect(mmu, pi);
+		mmu__unprotect(ctx, pi);
 	}
 	return ret;
 }
@@ -394,7 +424,12 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 	}
 	if (r & FAULT_OOM) {
 		MMU_STAT_INC(&mmu->stats, result_oom);
-		if (ctx->err)
+		if (ctx->flags & FAULT_FLAG_COW)
+			snprintf(why, sizeof(why),
+				 "copy-on-write break of a shared page: budget of %llu pages "
+				 "exhausted",
+				 (unsigned long long)mmu->limit_pages);
+		else if (ctx->err)
 			snprintf(why, sizeof(why), "the host could not allocate the page: %s",
 				 strerror(ctx->err));
 		else
@@ -457,20 +492,30 @@ fault_t mmu__handle_fault(struct fault_ctx *ctx)
 /*
  * Pin resident page @pi for the monitor: mark it dirty under the reclaim
  * lock so that no reclaim drops it while the monitor holds a pointer into
- * it. False when it is not resident (any more).
+ * it; with dedup, give a merged page its own copy and never merge it
+ * again. Returns 0, -EAGAIN when it is not resident (any more), or -ENOMEM
+ * when the copy cannot be charged.
  */
-static bool mmu__pin(struct mmu *mmu, uint64_t pi)
+static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx)
 {
-	bool ok;
+	int ret = 0;
 
-	if (!mmu->wp || bit_test(mmu->dirty, pi))
-		return page_resident(mmu, pi);
+	if (!mmu->dedup && (!mmu->wp || bit_test(mmu->dirty, pi)))
+		return page_resident(mmu, pi) ? 0 : -EAGAIN;
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	ok = page_resident(mmu, pi);
-	if (ok)
+	if (mmu->dedup)
+		dedup__wait_idle(mmu->dedup, pi);
+	if (!page_resident(mmu, pi))
+		ret = -EAGAIN;
+	else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi) &&
+		 dedup__break_cow(mmu->dedup, ctx, pi) != FAULT_DONE)
+		ret = -ENOMEM;
+	if (!ret && mmu->dedup)
+		dedup__pin(mmu->dedup, pi);
+	if (!ret && mmu->wp)
 		bit_set(mmu->dirty, pi);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
-	return ok;
+	return ret;
 }
 
 int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
@@ -494,11 +539,15 @@ int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 		uint64_t pi = (uint64_t)(ctx.hva - mmu->ram.host) / MMU_PAGE_SIZE;
 		fault_t r;
 
-		while (!mmu__pin(mmu, pi)) {
+		int ret;
+
+		while ((ret = mmu__pin(mmu, pi, &ctx)) == -EAGAIN) {
 			r = mmu__handle_fault(&ctx);
 			if (!(r & FAULT_DONE))
 				return fault__to_errno(r);
 		}
+		if (ret)
+			return ret;
 	}
 	*ptr = mmu->alias + (host - mmu->ram.host);
 	return 0;
@@ -543,6 +592,17 @@ int mmu__charge(struct mmu *mmu, uint64_t n)
 	return budget_charge_reclaim(mmu, &ctx, n) ? 0 : -ENOMEM;
 }
 
+int mmu__charge_locked(struct mmu *mmu, uint64_t n)
+{
+	const struct fault_ctx ctx = {.mmu = mmu, .vcpu = -1, .source = FAULT_SRC_UFFD};
+
+	if (budget_charge(mmu, &ctx, n))
+		return 0;
+	if (n > 1 || !mmu->wp || !mmu__reclaim_locked(mmu, MMU_RECLAIM_BATCH))
+		return -ENOMEM;
+	return budget_charge(mmu, &ctx, n) ? 0 : -ENOMEM;
+}
+
 void mmu__uncharge(struct mmu *mmu, uint64_t n)
 {
 	budget_uncharge(mmu, n);
@@ -560,6 +620,22 @@ bool mmu__can_poison(const struct mmu *mmu)
 	return mmu->uffd_features & UFFD_FEATURE_POISON;
 }
 
+/*
+ * A merged page about to be poisoned (a copy-on-write break that ran out
+ * of memory, --on-oom mce) gives its shared page up: its contents are lost.
+ */
+static int mmu__poison_merged(struct mmu *mmu, uint64_t pi)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	dedup__wait_idle(mmu->dedup, pi);
+	if (dedup__page_merged(mmu->dedup, pi))
+		err = dedup__discard(mmu->dedup, pi);
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+	return err;
+}
+
 int mmu__poison(struct mmu *mmu, uint64_t gpa)
 {
 	uint8_t *hva = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE);
@@ -574,6 +650,11 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 	pi = (uint64_t)(hva - mmu->ram.host) / MMU_PAGE_SIZE;
 	if (bit_test(mmu->poisoned, pi))
 		return 0;
+	if (mmu->dedup) {
+		err = mmu__poison_merged(mmu, pi);
+		if (err)
+			return err;
+	}
 	p.range.start = (uint64_t)(uintptr_t)hva;
 	p.range.len = MMU_PAGE_SIZE;
 	/*
@@ -588,6 +669,8 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 		bit_test_clear(mmu->poisoned, pi);
 		return -err;
 	}
+	if (mmu->dedup)
+		dedup__wake(mmu->dedup, pi); /* a writer of the shared page meets the poison */
 	MMU_STAT_INC(&mmu->stats, pages_poisoned);
 	return 0;
 }
@@ -621,14 +704,13 @@ static uint64_t mmu__reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n)
 	return n;
 }
 
-uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want)
+static uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want)
 {
 	uint64_t got = 0, scanned, pi, run_first = 0, run_n = 0;
 
 	if (!mmu->wp || !want)
 		return 0;
 	MMU_STAT_INC(&mmu->stats, reclaims);
-	pthread_mutex_lock(&mmu->reclaim_lock);
 	pi = mmu->reclaim_hand % mmu->nr_pages;
 	for (scanned = 0; scanned < mmu->nr_pages && got + run_n < want; scanned++) {
 		/*
@@ -637,6 +719,7 @@ uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want)
 		 * after the punch install it again rather than find it present.
 		 */
 		bool clean = !bit_test(mmu->dirty, pi) && page_resident(mmu, pi) &&
+			     !(mmu->dedup && dedup__page_busy(mmu->dedup, pi)) &&
 			     bit_test_clear(mmu->resident, pi);
 
 		if (clean && run_n && run_first + run_n == pi) {
@@ -654,8 +737,17 @@ uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want)
 	}
 	got += mmu__reclaim_run(mmu, run_first, run_n);
 	mmu->reclaim_hand = pi;
-	pthread_mutex_unlock(&mmu->reclaim_lock);
 	MMU_STAT_ADD(&mmu->stats, pages_reclaimed, got);
+	return got;
+}
+
+uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want)
+{
+	uint64_t got;
+
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	got = mmu__reclaim_locked(mmu, want);
+	pthread_mutex_unlock(&mmu->reclaim_lock);
 	return got;
 }
 

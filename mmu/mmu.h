@@ -52,6 +52,7 @@ struct mmu_config {
 	unsigned retry_ms;	  /* time bound across the attempts of one fault */
 	unsigned nr_handlers;	  /* userfaultfd handler threads, 1..16 */
 	unsigned spin_us;	  /* poll for the next event this long before sleeping */
+	bool dedup;		  /* write-protect guest RAM for dedup (mmu/dedup.h) */
 };
 
 struct mmu_ops {
@@ -86,8 +87,11 @@ struct mmu {
 	unsigned long *dirty;	      /* written or pinned since installed: not reclaimable */
 	unsigned long *poisoned;      /* UFFDIO_POISON'ed or reported poisoned by the host */
 	uint64_t uffd_features;	      /* what the kernel offers (UFFDIO_API) */
+	unsigned long *zeroed;	      /* released by dedup as zeros: installed as zeros */
 	bool wp;		      /* file pages are installed write-protected, reclaimable */
-	pthread_mutex_t reclaim_lock; /* reclaim against write-protect faults and pins */
+	bool uffd_wp;		      /* the guest view is registered for write-protect */
+	struct dedup *dedup;	      /* NULL: dedup off */
+	pthread_mutex_t reclaim_lock; /* page state: reclaim, dedup, write-protect faults, pins */
 	uint64_t reclaim_hand;	      /* where the next reclaim scan starts */
 	struct mmu_stats stats;
 	int stop_fd;   /* eventfd: handler threads stop */
@@ -170,6 +174,9 @@ extern const struct gpa_region_ops mmu_ram_ops;
  */
 int mmu__charge(struct mmu *mmu, uint64_t n) __attribute__((warn_unused_result));
 void mmu__uncharge(struct mmu *mmu, uint64_t n);
+
+/* As mmu__charge(), with mmu->reclaim_lock held (dedup). */
+int mmu__charge_locked(struct mmu *mmu, uint64_t n) __attribute__((warn_unused_result));
 
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);

@@ -70,7 +70,8 @@ static int mmu__init_memory(struct mmu *mmu)
 	mmu->resident = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
 	mmu->dirty = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
 	mmu->poisoned = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
-	if (!mmu->resident || !mmu->dirty || !mmu->poisoned)
+	mmu->zeroed = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	if (!mmu->resident || !mmu->dirty || !mmu->poisoned || !mmu->zeroed)
 		return mmu__fail("allocation of the page bitmaps", ENOMEM);
 	return 0;
 }
@@ -113,14 +114,18 @@ int mmu__uffd_init(struct mmu *mmu)
 		return -err;
 	}
 	mmu->uffd_features = mmu__uffd_probe();
-	/* Optional: poisoning (--on-oom mce) and write-protect (reclaim of file pages). */
+	/*
+	 * Optional: poisoning (--on-oom mce) and write-protect (reclaim of
+	 * file pages; dedup, which cannot go without it).
+	 */
 	api.features |= mmu->uffd_features & UFFD_FEATURE_POISON;
-	if (mmu->backing_fd >= 0 && !inject__check("uffd.wp") &&
+	if ((mmu->backing_fd >= 0 || mmu->cfg.dedup) && !inject__check("uffd.wp") &&
 	    mmu->uffd_features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) {
 		api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 		reg.mode |= UFFDIO_REGISTER_MODE_WP;
 		need |= 1ULL << _UFFDIO_WRITEPROTECT;
-		mmu->wp = true;
+		mmu->wp = mmu->backing_fd >= 0;
+		mmu->uffd_wp = true;
 	}
 	mmu->uffd_features &= api.features;
 	if (ioctl(mmu->uffd, UFFDIO_API, &api) < 0)
@@ -327,7 +332,8 @@ void mmu__exit(struct mmu *mmu)
 	free(mmu->resident);
 	free(mmu->dirty);
 	free(mmu->poisoned);
-	mmu->resident = mmu->dirty = mmu->poisoned = NULL;
+	free(mmu->zeroed);
+	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
 	if (mmu->uffd >= 0)
 		close(mmu->uffd);
 	if (mmu->memfd >= 0)

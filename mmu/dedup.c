@@ -1,0 +1,1086 @@
+/*
+ * The dedup engine: scanner, indexes, merge, copy-on-write break, unmerge.
+ * The overview and the locking rules are in mmu/dedup.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "mmu/bitmap.h"
+#include "mmu/dedup.h"
+#include "mmu/inject.h"
+#include "mmu/mmu.h"
+#include "mmu/uffd_compat.h"
+#include "vmm/log.h"
+
+#define PAGE		      MMU_PAGE_SIZE
+#define DEDUP_MAP_RESERVE_MIN 512ULL /* mappings left to the rest of the process */
+#define DEDUP_MAPS_PER_MERGE  2ULL   /* a page mapped into the guest view splits it in three */
+
+#define D_STAT_SET(d, name, v) __atomic_store_n(&(d)->stats.name, (v), __ATOMIC_RELAXED)
+#define D_STAT_ADD(d, name, n) __atomic_add_fetch(&(d)->stats.name, (n), __ATOMIC_RELAXED)
+#define D_STAT_INC(d, name)    D_STAT_ADD(d, name, 1)
+#define D_STAT(d, name)	       __atomic_load_n(&(d)->stats.name, __ATOMIC_RELAXED)
+
+static const uint8_t zero_page[PAGE];
+
+static int stable_cmp(const struct dedup_node *a, const struct dedup_node *b)
+{
+	if (a->checksum != b->checksum)
+		return a->checksum < b->checksum ? -1 : 1;
+	return a->slot < b->slot ? -1 : a->slot > b->slot;
+}
+
+static int unstable_cmp(const struct dedup_rmap *a, const struct dedup_rmap *b)
+{
+	if (a->checksum != b->checksum)
+		return a->checksum < b->checksum ? -1 : 1;
+	return a->pi < b->pi ? -1 : a->pi > b->pi;
+}
+
+/* libbsd's generator defines helpers some files do not use. */
+#define __unused __attribute__((unused))
+RB_GENERATE_STATIC(dedup_stable, dedup_node, link, stable_cmp)
+RB_GENERATE_STATIC(dedup_unstable, dedup_rmap, link, unstable_cmp)
+#undef __unused
+
+static uint8_t *guest_page(const struct dedup *d, uint64_t pi)
+{
+	return d->mmu->ram.host + pi * PAGE;
+}
+
+static uint8_t *alias_page(const struct dedup *d, uint64_t pi)
+{
+	return d->mmu->alias + pi * PAGE;
+}
+
+static uint8_t *stable_page(const struct dedup *d, const struct dedup_node *node)
+{
+	return d->stable + node->slot * PAGE;
+}
+
+static uint64_t knob(const struct dedup *d, const uint64_t *field)
+{
+	(void)d;
+	return __atomic_load_n(field, __ATOMIC_RELAXED);
+}
+
+/* ---- knobs ------------------------------------------------------------------ */
+
+void dedup__default_knobs(struct dedup_knobs *knobs)
+{
+#define DEDUP_KNOB_DEFAULT(name, def, min, max, help) knobs->name = def;
+	DEDUP_KNOBS(DEDUP_KNOB_DEFAULT)
+#undef DEDUP_KNOB_DEFAULT
+}
+
+static bool in_range(uint64_t v, uint64_t min, uint64_t max)
+{
+	return v >= min && v <= max;
+}
+
+int dedup__set_knob(struct dedup_knobs *knobs, const char *name, const char *value)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!value[0] || value[0] == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (errno || *end)
+		return errno == ERANGE ? -ERANGE : -EINVAL;
+#define DEDUP_KNOB_SET(kname, def, min, max, help)                                                 \
+	if (!strcmp(name, #kname)) {                                                               \
+		if (!in_range(v, min, max))                                                        \
+			return -ERANGE;                                                            \
+		knobs->kname = v;                                                                  \
+		return 0;                                                                          \
+	}
+	DEDUP_KNOBS(DEDUP_KNOB_SET)
+#undef DEDUP_KNOB_SET
+	return -ENOENT;
+}
+
+int dedup__set_run(struct dedup *d, uint64_t run)
+{
+	if (run > 2)
+		return -ERANGE;
+	pthread_mutex_lock(&d->wait_lock);
+	__atomic_store_n(&d->knobs.run, run, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->wait_lock);
+	return 0;
+}
+
+const char *dedup__mode_name(enum dedup_mode mode)
+{
+	return mode == DEDUP_ON ? "on" : mode == DEDUP_ZERO ? "zero" : "off";
+}
+
+/* ---- mappings of the process ------------------------------------------------- */
+
+/* Lines of /proc/self/maps: the mappings this process holds now. */
+static uint64_t dedup__count_maps(void)
+{
+	char buf[8192];
+	uint64_t n = 0;
+	ssize_t r;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < r; i++)
+			n += buf[i] == '\n';
+	close(fd);
+	return n;
+}
+
+static uint64_t dedup__max_map_count(void)
+{
+	char buf[32] = "";
+	int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+	ssize_t r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	unsigned long long v = r > 0 ? strtoull(buf, NULL, 10) : 0;
+
+	if (fd >= 0)
+		close(fd);
+	return v ? v : 65530; /* the kernel's default */
+}
+
+static void dedup__set_map_limit(struct dedup *d)
+{
+	uint64_t max = dedup__max_map_count(), reserve = max / 8;
+
+	if (reserve < DEDUP_MAP_RESERVE_MIN)
+		reserve = DEDUP_MAP_RESERVE_MIN;
+	d->map_limit = d->knobs.map_limit ? d->knobs.map_limit : max > reserve ? max - reserve : 0;
+}
+
+/* Whether @n more merges fit under the mapping limit; counts a skip otherwise. */
+static bool dedup__maps_allow(struct dedup *d, uint64_t n)
+{
+	if (d->maps + n * DEDUP_MAPS_PER_MERGE <= d->map_limit)
+		return true;
+	D_STAT_INC(d, merges_skipped_map_limit);
+	return false;
+}
+
+/* ---- shared pages -------------------------------------------------------------- */
+
+static int dedup__slot_alloc(struct dedup *d, uint64_t *slot)
+{
+	if (d->nr_free_slots) {
+		*slot = d->free_slots[--d->nr_free_slots];
+		return 0;
+	}
+	if (d->next_slot == d->mmu->nr_pages)
+		return -ENOSPC;
+	*slot = d->next_slot++;
+	return 0;
+}
+
+/*
+ * A new shared page holding a copy of @src, charged to the budget. Lock
+ * held. NULL when it cannot be charged or made.
+ */
+static struct dedup_node *dedup__node_new(struct dedup *d, const uint8_t *src, uint64_t checksum)
+{
+	struct dedup_node *node = calloc(1, sizeof(*node));
+	int err = inject__check("dedup.node");
+
+	if (!node || err || dedup__slot_alloc(d, &node->slot))
+		goto fail_free;
+	if (mmu__charge_locked(d->mmu, 1))
+		goto fail_slot;
+	if (pwrite(d->stable_fd, src, PAGE, (off_t)(node->slot * PAGE)) != (ssize_t)PAGE)
+		goto fail_charge;
+	node->checksum = checksum;
+	return node;
+
+fail_charge:
+	mmu__uncharge(d->mmu, 1);
+fail_slot:
+	d->free_slots[d->nr_free_slots++] = node->slot;
+fail_free:
+	free(node);
+	D_STAT_INC(d, merge_errors);
+	return NULL;
+}
+
+static void dedup__update_sharing(struct dedup *d)
+{
+	D_STAT_SET(d, pages_sharing, d->refs_committed - D_STAT(d, pages_shared));
+}
+
+/*
+ * Drop one reference to @node; the last frees its page, uncharging it
+ * unless @keep_charge (a copy-on-write break that took the charge over).
+ * Lock held.
+ */
+static void dedup__node_put(struct dedup *d, struct dedup_node *node, bool keep_charge)
+{
+	if (--node->refs)
+		return;
+	if (node->in_tree) {
+		RB_REMOVE(dedup_stable, &d->stable_tree, node);
+		D_STAT_ADD(d, pages_shared, -1);
+		dedup__update_sharing(d);
+	}
+	if (fallocate(d->stable_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(node->slot * PAGE), (off_t)PAGE) < 0) {
+		/* the page stays allocated in the memfd until the VM ends */
+	}
+	if (!keep_charge)
+		mmu__uncharge(d->mmu, 1);
+	d->free_slots[d->nr_free_slots++] = node->slot;
+	free(node);
+}
+
+/* A shared page with @page's contents and room for one more sharer. Lock held. */
+static struct dedup_node *dedup__stable_find(struct dedup *d, uint64_t checksum,
+					     const uint8_t *page)
+{
+	struct dedup_node key = {.checksum = checksum, .slot = 0}, *n;
+	uint64_t max = knob(d, &d->knobs.max_page_sharing);
+
+	for (n = RB_NFIND(dedup_stable, &d->stable_tree, &key); n && n->checksum == checksum;
+	     n = RB_NEXT(dedup_stable, &d->stable_tree, n))
+		if (n->refs < max && !memcmp(stable_page(d, n), page, PAGE))
+			return n;
+	return NULL;
+}
+
+/* ---- page state ---------------------------------------------------------------- */
+
+bool dedup__page_busy(const struct dedup *d, uint64_t pi)
+{
+	return bit_test(d->busy, pi);
+}
+
+bool dedup__page_merged(const struct dedup *d, uint64_t pi)
+{
+	return bit_test(d->merged, pi);
+}
+
+void dedup__wait_idle(struct dedup *d, uint64_t pi)
+{
+	while (bit_test(d->busy, pi))
+		pthread_cond_wait(&d->idle, &d->mmu->reclaim_lock);
+}
+
+void dedup__pin(struct dedup *d, uint64_t pi)
+{
+	bit_set(d->nomerge, pi);
+}
+
+/* Whether the scanner may look at page @pi. Lock held. */
+static bool dedup__candidate(const struct dedup *d, uint64_t pi)
+{
+	const struct mmu *mmu = d->mmu;
+
+	return bit_test(mmu->resident, pi) && !bit_test(mmu->poisoned, pi) &&
+	       !bit_test(d->merged, pi) && !bit_test(d->busy, pi) && !bit_test(d->nomerge, pi);
+}
+
+/* Write-protect page @pi of the guest view (@on), or lift it (which wakes writers). */
+static int dedup__protect(struct dedup *d, uint64_t pi, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = {.start = (uint64_t)(uintptr_t)guest_page(d, pi), .len = PAGE},
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return ioctl(d->mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
+/*
+ * Pages of a file-backed VM that nobody wrote are write-protected for
+ * reclaim already; the scanner leaves their protection as it finds it.
+ */
+static bool dedup__was_protected(const struct dedup *d, uint64_t pi)
+{
+	return d->mmu->wp && !bit_test(d->mmu->dirty, pi);
+}
+
+static void dedup__unprotect(struct dedup *d, uint64_t pi, bool was_protected)
+{
+	if (!was_protected && dedup__protect(d, pi, false)) {
+		/* the page stays protected: its next write is a fault that lifts it */
+	}
+}
+
+static void dedup__wake_uffd(int uffd, uint8_t *page)
+{
+	struct uffdio_range r = {.start = (uint64_t)(uintptr_t)page, .len = PAGE};
+
+	if (ioctl(uffd, UFFDIO_WAKE, &r) < 0) {
+		/* nobody waits */
+	}
+}
+
+void dedup__wake(struct dedup *d, uint64_t pi)
+{
+	dedup__wake_uffd(d->uffd, guest_page(d, pi));
+	dedup__wake_uffd(d->mmu->uffd, guest_page(d, pi));
+}
+
+/* The merge of @pi is over (either way): it stops being busy. Lock held. */
+static void dedup__unbusy(struct dedup *d, uint64_t pi)
+{
+	bit_test_clear(d->busy, pi);
+	pthread_cond_broadcast(&d->idle);
+}
+
+/* ---- merging -------------------------------------------------------------------- */
+
+/*
+ * Put @node's page at guest page @pi: a one-page mapping of the stable
+ * memfd, registered with the dedup userfaultfd and write-protected before
+ * mremap() moves it over the guest view, so no vCPU ever sees it writable.
+ * Lock not held (mremap waits for the dedup reader to read its event).
+ */
+static int dedup__map_shared(struct dedup *d, uint64_t pi, const struct dedup_node *node)
+{
+	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_WP};
+	struct uffdio_writeprotect wp = {.mode = UFFDIO_WRITEPROTECT_MODE_WP};
+	int err = inject__check("dedup.map");
+	uint8_t *st;
+
+	if (err)
+		return -err;
+	st = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, d->stable_fd,
+		  (off_t)(node->slot * PAGE));
+	if (st == MAP_FAILED)
+		return -errno;
+	reg.range = (struct uffdio_range){(uint64_t)(uintptr_t)st, PAGE};
+	wp.range = reg.range;
+	if (ioctl(d->uffd, UFFDIO_REGISTER, &reg) < 0)
+		goto fail;
+	(void)*(volatile uint8_t *)st; /* present: protect the entry, not a marker */
+	if (ioctl(d->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+		goto fail;
+	if (mremap(st, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, guest_page(d, pi)) == MAP_FAILED)
+		goto fail;
+	return 0;
+fail:
+	err = errno;
+	munmap(st, PAGE);
+	return -err;
+}
+
+/*
+ * Merge busy, protected page @pi into @node, which holds a reference for
+ * it. Lock held on entry and exit, dropped around the mapping change. On
+ * failure the reference is dropped and the page is as it was.
+ */
+static int dedup__merge_into(struct dedup *d, uint64_t pi, struct dedup_node *node)
+{
+	struct mmu *mmu = d->mmu;
+	int ret;
+
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+	ret = dedup__map_shared(d, pi, node);
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	if (ret) {
+		D_STAT_INC(d, merge_errors);
+		dedup__node_put(d, node, false);
+		return ret;
+	}
+	/* The guest view maps the shared page now: the page's own can go. */
+	if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
+		      (off_t)PAGE) == 0)
+		mmu__uncharge(mmu, 1);
+	else
+		D_STAT_INC(d, merge_errors); /* the page stays charged until its COW break */
+	bit_set(mmu->dirty, pi);	     /* never reclaimed as a clean file page */
+	bit_set(d->merged, pi);
+	d->rmap[pi].node = node;
+	d->maps += DEDUP_MAPS_PER_MERGE;
+	if (!node->in_tree) {
+		RB_INSERT(dedup_stable, &d->stable_tree, node);
+		node->in_tree = true;
+		D_STAT_INC(d, pages_shared);
+	}
+	d->refs_committed++;
+	dedup__update_sharing(d);
+	return 0;
+}
+
+/*
+ * Protect page @pi and check, now that it cannot change, that it still
+ * holds @want. Lock held. False (protection lifted again) otherwise.
+ */
+static bool dedup__freeze(struct dedup *d, uint64_t pi, const uint8_t *want)
+{
+	bool was = dedup__was_protected(d, pi);
+
+	if (!was && dedup__protect(d, pi, true)) {
+		D_STAT_INC(d, merge_errors);
+		return false;
+	}
+	if (memcmp(alias_page(d, pi), want, PAGE)) {
+		dedup__unprotect(d, pi, was);
+		return false;
+	}
+	return true;
+}
+
+/* End the merge of @pi: failed ones get their protection back as it was. Lock held. */
+static void dedup__merge_end(struct dedup *d, uint64_t pi, bool was_protected, int ret)
+{
+	if (ret)
+		dedup__unprotect(d, pi, was_protected);
+	dedup__unbusy(d, pi);
+}
+
+/* Merge candidate @pi into the shared page @node. Lock held on entry and exit. */
+static void dedup__merge_stable(struct dedup *d, uint64_t pi, struct dedup_node *node)
+{
+	bool was = dedup__was_protected(d, pi);
+	int ret;
+
+	if (!dedup__maps_allow(d, 1) || !dedup__freeze(d, pi, stable_page(d, node)))
+		return;
+	bit_set(d->busy, pi);
+	node->refs++;
+	ret = dedup__merge_into(d, pi, node);
+	dedup__merge_end(d, pi, was, ret);
+	dedup__wake(d, pi);
+}
+
+/*
+ * Candidates @a (from the unstable index) and @b hold the same bytes: make
+ * a shared page of them. Lock held on entry and exit.
+ */
+static void dedup__merge_pair(struct dedup *d, uint64_t a, uint64_t b, uint64_t checksum)
+{
+	bool was_a = dedup__was_protected(d, a), was_b = dedup__was_protected(d, b);
+	struct dedup_node *node;
+	int ra, rb;
+
+	if (!dedup__maps_allow(d, 2) || !dedup__freeze(d, a, alias_page(d, b)))
+		return;
+	if (!dedup__freeze(d, b, alias_page(d, a))) {
+		dedup__unprotect(d, a, was_a);
+		return;
+	}
+	node = dedup__node_new(d, alias_page(d, a), checksum);
+	if (!node) {
+		dedup__unprotect(d, a, was_a);
+		dedup__unprotect(d, b, was_b);
+		return;
+	}
+	RB_REMOVE(dedup_unstable, &d->unstable_tree, &d->rmap[a]);
+	d->rmap[a].seq = 0;
+	D_STAT_ADD(d, pages_unshared, -1);
+	bit_set(d->busy, a);
+	bit_set(d->busy, b);
+	node->refs = 2;
+	ra = dedup__merge_into(d, a, node);
+	rb = dedup__merge_into(d, b, node);
+	dedup__merge_end(d, a, was_a, ra);
+	dedup__merge_end(d, b, was_b, rb);
+	dedup__wake(d, a);
+	dedup__wake(d, b);
+}
+
+/*
+ * An equal page from this pass's unstable index, not @pi itself; stale
+ * entries met on the way are dropped. Lock held.
+ */
+static struct dedup_rmap *dedup__unstable_find(struct dedup *d, uint64_t checksum, uint64_t pi)
+{
+	struct dedup_rmap key = {.checksum = checksum, .pi = 0}, *r, *next;
+
+	for (r = RB_NFIND(dedup_unstable, &d->unstable_tree, &key); r && r->checksum == checksum;
+	     r = next) {
+		next = RB_NEXT(dedup_unstable, &d->unstable_tree, r);
+		if (r->pi == pi)
+			continue;
+		if (!dedup__candidate(d, r->pi)) {
+			RB_REMOVE(dedup_unstable, &d->unstable_tree, r);
+			r->seq = 0;
+			D_STAT_ADD(d, pages_unshared, -1);
+			continue;
+		}
+		if (!memcmp(alias_page(d, r->pi), alias_page(d, pi), PAGE))
+			return r;
+	}
+	return NULL;
+}
+
+/* ---- the scan -------------------------------------------------------------------- */
+
+/*
+ * The checksum gate: true when page @pi kept its checksum since the last
+ * pass. Updates the checksum and the volatile count. Lock held.
+ */
+static bool dedup__checksum_gate(struct dedup *d, struct dedup_rmap *r, uint64_t sum)
+{
+	bool same = r->checksummed && r->checksum == sum;
+
+	if (same && r->is_volatile) {
+		r->is_volatile = false;
+		D_STAT_ADD(d, pages_volatile, -1);
+	} else if (!same && r->checksummed && !r->is_volatile) {
+		r->is_volatile = true;
+		D_STAT_INC(d, pages_volatile);
+	}
+	if (!same && r->seq == d->seq) {
+		RB_REMOVE(dedup_unstable, &d->unstable_tree, r);
+		r->seq = 0;
+		D_STAT_ADD(d, pages_unshared, -1);
+	}
+	r->checksum = sum;
+	r->checksummed = true;
+	return same;
+}
+
+/*
+ * Release zero page @pi: protected, checked, punched out, uncharged. Its
+ * next access is a missing-page fault that installs zeros (a file-backed
+ * VM marks it so that the file is not read for it). Lock held.
+ */
+static void dedup__release_zero(struct dedup *d, uint64_t pi)
+{
+	struct mmu *mmu = d->mmu;
+	bool was = dedup__was_protected(d, pi);
+
+	if (!dedup__freeze(d, pi, zero_page))
+		return;
+	bit_test_clear(mmu->resident, pi);
+	if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
+		      (off_t)PAGE) < 0) {
+		bit_set(mmu->resident, pi);
+		dedup__unprotect(d, pi, was);
+		D_STAT_INC(d, merge_errors);
+		return;
+	}
+	if (mmu->wp)
+		bit_set(mmu->zeroed, pi);
+	mmu__uncharge(mmu, 1);
+	D_STAT_INC(d, zero_pages);
+	d->rmap[pi].checksummed = false;
+}
+
+static void dedup__scan_page(struct dedup *d, uint64_t pi)
+{
+	struct mmu *mmu = d->mmu;
+	struct dedup_rmap *r = &d->rmap[pi], *peer;
+	struct dedup_node *node;
+	uint64_t sum;
+
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	D_STAT_INC(d, pages_scanned);
+	if (!dedup__candidate(d, pi))
+		goto out;
+	sum = XXH3_64bits(alias_page(d, pi), PAGE);
+	if (!dedup__checksum_gate(d, r, sum))
+		goto out;
+	if (sum == d->zero_checksum && !memcmp(alias_page(d, pi), zero_page, PAGE)) {
+		dedup__release_zero(d, pi);
+		goto out;
+	}
+	if (d->mode != DEDUP_ON || r->seq == d->seq)
+		goto out;
+	node = dedup__stable_find(d, sum, alias_page(d, pi));
+	if (node) {
+		dedup__merge_stable(d, pi, node);
+		goto out;
+	}
+	peer = dedup__unstable_find(d, sum, pi);
+	if (peer) {
+		dedup__merge_pair(d, peer->pi, pi, sum);
+		goto out;
+	}
+	r->seq = d->seq;
+	RB_INSERT(dedup_unstable, &d->unstable_tree, r);
+	D_STAT_INC(d, pages_unshared);
+out:
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+}
+
+/* A pass ended: the unstable index starts again, the mapping count is refreshed. */
+static void dedup__pass_done(struct dedup *d)
+{
+	uint64_t maps = dedup__count_maps();
+
+	pthread_mutex_lock(&d->mmu->reclaim_lock);
+	d->seq++;
+	RB_INIT(&d->unstable_tree);
+	D_STAT_SET(d, pages_unshared, 0);
+	if (maps)
+		d->maps = maps;
+	pthread_mutex_unlock(&d->mmu->reclaim_lock);
+	D_STAT_INC(d, full_scans);
+}
+
+uint64_t dedup__scan(struct dedup *d, uint64_t nr)
+{
+	uint64_t n;
+
+	for (n = 0; n < nr && !__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE); n++) {
+		dedup__scan_page(d, d->cursor);
+		if (++d->cursor == d->mmu->nr_pages) {
+			d->cursor = 0;
+			dedup__pass_done(d);
+		}
+	}
+	return n;
+}
+
+/* ---- copy-on-write break, discard, unmerge ---------------------------------------- */
+
+/*
+ * Guest page @pi maps its own page of guest RAM again (its contents
+ * already there, or a hole), registered as the rest of the guest view.
+ * Lock held. 0 or -errno.
+ */
+static int dedup__map_own(struct dedup *d, uint64_t pi)
+{
+	struct mmu *mmu = d->mmu;
+	struct uffdio_register reg = {
+		.range = {(uint64_t)(uintptr_t)guest_page(d, pi), PAGE},
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+
+	/*
+	 * The raw system call: a writer blocked on this page is woken only
+	 * after it, which the kernel orders; ThreadSanitizer's mmap() would
+	 * count the new mapping as a write it cannot order with the writer's.
+	 */
+	if ((void *)syscall(SYS_mmap, guest_page(d, pi), PAGE, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_FIXED | MAP_NORESERVE, mmu->memfd,
+			    (off_t)(pi * PAGE)) == MAP_FAILED)
+		return -errno;
+	if (ioctl(mmu->uffd, UFFDIO_REGISTER, &reg) < 0) {
+		/* Contents are right; only its faults are lost: never merge it again. */
+		bit_set(d->nomerge, pi);
+		D_STAT_INC(d, merge_errors);
+	}
+	return 0;
+}
+
+/* Merged page @pi no longer uses its shared page. Lock held. */
+static void dedup__unshare(struct dedup *d, uint64_t pi, bool keep_charge)
+{
+	struct dedup_node *node = d->rmap[pi].node;
+
+	bit_test_clear(d->merged, pi);
+	d->rmap[pi].node = NULL;
+	d->rmap[pi].checksummed = false;
+	d->maps -= d->maps >= DEDUP_MAPS_PER_MERGE ? DEDUP_MAPS_PER_MERGE : d->maps;
+	d->refs_committed--;
+	dedup__update_sharing(d);
+	dedup__node_put(d, node, keep_charge);
+}
+
+/* A break failed: dedup stops merging for this VM. Lock held. */
+static fault_t dedup__break_failed(struct dedup *d, struct fault_ctx *ctx, int err)
+{
+	uint64_t was = 1;
+
+	D_STAT_INC(d, cow_break_failures);
+	ctx->flags |= FAULT_FLAG_COW;
+	if (__atomic_compare_exchange_n(&d->knobs.run, &was, 0, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_RELAXED))
+		pr_err("dedup: stopped merging: a copy-on-write break failed at GPA 0x%llx: %s",
+		       (unsigned long long)ctx->gpa,
+		       err == ENOMEM ? "out of memory" : strerror(err));
+	if (err == ENOMEM || err == ENOSPC)
+		return FAULT_OOM;
+	ctx->err = err;
+	return FAULT_SIGBUS;
+}
+
+fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi)
+{
+	struct mmu *mmu = d->mmu;
+	struct dedup_node *node = d->rmap[pi].node;
+	bool last = node->refs == 1;
+	int err;
+
+	/* The last sharer takes the shared page's charge over. */
+	if (!last && mmu__charge_locked(mmu, 1))
+		return dedup__break_failed(d, ctx, ENOMEM);
+	err = inject__check("dedup.cow");
+	if (!err &&
+	    pwrite(mmu->memfd, stable_page(d, node), PAGE, (off_t)(pi * PAGE)) != (ssize_t)PAGE)
+		err = errno ? errno : EIO;
+	err = err ?: -dedup__map_own(d, pi);
+	if (err) {
+		if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(pi * PAGE), (off_t)PAGE) < 0) {
+			/* a copy that stays allocated, unused, until the VM ends */
+		}
+		if (!last)
+			mmu__uncharge(mmu, 1);
+		return dedup__break_failed(d, ctx, err);
+	}
+	dedup__unshare(d, pi, last);
+	D_STAT_INC(d, cow_breaks);
+	dedup__wake(d, pi);
+	return FAULT_DONE;
+}
+
+int dedup__discard(struct dedup *d, uint64_t pi)
+{
+	int ret;
+
+	if (fallocate(d->mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
+		      (off_t)PAGE) < 0)
+		return -errno;
+	ret = dedup__map_own(d, pi);
+	if (ret)
+		return ret;
+	bit_test_clear(d->mmu->resident, pi);
+	dedup__unshare(d, pi, false);
+	return 0;
+}
+
+/* The next merged page at or after the unmerge cursor; false when none. */
+static bool dedup__next_merged(struct dedup *d, uint64_t *pi)
+{
+	uint64_t n, i = d->unmerge_cursor;
+
+	for (n = 0; n < d->mmu->nr_pages; n++, i = (i + 1) % d->mmu->nr_pages)
+		if (bit_test(d->merged, i)) {
+			*pi = i;
+			return true;
+		}
+	return false;
+}
+
+int64_t dedup__unmerge(struct dedup *d, uint64_t nr)
+{
+	struct mmu *mmu = d->mmu;
+	int64_t done = 0;
+	uint64_t pi;
+
+	while ((uint64_t)done < nr && !__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE) &&
+	       knob(d, &d->knobs.run) == 2 && dedup__next_merged(d, &pi)) {
+		struct fault_ctx ctx = {
+			.mmu = mmu,
+			.gpa = guest_ram__gpa(&mmu->ram, pi * PAGE),
+			.hva = guest_page(d, pi),
+			.access = FAULT_WRITE,
+			.vcpu = -1,
+			.source = FAULT_SRC_MONITOR,
+		};
+		fault_t r = FAULT_DONE;
+
+		pthread_mutex_lock(&mmu->reclaim_lock);
+		dedup__wait_idle(d, pi);
+		if (bit_test(d->merged, pi))
+			r = dedup__break_cow(d, &ctx, pi);
+		pthread_mutex_unlock(&mmu->reclaim_lock);
+		if (r != FAULT_DONE)
+			return -ENOMEM;
+		d->unmerge_cursor = (pi + 1) % mmu->nr_pages;
+		D_STAT_INC(d, unmerged);
+		done++;
+	}
+	return done;
+}
+
+/* ---- threads ------------------------------------------------------------------------- */
+
+/* Sleep @ms (forever when 0 and @forever) unless run changes or dedup stops. */
+static void dedup__sleep(struct dedup *d, uint64_t ms, bool forever)
+{
+	uint64_t run = knob(d, &d->knobs.run);
+	struct timespec ts;
+
+	pthread_mutex_lock(&d->wait_lock);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (!__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE) && knob(d, &d->knobs.run) == run) {
+		int r = forever ? pthread_cond_wait(&d->wake, &d->wait_lock)
+				: pthread_cond_timedwait(&d->wake, &d->wait_lock, &ts);
+
+		if (r == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&d->wait_lock);
+}
+
+static void *dedup__scanner(void *arg)
+{
+	struct dedup *d = arg;
+
+	while (!__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE)) {
+		uint64_t run = knob(d, &d->knobs.run), batch = knob(d, &d->knobs.pages_to_scan);
+		bool idle = run == 0;
+
+		if (run == 1)
+			dedup__scan(d, batch);
+		else if (run == 2)
+			idle = dedup__unmerge(d, batch) <= 0;
+		dedup__sleep(d, knob(d, &d->knobs.sleep_ms), idle);
+	}
+	return NULL;
+}
+
+/* Write faults on merged pages, and the mremap events of merges. */
+static void *dedup__reader(void *arg)
+{
+	struct dedup *d = arg;
+	struct mmu *mmu = d->mmu;
+	struct uffd_msg msgs[16];
+	struct pollfd fds[2] = {{.fd = d->uffd, .events = POLLIN},
+				{.fd = d->stop_fd, .events = POLLIN}};
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		n = read(d->uffd, msgs, sizeof(msgs));
+		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(msgs[0]); i++) {
+			const struct uffd_msg *m = &msgs[i];
+			uint8_t *hva =
+				(uint8_t *)(uintptr_t)(m->arg.pagefault.address & ~(PAGE - 1));
+			uint64_t off = (uint64_t)(hva - mmu->ram.host);
+			struct fault_ctx ctx = {
+				.mmu = mmu,
+				.hva = hva,
+				.access = FAULT_WRITE,
+				.vcpu = -1,
+				.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE |
+					 FAULT_FLAG_WP,
+				.source = FAULT_SRC_UFFD,
+			};
+
+			if (m->event != UFFD_EVENT_PAGEFAULT || off >= mmu->ram.size)
+				continue; /* UFFD_EVENT_REMAP: a merge, read so that it goes on */
+			ctx.gpa = guest_ram__gpa(&mmu->ram, off);
+			if (mmu->ops.vcpu_of_tid)
+				ctx.vcpu = mmu->ops.vcpu_of_tid(mmu->ops.owner,
+								(int)m->arg.pagefault.feat.ptid);
+			mmu__handle_fault(&ctx);
+		}
+	}
+	return NULL;
+}
+
+int dedup__start_reader(struct dedup *d)
+{
+	int err = inject__check("pthread_create.dedup");
+
+	err = err ?: pthread_create(&d->reader, NULL, dedup__reader, d);
+	d->reader_started = !err;
+	if (err)
+		pr_err("cannot start the dedup fault reader: %s", strerror(err));
+	return -err;
+}
+
+int dedup__start(struct dedup *d)
+{
+	int err = d->reader_started ? 0 : dedup__start_reader(d);
+
+	if (err)
+		return err;
+	err = inject__check("pthread_create.dedup");
+	err = err ?: pthread_create(&d->scanner, NULL, dedup__scanner, d);
+	d->scanner_started = !err;
+	if (err)
+		pr_err("cannot start the dedup scanner: %s", strerror(err));
+	return -err;
+}
+
+void dedup__stop(struct dedup *d)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&d->wait_lock);
+	__atomic_store_n(&d->stopping, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->wait_lock);
+	if (d->scanner_started)
+		pthread_join(d->scanner, NULL);
+	d->scanner_started = false;
+	/* The reader last: a merge in flight waits for it to read its event. */
+	if (d->stop_fd >= 0 && write(d->stop_fd, &one, sizeof(one)) < 0) {
+		/* an eventfd counter cannot overflow from these writes */
+	}
+	if (d->reader_started)
+		pthread_join(d->reader, NULL);
+	d->reader_started = false;
+}
+
+/* ---- set-up ---------------------------------------------------------------------------- */
+
+static int dedup__fail(const char *what, int err)
+{
+	pr_err("cannot set up dedup: %s failed: %s", what, strerror(err));
+	return -err;
+}
+
+static int dedup__init_uffd(struct dedup *d)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_EVENT_REMAP |
+			    UFFD_FEATURE_THREAD_ID,
+	};
+	int err = inject__check("userfaultfd.dedup");
+
+	d->uffd = err ? -1 : (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (d->uffd < 0)
+		return dedup__fail("userfaultfd", err ? err : errno);
+	if (ioctl(d->uffd, UFFDIO_API, &api) < 0)
+		return dedup__fail("UFFDIO_API (write-protect of shared memory needs Linux 5.19)",
+				   errno);
+	return 0;
+}
+
+static int dedup__init_state(struct dedup *d)
+{
+	uint64_t words = bitmap_words(d->mmu->nr_pages), i;
+
+	d->rmap = calloc(d->mmu->nr_pages, sizeof(*d->rmap));
+	d->free_slots = calloc(d->mmu->nr_pages, sizeof(*d->free_slots));
+	d->merged = calloc(words, sizeof(unsigned long));
+	d->busy = calloc(words, sizeof(unsigned long));
+	d->nomerge = calloc(words, sizeof(unsigned long));
+	if (!d->rmap || !d->free_slots || !d->merged || !d->busy || !d->nomerge)
+		return dedup__fail("allocation of the page state", ENOMEM);
+	for (i = 0; i < d->mmu->nr_pages; i++)
+		d->rmap[i].pi = i;
+	return 0;
+}
+
+int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
+		const struct dedup_knobs *knobs)
+{
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->mmu = mmu;
+	d->mode = mode;
+	d->uffd = d->stable_fd = d->stop_fd = -1;
+	d->seq = 1;
+	RB_INIT(&d->stable_tree);
+	RB_INIT(&d->unstable_tree);
+	pthread_cond_init(&d->idle, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	pthread_mutex_init(&d->wait_lock, NULL);
+	if (knobs)
+		d->knobs = *knobs;
+	else
+		dedup__default_knobs(&d->knobs);
+	if (!mmu->uffd_wp)
+		return dedup__fail("write-protect of guest RAM", EOPNOTSUPP);
+	ret = dedup__init_state(d);
+	ret = ret ?: dedup__init_uffd(d);
+	if (ret)
+		return ret;
+	d->stable_fd = memfd_create("faultline-dedup", MFD_CLOEXEC);
+	if (d->stable_fd < 0)
+		return dedup__fail("memfd_create", errno);
+	if (ftruncate(d->stable_fd, (off_t)mmu->ram.size) < 0)
+		return dedup__fail("ftruncate of the shared-page memfd", errno);
+	d->stable = mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			 d->stable_fd, 0);
+	if (d->stable == MAP_FAILED) {
+		d->stable = NULL;
+		return dedup__fail("mmap of the shared-page memfd", errno);
+	}
+	d->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (d->stop_fd < 0)
+		return dedup__fail("eventfd", errno);
+	d->zero_checksum = XXH3_64bits(zero_page, PAGE);
+	d->maps = dedup__count_maps();
+	dedup__set_map_limit(d);
+	mmu->dedup = d;
+	return 0;
+}
+
+void dedup__exit(struct dedup *d)
+{
+	struct dedup_node *n, *next;
+
+	dedup__stop(d);
+	if (d->mmu && d->mmu->dedup == d)
+		d->mmu->dedup = NULL;
+	RB_FOREACH_SAFE(n, dedup_stable, &d->stable_tree, next)
+	{
+		RB_REMOVE(dedup_stable, &d->stable_tree, n);
+		free(n);
+	}
+	if (d->stable)
+		munmap(d->stable, d->mmu->ram.size);
+	if (d->stable_fd >= 0)
+		close(d->stable_fd);
+	if (d->uffd >= 0)
+		close(d->uffd);
+	if (d->stop_fd >= 0)
+		close(d->stop_fd);
+	free(d->rmap);
+	free(d->free_slots);
+	free(d->merged);
+	free(d->busy);
+	free(d->nomerge);
+	memset(d, 0, sizeof(*d));
+	d->uffd = d->stable_fd = d->stop_fd = -1;
+}
+
+/* ---- counters ----------------------------------------------------------------------- */
+
+uint64_t dedup__counter(struct dedup *d, unsigned index)
+{
+	unsigned i = 0;
+
+#define DEDUP_COUNTER_AT(name, help)                                                               \
+	if (i++ == index)                                                                          \
+		return D_STAT(d, name);
+	DEDUP_COUNTERS(DEDUP_COUNTER_AT)
+#undef DEDUP_COUNTER_AT
+	return ~0ULL;
+}
+
+void dedup__print_text(struct dedup *d, FILE *out)
+{
+	fprintf(out, "dedup (%s, run=%llu):\n", dedup__mode_name(d->mode),
+		(unsigned long long)knob(d, &d->knobs.run));
+#define DEDUP_COUNTER_TEXT(name, help)                                                             \
+	fprintf(out, "  %-24s %12llu  %s\n", #name, (unsigned long long)D_STAT(d, name), help);
+	DEDUP_COUNTERS(DEDUP_COUNTER_TEXT)
+#undef DEDUP_COUNTER_TEXT
+}
+
+json_t *dedup__json(struct dedup *d)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "mode", json_string(dedup__mode_name(d->mode)));
+	json_object_set_new(o, "run", json_integer((json_int_t)knob(d, &d->knobs.run)));
+#define DEDUP_COUNTER_JSON(name, help)                                                             \
+	json_object_set_new(o, #name, json_integer((json_int_t)D_STAT(d, name)));
+	DEDUP_COUNTERS(DEDUP_COUNTER_JSON)
+#undef DEDUP_COUNTER_JSON
+	return o;
+}

@@ -1,0 +1,783 @@
+/*
+ * The dedup engine without KVM: host threads write userfaultfd-registered
+ * guest RAM the way vCPUs do; the tests drive passes of the scanner with
+ * dedup__scan() and use the counters as the oracle. Needs userfaultfd
+ * write-protect on shared memory (Linux 5.19) and root or
+ * vm.unprivileged_userfaultfd=1.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mmu/dedup.h"
+#include "mmu/inject.h"
+#include "mmu/mmu.h"
+#include "tests/unit/unit.h"
+#include "vmm/log.h"
+
+#define PAGE	 MMU_PAGE_SIZE
+#define RAM	 (4ULL << 20) /* 1024 pages */
+#define NR_PAGES (RAM / PAGE)
+
+static struct mmu mmu;
+static struct dedup dd;
+static char log_buf[1024];
+
+static pthread_mutex_t failed_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int calls;
+	fault_t result;
+	uint64_t gpa;
+	char why[256];
+	bool poison;
+} failed;
+
+#define DSTAT(name) __atomic_load_n(&dd.stats.name, __ATOMIC_RELAXED)
+
+static void on_fault_failed(void *owner, struct fault_ctx *ctx, fault_t result, const char *why)
+{
+	(void)owner;
+	pthread_mutex_lock(&failed_lock);
+	failed.calls++;
+	failed.result = result;
+	failed.gpa = ctx->gpa;
+	snprintf(failed.why, sizeof(failed.why), "%s", why);
+	if (failed.poison && (result & FAULT_OOM))
+		ck_assert_int_eq(mmu__poison(&mmu, ctx->gpa), 0);
+	pthread_mutex_unlock(&failed_lock);
+}
+
+static int failed_calls(void)
+{
+	int n;
+
+	pthread_mutex_lock(&failed_lock);
+	n = failed.calls;
+	pthread_mutex_unlock(&failed_lock);
+	return n;
+}
+
+static void setup_with(const char *file, uint64_t limit, const struct dedup_knobs *knobs,
+		       enum dedup_mode mode)
+{
+	const struct mmu_config cfg = {
+		.ram_size = RAM,
+		.mem_limit = limit,
+		.backing_file = file,
+		.fault_around = 1,
+		.max_retries = 8,
+		.retry_ms = 2000,
+		.nr_handlers = 2,
+		.dedup = true,
+	};
+	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
+
+	memset(&failed, 0, sizeof(failed));
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
+	ck_assert_int_eq(dedup__init(&dd, &mmu, mode, knobs), 0);
+	ck_assert_int_eq(mmu__start(&mmu), 0);
+	ck_assert_int_eq(dedup__start_reader(&dd), 0);
+}
+
+static void setup(void)
+{
+	setup_with(NULL, 0, NULL, DEDUP_ON);
+}
+
+static void teardown(void)
+{
+	char path[64];
+
+	dedup__exit(&dd);
+	mmu__exit(&mmu);
+	snprintf(path, sizeof(path), "/tmp/faultline-dedup-%d", getpid());
+	unlink(path);
+	ck_assert_int_eq(inject__init(NULL), 0);
+}
+
+static uint64_t resident(void)
+{
+	struct mmu_pages p;
+
+	mmu__pages(&mmu, &p);
+	return p.resident;
+}
+
+/*
+ * Wait until every fault taken has ended: a writer goes on as soon as its
+ * page is installed, before the handler marks it resident.
+ */
+static void settle(void)
+{
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		const struct mmu_stats *s = &mmu.stats;
+		uint64_t ended = __atomic_load_n(&s->result_done, __ATOMIC_ACQUIRE) +
+				 __atomic_load_n(&s->result_oom, __ATOMIC_ACQUIRE) +
+				 __atomic_load_n(&s->result_sigbus, __ATOMIC_ACQUIRE) +
+				 __atomic_load_n(&s->result_hwpoison, __ATOMIC_ACQUIRE);
+
+		if (ended == __atomic_load_n(&s->faults, __ATOMIC_ACQUIRE))
+			return;
+		usleep(1000);
+	}
+	ck_abort_msg("faults still in flight after 2 s");
+}
+
+/* Charge the budget (as a device would) until only @pages are left. */
+static void leave_budget(uint64_t pages)
+{
+	ck_assert_int_eq(mmu__charge(&mmu, mmu.limit_pages - resident() - pages), 0);
+}
+
+/* One full pass of the scanner, from page 0. */
+static void pass(void)
+{
+	uint64_t scans = DSTAT(full_scans);
+
+	settle();
+	dedup__scan(&dd, NR_PAGES - dd.cursor);
+	ck_assert_uint_eq(DSTAT(full_scans), scans + 1);
+}
+
+/* The word every 8 bytes of a page of content @kind holds. */
+static uint64_t word_of(uint64_t kind)
+{
+	return 0x9e3779b97f4a7c15ULL * (kind + 1);
+}
+
+static volatile uint64_t *guest_words(uint64_t page)
+{
+	return (volatile uint64_t *)(mmu.ram.host + page * PAGE);
+}
+
+static void fill(uint64_t page, uint64_t kind)
+{
+	volatile uint64_t *w = guest_words(page);
+	uint64_t k;
+
+	for (k = 0; k < PAGE / 8; k++)
+		w[k] = word_of(kind);
+}
+
+/* Words of @page not holding content @kind. */
+static int bad_words(uint64_t page, uint64_t kind)
+{
+	volatile uint64_t *w = guest_words(page);
+	uint64_t k;
+	int bad = 0;
+
+	for (k = 0; k < PAGE / 8; k++)
+		bad += w[k] != word_of(kind);
+	return bad;
+}
+
+/* Fill pages [0, n) with contents i % kinds. */
+static void fill_pattern(uint64_t n, uint64_t kinds)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		fill(i, i % kinds);
+}
+
+static void check_pattern(uint64_t n, uint64_t kinds)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		ck_assert_msg(bad_words(i, i % kinds) == 0, "page %llu lost its contents",
+			      (unsigned long long)i);
+}
+
+/* ---- knobs ---------------------------------------------------------------------- */
+
+START_TEST(knobs_parse_and_check_ranges)
+{
+	struct dedup_knobs k;
+
+	dedup__default_knobs(&k);
+	ck_assert_uint_eq(k.run, 1);
+	ck_assert_uint_eq(k.pages_to_scan, 256);
+	ck_assert_uint_eq(k.sleep_ms, 20);
+	ck_assert_uint_eq(k.max_page_sharing, 256);
+	ck_assert_uint_eq(k.map_limit, 0);
+	ck_assert_int_eq(dedup__set_knob(&k, "pages_to_scan", "4096"), 0);
+	ck_assert_uint_eq(k.pages_to_scan, 4096);
+	ck_assert_int_eq(dedup__set_knob(&k, "run", "2"), 0);
+	ck_assert_int_eq(dedup__set_knob(&k, "run", "3"), -ERANGE);
+	ck_assert_int_eq(dedup__set_knob(&k, "max_page_sharing", "1"), -ERANGE);
+	ck_assert_int_eq(dedup__set_knob(&k, "pages_to_scan", "0"), -ERANGE);
+	ck_assert_int_eq(dedup__set_knob(&k, "sleep_ms", "-1"), -EINVAL);
+	ck_assert_int_eq(dedup__set_knob(&k, "sleep_ms", "10ms"), -EINVAL);
+	ck_assert_int_eq(dedup__set_knob(&k, "sleep_ms", ""), -EINVAL);
+	ck_assert_int_eq(dedup__set_knob(&k, "pages", "1"), -ENOENT);
+	ck_assert_uint_eq(k.run, 2);
+}
+END_TEST
+
+/* ---- the checksum gate and the indexes ----------------------------------------------- */
+
+START_TEST(checksum_gate_needs_two_passes)
+{
+	fill_pattern(64, 4);
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 0);
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 4);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 60);
+	check_pattern(64, 4);
+}
+END_TEST
+
+START_TEST(volatile_pages_are_not_merged)
+{
+	fill_pattern(8, 1);
+	pass();
+	fill(3, 7); /* changes between the passes */
+	fill(5, 7);
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_volatile), 2);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 5); /* 6 equal pages left */
+	pass();					    /* 3 and 5 kept their checksum */
+	ck_assert_uint_eq(DSTAT(pages_volatile), 0);
+	ck_assert_uint_eq(DSTAT(pages_shared), 2);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 6);
+	ck_assert_int_eq(bad_words(3, 7), 0);
+	ck_assert_int_eq(bad_words(4, 0), 0);
+}
+END_TEST
+
+START_TEST(unique_pages_stay_unshared)
+{
+	uint64_t i;
+
+	for (i = 0; i < 16; i++)
+		fill(i, 100 + i);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_eq(DSTAT(pages_unshared), 0); /* a finished pass starts the index again */
+	dedup__scan(&dd, 16);
+	ck_assert_uint_eq(DSTAT(pages_unshared), 16);
+}
+END_TEST
+
+START_TEST(merge_frees_memory)
+{
+	uint64_t before;
+
+	fill_pattern(512, 16);
+	settle();
+	before = resident();
+	ck_assert_uint_eq(before, 512);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 16);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 496);
+	ck_assert_uint_eq(resident(), 16); /* the shared pages alone */
+	ck_assert_uint_eq(DSTAT(cow_breaks), 0);
+	check_pattern(512, 16);
+	pass(); /* merged pages stay as they are */
+	ck_assert_uint_eq(DSTAT(pages_sharing), 496);
+	ck_assert_uint_eq(DSTAT(merge_errors), 0);
+}
+END_TEST
+
+START_TEST(max_page_sharing_bounds_each_page)
+{
+	struct dedup_knobs k;
+
+	teardown();
+	dedup__default_knobs(&k);
+	k.max_page_sharing = 4;
+	setup_with(NULL, 0, &k, DEDUP_ON);
+	fill_pattern(10, 1);
+	pass();
+	pass();
+	/* 4 + 4 + 2 sharers: three shared pages. */
+	ck_assert_uint_eq(DSTAT(pages_shared), 3);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 7);
+	check_pattern(10, 1);
+}
+END_TEST
+
+/* ---- zero pages -------------------------------------------------------------------------- */
+
+START_TEST(zero_pages_are_released_and_read_as_zeros)
+{
+	uint64_t i;
+
+	fill_pattern(32, 2);
+	for (i = 32; i < 96; i++)
+		fill(i, 0), memset((void *)guest_words(i), 0, PAGE);
+	settle();
+	ck_assert_uint_eq(resident(), 96);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(zero_pages), 64);
+	ck_assert_uint_eq(resident(), 2);
+	for (i = 32; i < 96; i++)
+		ck_assert_uint_eq(guest_words(i)[i % 512], 0);
+	settle();
+	ck_assert_uint_eq(resident(), 66); /* read again: installed as zeros */
+	fill(40, 9);
+	ck_assert_int_eq(bad_words(40, 9), 0);
+	check_pattern(32, 2);
+}
+END_TEST
+
+START_TEST(zero_mode_merges_nothing_else)
+{
+	uint64_t i;
+
+	teardown();
+	setup_with(NULL, 0, NULL, DEDUP_ZERO);
+	fill_pattern(32, 2);
+	for (i = 32; i < 40; i++)
+		memset((void *)guest_words(i), 0, PAGE);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(zero_pages), 8);
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_eq(resident(), 32);
+}
+END_TEST
+
+/* ---- copy-on-write ------------------------------------------------------------------------ */
+
+START_TEST(guest_write_breaks_sharing)
+{
+	fill_pattern(64, 4);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_sharing), 60);
+	guest_words(5)[3] = 42; /* a write fault on the dedup userfaultfd */
+	ck_assert_uint_eq(guest_words(5)[3], 42);
+	ck_assert_uint_eq(guest_words(5)[4], word_of(1));
+	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 59);
+	settle();
+	ck_assert_uint_eq(resident(), 5);
+	/* Its sharers kept their contents. */
+	ck_assert_int_eq(bad_words(1, 1), 0);
+	ck_assert_int_eq(bad_words(9, 1), 0);
+	guest_words(5)[3] = word_of(1);
+	check_pattern(64, 4);
+	/* The page is a page like others again: merged at the next passes. */
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_sharing), 60);
+}
+END_TEST
+
+START_TEST(last_sharer_takes_the_charge_over)
+{
+	fill_pattern(2, 1);
+	pass();
+	pass();
+	ck_assert_uint_eq(resident(), 1);
+	leave_budget(1);
+	guest_words(0)[0] = 1;
+	settle();
+	ck_assert_uint_eq(resident(), NR_PAGES);
+	guest_words(1)[0] = 2; /* the last sharer: no new charge */
+	settle();
+	ck_assert_uint_eq(resident(), NR_PAGES);
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_eq(DSTAT(cow_breaks), 2);
+	ck_assert_int_eq(failed_calls(), 0);
+}
+END_TEST
+
+START_TEST(monitor_access_breaks_and_pins)
+{
+	uint64_t *p;
+
+	fill_pattern(16, 2);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_sharing), 14);
+	ck_assert_int_eq(mmu__access(&mmu, 4 * PAGE, 8, (void **)&p), 0);
+	ck_assert_uint_eq(*p, word_of(0));
+	*p = 7;
+	ck_assert_uint_eq(guest_words(4)[0], 7);
+	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+	*p = word_of(0);
+	pass();
+	pass();
+	/* Pinned: the monitor may still hold the pointer. */
+	ck_assert_uint_eq(DSTAT(pages_sharing), 13);
+	check_pattern(16, 2);
+}
+END_TEST
+
+/* The writer of a page whose copy cannot be charged. */
+struct writer {
+	uint64_t page;
+	pthread_t thread;
+	int sigbus_code;
+};
+
+static __thread sigjmp_buf *volatile writer_jmp;
+static __thread int writer_code;
+
+static void writer_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	if (!writer_jmp) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	writer_code = si->si_code;
+	siglongjmp(*writer_jmp, 1);
+}
+
+static void *writer_thread(void *arg)
+{
+	struct writer *w = arg;
+	sigjmp_buf jb;
+
+	if (sigsetjmp(jb, 1)) {
+		writer_jmp = NULL;
+		w->sigbus_code = writer_code;
+		return NULL;
+	}
+	writer_jmp = &jb;
+	guest_words(w->page)[0] = 1;
+	writer_jmp = NULL;
+	return NULL;
+}
+
+START_TEST(cow_break_over_budget_is_oom_and_stops_dedup)
+{
+	struct writer w = {.page = 3};
+	struct sigaction sa = {.sa_sigaction = writer_sigbus, .sa_flags = SA_SIGINFO};
+	int i;
+
+	fill_pattern(64, 4);
+	pass();
+	pass();
+	leave_budget(0);
+	pthread_mutex_lock(&failed_lock);
+	failed.poison = true; /* as --on-oom mce does */
+	pthread_mutex_unlock(&failed_lock);
+	sigaction(SIGBUS, &sa, NULL);
+	ck_assert_int_eq(pthread_create(&w.thread, NULL, writer_thread, &w), 0);
+	pthread_join(w.thread, NULL);
+	/* BUS_ADRERR where the host kernel lacks CONFIG_MEMORY_FAILURE (test_mmu.c) */
+	ck_assert_msg(w.sigbus_code == BUS_MCEERR_AR || w.sigbus_code == BUS_ADRERR, "si_code %d",
+		      w.sigbus_code);
+	ck_assert_int_eq(failed_calls(), 1);
+	ck_assert_uint_eq(failed.result, FAULT_OOM);
+	ck_assert_uint_eq(failed.gpa, 3 * PAGE);
+	ck_assert_str_eq(failed.why,
+			 "copy-on-write break of a shared page: budget of 1024 pages exhausted");
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
+	ck_assert_uint_eq(dd.knobs.run, 0);
+	ck_assert_str_eq(log_buf, "faultline: dedup: stopped merging: a copy-on-write break "
+				  "failed at GPA 0x3000: out of memory\n");
+	/* The page is gone (poisoned); its sharers are intact; nothing loops. */
+	ck_assert_uint_eq(DSTAT(pages_sharing), 59);
+	for (i = 0; i < 64; i++)
+		if (i != 3)
+			ck_assert_int_eq(bad_words((uint64_t)i, (uint64_t)i % 4), 0);
+	ck_assert_uint_eq(mmu.stats.faults_wp, 1);
+}
+END_TEST
+
+START_TEST(injected_cow_failure_is_an_error_not_a_loop)
+{
+	void *p;
+
+	fill_pattern(16, 1);
+	pass();
+	pass();
+	ck_assert_int_eq(inject__init("dedup.cow:ENOMEM"), 0);
+	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), -ENOMEM);
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
+	ck_assert_uint_eq(DSTAT(cow_breaks), 0);
+	ck_assert_uint_eq(dd.knobs.run, 0);
+	ck_assert_uint_eq(resident(), 1); /* the failed copy was given back */
+	/* The next try succeeds: the page was left merged and consistent. */
+	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), 0);
+	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+	check_pattern(16, 1);
+}
+END_TEST
+
+START_TEST(injected_map_failure_leaves_pages_as_they_were)
+{
+	fill_pattern(8, 1);
+	pass();
+	ck_assert_int_eq(inject__init("dedup.map:ENOMEM:0:0"), 0);
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_ge(DSTAT(merge_errors), 4);
+	ck_assert_uint_eq(resident(), 8);
+	fill(2, 5); /* writable, not protected any more */
+	ck_assert_int_eq(bad_words(2, 5), 0);
+	ck_assert_int_eq(bad_words(3, 0), 0);
+}
+END_TEST
+
+/* ---- unmerge -------------------------------------------------------------------------------- */
+
+START_TEST(unmerge_is_interruptible_and_resumable)
+{
+	fill_pattern(64, 4);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_sharing), 60);
+	ck_assert_int_eq(dedup__set_run(&dd, 2), 0);
+	ck_assert_int_eq(dedup__unmerge(&dd, 10), 10);
+	ck_assert_uint_eq(DSTAT(unmerged), 10);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 50);
+	check_pattern(64, 4);
+	/* Asked to stop: nothing more, the state is consistent. */
+	ck_assert_int_eq(dedup__set_run(&dd, 0), 0);
+	ck_assert_int_eq(dedup__unmerge(&dd, 64), 0);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 50);
+	/* Resumed where it stopped. */
+	ck_assert_int_eq(dedup__set_run(&dd, 2), 0);
+	ck_assert_int_eq(dedup__unmerge(&dd, 1000), 54);
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 0);
+	ck_assert_uint_eq(resident(), 64);
+	ck_assert_int_eq(dedup__unmerge(&dd, 1000), 0);
+	check_pattern(64, 4);
+}
+END_TEST
+
+START_TEST(unmerge_out_of_budget_stops)
+{
+	fill_pattern(64, 4);
+	pass();
+	pass();
+	leave_budget(5);
+	ck_assert_int_eq(dedup__set_run(&dd, 2), 0);
+	ck_assert_int_eq(dedup__unmerge(&dd, 1000), -ENOMEM);
+	ck_assert_uint_eq(DSTAT(unmerged), 5);
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 55);
+	check_pattern(64, 4);
+	ck_assert_int_eq(failed_calls(), 0); /* the monitor's own: no guest policy */
+}
+END_TEST
+
+/* ---- limits ---------------------------------------------------------------------------------- */
+
+START_TEST(map_limit_stops_merging)
+{
+	struct dedup_knobs k;
+
+	teardown();
+	dedup__default_knobs(&k);
+	k.map_limit = 1; /* below what the process holds already */
+	setup_with(NULL, 0, &k, DEDUP_ON);
+	fill_pattern(16, 1);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_ge(DSTAT(merges_skipped_map_limit), 1);
+	check_pattern(16, 1);
+}
+END_TEST
+
+/* Lines of /proc/self/maps inside the guest view. */
+static unsigned guest_view_maps(void)
+{
+	uintptr_t lo = (uintptr_t)mmu.ram.host, hi = lo + RAM, a, b;
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	unsigned n = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a >= lo && b <= hi)
+			n++;
+	fclose(f);
+	return n;
+}
+
+START_TEST(map_count_follows_merges)
+{
+	uint64_t before = dd.maps;
+
+	ck_assert_uint_eq(guest_view_maps(), 1);
+	fill_pattern(16, 1);
+	pass();
+	pass();
+	/* 16 one-page mappings of the shared page, and the rest of the view. */
+	ck_assert_uint_eq(guest_view_maps(), 17);
+	ck_assert_uint_ge(dd.maps, before + 16); /* refreshed from /proc/self/maps */
+	/* Unmerged, the view is one mapping again. */
+	ck_assert_int_eq(dedup__set_run(&dd, 2), 0);
+	ck_assert_int_eq(dedup__unmerge(&dd, 100), 16);
+	ck_assert_uint_eq(guest_view_maps(), 1);
+	check_pattern(16, 1);
+}
+END_TEST
+
+/* ---- a file-backed VM -------------------------------------------------------------------------
+ */
+
+static const char *make_file(uint64_t pages)
+{
+	static char path[64];
+	uint64_t i, k, w;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/faultline-dedup-%d", getpid());
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	for (i = 0; i < pages; i++)
+		for (k = 0; k < PAGE / 8; k++) {
+			w = word_of(i % 2);
+			ck_assert_int_eq(write(fd, &w, 8), 8);
+		}
+	close(fd);
+	return path;
+}
+
+START_TEST(file_pages_merge_and_zeroed_pages_stay_zero)
+{
+	teardown();
+	setup_with(make_file(32), 0, NULL, DEDUP_ON);
+	check_pattern(32, 2); /* read from the file: clean */
+	memset((void *)guest_words(6), 0, PAGE);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(zero_pages), 1);
+	ck_assert_uint_eq(DSTAT(pages_shared), 2);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 29);
+	/* Zeros, not the file's bytes, come back for the page written with zeros. */
+	ck_assert_uint_eq(guest_words(6)[0], 0);
+	ck_assert_uint_eq(guest_words(6)[511], 0);
+	/* Reclaim drops no merged page. */
+	ck_assert_uint_eq(mmu__reclaim(&mmu, 64), 0);
+	guest_words(7)[0] = 5;
+	ck_assert_uint_eq(guest_words(7)[1], word_of(1));
+	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+}
+END_TEST
+
+/* ---- the scanner against writers
+ * ------------------------------------------------------------------ */
+
+struct racer {
+	uint64_t first, count;
+	unsigned rounds;
+	pthread_t thread;
+	uint64_t last[64]; /* content kind last written per page */
+};
+
+static void *racer_thread(void *arg)
+{
+	struct racer *r = arg;
+	unsigned round;
+	uint64_t i;
+
+	for (round = 0; round < r->rounds; round++)
+		for (i = 0; i < r->count; i++) {
+			uint64_t kind = (round / 4 + i) % 3; /* repeats: pages merge between */
+
+			fill(r->first + i, kind);
+			r->last[i] = kind;
+			if (i % 8 == 0)
+				usleep(100);
+		}
+	return NULL;
+}
+
+START_TEST(no_write_is_lost_while_the_scanner_runs)
+{
+	struct racer racers[4];
+	struct dedup_knobs k;
+	unsigned t;
+	uint64_t i;
+
+	teardown();
+	dedup__default_knobs(&k);
+	k.sleep_ms = 0;
+	k.pages_to_scan = 64;
+	setup_with(NULL, 0, &k, DEDUP_ON);
+	ck_assert_int_eq(dedup__start(&dd), 0);
+	for (t = 0; t < 4; t++) {
+		racers[t] = (struct racer){.first = t * 64, .count = 64, .rounds = 40};
+		ck_assert_int_eq(pthread_create(&racers[t].thread, NULL, racer_thread, &racers[t]),
+				 0);
+	}
+	for (t = 0; t < 4; t++)
+		pthread_join(racers[t].thread, NULL);
+	dedup__stop(&dd);
+	for (t = 0; t < 4; t++)
+		for (i = 0; i < 64; i++)
+			ck_assert_msg(bad_words(racers[t].first + i, racers[t].last[i]) == 0,
+				      "page %llu lost a write", (unsigned long long)(t * 64 + i));
+	ck_assert_uint_ge(DSTAT(full_scans), 1);
+	ck_assert_uint_gt(DSTAT(cow_breaks), 0);
+}
+END_TEST
+
+START_TEST(dedup_needs_write_protect)
+{
+	const struct mmu_config cfg = {
+		.ram_size = RAM, .fault_around = 1, .max_retries = 1, .retry_ms = 1, .dedup = true};
+	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
+
+	teardown();
+	ck_assert_int_eq(inject__init("uffd.wp:95"), 0);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
+	ck_assert_int_eq(dedup__init(&dd, &mmu, DEDUP_ON, NULL), -EOPNOTSUPP);
+	ck_assert_str_eq(log_buf, "faultline: cannot set up dedup: write-protect of guest RAM "
+				  "failed: Operation not supported\n");
+	dedup__exit(&dd);
+	mmu__exit(&mmu);
+	setup();
+}
+END_TEST
+
+Suite *dedup_suite(void)
+{
+	Suite *s = suite_create("dedup");
+	TCase *tc = tcase_create("dedup");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, knobs_parse_and_check_ranges);
+	tcase_add_test(tc, checksum_gate_needs_two_passes);
+	tcase_add_test(tc, volatile_pages_are_not_merged);
+	tcase_add_test(tc, unique_pages_stay_unshared);
+	tcase_add_test(tc, merge_frees_memory);
+	tcase_add_test(tc, max_page_sharing_bounds_each_page);
+	tcase_add_test(tc, zero_pages_are_released_and_read_as_zeros);
+	tcase_add_test(tc, zero_mode_merges_nothing_else);
+	tcase_add_test(tc, guest_write_breaks_sharing);
+	tcase_add_test(tc, last_sharer_takes_the_charge_over);
+	tcase_add_test(tc, monitor_access_breaks_and_pins);
+	tcase_add_test(tc, cow_break_over_budget_is_oom_and_stops_dedup);
+	tcase_add_test(tc, injected_cow_failure_is_an_error_not_a_loop);
+	tcase_add_test(tc, injected_map_failure_leaves_pages_as_they_were);
+	tcase_add_test(tc, unmerge_is_interruptible_and_resumable);
+	tcase_add_test(tc, unmerge_out_of_budget_stops);
+	tcase_add_test(tc, map_limit_stops_merging);
+	tcase_add_test(tc, map_count_follows_merges);
+	tcase_add_test(tc, file_pages_merge_and_zeroed_pages_stay_zero);
+	tcase_add_test(tc, no_write_is_lost_while_the_scanner_runs);
+	tcase_add_test(tc, dedup_needs_write_protect);
+	suite_add_tcase(s, tc);
+	return s;
+}
