@@ -79,6 +79,7 @@ int fdt_mmio(const struct guest *g, const char *compatible, int index, uint64_t 
 /* devices.c: workloads on the BAR devices. */
 int shm_workload(const struct guest *g, uint32_t cpu);
 int vram_workload(const struct guest *g, uint32_t cpu);
+int dedup_workload(const struct guest *g, uint32_t cpu);
 
 /* lib.c */
 /* CRC-32 (IEEE 802.3, as zlib and `busybox crc32` compute it) of @len bytes. */

@@ -267,7 +267,16 @@ static int halt(const struct guest *g, uint32_t cpu)
 }
 
 const struct workload workloads[] = {
-	{"hello", hello},      {"touch", touch_report}, {"crc32", crc32}, {"crash", crash},
-	{"badio", badio},      {"exit", exit_status},	{"spin", spin},	  {"halt", halt},
-	{"shm", shm_workload}, {"vram", vram_workload}, {NULL, NULL},
+	{"hello", hello},
+	{"touch", touch_report},
+	{"crc32", crc32},
+	{"crash", crash},
+	{"badio", badio},
+	{"exit", exit_status},
+	{"spin", spin},
+	{"halt", halt},
+	{"shm", shm_workload},
+	{"vram", vram_workload},
+	{"dedup", dedup_workload},
+	{NULL, NULL},
 };

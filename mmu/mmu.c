@@ -636,6 +636,21 @@ static int mmu__poison_merged(struct mmu *mmu, uint64_t pi)
 	return err;
 }
 
+/*
+ * A page dropped while write-protected (reclaimed, or released by dedup as
+ * zeros) may keep the kernel's write-protect marker in its empty entry,
+ * which UFFDIO_POISON takes for a present page: lift it.
+ */
+static int mmu__clear_wp_marker(struct mmu *mmu, uint8_t *hva)
+{
+	struct uffdio_writeprotect wp = {
+		.range = {.start = (uint64_t)(uintptr_t)hva, .len = MMU_PAGE_SIZE},
+		.mode = 0,
+	};
+
+	return ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
 int mmu__poison(struct mmu *mmu, uint64_t gpa)
 {
 	uint8_t *hva = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE);
@@ -665,6 +680,12 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 	err = inject__check("UFFDIO_POISON");
 	if (!err && ioctl(mmu->uffd, UFFDIO_POISON, &p) < 0)
 		err = errno;
+	if (err == EEXIST && mmu->uffd_wp && !page_resident(mmu, pi) &&
+	    mmu__clear_wp_marker(mmu, hva) == 0) {
+		err = 0;
+		if (ioctl(mmu->uffd, UFFDIO_POISON, &p) < 0)
+			err = errno;
+	}
 	if (err) {
 		bit_test_clear(mmu->poisoned, pi);
 		return -err;

@@ -297,6 +297,49 @@ static int parse_shm(char *arg, struct run_config *cfg)
 	return 0;
 }
 
+static int set_dedup_key(const char *opt, const char *key, char *value, struct run_config *cfg)
+{
+	int ret = dedup__set_knob(&cfg->dedup_knobs, key, value);
+
+	(void)opt;
+	if (ret == -ENOENT)
+		pr_err("invalid option value: unknown dedup knob %s; expected one of"
+#define DEDUP_KNOB_NAME(name, def, min, max, help) " " #name
+		       DEDUP_KNOBS(DEDUP_KNOB_NAME) " (--dedup)",
+#undef DEDUP_KNOB_NAME
+		       key);
+	else if (ret)
+		pr_err("invalid option value: %s=%s is not a whole number in its range; see "
+		       "faultline run --help (--dedup)",
+		       key, value);
+	return ret ? -EINVAL : 0;
+}
+
+/* --dedup off|zero|on[,KNOB=N...] */
+static int parse_dedup(char *arg, struct run_config *cfg)
+{
+	char *comma = strchr(arg, ',');
+
+	if (comma)
+		*comma = '\0';
+	if (!strcmp(arg, "off"))
+		cfg->dedup = DEDUP_OFF;
+	else if (!strcmp(arg, "zero"))
+		cfg->dedup = DEDUP_ZERO;
+	else if (!strcmp(arg, "on"))
+		cfg->dedup = DEDUP_ON;
+	else {
+		pr_err("invalid option value: expected off, zero or on (--dedup: %s)", arg);
+		return -EINVAL;
+	}
+	if (comma && cfg->dedup == DEDUP_OFF) {
+		pr_err("invalid option value: knobs need --dedup zero or on (--dedup: off,%s)",
+		       comma + 1);
+		return -EINVAL;
+	}
+	return comma ? parse_subopts("dedup", comma + 1, set_dedup_key, cfg) : 0;
+}
+
 /* --vram size=SIZE[,pool=SIZE] */
 static int parse_vram(char *arg, struct run_config *cfg)
 {
@@ -364,6 +407,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'p': cfg->prefault = true; break;
 		case 'H': ret = parse_shm(optarg, cfg); break;
 		case 'V': ret = parse_vram(optarg, cfg); break;
+		case 'D': ret = parse_dedup(optarg, cfg); break;
 		case 'l':
 		case 'o':
 		case 'b':
@@ -413,6 +457,7 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 	cfg->vcpus = 1;
 	cfg->cmdline = "";
 	cfg->fault_around = CLI_FAULT_AROUND_DEFAULT;
+	dedup__default_knobs(&cfg->dedup_knobs);
 	cfg->fault_retries = CLI_FAULT_RETRIES_DEFAULT;
 	cfg->fault_timeout_ms = CLI_FAULT_TIMEOUT_DEFAULT;
 	*cmd = CLI_HELP;
@@ -453,6 +498,16 @@ void cli__usage(FILE *out)
 	} while (0);
 	FL_RUN_OPTIONS(CLI_HELPLINE)
 #undef CLI_HELPLINE
+	fprintf(out, "\nKnobs of --dedup (KNOB=N, comma-separated after the mode):\n");
+#define CLI_KNOBLINE(name, def, min, max, help)                                                    \
+	fprintf(out, "  %-22s %s (default %llu; %llu..%llu)\n", #name, help,                       \
+		(unsigned long long)(def), (unsigned long long)(min), (unsigned long long)(max));
+	DEDUP_KNOBS(CLI_KNOBLINE)
+#undef CLI_KNOBLINE
+	fprintf(out, "\nCounters of --dedup in --stats (\"dedup\" in the JSON):\n");
+#define CLI_COUNTERLINE(name, help) fprintf(out, "  %-24s %s\n", #name, help);
+	DEDUP_COUNTERS(CLI_COUNTERLINE)
+#undef CLI_COUNTERLINE
 	fprintf(out,
 		"\n"
 		"Exit status:\n"
@@ -467,5 +522,5 @@ void cli__usage(FILE *out)
 		     "  tests/nested/run -- build/faultline run --kernel "
 		     "build/guest/faultline-guest.elf\n"
 		     "\n"
-		     "Docs: README.md, docs/cli.md, docs/architecture.md\n");
+		     "Docs: README.md, docs/cli.md, docs/architecture.md, docs/dedup.md\n");
 }

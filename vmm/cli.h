@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "mmu/dedup.h"
+
 #define KVM_DEVICE_DEFAULT	  "/dev/kvm"
 #define CLI_MAX_GUEST_ARGS	  64
 #define CLI_GUEST_KEY_MAX	  31
@@ -54,6 +56,9 @@
 	X("vram", 'V', 1, "size=SIZE[,pool=SIZE]",                                                 \
 	  "a device-memory BAR of SIZE (4K..256M) whose pages migrate into a pool of the given "   \
 	  "size (default SIZE/4) on access")                                                       \
+	X("dedup", 'D', 1, "off|zero|on[,KNOB=N...]",                                              \
+	  "merge equal guest pages (on) or only release zero pages (zero) inside the monitor, "    \
+	  "copy-on-write; default off; knobs below, docs/dedup.md")                                \
 	X("stats", 's', 2, "=json",                                                                \
 	  "print fault statistics to stderr at exit, as text or one JSON line")                    \
 	X("help", 'h', 0, "", "show this help")
@@ -105,6 +110,8 @@ struct run_config {
 	const char *shm_doorbell; /* NULL: none */
 	uint64_t vram_size;	  /* 0: no vram device */
 	uint64_t vram_pool;
+	enum dedup_mode dedup;
+	struct dedup_knobs dedup_knobs;
 };
 
 /*

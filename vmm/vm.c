@@ -183,6 +183,7 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 		.retry_ms = cfg->fault_timeout_ms,
 		.nr_handlers = cfg->fault_threads,
 		.spin_us = cfg->fault_spin_us,
+		.dedup = cfg->dedup != DEDUP_OFF,
 	};
 	const struct mmu_ops ops = {
 		.fault_failed = vm__fault_failed,
@@ -195,6 +196,14 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 	ret = mmu__init(&vm->mmu, &mc, &ops);
 	if (ret)
 		return ret;
+	if (cfg->dedup != DEDUP_OFF) {
+		vm->dedup = calloc(1, sizeof(*vm->dedup));
+		if (!vm->dedup)
+			return -ENOMEM;
+		ret = dedup__init(vm->dedup, &vm->mmu, cfg->dedup, &cfg->dedup_knobs);
+		if (ret)
+			return ret;
+	}
 	for (i = 0; i < vm->mmu.ram.nr_banks; i++) {
 		const struct guest_ram_bank *b = &vm->mmu.ram.banks[i];
 
@@ -252,7 +261,7 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 		{"serial", "ns16550a", SERIAL_COM1_PORT, SERIAL_NR_PORTS},
 		{"exit", "faultline,exit", EXIT_DEV_PORT, EXIT_DEV_NR_PORTS},
 	};
-	struct fdt_mmio_device bars[2];
+	struct fdt_mmio_device bars[3];
 	struct fdt_params p = {
 		.ram = &vm->mmu.ram,
 		.nr_vcpus = vm->nr_vcpus,
@@ -435,6 +444,10 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the fault handler threads");
 		goto out;
 	}
+	if (vm->dedup && dedup__start(vm->dedup)) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the dedup threads");
+		goto out;
+	}
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		int ret = vcpu__start(&vm->vcpus[i]);
 
@@ -449,6 +462,8 @@ out:
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].thread_started)
 			pthread_join(vm->vcpus[i].thread, NULL);
+	if (vm->dedup)
+		dedup__stop(vm->dedup); /* before the MMU's handlers: a merge may wait on them */
 	mmu__stop(&vm->mmu);
 	serial__flush(&vm->serial);
 	if (sig_fd >= 0)
@@ -466,6 +481,10 @@ void vm__exit(struct vm *vm)
 	vm->vcpus = NULL;
 	vm__exit_bars(vm);
 	kvm__exit(&vm->kvm);
+	if (vm->dedup)
+		dedup__exit(vm->dedup);
+	free(vm->dedup);
+	vm->dedup = NULL;
 	mmu__exit(&vm->mmu);
 	serial__exit(&vm->serial);
 	bus__exit(&vm->pio_bus);

@@ -17,6 +17,7 @@
 #include "devices/bus.h"
 #include "devices/exit_dev.h"
 #include "devices/serial.h"
+#include "devices/dedup_dev.h"
 #include "devices/shm.h"
 #include "devices/vram.h"
 #include "mmu/mmu.h"
@@ -34,6 +35,7 @@
  */
 #define VM_SHM_GPA	 0xd0000000ULL
 #define VM_VRAM_GPA	 0xe0000000ULL
+#define VM_DEDUP_GPA	 0xd8000000ULL
 #define VM_BAR_SLOT_BASE 8
 #define VM_BAR_SLOTS	 4096
 
@@ -50,6 +52,8 @@ struct vm {
 	struct exit_dev exit_dev;
 	struct shm_dev *shm;   /* NULL without --shm */
 	struct vram_dev *vram; /* NULL without --vram */
+	struct dedup *dedup;   /* NULL with --dedup off */
+	struct dedup_dev *dedup_dev;
 	pthread_mutex_t slot_lock;
 	unsigned nr_bar_slots;
 	uint8_t bar_slot_used[VM_BAR_SLOTS];

@@ -109,6 +109,13 @@ int vm__init_bars(struct vm *vm, const struct run_config *cfg)
 		    vm__add_bar(vm, &vm->vram->bar))
 			return FL_EXIT_INTERNAL;
 	}
+	if (vm->dedup) {
+		vm->dedup_dev = calloc(1, sizeof(*vm->dedup_dev));
+		if (!vm->dedup_dev ||
+		    dedup_dev__init(vm->dedup_dev, vm->dedup, VM_DEDUP_GPA, &mapper) ||
+		    vm__add_bar(vm, &vm->dedup_dev->bar))
+			return FL_EXIT_INTERNAL;
+	}
 	return 0;
 }
 
@@ -118,10 +125,14 @@ void vm__exit_bars(struct vm *vm)
 		shm__exit(vm->shm);
 	if (vm->vram)
 		vram__exit(vm->vram);
+	if (vm->dedup_dev)
+		dedup_dev__exit(vm->dedup_dev);
 	free(vm->shm);
 	free(vm->vram);
+	free(vm->dedup_dev);
 	vm->shm = NULL;
 	vm->vram = NULL;
+	vm->dedup_dev = NULL;
 }
 
 unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out)
@@ -144,6 +155,13 @@ unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out)
 			.reg = {{VM_VRAM_GPA, vm->vram->bar.size}},
 			.prop = "faultline,pool-size",
 			.prop_value = vm->vram->pool_pages * BAR_PAGE_SIZE,
+		};
+	if (vm->dedup_dev)
+		out[n++] = (struct fdt_mmio_device){
+			.node = "dedup",
+			.compatible = "faultline,dedup",
+			.nr_regs = 1,
+			.reg = {{VM_DEDUP_GPA, DEDUP_DEV_SIZE}},
 		};
 	return n;
 }
@@ -215,7 +233,7 @@ static json_t *vm__bar_stats_json(const struct bar *bar)
 
 void vm__print_stats(struct vm *vm, bool json, FILE *out)
 {
-	const struct bar *bars[2];
+	const struct bar *bars[3];
 	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
 	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
 	struct mmu_pages pages;
@@ -226,6 +244,8 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		bars[n++] = &vm->shm->bar;
 	if (vm->vram)
 		bars[n++] = &vm->vram->bar;
+	if (vm->dedup_dev)
+		bars[n++] = &vm->dedup_dev->bar;
 	mmu__pages(&vm->mmu, &pages);
 	if (!json) {
 		mmu_stats__print_text(&vm->mmu.stats, &pages, vm->nr_vcpus, out);
@@ -235,6 +255,8 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 			(unsigned long long)mmio);
 		for (i = 0; i < n; i++)
 			vm__bar_stats_text(bars[i], out);
+		if (vm->dedup)
+			dedup__print_text(vm->dedup, out);
 		return;
 	}
 	root = mmu_stats__json(&vm->mmu.stats, &pages, vm->nr_vcpus);
@@ -247,6 +269,8 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 	for (i = 0; i < n; i++)
 		json_object_set_new(devices, bars[i]->name, vm__bar_stats_json(bars[i]));
 	json_object_set_new(root, "devices", devices);
+	if (vm->dedup)
+		json_object_set_new(root, "dedup", dedup__json(vm->dedup));
 	json_object_set_new(
 		root, "unclaimed",
 		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));

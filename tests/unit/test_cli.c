@@ -225,6 +225,53 @@ START_TEST(guest_arg_limits)
 }
 END_TEST
 
+/* --dedup MODE[,KNOB=N...]: the knobs come from DEDUP_KNOBS. */
+START_TEST(dedup_option)
+{
+	static const struct {
+		const char *arg, *msg;
+	} bad[] = {
+		{"maybe", "faultline: invalid option value: expected off, zero or on (--dedup: "
+			  "maybe)\n"},
+		{"off,run=1", "faultline: invalid option value: knobs need --dedup zero or on "
+			      "(--dedup: off,run=1)\n"},
+		{"on,pages=1",
+		 "faultline: invalid option value: unknown dedup knob pages; expected "
+		 "one of run pages_to_scan sleep_ms max_page_sharing map_limit "
+		 "(--dedup)\n"},
+		{"on,run=3", "faultline: invalid option value: run=3 is not a whole number in its "
+			     "range; see faultline run --help (--dedup)\n"},
+		{"zero,sleep_ms=fast", "faultline: invalid option value: sleep_ms=fast is not a "
+				       "whole number in its range; see faultline run --help "
+				       "(--dedup)\n"},
+		{"on,run", "faultline: invalid option value: expected KEY=VALUE (--dedup: run)\n"},
+	};
+	enum cli_command cmd;
+	struct run_config cfg;
+	char a[64];
+	unsigned i;
+
+	ck_assert_int_eq(PARSE("run", "--kernel", "k"), 0);
+	ck_assert_int_eq(cfg.dedup, DEDUP_OFF);
+	ck_assert_uint_eq(cfg.dedup_knobs.pages_to_scan, 256);
+	snprintf(a, sizeof(a), "on,pages_to_scan=4096,sleep_ms=0,max_page_sharing=8");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--dedup", a), 0);
+	ck_assert_int_eq(cfg.dedup, DEDUP_ON);
+	ck_assert_uint_eq(cfg.dedup_knobs.pages_to_scan, 4096);
+	ck_assert_uint_eq(cfg.dedup_knobs.sleep_ms, 0);
+	ck_assert_uint_eq(cfg.dedup_knobs.max_page_sharing, 8);
+	ck_assert_uint_eq(cfg.dedup_knobs.run, 1);
+	snprintf(a, sizeof(a), "zero");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--dedup", a), 0);
+	ck_assert_int_eq(cfg.dedup, DEDUP_ZERO);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(a, sizeof(a), "%s", bad[i].arg);
+		ck_assert_int_eq(PARSE("run", "--kernel", "k", "--dedup", a), -EINVAL);
+		ck_assert_str_eq(log_buf, bad[i].msg);
+	}
+}
+END_TEST
+
 /* --shm and --vram: KEY=VALUE lists, split in place (so writable copies here). */
 START_TEST(device_options)
 {
@@ -325,6 +372,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, run_errors);
 	tcase_add_test(tc, guest_arg_limits);
 	tcase_add_test(tc, device_options);
+	tcase_add_test(tc, dedup_option);
 	tcase_add_test(tc, help_and_version);
 	suite_add_tcase(s, tc);
 	return s;
