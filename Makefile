@@ -4,6 +4,7 @@
 #   make run        boot the default microVM (the test guest's hello workload)
 #   make test       unit tests (plain, ASan+UBSan, TSan) and the KVM end-to-end tests
 #   make deps       install the Debian packages the build needs (scripts/deps)
+#   make bench-dedup  faultline's dedup against the host's KSM (root)
 #   make format     clang-format the C sources in place
 
 BUILD   := build
@@ -88,11 +89,18 @@ $(BUILD)/tsan/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(TSAN_FLAGS) $(DEPFLAGS) -c -o $@ $<
 
+# ---- benchmarks (bench/) ---------------------------------------------------------
+BENCH_DEDUP := $(BUILD)/bench/dedup-ksm
+
+$(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -pthread
+
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit unit-asan unit-tsan kvm-test format clean
+.PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup format clean
 
-all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN)
+all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP)
 
 deps:
 	scripts/deps
@@ -118,8 +126,12 @@ unit-tsan: $(UNIT_TSAN)
 kvm-test: $(BUILD)/faultline $(GUEST_ELF)
 	tests/kvm/with-kvm tests/kvm/run
 
+# faultline's dedup against the host's KSM on the same memory (root; docs/benchmarks.md).
+bench-dedup: $(BENCH_DEDUP)
+	$(BENCH_DEDUP)
+
 format:
-	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch])
+	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch] bench/*.c)
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/tsan $(BUILD)/guest $(BUILD)/tests $(BUILD)/faultline \

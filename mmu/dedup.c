@@ -194,8 +194,9 @@ static int dedup__slot_alloc(struct dedup *d, uint64_t *slot)
 }
 
 /*
- * A new shared page holding a copy of @src, charged to the budget. Lock
- * held. NULL when it cannot be charged or made.
+ * A new shared page holding a copy of @src. It is not charged: the first
+ * guest page merged into it hands its own charge over (so merging works
+ * with a full budget). Lock held. NULL when it cannot be made.
  */
 static struct dedup_node *dedup__node_new(struct dedup *d, const uint8_t *src, uint64_t checksum)
 {
@@ -204,15 +205,11 @@ static struct dedup_node *dedup__node_new(struct dedup *d, const uint8_t *src, u
 
 	if (!node || err || dedup__slot_alloc(d, &node->slot))
 		goto fail_free;
-	if (mmu__charge_locked(d->mmu, 1))
-		goto fail_slot;
 	if (pwrite(d->stable_fd, src, PAGE, (off_t)(node->slot * PAGE)) != (ssize_t)PAGE)
-		goto fail_charge;
+		goto fail_slot;
 	node->checksum = checksum;
 	return node;
 
-fail_charge:
-	mmu__uncharge(d->mmu, 1);
 fail_slot:
 	d->free_slots[d->nr_free_slots++] = node->slot;
 fail_free:
@@ -244,7 +241,7 @@ static void dedup__node_put(struct dedup *d, struct dedup_node *node, bool keep_
 		      (off_t)(node->slot * PAGE), (off_t)PAGE) < 0) {
 		/* the page stays allocated in the memfd until the VM ends */
 	}
-	if (!keep_charge)
+	if (node->charged && !keep_charge)
 		mmu__uncharge(d->mmu, 1);
 	d->free_slots[d->nr_free_slots++] = node->slot;
 	free(node);
@@ -402,11 +399,12 @@ static int dedup__merge_into(struct dedup *d, uint64_t pi, struct dedup_node *no
 	}
 	/* The guest view maps the shared page now: the page's own can go. */
 	if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
-		      (off_t)PAGE) == 0)
-		mmu__uncharge(mmu, 1);
-	else
+		      (off_t)PAGE) < 0)
 		D_STAT_INC(d, merge_errors); /* the page stays charged until its COW break */
-	bit_set(mmu->dirty, pi);	     /* never reclaimed as a clean file page */
+	else if (node->charged)
+		mmu__uncharge(mmu, 1);
+	node->charged = true;	 /* the first page's charge is the shared page's now */
+	bit_set(mmu->dirty, pi); /* never reclaimed as a clean file page */
 	bit_set(d->merged, pi);
 	d->rmap[pi].node = node;
 	d->maps += DEDUP_MAPS_PER_MERGE;
@@ -974,6 +972,7 @@ static int dedup__init_state(struct dedup *d)
 int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 		const struct dedup_knobs *knobs)
 {
+	pthread_condattr_t attr;
 	int ret;
 
 	memset(d, 0, sizeof(*d));
@@ -984,7 +983,10 @@ int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 	RB_INIT(&d->stable_tree);
 	RB_INIT(&d->unstable_tree);
 	pthread_cond_init(&d->idle, NULL);
-	pthread_cond_init(&d->wake, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* dedup__sleep()'s deadline */
+	pthread_cond_init(&d->wake, &attr);
+	pthread_condattr_destroy(&attr);
 	pthread_mutex_init(&d->wait_lock, NULL);
 	if (knobs)
 		d->knobs = *knobs;

@@ -97,6 +97,7 @@ struct dedup_node {
 	uint64_t slot; /* page index in the stable memfd */
 	uint32_t refs; /* guest pages mapping it */
 	bool in_tree;
+	bool charged; /* holds a page of the budget (from its first merged page) */
 };
 
 /* What the scanner knows of one guest page. */

@@ -294,6 +294,37 @@ START_TEST(merge_frees_memory)
 }
 END_TEST
 
+START_TEST(merging_works_with_a_full_budget)
+{
+	teardown();
+	setup_with(NULL, 64 * PAGE, NULL, DEDUP_ON);
+	fill_pattern(64, 4);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_sharing), 60);
+	ck_assert_uint_eq(DSTAT(merge_errors), 0);
+	ck_assert_uint_eq(resident(), 4);
+	check_pattern(64, 4);
+}
+END_TEST
+
+/* The scanner sleeps sleep_ms between batches (a monotonic deadline). */
+START_TEST(scanner_sleeps_between_batches)
+{
+	struct dedup_knobs k;
+
+	teardown();
+	dedup__default_knobs(&k);
+	k.pages_to_scan = 1;
+	k.sleep_ms = 5000;
+	setup_with(NULL, 0, &k, DEDUP_ON);
+	ck_assert_int_eq(dedup__start(&dd), 0);
+	usleep(300 * 1000);
+	ck_assert_uint_le(DSTAT(pages_scanned), 1);
+	dedup__stop(&dd); /* wakes it: does not wait 5 s */
+}
+END_TEST
+
 START_TEST(max_page_sharing_bounds_each_page)
 {
 	struct dedup_knobs k;
@@ -763,6 +794,8 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, unique_pages_stay_unshared);
 	tcase_add_test(tc, merge_frees_memory);
 	tcase_add_test(tc, max_page_sharing_bounds_each_page);
+	tcase_add_test(tc, merging_works_with_a_full_budget);
+	tcase_add_test(tc, scanner_sleeps_between_batches);
 	tcase_add_test(tc, zero_pages_are_released_and_read_as_zeros);
 	tcase_add_test(tc, zero_mode_merges_nothing_else);
 	tcase_add_test(tc, guest_write_breaks_sharing);
