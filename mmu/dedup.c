@@ -71,6 +71,15 @@ static uint8_t *stable_page(const struct dedup *d, const struct dedup_node *node
 	return d->stable + node->slot * PAGE;
 }
 
+/* Free page @page of memfd @fd (both views lose it). 0 or -errno. */
+static int punch_page(int fd, uint64_t page)
+{
+	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(page * PAGE),
+			 (off_t)PAGE) < 0
+		       ? -errno
+		       : 0;
+}
+
 static uint64_t knob(const struct dedup *d, const uint64_t *field)
 {
 	(void)d;
@@ -237,8 +246,7 @@ static void dedup__node_put(struct dedup *d, struct dedup_node *node, bool keep_
 		D_STAT_ADD(d, pages_shared, -1);
 		dedup__update_sharing(d);
 	}
-	if (fallocate(d->stable_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(node->slot * PAGE), (off_t)PAGE) < 0) {
+	if (punch_page(d->stable_fd, node->slot) < 0) {
 		/* the page stays allocated in the memfd until the VM ends */
 	}
 	if (node->charged && !keep_charge)
@@ -398,8 +406,7 @@ static int dedup__merge_into(struct dedup *d, uint64_t pi, struct dedup_node *no
 		return ret;
 	}
 	/* The guest view maps the shared page now: the page's own can go. */
-	if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
-		      (off_t)PAGE) < 0)
+	if (punch_page(mmu->memfd, pi) < 0)
 		D_STAT_INC(d, merge_errors); /* the page stays charged until its COW break */
 	else if (node->charged)
 		mmu__uncharge(mmu, 1);
@@ -561,8 +568,7 @@ static void dedup__release_zero(struct dedup *d, uint64_t pi)
 	if (!dedup__freeze(d, pi, zero_page))
 		return;
 	bit_test_clear(mmu->resident, pi);
-	if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
-		      (off_t)PAGE) < 0) {
+	if (punch_page(mmu->memfd, pi) < 0) {
 		bit_set(mmu->resident, pi);
 		dedup__unprotect(d, pi, was);
 		D_STAT_INC(d, merge_errors);
@@ -721,8 +727,7 @@ fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi)
 		err = errno ? errno : EIO;
 	err = err ?: -dedup__map_own(d, pi);
 	if (err) {
-		if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)(pi * PAGE), (off_t)PAGE) < 0) {
+		if (punch_page(mmu->memfd, pi) < 0) {
 			/* a copy that stays allocated, unused, until the VM ends */
 		}
 		if (!last)
@@ -737,12 +742,9 @@ fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi)
 
 int dedup__discard(struct dedup *d, uint64_t pi)
 {
-	int ret;
+	int ret = punch_page(d->mmu->memfd, pi);
 
-	if (fallocate(d->mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
-		      (off_t)PAGE) < 0)
-		return -errno;
-	ret = dedup__map_own(d, pi);
+	ret = ret ?: dedup__map_own(d, pi);
 	if (ret)
 		return ret;
 	bit_test_clear(d->mmu->resident, pi);
