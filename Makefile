@@ -37,7 +37,7 @@ $(BUILD)/obj/%.o: %.c
 
 # ---- the test guest -----------------------------------------------------------
 GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-pic -fno-pie -mno-red-zone \
-                -mcmodel=kernel -fstack-protector-strong -fno-builtin -nostdinc \
+                -mcmodel=kernel -mgeneral-regs-only -fstack-protector-strong -fno-builtin -nostdinc \
                 -isystem $(shell $(CC) -print-file-name=include) -Iguest/include \
                 -idirafter /usr/include
 GUEST_SRCS := $(wildcard guest/*.c) guest/start.S

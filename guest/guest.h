@@ -76,6 +76,22 @@ void guest_exit(const struct guest *g, int status) __attribute__((noreturn));
 int fdt_mmio(const struct guest *g, const char *compatible, int index, uint64_t *gpa,
 	     uint64_t *size);
 
+/* workloads.c: helpers the workloads share. */
+/* A permutation of 0..n-1: i -> (i * stride + offset) mod n, gcd(stride, n) = 1. */
+struct order {
+	uint64_t n, stride, offset;
+};
+
+void order_init(struct order *o, uint64_t n, int random, uint32_t cpu);
+uint64_t order_page(const struct order *o, uint64_t i);
+/* The word a touch writes at @gpa. */
+uint64_t pattern(uint64_t gpa);
+/* Guest argument @key is @a (or absent: *is_b = 0) or @b (*is_b = 1); -1 otherwise. */
+int guest_choice(const struct guest *g, const char *key, const char *a, const char *b, int *is_b);
+
+/* bench.c: the timing workloads of `faultline bench`. */
+int bench_workload(const struct guest *g, uint32_t cpu);
+
 /* devices.c: workloads on the BAR devices. */
 int shm_workload(const struct guest *g, uint32_t cpu);
 int vram_workload(const struct guest *g, uint32_t cpu);

@@ -15,7 +15,7 @@ static int hello(const struct guest *g, uint32_t cpu)
 	return GUEST_EXIT_OK;
 }
 
-static uint64_t pattern(uint64_t gpa)
+uint64_t pattern(uint64_t gpa)
 {
 	uint64_t x = gpa * 0x9e3779b97f4a7c15ULL;
 
@@ -33,12 +33,7 @@ static uint64_t gcd(uint64_t a, uint64_t b)
 	return a;
 }
 
-/* A permutation of 0..n-1: i -> (i * stride + offset) mod n, gcd(stride, n) = 1. */
-struct order {
-	uint64_t n, stride, offset;
-};
-
-static void order_init(struct order *o, uint64_t n, int random, uint32_t cpu)
+void order_init(struct order *o, uint64_t n, int random, uint32_t cpu)
 {
 	o->n = n;
 	o->stride = 1;
@@ -51,7 +46,7 @@ static void order_init(struct order *o, uint64_t n, int random, uint32_t cpu)
 	o->offset = (cpu * 104729ULL) % n;
 }
 
-static uint64_t order_page(const struct order *o, uint64_t i)
+uint64_t order_page(const struct order *o, uint64_t i)
 {
 	return (i * o->stride + o->offset) % o->n;
 }
@@ -72,8 +67,7 @@ static int verify_page(uint64_t *page, uint64_t gpa, int written)
 	return 0;
 }
 
-static int parse_choice(const struct guest *g, const char *key, const char *a, const char *b,
-			int *is_b)
+int guest_choice(const struct guest *g, const char *key, const char *a, const char *b, int *is_b)
 {
 	const char *v = guest_arg(g, key);
 
@@ -84,7 +78,7 @@ static int parse_choice(const struct guest *g, const char *key, const char *a, c
 		*is_b = 1;
 		return 0;
 	}
-	gprintf("touch: %s=%s: expected %s or %s\n", key, v, a, b);
+	gprintf("guest: %s=%s: expected %s or %s\n", key, v, a, b);
 	return -1;
 }
 
@@ -101,8 +95,8 @@ static int touch(const struct guest *g, uint32_t cpu)
 	struct order o;
 
 	if (guest_arg_u64(g, "pages", 1024, &n) ||
-	    parse_choice(g, "order", "seq", "random", &random) ||
-	    parse_choice(g, "access", "write", "read", &read))
+	    guest_choice(g, "order", "seq", "random", &random) ||
+	    guest_choice(g, "access", "write", "read", &read))
 		return GUEST_EXIT_ARGS;
 	write = !read;
 	if (n == 0 || n > (g->ram_end - g->ram_start) / PAGE_SIZE / g->ncpus) {
@@ -196,7 +190,7 @@ static int badio(const struct guest *g, uint32_t cpu)
 
 	if (cpu != 0)
 		return GUEST_EXIT_OK;
-	if (parse_choice(g, "kind", "mmio", "pio", &pio) ||
+	if (guest_choice(g, "kind", "mmio", "pio", &pio) ||
 	    guest_arg_u64(g, "addr", 0xd0000000, &addr) ||
 	    guest_arg_u64(g, "port", 0xdead, &port) || port > 0xffff ||
 	    guest_arg_u64(g, "count", 1, &count))
@@ -278,5 +272,6 @@ const struct workload workloads[] = {
 	{"shm", shm_workload},
 	{"vram", vram_workload},
 	{"dedup", dedup_workload},
+	{"bench", bench_workload},
 	{NULL, NULL},
 };

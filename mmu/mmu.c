@@ -351,6 +351,20 @@ static int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, u
  * be charged or a sibling installed part of it), RETRY, OOM, SIGBUS or
  * HWPOISON.
  */
+/*
+ * The kernel baseline has no userfaultfd: a fault that reaches the engine
+ * (an MMIO exit or -EFAULT inside RAM) asks the kernel to populate the page.
+ */
+static fault_t mmu__fault_kernel(struct fault_ctx *ctx)
+{
+	uint8_t *page = ctx->hva;
+
+	if (madvise(page, MMU_PAGE_SIZE, MADV_POPULATE_WRITE) == 0)
+		return FAULT_DONE;
+	ctx->err = errno;
+	return fault__from_errno(-errno);
+}
+
 static fault_t mmu__fault_once(struct fault_ctx *ctx)
 {
 	struct mmu *mmu = ctx->mmu;
@@ -358,6 +372,8 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	int64_t ret;
 
 	ctx->err = 0; /* describes this attempt, not an earlier RETRY */
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
+		return mmu__fault_kernel(ctx);
 	if (bit_test(mmu->poisoned, pi)) {
 		/* A waiter meets the poison itself once woken: SIGBUS. */
 		if (ctx->source == FAULT_SRC_UFFD)
@@ -525,6 +541,10 @@ int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 
 	if (!host)
 		return -EFAULT;
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL) {
+		*ptr = host; /* one view, populated by the kernel on touch */
+		return 0;
+	}
 	end = gpa + len;
 	for (page = gpa & ~(MMU_PAGE_SIZE - 1); page < end; page += MMU_PAGE_SIZE) {
 		struct fault_ctx ctx = {
@@ -570,6 +590,9 @@ int mmu__prefault(struct mmu *mmu)
 {
 	unsigned i;
 
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
+		return madvise(mmu->ram.host, mmu->ram.size, MADV_POPULATE_WRITE) ? -errno : 0;
+
 	for (i = 0; i < mmu->ram.nr_banks; i++) {
 		const struct guest_ram_bank *b = &mmu->ram.banks[i];
 		uint64_t off;
@@ -608,11 +631,26 @@ void mmu__uncharge(struct mmu *mmu, uint64_t n)
 	budget_uncharge(mmu, n);
 }
 
+/* The kernel baseline keeps no bitmap: ask the kernel (mincore). */
+static uint64_t mmu__kernel_resident(const struct mmu *mmu)
+{
+	unsigned char *vec = malloc(mmu->nr_pages);
+	uint64_t i, n = 0;
+
+	if (vec && mincore(mmu->ram.host, mmu->ram.size, vec) == 0)
+		for (i = 0; i < mmu->nr_pages; i++)
+			n += vec[i] & 1;
+	free(vec);
+	return n;
+}
+
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages)
 {
 	pages->ram = mmu->nr_pages;
 	pages->budget = mmu->limit_pages;
 	pages->resident = __atomic_load_n(&mmu->resident_pages, __ATOMIC_ACQUIRE);
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
+		pages->resident = mmu__kernel_resident(mmu);
 }
 
 bool mmu__can_poison(const struct mmu *mmu)

@@ -43,6 +43,17 @@
 #define MMU_MAX_HANDLERS     16
 #define MMU_RECLAIM_BATCH    32 /* clean pages dropped per reclaim */
 
+/*
+ * Who serves a guest's first touch of a RAM page. The two baselines exist
+ * so that `faultline bench` can measure the engine against them in one
+ * run; they keep no budget and have no backing file or dedup.
+ */
+enum mmu_handler {
+	MMU_HANDLER_FAULTLINE, /* the fault engine: budget, fault-around, bounded retry */
+	MMU_HANDLER_NAIVE,     /* one thread woken by poll(), one page per event (UFFDIO_COPY) */
+	MMU_HANDLER_KERNEL,    /* no userfaultfd: anonymous memory, the kernel's demand paging */
+};
+
 struct mmu_config {
 	uint64_t ram_size;
 	uint64_t mem_limit;	  /* bytes resident at most; 0: ram_size */
@@ -53,6 +64,7 @@ struct mmu_config {
 	unsigned nr_handlers;	  /* userfaultfd handler threads, 1..16 */
 	unsigned spin_us;	  /* poll for the next event this long before sleeping */
 	bool dedup;		  /* write-protect guest RAM for dedup (mmu/dedup.h) */
+	enum mmu_handler handler;
 };
 
 struct mmu_ops {
@@ -184,8 +196,9 @@ void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);
 /* CLOCK_MONOTONIC in nanoseconds: fault service time, retry and spin bounds. */
 uint64_t mmu__now_ns(void);
 
-/* uffd.c: the handler threads' body. */
+/* uffd.c: the handler threads' bodies. */
 void *mmu__uffd_handler(void *arg);
+void *mmu__naive_handler(void *arg);
 int mmu__uffd_init(struct mmu *mmu) __attribute__((warn_unused_result));
 
 #endif

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "mmu/bitmap.h"
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
 #include "mmu/uffd_compat.h"
@@ -44,11 +45,38 @@ static void *mmu__map(struct mmu *mmu, const char *site)
 	return p;
 }
 
+/*
+ * The kernel baseline: private anonymous memory that nobody watches; the
+ * monitor writes through the guest view itself.
+ */
+static int mmu__init_anonymous(struct mmu *mmu)
+{
+	int err = inject__check("mmap.guest_ram");
+	void *p = err ? MAP_FAILED
+		      : mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED) {
+		err = err ? err : errno;
+		pr_err("cannot map guest RAM: %s (size: %llu bytes)", strerror(err),
+		       (unsigned long long)mmu->ram.size);
+		return -err;
+	}
+	mmu->ram.host = mmu->alias = p;
+	return 0;
+}
+
 static int mmu__init_memory(struct mmu *mmu)
 {
 	void *p;
 	int err;
 
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL) {
+		err = mmu__init_anonymous(mmu);
+		if (err)
+			return err;
+		goto bitmaps;
+	}
 	err = inject__check("memfd_create");
 	mmu->memfd = err ? -1 : memfd_create("faultline-ram", MFD_CLOEXEC);
 	if (mmu->memfd < 0)
@@ -67,6 +95,7 @@ static int mmu__init_memory(struct mmu *mmu)
 	if (p == MAP_FAILED)
 		return mmu__fail("mmap of the RAM alias", errno);
 	mmu->alias = p;
+bitmaps:
 	mmu->resident = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
 	mmu->dirty = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
 	mmu->poisoned = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
@@ -200,8 +229,16 @@ int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_op
 		if (ret)
 			return ret;
 	}
+	if (cfg->handler != MMU_HANDLER_FAULTLINE &&
+	    (cfg->backing_file || cfg->dedup || mmu->limit_pages < mmu->nr_pages)) {
+		pr_err("cannot set up guest RAM: the %s handler has no budget, backing file or "
+		       "dedup",
+		       cfg->handler == MMU_HANDLER_NAIVE ? "naive" : "kernel");
+		return -EINVAL;
+	}
 	ret = mmu__init_memory(mmu);
-	ret = ret ?: mmu__uffd_init(mmu);
+	if (!ret && cfg->handler != MMU_HANDLER_KERNEL)
+		ret = mmu__uffd_init(mmu);
 	ret = ret ?: mmu__map_ram(mmu, cfg);
 	if (ret)
 		return ret;
@@ -290,14 +327,84 @@ void *mmu__uffd_handler(void *arg)
 	return NULL;
 }
 
+/*
+ * The naive baseline, the shape of the example handler userfaultfd users
+ * start from: one thread sleeps in poll(), reads one event, copies one page
+ * of zeros and sleeps again. No fault-around, no spinning, no budget. An
+ * install that fails for any reason but a sibling's (EEXIST) goes through
+ * the engine, which reports it.
+ */
+void *mmu__naive_handler(void *arg)
+{
+	static const uint8_t zeros[MMU_PAGE_SIZE] __attribute__((aligned(MMU_PAGE_SIZE)));
+	struct mmu *mmu = arg;
+	struct uffd_msg msg;
+	struct pollfd fds[2] = {
+		{.fd = mmu->uffd, .events = POLLIN},
+		{.fd = mmu->stop_fd, .events = POLLIN},
+	};
+
+	while (!__atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE)) {
+		uint64_t start, off;
+		struct uffdio_copy c;
+
+		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+		if (read(mmu->uffd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		start = mmu__now_ns();
+		c = (struct uffdio_copy){
+			.dst = msg.arg.pagefault.address & ~(MMU_PAGE_SIZE - 1),
+			.src = (uint64_t)(uintptr_t)zeros,
+			.len = MMU_PAGE_SIZE,
+		};
+		off = c.dst - (uint64_t)(uintptr_t)mmu->ram.host;
+		if (off >= mmu->ram.size)
+			continue;
+		MMU_STAT_INC(&mmu->stats, uffdio_copy);
+		if (ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0) {
+			if (!bit_test(mmu->resident, off / MMU_PAGE_SIZE)) {
+				bit_set(mmu->resident, off / MMU_PAGE_SIZE);
+				__atomic_add_fetch(&mmu->resident_pages, 1, __ATOMIC_ACQ_REL);
+			}
+			MMU_STAT_INC(&mmu->stats, faults);
+			MMU_STAT_INC(&mmu->stats, faults_uffd);
+			MMU_STAT_INC(&mmu->stats, result_done);
+			MMU_STAT_INC(&mmu->stats, pages_installed);
+			mmu_stats__record(&mmu->stats, -1, mmu__now_ns() - start);
+			continue;
+		}
+		if (errno == EEXIST) {
+			struct uffdio_range r = {.start = c.dst, .len = MMU_PAGE_SIZE};
+
+			MMU_STAT_INC(&mmu->stats, uffdio_eexist);
+			if (ioctl(mmu->uffd, UFFDIO_WAKE, &r) == 0)
+				MMU_STAT_INC(&mmu->stats, uffdio_wake);
+			continue;
+		}
+		mmu__serve(mmu, &msg);
+	}
+	return NULL;
+}
+
 int mmu__start(struct mmu *mmu)
 {
-	unsigned i;
+	unsigned i, n = mmu->cfg.nr_handlers;
+	void *(*body)(void *) = mmu__uffd_handler;
 
-	for (i = 0; i < mmu->cfg.nr_handlers && i < MMU_MAX_HANDLERS; i++) {
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
+		n = 0;
+	if (mmu->cfg.handler == MMU_HANDLER_NAIVE) {
+		n = 1;
+		body = mmu__naive_handler;
+	}
+	for (i = 0; i < n && i < MMU_MAX_HANDLERS; i++) {
 		int err = inject__check("pthread_create.fault");
 
-		err = err ?: pthread_create(&mmu->handlers[i], NULL, mmu__uffd_handler, mmu);
+		err = err ?: pthread_create(&mmu->handlers[i], NULL, body, mmu);
 		if (err) {
 			pr_err("cannot start fault handler thread %u: %s", i, strerror(err));
 			return -err;
@@ -324,9 +431,11 @@ void mmu__stop(struct mmu *mmu)
 void mmu__exit(struct mmu *mmu)
 {
 	mmu__stop(mmu);
+	if (mmu->alias == mmu->ram.host)
+		mmu->alias = NULL; /* the kernel baseline has one view */
 	if (mmu->ram.host)
 		munmap(mmu->ram.host, mmu->ram.size);
-	if (mmu->alias)
+	if (mmu->alias && mmu->alias != mmu->ram.host)
 		munmap(mmu->alias, mmu->ram.size);
 	mmu->ram.host = mmu->alias = NULL;
 	free(mmu->resident);

@@ -187,6 +187,23 @@ static int parse_on_oom(const char *s, enum cli_oom_policy *policy)
 	return 0;
 }
 
+static int parse_handler(const char *s, enum mmu_handler *handler)
+{
+	if (!strcmp(s, "faultline"))
+		*handler = MMU_HANDLER_FAULTLINE;
+	else if (!strcmp(s, "naive"))
+		*handler = MMU_HANDLER_NAIVE;
+	else if (!strcmp(s, "kernel"))
+		*handler = MMU_HANDLER_KERNEL;
+	else {
+		pr_err("invalid option value: expected faultline, naive or kernel "
+		       "(--fault-handler: %s)",
+		       s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_backing(const char *s, const char **file)
 {
 	if (!strcmp(s, "zero")) {
@@ -370,6 +387,7 @@ static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 	case 'l': return parse_mem_limit(arg, &cfg->mem_limit);
 	case 'o': return parse_on_oom(arg, &cfg->on_oom);
 	case 'b': return parse_backing(arg, &cfg->backing_file);
+	case 'F': return parse_handler(arg, &cfg->fault_handler);
 	case 'r': return parse_number("fault-retries", arg, 1, 1000, &cfg->fault_retries);
 	case 't': return parse_number("fault-timeout", arg, 1, 3600000, &cfg->fault_timeout_ms);
 	case 'T': return parse_number("fault-threads", arg, 1, 16, &cfg->fault_threads);
@@ -411,6 +429,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'l':
 		case 'o':
 		case 'b':
+		case 'F':
 		case 'f':
 		case 'r':
 		case 't':
@@ -444,6 +463,15 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 	}
 	if (cfg->mem_limit > cfg->mem)
 		cfg->mem_limit = cfg->mem;
+	if (cfg->fault_handler != MMU_HANDLER_FAULTLINE &&
+	    ((cfg->mem_limit && cfg->mem_limit < cfg->mem) || cfg->backing_file ||
+	     cfg->dedup != DEDUP_OFF)) {
+		pr_err("invalid option value: the %s handler is a baseline without a budget, "
+		       "backing file or dedup (--fault-handler: %s)",
+		       cfg->fault_handler == MMU_HANDLER_NAIVE ? "naive" : "kernel",
+		       cfg->fault_handler == MMU_HANDLER_NAIVE ? "naive" : "kernel");
+		return -EINVAL;
+	}
 	if (!cfg->fault_threads)
 		cfg->fault_threads = 1 + (cfg->vcpus - 1) / 4;
 	return 0;
@@ -471,6 +499,10 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 		*cmd = CLI_VERSION;
 		return 0;
 	}
+	if (!strcmp(argv[1], "bench")) {
+		*cmd = CLI_BENCH;
+		return 0;
+	}
 	if (!strcmp(argv[1], "run")) {
 		*cmd = CLI_RUN;
 		return parse_run(argc - 1, argv + 1, cmd, cfg);
@@ -482,6 +514,7 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 void cli__usage(FILE *out)
 {
 	fprintf(out, "Usage: faultline run --kernel FILE [OPTIONS]\n"
+		     "       faultline bench [OPTIONS]   (faultline bench --help)\n"
 		     "       faultline version\n"
 		     "       faultline help\n"
 		     "\n"

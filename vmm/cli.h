@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "mmu/dedup.h"
+#include "mmu/mmu.h"
 
 #define KVM_DEVICE_DEFAULT	  "/dev/kvm"
 #define CLI_MAX_GUEST_ARGS	  64
@@ -43,6 +44,11 @@
 	X("fault-around", 'f', 1, "N",                                                             \
 	  "pages served per fault, a power of two 1..512 (default 16)")                            \
 	X("prefault", 'p', 0, "", "make all guest RAM resident before the guest starts")           \
+	X("fault-handler", 'F', 1, "faultline|naive|kernel",                                       \
+	  "who serves first touches: faultline, the fault engine (default); naive, one thread "    \
+	  "woken by poll() copying one page per fault; kernel, anonymous memory and the kernel's " \
+	  "demand paging without userfaultfd. The baselines (for faultline bench) take no "        \
+	  "--mem-limit, --backing file or --dedup")                                                \
 	X("fault-retries", 'r', 1, "N", "attempts per fault before giving up (default 8)")         \
 	X("fault-timeout", 't', 1, "MS", "time per fault before giving up (default 2000)")         \
 	X("fault-threads", 'T', 1, "N",                                                            \
@@ -79,6 +85,7 @@ enum cli_command {
 	CLI_RUN,
 	CLI_VERSION,
 	CLI_HELP,
+	CLI_BENCH, /* the options after "bench" are bench__parse()'s */
 };
 
 struct guest_arg {
@@ -100,6 +107,7 @@ struct run_config {
 	const char *backing_file; /* NULL: zero */
 	unsigned fault_around;
 	bool prefault;
+	enum mmu_handler fault_handler;
 	unsigned fault_retries;
 	unsigned fault_timeout_ms;
 	unsigned fault_threads; /* 0: from --vcpus */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mmu/inject.h"
+#include "vmm/bench.h"
 #include "vmm/cli.h"
 #include "vmm/elf.h"
 #include "vmm/log.h"
@@ -112,6 +113,18 @@ static int run(const struct run_config *cfg)
 	return status;
 }
 
+static int bench(int argc, char **argv)
+{
+	struct bench_options o;
+	int ret = bench__parse(argc, argv, &o);
+
+	if (ret == 1) {
+		bench__usage(stdout);
+		return 0;
+	}
+	return ret ? FL_EXIT_USAGE : bench__main(&o);
+}
+
 int main(int argc, char **argv)
 {
 	struct run_config cfg;
@@ -123,6 +136,7 @@ int main(int argc, char **argv)
 	case CLI_HELP: cli__usage(stdout); return 0;
 	case CLI_VERSION: printf("faultline %s\n", FAULTLINE_VERSION); return 0;
 	case CLI_RUN: break;
+	case CLI_BENCH: return bench(argc - 1, argv + 1);
 	}
 	if (inject__init(getenv(INJECT_ENV))) {
 		pr_err("invalid test-only variable: expected SITE:ERRNO[:SKIP[:TIMES]],... (%s: "

@@ -153,6 +153,11 @@ int vcpu__init(struct vcpu *vcpu, struct vm *vm, unsigned id, uint64_t entry)
 	if (ret)
 		goto err_unmap;
 	vcpu__setup_mce(vcpu);
+	if (id == 0) {
+		int khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+
+		vm->tsc_khz = khz > 0 ? (unsigned)khz : 0;
+	}
 	return 0;
 
 err_unmap:

@@ -184,6 +184,7 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 		.nr_handlers = cfg->fault_threads,
 		.spin_us = cfg->fault_spin_us,
 		.dedup = cfg->dedup != DEDUP_OFF,
+		.handler = cfg->fault_handler,
 	};
 	const struct mmu_ops ops = {
 		.fault_failed = vm__fault_failed,

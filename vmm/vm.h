@@ -59,6 +59,7 @@ struct vm {
 	uint8_t bar_slot_used[VM_BAR_SLOTS];
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
+	unsigned tsc_khz; /* the guest's TSC frequency (KVM_GET_TSC_KHZ), 0: unknown */
 
 	pthread_mutex_t lock;	     /* protects everything below */
 	pthread_cond_t stopped_cond; /* broadcast when stopping becomes true */

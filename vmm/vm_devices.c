@@ -253,6 +253,8 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 			"unclaimed_pio", (unsigned long long)pio);
 		fprintf(out, "  %-24s %12llu  MMIO accesses no device claimed\n", "unclaimed_mmio",
 			(unsigned long long)mmio);
+		fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n",
+			"tsc_khz", vm->tsc_khz);
 		for (i = 0; i < n; i++)
 			vm__bar_stats_text(bars[i], out);
 		if (vm->dedup)
@@ -274,6 +276,7 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 	json_object_set_new(
 		root, "unclaimed",
 		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
+	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
 	if (json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0)
 		fputc('\n', out);
 	json_decref(root);

@@ -1,0 +1,982 @@
+/*
+ * faultline bench, the driver: the options, the matrix of measurements
+ * and the runs of `faultline run` that make them (one child process each,
+ * so that every mode starts from a fresh process and a failed run costs
+ * one result, not the benchmark).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/bench.h"
+#include "vmm/cli.h"
+#include "vmm/log.h"
+#include "vmm/status.h"
+
+#ifndef FAULTLINE_VERSION
+#define FAULTLINE_VERSION "unknown"
+#endif
+
+#define BENCH_ARGS	  48
+#define BENCH_OUT_MAX	  (1U << 20) /* bytes kept of a run's stdout or stderr */
+#define BENCH_PAGES	  16384	     /* per vCPU: 64 MiB */
+#define BENCH_PAGES_QUICK 256
+#define BENCH_REPEAT	  3
+#define BENCH_SPIN_US	  "50"
+
+/* X(name, option value, help) */
+#define BENCH_OPTIONS(X)                                                                           \
+	X("quick", 'q', 0, "", "a seconds-long smoke run: 256 pages, one run each, vCPUs 1,2")     \
+	X("json", 'j', 0, "", "print the results as one JSON document instead of the table")       \
+	X("csv", 'C', 1, "FILE", "also write one CSV row per result to FILE")                      \
+	X("plot", 'P', 1, "DIR",                                                                   \
+	  "also write gnuplot data and bench.gp to DIR, and SVG plots when gnuplot is installed")  \
+	X("input", 'i', 1, "FILE", "render results saved with --json instead of measuring")        \
+	X("kernel", 'k', 1, "FILE",                                                                \
+	  "the test guest (default: guest/faultline-guest.elf beside this program)")               \
+	X("pages", 'n', 1, "N", "pages each vCPU touches (default 16384; 16..1048576)")            \
+	X("vcpus", 'c', 1, "LIST",                                                                 \
+	  "vCPU counts of the scaling runs (default 1,2,4,8,16 up to this host's CPUs)")           \
+	X("repeat", 'r', 1, "N", "runs per result, the median is kept (default 3; 1..21)")         \
+	X("modes", 'M', 1, "LIST", "only these modes, comma-separated (default: all)")             \
+	X("timeout", 't', 1, "S", "seconds one run may take (default 300)")                        \
+	X("help", 'h', 0, "", "show this help")
+
+static const struct option bench_long_options[] = {
+#define BENCH_GETOPT(name, val, has_arg, metavar, help) {name, has_arg, NULL, val},
+	BENCH_OPTIONS(BENCH_GETOPT)
+#undef BENCH_GETOPT
+		{NULL, 0, NULL, 0},
+};
+
+/* A way of serving first touches: the extra `faultline run` options. */
+struct bench_mode {
+	const char *name;
+	const char *help;
+	const char *flags[4];
+	bool scaling; /* also measured at every vCPU count */
+};
+
+#define FA(n)                                                                                      \
+	{                                                                                          \
+		"fa-" #n, "faultline with --fault-around " #n, {"--fault-around", #n}, false       \
+	}
+static const struct bench_mode touch_modes[] = {
+	{"floor",
+	 "pre-populated host memory: kernel baseline with --prefault",
+	 {"--fault-handler", "kernel", "--prefault"},
+	 true},
+	{"kernel",
+	 "kernel demand paging: anonymous memory, no userfaultfd",
+	 {"--fault-handler", "kernel"},
+	 true},
+	{"naive",
+	 "naive userfaultfd handler: one thread, poll(), one page per fault",
+	 {"--fault-handler", "naive"},
+	 true},
+	{"faultline", "faultline's defaults", {NULL}, true},
+	FA(1),
+	FA(2),
+	FA(4),
+	FA(8),
+	FA(16),
+	FA(32),
+	FA(64),
+	FA(128),
+	FA(256),
+	FA(512),
+	{"spin-" BENCH_SPIN_US,
+	 "faultline, handler threads poll " BENCH_SPIN_US " us for the next fault",
+	 {"--fault-spin", BENCH_SPIN_US},
+	 true},
+};
+#undef FA
+
+static const char *const extra_modes[][2] = {
+	{"mmio", "MMIO exit round trip: a register BAR read"},
+	{"pio", "port I/O exit round trip: a serial register read"},
+	{"bar", "nopage BAR first touch: a vram page migrated in"},
+	{"cow", "copy-on-write break of a page merged by dedup"},
+};
+
+static bool default_size(const char *mode)
+{
+	return !strncmp(mode, "fa-", 3) && atoi(mode + 3) == CLI_FAULT_AROUND_DEFAULT;
+}
+
+void bench__usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "Usage: faultline bench [OPTIONS]\n"
+		     "\n"
+		     "Measures guest first-touch fault latency and pages/s of faultline against "
+		     "its\nbaselines in one run, each mode a `faultline run` of the test guest. "
+		     "Needs /dev/kvm\n(or: tests/nested/run -- build/faultline bench --quick).\n"
+		     "\nOptions:\n");
+#define BENCH_HELPLINE(name, val, has_arg, metavar, help)                                          \
+	do {                                                                                       \
+		char opt[32];                                                                      \
+		snprintf(opt, sizeof(opt), "%s%s%s", name, has_arg ? " " : "", metavar);           \
+		fprintf(out, "  --%-16s %s\n", opt, help);                                         \
+	} while (0);
+	BENCH_OPTIONS(BENCH_HELPLINE)
+#undef BENCH_HELPLINE
+	fprintf(out, "\nModes of the touch workload (sequential and random, write and read, "
+		     "1 vCPU;\nthose marked * also at every --vcpus count, sequential write):\n");
+	for (i = 0; i < sizeof(touch_modes) / sizeof(touch_modes[0]); i++)
+		fprintf(out, "  %-10s%s %s%s\n", touch_modes[i].name,
+			touch_modes[i].scaling ? "*" : " ", touch_modes[i].help,
+			default_size(touch_modes[i].name) ? " (the default: measured as faultline)"
+							  : "");
+	fprintf(out, "Other modes (faultline's defaults, 1 vCPU):\n");
+	for (i = 0; i < sizeof(extra_modes) / sizeof(extra_modes[0]); i++)
+		fprintf(out, "  %-10s  %s\n", extra_modes[i][0], extra_modes[i][1]);
+	fprintf(out, "\nExit status: 0 when every run succeeded; 64 bad options; 65 an --input "
+		     "file that\nis not a results document; 66 a file cannot be read; 69 no "
+		     "usable KVM; 70 a host\ncall failed; else the status of the first run that "
+		     "failed (faultline --help),\nafter all results are reported. "
+		     "Docs: docs/benchmarks.md\n");
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || *v < min || *v > max) {
+		pr_err("invalid option value: expected a number %llu..%llu (--%s: %s)",
+		       (unsigned long long)min, (unsigned long long)max, opt, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_vcpu_list(const char *s, struct bench_options *o)
+{
+	char buf[128], *tok, *save = NULL;
+	uint64_t v;
+
+	if (strlen(s) >= sizeof(buf)) {
+		pr_err("invalid option value: list too long (--vcpus: %s)", s);
+		return -EINVAL;
+	}
+	strcpy(buf, s);
+	o->nr_vcpus = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (o->nr_vcpus == BENCH_MAX_VCPU_COUNTS) {
+			pr_err("invalid option value: at most %d counts (--vcpus: %s)",
+			       BENCH_MAX_VCPU_COUNTS, s);
+			return -EINVAL;
+		}
+		if (parse_u64("vcpus", tok, 1, CLI_VCPUS_MAX, &v))
+			return -EINVAL;
+		o->vcpus[o->nr_vcpus++] = (unsigned)v;
+	}
+	if (!o->nr_vcpus) {
+		pr_err("invalid option value: empty list (--vcpus: %s)", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool mode_known(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(touch_modes) / sizeof(touch_modes[0]); i++)
+		if (strlen(touch_modes[i].name) == len && !strncmp(touch_modes[i].name, name, len))
+			return true;
+	for (i = 0; i < sizeof(extra_modes) / sizeof(extra_modes[0]); i++)
+		if (strlen(extra_modes[i][0]) == len && !strncmp(extra_modes[i][0], name, len))
+			return true;
+	return false;
+}
+
+static int check_modes(const char *list)
+{
+	const char *p = list;
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+
+		if (!mode_known(p, len)) {
+			pr_err("invalid option value: unknown mode '%.*s'; see 'faultline bench "
+			       "--help' (--modes: %s)",
+			       (int)len, p, list);
+			return -EINVAL;
+		}
+		p += len + (p[len] == ',');
+	}
+	return *list ? 0 : -EINVAL;
+}
+
+static int parse_option(int c, const char *arg, struct bench_options *o, bool *pages_set,
+			bool *repeat_set)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'q': o->quick = true; return 0;
+	case 'j': o->json = true; return 0;
+	case 'C': o->csv = arg; return 0;
+	case 'P': o->plot_dir = arg; return 0;
+	case 'i': o->input = arg; return 0;
+	case 'k': o->kernel = arg; return 0;
+	case 'M': o->modes = arg; return check_modes(arg);
+	case 'c': return parse_vcpu_list(arg, o);
+	case 'n':
+		*pages_set = true;
+		if (parse_u64("pages", arg, 16, 1U << 20, &v))
+			return -EINVAL;
+		o->pages = v;
+		return 0;
+	case 'r':
+		*repeat_set = true;
+		if (parse_u64("repeat", arg, 1, 21, &v))
+			return -EINVAL;
+		o->repeat = (unsigned)v;
+		return 0;
+	case 't':
+		if (parse_u64("timeout", arg, 1, 86400, &v))
+			return -EINVAL;
+		o->timeout_s = (unsigned)v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* The default scaling counts: powers of two up to 16 and this host's CPUs. */
+static void default_vcpus(struct bench_options *o)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned v;
+
+	o->nr_vcpus = 0;
+	for (v = 1; v <= (o->quick ? 2U : 16U); v *= 2)
+		if (v == 1 || (long)v <= cpus)
+			o->vcpus[o->nr_vcpus++] = v;
+}
+
+int bench__parse(int argc, char **argv, struct bench_options *o)
+{
+	bool pages_set = false, repeat_set = false;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->kvm_device = KVM_DEVICE_DEFAULT;
+	o->timeout_s = 300;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", bench_long_options, NULL)) != -1) {
+		if (c == 'h')
+			return 1;
+		if (c == ':' || c == '?') {
+			pr_err("usage: %s (%s); see 'faultline bench --help'",
+			       c == ':' ? "option needs a value" : "unknown option",
+			       argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (parse_option(c, optarg, o, &pages_set, &repeat_set))
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		pr_err("usage: unexpected argument (%s); see 'faultline bench --help'",
+		       argv[optind]);
+		return -EINVAL;
+	}
+	if (!pages_set)
+		o->pages = o->quick ? BENCH_PAGES_QUICK : BENCH_PAGES;
+	if (!repeat_set)
+		o->repeat = o->quick ? 1 : BENCH_REPEAT;
+	if (!o->nr_vcpus)
+		default_vcpus(o);
+	return 0;
+}
+
+/* One measurement: a mode, a workload and its pattern, a vCPU count. */
+struct bench_job {
+	const char *mode;
+	const char *kind;
+	const char *order;  /* touch only, else "-" */
+	const char *access; /* touch only, else "-" */
+	unsigned vcpus;
+	const char *const *flags; /* the mode's run options, NULL-terminated or 4 long */
+	uint64_t ops;		  /* pages or operations per vCPU */
+};
+
+struct bench_run {
+	const struct bench_options *o;
+	const char *self;  /* this program */
+	const char *guest; /* the test guest */
+	json_t *results;
+	unsigned done, total;
+	int first_failure; /* exit status of the first failed run, 0: none */
+	unsigned tsc_khz;
+};
+
+static bool mode_selected(const struct bench_options *o, const char *name)
+{
+	const char *p = o->modes;
+	size_t len = strlen(name);
+
+	if (!p)
+		return true;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		if (n == len && !strncmp(p, name, n))
+			return true;
+		p += n + (p[n] == ',');
+	}
+	return false;
+}
+
+static void append(char **argv, unsigned *argc, const char *s)
+{
+	if (*argc < BENCH_ARGS - 1)
+		argv[(*argc)++] = (char *)s;
+	argv[*argc] = NULL;
+}
+
+/* Storage for the formatted arguments of one command line. */
+struct bench_argbuf {
+	char mem[32], vcpus[16], kind[32], order[32], access[32], ops[48], vram[64], lat[16];
+};
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+/* The `faultline run` command line of @job. */
+static void job_argv(const struct bench_run *b, const struct bench_job *job, int lat,
+		     struct bench_argbuf *buf, char **argv)
+{
+	uint64_t ram = align_up(job->ops * job->vcpus * 4096ULL, CLI_MEM_ALIGN) + (16ULL << 20);
+	unsigned argc = 0, i;
+
+	if (strcmp(job->kind, "touch"))
+		ram = 64ULL << 20;
+	snprintf(buf->mem, sizeof(buf->mem), "%lluM", (unsigned long long)(ram >> 20));
+	snprintf(buf->vcpus, sizeof(buf->vcpus), "%u", job->vcpus);
+	snprintf(buf->kind, sizeof(buf->kind), "kind=%s", job->kind);
+	snprintf(buf->lat, sizeof(buf->lat), "lat=%d", lat);
+	snprintf(buf->order, sizeof(buf->order), "order=%s", job->order);
+	snprintf(buf->access, sizeof(buf->access), "access=%s", job->access);
+	snprintf(buf->ops, sizeof(buf->ops), "%s=%llu",
+		 strcmp(job->kind, "mmio") && strcmp(job->kind, "pio") ? "pages" : "ops",
+		 (unsigned long long)job->ops);
+	snprintf(buf->vram, sizeof(buf->vram), "size=%lluK,pool=%lluK",
+		 (unsigned long long)job->ops * 4, (unsigned long long)job->ops * 4);
+	append(argv, &argc, "faultline");
+	append(argv, &argc, "run");
+	append(argv, &argc, "--kernel");
+	append(argv, &argc, b->guest);
+	append(argv, &argc, "--mem");
+	append(argv, &argc, buf->mem);
+	append(argv, &argc, "--vcpus");
+	append(argv, &argc, buf->vcpus);
+	append(argv, &argc, "--stats=json");
+	for (i = 0; i < 4 && job->flags && job->flags[i]; i++)
+		append(argv, &argc, job->flags[i]);
+	if (!strcmp(job->kind, "mmio"))
+		append(argv, &argc, "--dedup=zero,run=0");
+	if (!strcmp(job->kind, "cow"))
+		append(argv, &argc, "--dedup=on,pages_to_scan=4096,sleep_ms=0");
+	if (!strcmp(job->kind, "bar")) {
+		append(argv, &argc, "--vram");
+		append(argv, &argc, buf->vram);
+	}
+	append(argv, &argc, "--guest-arg=workload=bench");
+	append(argv, &argc, "--guest-arg");
+	append(argv, &argc, buf->kind);
+	append(argv, &argc, "--guest-arg");
+	append(argv, &argc, buf->ops);
+	append(argv, &argc, "--guest-arg");
+	append(argv, &argc, buf->lat);
+	if (!strcmp(job->kind, "touch")) {
+		append(argv, &argc, "--guest-arg");
+		append(argv, &argc, buf->order);
+		append(argv, &argc, "--guest-arg");
+		append(argv, &argc, buf->access);
+	}
+}
+
+static json_t *command_string(char **argv)
+{
+	char line[2048] = "";
+	size_t used = 0;
+	unsigned i;
+
+	for (i = 0; argv[i] && used < sizeof(line); i++)
+		used += (size_t)snprintf(line + used, sizeof(line) - used, "%s%s", i ? " " : "",
+					 i ? argv[i] : "build/faultline");
+	return json_string(line);
+}
+
+struct captured {
+	char *buf;
+	size_t len;
+};
+
+static void capture(int fd, struct captured *c, bool *open)
+{
+	char chunk[4096];
+	ssize_t n = read(fd, chunk, sizeof(chunk));
+
+	if (n <= 0) {
+		if (n == 0 || (errno != EINTR && errno != EAGAIN))
+			*open = false;
+		return;
+	}
+	if (c->len + (size_t)n > BENCH_OUT_MAX)
+		return;
+	c->buf = realloc(c->buf, c->len + (size_t)n + 1);
+	if (!c->buf) {
+		c->len = 0;
+		return;
+	}
+	memcpy(c->buf + c->len, chunk, (size_t)n);
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+}
+
+/*
+ * Run @argv as a child with its stdout and stderr captured, for at most
+ * @timeout_s. Returns its exit status (128+N when killed by signal N, 124
+ * when the timeout ran out) or -errno when it could not be started.
+ */
+static int spawn(const char *self, char **argv, unsigned timeout_s, struct captured *out,
+		 struct captured *err)
+{
+	int po[2], pe[2], status = 0;
+	struct timespec start, now;
+	bool o_open = true, e_open = true, killed = false;
+	pid_t pid;
+
+	if (pipe2(po, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(pe, O_CLOEXEC) < 0) {
+		close(po[0]);
+		close(po[1]);
+		return -errno;
+	}
+	pid = fork();
+	if (pid == 0) {
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		execv(self, argv);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (pid > 0 && (o_open || e_open)) {
+		struct pollfd fds[2] = {{.fd = o_open ? po[0] : -1, .events = POLLIN},
+					{.fd = e_open ? pe[0] : -1, .events = POLLIN}};
+
+		if (poll(fds, 2, 1000) > 0) {
+			if (fds[0].revents)
+				capture(po[0], out, &o_open);
+			if (fds[1].revents)
+				capture(pe[0], err, &e_open);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!killed && now.tv_sec - start.tv_sec >= (time_t)timeout_s) {
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+	}
+	close(po[0]);
+	close(pe[0]);
+	if (pid < 0)
+		return -errno;
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	if (killed)
+		return 124;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The child's --stats=json: the last line of its stderr that is an object. */
+static json_t *stats_of(const char *err)
+{
+	const char *line = NULL, *p = err;
+
+	while (p && *p) {
+		if (*p == '{')
+			line = p;
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	return line ? json_loadb(line, strcspn(line, "\n"), 0, NULL) : NULL;
+}
+
+static json_int_t int_at(json_t *o, const char *a, const char *b)
+{
+	return json_integer_value(json_object_get(json_object_get(o, a), b));
+}
+
+/* What the monitor saw of the run. */
+static json_t *monitor_json(json_t *stats)
+{
+	json_t *m = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "faults",
+			      int_at(stats, "counters", "faults"), "faults_uffd",
+			      int_at(stats, "counters", "faults_uffd"), "pages_installed",
+			      int_at(stats, "counters", "pages_installed"), "pages_around",
+			      int_at(stats, "counters", "pages_around"), "fallbacks",
+			      int_at(stats, "counters", "fallbacks"), "resident_pages",
+			      int_at(stats, "pages", "resident"), "service_p50_ns",
+			      int_at(stats, "fault_latency_ns", "p50"), "service_p99_ns",
+			      int_at(stats, "fault_latency_ns", "p99"), "service_max_ns",
+			      int_at(stats, "fault_latency_ns", "max"));
+
+	if (m && json_object_get(stats, "dedup"))
+		json_object_set_new(m, "cow_breaks",
+				    json_integer(int_at(stats, "dedup", "cow_breaks")));
+	return m;
+}
+
+/* The first message of the child ("faultline: ..."), or its exit status. */
+static void failure_text(const char *err, int status, char *why, size_t len)
+{
+	const char *p = err ? strstr(err, "faultline: ") : NULL;
+
+	if (p && (p == err || p[-1] == '\n'))
+		snprintf(why, len, "%.*s", (int)strcspn(p, "\n"), p);
+	else
+		snprintf(why, len, "faultline run exited with status %d", status);
+}
+
+/* One run of @job. Returns its result, or NULL with *status and @why set. */
+static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why, size_t len)
+{
+	struct captured out = {0}, err = {0};
+	struct bench_sample *s = malloc(sizeof(*s));
+	json_t *stats = NULL, *r = NULL;
+	unsigned khz;
+
+	*status = s ? spawn(b->self, argv, b->o->timeout_s, &out, &err) : -ENOMEM;
+	if (*status < 0) {
+		snprintf(why, len, "cannot start faultline run: %s", strerror(-*status));
+		*status = FL_EXIT_INTERNAL;
+	} else if (*status) {
+		failure_text(err.buf, *status, why, len);
+	} else if (bench__parse_guest(out.buf, s, why, len)) {
+		*status = FL_EXIT_GUEST;
+	} else if (!(stats = stats_of(err.buf))) {
+		snprintf(why, len, "faultline run printed no --stats=json line");
+		*status = FL_EXIT_INTERNAL;
+	} else {
+		khz = (unsigned)json_integer_value(json_object_get(stats, "tsc_khz"));
+		if (khz)
+			b->tsc_khz = khz;
+		r = bench__sample_json(s, khz);
+		if (r)
+			json_object_set_new(r, "monitor", monitor_json(stats));
+	}
+	json_decref(stats);
+	free(out.buf);
+	free(err.buf);
+	free(s);
+	return r;
+}
+
+static int by_rate(const void *a, const void *b)
+{
+	double x = json_number_value(json_object_get(*(json_t *const *)a, "ops_per_s"));
+	double y = json_number_value(json_object_get(*(json_t *const *)b, "ops_per_s"));
+
+	return x < y ? -1 : x > y;
+}
+
+static void progress(struct bench_run *b, const struct bench_job *job)
+{
+	char bar[21];
+	unsigned i, fill = b->total ? 20 * b->done / b->total : 20;
+
+	if (!isatty(STDERR_FILENO))
+		return;
+	for (i = 0; i < 20; i++)
+		bar[i] = i < fill ? '=' : ' ';
+	bar[20] = '\0';
+	if (job && !strcmp(job->kind, "touch"))
+		fprintf(stderr, "\rfaultline bench [%s] %u/%u %s %s-%s, %u vCPU\033[K", bar,
+			b->done + 1, b->total, job->mode, job->order, job->access, job->vcpus);
+	else if (job)
+		fprintf(stderr, "\rfaultline bench [%s] %u/%u %s\033[K", bar, b->done + 1, b->total,
+			job->mode);
+	else
+		fprintf(stderr, "\r\033[K");
+}
+
+/* Why the first failed run failed: the result of a job that did not finish. */
+static json_t *failed(struct bench_run *b, int status, const char *why)
+{
+	if (!status)
+		status = FL_EXIT_INTERNAL;
+	if (!b->first_failure)
+		b->first_failure = status;
+	return json_pack("{s:i,s:s}", "status", status, "error", why);
+}
+
+/*
+ * The median of --repeat runs of @job without per-operation timing
+ * (pages/s, what the monitor saw), then one run that times each operation
+ * (the latency distribution).
+ */
+static json_t *measure_runs(struct bench_run *b, const struct bench_job *job, json_t **cmd)
+{
+	struct bench_argbuf buf;
+	char *argv[BENCH_ARGS], why[512] = "";
+	json_t *runs[21], *r = NULL, *lat, *rates;
+	unsigned i, n = 0;
+	int status = 0;
+
+	job_argv(b, job, 0, &buf, argv);
+	*cmd = command_string(argv);
+	for (i = 0; i < b->o->repeat && !status; i++) {
+		r = run_once(b, argv, &status, why, sizeof(why));
+		if (r)
+			runs[n++] = r;
+	}
+	job_argv(b, job, 1, &buf, argv);
+	lat = status ? NULL : run_once(b, argv, &status, why, sizeof(why));
+	if (status || !n || !lat) {
+		for (i = 0; i < n; i++)
+			json_decref(runs[i]);
+		json_decref(lat);
+		return failed(b, status, why);
+	}
+	qsort(runs, n, sizeof(runs[0]), by_rate);
+	r = json_incref(runs[n / 2]);
+	rates = json_array();
+	for (i = 0; i < n; i++) {
+		json_array_append(rates, json_object_get(runs[i], "ops_per_s"));
+		json_decref(runs[i]);
+	}
+	json_object_set_new(r, "runs_ops_per_s", rates);
+	json_object_set(r, "guest_latency_ns", json_object_get(lat, "guest_latency_ns"));
+	json_object_set(r, "cdf", json_object_get(lat, "cdf"));
+	json_object_set_new(r, "status", json_integer(0));
+	json_decref(lat);
+	return r;
+}
+
+static json_t *measure(struct bench_run *b, const struct bench_job *job)
+{
+	json_t *r, *res, *cmd = NULL;
+
+	progress(b, job);
+	r = measure_runs(b, job, &cmd);
+	res = json_pack("{s:s,s:s,s:s,s:s,s:i}", "mode", job->mode, "kind", job->kind, "order",
+			job->order, "access", job->access, "vcpus", job->vcpus);
+	if (res && r)
+		json_object_update(res, r);
+	json_decref(r);
+	if (res)
+		json_object_set_new(res, "command", cmd);
+	else
+		json_decref(cmd);
+	b->done++;
+	return res;
+}
+
+static const char *const patterns[][2] = {
+	{"seq", "write"}, {"random", "write"}, {"seq", "read"}, {"random", "read"}};
+
+static void add_job(struct bench_job *jobs, unsigned *n, unsigned max, struct bench_job job)
+{
+	if (*n < max)
+		jobs[(*n)++] = job;
+}
+
+/*
+ * The matrix: every touch mode in every pattern on 1 vCPU (interleaved, so
+ * that drift of the host hits all modes alike); the scaling modes at every
+ * other vCPU count; the other workloads. fa-N of the default size is the
+ * "faultline" mode already.
+ */
+static unsigned build_jobs(const struct bench_options *o, struct bench_job *jobs, unsigned max)
+{
+	const size_t nm = sizeof(touch_modes) / sizeof(touch_modes[0]);
+	uint64_t small = o->pages < 4096 ? o->pages : 4096;
+	unsigned n = 0, p, v;
+	size_t m;
+
+	for (p = 0; p < 4; p++)
+		for (m = 0; m < nm; m++)
+			if (mode_selected(o, touch_modes[m].name) &&
+			    !default_size(touch_modes[m].name))
+				add_job(jobs, &n, max,
+					(struct bench_job){touch_modes[m].name, "touch",
+							   patterns[p][0], patterns[p][1], 1,
+							   touch_modes[m].flags, o->pages});
+	for (v = 0; v < o->nr_vcpus; v++)
+		for (m = 0; m < nm; m++)
+			if (o->vcpus[v] > 1 && touch_modes[m].scaling &&
+			    mode_selected(o, touch_modes[m].name))
+				add_job(jobs, &n, max,
+					(struct bench_job){touch_modes[m].name, "touch", "seq",
+							   "write", o->vcpus[v],
+							   touch_modes[m].flags, o->pages});
+	if (mode_selected(o, "mmio"))
+		add_job(jobs, &n, max,
+			(struct bench_job){"mmio", "mmio", "-", "-", 1, NULL, small * 4});
+	if (mode_selected(o, "pio"))
+		add_job(jobs, &n, max,
+			(struct bench_job){"pio", "pio", "-", "-", 1, NULL, small * 4});
+	if (mode_selected(o, "bar"))
+		add_job(jobs, &n, max, (struct bench_job){"bar", "bar", "-", "-", 1, NULL, small});
+	if (mode_selected(o, "cow"))
+		add_job(jobs, &n, max,
+			(struct bench_job){"cow", "cow", "-", "-", 1, NULL,
+					   small < 2048 ? small : 2048});
+	return n;
+}
+
+static void read_cpu_model(char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+
+	snprintf(buf, len, "unknown CPU");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+
+		if (!strncmp(line, "model name", 10) && colon) {
+			snprintf(buf, len, "%.*s", (int)strcspn(colon + 2, "\n"), colon + 2);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* Which KVM implementation this host runs: the loaded module. */
+static const char *kvm_flavour(void)
+{
+	static const char *const mods[] = {"kvm_pvm", "kvm_amd", "kvm_intel"};
+	char path[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
+		snprintf(path, sizeof(path), "/sys/module/%s", mods[i]);
+		if (access(path, F_OK) == 0)
+			return mods[i];
+	}
+	return "kvm";
+}
+
+static json_t *host_json(void)
+{
+	struct utsname u;
+	char cpu[256];
+
+	read_cpu_model(cpu, sizeof(cpu));
+	if (uname(&u) < 0)
+		snprintf(u.release, sizeof(u.release), "unknown");
+	return json_pack("{s:s,s:s,s:I,s:s}", "kernel", u.release, "cpu", cpu, "cpus",
+			 (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "kvm", kvm_flavour());
+}
+
+/* The fastest fault-around size for each pattern, 1 vCPU: the default's evidence. */
+static json_t *best_fault_around(json_t *results)
+{
+	json_t *best = json_object(), *r;
+	unsigned p;
+	size_t i;
+
+	for (p = 0; p < 4; p++) {
+		double min = 0;
+		long long size = 0;
+		char key[32];
+
+		json_array_foreach(results, i, r)
+		{
+			const char *mode = json_string_value(json_object_get(r, "mode"));
+			long long s = !strcmp(mode, "faultline") ? CLI_FAULT_AROUND_DEFAULT
+				      : !strncmp(mode, "fa-", 3) ? atoll(mode + 3)
+								 : 0;
+			double ns = json_number_value(json_object_get(r, "ns_per_op"));
+
+			if (!s || json_integer_value(json_object_get(r, "status")) ||
+			    json_integer_value(json_object_get(r, "vcpus")) != 1 ||
+			    strcmp(json_string_value(json_object_get(r, "order")),
+				   patterns[p][0]) ||
+			    strcmp(json_string_value(json_object_get(r, "access")), patterns[p][1]))
+				continue;
+			if (!size || ns < min) {
+				min = ns;
+				size = s;
+			}
+		}
+		snprintf(key, sizeof(key), "%s-%s", patterns[p][0], patterns[p][1]);
+		json_object_set_new(best, key, size ? json_integer(size) : json_null());
+	}
+	return best;
+}
+
+static const char *kvm_device(const struct bench_options *o)
+{
+	const char *env = getenv("FAULTLINE_KVM_DEVICE");
+
+	return env ? env : o->kvm_device;
+}
+
+/* Where this program and the test guest are; 0 or an exit status (reported). */
+static int locate(const struct bench_options *o, char *self, char *guest, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", self, len - 1);
+	int fd;
+
+	if (n <= 0) {
+		pr_err("cannot find this program: readlink failed: %s (file: /proc/self/exe)",
+		       strerror(errno));
+		return FL_EXIT_INTERNAL;
+	}
+	self[n] = '\0';
+	if (o->kernel)
+		snprintf(guest, len, "%s", o->kernel);
+	else {
+		char dir[PATH_MAX];
+
+		snprintf(dir, sizeof(dir), "%s", self);
+		snprintf(guest, len, "%s/guest/faultline-guest.elf", dirname(dir));
+	}
+	if (access(guest, R_OK) < 0) {
+		pr_err("cannot read the test guest: %s (file: %s); build it with make or give "
+		       "--kernel",
+		       strerror(errno), guest);
+		return FL_EXIT_NOINPUT;
+	}
+	fd = open(kvm_device(o), O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("no usable KVM: %s (device: %s); without one, run inside the nested "
+		       "harness: tests/nested/run -- build/faultline bench --quick",
+		       strerror(errno), kvm_device(o));
+		return FL_EXIT_NOKVM;
+	}
+	close(fd);
+	return 0;
+}
+
+static volatile sig_atomic_t bench_stop;
+
+static void on_stop_signal(int sig)
+{
+	bench_stop = sig;
+}
+
+/*
+ * SIGINT or SIGTERM ends the benchmark after the run in progress: the
+ * results so far are still reported, marked "interrupted".
+ */
+static void catch_stop_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static int measure_all(const struct bench_options *o, json_t **doc)
+{
+	static struct bench_job jobs[256];
+	char self[PATH_MAX], guest[PATH_MAX];
+	struct bench_run b = {.o = o, .self = self, .guest = guest};
+	unsigned i, n;
+	int status = locate(o, self, guest, sizeof(self));
+
+	if (status)
+		return status;
+	n = build_jobs(o, jobs, sizeof(jobs) / sizeof(jobs[0]));
+	b.total = n;
+	b.results = json_array();
+	catch_stop_signals();
+	for (i = 0; b.results && i < n && !bench_stop; i++)
+		json_array_append_new(b.results, measure(&b, &jobs[i]));
+	progress(&b, NULL);
+	if (bench_stop) {
+		pr_err("interrupted by signal %d after %u of %u measurements: reporting those",
+		       (int)bench_stop, i, n);
+		b.first_failure = b.first_failure ?: 128 + bench_stop;
+	}
+	bench__add_ratios(b.results);
+	*doc = json_pack("{s:i,s:s,s:b,s:b,s:o,s:i,s:I,s:i,s:i,s:i,s:o,s:o}", "faultline_bench",
+			 BENCH_FORMAT, "version", FAULTLINE_VERSION, "quick", o->quick,
+			 "interrupted", bench_stop != 0, "host", host_json(), "tsc_khz", b.tsc_khz,
+			 "pages", (json_int_t)o->pages, "repeat", o->repeat, "default_fault_around",
+			 CLI_FAULT_AROUND_DEFAULT, "default_fault_spin_us", 0, "best_fault_around",
+			 best_fault_around(b.results), "results", b.results);
+	if (!*doc) {
+		pr_err("cannot build the results document: out of memory");
+		return FL_EXIT_INTERNAL;
+	}
+	return b.first_failure;
+}
+
+static json_t *load(const char *path, int *status)
+{
+	json_error_t e;
+	char why[256];
+	json_t *doc = json_load_file(path, 0, &e);
+
+	if (!doc) {
+		bool unreadable = access(path, R_OK) < 0;
+
+		pr_err("%s: %s (file: %s, line %d)",
+		       unreadable ? "cannot read the results file" : "invalid results file",
+		       unreadable ? strerror(errno) : e.text, path, e.line);
+		*status = unreadable ? FL_EXIT_NOINPUT : FL_EXIT_IMAGE;
+		return NULL;
+	}
+	if (bench__validate(doc, why, sizeof(why))) {
+		pr_err("invalid results file: %s (file: %s)", why, path);
+		json_decref(doc);
+		*status = FL_EXIT_IMAGE;
+		return NULL;
+	}
+	bench__add_ratios(json_object_get(doc, "results"));
+	return doc;
+}
+
+int bench__main(const struct bench_options *o)
+{
+	json_t *doc = NULL;
+	int status = 0;
+
+	if (o->input)
+		doc = load(o->input, &status);
+	else
+		status = measure_all(o, &doc);
+	if (!doc)
+		return status;
+	if (o->json) {
+		json_dumpf(doc, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	} else {
+		bench__print_table(doc, stdout);
+	}
+	fflush(stdout);
+	if ((o->csv && bench__write_csv(doc, o->csv)) ||
+	    (o->plot_dir && bench__write_plots(doc, o->plot_dir)))
+		status = status ?: FL_EXIT_INTERNAL;
+	json_decref(doc);
+	return status;
+}

@@ -1,0 +1,109 @@
+/*
+ * faultline bench: EPT/NPT (or shadow) fault latency of the fault engine
+ * against its baselines, all measured in one run.
+ *
+ * Every measurement is one `faultline run` of the test guest's bench
+ * workload (guest/bench.c) in a child process: the guest times each first
+ * touch with the TSC into a histogram and prints it; the child's --stats
+ * JSON adds what the monitor saw (faults, pages installed, service time)
+ * and the TSC frequency. A result is the median of --repeat runs. Results
+ * form one JSON document (the --json output, and what --input reads back)
+ * from which the table, the CSV and the gnuplot plots are all made.
+ */
+#ifndef FAULTLINE_BENCH_H
+#define FAULTLINE_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "guest/bench_hist.h"
+
+#define BENCH_MAX_VCPU_COUNTS 8
+#define BENCH_FORMAT	      1 /* "faultline_bench" in the JSON: its layout's version */
+
+struct bench_options {
+	bool quick;
+	bool json;
+	const char *csv;      /* NULL: no CSV */
+	const char *plot_dir; /* NULL: no plots */
+	const char *input;    /* NULL: measure; else render these saved results */
+	const char *kernel;   /* the test guest */
+	const char *kvm_device;
+	const char *modes; /* comma-separated names, NULL: all */
+	uint64_t pages;	   /* pages each vCPU touches */
+	unsigned vcpus[BENCH_MAX_VCPU_COUNTS];
+	unsigned nr_vcpus;
+	unsigned repeat;
+	unsigned timeout_s; /* per run */
+};
+
+/*
+ * Parse the options after `bench`. Returns 0, 1 when --help was asked for
+ * (nothing else to do), or -EINVAL after reporting the problem.
+ */
+int bench__parse(int argc, char **argv, struct bench_options *o)
+	__attribute__((warn_unused_result));
+void bench__usage(FILE *out);
+
+/* Measure (or load --input) and report. Returns a faultline exit status. */
+int bench__main(const struct bench_options *o);
+
+/* What one run of the guest's bench workload printed. */
+struct bench_sample {
+	char kind[16];
+	unsigned vcpus;
+	uint64_t ops;
+	uint64_t cycles;
+	uint64_t verified;
+	uint64_t timed;	       /* operations in the histogram: ops, or 0 (lat=0) */
+	uint64_t timer_cycles; /* the cost of the TSC reads themselves */
+	uint64_t max_cycles;
+	uint64_t hist[BENCH_HIST_BUCKETS];
+};
+
+/*
+ * Parse the guest's output (bench:, bench-hist: and bench-max: lines among
+ * others). Returns 0, or -EINVAL with @why saying what is missing or
+ * malformed: the guest is untrusted, so every number is checked.
+ */
+int bench__parse_guest(const char *out, struct bench_sample *s, char *why, size_t len)
+	__attribute__((warn_unused_result));
+
+/*
+ * The @pct-th percentile (1..100) of a histogram in cycles: the largest
+ * value of the bucket that holds it, at most @max. 0 when it is empty.
+ */
+uint64_t bench__percentile(const uint64_t *hist, uint64_t max, unsigned pct);
+
+/* cycles -> nanoseconds at @tsc_khz (0: cycles are returned). */
+double bench__cycles_to_ns(uint64_t cycles, unsigned tsc_khz);
+
+typedef struct json_t json_t;
+
+/*
+ * The result object of a run: "ops", "ops_per_s" and "ns_per_op" from @s,
+ * and when it timed each operation "guest_latency_ns" (each value less
+ * the timer's own cost, "timer") and "cdf". NULL without memory.
+ */
+json_t *bench__sample_json(const struct bench_sample *s, unsigned tsc_khz);
+
+/*
+ * Fill "ratio_floor" and "ratio_kernel" of every touch result: its time
+ * per page over that of the floor (kernel) result of the same order,
+ * access and vCPU count in @results; null when there is none.
+ */
+void bench__add_ratios(json_t *results);
+
+/*
+ * Check that @doc is a results document this version can render, naming
+ * the first bad key in @why. Returns 0 or -EINVAL.
+ */
+int bench__validate(json_t *doc, char *why, size_t len) __attribute__((warn_unused_result));
+
+/* Render: the table to @out; CSV to @path; plot data, scripts and SVGs in @dir. */
+void bench__print_table(json_t *doc, FILE *out);
+int bench__write_csv(json_t *doc, const char *path) __attribute__((warn_unused_result));
+int bench__write_plots(json_t *doc, const char *dir) __attribute__((warn_unused_result));
+
+#endif
