@@ -365,7 +365,8 @@ void *mmu__naive_handler(void *arg)
 		if (off >= mmu->ram.size)
 			continue;
 		MMU_STAT_INC(&mmu->stats, uffdio_copy);
-		if (ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0) {
+		errno = inject__check("naive.copy");
+		if (!errno && ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0) {
 			if (!bit_test(mmu->resident, off / MMU_PAGE_SIZE)) {
 				bit_set(mmu->resident, off / MMU_PAGE_SIZE);
 				__atomic_add_fetch(&mmu->resident_pages, 1, __ATOMIC_ACQ_REL);

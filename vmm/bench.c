@@ -909,8 +909,15 @@ static int measure_all(const struct bench_options *o, json_t **doc)
 	b.total = n;
 	b.results = json_array();
 	catch_stop_signals();
-	for (i = 0; b.results && i < n && !bench_stop; i++)
-		json_array_append_new(b.results, measure(&b, &jobs[i]));
+	for (i = 0; b.results && i < n && !bench_stop; i++) {
+		json_t *r = measure(&b, &jobs[i]);
+
+		/* a run the signal cut short is no result */
+		if (bench_stop && json_integer_value(json_object_get(r, "status")))
+			json_decref(r);
+		else
+			json_array_append_new(b.results, r);
+	}
 	progress(&b, NULL);
 	if (bench_stop) {
 		pr_err("interrupted by signal %d after %u of %u measurements: reporting those",

@@ -385,7 +385,7 @@ static void csv_number(FILE *f, json_t *v)
 	if (json_is_integer(v))
 		fprintf(f, ",%lld", (long long)json_integer_value(v));
 	else if (json_is_number(v))
-		fprintf(f, ",%.4g", json_number_value(v));
+		fprintf(f, ",%.6g", json_number_value(v));
 	else
 		fputc(',', f);
 }
@@ -575,6 +575,18 @@ static int run_gnuplot(const char *dir)
 	return WEXITSTATUS(status) ? -EIO : 0;
 }
 
+/* fclose() each of @n files that were opened; nonzero when any failed. */
+static int close_all(FILE **files, unsigned n)
+{
+	int bad = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (files[i] && fclose(files[i]))
+			bad = 1;
+	return bad;
+}
+
 int bench__write_plots(json_t *doc, const char *dir)
 {
 	FILE *gp, *cdf, *scaling, *fa;
@@ -598,8 +610,7 @@ int bench__write_plots(json_t *doc, const char *dir)
 	} else {
 		ret = -EIO;
 	}
-	if ((gp && fclose(gp)) || (cdf && fclose(cdf)) || (scaling && fclose(scaling)) ||
-	    (fa && fclose(fa)))
+	if (close_all((FILE *[]){gp, cdf, scaling, fa}, 4))
 		ret = -EIO;
 	if (ret) {
 		if (ret == -EIO)
@@ -608,10 +619,9 @@ int bench__write_plots(json_t *doc, const char *dir)
 	}
 	ret = run_gnuplot(dir);
 	if (ret == 1)
-		fprintf(stderr,
-			"faultline: gnuplot is not installed: data and bench.gp written, "
-			"no SVGs (directory: %s)\n",
-			dir);
+		pr_err("gnuplot is not installed: data and bench.gp written, no SVGs (directory: "
+		       "%s)",
+		       dir);
 	else if (ret)
 		pr_err("gnuplot failed on the plot script (file: %s/bench.gp)", dir);
 	return ret < 0 ? ret : 0;

@@ -81,6 +81,7 @@ struct setup {
 	unsigned retries;
 	unsigned retry_ms;
 	unsigned spin_us;
+	enum mmu_handler handler;
 };
 
 static void mmu_setup(const struct setup *s)
@@ -94,6 +95,7 @@ static void mmu_setup(const struct setup *s)
 		.retry_ms = s->retry_ms ? s->retry_ms : 2000,
 		.nr_handlers = s->handlers,
 		.spin_us = s->spin_us,
+		.handler = s->handler,
 	};
 	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
 
@@ -917,6 +919,113 @@ START_TEST(lookup_by_host_address)
 }
 END_TEST
 
+/* ---- the baselines of faultline bench ------------------------------------------ */
+
+/* The naive handler: one UFFDIO_COPY per fault, no fault-around, pages counted. */
+START_TEST(naive_handler_one_page_per_fault)
+{
+	struct toucher t = {.first = 0, .count = 64, .write = true, .value = 11};
+	struct toucher r = {.first = 0, .count = 64, .value = 11};
+
+	mmu_setup(&(struct setup){
+		.ram = 1 << 20, .around = 16, .handlers = 4, .handler = MMU_HANDLER_NAIVE});
+	ck_assert_uint_eq(mmu.nr_handlers_started, 1);
+	touch(&t);
+	touch(&r);
+	ck_assert_uint_eq(STAT(faults_uffd), 64);
+	ck_assert_uint_eq(STAT(pages_installed), 64);
+	ck_assert_uint_eq(STAT(uffdio_copy), 64);
+	ck_assert_uint_eq(STAT(pages_around), 0);
+	ck_assert_uint_eq(resident(), 64);
+	mmu_teardown();
+}
+END_TEST
+
+/* A naive install that fails goes through the engine, which reports what stays failed. */
+START_TEST(naive_handler_failure_reaches_the_engine)
+{
+	struct toucher t = {.first = 0, .count = 2, .write = true, .value = 5};
+
+	mmu_setup(&(struct setup){
+		.ram = 1 << 20, .handlers = 1, .retries = 2, .handler = MMU_HANDLER_NAIVE});
+	ck_assert_int_eq(inject__init("naive.copy:EIO:0:1"), 0);
+	touch(&t);
+	ck_assert_uint_eq(STAT(faults_uffd), 2);
+	ck_assert_uint_eq(STAT(uffdio_zeropage), 1); /* the engine served the first page */
+	ck_assert_uint_eq(failed_snapshot()->calls, 0);
+
+	mmu_teardown();
+	mmu_setup(&(struct setup){
+		.ram = 1 << 20, .handlers = 1, .retries = 2, .handler = MMU_HANDLER_NAIVE});
+	ck_assert_int_eq(inject__init("naive.copy:EIO:0:1,UFFDIO_ZEROPAGE:EIO:0:1"), 0);
+	touch_start(&t);
+	for (int i = 0; i < 2000 && !failed_snapshot()->calls; i++)
+		usleep(1000);
+	ck_assert_int_eq(failed_snapshot()->calls, 1);
+	ck_assert_uint_eq(failed_snapshot()->result, FAULT_SIGBUS);
+	ck_assert_str_eq(failed_snapshot()->why,
+			 "the page could not be installed: Input/output error");
+	install_zero_outside(0); /* the toucher still waits on page 0: let it go on */
+	pthread_join(t.thread, NULL);
+	ck_assert_int_eq(t.bad, 0);
+	ck_assert_uint_eq(STAT(faults_uffd), 2);
+	mmu_teardown();
+}
+END_TEST
+
+/* The kernel baseline: no userfaultfd at all; the kernel backs pages on touch. */
+START_TEST(kernel_handler_has_no_userfaultfd)
+{
+	struct toucher t = {.first = 8, .count = 64, .write = true, .value = 9};
+	void *p;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 2, .handler = MMU_HANDLER_KERNEL});
+	ck_assert_int_eq(mmu.uffd, -1);
+	ck_assert_ptr_eq(mmu.alias, mmu.ram.host);
+	ck_assert_uint_eq(mmu.nr_handlers_started, 0);
+	touch(&t);
+	ck_assert_uint_eq(STAT(faults), 0);
+	ck_assert_uint_eq(resident(), 64);
+	ck_assert_int_eq(mmu__access(&mmu, 0, PAGE, &p), 0);
+	ck_assert_ptr_eq(p, mmu.ram.host);
+	ck_assert_int_eq(mmu__poison(&mmu, 0), -EOPNOTSUPP);
+	/* a fault that reaches the engine (an MMIO exit in RAM) is populated */
+	ck_assert_uint_eq(fault_at(200 * PAGE, FAULT_WRITE, FAULT_SRC_MMIO_EXIT, NULL), FAULT_DONE);
+	ck_assert_uint_eq(resident(), 65);
+	ck_assert_int_eq(mmu__prefault(&mmu), 0);
+	ck_assert_uint_eq(resident(), 256);
+	mmu_teardown();
+}
+END_TEST
+
+/* The baselines keep no budget, backing file or dedup: asking for one is an error. */
+START_TEST(baselines_refuse_budget_and_backing)
+{
+	struct mmu_config cfg = {.ram_size = 1 << 20,
+				 .mem_limit = 1 << 19,
+				 .fault_around = 1,
+				 .max_retries = 1,
+				 .retry_ms = 1,
+				 .handler = MMU_HANDLER_NAIVE};
+	const struct mmu_ops ops = {0};
+
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), -EINVAL);
+	ck_assert_log(log_buf, "faultline: cannot set up guest RAM: the naive handler has no "
+			       "budget, backing file or dedup\n");
+	mmu__exit(&mmu);
+	cfg.mem_limit = 0;
+	cfg.dedup = true;
+	cfg.handler = MMU_HANDLER_KERNEL;
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), -EINVAL);
+	ck_assert_log(log_buf, "faultline: cannot set up guest RAM: the kernel handler has no "
+			       "budget, backing file or dedup\n");
+	mmu__exit(&mmu);
+	log__capture(NULL, 0);
+}
+END_TEST
+
 Suite *mmu_suite(void)
 {
 	Suite *s = suite_create("mmu");
@@ -937,6 +1046,14 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, eexist_is_done);
 	tcase_add_test(tc, partial_window_falls_back);
 	tcase_add_test(tc, lookup_by_host_address);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("baselines");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, naive_handler_one_page_per_fault);
+	tcase_add_test(tc, naive_handler_failure_reaches_the_engine);
+	tcase_add_test(tc, kernel_handler_has_no_userfaultfd);
+	tcase_add_test(tc, baselines_refuse_budget_and_backing);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("retry");
