@@ -22,6 +22,8 @@
 #define BENCH_MAX_VCPU_COUNTS 8
 #define BENCH_FORMAT	      1 /* "faultline_bench" in the JSON: its layout's version */
 
+typedef struct json_t json_t;
+
 struct bench_options {
 	bool quick;
 	bool json;
@@ -48,6 +50,34 @@ void bench__usage(FILE *out);
 
 /* Measure (or load --input) and report. Returns a faultline exit status. */
 int bench__main(const struct bench_options *o);
+
+/* One measurement: a mode, a workload and its pattern, a vCPU count. */
+struct bench_job {
+	const char *mode;
+	const char *kind;
+	const char *order;  /* touch only, else "-" */
+	const char *access; /* touch only, else "-" */
+	unsigned vcpus;
+	const char *const *flags; /* the mode's run options, NULL-terminated or 4 long */
+	uint64_t ops;		  /* pages or operations per vCPU */
+};
+
+/* The state of one benchmark: where the programs are, what was measured. */
+struct bench_run {
+	const struct bench_options *o;
+	const char *self;  /* this program */
+	const char *guest; /* the test guest */
+	json_t *results;
+	unsigned done, total;
+	int first_failure; /* exit status of the first failed run, 0: none */
+	unsigned tsc_khz;
+};
+
+/* bench_run.c: measure @job (its runs, median, latency run) as one result. */
+json_t *bench__measure(struct bench_run *b, const struct bench_job *job);
+
+/* The progress bar on stderr when it is a terminal; @job NULL clears it. */
+void bench__progress(struct bench_run *b, const struct bench_job *job);
 
 /* What one run of the guest's bench workload printed. */
 struct bench_sample {
@@ -78,8 +108,6 @@ uint64_t bench__percentile(const uint64_t *hist, uint64_t max, unsigned pct);
 
 /* cycles -> nanoseconds at @tsc_khz (0: cycles are returned). */
 double bench__cycles_to_ns(uint64_t cycles, unsigned tsc_khz);
-
-typedef struct json_t json_t;
 
 /*
  * The result object of a run: "ops", "ops_per_s" and "ns_per_op" from @s,

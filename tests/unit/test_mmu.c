@@ -946,18 +946,20 @@ START_TEST(naive_handler_failure_reaches_the_engine)
 {
 	struct toucher t = {.first = 0, .count = 2, .write = true, .value = 5};
 
+	/* the rules before the handler thread starts: it reads them unlocked */
+	ck_assert_int_eq(inject__init("naive.copy:EIO:0:1"), 0);
 	mmu_setup(&(struct setup){
 		.ram = 1 << 20, .handlers = 1, .retries = 2, .handler = MMU_HANDLER_NAIVE});
-	ck_assert_int_eq(inject__init("naive.copy:EIO:0:1"), 0);
 	touch(&t);
 	ck_assert_uint_eq(STAT(faults_uffd), 2);
 	ck_assert_uint_eq(STAT(uffdio_zeropage), 1); /* the engine served the first page */
 	ck_assert_uint_eq(failed_snapshot()->calls, 0);
 
 	mmu_teardown();
+	/* the rules before the handler thread starts: it reads them unlocked */
+	ck_assert_int_eq(inject__init("naive.copy:EIO:0:1,UFFDIO_ZEROPAGE:EIO:0:1"), 0);
 	mmu_setup(&(struct setup){
 		.ram = 1 << 20, .handlers = 1, .retries = 2, .handler = MMU_HANDLER_NAIVE});
-	ck_assert_int_eq(inject__init("naive.copy:EIO:0:1,UFFDIO_ZEROPAGE:EIO:0:1"), 0);
 	touch_start(&t);
 	for (int i = 0; i < 2000 && !failed_snapshot()->calls; i++)
 		usleep(1000);
