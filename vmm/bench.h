@@ -86,8 +86,9 @@ struct bench_sample {
 	uint64_t ops;
 	uint64_t cycles;
 	uint64_t verified;
-	uint64_t timed;	       /* operations in the histogram: ops, or 0 (lat=0) */
-	uint64_t timer_cycles; /* the cost of the TSC reads themselves */
+	uint64_t timed;		/* operations in the histogram: ops, or 0 (lat=0) */
+	uint64_t timer_cycles;	/* the cost of the TSC reads themselves */
+	uint64_t verify_cycles; /* the guest's verification pass after the timed loop */
 	uint64_t max_cycles;
 	uint64_t hist[BENCH_HIST_BUCKETS];
 };
@@ -110,7 +111,8 @@ uint64_t bench__percentile(const uint64_t *hist, uint64_t max, unsigned pct);
 double bench__cycles_to_ns(uint64_t cycles, unsigned tsc_khz);
 
 /*
- * The result object of a run: "ops", "ops_per_s" and "ns_per_op" from @s,
+ * The result object of a run: "ops", "ops_per_s", "ns_per_op" and
+ * "verify_s" (the guest's untimed verification pass) from @s,
  * and when it timed each operation "guest_latency_ns" (each value less
  * the timer's own cost, "timer") and "cdf". NULL without memory.
  */

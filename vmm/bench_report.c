@@ -50,7 +50,7 @@ static int parse_summary(const char *line, struct bench_sample *s)
 	if (field_u64(line, "vcpus", &vcpus) || field_u64(line, "ops", &s->ops) ||
 	    field_u64(line, "cycles", &s->cycles) || field_u64(line, "verified", &s->verified) ||
 	    field_u64(line, "timed", &s->timed) || field_u64(line, "timer", &s->timer_cycles) ||
-	    vcpus == 0 || vcpus > 64)
+	    field_u64(line, "verify", &s->verify_cycles) || vcpus == 0 || vcpus > 64)
 		return -EINVAL;
 	s->vcpus = (unsigned)vcpus;
 	return 0;
@@ -200,9 +200,10 @@ static json_t *cdf_json(const struct bench_sample *s, unsigned khz)
 json_t *bench__sample_json(const struct bench_sample *s, unsigned khz)
 {
 	double secs = bench__cycles_to_ns(s->cycles, khz) / 1e9;
-	json_t *r = json_pack("{s:I,s:f,s:f}", "ops", (json_int_t)s->ops, "ops_per_s",
+	json_t *r = json_pack("{s:I,s:f,s:f,s:f}", "ops", (json_int_t)s->ops, "ops_per_s",
 			      secs > 0 ? (double)s->ops / secs : 0.0, "ns_per_op",
-			      secs * 1e9 / (double)s->ops);
+			      secs * 1e9 / (double)s->ops, "verify_s",
+			      bench__cycles_to_ns(s->verify_cycles, khz) / 1e9);
 
 	if (!r || !s->timed)
 		return r;

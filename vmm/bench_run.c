@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mmu/mmu.h"
 #include "vmm/bench.h"
 #include "vmm/cli.h"
 #include "vmm/status.h"
@@ -243,6 +244,7 @@ static void failure_text(const char *err, int status, char *why, size_t len)
 static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why, size_t len)
 {
 	struct captured out = {0}, err = {0};
+	uint64_t start = mmu__now_ns();
 	struct bench_sample *s = malloc(sizeof(*s));
 	json_t *stats = NULL, *r = NULL;
 	unsigned khz;
@@ -263,8 +265,12 @@ static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why
 		if (khz)
 			b->tsc_khz = khz;
 		r = bench__sample_json(s, khz);
-		if (r)
+		if (r) {
 			json_object_set_new(r, "monitor", monitor_json(stats));
+			/* the whole child: start, guest, verification, teardown */
+			json_object_set_new(r, "wall_s",
+					    json_real((double)(mmu__now_ns() - start) / 1e9));
+		}
 	}
 	json_decref(stats);
 	free(out.buf);

@@ -20,7 +20,7 @@ static char why[256];
 
 #define GOOD                                                                                       \
 	"hello: noise before\n"                                                                    \
-	"bench: kind=touch vcpus=2 ops=4 cycles=8000 verified=4 timed=4 timer=10\n"                \
+	"bench: kind=touch vcpus=2 ops=4 cycles=8000 verified=4 timed=4 timer=10 verify=7\n"       \
 	"bench-hist: 20:1 40:2\n"                                                                  \
 	"bench-hist: 60:1\n"                                                                       \
 	"bench-max: 200\n"
@@ -50,12 +50,13 @@ START_TEST(parse_guest_output)
 	ck_assert_uint_eq(sample.ops, 4);
 	ck_assert_uint_eq(sample.cycles, 8000);
 	ck_assert_uint_eq(sample.timer_cycles, 10);
+	ck_assert_uint_eq(sample.verify_cycles, 7);
 	ck_assert_uint_eq(sample.hist[40], 2);
 	ck_assert_uint_eq(sample.hist[60], 1);
 	ck_assert_uint_eq(sample.max_cycles, 200);
 	/* lat=0: an empty histogram */
 	ck_assert_int_eq(bench__parse_guest("bench: kind=pio vcpus=1 ops=9 cycles=90 verified=9 "
-					    "timed=0 timer=3\nbench-hist:\nbench-max: 0\n",
+					    "timed=0 timer=3 verify=0\nbench-hist:\nbench-max: 0\n",
 					    &sample, why, sizeof(why)),
 			 0);
 	ck_assert_uint_eq(sample.ops, 9);
@@ -68,16 +69,20 @@ START_TEST(parse_guest_rejects)
 		const char *out, *why;
 	} cases[] = {
 		{"", "the guest printed no bench: line"},
-		{"bench: kind=touch vcpus=1 ops=1 cycles=1 verified=1 timed=1 timer=1\n",
+		{"bench: kind=touch vcpus=1 ops=1 cycles=1 verified=1 timed=1 timer=1 verify=0\n",
 		 "the guest printed no bench-hist: line"},
-		{"bench: kind=touch vcpus=1 ops=1 cycles=1 verified=1 timed=1 timer=1\n"
+		{"bench: kind=touch vcpus=1 ops=1 cycles=1 verified=1 timed=1 timer=1 verify=0\n"
 		 "bench-hist: 3:1\n",
 		 "the guest printed no bench-max: line"},
-		{"bench: kind=touch vcpus=0 ops=1 cycles=1 verified=1 timed=1 timer=1\n",
+		{"bench: kind=touch vcpus=0 ops=1 cycles=1 verified=1 timed=1 timer=1 verify=0\n",
 		 "malformed guest output (line: bench: kind=touch vcpus=0 ops=1 cycles=1 "
 		 "verified=1 "
 		 "timed=1 )"},
-		{"bench: kind=touch vcpus=1 ops=x cycles=1 verified=1 timed=1 timer=1\n",
+		{"bench: kind=touch vcpus=1 ops=1 cycles=1 verified=1 timed=1 timer=1\n",
+		 "malformed guest output (line: bench: kind=touch vcpus=1 ops=1 cycles=1 "
+		 "verified=1 "
+		 "timed=1 )"},
+		{"bench: kind=touch vcpus=1 ops=x cycles=1 verified=1 timed=1 timer=1 verify=0\n",
 		 "malformed guest output (line: bench: kind=touch vcpus=1 ops=x cycles=1 "
 		 "verified=1 "
 		 "timed=1 )"},
@@ -85,13 +90,13 @@ START_TEST(parse_guest_rejects)
 		{"bench-hist: 3:\n", "malformed guest output (line: bench-hist: 3:)"},
 		{"bench-hist:3:1\n", "malformed guest output (line: bench-hist:3:1)"},
 		{"bench-max: 12x\n", "malformed guest output (line: bench-max: 12x)"},
-		{"bench: kind=touch vcpus=1 ops=5 cycles=1 verified=5 timed=5 timer=1\n"
+		{"bench: kind=touch vcpus=1 ops=5 cycles=1 verified=5 timed=5 timer=1 verify=0\n"
 		 "bench-hist: 3:1\nbench-max: 4\n",
 		 "inconsistent guest output (ops: 5, timed: 5, histogram: 1, verified: 5)"},
-		{"bench: kind=touch vcpus=1 ops=2 cycles=1 verified=1 timed=0 timer=1\n"
+		{"bench: kind=touch vcpus=1 ops=2 cycles=1 verified=1 timed=0 timer=1 verify=0\n"
 		 "bench-hist:\nbench-max: 4\n",
 		 "inconsistent guest output (ops: 2, timed: 0, histogram: 0, verified: 1)"},
-		{"bench: kind=touch vcpus=1 ops=0 cycles=1 verified=0 timed=0 timer=1\n"
+		{"bench: kind=touch vcpus=1 ops=0 cycles=1 verified=0 timed=0 timer=1 verify=0\n"
 		 "bench-hist:\nbench-max: 4\n",
 		 "inconsistent guest output (ops: 0, timed: 0, histogram: 0, verified: 0)"},
 	};
