@@ -5,6 +5,7 @@
 #   make test       unit tests (plain, ASan+UBSan, TSan) and the KVM end-to-end tests
 #   make deps       install the Debian packages the build needs (scripts/deps)
 #   make bench-dedup  faultline's dedup against the host's KSM (root)
+#   make bench-uffd   the fault engine's userfaultfd cost per first touch, without KVM
 #   make format     clang-format the C sources in place
 
 BUILD   := build
@@ -91,16 +92,21 @@ $(BUILD)/tsan/%.o: %.c
 
 # ---- benchmarks (bench/) ---------------------------------------------------------
 BENCH_DEDUP := $(BUILD)/bench/dedup-ksm
+BENCH_UFFD  := $(BUILD)/bench/uffd-touch
 
 $(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -pthread
 
+$(BENCH_UFFD): $(BUILD)/obj/bench/uffd_touch.o $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -pthread
+
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup format clean
+.PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup bench-uffd format clean
 
-all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP)
+all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD)
 
 deps:
 	scripts/deps
@@ -129,6 +135,9 @@ kvm-test: $(BUILD)/faultline $(GUEST_ELF)
 # faultline's dedup against the host's KSM on the same memory (root; docs/benchmarks.md).
 bench-dedup: $(BENCH_DEDUP)
 	$(BENCH_DEDUP)
+
+bench-uffd: $(BENCH_UFFD)
+	$(BENCH_UFFD)
 
 format:
 	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch] bench/*.c)

@@ -22,7 +22,7 @@
 #define CLI_MEM_MAX		  (63ULL << 30)
 #define CLI_MEM_ALIGN		  (2ULL << 20)
 #define CLI_VCPUS_MAX		  64
-#define CLI_FAULT_AROUND_DEFAULT  16 /* DESIGN.md: 16 pages cut the PVM host per-page cost ~3x */
+#define CLI_FAULT_AROUND_DEFAULT  64 /* measured: docs/benchmarks.md */
 #define CLI_FAULT_RETRIES_DEFAULT 8
 #define CLI_FAULT_TIMEOUT_DEFAULT 2000
 #define CLI_BAR_MAX		  (256ULL << 20)
@@ -42,7 +42,7 @@
 	X("backing", 'b', 1, "zero|file:PATH",                                                     \
 	  "where first-touched pages come from (default zero); clean file pages are reclaimable")  \
 	X("fault-around", 'f', 1, "N",                                                             \
-	  "pages served per fault, a power of two 1..512 (default 16)")                            \
+	  "pages served per fault, a power of two 1..512 (default 64)")                            \
 	X("prefault", 'p', 0, "", "make all guest RAM resident before the guest starts")           \
 	X("fault-handler", 'F', 1, "faultline|naive|kernel",                                       \
 	  "who serves first touches: faultline, the fault engine (default); naive, one thread "    \

@@ -95,7 +95,8 @@ START_TEST(run_all_options)
 	ck_assert_str_eq(cfg.guest_args[1].value, "16");
 	ck_assert_str_eq(cfg.guest_args[2].value, "");
 	/* MMU defaults, and a limit above RAM is cut to RAM. */
-	ck_assert_uint_eq(cfg.fault_around, 16);
+	ck_assert_uint_eq(cfg.fault_around, 64);
+	ck_assert_uint_eq(cfg.fault_handler, MMU_HANDLER_FAULTLINE);
 	ck_assert_uint_eq(cfg.fault_threads, 1);
 	ck_assert_uint_eq(cfg.fault_spin_us, 0);
 	ck_assert_int_eq(cfg.stats, CLI_STATS_OFF);
