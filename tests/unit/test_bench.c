@@ -1,7 +1,9 @@
 /*
  * faultline bench without KVM: what the guest prints is untrusted input
  * to the parser; the histogram's statistics; the results document
- * (ratios, validation, CSV, plot files); the options.
+ * (ratios, validation, CSV, plot files): vmm/bench_report.c. The options:
+ * vmm/bench.c. The runs themselves (vmm/bench_run.c: child processes,
+ * medians, the latency run) need KVM: t_bench_quick in tests/kvm/run.
  */
 #include <errno.h>
 #include <jansson.h>
