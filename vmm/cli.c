@@ -418,6 +418,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 	while ((c = getopt_long(argc, argv, run_shortopts, run_options, NULL)) != -1) {
 		switch (c) {
 		case 'k': cfg->kernel = optarg; break;
+		case 'i': cfg->initrd = optarg; break;
 		case 'm': ret = parse_mem(optarg, &cfg->mem); break;
 		case 'c': ret = parse_vcpus(optarg, &cfg->vcpus); break;
 		case 'a': cfg->cmdline = optarg; break;
@@ -483,7 +484,7 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 	cfg->kvm_device = KVM_DEVICE_DEFAULT;
 	cfg->mem = CLI_MEM_DEFAULT;
 	cfg->vcpus = 1;
-	cfg->cmdline = "";
+	cfg->cmdline = NULL; /* main() picks the default for the kind of kernel */
 	cfg->fault_around = CLI_FAULT_AROUND_DEFAULT;
 	dedup__default_knobs(&cfg->dedup_knobs);
 	cfg->fault_retries = CLI_FAULT_RETRIES_DEFAULT;

@@ -26,14 +26,22 @@
 #define CLI_FAULT_RETRIES_DEFAULT 8
 #define CLI_FAULT_TIMEOUT_DEFAULT 2000
 #define CLI_BAR_MAX		  (256ULL << 20)
+#define LINUX_CMDLINE_DEFAULT	  "console=ttyS0"
+#define LINUX_CMDLINE_BASE	  "reboot=k panic=1 pci=off i8042.noaux"
 
 /* X(long name, value, argument (0 none, 1 required, 2 optional), metavar, help) */
 #define FL_RUN_OPTIONS(X)                                                                          \
-	X("kernel", 'k', 1, "FILE", "guest image to boot: a static x86-64 ELF (required)")         \
+	X("kernel", 'k', 1, "FILE",                                                                \
+	  "guest image to boot: a Linux bzImage, or a static x86-64 ELF such as the test guest "   \
+	  "(required, here or in --config)")                                                       \
+	X("initrd", 'i', 1, "FILE", "initial ramdisk for a Linux kernel")                          \
 	X("mem", 'm', 1, "SIZE",                                                                   \
 	  "guest RAM, e.g. 256M or 2G (default 128M; 4M..63G, a multiple of 2M)")                  \
 	X("vcpus", 'c', 1, "N", "number of vCPUs (default 1, at most 64)")                         \
-	X("cmdline", 'a', 1, "STR", "command line passed in /chosen/bootargs")                     \
+	X("cmdline", 'a', 1, "STR",                                                                \
+	  "kernel command line (Linux: default " LINUX_CMDLINE_DEFAULT                             \
+	  ", after " LINUX_CMDLINE_BASE                                                            \
+	  " and before the virtio devices' entries; the test guest gets it in /chosen/bootargs)")  \
 	X("guest-arg", 'g', 1, "KEY=VALUE", "guest argument in /chosen/guest-args (repeatable)")   \
 	X("mem-limit", 'l', 1, "SIZE", "resident guest memory at most (default: --mem)")           \
 	X("on-oom", 'o', 1, "kill|mce|pause",                                                      \
@@ -97,6 +105,9 @@ struct guest_arg {
 struct run_config {
 	const char *kvm_device; /* /dev/kvm, or $FAULTLINE_KVM_DEVICE */
 	const char *kernel;
+	const char *initrd; /* NULL: none */
+	bool boot_linux;    /* set by main(): the kernel is a bzImage */
+	uint64_t start_ns;  /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
 	uint64_t mem;
 	unsigned vcpus;
 	const char *cmdline;

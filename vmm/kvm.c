@@ -191,3 +191,31 @@ int kvm__set_memslot(struct kvm *kvm, unsigned slot, uint64_t gpa, uint64_t size
 	}
 	return 0;
 }
+
+int kvm__create_irqchip(struct kvm *kvm)
+{
+	struct kvm_pit_config pit = {.flags = 0};
+
+	if (kvm__ioctl(kvm->vm_fd, KVM_CREATE_IRQCHIP, 0, "KVM_CREATE_IRQCHIP") < 0) {
+		int err = errno;
+
+		pr_err("KVM_CREATE_IRQCHIP failed: %s", strerror(err));
+		return -err;
+	}
+	if (kvm__ioctl(kvm->vm_fd, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2") < 0) {
+		int err = errno;
+
+		pr_err("KVM_CREATE_PIT2 failed: %s", strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+int kvm__irq_line(struct kvm *kvm, unsigned gsi, int level)
+{
+	struct kvm_irq_level irq = {.irq = gsi, .level = (uint32_t)level};
+
+	if (kvm__ioctl(kvm->vm_fd, KVM_IRQ_LINE, (unsigned long)&irq, "KVM_IRQ_LINE") < 0)
+		return -errno;
+	return 0;
+}

@@ -41,4 +41,14 @@ void kvm__exit(struct kvm *kvm);
 int kvm__set_memslot(struct kvm *kvm, unsigned slot, uint64_t gpa, uint64_t size, void *host)
 	__attribute__((warn_unused_result));
 
+/*
+ * The in-kernel interrupt controllers a Linux guest needs: KVM_CREATE_IRQCHIP
+ * (PIC, I/O APIC, local APICs) and KVM_CREATE_PIT2. Before any vCPU exists.
+ * Returns 0 or -errno (reported, naming the ioctl).
+ */
+int kvm__create_irqchip(struct kvm *kvm) __attribute__((warn_unused_result));
+
+/* KVM_IRQ_LINE: set GSI @gsi to @level. Returns 0 or -errno (not reported). */
+int kvm__irq_line(struct kvm *kvm, unsigned gsi, int level);
+
 #endif

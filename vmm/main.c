@@ -16,6 +16,7 @@
 #include "vmm/bench.h"
 #include "vmm/cli.h"
 #include "vmm/elf.h"
+#include "vmm/linux.h"
 #include "vmm/log.h"
 #include "vmm/status.h"
 #include "vmm/vm.h"
@@ -25,8 +26,11 @@
 #define FAULTLINE_VERSION "unknown"
 #endif
 
-/* Read all of @path; at most @max bytes. Returns 0 or an FL_EXIT_* status. */
-static int read_image(const char *path, uint64_t max, void **buf, size_t *len)
+/*
+ * Read all of @path, the @what ("kernel image", "initrd"); at most @max
+ * bytes. Returns 0 or an FL_EXIT_* status.
+ */
+static int read_file(const char *path, const char *what, uint64_t max, void **buf, size_t *len)
 {
 	struct stat st;
 	size_t done = 0;
@@ -34,17 +38,17 @@ static int read_image(const char *path, uint64_t max, void **buf, size_t *len)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		pr_err("cannot open the kernel image: %s (file: %s)", strerror(errno), path);
+		pr_err("cannot open the %s: %s (file: %s)", what, strerror(errno), path);
 		return FL_EXIT_NOINPUT;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		pr_err("cannot read the kernel image: %s (file: %s)",
+		pr_err("cannot read the %s: %s (file: %s)", what,
 		       errno ? strerror(errno) : "not a regular file", path);
 		close(fd);
 		return FL_EXIT_NOINPUT;
 	}
 	if ((uint64_t)st.st_size > max) {
-		pr_err("invalid kernel image: %lld bytes is larger than guest RAM (file: %s)",
+		pr_err("invalid %s: %lld bytes is larger than guest RAM (file: %s)", what,
 		       (long long)st.st_size, path);
 		close(fd);
 		return FL_EXIT_IMAGE;
@@ -57,7 +61,7 @@ static int read_image(const char *path, uint64_t max, void **buf, size_t *len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			pr_err("cannot read the kernel image: %s (file: %s)",
+			pr_err("cannot read the %s: %s (file: %s)", what,
 			       n < 0 ? strerror(errno) : "file shrank while reading", path);
 			free(*buf);
 			close(fd);
@@ -67,7 +71,7 @@ static int read_image(const char *path, uint64_t max, void **buf, size_t *len)
 	}
 	close(fd);
 	if (!*buf) {
-		pr_err("cannot read the kernel image: out of memory (file: %s)", path);
+		pr_err("cannot read the %s: out of memory (file: %s)", what, path);
 		return FL_EXIT_INTERNAL;
 	}
 	return 0;
@@ -80,7 +84,45 @@ static void print_stats(struct vm *vm, const struct run_config *cfg)
 		vm__print_stats(vm, cfg->stats == CLI_STATS_JSON, stderr);
 }
 
-static int run(const struct run_config *cfg)
+/* Load and run a Linux bzImage (cfg->boot_linux). */
+/* Run the loaded VM (when @status is 0), report how it stopped, tear it down. */
+static int finish(struct vm *vm, const struct run_config *cfg, int status)
+{
+	if (!status) {
+		status = vm__run(vm);
+		if (vm->stop_msg[0])
+			pr_err("%s", vm->stop_msg);
+		print_stats(vm, cfg);
+	}
+	vm__exit(vm);
+	return status;
+}
+
+static int run_linux(struct run_config *cfg, const void *image, size_t len)
+{
+	struct linux_image li;
+	char why[LINUX_WHY_LEN];
+	void *initrd = NULL;
+	size_t initrd_len = 0;
+	struct vm vm;
+	int status;
+
+	if (linux__parse(image, len, &li, why)) {
+		pr_err("invalid kernel image: %s (file: %s)", why, cfg->kernel);
+		return FL_EXIT_IMAGE;
+	}
+	if (cfg->initrd) {
+		status = read_file(cfg->initrd, "initrd", cfg->mem, &initrd, &initrd_len);
+		if (status)
+			return status;
+	}
+	status = vm__init(&vm, cfg);
+	status = status ?: vm__load_linux(&vm, cfg, &li, initrd, initrd_len);
+	free(initrd);
+	return finish(&vm, cfg, status);
+}
+
+static int run(struct run_config *cfg)
 {
 	struct elf_image img;
 	char why[ELF_WHY_LEN];
@@ -92,9 +134,25 @@ static int run(const struct run_config *cfg)
 
 	if (guest_ram__layout(&layout, cfg->mem))
 		return FL_EXIT_USAGE;
-	status = read_image(cfg->kernel, cfg->mem, &image, &len);
+	status = read_file(cfg->kernel, "kernel image", cfg->mem, &image, &len);
 	if (status)
 		return status;
+	cfg->boot_linux = linux__is_bzimage(image, len);
+	if (cfg->boot_linux) {
+		if (!cfg->cmdline)
+			cfg->cmdline = LINUX_CMDLINE_DEFAULT;
+		status = run_linux(cfg, image, len);
+		free(image);
+		return status;
+	}
+	if (!cfg->cmdline)
+		cfg->cmdline = "";
+	if (cfg->initrd) {
+		pr_err("usage: --initrd needs a Linux kernel (bzImage); %s is an ELF guest",
+		       cfg->kernel);
+		free(image);
+		return FL_EXIT_USAGE;
+	}
 	if (elf__parse(image, len, BOOT_IMAGE_MIN_GPA, layout.banks[0].size, &img, why)) {
 		pr_err("invalid kernel image: %s (file: %s)", why, cfg->kernel);
 		free(image);
@@ -103,14 +161,7 @@ static int run(const struct run_config *cfg)
 	status = vm__init(&vm, cfg);
 	status = status ?: vm__load(&vm, cfg, image, &img);
 	free(image);
-	if (!status) {
-		status = vm__run(&vm);
-		if (vm.stop_msg[0])
-			pr_err("%s", vm.stop_msg);
-		print_stats(&vm, cfg);
-	}
-	vm__exit(&vm);
-	return status;
+	return finish(&vm, cfg, status);
 }
 
 static int bench(int argc, char **argv)
@@ -147,6 +198,7 @@ int main(int argc, char **argv)
 	/* Another KVM device node (containers, tests); see docs/cli.md. */
 	if (getenv("FAULTLINE_KVM_DEVICE"))
 		cfg.kvm_device = getenv("FAULTLINE_KVM_DEVICE");
+	cfg.start_ns = mmu__now_ns();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	return run(&cfg);
 }

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <asm/kvm_para.h>
 
 #include "mmu/inject.h"
 #include "vmm/log.h"
@@ -24,6 +25,17 @@ static int vcpu__ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const ch
 	return 0;
 }
 
+#define CPUID_1_ECX_HYPERVISOR (1U << 31)
+/*
+ * The paravirtual features offered: kvmclock and no I/O delays. The rest
+ * (PV EOI, IPIs, spinlocks, TLB flush, async page faults, steal time) stay
+ * off: an SMP Linux guest with them hung after bringing up its APs in the
+ * nested harness.
+ */
+#define VCPU_KVM_FEATURES                                                                          \
+	(1U << KVM_FEATURE_CLOCKSOURCE | 1U << KVM_FEATURE_NOP_IO_DELAY |                          \
+	 1U << KVM_FEATURE_CLOCKSOURCE2 | 1U << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT)
+
 /* KVM's supported CPUID, with this vCPU's APIC ID in the leaves that carry it. */
 static int vcpu__set_cpuid(struct vcpu *vcpu)
 {
@@ -39,10 +51,14 @@ static int vcpu__set_cpuid(struct vcpu *vcpu)
 	for (i = 0; i < cpuid->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
 
-		if (e->function == 1)
+		if (e->function == 1) {
 			e->ebx = (e->ebx & 0x00ffffff) | vcpu->id << 24;
-		else if (e->function == 0xb || e->function == 0x1f)
+			e->ecx |= CPUID_1_ECX_HYPERVISOR; /* KVM leaves it to us; Linux then finds
+							     kvmclock */
+		} else if (e->function == 0xb || e->function == 0x1f)
 			e->edx = vcpu->id;
+		else if (e->function == KVM_CPUID_FEATURES)
+			e->eax &= VCPU_KVM_FEATURES;
 	}
 	ret = vcpu__ioctl(vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
 	free(cpuid);
@@ -63,7 +79,52 @@ static int vcpu__set_entry_state(struct vcpu *vcpu, uint64_t entry)
 	if (ret)
 		return ret;
 	x86_boot__regs(&regs, entry, vcpu->id, vcpu->vm->nr_vcpus);
+	if (vcpu->vm->boot_linux) {
+		regs.rdi = regs.rdx = 0;
+		regs.rsi = LINUX_BOOT_PARAMS_GPA; /* the 64-bit boot protocol */
+	}
 	return vcpu__ioctl(vcpu, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+}
+
+#define APIC_LVT_LINT0	 0x350
+#define APIC_LVT_LINT1	 0x360
+#define APIC_MODE_NMI	 0x400
+#define APIC_MODE_EXTINT 0x700
+#define MSR_MISC_ENABLE	 0x1a0
+#define MISC_FAST_STRING 0x1
+
+/*
+ * What a PC's firmware leaves for Linux and KVM does not: LINT0 delivers
+ * the PIC's interrupts (ExtINT), LINT1 NMIs; the x87 and SSE control words
+ * at their reset values; fast string operations on.
+ */
+static int vcpu__setup_linux(struct vcpu *vcpu)
+{
+	struct kvm_lapic_state lapic;
+	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[1];
+	} msrs = {.hdr.nmsrs = 1, .e = {{.index = MSR_MISC_ENABLE, .data = MISC_FAST_STRING}}};
+	uint32_t lint0 = APIC_MODE_EXTINT, lint1 = APIC_MODE_NMI;
+	int ret;
+
+	ret = vcpu__ioctl(vcpu, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
+	if (ret)
+		return ret;
+	memcpy(&lapic.regs[APIC_LVT_LINT0], &lint0, sizeof(lint0));
+	memcpy(&lapic.regs[APIC_LVT_LINT1], &lint1, sizeof(lint1));
+	ret = vcpu__ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
+	ret = ret ?: vcpu__ioctl(vcpu, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
+	if (ret)
+		return ret;
+	errno = 0;
+	if (kvm__ioctl(vcpu->fd, KVM_SET_MSRS, (unsigned long)&msrs, "KVM_SET_MSRS") != 1) {
+		pr_err("KVM_SET_MSRS failed: %s (vCPU %u, MSR 0x%x)",
+		       errno ? strerror(errno) : "not set", vcpu->id, MSR_MISC_ENABLE);
+		return -EIO;
+	}
+	return 0;
 }
 
 #define MCG_CTL_P	 (1ULL << 8)
@@ -149,7 +210,11 @@ int vcpu__init(struct vcpu *vcpu, struct vm *vm, unsigned id, uint64_t entry)
 	}
 	vcpu->run = run;
 	ret = vcpu__set_cpuid(vcpu);
-	ret = ret ?: vcpu__set_entry_state(vcpu, entry);
+	if (!ret && vm->boot_linux)
+		ret = vcpu__setup_linux(vcpu);
+	/* A Linux AP waits, as KVM created it, for the INIT and SIPI its BSP sends. */
+	if (!ret && (!vm->boot_linux || id == 0))
+		ret = vcpu__set_entry_state(vcpu, entry);
 	if (ret)
 		goto err_unmap;
 	vcpu__setup_mce(vcpu);

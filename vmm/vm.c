@@ -244,6 +244,8 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	}
 	vm->on_oom = cfg->on_oom;
 	vm->backing_file = cfg->backing_file;
+	vm->boot_linux = cfg->boot_linux;
+	vm->boot_timer.start_ns = cfg->start_ns;
 	ret = vm__init_ram(vm, cfg);
 	if (ret)
 		return cfg->backing_file && vm->mmu.backing_fd < 0 ? FL_EXIT_NOINPUT
@@ -252,6 +254,11 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	if (ret) {
 		pr_err("cannot register devices: %s", strerror(-ret));
 		return FL_EXIT_INTERNAL;
+	}
+	if (vm->boot_linux) {
+		ret = vm__init_linux(vm);
+		if (ret)
+			return ret;
 	}
 	return vm__init_bars(vm, cfg);
 }
@@ -291,7 +298,7 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 }
 
 /* Report a failed write of boot state; -ENOMEM is the budget's doing. */
-static int vm__load_error(struct vm *vm, int err, const char *what)
+int vm__load_error(struct vm *vm, int err, const char *what)
 {
 	struct mmu_pages pages;
 
@@ -310,7 +317,6 @@ int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
 	     const struct elf_image *img)
 {
 	struct guest_access ga = mmu__guest_access(&vm->mmu);
-	unsigned i;
 	int ret;
 
 	ret = x86_boot__setup_memory(&vm->mmu.ram, &ga);
@@ -327,12 +333,19 @@ int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
 		if (ret)
 			return vm__load_error(vm, ret, "all of guest RAM (--prefault)");
 	}
+	return vm__create_vcpus(vm, img->entry);
+}
+
+int vm__create_vcpus(struct vm *vm, uint64_t entry)
+{
+	unsigned i;
+
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return FL_EXIT_INTERNAL;
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		vm->vcpus[i].fd = -1;
-		if (vcpu__init(&vm->vcpus[i], vm, i, img->entry))
+		if (vcpu__init(&vm->vcpus[i], vm, i, entry))
 			return FL_EXIT_INTERNAL;
 	}
 	vm__check_mce(vm);
@@ -445,6 +458,10 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the fault handler threads");
 		goto out;
 	}
+	if (vm->boot_linux && serial__start_input(&vm->serial, STDIN_FILENO, vm->stop_fd)) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the serial input thread");
+		goto out;
+	}
 	if (vm->dedup && dedup__start(vm->dedup)) {
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the dedup threads");
 		goto out;
@@ -466,7 +483,7 @@ out:
 	if (vm->dedup)
 		dedup__stop(vm->dedup); /* before the MMU's handlers: a merge may wait on them */
 	mmu__stop(&vm->mmu);
-	serial__flush(&vm->serial);
+	serial__flush(&vm->serial); /* also ends the input thread */
 	if (sig_fd >= 0)
 		close(sig_fd);
 	return vm->status;
@@ -481,6 +498,8 @@ void vm__exit(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm__exit_bars(vm);
+	if (vm->boot_linux)
+		vm__exit_linux(vm);
 	kvm__exit(&vm->kvm);
 	if (vm->dedup)
 		dedup__exit(vm->dedup);

@@ -14,7 +14,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "devices/boot_timer.h"
 #include "devices/bus.h"
+#include "devices/cmos.h"
+#include "devices/i8042.h"
 #include "devices/exit_dev.h"
 #include "devices/serial.h"
 #include "devices/dedup_dev.h"
@@ -25,6 +28,7 @@
 #include "vmm/elf.h"
 #include "vmm/fdt.h"
 #include "vmm/kvm.h"
+#include "vmm/linux.h"
 
 #define VM_STOP_MSG_LEN 512
 
@@ -50,6 +54,11 @@ struct vm {
 	struct bus mmio_bus;
 	struct serial serial;
 	struct exit_dev exit_dev;
+	bool boot_linux;    /* a Linux boot: irqchip, PIT, legacy devices, quiet port probes */
+	struct i8042 i8042; /* Linux boots only, like cmos */
+	struct cmos cmos;
+	struct boot_timer boot_timer;
+	bool stdin_raw;	       /* the terminal on stdin was put in raw mode, to restore */
 	struct shm_dev *shm;   /* NULL without --shm */
 	struct vram_dev *vram; /* NULL without --vram */
 	struct dedup *dedup;   /* NULL with --dedup off */
@@ -106,6 +115,26 @@ void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id);
  * VM stops with @status and @why, saying why the guest could not be told.
  */
 void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char *why);
+
+/*
+ * Load a Linux bzImage @li with @initrd (@initrd_len bytes, may be 0) and
+ * the kernel command line @cmdline: the zero page, the MP table, the boot
+ * page tables, and the vCPUs (the BSP at the 64-bit entry, the others
+ * waiting for the INIT/SIPI Linux sends). vm_linux.c. Returns 0 or an
+ * FL_EXIT_* status (reported).
+ */
+int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
+		   const void *initrd, size_t initrd_len) __attribute__((warn_unused_result));
+
+/* The in-kernel irqchip and the legacy devices of a Linux boot (vm_linux.c). */
+int vm__init_linux(struct vm *vm) __attribute__((warn_unused_result));
+void vm__exit_linux(struct vm *vm);
+
+/* Create and set up every vCPU, entering at @entry. Returns 0 or FL_EXIT_INTERNAL. */
+int vm__create_vcpus(struct vm *vm, uint64_t entry) __attribute__((warn_unused_result));
+
+/* Report a failed write of boot state @what (-ENOMEM: the budget). An FL_EXIT_* status. */
+int vm__load_error(struct vm *vm, int err, const char *what);
 
 /* Devices with BARs (vm_devices.c), from vm__init() and vm__exit(). */
 int vm__init_bars(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));

@@ -1,0 +1,148 @@
+/*
+ * A Linux boot: the in-kernel irqchip and PIT, the legacy devices a PC
+ * kernel expects (the serial port's interrupt, the keyboard controller
+ * that resets, the CMOS clock, the boot timer), and loading a bzImage with
+ * its initrd, command line, zero page and MP table into guest RAM.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "vmm/log.h"
+#include "vmm/mptable.h"
+#include "vmm/status.h"
+#include "vmm/vm.h"
+#include "vmm/x86_boot.h"
+
+static void vm__serial_irq(void *ctx, int level)
+{
+	struct vm *vm = ctx;
+	int ret = kvm__irq_line(&vm->kvm, SERIAL_COM1_IRQ, level);
+
+	if (ret)
+		vm__stop(vm, FL_EXIT_INTERNAL, "KVM_IRQ_LINE failed: %s (GSI %d, device serial)",
+			 strerror(-ret), SERIAL_COM1_IRQ);
+}
+
+static void vm__i8042_reset(void *ctx)
+{
+	struct vm *vm = ctx;
+
+	vm__stop(vm, 0, "the guest reset the machine (keyboard controller): the VM ends");
+}
+
+int vm__init_linux(struct vm *vm)
+{
+	int ret;
+
+	ret = kvm__create_irqchip(&vm->kvm);
+	if (ret)
+		return FL_EXIT_INTERNAL;
+	serial__set_irq(&vm->serial, vm__serial_irq, vm);
+	ret = i8042__init(&vm->i8042, vm__i8042_reset, vm);
+	ret = ret ?: cmos__init(&vm->cmos);
+	ret = ret
+		      ?: bus__register(&vm->pio_bus, I8042_DATA_PORT, 1, "i8042", &i8042_data_ops,
+				       &vm->i8042);
+	ret = ret
+		      ?: bus__register(&vm->pio_bus, I8042_COMMAND_PORT, 1, "i8042",
+				       &i8042_command_ops, &vm->i8042);
+	ret = ret
+		      ?: bus__register(&vm->pio_bus, CMOS_PORT, CMOS_NR_PORTS, "cmos", &cmos_ops,
+				       &vm->cmos);
+	ret = ret
+		      ?: bus__register(&vm->pio_bus, BOOT_TIMER_PORT, 1, "boot-timer",
+				       &boot_timer_ops, &vm->boot_timer);
+	if (ret) {
+		pr_err("cannot register the legacy devices: %s", strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+void vm__exit_linux(struct vm *vm)
+{
+	i8042__exit(&vm->i8042);
+	cmos__exit(&vm->cmos);
+}
+
+/* CPUID leaf 1 (signature in EAX, features in EDX) for the MP table's CPU entries. */
+static void vm__cpuid1(const struct vm *vm, uint32_t *eax, uint32_t *edx)
+{
+	uint32_t i;
+
+	*eax = *edx = 0;
+	for (i = 0; i < vm->kvm.cpuid->nent; i++)
+		if (vm->kvm.cpuid->entries[i].function == 1) {
+			*eax = vm->kvm.cpuid->entries[i].eax;
+			*edx = vm->kvm.cpuid->entries[i].edx;
+		}
+}
+
+static int vm__write(struct vm *vm, uint64_t gpa, const void *src, size_t len, const char *what)
+{
+	struct guest_access ga = mmu__guest_access(&vm->mmu);
+	int err = 0;
+	void *dst;
+
+	if (!len)
+		return 0;
+	dst = ga.ptr(ga.ctx, gpa, len, &err);
+	if (!dst)
+		return vm__load_error(vm, err, what);
+	memcpy(dst, src, len);
+	return 0;
+}
+
+int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
+		   const void *initrd, size_t initrd_len)
+{
+	struct guest_access ga = mmu__guest_access(&vm->mmu);
+	uint8_t mp[4096];
+	struct linux_layout lay;
+	struct boot_params *bp;
+	char why[LINUX_WHY_LEN];
+	uint32_t sig, features;
+	size_t mp_len;
+	int ret, err = 0;
+
+	char cmdline[LINUX_CMDLINE_MAX + 1];
+	int n = snprintf(cmdline, sizeof(cmdline), "%s %s", LINUX_CMDLINE_BASE, cfg->cmdline);
+
+	if (n < 0 || (size_t)n >= sizeof(cmdline)) {
+		pr_err("the kernel command line is longer than %d bytes (--cmdline)",
+		       LINUX_CMDLINE_MAX - 1);
+		return FL_EXIT_USAGE;
+	}
+	ret = linux__place(li, &vm->mmu.ram, initrd_len, cmdline, &lay, why);
+	if (ret) {
+		pr_err("cannot boot the kernel: %s (file: %s)", why, cfg->kernel);
+		return FL_EXIT_USAGE;
+	}
+	ret = x86_boot__setup_memory(&vm->mmu.ram, &ga);
+	if (ret)
+		return vm__load_error(vm, ret, "the boot page tables");
+	vm__cpuid1(vm, &sig, &features);
+	mp_len = mptable__build(mp, sizeof(mp), LINUX_EBDA_GPA, vm->nr_vcpus, sig, features);
+	if (!mp_len) {
+		pr_err("cannot build the MP table for %u vCPUs", vm->nr_vcpus);
+		return FL_EXIT_INTERNAL;
+	}
+	ret = vm__write(vm, LINUX_EBDA_GPA, mp, mp_len, "the MP table");
+	ret = ret
+		      ?: vm__write(vm, LINUX_CMDLINE_GPA, cmdline, lay.cmdline_len + 1,
+				   "the kernel command line");
+	ret = ret ?: vm__write(vm, li->load_gpa, li->kernel, li->kernel_len, "the kernel image");
+	ret = ret ?: vm__write(vm, lay.initrd_gpa, initrd, initrd_len, "the initrd");
+	if (ret)
+		return ret;
+	bp = ga.ptr(ga.ctx, LINUX_BOOT_PARAMS_GPA, sizeof(*bp), &err);
+	if (!bp)
+		return vm__load_error(vm, err, "the zero page");
+	linux__boot_params(bp, li, &lay, &vm->mmu.ram);
+	if (cfg->prefault) {
+		ret = mmu__prefault(&vm->mmu);
+		if (ret)
+			return vm__load_error(vm, ret, "all of guest RAM (--prefault)");
+	}
+	return vm__create_vcpus(vm, li->entry_gpa);
+}
