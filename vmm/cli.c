@@ -406,6 +406,31 @@ static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 	return -EINVAL;
 }
 
+/* --disk PATH[,ro|,rw]: the path keeps pointing into argv, cut at the comma. */
+static int parse_disk(char *arg, struct run_config *cfg)
+{
+	char *comma = strrchr(arg, ',');
+	struct cli_disk *d;
+
+	if (cfg->nr_disks == CLI_MAX_DISKS) {
+		pr_err("invalid option value: at most %d disks (--disk: %s)", CLI_MAX_DISKS, arg);
+		return -EINVAL;
+	}
+	d = &cfg->disks[cfg->nr_disks];
+	d->read_only = false;
+	if (comma && (!strcmp(comma, ",ro") || !strcmp(comma, ",rw"))) {
+		d->read_only = comma[2] == 'o';
+		*comma = '\0';
+	}
+	if (!arg[0]) {
+		pr_err("invalid option value: expected PATH[,ro] (--disk: %s)", arg);
+		return -EINVAL;
+	}
+	d->path = arg;
+	cfg->nr_disks++;
+	return 0;
+}
+
 /* Long options only, plus -h. */
 static const char run_shortopts[] = ":h";
 
@@ -419,6 +444,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		switch (c) {
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
+		case 'd': ret = parse_disk(optarg, cfg); break;
 		case 'm': ret = parse_mem(optarg, &cfg->mem); break;
 		case 'c': ret = parse_vcpus(optarg, &cfg->vcpus); break;
 		case 'a': cfg->cmdline = optarg; break;

@@ -26,6 +26,7 @@
 #define CLI_FAULT_RETRIES_DEFAULT 8
 #define CLI_FAULT_TIMEOUT_DEFAULT 2000
 #define CLI_BAR_MAX		  (256ULL << 20)
+#define CLI_MAX_DISKS		  4
 #define LINUX_CMDLINE_DEFAULT	  "console=ttyS0"
 #define LINUX_CMDLINE_BASE	  "reboot=k panic=1 pci=off i8042.noaux"
 
@@ -35,6 +36,9 @@
 	  "guest image to boot: a Linux bzImage, or a static x86-64 ELF such as the test guest "   \
 	  "(required, here or in --config)")                                                       \
 	X("initrd", 'i', 1, "FILE", "initial ramdisk for a Linux kernel")                          \
+	X("disk", 'd', 1, "PATH[,ro]",                                                             \
+	  "a raw disk image as a virtio-blk disk of a Linux guest (/dev/vda, vdb, ...; "           \
+	  "repeatable, at most 4; read-write unless ,ro)")                                         \
 	X("mem", 'm', 1, "SIZE",                                                                   \
 	  "guest RAM, e.g. 256M or 2G (default 128M; 4M..63G, a multiple of 2M)")                  \
 	X("vcpus", 'c', 1, "N", "number of vCPUs (default 1, at most 64)")                         \
@@ -102,12 +106,19 @@ struct guest_arg {
 	const char *value;
 };
 
+struct cli_disk {
+	const char *path;
+	bool read_only;
+};
+
 struct run_config {
 	const char *kvm_device; /* /dev/kvm, or $FAULTLINE_KVM_DEVICE */
 	const char *kernel;
 	const char *initrd; /* NULL: none */
-	bool boot_linux;    /* set by main(): the kernel is a bzImage */
-	uint64_t start_ns;  /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
+	unsigned nr_disks;
+	struct cli_disk disks[CLI_MAX_DISKS];
+	bool boot_linux;   /* set by main(): the kernel is a bzImage */
+	uint64_t start_ns; /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
 	uint64_t mem;
 	unsigned vcpus;
 	const char *cmdline;

@@ -147,9 +147,9 @@ static int run(struct run_config *cfg)
 	}
 	if (!cfg->cmdline)
 		cfg->cmdline = "";
-	if (cfg->initrd) {
-		pr_err("usage: --initrd needs a Linux kernel (bzImage); %s is an ELF guest",
-		       cfg->kernel);
+	if (cfg->initrd || cfg->nr_disks) {
+		pr_err("usage: %s needs a Linux kernel (bzImage); %s is an ELF guest",
+		       cfg->initrd ? "--initrd" : "--disk", cfg->kernel);
 		free(image);
 		return FL_EXIT_USAGE;
 	}

@@ -256,7 +256,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		return FL_EXIT_INTERNAL;
 	}
 	if (vm->boot_linux) {
-		ret = vm__init_linux(vm);
+		ret = vm__init_linux(vm, cfg);
 		if (ret)
 			return ret;
 	}

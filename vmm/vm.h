@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "devices/acpi_pm.h"
 #include "devices/boot_timer.h"
 #include "devices/bus.h"
 #include "devices/cmos.h"
@@ -22,6 +23,7 @@
 #include "devices/serial.h"
 #include "devices/dedup_dev.h"
 #include "devices/shm.h"
+#include "devices/virtio_blk.h"
 #include "devices/vram.h"
 #include "mmu/mmu.h"
 #include "vmm/cli.h"
@@ -41,7 +43,15 @@
 #define VM_VRAM_GPA	 0xe0000000ULL
 #define VM_DEDUP_GPA	 0xd8000000ULL
 #define VM_BAR_SLOT_BASE 8
-#define VM_BAR_SLOTS	 4096
+
+/* virtio-mmio devices: one 4 KiB window each from here, and these ISA IRQs. */
+#define VM_VIRTIO_GPA 0xc0000000ULL
+#define VM_VIRTIO_IRQS                                                                             \
+	{                                                                                          \
+		5, 6, 7, 10, 11, 12, 14, 15                                                        \
+	} /* 9 is the ACPI SCI */
+#define VM_VIRTIO_MAX 8
+#define VM_BAR_SLOTS  4096
 
 struct vcpu;
 
@@ -57,11 +67,14 @@ struct vm {
 	bool boot_linux;    /* a Linux boot: irqchip, PIT, legacy devices, quiet port probes */
 	struct i8042 i8042; /* Linux boots only, like cmos */
 	struct cmos cmos;
+	struct acpi_pm acpi_pm;
 	struct boot_timer boot_timer;
-	bool stdin_raw;	       /* the terminal on stdin was put in raw mode, to restore */
-	struct shm_dev *shm;   /* NULL without --shm */
-	struct vram_dev *vram; /* NULL without --vram */
-	struct dedup *dedup;   /* NULL with --dedup off */
+	unsigned nr_disks;
+	struct virtio_blk *disks; /* nr_disks of them, Linux boots only */
+	bool stdin_raw;		  /* the terminal on stdin was put in raw mode, to restore */
+	struct shm_dev *shm;	  /* NULL without --shm */
+	struct vram_dev *vram;	  /* NULL without --vram */
+	struct dedup *dedup;	  /* NULL with --dedup off */
 	struct dedup_dev *dedup_dev;
 	pthread_mutex_t slot_lock;
 	unsigned nr_bar_slots;
@@ -126,8 +139,11 @@ void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char
 int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
 		   const void *initrd, size_t initrd_len) __attribute__((warn_unused_result));
 
-/* The in-kernel irqchip and the legacy devices of a Linux boot (vm_linux.c). */
-int vm__init_linux(struct vm *vm) __attribute__((warn_unused_result));
+/*
+ * The in-kernel irqchip, the legacy devices and the virtio disks of a Linux
+ * boot (vm_linux.c). Returns 0 or an FL_EXIT_* status (reported).
+ */
+int vm__init_linux(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
 void vm__exit_linux(struct vm *vm);
 
 /* Create and set up every vCPU, entering at @entry. Returns 0 or FL_EXIT_INTERNAL. */

@@ -231,6 +231,69 @@ static json_t *vm__bar_stats_json(const struct bar *bar)
 	return o;
 }
 
+/* virtio-blk counters, X(name, help). */
+#define VM_DISK_COUNTERS(X)                                                                        \
+	X(reads, "read requests served")                                                           \
+	X(writes, "write requests served")                                                         \
+	X(flushes, "flush requests (fdatasync)")                                                   \
+	X(bytes_read, "bytes read from the image")                                                 \
+	X(bytes_written, "bytes written to the image")                                             \
+	X(io_errors, "requests completed with IOERR")                                              \
+	X(unsupported, "requests of a type not offered")
+
+static uint64_t vm__boot_us(const struct vm *vm)
+{
+	return __atomic_load_n(&vm->boot_timer.boot_ns, __ATOMIC_RELAXED) / 1000;
+}
+
+static void vm__linux_stats_text(const struct vm *vm, FILE *out)
+{
+	unsigned i;
+
+	fprintf(out, "  %-24s %12llu  start to the guest's boot-timer write (0: not written)\n",
+		"boot_time_us", (unsigned long long)vm__boot_us(vm));
+	for (i = 0; i < vm->nr_disks; i++) {
+		const struct virtio_blk *b = &vm->disks[i];
+
+		fprintf(out, "disk vd%c (virtio-blk at GPA 0x%llx, %s%s):\n", 'a' + i,
+			(unsigned long long)b->mmio.gpa, b->path,
+			b->read_only ? ", read-only" : "");
+#define VM_DISK_TEXT(name, help)                                                                   \
+	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
+		(unsigned long long)__atomic_load_n(&b->name, __ATOMIC_RELAXED), help);
+		VM_DISK_COUNTERS(VM_DISK_TEXT)
+#undef VM_DISK_TEXT
+		fprintf(out, "  %-24s %12llu  malformed descriptor chains (the device stopped)\n",
+			"malformed",
+			(unsigned long long)__atomic_load_n(&b->mmio.malformed, __ATOMIC_RELAXED));
+	}
+}
+
+static void vm__linux_stats_json(const struct vm *vm, json_t *root)
+{
+	json_t *disks = json_array();
+	unsigned i;
+
+	json_object_set_new(root, "boot_time_us", json_integer((json_int_t)vm__boot_us(vm)));
+	for (i = 0; disks && i < vm->nr_disks; i++) {
+		const struct virtio_blk *b = &vm->disks[i];
+		json_t *o = json_pack("{s:s,s:b}", "path", b->path, "read_only", b->read_only);
+
+#define VM_DISK_JSON(name, help)                                                                   \
+	json_object_set_new(                                                                       \
+		o, #name, json_integer((json_int_t)__atomic_load_n(&b->name, __ATOMIC_RELAXED)));
+		if (o) {
+			VM_DISK_COUNTERS(VM_DISK_JSON)
+			json_object_set_new(o, "malformed",
+					    json_integer((json_int_t)__atomic_load_n(
+						    &b->mmio.malformed, __ATOMIC_RELAXED)));
+			json_array_append_new(disks, o);
+		}
+#undef VM_DISK_JSON
+	}
+	json_object_set_new(root, "disks", disks);
+}
+
 void vm__print_stats(struct vm *vm, bool json, FILE *out)
 {
 	const struct bar *bars[3];
@@ -255,6 +318,8 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 			(unsigned long long)mmio);
 		fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n",
 			"tsc_khz", vm->tsc_khz);
+		if (vm->boot_linux)
+			vm__linux_stats_text(vm, out);
 		for (i = 0; i < n; i++)
 			vm__bar_stats_text(bars[i], out);
 		if (vm->dedup)
@@ -277,6 +342,8 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		root, "unclaimed",
 		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
 	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
+	if (vm->boot_linux)
+		vm__linux_stats_json(vm, root);
 	if (json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0)
 		fputc('\n', out);
 	json_decref(root);

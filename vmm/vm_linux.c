@@ -5,8 +5,10 @@
  * its initrd, command line, zero page and MP table into guest RAM.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "vmm/acpi.h"
 #include "vmm/log.h"
 #include "vmm/mptable.h"
 #include "vmm/status.h"
@@ -30,7 +32,57 @@ static void vm__i8042_reset(void *ctx)
 	vm__stop(vm, 0, "the guest reset the machine (keyboard controller): the VM ends");
 }
 
-int vm__init_linux(struct vm *vm)
+static int vm__virtio_irq(void *ctx, unsigned irq, int level)
+{
+	struct vm *vm = ctx;
+
+	return kvm__irq_line(&vm->kvm, irq, level);
+}
+
+static const unsigned vm_virtio_irqs[VM_VIRTIO_MAX] = VM_VIRTIO_IRQS;
+
+/* The virtio-blk disks of --disk, in order: /dev/vda, vdb, ... */
+static int vm__init_disks(struct vm *vm, const struct run_config *cfg)
+{
+	unsigned i;
+	int ret;
+
+	if (!cfg->nr_disks)
+		return 0;
+	vm->disks = calloc(cfg->nr_disks, sizeof(*vm->disks));
+	if (!vm->disks)
+		return FL_EXIT_INTERNAL;
+	for (i = 0; i < cfg->nr_disks; i++) {
+		struct virtio_blk *b = &vm->disks[i];
+		uint64_t gpa = VM_VIRTIO_GPA + i * VIRTIO_MMIO_SIZE;
+
+		b->fd = -1;
+		ret = virtio_blk__open(b, cfg->disks[i].path, cfg->disks[i].read_only, i);
+		if (ret)
+			return FL_EXIT_NOINPUT;
+		vm->nr_disks++;
+		ret = virtio_mmio__init(&b->mmio, &virtio_blk_ops, b, mmu__guest_access(&vm->mmu),
+					gpa, vm_virtio_irqs[i], vm__virtio_irq, vm);
+		ret = ret
+			      ?: bus__register(&vm->mmio_bus, gpa, VIRTIO_MMIO_SIZE, "virtio-blk",
+					       &virtio_mmio_ops, &b->mmio);
+		if (ret) {
+			pr_err("cannot register virtio-blk at GPA 0x%llx: %s",
+			       (unsigned long long)gpa, strerror(-ret));
+			return FL_EXIT_INTERNAL;
+		}
+	}
+	return 0;
+}
+
+static void vm__acpi_poweroff(void *ctx)
+{
+	struct vm *vm = ctx;
+
+	vm__stop(vm, 0, "the guest powered off (ACPI S5): the VM ends");
+}
+
+int vm__init_linux(struct vm *vm, const struct run_config *cfg)
 {
 	int ret;
 
@@ -40,6 +92,10 @@ int vm__init_linux(struct vm *vm)
 	serial__set_irq(&vm->serial, vm__serial_irq, vm);
 	ret = i8042__init(&vm->i8042, vm__i8042_reset, vm);
 	ret = ret ?: cmos__init(&vm->cmos);
+	ret = ret ?: acpi_pm__init(&vm->acpi_pm, vm__acpi_poweroff, vm);
+	ret = ret
+		      ?: bus__register(&vm->pio_bus, ACPI_PM1_EVT_PORT, ACPI_PM_NR_PORTS, "acpi-pm",
+				       &acpi_pm_ops, &vm->acpi_pm);
 	ret = ret
 		      ?: bus__register(&vm->pio_bus, I8042_DATA_PORT, 1, "i8042", &i8042_data_ops,
 				       &vm->i8042);
@@ -56,13 +112,23 @@ int vm__init_linux(struct vm *vm)
 		pr_err("cannot register the legacy devices: %s", strerror(-ret));
 		return FL_EXIT_INTERNAL;
 	}
-	return 0;
+	return vm__init_disks(vm, cfg);
 }
 
 void vm__exit_linux(struct vm *vm)
 {
+	unsigned i;
+
+	for (i = 0; i < vm->nr_disks; i++) {
+		virtio_blk__close(&vm->disks[i]);
+		virtio_mmio__exit(&vm->disks[i].mmio);
+	}
+	free(vm->disks);
+	vm->disks = NULL;
+	vm->nr_disks = 0;
 	i8042__exit(&vm->i8042);
 	cmos__exit(&vm->cmos);
+	acpi_pm__exit(&vm->acpi_pm);
 }
 
 /* CPUID leaf 1 (signature in EAX, features in EDX) for the MP table's CPU entries. */
@@ -107,7 +173,17 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 
 	char cmdline[LINUX_CMDLINE_MAX + 1];
 	int n = snprintf(cmdline, sizeof(cmdline), "%s %s", LINUX_CMDLINE_BASE, cfg->cmdline);
+	unsigned i;
 
+	struct acpi_mmio_device acpi_devs[ACPI_MAX_DEVICES];
+	uint8_t acpi[4096];
+	size_t acpi_len;
+
+	for (i = 0; i < vm->nr_disks; i++) {
+		acpi_devs[i].gpa = vm->disks[i].mmio.gpa;
+		acpi_devs[i].size = VIRTIO_MMIO_SIZE;
+		acpi_devs[i].irq = vm->disks[i].mmio.irq;
+	}
 	if (n < 0 || (size_t)n >= sizeof(cmdline)) {
 		pr_err("the kernel command line is longer than %d bytes (--cmdline)",
 		       LINUX_CMDLINE_MAX - 1);
@@ -127,7 +203,14 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 		pr_err("cannot build the MP table for %u vCPUs", vm->nr_vcpus);
 		return FL_EXIT_INTERNAL;
 	}
+	acpi_len = acpi__build(acpi, sizeof(acpi), ACPI_RSDP_GPA, acpi_devs, vm->nr_disks,
+			       vm->nr_vcpus);
+	if (!acpi_len) {
+		pr_err("cannot build the ACPI tables for %u devices", vm->nr_disks);
+		return FL_EXIT_INTERNAL;
+	}
 	ret = vm__write(vm, LINUX_EBDA_GPA, mp, mp_len, "the MP table");
+	ret = ret ?: vm__write(vm, ACPI_RSDP_GPA, acpi, acpi_len, "the ACPI tables");
 	ret = ret
 		      ?: vm__write(vm, LINUX_CMDLINE_GPA, cmdline, lay.cmdline_len + 1,
 				   "the kernel command line");
