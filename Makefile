@@ -1,7 +1,7 @@
 # faultline: one non-recursive Makefile.
 #
 #   make            build/faultline, the test guest, the unit tests
-#   make run        boot the default microVM (the test guest's hello workload)
+#   make run        boot the default Linux microVM (configs/default.json; guest/linux/build)
 #   make test       unit tests (plain, ASan+UBSan, TSan) and the KVM end-to-end tests
 #   make deps       install the Debian packages the build needs (scripts/deps)
 #   make bench-dedup  faultline's dedup against the host's KSM (root)
@@ -112,12 +112,13 @@ deps:
 	scripts/deps
 
 run: deps
-	$(MAKE) --no-print-directory $(BUILD)/faultline $(GUEST_ELF)
-	tests/kvm/with-kvm build/faultline run --kernel $(GUEST_ELF) --vcpus 2 \
-		--guest-arg workload=hello --cmdline "hello from make run"
+	$(MAKE) --no-print-directory $(BUILD)/faultline
+	guest/linux/build
+	scripts/run-default
 
 test: deps
 	$(MAKE) --no-print-directory all $(UNIT_ASAN) $(UNIT_TSAN)
+	guest/linux/build
 	tests/run-all
 
 unit: $(UNIT_BIN)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "vmm/cli.h"
+#include "vmm/config.h"
 #include "vmm/log.h"
 #include "vmm/status.h"
 
@@ -438,13 +439,30 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 {
 	int c, ret = 0;
 
+	bool disks_from_cli = false;
+
+	/* First --config, so that the other options override what it says. */
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, run_shortopts, run_options, NULL)) != -1) {
+		if (c == 'C') {
+			ret = config__load(optarg, cfg);
+			if (ret)
+				return ret;
+		}
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, run_shortopts, run_options, NULL)) != -1) {
 		switch (c) {
+		case 'C': break;
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
-		case 'd': ret = parse_disk(optarg, cfg); break;
+		case 'd':
+			if (!disks_from_cli)
+				cfg->nr_disks = 0; /* --disk replaces the config's disks */
+			disks_from_cli = true;
+			ret = parse_disk(optarg, cfg);
+			break;
 		case 'm': ret = parse_mem(optarg, &cfg->mem); break;
 		case 'c': ret = parse_vcpus(optarg, &cfg->vcpus); break;
 		case 'a': cfg->cmdline = optarg; break;
@@ -480,7 +498,8 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		return -EINVAL;
 	}
 	if (!cfg->kernel) {
-		pr_err("usage: run needs --kernel FILE; see 'faultline --help'");
+		pr_err("usage: run needs --kernel FILE or a --config naming one; see 'faultline "
+		       "--help'");
 		return -EINVAL;
 	}
 	if (cfg->on_oom == CLI_OOM_PAUSE) {

@@ -32,6 +32,9 @@
 
 /* X(long name, value, argument (0 none, 1 required, 2 optional), metavar, help) */
 #define FL_RUN_OPTIONS(X)                                                                          \
+	X("config", 'C', 1, "FILE",                                                                \
+	  "read the microVM from a JSON file (configs/default.json; also a Firecracker config's "  \
+	  "boot-source, machine-config and drives); options given here override it")               \
 	X("kernel", 'k', 1, "FILE",                                                                \
 	  "guest image to boot: a Linux bzImage, or a static x86-64 ELF such as the test guest "   \
 	  "(required, here or in --config)")                                                       \

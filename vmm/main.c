@@ -181,8 +181,11 @@ int main(int argc, char **argv)
 	struct run_config cfg;
 	enum cli_command cmd;
 
-	if (cli__parse(argc, argv, &cmd, &cfg))
-		return FL_EXIT_USAGE;
+	switch (cli__parse(argc, argv, &cmd, &cfg)) {
+	case 0: break;
+	case -ENOENT: return FL_EXIT_NOINPUT; /* the --config file */
+	default: return FL_EXIT_USAGE;
+	}
 	switch (cmd) {
 	case CLI_HELP: cli__usage(stdout); return 0;
 	case CLI_VERSION: printf("faultline %s\n", FAULTLINE_VERSION); return 0;

@@ -120,7 +120,8 @@ START_TEST(run_errors)
 		const char *msg;
 	} cases[] = {
 		{{"run", NULL},
-		 "faultline: usage: run needs --kernel FILE; see 'faultline --help'\n"},
+		 "faultline: usage: run needs --kernel FILE or a --config naming one; see "
+		 "'faultline --help'\n"},
 		{{"run", "--kernel", "k", "--bogus"},
 		 "faultline: usage: unknown option (--bogus); see 'faultline --help'\n"},
 		{{"run", "--kernel", NULL}, "faultline: usage: option needs a value (--kernel)\n"},

@@ -17,6 +17,7 @@ Suite *gpa_map_suite(void);
 Suite *bar_suite(void);
 Suite *dedup_suite(void);
 Suite *bench_suite(void);
+Suite *linux_suite(void);
 
 /* Assert that the captured messages are exactly @want. */
 #define ck_assert_log(buf, want) ck_assert_str_eq(buf, want)
