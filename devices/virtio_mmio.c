@@ -139,7 +139,8 @@ int virtq__push(struct virtq *q, const struct guest_access *ga, uint16_t head, u
 				   (unsigned long long)q->used);
 	memcpy((uint8_t *)used + 4 + 8 * (q->used_idx % q->num), elem, sizeof(elem));
 	q->used_idx++;
-	__atomic_store_n(&used[1], q->used_idx, __ATOMIC_RELEASE);
+	/* seq_cst: ordered before the read of the driver's flags in virtq__wants_irq(). */
+	__atomic_store_n(&used[1], q->used_idx, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -147,8 +148,7 @@ bool virtq__wants_irq(const struct virtq *q, const struct guest_access *ga)
 {
 	const uint16_t *avail = virtq__map(ga, q->avail, 2);
 
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return !avail || !(__atomic_load_n(&avail[0], __ATOMIC_RELAXED) & AVAIL_F_NO_INTERRUPT);
+	return !avail || !(__atomic_load_n(&avail[0], __ATOMIC_SEQ_CST) & AVAIL_F_NO_INTERRUPT);
 }
 
 int virtio_mmio__init(struct virtio_mmio *vm, const struct virtio_dev_ops *ops, void *dev,

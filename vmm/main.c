@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "mmu/inject.h"
@@ -84,6 +85,31 @@ static void print_stats(struct vm *vm, const struct run_config *cfg)
 		vm__print_stats(vm, cfg->stats == CLI_STATS_JSON, stderr);
 }
 
+static struct termios saved_tty;
+
+static void restore_tty(void)
+{
+	tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+}
+
+/*
+ * A terminal on stdin goes to the guest's serial console a key at a time,
+ * unechoed (the guest echoes); Ctrl-C still stops faultline. Restored at exit.
+ */
+static void raw_tty(void)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+		return;
+	t = saved_tty;
+	cfmakeraw(&t);
+	t.c_lflag |= ISIG;
+	t.c_oflag |= OPOST | ONLCR;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0)
+		atexit(restore_tty);
+}
+
 /* Load and run a Linux bzImage (cfg->boot_linux). */
 /* Run the loaded VM (when @status is 0), report how it stopped, tear it down. */
 static int finish(struct vm *vm, const struct run_config *cfg, int status)
@@ -119,6 +145,8 @@ static int run_linux(struct run_config *cfg, const void *image, size_t len)
 	status = vm__init(&vm, cfg);
 	status = status ?: vm__load_linux(&vm, cfg, &li, initrd, initrd_len);
 	free(initrd);
+	if (!status)
+		raw_tty();
 	return finish(&vm, cfg, status);
 }
 
