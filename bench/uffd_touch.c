@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "guest/order.h"
 #include "mmu/mmu.h"
 #include "vmm/log.h"
 
@@ -50,27 +51,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static uint64_t gcd(uint64_t a, uint64_t b)
-{
-	while (b) {
-		uint64_t t = a % b;
-
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
-/* The same permutation as the guest's random order: i -> i * stride mod n. */
-static uint64_t stride_for(uint64_t n)
-{
-	uint64_t s = 0x9e3779b1ULL % n;
-
-	while (s < 2 || gcd(s, n) != 1)
-		s = (s + 1) % n;
-	return s;
-}
-
 static void on_failed(void *owner, struct fault_ctx *ctx, fault_t r, const char *why)
 {
 	(void)owner;
@@ -93,7 +73,8 @@ static double run_once(const struct mode *m, unsigned pattern, uint64_t pages)
 	};
 	const struct mmu_ops ops = {.fault_failed = on_failed};
 	bool random = pattern == 1 || pattern == 3, write = pattern < 2;
-	uint64_t stride = random ? stride_for(pages) : 1, i;
+	struct order o;
+	uint64_t i;
 	static struct mmu mmu;
 	volatile uint64_t sink = 0;
 	double t0, t1;
@@ -103,10 +84,11 @@ static double run_once(const struct mode *m, unsigned pattern, uint64_t pages)
 		mmu__exit(&mmu);
 		return 0;
 	}
+	order_init(&o, pages, random, 0); /* vCPU 0's order in the guest */
 	t0 = now_s();
 	for (i = 0; i < pages; i++) {
 		volatile uint64_t *p =
-			(volatile uint64_t *)(mmu.ram.host + (i * stride % pages) * PAGE);
+			(volatile uint64_t *)(mmu.ram.host + order_page(&o, i) * PAGE);
 
 		if (write)
 			*p = i + 1;

@@ -19,6 +19,7 @@
 #define GUEST_EXIT_FDT	  4 /* the device tree is unusable */
 
 #ifndef __ASSEMBLER__
+#include "order.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,12 +79,6 @@ int fdt_mmio(const struct guest *g, const char *compatible, int index, uint64_t 
 
 /* workloads.c: helpers the workloads share. */
 /* A permutation of 0..n-1: i -> (i * stride + offset) mod n, gcd(stride, n) = 1. */
-struct order {
-	uint64_t n, stride, offset;
-};
-
-void order_init(struct order *o, uint64_t n, int random, uint32_t cpu);
-uint64_t order_page(const struct order *o, uint64_t i);
 /* The word a touch writes at @gpa. */
 uint64_t pattern(uint64_t gpa);
 /* Guest argument @key is @a (or absent: *is_b = 0) or @b (*is_b = 1); -1 otherwise. */

@@ -22,35 +22,6 @@ uint64_t pattern(uint64_t gpa)
 	return x ^ (x >> 29) ^ 0xfa017111e5ULL;
 }
 
-static uint64_t gcd(uint64_t a, uint64_t b)
-{
-	while (b) {
-		uint64_t t = a % b;
-
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
-void order_init(struct order *o, uint64_t n, int random, uint32_t cpu)
-{
-	o->n = n;
-	o->stride = 1;
-	o->offset = 0;
-	if (!random || n < 2)
-		return;
-	o->stride = (0x9e3779b1ULL + cpu * 7919ULL) % n;
-	while (o->stride < 2 || gcd(o->stride, n) != 1)
-		o->stride = (o->stride + 1) % n;
-	o->offset = (cpu * 104729ULL) % n;
-}
-
-uint64_t order_page(const struct order *o, uint64_t i)
-{
-	return (i * o->stride + o->offset) % o->n;
-}
-
 static int verify_page(uint64_t *page, uint64_t gpa, int written)
 {
 	uint64_t k;
