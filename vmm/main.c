@@ -110,7 +110,6 @@ static void raw_tty(void)
 		atexit(restore_tty);
 }
 
-/* Load and run a Linux bzImage (cfg->boot_linux). */
 /* Run the loaded VM (when @status is 0), report how it stopped, tear it down. */
 static int finish(struct vm *vm, const struct run_config *cfg, int status)
 {
@@ -124,10 +123,18 @@ static int finish(struct vm *vm, const struct run_config *cfg, int status)
 	return status;
 }
 
-static int run_linux(struct run_config *cfg, const void *image, size_t len)
+/*
+ * Load and run a Linux bzImage (cfg->boot_linux). Where the kernel, initrd
+ * and command line go is decided before KVM is opened: a VM that cannot
+ * boot is refused without creating one.
+ */
+static int run_linux(struct run_config *cfg, const struct guest_ram *layout, const void *image,
+		     size_t len)
 {
+	char why[LINUX_WHY_LEN], cmdline[LINUX_CMDLINE_MAX + 1];
+	struct linux_layout lay;
 	struct linux_image li;
-	char why[LINUX_WHY_LEN];
+	int n;
 	void *initrd = NULL;
 	size_t initrd_len = 0;
 	struct vm vm;
@@ -142,8 +149,20 @@ static int run_linux(struct run_config *cfg, const void *image, size_t len)
 		if (status)
 			return status;
 	}
+	n = snprintf(cmdline, sizeof(cmdline), "%s %s", LINUX_CMDLINE_BASE, cfg->cmdline);
+	if (n < 0 || (size_t)n >= sizeof(cmdline)) {
+		pr_err("the kernel command line is longer than %d bytes (--cmdline)",
+		       LINUX_CMDLINE_MAX - 1);
+		free(initrd);
+		return FL_EXIT_USAGE;
+	}
+	if (linux__place(&li, layout, initrd_len, cmdline, &lay, why)) {
+		pr_err("cannot boot the kernel: %s (file: %s)", why, cfg->kernel);
+		free(initrd);
+		return FL_EXIT_USAGE;
+	}
 	status = vm__init(&vm, cfg);
-	status = status ?: vm__load_linux(&vm, cfg, &li, initrd, initrd_len);
+	status = status ?: vm__load_linux(&vm, cfg, &li, &lay, cmdline, initrd);
 	free(initrd);
 	if (!status)
 		raw_tty();
@@ -169,7 +188,7 @@ static int run(struct run_config *cfg)
 	if (cfg->boot_linux) {
 		if (!cfg->cmdline)
 			cfg->cmdline = LINUX_CMDLINE_DEFAULT;
-		status = run_linux(cfg, image, len);
+		status = run_linux(cfg, &layout, image, len);
 		free(image);
 		return status;
 	}

@@ -130,14 +130,15 @@ void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id);
 void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char *why);
 
 /*
- * Load a Linux bzImage @li with @initrd (@initrd_len bytes, may be 0) and
- * the kernel command line @cmdline: the zero page, the MP table, the boot
- * page tables, and the vCPUs (the BSP at the 64-bit entry, the others
- * waiting for the INIT/SIPI Linux sends). vm_linux.c. Returns 0 or an
- * FL_EXIT_* status (reported).
+ * Load a Linux bzImage @li, the kernel command line @cmdline and @initrd
+ * (lay->initrd_size bytes) where linux__place() put them in @lay: also the
+ * zero page, the MP and ACPI tables, the boot page tables, and the vCPUs
+ * (the BSP at the 64-bit entry, the others waiting for the INIT/SIPI Linux
+ * sends). vm_linux.c. Returns 0 or an FL_EXIT_* status (reported).
  */
 int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
-		   const void *initrd, size_t initrd_len) __attribute__((warn_unused_result));
+		   const struct linux_layout *lay, const char *cmdline, const void *initrd)
+	__attribute__((warn_unused_result));
 
 /*
  * The in-kernel irqchip, the legacy devices and the virtio disks of a Linux

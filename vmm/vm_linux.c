@@ -160,39 +160,21 @@ static int vm__write(struct vm *vm, uint64_t gpa, const void *src, size_t len, c
 }
 
 int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
-		   const void *initrd, size_t initrd_len)
+		   const struct linux_layout *lay, const char *cmdline, const void *initrd)
 {
 	struct guest_access ga = mmu__guest_access(&vm->mmu);
-	uint8_t mp[4096];
-	struct linux_layout lay;
-	struct boot_params *bp;
-	char why[LINUX_WHY_LEN];
-	uint32_t sig, features;
-	size_t mp_len;
-	int ret, err = 0;
-
-	char cmdline[LINUX_CMDLINE_MAX + 1];
-	int n = snprintf(cmdline, sizeof(cmdline), "%s %s", LINUX_CMDLINE_BASE, cfg->cmdline);
-	unsigned i;
-
 	struct acpi_mmio_device acpi_devs[ACPI_MAX_DEVICES];
-	uint8_t acpi[4096];
-	size_t acpi_len;
+	uint8_t mp[4096], acpi[4096];
+	struct boot_params *bp;
+	uint32_t sig, features;
+	size_t mp_len, acpi_len;
+	int ret, err = 0;
+	unsigned i;
 
 	for (i = 0; i < vm->nr_disks; i++) {
 		acpi_devs[i].gpa = vm->disks[i].mmio.gpa;
 		acpi_devs[i].size = VIRTIO_MMIO_SIZE;
 		acpi_devs[i].irq = vm->disks[i].mmio.irq;
-	}
-	if (n < 0 || (size_t)n >= sizeof(cmdline)) {
-		pr_err("the kernel command line is longer than %d bytes (--cmdline)",
-		       LINUX_CMDLINE_MAX - 1);
-		return FL_EXIT_USAGE;
-	}
-	ret = linux__place(li, &vm->mmu.ram, initrd_len, cmdline, &lay, why);
-	if (ret) {
-		pr_err("cannot boot the kernel: %s (file: %s)", why, cfg->kernel);
-		return FL_EXIT_USAGE;
 	}
 	ret = x86_boot__setup_memory(&vm->mmu.ram, &ga);
 	if (ret)
@@ -212,16 +194,16 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 	ret = vm__write(vm, LINUX_EBDA_GPA, mp, mp_len, "the MP table");
 	ret = ret ?: vm__write(vm, ACPI_RSDP_GPA, acpi, acpi_len, "the ACPI tables");
 	ret = ret
-		      ?: vm__write(vm, LINUX_CMDLINE_GPA, cmdline, lay.cmdline_len + 1,
+		      ?: vm__write(vm, LINUX_CMDLINE_GPA, cmdline, lay->cmdline_len + 1,
 				   "the kernel command line");
 	ret = ret ?: vm__write(vm, li->load_gpa, li->kernel, li->kernel_len, "the kernel image");
-	ret = ret ?: vm__write(vm, lay.initrd_gpa, initrd, initrd_len, "the initrd");
+	ret = ret ?: vm__write(vm, lay->initrd_gpa, initrd, lay->initrd_size, "the initrd");
 	if (ret)
 		return ret;
 	bp = ga.ptr(ga.ctx, LINUX_BOOT_PARAMS_GPA, sizeof(*bp), &err);
 	if (!bp)
 		return vm__load_error(vm, err, "the zero page");
-	linux__boot_params(bp, li, &lay, &vm->mmu.ram);
+	linux__boot_params(bp, li, lay, &vm->mmu.ram);
 	if (cfg->prefault) {
 		ret = mmu__prefault(&vm->mmu);
 		if (ret)
