@@ -1,0 +1,474 @@
+/*
+ * The devices of a Linux boot, without KVM: the 8250's interrupts and
+ * input (devices/serial.c), the keyboard controller (devices/i8042.c), the
+ * CMOS clock (devices/cmos.c), the ACPI PM1 registers
+ * (devices/acpi_pm.c), the boot timer (devices/boot_timer.c), and
+ * virtio-blk requests through the virtio-mmio transport
+ * (devices/virtio_blk.c, devices/virtio_mmio.c) on plain guest RAM. The
+ * wiring into a VM (vmm/vm_linux.c) is tested end to end in tests/kvm/run.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/acpi_pm.h"
+#include "devices/boot_timer.h"
+#include "devices/cmos.h"
+#include "devices/i8042.h"
+#include "devices/serial.h"
+#include "devices/virtio_blk.h"
+#include "mmu/inject.h"
+#include "tests/unit/unit.h"
+#include "vmm/log.h"
+
+static uint8_t rd8(const struct bus_device_ops *ops, void *dev, uint64_t off)
+{
+	uint8_t v = 0xee;
+
+	ck_assert_int_eq(ops->read(dev, off, &v, 1), 0);
+	return v;
+}
+
+static void wr8(const struct bus_device_ops *ops, void *dev, uint64_t off, uint8_t v)
+{
+	ck_assert_int_eq(ops->write(dev, off, &v, 1), 0);
+}
+
+struct irq_log {
+	int level, edges;
+};
+
+static void serial_irq(void *ctx, int level)
+{
+	struct irq_log *l = ctx;
+
+	if (level && !l->level)
+		l->edges++;
+	l->level = level;
+}
+
+START_TEST(serial_interrupts)
+{
+	struct irq_log irq = {0, 0};
+	struct serial s;
+	int fds[2];
+	char out[16] = "";
+
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(serial__init(&s, fds[1]), 0);
+	serial__set_irq(&s, serial_irq, &irq);
+	wr8(&serial_ops, &s, 2, 0x01); /* FIFO on: IIR shows 0xc0 */
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 2), 0xc1);
+	wr8(&serial_ops, &s, 1, 0x02); /* THRI: the empty transmitter interrupts */
+	ck_assert_int_eq(irq.level, 1);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 2), 0xc2); /* ... and reading IIR acknowledges */
+	ck_assert_int_eq(irq.level, 0);
+	wr8(&serial_ops, &s, 0, 'p'); /* sent at once: THRE again, a new edge */
+	ck_assert_int_eq(irq.edges, 2);
+	wr8(&serial_ops, &s, 1, 0x00); /* IER written: the partial line goes out */
+	ck_assert_int_eq(irq.level, 0);
+	ck_assert_int_eq(read(fds[0], out, sizeof(out) - 1), 1);
+	ck_assert_str_eq(out, "p");
+	/* Received data outranks THRE, sets LSR.DR, and reading RBR clears both. */
+	wr8(&serial_ops, &s, 1, 0x03);
+	ck_assert_uint_eq(serial__receive(&s, "ab", 2), 2);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 2), 0xc4);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 5), 0x61);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 0), 'a');
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 0), 'b');
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 5), 0x60);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 2), 0xc2);
+	/* The FIFO holds SERIAL_RX_MAX bytes; FCR bit 1 empties it. */
+	{
+		static char big[SERIAL_RX_MAX + 10];
+
+		ck_assert_uint_eq(serial__receive(&s, big, sizeof(big)), SERIAL_RX_MAX);
+		wr8(&serial_ops, &s, 2, 0x03);
+		ck_assert_uint_eq(rd8(&serial_ops, &s, 5) & 0x01, 0);
+	}
+	/* Loopback: MSR follows MCR (RTS->CTS, OUT2->DCD). */
+	wr8(&serial_ops, &s, 4, 0x1a);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 6), 0x90);
+	serial__exit(&s);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
+/* The input thread moves what a file descriptor yields into the FIFO and ends at EOF. */
+START_TEST(serial_input_thread)
+{
+	struct serial s;
+	int in[2], stop[2], i;
+	char got[8] = "";
+
+	ck_assert_int_eq(pipe(in), 0);
+	ck_assert_int_eq(pipe(stop), 0);
+	ck_assert_int_eq(serial__init(&s, -1), 0);
+	ck_assert_int_eq(serial__start_input(&s, in[0], stop[0]), 0);
+	ck_assert_int_eq(write(in[1], "ls\n", 3), 3);
+	close(in[1]);
+	for (i = 0; i < 500 && !(rd8(&serial_ops, &s, 5) & 0x01); i++)
+		usleep(2000);
+	for (i = 0; i < 3; i++) {
+		while (!(rd8(&serial_ops, &s, 5) & 0x01))
+			usleep(1000);
+		got[i] = (char)rd8(&serial_ops, &s, 0);
+	}
+	ck_assert_str_eq(got, "ls\n");
+	serial__exit(&s); /* joins the thread, which saw end of file */
+	close(in[0]);
+	close(stop[0]);
+	close(stop[1]);
+	ck_assert_int_eq(inject__init("pthread_create.serial:EAGAIN"), 0);
+	ck_assert_int_eq(serial__init(&s, -1), 0);
+	ck_assert_int_eq(serial__start_input(&s, 0, -1), -EAGAIN);
+	serial__exit(&s);
+	ck_assert_int_eq(inject__init(NULL), 0);
+}
+END_TEST
+
+static void count_call(void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+START_TEST(i8042_controller)
+{
+	struct i8042 k;
+	int resets = 0;
+
+	ck_assert_int_eq(i8042__init(&k, count_call, &resets), 0);
+	ck_assert_uint_eq(rd8(&i8042_command_ops, &k, 0), 0x14); /* SYS, not locked, empty */
+	wr8(&i8042_command_ops, &k, 0, 0xaa);			 /* self test */
+	ck_assert_uint_eq(rd8(&i8042_command_ops, &k, 0), 0x15);
+	ck_assert_uint_eq(rd8(&i8042_data_ops, &k, 0), 0x55);
+	wr8(&i8042_command_ops, &k, 0, 0x60); /* write the command byte */
+	ck_assert_uint_eq(rd8(&i8042_command_ops, &k, 0), 0x1c);
+	wr8(&i8042_data_ops, &k, 0, 0x47);
+	wr8(&i8042_command_ops, &k, 0, 0x20);
+	ck_assert_uint_eq(rd8(&i8042_data_ops, &k, 0), 0x47);
+	wr8(&i8042_data_ops, &k, 0, 0xff); /* to a keyboard that is not there: dropped */
+	ck_assert_uint_eq(rd8(&i8042_command_ops, &k, 0), 0x14);
+	ck_assert_int_eq(resets, 0);
+	wr8(&i8042_command_ops, &k, 0, 0xd1); /* output port with bit 0 low: reset */
+	wr8(&i8042_data_ops, &k, 0, 0x00);
+	ck_assert_int_eq(resets, 1);
+	wr8(&i8042_command_ops, &k, 0, 0xfe); /* pulse reset */
+	ck_assert_int_eq(resets, 2);
+	ck_assert_int_eq(i8042_command_ops.write(&k, 0, "\xfe\xfe", 2), -EINVAL);
+	i8042__exit(&k);
+}
+END_TEST
+
+START_TEST(cmos_clock)
+{
+	struct cmos c;
+	int64_t t = 1795413144; /* 2026-11-23 05:52:24 UTC, a Monday */
+
+	ck_assert_uint_eq(cmos__register(0x00, t), 0x24);
+	ck_assert_uint_eq(cmos__register(0x02, t), 0x52);
+	ck_assert_uint_eq(cmos__register(0x04, t), 0x05);
+	ck_assert_uint_eq(cmos__register(0x06, t), 0x02);
+	ck_assert_uint_eq(cmos__register(0x07, t), 0x23);
+	ck_assert_uint_eq(cmos__register(0x08, t), 0x11);
+	ck_assert_uint_eq(cmos__register(0x09, t), 0x26);
+	ck_assert_uint_eq(cmos__register(0x32, t), 0x20);
+	ck_assert_uint_eq(cmos__register(0x0a, t) & 0x80, 0); /* never "update in progress" */
+	ck_assert_uint_eq(cmos__register(0x0b, t), 0x02);
+	ck_assert_uint_eq(cmos__register(0x0d, t), 0x80);
+	ck_assert_uint_eq(cmos__register(0x40, t), 0);
+	ck_assert_int_eq(cmos__init(&c), 0);
+	wr8(&cmos_ops, &c, 0, 0x8b); /* bit 7 (NMI mask) is not part of the index */
+	ck_assert_uint_eq(rd8(&cmos_ops, &c, 1), 0x02);
+	cmos__exit(&c);
+}
+END_TEST
+
+START_TEST(acpi_pm1)
+{
+	struct acpi_pm pm;
+	int offs = 0;
+	uint16_t v;
+
+	ck_assert_int_eq(acpi_pm__init(&pm, count_call, &offs), 0);
+	ck_assert_int_eq(acpi_pm_ops.read(&pm, 4, &v, 2), 0);
+	ck_assert_uint_eq(v, 0x0001); /* SCI_EN: always in ACPI mode */
+	v = 0x0120;
+	ck_assert_int_eq(acpi_pm_ops.write(&pm, 2, &v, 2), 0);
+	ck_assert_int_eq(acpi_pm_ops.read(&pm, 2, &v, 2), 0);
+	ck_assert_uint_eq(v, 0x0120);
+	v = 3 << 10 | 0x2000; /* SLP_EN with sleep type 3: not offered, nothing happens */
+	ck_assert_int_eq(acpi_pm_ops.write(&pm, 4, &v, 2), 0);
+	ck_assert_int_eq(offs, 0);
+	v = 5 << 10 | 0x2000; /* S5: soft off */
+	ck_assert_int_eq(acpi_pm_ops.write(&pm, 4, &v, 2), 0);
+	ck_assert_int_eq(offs, 1);
+	ck_assert_int_eq(acpi_pm_ops.read(&pm, 4, &v, 4), -EINVAL); /* past the 6 ports */
+	acpi_pm__exit(&pm);
+}
+END_TEST
+
+START_TEST(boot_timer_first_write)
+{
+	struct boot_timer t = {.start_ns = 1};
+	uint64_t first;
+	uint32_t v = 0xffffffff;
+
+	ck_assert_int_eq(boot_timer_ops.read(&t, 0, &v, 4), 0);
+	ck_assert_uint_eq(v, 0);
+	wr8(&boot_timer_ops, &t, 0, 1);
+	first = t.boot_ns;
+	ck_assert_uint_gt(first, 0);
+	wr8(&boot_timer_ops, &t, 0, 1);
+	ck_assert_uint_eq(t.boot_ns, first); /* later writes are only counted */
+	ck_assert_uint_eq(t.writes, 2);
+}
+END_TEST
+
+/* virtio-mmio registers, as the transport lays them out. */
+enum {
+	R_DEVICE_ID = 0x008,
+	R_DEVICE_FEATURES = 0x010,
+	R_DEVICE_FEATURES_SEL = 0x014,
+	R_DRIVER_FEATURES = 0x020,
+	R_DRIVER_FEATURES_SEL = 0x024,
+	R_QUEUE_NUM = 0x038,
+	R_QUEUE_READY = 0x044,
+	R_QUEUE_NOTIFY = 0x050,
+	R_INTERRUPT_STATUS = 0x060,
+	R_STATUS = 0x070,
+	R_QUEUE_DESC = 0x080,
+	R_QUEUE_DRIVER = 0x090,
+	R_QUEUE_DEVICE = 0x0a0,
+	R_CONFIG = 0x100,
+};
+
+#define DISK_SECTORS 16
+#define HDR_GPA	     0x10000ULL
+#define DATA_GPA     0x11000ULL
+#define STATUS_GPA   0x12000ULL
+
+struct blk_fixture {
+	struct guest_ram ram;
+	struct virtio_blk b;
+	char path[64];
+	int irqs;
+	uint16_t avail_idx;
+};
+
+static int blk_irq(void *ctx, unsigned irq, int level)
+{
+	struct blk_fixture *f = ctx;
+
+	ck_assert_uint_eq(irq, 5);
+	f->irqs += level;
+	return 0;
+}
+
+static uint32_t reg(struct blk_fixture *f, uint64_t off)
+{
+	uint32_t v;
+
+	ck_assert_int_eq(virtio_mmio_ops.read(&f->b.mmio, off, &v, 4), 0);
+	return v;
+}
+
+static void set_reg(struct blk_fixture *f, uint64_t off, uint32_t v)
+{
+	ck_assert_int_eq(virtio_mmio_ops.write(&f->b.mmio, off, &v, 4), 0);
+}
+
+static void blk_setup(struct blk_fixture *f, bool ro)
+{
+	uint8_t sector[512];
+	int fd, i;
+
+	memset(f, 0, sizeof(*f));
+	strcpy(f->path, "/tmp/faultline-blk.XXXXXX");
+	fd = mkstemp(f->path);
+	ck_assert_int_ge(fd, 0);
+	for (i = 0; i < DISK_SECTORS; i++) {
+		memset(sector, 'A' + i, sizeof(sector));
+		ck_assert_int_eq(write(fd, sector, sizeof(sector)), sizeof(sector));
+	}
+	close(fd);
+	ck_assert_int_eq(guest_ram__init(&f->ram, 4 << 20), 0);
+	ck_assert_int_eq(virtio_blk__open(&f->b, f->path, ro, 0), 0);
+	ck_assert_int_eq(virtio_mmio__init(&f->b.mmio, &virtio_blk_ops, &f->b,
+					   guest_ram__direct(&f->ram), 0xc0000000, 5, blk_irq, f),
+			 0);
+	/* What the Linux driver does: features, one queue of 8 at 0x1000/0x2000/0x3000. */
+	ck_assert_uint_eq(reg(f, R_DEVICE_ID), 2);
+	set_reg(f, R_STATUS, 0x03);
+	set_reg(f, R_DEVICE_FEATURES_SEL, 1);
+	ck_assert_uint_eq(reg(f, R_DEVICE_FEATURES), 1); /* VERSION_1 */
+	set_reg(f, R_DRIVER_FEATURES_SEL, 1);
+	set_reg(f, R_DRIVER_FEATURES, 1);
+	set_reg(f, R_STATUS, 0x0b);
+	ck_assert_uint_eq(reg(f, R_STATUS), 0x0b); /* FEATURES_OK accepted */
+	set_reg(f, R_QUEUE_NUM, 8);
+	set_reg(f, R_QUEUE_DESC, 0x1000);
+	set_reg(f, R_QUEUE_DRIVER, 0x2000);
+	set_reg(f, R_QUEUE_DEVICE, 0x3000);
+	set_reg(f, R_QUEUE_READY, 1);
+	set_reg(f, R_STATUS, 0x0f);
+}
+
+static void blk_teardown(struct blk_fixture *f)
+{
+	virtio_blk__close(&f->b);
+	virtio_mmio__exit(&f->b.mmio);
+	guest_ram__exit(&f->ram);
+	unlink(f->path);
+}
+
+static void put_desc(struct blk_fixture *f, unsigned i, uint64_t gpa, uint32_t len, uint16_t flags,
+		     uint16_t next)
+{
+	uint8_t *d = guest_ram__ptr(&f->ram, 0x1000 + 16 * i, 16);
+
+	memcpy(d, &gpa, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+/*
+ * One request: header, one data buffer of @len bytes (none when 0), status.
+ * Returns the status byte; the used length goes to *@used.
+ */
+static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, uint32_t len,
+		       bool device_writes, uint32_t *used)
+{
+	uint8_t *hdr = guest_ram__ptr(&f->ram, HDR_GPA, 16);
+	uint8_t *st = guest_ram__ptr(&f->ram, STATUS_GPA, 1);
+	uint16_t *avail = guest_ram__ptr(&f->ram, 0x2000, 4 + 2 * 8);
+	uint32_t *used_ring = guest_ram__ptr(&f->ram, 0x3000, 4 + 8 * 8);
+	unsigned n = 0;
+
+	memset(hdr, 0, 16);
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 8, &sector, 8);
+	*st = 0xee;
+	put_desc(f, n, HDR_GPA, 16, 1, (uint16_t)(n + 1));
+	n++;
+	if (len) {
+		put_desc(f, n, DATA_GPA, len, 1 | (device_writes ? 2 : 0), (uint16_t)(n + 1));
+		n++;
+	}
+	put_desc(f, n, STATUS_GPA, 1, 2, 0);
+	avail[2 + f->avail_idx % 8] = 0;
+	avail[1] = ++f->avail_idx;
+	set_reg(f, R_QUEUE_NOTIFY, 0);
+	*used = used_ring[1 + 2 * ((f->avail_idx - 1) % 8) + 1];
+	return *st;
+}
+
+START_TEST(virtio_blk_requests)
+{
+	struct blk_fixture f;
+	uint8_t *data, sector[512], id[21] = "";
+	uint32_t used;
+	uint64_t capacity;
+	int fd;
+
+	blk_setup(&f, false);
+	ck_assert_int_eq(virtio_mmio_ops.read(&f.b.mmio, R_CONFIG, &capacity, 8), 0);
+	ck_assert_uint_eq(capacity, DISK_SECTORS);
+	data = guest_ram__ptr(&f.ram, DATA_GPA, 1024);
+	/* IN: sectors 2 and 3. */
+	ck_assert_int_eq(blk_request(&f, 0, 2, 1024, true, &used), 0);
+	ck_assert_uint_eq(used, 1025);
+	ck_assert_uint_eq(data[0], 'C');
+	ck_assert_uint_eq(data[1023], 'D');
+	ck_assert_uint_eq(f.irqs, 1);
+	ck_assert_uint_eq(reg(&f, R_INTERRUPT_STATUS), 1);
+	/* OUT to sector 5, then FLUSH: the file has it. */
+	memset(data, 'z', 512);
+	ck_assert_int_eq(blk_request(&f, 1, 5, 512, false, &used), 0);
+	ck_assert_uint_eq(used, 1);
+	ck_assert_int_eq(blk_request(&f, 4, 0, 0, false, &used), 0);
+	fd = open(f.path, O_RDONLY);
+	ck_assert_int_eq(pread(fd, sector, 512, 5 * 512), 512);
+	close(fd);
+	ck_assert_uint_eq(sector[0], 'z');
+	ck_assert_uint_eq(sector[511], 'z');
+	/* GET_ID. */
+	ck_assert_int_eq(blk_request(&f, 8, 0, 20, true, &used), 0);
+	memcpy(id, data, 20);
+	ck_assert_str_eq((char *)id, "faultline-vda");
+	/* Past the end of the disk, an unknown type, an injected read error. */
+	ck_assert_int_eq(blk_request(&f, 0, DISK_SECTORS - 1, 1024, true, &used), 1);
+	ck_assert_int_eq(blk_request(&f, 99, 0, 0, false, &used), 2);
+	ck_assert_int_eq(inject__init("virtio_blk.pread:EIO"), 0);
+	ck_assert_int_eq(blk_request(&f, 0, 0, 512, true, &used), 1);
+	ck_assert_int_eq(inject__init("virtio_blk.fdatasync:EIO"), 0);
+	ck_assert_int_eq(blk_request(&f, 4, 0, 0, false, &used), 1);
+	ck_assert_int_eq(inject__init(NULL), 0);
+	ck_assert_uint_eq(f.b.reads, 1); /* requests that failed are io_errors */
+	ck_assert_uint_eq(f.b.writes, 1);
+	ck_assert_uint_eq(f.b.flushes, 2);
+	ck_assert_uint_eq(f.b.bytes_read, 1024);
+	ck_assert_uint_eq(f.b.bytes_written, 512);
+	ck_assert_uint_eq(f.b.io_errors, 3);
+	ck_assert_uint_eq(f.b.unsupported, 1);
+	ck_assert_uint_eq(f.b.mmio.malformed, 0);
+	blk_teardown(&f);
+}
+END_TEST
+
+START_TEST(virtio_blk_read_only_and_malformed)
+{
+	static char log_buf[512];
+	struct blk_fixture f;
+	uint32_t used;
+
+	blk_setup(&f, true);
+	set_reg(&f, R_DEVICE_FEATURES_SEL, 0);
+	ck_assert_uint_eq(reg(&f, R_DEVICE_FEATURES) & (1 << 5), 1 << 5); /* VIRTIO_BLK_F_RO */
+	ck_assert_int_eq(blk_request(&f, 1, 0, 512, false, &used), 1);	  /* write: IOERR */
+	/* A read into a buffer the device may not write breaks the device, once. */
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(blk_request(&f, 0, 0, 512, false, &used), 0xee);
+	log__capture(NULL, 0);
+	ck_assert_log(log_buf,
+		      "faultline: virtio-blk at GPA 0xc0000000: virtio-blk read into a read-only "
+		      "buffer; the device stops until the guest resets it\n");
+	ck_assert_uint_eq(reg(&f, R_STATUS) & VIRTIO_STATUS_NEEDS_RESET, VIRTIO_STATUS_NEEDS_RESET);
+	ck_assert_uint_eq(reg(&f, R_INTERRUPT_STATUS) & 2, 2); /* configuration change */
+	ck_assert_uint_eq(f.b.mmio.malformed, 1);
+	/* Stopped: a good request is not served until a reset. */
+	ck_assert_int_eq(blk_request(&f, 0, 0, 512, true, &used), 0xee);
+	set_reg(&f, R_STATUS, 0);
+	ck_assert_uint_eq(reg(&f, R_STATUS), 0);
+	/* Registers take 32-bit accesses only. */
+	ck_assert_int_eq(virtio_mmio_ops.write(&f.b.mmio, R_STATUS, "\x01", 1), -EINVAL);
+	blk_teardown(&f);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(virtio_blk__open(&f.b, "/nonexistent/disk.img", false, 0), -ENOENT);
+	log__capture(NULL, 0);
+	ck_assert_log(log_buf, "faultline: cannot open the disk image: No such file or directory "
+			       "(file: /nonexistent/disk.img)\n");
+}
+END_TEST
+
+Suite *linux_devices_suite(void)
+{
+	Suite *s = suite_create("linux_devices");
+	TCase *tc = tcase_create("devices");
+
+	tcase_add_test(tc, serial_interrupts);
+	tcase_add_test(tc, serial_input_thread);
+	tcase_add_test(tc, i8042_controller);
+	tcase_add_test(tc, cmos_clock);
+	tcase_add_test(tc, acpi_pm1);
+	tcase_add_test(tc, boot_timer_first_write);
+	tcase_add_test(tc, virtio_blk_requests);
+	tcase_add_test(tc, virtio_blk_read_only_and_malformed);
+	suite_add_tcase(s, tc);
+	return s;
+}
