@@ -108,6 +108,8 @@ struct mmu {
 	struct mmu_stats stats;
 	int stop_fd;   /* eventfd: handler threads stop */
 	bool stopping; /* atomic */
+	/* atomic: events read from the userfaultfd whose service, counters included, is not over */
+	unsigned in_flight;
 	pthread_t handlers[MMU_MAX_HANDLERS];
 	unsigned nr_handlers_started;
 };

@@ -318,13 +318,56 @@ void *mmu__uffd_handler(void *arg)
 			break;
 		n = read(mmu->uffd, msgs, sizeof(msgs));
 		while (n > 0) {
-			for (i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+			unsigned nr = (unsigned)((size_t)n / sizeof(msgs[0]));
+
+			__atomic_add_fetch(&mmu->in_flight, nr, __ATOMIC_ACQ_REL);
+			for (i = 0; i < nr; i++)
 				mmu__serve(mmu, &msgs[i]);
+			__atomic_sub_fetch(&mmu->in_flight, nr, __ATOMIC_RELEASE);
 			n = mmu__spin_read(mmu, msgs, sizeof(msgs));
 		}
 		/* n < 0 is EAGAIN: another handler took the events */
 	}
 	return NULL;
+}
+
+/* One event of the naive baseline: a page of zeros, or the engine when that fails. */
+static void mmu__naive_serve(struct mmu *mmu, struct uffd_msg *msg)
+{
+	static const uint8_t zeros[MMU_PAGE_SIZE] __attribute__((aligned(MMU_PAGE_SIZE)));
+	uint64_t start = mmu__now_ns(), off;
+	struct uffdio_copy c = {
+		.dst = msg->arg.pagefault.address & ~(MMU_PAGE_SIZE - 1),
+		.src = (uint64_t)(uintptr_t)zeros,
+		.len = MMU_PAGE_SIZE,
+	};
+
+	off = c.dst - (uint64_t)(uintptr_t)mmu->ram.host;
+	if (off >= mmu->ram.size)
+		return;
+	MMU_STAT_INC(&mmu->stats, uffdio_copy);
+	errno = inject__check("naive.copy");
+	if (!errno && ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0) {
+		if (!bit_test(mmu->resident, off / MMU_PAGE_SIZE)) {
+			bit_set(mmu->resident, off / MMU_PAGE_SIZE);
+			__atomic_add_fetch(&mmu->resident_pages, 1, __ATOMIC_ACQ_REL);
+		}
+		MMU_STAT_INC(&mmu->stats, faults);
+		MMU_STAT_INC(&mmu->stats, faults_uffd);
+		MMU_STAT_INC(&mmu->stats, result_done);
+		MMU_STAT_INC(&mmu->stats, pages_installed);
+		mmu_stats__record(&mmu->stats, -1, mmu__now_ns() - start);
+		return;
+	}
+	if (errno == EEXIST) {
+		struct uffdio_range r = {.start = c.dst, .len = MMU_PAGE_SIZE};
+
+		MMU_STAT_INC(&mmu->stats, uffdio_eexist);
+		if (ioctl(mmu->uffd, UFFDIO_WAKE, &r) == 0)
+			MMU_STAT_INC(&mmu->stats, uffdio_wake);
+		return;
+	}
+	mmu__serve(mmu, msg);
 }
 
 /*
@@ -336,7 +379,6 @@ void *mmu__uffd_handler(void *arg)
  */
 void *mmu__naive_handler(void *arg)
 {
-	static const uint8_t zeros[MMU_PAGE_SIZE] __attribute__((aligned(MMU_PAGE_SIZE)));
 	struct mmu *mmu = arg;
 	struct uffd_msg msg;
 	struct pollfd fds[2] = {
@@ -345,9 +387,6 @@ void *mmu__naive_handler(void *arg)
 	};
 
 	while (!__atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE)) {
-		uint64_t start, off;
-		struct uffdio_copy c;
-
 		if (poll(fds, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents)
@@ -355,38 +394,9 @@ void *mmu__naive_handler(void *arg)
 		if (read(mmu->uffd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
 		    msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
-		start = mmu__now_ns();
-		c = (struct uffdio_copy){
-			.dst = msg.arg.pagefault.address & ~(MMU_PAGE_SIZE - 1),
-			.src = (uint64_t)(uintptr_t)zeros,
-			.len = MMU_PAGE_SIZE,
-		};
-		off = c.dst - (uint64_t)(uintptr_t)mmu->ram.host;
-		if (off >= mmu->ram.size)
-			continue;
-		MMU_STAT_INC(&mmu->stats, uffdio_copy);
-		errno = inject__check("naive.copy");
-		if (!errno && ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0) {
-			if (!bit_test(mmu->resident, off / MMU_PAGE_SIZE)) {
-				bit_set(mmu->resident, off / MMU_PAGE_SIZE);
-				__atomic_add_fetch(&mmu->resident_pages, 1, __ATOMIC_ACQ_REL);
-			}
-			MMU_STAT_INC(&mmu->stats, faults);
-			MMU_STAT_INC(&mmu->stats, faults_uffd);
-			MMU_STAT_INC(&mmu->stats, result_done);
-			MMU_STAT_INC(&mmu->stats, pages_installed);
-			mmu_stats__record(&mmu->stats, -1, mmu__now_ns() - start);
-			continue;
-		}
-		if (errno == EEXIST) {
-			struct uffdio_range r = {.start = c.dst, .len = MMU_PAGE_SIZE};
-
-			MMU_STAT_INC(&mmu->stats, uffdio_eexist);
-			if (ioctl(mmu->uffd, UFFDIO_WAKE, &r) == 0)
-				MMU_STAT_INC(&mmu->stats, uffdio_wake);
-			continue;
-		}
-		mmu__serve(mmu, &msg);
+		__atomic_add_fetch(&mmu->in_flight, 1, __ATOMIC_ACQ_REL);
+		mmu__naive_serve(mmu, &msg);
+		__atomic_sub_fetch(&mmu->in_flight, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
