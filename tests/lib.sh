@@ -8,10 +8,15 @@ trap 'rm -rf "$T"' EXIT
 pass=0
 fail=0
 
-# Run a command, keeping stdout, stderr and the exit status.
+# Run a command, keeping stdout, stderr and the exit status. Each command
+# has FAULTLINE_TEST_TIMEOUT seconds (180 unless set): one that hangs gets
+# SIGTERM (SIGKILL 10 s later) and fails its test, and the suite goes on.
 cmd() {
-	"$@" >"$T/out" 2>"$T/err"
+	limit=${FAULTLINE_TEST_TIMEOUT:-180}
+	started=$(date +%s)
+	timeout -s TERM -k 10 "$limit" "$@" >"$T/out" 2>"$T/err"
 	rc=$?
+	[ $(($(date +%s) - started)) -lt "$limit" ] || problem "timed out after ${limit} s: $*"
 }
 
 problem() { echo "    $*" >>"$T/why"; }
