@@ -93,10 +93,51 @@ static int vcpu__set_entry_state(struct vcpu *vcpu, uint64_t entry)
 #define MSR_MISC_ENABLE	 0x1a0
 #define MISC_FAST_STRING 0x1
 
+#define CPUID_1_ECX_XSAVE (1U << 26)
+
+/*
+ * XCR0 as Linux sets it: every state component the CPUID we give offers
+ * (leaf 0xd, sub-leaf 0), or 0 when it offers no XSAVE.
+ */
+static uint64_t vcpu__guest_xcr0(const struct kvm_cpuid2 *cpuid)
+{
+	bool xsave = false;
+	uint64_t xcr0 = 0;
+	uint32_t i;
+
+	for (i = 0; i < cpuid->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+
+		if (e->function == 1)
+			xsave = e->ecx & CPUID_1_ECX_XSAVE;
+		else if (e->function == 0xd && e->index == 0)
+			xcr0 = e->eax | (uint64_t)e->edx << 32;
+	}
+	return xsave ? xcr0 : 0;
+}
+
+/*
+ * Set XCR0 before Linux does. KVM recomputes the XSAVE area size it reports
+ * (CPUID 0xd EBX) when it sees the guest's XSETBV; where a nested KVM does
+ * not see it (QEMU's TCG lets the L2 guest's XSETBV through), the size stays
+ * the one for x87 alone, Linux's XSAVE consistency check warns and turns
+ * XSAVE off, and the nested KVM reloads the XCR0 it knows, x87 only, on
+ * every entry. With XCR0 set here both agree from the start.
+ */
+static int vcpu__set_xcr0(struct vcpu *vcpu)
+{
+	uint64_t xcr0 = vcpu__guest_xcr0(vcpu->vm->kvm.cpuid);
+	struct kvm_xcrs xcrs = {.nr_xcrs = 1, .xcrs = {{.xcr = 0, .value = xcr0}}};
+
+	if (!xcr0)
+		return 0;
+	return vcpu__ioctl(vcpu, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
+}
+
 /*
  * What a PC's firmware leaves for Linux and KVM does not: LINT0 delivers
  * the PIC's interrupts (ExtINT), LINT1 NMIs; the x87 and SSE control words
- * at their reset values; fast string operations on.
+ * at their reset values; fast string operations on; XCR0 (above).
  */
 static int vcpu__setup_linux(struct vcpu *vcpu)
 {
@@ -116,6 +157,7 @@ static int vcpu__setup_linux(struct vcpu *vcpu)
 	memcpy(&lapic.regs[APIC_LVT_LINT1], &lint1, sizeof(lint1));
 	ret = vcpu__ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
 	ret = ret ?: vcpu__ioctl(vcpu, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
+	ret = ret ?: vcpu__set_xcr0(vcpu);
 	if (ret)
 		return ret;
 	errno = 0;
