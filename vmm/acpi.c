@@ -37,6 +37,8 @@
 /* Resource descriptors of _CRS. */
 #define RES_MEM32_FIXED 0x86
 #define RES_EXT_IRQ	0x89
+#define RES_IO		0x47 /* small item 8, 7 bytes */
+#define RES_IO_LEN	8
 #define RES_END		0x79
 #define RES_CRS_LEN	(12 + 9 + 2)
 
@@ -109,28 +111,48 @@ static size_t aml_name(uint8_t *p, const char *seg)
 	return 5;
 }
 
-/* Device (VRnn) { _HID "LNRO0005", _UID n, _CRS { Memory32Fixed, Interrupt } } */
-static size_t aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio_device *d)
+/*
+ * Device (@name) { Name (_HID, @hid), [Name (_UID, @uid),] Name (_CRS, Buffer { @crs }) }
+ * with @crs (@crs_len bytes, its end tag included). @uid < 0: no _UID.
+ */
+static size_t aml_device(uint8_t *p, const char *name, const char *hid, int uid, const uint8_t *crs,
+			 size_t crs_len)
 {
 	uint8_t body[96], *b = body;
 	size_t len, k;
 
-	memcpy(b, "VR", 2);
-	b[2] = (uint8_t)('0' + n / 10);
-	b[3] = (uint8_t)('0' + n % 10);
+	memcpy(b, name, 4);
 	b += 4;
 	b += aml_name(b, "_HID");
 	*b++ = AML_STRING;
-	memcpy(b, "LNRO0005", 9);
+	memcpy(b, hid, 9);
 	b += 9;
-	b += aml_name(b, "_UID");
-	*b++ = AML_BYTE;
-	*b++ = (uint8_t)n;
+	if (uid >= 0) {
+		b += aml_name(b, "_UID");
+		*b++ = AML_BYTE;
+		*b++ = (uint8_t)uid;
+	}
 	b += aml_name(b, "_CRS");
 	*b++ = AML_BUFFER;
-	b += aml_pkglen(b, 2 + RES_CRS_LEN);
+	b += aml_pkglen(b, 2 + crs_len);
 	*b++ = AML_BYTE;
-	*b++ = RES_CRS_LEN;
+	*b++ = (uint8_t)crs_len;
+	memcpy(b, crs, crs_len);
+	b += crs_len;
+	len = (size_t)(b - body);
+	p[0] = AML_EXT;
+	p[1] = AML_DEVICE;
+	k = 2 + aml_pkglen(p + 2, len);
+	memcpy(p + k, body, len);
+	return k + len;
+}
+
+/* Device (VRnn) { _HID "LNRO0005", _UID n, _CRS { Memory32Fixed, Interrupt } } */
+static size_t aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio_device *d)
+{
+	uint8_t crs[RES_CRS_LEN], *b = crs;
+	char name[5] = {'V', 'R', (char)('0' + n / 10), (char)('0' + n % 10), 0};
+
 	*b++ = RES_MEM32_FIXED;
 	put16(b, 9);
 	b[2] = 1; /* read-write */
@@ -145,17 +167,25 @@ static size_t aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio_d
 	b += 8;
 	*b++ = RES_END;
 	*b++ = 0;
-	len = (size_t)(b - body);
-	p[0] = AML_EXT;
-	p[1] = AML_DEVICE;
-	k = 2 + aml_pkglen(p + 2, len);
-	memcpy(p + k, body, len);
-	return k + len;
+	return aml_device(p, name, "LNRO0005", (int)n, crs, sizeof(crs));
+}
+
+/* Device (PEVT) { _HID "QEMU0001", _CRS { IO (Decode16, port, port, 1, 1) } }: pvpanic */
+static size_t aml_pvpanic_device(uint8_t *p)
+{
+	uint8_t crs[RES_IO_LEN + 2] = {RES_IO, 1 /* 16-bit decode */};
+
+	put16(crs + 2, ACPI_PVPANIC_PORT);
+	put16(crs + 4, ACPI_PVPANIC_PORT);
+	crs[6] = 1; /* alignment */
+	crs[7] = 1; /* ports */
+	crs[8] = RES_END;
+	return aml_device(p, "PEVT", "QEMU0001", -1, crs, sizeof(crs));
 }
 
 static size_t acpi__dsdt(uint8_t *t, const struct acpi_mmio_device *devs, unsigned nr)
 {
-	uint8_t devices[ACPI_MAX_DEVICES * 80], *p = t + ACPI_HDR_LEN;
+	uint8_t devices[ACPI_MAX_DEVICES * 80 + 64], *p = t + ACPI_HDR_LEN;
 	size_t dlen = 0, body;
 	unsigned i;
 
@@ -172,17 +202,16 @@ static size_t acpi__dsdt(uint8_t *t, const struct acpi_mmio_device *devs, unsign
 	*p++ = AML_ZERO;
 	for (i = 0; i < nr; i++)
 		dlen += aml_virtio_device(devices + dlen, i, &devs[i]);
-	if (nr) {
-		/* Scope (\_SB) { devices } */
-		body = 5 + dlen;
-		*p++ = AML_SCOPE;
-		p += aml_pkglen(p, body);
-		*p++ = AML_ROOT;
-		memcpy(p, "_SB_", 4);
-		p += 4;
-		memcpy(p, devices, dlen);
-		p += dlen;
-	}
+	dlen += aml_pvpanic_device(devices + dlen);
+	/* Scope (\_SB) { devices } */
+	body = 5 + dlen;
+	*p++ = AML_SCOPE;
+	p += aml_pkglen(p, body);
+	*p++ = AML_ROOT;
+	memcpy(p, "_SB_", 4);
+	p += 4;
+	memcpy(p, devices, dlen);
+	p += dlen;
 	acpi__header(t, "DSDT", 0, DSDT_REVISION);
 	acpi__finish(t, (uint32_t)(p - t));
 	return (size_t)(p - t);

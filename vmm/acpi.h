@@ -1,15 +1,17 @@
 /*
  * The ACPI tables of a Linux boot, there for what the MP table cannot say:
  * the virtio-mmio devices (a Debian kernel only finds them as ACPI devices
- * "LNRO0005", it cannot take them from its command line) and how to power
- * off. RSDP -> XSDT -> FADT -> DSDT, all in the BIOS area below 1 MiB.
- * There is no MADT, so Linux keeps taking CPUs and interrupt routing from
- * the MP table (vmm/mptable.h).
+ * "LNRO0005", it cannot take them from its command line), the pvpanic port
+ * and how to power off. RSDP -> XSDT -> FADT, MADT -> DSDT, all in the BIOS
+ * area below 1 MiB. The MADT repeats the MP table's CPUs and I/O APIC
+ * (vmm/mptable.h): Linux with ACPI tables but no MADT ignores the MP table
+ * and boots one CPU.
  *
  * The FADT describes a PC with the PM1 event and control blocks of
  * devices/acpi_pm.h, no SMI command port (always in ACPI mode) and an 8042;
- * the DSDT holds \_S5 (sleep type 5) and one device per virtio-mmio window
- * with its memory range and edge-triggered interrupt.
+ * the DSDT holds \_S5 (sleep type 5), one device per virtio-mmio window
+ * with its memory range and edge-triggered interrupt, and the pvpanic
+ * device (QEMU0001, devices/pvpanic.h) with its port.
  */
 #ifndef FAULTLINE_ACPI_H
 #define FAULTLINE_ACPI_H
@@ -26,6 +28,7 @@
 #define ACPI_PM1_EVT_PORT 0x600 /* PM1a status (2 bytes) and enable (2 bytes) */
 #define ACPI_PM1_CNT_PORT 0x604 /* PM1a control (2 bytes) */
 #define ACPI_S5_TYPE	  5	/* SLP_TYP of \_S5 */
+#define ACPI_PVPANIC_PORT 0x505 /* devices/pvpanic.h */
 
 struct acpi_mmio_device {
 	uint64_t gpa;

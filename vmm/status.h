@@ -17,7 +17,8 @@
 	  "no usable KVM: /dev/kvm missing, inaccessible or lacking a capability")                 \
 	X(FL_EXIT_INTERNAL, 70, "a host call failed (ioctl, mmap, thread, userfaultfd)")           \
 	X(FL_EXIT_CRASH, 72,                                                                       \
-	  "the guest crashed: triple fault, failed VM entry, KVM internal error")                  \
+	  "the guest crashed: triple fault, failed VM entry, KVM internal error, kernel panic "    \
+	  "(pvpanic)")                                                                             \
 	X(FL_EXIT_GUEST, 73,                                                                       \
 	  "the guest misbehaved: a device rejected an access, unhandled exit, bad exit status, "   \
 	  "all vCPUs halted")                                                                      \

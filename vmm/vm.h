@@ -19,6 +19,7 @@
 #include "devices/bus.h"
 #include "devices/cmos.h"
 #include "devices/i8042.h"
+#include "devices/pvpanic.h"
 #include "devices/exit_dev.h"
 #include "devices/serial.h"
 #include "devices/dedup_dev.h"
@@ -69,6 +70,7 @@ struct vm {
 	struct cmos cmos;
 	struct acpi_pm acpi_pm;
 	struct boot_timer boot_timer;
+	struct pvpanic pvpanic;
 	unsigned nr_disks;
 	struct virtio_blk *disks; /* nr_disks of them, Linux boots only */
 	bool stdin_raw;		  /* the terminal on stdin was put in raw mode, to restore */

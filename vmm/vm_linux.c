@@ -82,6 +82,17 @@ static void vm__acpi_poweroff(void *ctx)
 	vm__stop(vm, 0, "the guest powered off (ACPI S5): the VM ends");
 }
 
+static void vm__pvpanic(void *ctx)
+{
+	struct vm *vm = ctx;
+
+	vm__stop(vm, FL_EXIT_CRASH,
+		 "guest crashed: kernel panic, reported through pvpanic (port: 0x%x)",
+		 PVPANIC_PORT);
+}
+
+_Static_assert(ACPI_PVPANIC_PORT == PVPANIC_PORT, "the DSDT names the pvpanic port");
+
 int vm__init_linux(struct vm *vm, const struct run_config *cfg)
 {
 	int ret;
@@ -93,6 +104,7 @@ int vm__init_linux(struct vm *vm, const struct run_config *cfg)
 	ret = i8042__init(&vm->i8042, vm__i8042_reset, vm);
 	ret = ret ?: cmos__init(&vm->cmos);
 	ret = ret ?: acpi_pm__init(&vm->acpi_pm, vm__acpi_poweroff, vm);
+	pvpanic__init(&vm->pvpanic, vm__pvpanic, vm);
 	ret = ret
 		      ?: bus__register(&vm->pio_bus, ACPI_PM1_EVT_PORT, ACPI_PM_NR_PORTS, "acpi-pm",
 				       &acpi_pm_ops, &vm->acpi_pm);
@@ -108,6 +120,9 @@ int vm__init_linux(struct vm *vm, const struct run_config *cfg)
 	ret = ret
 		      ?: bus__register(&vm->pio_bus, BOOT_TIMER_PORT, 1, "boot-timer",
 				       &boot_timer_ops, &vm->boot_timer);
+	ret = ret
+		      ?: bus__register(&vm->pio_bus, PVPANIC_PORT, 1, "pvpanic", &pvpanic_ops,
+				       &vm->pvpanic);
 	if (ret) {
 		pr_err("cannot register the legacy devices: %s", strerror(-ret));
 		return FL_EXIT_INTERNAL;

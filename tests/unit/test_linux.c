@@ -252,6 +252,16 @@ START_TEST(acpi_tables)
 	ck_assert_ptr_nonnull(memmem(dsdt, len, "LNRO0005", 8));
 	ck_assert_ptr_nonnull(memmem(dsdt, len, "VR01", 4));
 	ck_assert_ptr_nonnull(memmem(dsdt, len, "_S5_", 4));
+	{
+		/* Device (PEVT) { _HID "QEMU0001", _CRS { IO (Decode16, 0x505, 0x505, 1, 1) } } */
+		static const uint8_t pvpanic[] = {
+			0x5b, 0x82, 39,	  'P',	'E',  'V',  'T',  0x08, '_', 'H',  'I',
+			'D',  0x0d, 'Q',  'E',	'M',  'U',  '0',  '0',	'0', '1',  0,
+			0x08, '_',  'C',  'R',	'S',  0x11, 13,	  0x0a, 10,  0x47, 0x01,
+			0x05, 0x05, 0x05, 0x05, 0x01, 0x01, 0x79, 0x00};
+
+		ck_assert_ptr_nonnull(memmem(dsdt, len, pvpanic, sizeof(pvpanic)));
+	}
 	ck_assert_uint_eq(acpi__build(buf, 512, ACPI_RSDP_GPA, devs, 2, 2), 0);
 	ck_assert_uint_eq(acpi__build(buf, sizeof(buf), ACPI_RSDP_GPA, devs, 9, 2), 0);
 }

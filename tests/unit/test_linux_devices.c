@@ -2,7 +2,8 @@
  * The devices of a Linux boot, without KVM: the 8250's interrupts and
  * input (devices/serial.c), the keyboard controller (devices/i8042.c), the
  * CMOS clock (devices/cmos.c), the ACPI PM1 registers
- * (devices/acpi_pm.c), the boot timer (devices/boot_timer.c), and
+ * (devices/acpi_pm.c), the boot timer (devices/boot_timer.c), pvpanic
+ * (devices/pvpanic.c), and
  * virtio-blk requests through the virtio-mmio transport
  * (devices/virtio_blk.c, devices/virtio_mmio.c) on plain guest RAM. The
  * wiring into a VM (vmm/vm_linux.c) is tested end to end in tests/kvm/run.
@@ -18,6 +19,7 @@
 #include "devices/boot_timer.h"
 #include "devices/cmos.h"
 #include "devices/i8042.h"
+#include "devices/pvpanic.h"
 #include "devices/serial.h"
 #include "devices/virtio_blk.h"
 #include "mmu/inject.h"
@@ -226,6 +228,27 @@ START_TEST(boot_timer_first_write)
 	wr8(&boot_timer_ops, &t, 0, 1);
 	ck_assert_uint_eq(t.boot_ns, first); /* later writes are only counted */
 	ck_assert_uint_eq(t.writes, 2);
+}
+END_TEST
+
+START_TEST(pvpanic_reports_once)
+{
+	struct pvpanic p;
+	int panics = 0;
+	uint16_t wide = 1;
+
+	pvpanic__init(&p, count_call, &panics);
+	ck_assert_uint_eq(rd8(&pvpanic_ops, &p, 0), PVPANIC_PANICKED); /* the events offered */
+	wr8(&pvpanic_ops, &p, 0, 0x2);				       /* crash loaded: ignored */
+	ck_assert_int_eq(panics, 0);
+	wr8(&pvpanic_ops, &p, 0, PVPANIC_PANICKED);
+	ck_assert_int_eq(panics, 1);
+	wr8(&pvpanic_ops, &p, 0, PVPANIC_PANICKED | 0x2); /* a second panic: reported once */
+	ck_assert_int_eq(panics, 1);
+	ck_assert_uint_eq(p.panics, 2);
+	ck_assert_int_eq(pvpanic_ops.write(&p, 0, &wide, 2), -EINVAL);
+	ck_assert_int_eq(pvpanic_ops.read(&p, 0, &wide, 2), -EINVAL);
+	ck_assert_int_eq(panics, 1);
 }
 END_TEST
 
@@ -467,6 +490,7 @@ Suite *linux_devices_suite(void)
 	tcase_add_test(tc, cmos_clock);
 	tcase_add_test(tc, acpi_pm1);
 	tcase_add_test(tc, boot_timer_first_write);
+	tcase_add_test(tc, pvpanic_reports_once);
 	tcase_add_test(tc, virtio_blk_requests);
 	tcase_add_test(tc, virtio_blk_read_only_and_malformed);
 	suite_add_tcase(s, tc);
