@@ -233,6 +233,8 @@ static void virtio_mmio__reset(struct virtio_mmio *vm)
 	vm->drv_features = 0;
 	memset(vm->q, 0, sizeof(vm->q));
 	vm->broken[0] = '\0';
+	if (vm->ops->reset)
+		vm->ops->reset(vm->dev);
 }
 
 static uint64_t virtio_mmio__features(struct virtio_mmio *vm)

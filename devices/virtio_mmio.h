@@ -24,7 +24,7 @@
 #define VIRTIO_MMIO_SIZE	  0x1000
 #define VIRTIO_MMIO_MAGIC	  0x74726976 /* "virt" */
 #define VIRTIO_MMIO_VENDOR	  0x544c4146 /* "FALT" */
-#define VIRTIO_MAX_QUEUES	  2
+#define VIRTIO_MAX_QUEUES	  4
 #define VIRTQ_SIZE_MAX		  256
 #define VIRTIO_CHAIN_MAX	  130 /* descriptors in one chain: seg_max + header + status */
 #define VIRTIO_WHY_LEN		  160
@@ -85,6 +85,8 @@ struct virtio_dev_ops {
 	 * virtio_mmio__pop()/push(). Called with the transport's lock held.
 	 */
 	void (*notify)(void *dev, struct virtio_mmio *vm, unsigned queue);
+	/* Optional: the driver reset the device (queues forgotten). Lock held. */
+	void (*reset)(void *dev);
 };
 
 struct virtio_mmio {

@@ -457,6 +457,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'C': break;
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
+		case 'n': cfg->channel = optarg; break;
 		case 'd':
 			if (!disks_from_cli)
 				cfg->nr_disks = 0; /* --disk replaces the config's disks */
@@ -549,6 +550,10 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 		*cmd = CLI_BENCH;
 		return 0;
 	}
+	if (!strcmp(argv[1], "channel")) {
+		*cmd = CLI_CHANNEL;
+		return 0;
+	}
 	if (!strcmp(argv[1], "run")) {
 		*cmd = CLI_RUN;
 		return parse_run(argc - 1, argv + 1, cmd, cfg);
@@ -560,13 +565,17 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 void cli__usage(FILE *out)
 {
 	fprintf(out, "Usage: faultline run --kernel FILE [OPTIONS]\n"
+		     "       faultline run --config FILE [OPTIONS]\n"
 		     "       faultline bench [OPTIONS]   (faultline bench --help)\n"
+		     "       faultline channel SOCKET    (faultline channel --help)\n"
 		     "       faultline version\n"
 		     "       faultline help\n"
 		     "\n"
-		     "Boots a microVM on KVM: guest RAM, vCPU threads, a serial console on\n"
-		     "port 0x3f8 and an exit device on port 0x501. The guest is entered in\n"
-		     "64-bit mode at its ELF entry with %%rdi = GPA of a flattened device tree.\n"
+		     "Boots a microVM on KVM whose RAM faultline backs lazily, page fault by\n"
+		     "page fault: a Linux bzImage (with its initrd, virtio disks, a channel to\n"
+		     "the host and a serial console on stdin/stdout), or a static ELF guest\n"
+		     "such as the test guest, entered in 64-bit mode with %%rdi = GPA of a\n"
+		     "flattened device tree. docs/usage.md walks through both.\n"
 		     "\n"
 		     "Options of run:\n");
 #define CLI_HELPLINE(name, short_name, has_arg, metavar, help)                                     \

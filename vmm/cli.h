@@ -42,6 +42,10 @@
 	X("disk", 'd', 1, "PATH[,ro]",                                                             \
 	  "a raw disk image as a virtio-blk disk of a Linux guest (/dev/vda, vdb, ...; "           \
 	  "repeatable, at most 4; read-write unless ,ro)")                                         \
+	X("channel", 'n', 1, "SOCKET",                                                             \
+	  "a host<->guest byte channel for a Linux guest: faultline listens on the Unix socket "   \
+	  "SOCKET, the guest sees the virtio-console port /dev/virtio-ports/faultline.channel; "   \
+	  "talk to it with 'faultline channel SOCKET'")                                            \
 	X("mem", 'm', 1, "SIZE",                                                                   \
 	  "guest RAM, e.g. 256M or 2G (default 128M; 4M..63G, a multiple of 2M)")                  \
 	X("vcpus", 'c', 1, "N", "number of vCPUs (default 1, at most 64)")                         \
@@ -100,7 +104,8 @@ enum cli_command {
 	CLI_RUN,
 	CLI_VERSION,
 	CLI_HELP,
-	CLI_BENCH, /* the options after "bench" are bench__parse()'s */
+	CLI_BENCH,   /* the options after "bench" are bench__parse()'s */
+	CLI_CHANNEL, /* the arguments after "channel" are channel__main()'s */
 };
 
 struct guest_arg {
@@ -120,8 +125,9 @@ struct run_config {
 	const char *initrd; /* NULL: none */
 	unsigned nr_disks;
 	struct cli_disk disks[CLI_MAX_DISKS];
-	bool boot_linux;   /* set by main(): the kernel is a bzImage */
-	uint64_t start_ns; /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
+	const char *channel; /* the channel's Unix socket; NULL: none */
+	bool boot_linux;     /* set by main(): the kernel is a bzImage */
+	uint64_t start_ns;   /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
 	uint64_t mem;
 	unsigned vcpus;
 	const char *cmdline;

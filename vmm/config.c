@@ -113,10 +113,11 @@ static int config__native(const char *path, json_t *root, struct run_config *cfg
 			ret = config__vcpus(path, key, v, &cfg->vcpus);
 		else if (!strcmp(key, "disks"))
 			ret = config__disks(path, v, cfg);
+		else if (!strcmp(key, "channel"))
+			ret = config__string(path, key, v, &cfg->channel);
 		else {
 			pr_err("invalid config: unknown key \"%s\"; faultline knows kernel, "
-			       "initrd, "
-			       "cmdline, mem, vcpus and disks (file: %s)",
+			       "initrd, cmdline, mem, vcpus, disks and channel (file: %s)",
 			       key, path);
 			return -EINVAL;
 		}

@@ -4,7 +4,8 @@
  *
  * faultline's own format (configs/default.json):
  *   { "kernel": PATH, "initrd": PATH, "cmdline": STR, "mem": "256M" | BYTES,
- *     "vcpus": N, "disks": [ PATH | { "path": PATH, "read_only": BOOL } ] }
+ *     "vcpus": N, "disks": [ PATH | { "path": PATH, "read_only": BOOL } ],
+ *     "channel": SOCKET }
  * and the part of a Firecracker --config-file that faultline can honour,
  * recognised by its "boot-source" key:
  *   boot-source { kernel_image_path, initrd_path, boot_args },

@@ -15,6 +15,7 @@
 
 #include "mmu/inject.h"
 #include "vmm/bench.h"
+#include "vmm/channel.h"
 #include "vmm/cli.h"
 #include "vmm/elf.h"
 #include "vmm/linux.h"
@@ -194,9 +195,12 @@ static int run(struct run_config *cfg)
 	}
 	if (!cfg->cmdline)
 		cfg->cmdline = "";
-	if (cfg->initrd || cfg->nr_disks) {
+	if (cfg->initrd || cfg->nr_disks || cfg->channel) {
 		pr_err("usage: %s needs a Linux kernel (bzImage); %s is an ELF guest",
-		       cfg->initrd ? "--initrd" : "--disk", cfg->kernel);
+		       cfg->initrd     ? "--initrd"
+		       : cfg->nr_disks ? "--disk"
+				       : "--channel",
+		       cfg->kernel);
 		free(image);
 		return FL_EXIT_USAGE;
 	}
@@ -238,6 +242,7 @@ int main(int argc, char **argv)
 	case CLI_VERSION: printf("faultline %s\n", FAULTLINE_VERSION); return 0;
 	case CLI_RUN: break;
 	case CLI_BENCH: return bench(argc - 1, argv + 1);
+	case CLI_CHANNEL: return channel__main(argc - 1, argv + 1);
 	}
 	if (inject__init(getenv(INJECT_ENV))) {
 		pr_err("invalid test-only variable: expected SITE:ERRNO[:SKIP[:TIMES]],... (%s: "

@@ -480,6 +480,8 @@ out:
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].thread_started)
 			pthread_join(vm->vcpus[i].thread, NULL);
+	if (vm->boot_linux)
+		vm__stop_linux(vm); /* guest memory is still served */
 	if (vm->dedup)
 		dedup__stop(vm->dedup); /* before the MMU's handlers: a merge may wait on them */
 	mmu__stop(&vm->mmu);

@@ -20,6 +20,7 @@
 #include "devices/cmos.h"
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
+#include "devices/virtio_console.h"
 #include "devices/exit_dev.h"
 #include "devices/serial.h"
 #include "devices/dedup_dev.h"
@@ -72,11 +73,12 @@ struct vm {
 	struct boot_timer boot_timer;
 	struct pvpanic pvpanic;
 	unsigned nr_disks;
-	struct virtio_blk *disks; /* nr_disks of them, Linux boots only */
-	bool stdin_raw;		  /* the terminal on stdin was put in raw mode, to restore */
-	struct shm_dev *shm;	  /* NULL without --shm */
-	struct vram_dev *vram;	  /* NULL without --vram */
-	struct dedup *dedup;	  /* NULL with --dedup off */
+	struct virtio_blk *disks;	/* nr_disks of them, Linux boots only */
+	struct virtio_console *channel; /* --channel, Linux boots only; NULL: none */
+	bool stdin_raw;			/* the terminal on stdin was put in raw mode, to restore */
+	struct shm_dev *shm;		/* NULL without --shm */
+	struct vram_dev *vram;		/* NULL without --vram */
+	struct dedup *dedup;		/* NULL with --dedup off */
 	struct dedup_dev *dedup_dev;
 	pthread_mutex_t slot_lock;
 	unsigned nr_bar_slots;
@@ -148,6 +150,12 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
  */
 int vm__init_linux(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
 void vm__exit_linux(struct vm *vm);
+/*
+ * After the vCPUs, before the MMU's handlers stop: the channel sends what
+ * the guest wrote (waiting at most VM_CHANNEL_FLUSH_MS for its host program).
+ */
+void vm__stop_linux(struct vm *vm);
+#define VM_CHANNEL_FLUSH_MS 1000
 
 /* Create and set up every vCPU, entering at @entry. Returns 0 or FL_EXIT_INTERNAL. */
 int vm__create_vcpus(struct vm *vm, uint64_t entry) __attribute__((warn_unused_result));

@@ -241,6 +241,12 @@ static json_t *vm__bar_stats_json(const struct bar *bar)
 	X(io_errors, "requests completed with IOERR")                                              \
 	X(unsupported, "requests of a type not offered")
 
+#define VM_CHANNEL_COUNTERS(X)                                                                     \
+	X(connections, "host programs that connected")                                             \
+	X(rx_bytes, "bytes from the host program to the guest")                                    \
+	X(tx_bytes, "bytes from the guest to the host program")                                    \
+	X(tx_dropped, "bytes the guest wrote while no host program was connected")
+
 static uint64_t vm__boot_us(const struct vm *vm)
 {
 	return __atomic_load_n(&vm->boot_timer.boot_ns, __ATOMIC_RELAXED) / 1000;
@@ -267,6 +273,20 @@ static void vm__linux_stats_text(const struct vm *vm, FILE *out)
 			"malformed",
 			(unsigned long long)__atomic_load_n(&b->mmio.malformed, __ATOMIC_RELAXED));
 	}
+	if (vm->channel) {
+		const struct virtio_console *c = vm->channel;
+
+		fprintf(out, "channel (virtio-console at GPA 0x%llx, socket %s):\n",
+			(unsigned long long)c->mmio.gpa, c->path);
+#define VM_CHANNEL_TEXT(name, help)                                                                \
+	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
+		(unsigned long long)__atomic_load_n(&c->name, __ATOMIC_RELAXED), help);
+		VM_CHANNEL_COUNTERS(VM_CHANNEL_TEXT)
+#undef VM_CHANNEL_TEXT
+		fprintf(out, "  %-24s %12llu  malformed descriptor chains (the device stopped)\n",
+			"malformed",
+			(unsigned long long)__atomic_load_n(&c->mmio.malformed, __ATOMIC_RELAXED));
+	}
 }
 
 static void vm__linux_stats_json(const struct vm *vm, json_t *root)
@@ -292,6 +312,22 @@ static void vm__linux_stats_json(const struct vm *vm, json_t *root)
 #undef VM_DISK_JSON
 	}
 	json_object_set_new(root, "disks", disks);
+	if (vm->channel) {
+		const struct virtio_console *c = vm->channel;
+		json_t *o = json_pack("{s:s}", "socket", c->path);
+
+#define VM_CHANNEL_JSON(name, help)                                                                \
+	json_object_set_new(                                                                       \
+		o, #name, json_integer((json_int_t)__atomic_load_n(&c->name, __ATOMIC_RELAXED)));
+		if (o) {
+			VM_CHANNEL_COUNTERS(VM_CHANNEL_JSON)
+			json_object_set_new(o, "malformed",
+					    json_integer((json_int_t)__atomic_load_n(
+						    &c->mmio.malformed, __ATOMIC_RELAXED)));
+		}
+#undef VM_CHANNEL_JSON
+		json_object_set_new(root, "channel", o);
+	}
 }
 
 void vm__print_stats(struct vm *vm, bool json, FILE *out)

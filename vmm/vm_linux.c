@@ -75,6 +75,42 @@ static int vm__init_disks(struct vm *vm, const struct run_config *cfg)
 	return 0;
 }
 
+/* The channel (--channel): the virtio-mmio window after the disks'. */
+static int vm__init_channel(struct vm *vm, const struct run_config *cfg)
+{
+	unsigned i = vm->nr_disks;
+	uint64_t gpa = VM_VIRTIO_GPA + i * VIRTIO_MMIO_SIZE;
+	struct virtio_console *c;
+	int ret;
+
+	if (!cfg->channel)
+		return 0;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return FL_EXIT_INTERNAL;
+	ret = virtio_console__open(c, cfg->channel);
+	if (ret) {
+		free(c);
+		return ret == -ENAMETOOLONG ? FL_EXIT_USAGE : FL_EXIT_INTERNAL;
+	}
+	vm->channel = c;
+	ret = virtio_mmio__init(&c->mmio, &virtio_console_ops, c, mmu__guest_access(&vm->mmu), gpa,
+				vm_virtio_irqs[i], vm__virtio_irq, vm);
+	if (ret) {
+		pr_err("cannot set up the channel's transport: %s", strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	c->mmio_ready = true;
+	ret = bus__register(&vm->mmio_bus, gpa, VIRTIO_MMIO_SIZE, "virtio-console",
+			    &virtio_mmio_ops, &c->mmio);
+	if (ret) {
+		pr_err("cannot register virtio-console at GPA 0x%llx: %s", (unsigned long long)gpa,
+		       strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	return virtio_console__start(c) ? FL_EXIT_INTERNAL : 0;
+}
+
 static void vm__acpi_poweroff(void *ctx)
 {
 	struct vm *vm = ctx;
@@ -127,7 +163,13 @@ int vm__init_linux(struct vm *vm, const struct run_config *cfg)
 		pr_err("cannot register the legacy devices: %s", strerror(-ret));
 		return FL_EXIT_INTERNAL;
 	}
-	return vm__init_disks(vm, cfg);
+	return vm__init_disks(vm, cfg) ?: vm__init_channel(vm, cfg);
+}
+
+void vm__stop_linux(struct vm *vm)
+{
+	if (vm->channel)
+		virtio_console__stop(vm->channel, VM_CHANNEL_FLUSH_MS);
 }
 
 void vm__exit_linux(struct vm *vm)
@@ -141,6 +183,14 @@ void vm__exit_linux(struct vm *vm)
 	free(vm->disks);
 	vm->disks = NULL;
 	vm->nr_disks = 0;
+	if (vm->channel) {
+		virtio_console__stop(vm->channel, 0);
+		virtio_console__close(vm->channel);
+		if (vm->channel->mmio_ready)
+			virtio_mmio__exit(&vm->channel->mmio);
+		free(vm->channel);
+		vm->channel = NULL;
+	}
 	i8042__exit(&vm->i8042);
 	cmos__exit(&vm->cmos);
 	acpi_pm__exit(&vm->acpi_pm);
@@ -191,6 +241,11 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 		acpi_devs[i].size = VIRTIO_MMIO_SIZE;
 		acpi_devs[i].irq = vm->disks[i].mmio.irq;
 	}
+	if (vm->channel) {
+		acpi_devs[i].gpa = vm->channel->mmio.gpa;
+		acpi_devs[i].size = VIRTIO_MMIO_SIZE;
+		acpi_devs[i++].irq = vm->channel->mmio.irq;
+	}
 	ret = x86_boot__setup_memory(&vm->mmu.ram, &ga);
 	if (ret)
 		return vm__load_error(vm, ret, "the boot page tables");
@@ -200,10 +255,9 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 		pr_err("cannot build the MP table for %u vCPUs", vm->nr_vcpus);
 		return FL_EXIT_INTERNAL;
 	}
-	acpi_len = acpi__build(acpi, sizeof(acpi), ACPI_RSDP_GPA, acpi_devs, vm->nr_disks,
-			       vm->nr_vcpus);
+	acpi_len = acpi__build(acpi, sizeof(acpi), ACPI_RSDP_GPA, acpi_devs, i, vm->nr_vcpus);
 	if (!acpi_len) {
-		pr_err("cannot build the ACPI tables for %u devices", vm->nr_disks);
+		pr_err("cannot build the ACPI tables for %u devices", i);
 		return FL_EXIT_INTERNAL;
 	}
 	ret = vm__write(vm, LINUX_EBDA_GPA, mp, mp_len, "the MP table");
