@@ -252,6 +252,23 @@ static uint64_t vm__boot_us(const struct vm *vm)
 	return __atomic_load_n(&vm->boot_timer.boot_ns, __ATOMIC_RELAXED) / 1000;
 }
 
+static void vm__counter_text(FILE *out, const char *name, const uint64_t *v, const char *help)
+{
+	fprintf(out, "  %-24s %12llu  %s\n", name,
+		(unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED), help);
+}
+
+static void vm__counter_json(json_t *o, const char *name, const uint64_t *v)
+{
+	json_object_set_new(o, name,
+			    json_integer((json_int_t)__atomic_load_n(v, __ATOMIC_RELAXED)));
+}
+
+/* Over VM_DISK_COUNTERS or VM_CHANNEL_COUNTERS of the device at `dev`. */
+#define VM_COUNTER_TEXT(name, help) vm__counter_text(out, #name, &dev->name, help);
+#define VM_COUNTER_JSON(name, help) vm__counter_json(o, #name, &dev->name);
+#define VM_MALFORMED_HELP	    "malformed descriptor chains (the device stopped)"
+
 static void vm__linux_stats_text(const struct vm *vm, FILE *out)
 {
 	unsigned i;
@@ -259,33 +276,21 @@ static void vm__linux_stats_text(const struct vm *vm, FILE *out)
 	fprintf(out, "  %-24s %12llu  start to the guest's boot-timer write (0: not written)\n",
 		"boot_time_us", (unsigned long long)vm__boot_us(vm));
 	for (i = 0; i < vm->nr_disks; i++) {
-		const struct virtio_blk *b = &vm->disks[i];
+		const struct virtio_blk *dev = &vm->disks[i];
 
 		fprintf(out, "disk vd%c (virtio-blk at GPA 0x%llx, %s%s):\n", 'a' + i,
-			(unsigned long long)b->mmio.gpa, b->path,
-			b->read_only ? ", read-only" : "");
-#define VM_DISK_TEXT(name, help)                                                                   \
-	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
-		(unsigned long long)__atomic_load_n(&b->name, __ATOMIC_RELAXED), help);
-		VM_DISK_COUNTERS(VM_DISK_TEXT)
-#undef VM_DISK_TEXT
-		fprintf(out, "  %-24s %12llu  malformed descriptor chains (the device stopped)\n",
-			"malformed",
-			(unsigned long long)__atomic_load_n(&b->mmio.malformed, __ATOMIC_RELAXED));
+			(unsigned long long)dev->mmio.gpa, dev->path,
+			dev->read_only ? ", read-only" : "");
+		VM_DISK_COUNTERS(VM_COUNTER_TEXT)
+		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
 	}
 	if (vm->channel) {
-		const struct virtio_console *c = vm->channel;
+		const struct virtio_console *dev = vm->channel;
 
 		fprintf(out, "channel (virtio-console at GPA 0x%llx, socket %s):\n",
-			(unsigned long long)c->mmio.gpa, c->path);
-#define VM_CHANNEL_TEXT(name, help)                                                                \
-	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
-		(unsigned long long)__atomic_load_n(&c->name, __ATOMIC_RELAXED), help);
-		VM_CHANNEL_COUNTERS(VM_CHANNEL_TEXT)
-#undef VM_CHANNEL_TEXT
-		fprintf(out, "  %-24s %12llu  malformed descriptor chains (the device stopped)\n",
-			"malformed",
-			(unsigned long long)__atomic_load_n(&c->mmio.malformed, __ATOMIC_RELAXED));
+			(unsigned long long)dev->mmio.gpa, dev->path);
+		VM_CHANNEL_COUNTERS(VM_COUNTER_TEXT)
+		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
 	}
 }
 
@@ -296,36 +301,24 @@ static void vm__linux_stats_json(const struct vm *vm, json_t *root)
 
 	json_object_set_new(root, "boot_time_us", json_integer((json_int_t)vm__boot_us(vm)));
 	for (i = 0; disks && i < vm->nr_disks; i++) {
-		const struct virtio_blk *b = &vm->disks[i];
-		json_t *o = json_pack("{s:s,s:b}", "path", b->path, "read_only", b->read_only);
+		const struct virtio_blk *dev = &vm->disks[i];
+		json_t *o = json_pack("{s:s,s:b}", "path", dev->path, "read_only", dev->read_only);
 
-#define VM_DISK_JSON(name, help)                                                                   \
-	json_object_set_new(                                                                       \
-		o, #name, json_integer((json_int_t)__atomic_load_n(&b->name, __ATOMIC_RELAXED)));
 		if (o) {
-			VM_DISK_COUNTERS(VM_DISK_JSON)
-			json_object_set_new(o, "malformed",
-					    json_integer((json_int_t)__atomic_load_n(
-						    &b->mmio.malformed, __ATOMIC_RELAXED)));
+			VM_DISK_COUNTERS(VM_COUNTER_JSON)
+			vm__counter_json(o, "malformed", &dev->mmio.malformed);
 			json_array_append_new(disks, o);
 		}
-#undef VM_DISK_JSON
 	}
 	json_object_set_new(root, "disks", disks);
 	if (vm->channel) {
-		const struct virtio_console *c = vm->channel;
-		json_t *o = json_pack("{s:s}", "socket", c->path);
+		const struct virtio_console *dev = vm->channel;
+		json_t *o = json_pack("{s:s}", "socket", dev->path);
 
-#define VM_CHANNEL_JSON(name, help)                                                                \
-	json_object_set_new(                                                                       \
-		o, #name, json_integer((json_int_t)__atomic_load_n(&c->name, __ATOMIC_RELAXED)));
 		if (o) {
-			VM_CHANNEL_COUNTERS(VM_CHANNEL_JSON)
-			json_object_set_new(o, "malformed",
-					    json_integer((json_int_t)__atomic_load_n(
-						    &c->mmio.malformed, __ATOMIC_RELAXED)));
+			VM_CHANNEL_COUNTERS(VM_COUNTER_JSON)
+			vm__counter_json(o, "malformed", &dev->mmio.malformed);
 		}
-#undef VM_CHANNEL_JSON
 		json_object_set_new(root, "channel", o);
 	}
 }
