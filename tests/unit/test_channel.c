@@ -22,6 +22,7 @@
 #include "mmu/guest_ram.h"
 #include "mmu/inject.h"
 #include "tests/unit/unit.h"
+#include "tests/unit/virtio_driver.h"
 #include "vmm/log.h"
 
 #define QSIZE	   8
@@ -31,23 +32,6 @@
 #define Q_CTRL_TX  3
 #define BUF_GPA	   0x80000ULL /* 256 bytes per descriptor slot */
 #define DEVICE_GPA 0xc0000000ULL
-
-enum {
-	R_DEVICE_ID = 0x008,
-	R_DEVICE_FEATURES = 0x010,
-	R_DEVICE_FEATURES_SEL = 0x014,
-	R_DRIVER_FEATURES = 0x020,
-	R_DRIVER_FEATURES_SEL = 0x024,
-	R_QUEUE_SEL = 0x030,
-	R_QUEUE_NUM = 0x038,
-	R_QUEUE_READY = 0x044,
-	R_QUEUE_NOTIFY = 0x050,
-	R_STATUS = 0x070,
-	R_QUEUE_DESC = 0x080,
-	R_QUEUE_DRIVER = 0x090,
-	R_QUEUE_DEVICE = 0x0a0,
-	R_CONFIG = 0x100,
-};
 
 struct chan_fixture {
 	struct guest_ram ram;
@@ -67,19 +51,6 @@ static int chan_irq(void *ctx, unsigned irq, int level)
 	ck_assert_uint_eq(irq, 6);
 	__atomic_add_fetch(&f->irqs, level, __ATOMIC_RELAXED);
 	return 0;
-}
-
-static uint32_t reg(struct chan_fixture *f, uint64_t off)
-{
-	uint32_t v;
-
-	ck_assert_int_eq(virtio_mmio_ops.read(&f->c.mmio, off, &v, 4), 0);
-	return v;
-}
-
-static void set_reg(struct chan_fixture *f, uint64_t off, uint32_t v)
-{
-	ck_assert_int_eq(virtio_mmio_ops.write(&f->c.mmio, off, &v, 4), 0);
 }
 
 static uint64_t q_desc(unsigned q)
@@ -102,25 +73,25 @@ static void chan_setup(struct chan_fixture *f)
 					   guest_ram__direct(&f->ram), DEVICE_GPA, 6, chan_irq, f),
 			 0);
 	f->c.mmio_ready = true;
-	ck_assert_uint_eq(reg(f, R_DEVICE_ID), 3);
-	set_reg(f, R_STATUS, 0x03);
-	ck_assert_uint_eq(reg(f, R_DEVICE_FEATURES), 1U << 1); /* MULTIPORT */
+	ck_assert_uint_eq(vreg(&f->c.mmio, R_DEVICE_ID), 3);
+	set_vreg(&f->c.mmio, R_STATUS, 0x03);
+	ck_assert_uint_eq(vreg(&f->c.mmio, R_DEVICE_FEATURES), 1U << 1); /* MULTIPORT */
 	ck_assert_int_eq(virtio_mmio_ops.read(&f->c.mmio, R_CONFIG + 4, &ports, 4), 0);
 	ck_assert_uint_eq(ports, 1);
-	set_reg(f, R_DRIVER_FEATURES, 1U << 1);
-	set_reg(f, R_DRIVER_FEATURES_SEL, 1);
-	set_reg(f, R_DRIVER_FEATURES, 1);
-	set_reg(f, R_STATUS, 0x0b);
-	ck_assert_uint_eq(reg(f, R_STATUS), 0x0b);
+	set_vreg(&f->c.mmio, R_DRIVER_FEATURES, 1U << 1);
+	set_vreg(&f->c.mmio, R_DRIVER_FEATURES_SEL, 1);
+	set_vreg(&f->c.mmio, R_DRIVER_FEATURES, 1);
+	set_vreg(&f->c.mmio, R_STATUS, 0x0b);
+	ck_assert_uint_eq(vreg(&f->c.mmio, R_STATUS), 0x0b);
 	for (q = 0; q < 4; q++) {
-		set_reg(f, R_QUEUE_SEL, q);
-		set_reg(f, R_QUEUE_NUM, QSIZE);
-		set_reg(f, R_QUEUE_DESC, (uint32_t)q_desc(q));
-		set_reg(f, R_QUEUE_DRIVER, (uint32_t)(q_desc(q) + 0x1000));
-		set_reg(f, R_QUEUE_DEVICE, (uint32_t)(q_desc(q) + 0x2000));
-		set_reg(f, R_QUEUE_READY, 1);
+		set_vreg(&f->c.mmio, R_QUEUE_SEL, q);
+		set_vreg(&f->c.mmio, R_QUEUE_NUM, QSIZE);
+		set_vreg(&f->c.mmio, R_QUEUE_DESC, (uint32_t)q_desc(q));
+		set_vreg(&f->c.mmio, R_QUEUE_DRIVER, (uint32_t)(q_desc(q) + 0x1000));
+		set_vreg(&f->c.mmio, R_QUEUE_DEVICE, (uint32_t)(q_desc(q) + 0x2000));
+		set_vreg(&f->c.mmio, R_QUEUE_READY, 1);
 	}
-	set_reg(f, R_STATUS, 0x0f);
+	set_vreg(&f->c.mmio, R_STATUS, 0x0f);
 	ck_assert_int_eq(virtio_console__start(&f->c), 0);
 }
 
@@ -162,7 +133,7 @@ static void add_buf(struct chan_fixture *f, unsigned q, unsigned slot, const voi
 	avail[2 + i] = i;
 	__atomic_store_n(&avail[1], ++f->avail_idx[q], __ATOMIC_SEQ_CST);
 	if (!quiet)
-		set_reg(f, R_QUEUE_NOTIFY, q);
+		set_vreg(&f->c.mmio, R_QUEUE_NOTIFY, q);
 }
 
 static uint16_t used_idx(struct chan_fixture *f, unsigned q)
@@ -354,8 +325,8 @@ START_TEST(channel_malformed_and_reset)
 			       "shorter than 8 bytes; the device stops until the guest resets "
 			       "it\n");
 	ck_assert_uint_eq(counter(&f.c.mmio.malformed), 1);
-	ck_assert_uint_eq(reg(&f, R_STATUS) & 0x40, 0x40);
-	set_reg(&f, R_STATUS, 0); /* the driver resets the device: the port is forgotten */
+	ck_assert_uint_eq(vreg(&f.c.mmio, R_STATUS) & 0x40, 0x40);
+	set_vreg(&f.c.mmio, R_STATUS, 0); /* the driver resets the device: the port is forgotten */
 	ck_assert(!f.c.port_ready && !f.c.port_added && !f.c.guest_open);
 	chan_teardown(&f);
 }

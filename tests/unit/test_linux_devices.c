@@ -24,6 +24,7 @@
 #include "devices/virtio_blk.h"
 #include "mmu/inject.h"
 #include "tests/unit/unit.h"
+#include "tests/unit/virtio_driver.h"
 #include "vmm/log.h"
 
 static uint8_t rd8(const struct bus_device_ops *ops, void *dev, uint64_t off)
@@ -252,24 +253,6 @@ START_TEST(pvpanic_reports_once)
 }
 END_TEST
 
-/* virtio-mmio registers, as the transport lays them out. */
-enum {
-	R_DEVICE_ID = 0x008,
-	R_DEVICE_FEATURES = 0x010,
-	R_DEVICE_FEATURES_SEL = 0x014,
-	R_DRIVER_FEATURES = 0x020,
-	R_DRIVER_FEATURES_SEL = 0x024,
-	R_QUEUE_NUM = 0x038,
-	R_QUEUE_READY = 0x044,
-	R_QUEUE_NOTIFY = 0x050,
-	R_INTERRUPT_STATUS = 0x060,
-	R_STATUS = 0x070,
-	R_QUEUE_DESC = 0x080,
-	R_QUEUE_DRIVER = 0x090,
-	R_QUEUE_DEVICE = 0x0a0,
-	R_CONFIG = 0x100,
-};
-
 #define DISK_SECTORS 16
 #define HDR_GPA	     0x10000ULL
 #define DATA_GPA     0x11000ULL
@@ -292,19 +275,6 @@ static int blk_irq(void *ctx, unsigned irq, int level)
 	return 0;
 }
 
-static uint32_t reg(struct blk_fixture *f, uint64_t off)
-{
-	uint32_t v;
-
-	ck_assert_int_eq(virtio_mmio_ops.read(&f->b.mmio, off, &v, 4), 0);
-	return v;
-}
-
-static void set_reg(struct blk_fixture *f, uint64_t off, uint32_t v)
-{
-	ck_assert_int_eq(virtio_mmio_ops.write(&f->b.mmio, off, &v, 4), 0);
-}
-
 static void blk_setup(struct blk_fixture *f, bool ro)
 {
 	uint8_t sector[512];
@@ -325,20 +295,20 @@ static void blk_setup(struct blk_fixture *f, bool ro)
 					   guest_ram__direct(&f->ram), 0xc0000000, 5, blk_irq, f),
 			 0);
 	/* What the Linux driver does: features, one queue of 8 at 0x1000/0x2000/0x3000. */
-	ck_assert_uint_eq(reg(f, R_DEVICE_ID), 2);
-	set_reg(f, R_STATUS, 0x03);
-	set_reg(f, R_DEVICE_FEATURES_SEL, 1);
-	ck_assert_uint_eq(reg(f, R_DEVICE_FEATURES), 1); /* VERSION_1 */
-	set_reg(f, R_DRIVER_FEATURES_SEL, 1);
-	set_reg(f, R_DRIVER_FEATURES, 1);
-	set_reg(f, R_STATUS, 0x0b);
-	ck_assert_uint_eq(reg(f, R_STATUS), 0x0b); /* FEATURES_OK accepted */
-	set_reg(f, R_QUEUE_NUM, 8);
-	set_reg(f, R_QUEUE_DESC, 0x1000);
-	set_reg(f, R_QUEUE_DRIVER, 0x2000);
-	set_reg(f, R_QUEUE_DEVICE, 0x3000);
-	set_reg(f, R_QUEUE_READY, 1);
-	set_reg(f, R_STATUS, 0x0f);
+	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_ID), 2);
+	set_vreg(&f->b.mmio, R_STATUS, 0x03);
+	set_vreg(&f->b.mmio, R_DEVICE_FEATURES_SEL, 1);
+	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_FEATURES), 1); /* VERSION_1 */
+	set_vreg(&f->b.mmio, R_DRIVER_FEATURES_SEL, 1);
+	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1);
+	set_vreg(&f->b.mmio, R_STATUS, 0x0b);
+	ck_assert_uint_eq(vreg(&f->b.mmio, R_STATUS), 0x0b); /* FEATURES_OK accepted */
+	set_vreg(&f->b.mmio, R_QUEUE_NUM, 8);
+	set_vreg(&f->b.mmio, R_QUEUE_DESC, 0x1000);
+	set_vreg(&f->b.mmio, R_QUEUE_DRIVER, 0x2000);
+	set_vreg(&f->b.mmio, R_QUEUE_DEVICE, 0x3000);
+	set_vreg(&f->b.mmio, R_QUEUE_READY, 1);
+	set_vreg(&f->b.mmio, R_STATUS, 0x0f);
 }
 
 static void blk_teardown(struct blk_fixture *f)
@@ -386,7 +356,7 @@ static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, ui
 	put_desc(f, n, STATUS_GPA, 1, 2, 0);
 	avail[2 + f->avail_idx % 8] = 0;
 	avail[1] = ++f->avail_idx;
-	set_reg(f, R_QUEUE_NOTIFY, 0);
+	set_vreg(&f->b.mmio, R_QUEUE_NOTIFY, 0);
 	*used = used_ring[1 + 2 * ((f->avail_idx - 1) % 8) + 1];
 	return *st;
 }
@@ -409,7 +379,7 @@ START_TEST(virtio_blk_requests)
 	ck_assert_uint_eq(data[0], 'C');
 	ck_assert_uint_eq(data[1023], 'D');
 	ck_assert_uint_eq(f.irqs, 1);
-	ck_assert_uint_eq(reg(&f, R_INTERRUPT_STATUS), 1);
+	ck_assert_uint_eq(vreg(&f.b.mmio, R_INTERRUPT_STATUS), 1);
 	/* OUT to sector 5, then FLUSH: the file has it. */
 	memset(data, 'z', 512);
 	ck_assert_int_eq(blk_request(&f, 1, 5, 512, false, &used), 0);
@@ -451,9 +421,10 @@ START_TEST(virtio_blk_read_only_and_malformed)
 	uint32_t used;
 
 	blk_setup(&f, true);
-	set_reg(&f, R_DEVICE_FEATURES_SEL, 0);
-	ck_assert_uint_eq(reg(&f, R_DEVICE_FEATURES) & (1 << 5), 1 << 5); /* VIRTIO_BLK_F_RO */
-	ck_assert_int_eq(blk_request(&f, 1, 0, 512, false, &used), 1);	  /* write: IOERR */
+	set_vreg(&f.b.mmio, R_DEVICE_FEATURES_SEL, 0);
+	ck_assert_uint_eq(vreg(&f.b.mmio, R_DEVICE_FEATURES) & (1 << 5),
+			  1 << 5);				       /* VIRTIO_BLK_F_RO */
+	ck_assert_int_eq(blk_request(&f, 1, 0, 512, false, &used), 1); /* write: IOERR */
 	/* A read into a buffer the device may not write breaks the device, once. */
 	log__capture(log_buf, sizeof(log_buf));
 	ck_assert_int_eq(blk_request(&f, 0, 0, 512, false, &used), 0xee);
@@ -461,13 +432,14 @@ START_TEST(virtio_blk_read_only_and_malformed)
 	ck_assert_log(log_buf,
 		      "faultline: virtio-blk at GPA 0xc0000000: virtio-blk read into a read-only "
 		      "buffer; the device stops until the guest resets it\n");
-	ck_assert_uint_eq(reg(&f, R_STATUS) & VIRTIO_STATUS_NEEDS_RESET, VIRTIO_STATUS_NEEDS_RESET);
-	ck_assert_uint_eq(reg(&f, R_INTERRUPT_STATUS) & 2, 2); /* configuration change */
+	ck_assert_uint_eq(vreg(&f.b.mmio, R_STATUS) & VIRTIO_STATUS_NEEDS_RESET,
+			  VIRTIO_STATUS_NEEDS_RESET);
+	ck_assert_uint_eq(vreg(&f.b.mmio, R_INTERRUPT_STATUS) & 2, 2); /* configuration change */
 	ck_assert_uint_eq(f.b.mmio.malformed, 1);
 	/* Stopped: a good request is not served until a reset. */
 	ck_assert_int_eq(blk_request(&f, 0, 0, 512, true, &used), 0xee);
-	set_reg(&f, R_STATUS, 0);
-	ck_assert_uint_eq(reg(&f, R_STATUS), 0);
+	set_vreg(&f.b.mmio, R_STATUS, 0);
+	ck_assert_uint_eq(vreg(&f.b.mmio, R_STATUS), 0);
 	/* Registers take 32-bit accesses only. */
 	ck_assert_int_eq(virtio_mmio_ops.write(&f.b.mmio, R_STATUS, "\x01", 1), -EINVAL);
 	blk_teardown(&f);
