@@ -572,10 +572,10 @@ void cli__usage(FILE *out)
 		     "       faultline help\n"
 		     "\n"
 		     "Boots a microVM on KVM whose RAM faultline backs lazily, page fault by\n"
-		     "page fault: a Linux bzImage (with its initrd, virtio disks, a channel to\n"
-		     "the host and a serial console on stdin/stdout), or a static ELF guest\n"
-		     "such as the test guest, entered in 64-bit mode with %%rdi = GPA of a\n"
-		     "flattened device tree. docs/usage.md walks through both.\n"
+		     "page fault: a Linux bzImage or vmlinux (with its initrd, virtio disks, a\n"
+		     "channel to the host and a serial console on stdin/stdout), or a static\n"
+		     "ELF guest such as the test guest, entered in 64-bit mode with %%rdi =\n"
+		     "GPA of a flattened device tree. docs/usage.md walks through both.\n"
 		     "\n"
 		     "Options of run:\n");
 #define CLI_HELPLINE(name, short_name, has_arg, metavar, help)                                     \

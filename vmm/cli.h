@@ -36,8 +36,8 @@
 	  "read the microVM from a JSON file (configs/default.json; also a Firecracker config's "  \
 	  "boot-source, machine-config and drives); options given here override it")               \
 	X("kernel", 'k', 1, "FILE",                                                                \
-	  "guest image to boot: a Linux bzImage, or a static x86-64 ELF such as the test guest "   \
-	  "(required, here or in --config)")                                                       \
+	  "guest image to boot: a Linux bzImage or vmlinux, or a static x86-64 ELF such as the "   \
+	  "test guest (required, here or in --config)")                                            \
 	X("initrd", 'i', 1, "FILE", "initial ramdisk for a Linux kernel")                          \
 	X("disk", 'd', 1, "PATH[,ro]",                                                             \
 	  "a raw disk image as a virtio-blk disk of a Linux guest (/dev/vda, vdb, ...; "           \

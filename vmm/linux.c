@@ -1,3 +1,4 @@
+#include <elf.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,7 +43,7 @@ bool linux__is_bzimage(const void *buf, size_t len)
 	return magic == HDR_MAGIC;
 }
 
-int linux__parse(const void *buf, size_t len, struct linux_image *li, char *why)
+static int linux__parse_bzimage(const void *buf, size_t len, struct linux_image *li, char *why)
 {
 	const uint8_t *p = buf;
 	struct setup_header *h = &li->hdr;
@@ -99,6 +100,83 @@ int linux__parse(const void *buf, size_t len, struct linux_image *li, char *why)
 	return 0;
 }
 
+bool linux__is_vmlinux(const void *buf, size_t len)
+{
+	const Elf64_Ehdr *eh = buf;
+	const Elf64_Phdr *ph;
+	uint64_t ph_end;
+	unsigned i;
+
+	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 ||
+	    eh->e_phentsize != sizeof(*ph))
+		return false;
+	if (__builtin_mul_overflow((uint64_t)eh->e_phnum, sizeof(*ph), &ph_end) ||
+	    __builtin_add_overflow(ph_end, eh->e_phoff, &ph_end) || ph_end > len)
+		return false;
+	ph = (const Elf64_Phdr *)((const uint8_t *)buf + eh->e_phoff);
+	for (i = 0; i < eh->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr >= LINUX_KERNEL_MAP)
+			return true;
+	return false;
+}
+
+/*
+ * A vmlinux: its segments go where they say (p_paddr), it is entered at
+ * e_entry, and the setup header a bzImage would carry is made up here with
+ * the fields the kernel reads from the zero page.
+ */
+static int linux__parse_vmlinux(const void *buf, size_t len, struct linux_image *li, char *why)
+{
+	struct setup_header *h = &li->hdr;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	char elf_why[ELF_WHY_LEN];
+	unsigned i;
+
+	memset(li, 0, sizeof(*li));
+	if (elf__parse(buf, len, LINUX_KERNEL_GPA, LINUX_VMLINUX_MAX_GPA, &li->elf, elf_why))
+		return linux__fail(why, "vmlinux: %s", elf_why);
+	for (i = 0; i < li->elf.nr_segments; i++) {
+		const struct elf_segment *s = &li->elf.segments[i];
+
+		if (!s->mem_size)
+			continue;
+		if (s->gpa < lo)
+			lo = s->gpa;
+		if (s->gpa + s->mem_size > hi)
+			hi = s->gpa + s->mem_size;
+	}
+	if (hi <= lo)
+		return linux__fail(why, "vmlinux: every loadable segment is empty");
+	li->format = LINUX_VMLINUX;
+	li->kernel = buf;
+	li->kernel_len = len;
+	li->load_gpa = lo;
+	li->entry_gpa = li->elf.entry;
+	li->pref_address = lo;
+	li->init_size = (uint32_t)(hi - lo); /* below 4 GiB: elf__parse checked */
+	li->initrd_max = LINUX_VMLINUX_INITRD_MAX;
+	li->cmdline_size = LINUX_VMLINUX_CMDLINE;
+	li->version = HDR_MIN_VERSION;
+	h->boot_flag = HDR_BOOT_FLAG;
+	h->header = HDR_MAGIC;
+	h->version = HDR_MIN_VERSION;
+	h->loadflags = LOADFLAG_LOADED_HIGH;
+	h->initrd_addr_max = li->initrd_max;
+	h->cmdline_size = li->cmdline_size;
+	h->init_size = li->init_size;
+	h->pref_address = lo;
+	h->xloadflags = XLF_KERNEL_64;
+	return 0;
+}
+
+int linux__parse(const void *buf, size_t len, struct linux_image *li, char *why)
+{
+	if (linux__is_vmlinux(buf, len))
+		return linux__parse_vmlinux(buf, len, li, why);
+	return linux__parse_bzimage(buf, len, li, why);
+}
+
 int linux__place(const struct linux_image *li, const struct guest_ram *ram, uint64_t initrd_size,
 		 const char *cmdline, struct linux_layout *out, char *why)
 {
@@ -108,15 +186,15 @@ int linux__place(const struct linux_image *li, const struct guest_ram *ram, uint
 	memset(out, 0, sizeof(*out));
 	need = li->pref_address > li->load_gpa ? li->pref_address : li->load_gpa;
 	need += li->init_size;
-	if (need < li->load_gpa + li->kernel_len)
+	if (li->format == LINUX_BZIMAGE && need < li->load_gpa + li->kernel_len)
 		need = li->load_gpa + li->kernel_len;
 	if (need > low) {
-		snprintf(
-			why, LINUX_WHY_LEN,
-			"the kernel needs %llu MiB of RAM to decompress itself, the guest has %llu "
-			"MiB below 3 GiB: raise --mem",
-			(unsigned long long)((need + SZ_1M - 1) / SZ_1M),
-			(unsigned long long)(low / SZ_1M));
+		snprintf(why, LINUX_WHY_LEN,
+			 "the kernel needs %llu MiB of RAM %s, the guest has %llu MiB below 3 GiB: "
+			 "raise --mem",
+			 (unsigned long long)((need + SZ_1M - 1) / SZ_1M),
+			 li->format == LINUX_VMLINUX ? "for its segments" : "to decompress itself",
+			 (unsigned long long)(low / SZ_1M));
 		return -ENOSPC;
 	}
 	if (cmd_len + 1 > LINUX_CMDLINE_MAX || cmd_len > li->cmdline_size) {

@@ -125,7 +125,7 @@ static int finish(struct vm *vm, const struct run_config *cfg, int status)
 }
 
 /*
- * Load and run a Linux bzImage (cfg->boot_linux). Where the kernel, initrd
+ * Load and run a Linux bzImage or vmlinux (cfg->boot_linux). Where the kernel, initrd
  * and command line go is decided before KVM is opened: a VM that cannot
  * boot is refused without creating one.
  */
@@ -185,7 +185,7 @@ static int run(struct run_config *cfg)
 	status = read_file(cfg->kernel, "kernel image", cfg->mem, &image, &len);
 	if (status)
 		return status;
-	cfg->boot_linux = linux__is_bzimage(image, len);
+	cfg->boot_linux = linux__is_bzimage(image, len) || linux__is_vmlinux(image, len);
 	if (cfg->boot_linux) {
 		if (!cfg->cmdline)
 			cfg->cmdline = LINUX_CMDLINE_DEFAULT;
@@ -196,7 +196,7 @@ static int run(struct run_config *cfg)
 	if (!cfg->cmdline)
 		cfg->cmdline = "";
 	if (cfg->initrd || cfg->nr_disks || cfg->channel) {
-		pr_err("usage: %s needs a Linux kernel (bzImage); %s is an ELF guest",
+		pr_err("usage: %s needs a Linux kernel (bzImage or vmlinux); %s is an ELF guest",
 		       cfg->initrd     ? "--initrd"
 		       : cfg->nr_disks ? "--disk"
 				       : "--channel",

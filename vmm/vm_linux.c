@@ -1,8 +1,8 @@
 /*
  * A Linux boot: the in-kernel irqchip and PIT, the legacy devices a PC
  * kernel expects (the serial port's interrupt, the keyboard controller
- * that resets, the CMOS clock, the boot timer), and loading a bzImage with
- * its initrd, command line, zero page and MP table into guest RAM.
+ * that resets, the CMOS clock, the boot timer), and loading a bzImage or a
+ * vmlinux with its initrd, command line, zero page and MP table into guest RAM.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -224,6 +224,18 @@ static int vm__write(struct vm *vm, uint64_t gpa, const void *src, size_t len, c
 	return 0;
 }
 
+/* A bzImage's protected-mode part at 1 MiB, or a vmlinux's segments where they say. */
+static int vm__load_kernel(struct vm *vm, const struct linux_image *li)
+{
+	struct guest_access ga = mmu__guest_access(&vm->mmu);
+	int ret;
+
+	if (li->format == LINUX_BZIMAGE)
+		return vm__write(vm, li->load_gpa, li->kernel, li->kernel_len, "the kernel image");
+	ret = elf__load(li->kernel, &li->elf, &ga);
+	return ret ? vm__load_error(vm, ret, "the kernel image") : 0;
+}
+
 int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
 		   const struct linux_layout *lay, const char *cmdline, const void *initrd)
 {
@@ -265,7 +277,7 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 	ret = ret
 		      ?: vm__write(vm, LINUX_CMDLINE_GPA, cmdline, lay->cmdline_len + 1,
 				   "the kernel command line");
-	ret = ret ?: vm__write(vm, li->load_gpa, li->kernel, li->kernel_len, "the kernel image");
+	ret = ret ?: vm__load_kernel(vm, li);
 	ret = ret ?: vm__write(vm, lay->initrd_gpa, initrd, lay->initrd_size, "the initrd");
 	if (ret)
 		return ret;

@@ -1,10 +1,11 @@
 #define _GNU_SOURCE
 /*
- * Booting Linux without KVM: the bzImage setup header as untrusted input
- * (vmm/linux.c), where the kernel and initrd go, the zero page and e820
+ * Booting Linux without KVM: the bzImage setup header and the vmlinux ELF
+ * headers as untrusted input (vmm/linux.c), where the kernel and initrd go, the zero page and e820
  * map, the MP table (vmm/mptable.c), the ACPI tables (vmm/acpi.c), and
  * virtqueues holding malformed descriptor chains (devices/virtio_mmio.c).
  */
+#include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +178,170 @@ START_TEST(zero_page_and_e820)
 	ck_assert_uint_eq(bp->e820_table[3].addr, 4ULL << 30);
 	ck_assert_uint_eq(bp->e820_table[3].size, 2ULL << 30);
 	ck_assert_uint_eq(bp->e820_table[3].type, LINUX_E820_RAM);
+	free(bp);
+	free(img);
+}
+END_TEST
+
+/*
+ * A vmlinux shaped like Debian's x86-64 kernel: text at 16 MiB linked at
+ * 0xffffffff81000000, the per-CPU segment linked at 0 (loaded after the
+ * data), and init, bss and brk last. Segment contents are a byte pattern.
+ */
+#define VML_LEN	  (64 * 1024)
+#define VML_ENTRY 0x1000b53ULL
+
+static uint8_t *fake_vmlinux(void)
+{
+	static const struct {
+		uint64_t vaddr, paddr, filesz, memsz;
+		uint32_t flags;
+	} seg[] = {
+		{0xffffffff81000000ULL, 0x1000000, 0x3000, 0x3000, PF_R | PF_X},
+		{0xffffffff82c00000ULL, 0x2c00000, 0x2000, 0x2000, PF_R | PF_W},
+		{0, 0x32fd000, 0x1000, 0x1000, PF_R | PF_W},
+		{0xffffffff83336000ULL, 0x3336000, 0x1000, 0xeca000, PF_R | PF_W | PF_X},
+	};
+	uint8_t *img = calloc(1, VML_LEN);
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)img;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(img + sizeof(*eh));
+	uint64_t off = 0x1000;
+	unsigned i;
+
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_ident[EI_VERSION] = EV_CURRENT;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_X86_64;
+	eh->e_version = EV_CURRENT;
+	eh->e_entry = VML_ENTRY;
+	eh->e_phoff = sizeof(*eh);
+	eh->e_ehsize = sizeof(*eh);
+	eh->e_phentsize = sizeof(*ph);
+	eh->e_phnum = sizeof(seg) / sizeof(seg[0]);
+	for (i = 0; i < eh->e_phnum; i++) {
+		ph[i].p_type = PT_LOAD;
+		ph[i].p_flags = seg[i].flags;
+		ph[i].p_offset = off;
+		ph[i].p_vaddr = seg[i].vaddr;
+		ph[i].p_paddr = seg[i].paddr;
+		ph[i].p_filesz = seg[i].filesz;
+		ph[i].p_memsz = seg[i].memsz;
+		ph[i].p_align = 0x200000;
+		memset(img + off, 0xa0 + i, seg[i].filesz);
+		off += seg[i].filesz;
+	}
+	return img;
+}
+
+static Elf64_Phdr *vml_phdr(uint8_t *img, unsigned i)
+{
+	return (Elf64_Phdr *)(img + sizeof(Elf64_Ehdr)) + i;
+}
+
+START_TEST(vmlinux_parsed)
+{
+	uint8_t *img = fake_vmlinux();
+	struct linux_image li;
+	char why[LINUX_WHY_LEN] = "";
+
+	ck_assert(linux__is_vmlinux(img, VML_LEN));
+	ck_assert(!linux__is_bzimage(img, VML_LEN));
+	ck_assert_int_eq(linux__parse(img, VML_LEN, &li, why), 0);
+	ck_assert_int_eq(li.format, LINUX_VMLINUX);
+	ck_assert_uint_eq(li.elf.nr_segments, 4);
+	ck_assert_uint_eq(li.elf.segments[2].gpa, 0x32fd000);
+	ck_assert_uint_eq(li.entry_gpa, VML_ENTRY);
+	ck_assert_uint_eq(li.load_gpa, 0x1000000);
+	ck_assert_uint_eq(li.pref_address, 0x1000000);
+	ck_assert_uint_eq(li.init_size, 0x4200000 - 0x1000000);
+	ck_assert_uint_eq(li.cmdline_size, 2047);
+	ck_assert_uint_eq(li.initrd_max, 0x7fffffff);
+	ck_assert_uint_eq(li.hdr.header, 0x53726448);
+	ck_assert_uint_eq(li.hdr.boot_flag, 0xaa55);
+	ck_assert_uint_eq(li.hdr.version, 0x020c);
+	/* Not every 64-bit x86 ELF is a kernel: faultline's own guests link low. */
+	vml_phdr(img, 0)->p_vaddr = 0x1000000;
+	vml_phdr(img, 1)->p_vaddr = 0x2c00000;
+	vml_phdr(img, 3)->p_vaddr = 0x3336000;
+	ck_assert(!linux__is_vmlinux(img, VML_LEN));
+	/* Program headers past the end of the file: not looked at. */
+	ck_assert(!linux__is_vmlinux(img, sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr)));
+	ck_assert(!linux__is_vmlinux(img, 16));
+	free(img);
+}
+END_TEST
+
+/* A corrupt vmlinux is refused with the ELF loader's reason, named as a vmlinux. */
+START_TEST(vmlinux_rejected)
+{
+	struct linux_image li;
+	char why[LINUX_WHY_LEN];
+	uint8_t *img;
+
+	img = fake_vmlinux();
+	((Elf64_Ehdr *)img)->e_entry = 0x2c00010; /* in the data segment */
+	ck_assert_int_eq(linux__parse(img, VML_LEN, &li, why), -EINVAL);
+	ck_assert_str_eq(why, "vmlinux: entry point 0x2c00010 is not in an executable segment");
+	free(img);
+
+	img = fake_vmlinux();
+	vml_phdr(img, 0)->p_paddr = 0x80000; /* below 1 MiB: the boot area */
+	ck_assert_int_eq(linux__parse(img, VML_LEN, &li, why), -EINVAL);
+	ck_assert_str_eq(why, "vmlinux: segment 0: GPA 0x80000+0x3000 is outside the loadable "
+			      "RAM 0x100000-0x100000000");
+	free(img);
+
+	img = fake_vmlinux();
+	vml_phdr(img, 2)->p_paddr = 0x2c01000; /* the per-CPU segment over the data */
+	ck_assert_int_eq(linux__parse(img, VML_LEN, &li, why), -EINVAL);
+	ck_assert_str_eq(why, "vmlinux: segment 2 overlaps an earlier segment at GPA 0x2c01000");
+	free(img);
+
+	img = fake_vmlinux();
+	vml_phdr(img, 3)->p_filesz = VML_LEN; /* more bytes than the file holds */
+	ck_assert_int_eq(linux__parse(img, VML_LEN, &li, why), -EINVAL);
+	ck_assert_str_eq(why, "vmlinux: truncated: segment 3 (offset 28672, 65536 bytes) extends "
+			      "beyond the end of the file (65536 bytes)");
+	free(img);
+}
+END_TEST
+
+/* A vmlinux needs RAM up to its last segment's end, and its initrd goes above that. */
+START_TEST(vmlinux_placement_and_zero_page)
+{
+	uint8_t *img = fake_vmlinux();
+	struct boot_params *bp = malloc(sizeof(*bp));
+	struct linux_layout lay;
+	struct linux_image li;
+	struct guest_ram ram;
+	char why[LINUX_WHY_LEN];
+
+	ck_assert_int_eq(linux__parse(img, VML_LEN, &li, why), 0);
+	li.kernel_len = 60ULL << 20; /* the file's size plays no part in where segments go */
+	ck_assert_int_eq(guest_ram__layout(&ram, 64ULL << 20), 0);
+	ck_assert_int_eq(linux__place(&li, &ram, 0, "", &lay, why), -ENOSPC);
+	ck_assert_str_eq(why, "the kernel needs 66 MiB of RAM for its segments, the guest has 64 "
+			      "MiB below 3 GiB: raise --mem");
+	ck_assert_int_eq(guest_ram__layout(&ram, 128ULL << 20), 0);
+	ck_assert_int_eq(linux__place(&li, &ram, 62ULL << 20, "", &lay, why), 0);
+	ck_assert_uint_eq(lay.initrd_gpa, 66ULL << 20);
+	ck_assert_int_eq(linux__place(&li, &ram, (62ULL << 20) + 1, "", &lay, why), -ENOSPC);
+	ck_assert_str_eq(why, "the initrd (65011713 bytes) does not fit between the kernel (up to "
+			      "66 MiB) and the top of low RAM (128 MiB): raise --mem");
+	ck_assert_int_eq(linux__place(&li, &ram, 4096, "console=ttyS0", &lay, why), 0);
+	linux__boot_params(bp, &li, &lay, &ram);
+	ck_assert_uint_eq(bp->hdr.header, 0x53726448);
+	ck_assert_uint_eq(bp->hdr.boot_flag, 0xaa55);
+	ck_assert_uint_eq(bp->hdr.type_of_loader, 0xff);
+	ck_assert_uint_eq(bp->hdr.cmd_line_ptr, LINUX_CMDLINE_GPA);
+	ck_assert_uint_eq(bp->hdr.cmdline_size, 2047);
+	ck_assert_uint_eq(bp->hdr.ramdisk_image, (128ULL << 20) - 4096);
+	ck_assert_uint_eq(bp->hdr.ramdisk_size, 4096);
+	ck_assert_uint_eq(bp->hdr.loadflags & 0x02, 0); /* no KASLR_FLAG: it runs where linked */
+	ck_assert_uint_eq(bp->sentinel, 0);
+	ck_assert_uint_eq(bp->e820_entries, 3);
 	free(bp);
 	free(img);
 }
@@ -394,6 +559,9 @@ Suite *linux_suite(void)
 	tcase_add_test(tc, bzimage_rejected);
 	tcase_add_test(tc, placement);
 	tcase_add_test(tc, zero_page_and_e820);
+	tcase_add_test(tc, vmlinux_parsed);
+	tcase_add_test(tc, vmlinux_rejected);
+	tcase_add_test(tc, vmlinux_placement_and_zero_page);
 	tcase_add_test(tc, mp_table);
 	tcase_add_test(tc, acpi_tables);
 	tcase_add_test(tc, virtq_good_chain);
