@@ -131,7 +131,8 @@ unit-tsan: $(UNIT_TSAN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_TSAN)
 
 kvm-test: $(BUILD)/faultline $(GUEST_ELF)
-	tests/kvm/with-kvm tests/kvm/run
+	guest/linux/build
+	tests/kvm/with-kvm --with build/linux/vmlinux tests/kvm/run
 
 # faultline's dedup against the host's KSM on the same memory (root; docs/benchmarks.md).
 bench-dedup: $(BENCH_DEDUP)
