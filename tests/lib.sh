@@ -7,6 +7,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/faultline-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 pass=0
 fail=0
+retried=0
 
 # Run a command, keeping stdout, stderr and the exit status. Each command
 # has FAULTLINE_TEST_TIMEOUT seconds (180 unless set): one that hangs gets
@@ -52,10 +53,21 @@ run_suite() {
 	for t in "$@"; do
 		# FAULTLINE_TESTS=PATTERN (a shell pattern) runs only the tests it matches.
 		case "$t" in ${FAULTLINE_TESTS:-*}) ;; *) continue ;; esac
-		: >"$T/why"
-		: >"$T/out"
-		: >"$T/err"
-		"$t"
+		tries=0
+		while :; do
+			: >"$T/why"
+			: >"$T/out"
+			: >"$T/err"
+			"$t"
+			# A suite's environment_failed() may name a failure of the machine
+			# the test ran on rather than of faultline: the test runs again,
+			# at most twice more, and the log says why.
+			[ -s "$T/why" ] && [ $tries -lt 2 ] && command -v environment_failed >/dev/null &&
+				why=$(environment_failed "$t") || break
+			tries=$((tries + 1))
+			retried=$((retried + 1))
+			echo "RETRY $suite/$t: $why"
+		done
 		if [ -s "$T/why" ]; then
 			fail=$((fail + 1))
 			echo "FAIL $suite/$t"
@@ -69,6 +81,7 @@ run_suite() {
 			echo "PASS $suite/$t"
 		fi
 	done
+	[ "$retried" -eq 0 ] || echo "$suite: $retried reruns (RETRY lines above)"
 	echo "$suite: $pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
 }
