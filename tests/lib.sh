@@ -81,7 +81,7 @@ run_suite() {
 			echo "PASS $suite/$t"
 		fi
 	done
-	[ "$retried" -eq 0 ] || echo "$suite: $retried reruns (RETRY lines above)"
+	[ "$retried" -eq 0 ] || echo "$suite: reruns: $retried (RETRY lines above)"
 	echo "$suite: $pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
 }
