@@ -1,5 +1,4 @@
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,17 +48,7 @@ struct virtq_desc {
 	uint16_t next;
 };
 
-static int virtq__fail(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int virtq__fail(char *why, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, VIRTIO_WHY_LEN, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+#define virtq__fail(why, ...) log__why(why, VIRTIO_WHY_LEN, -EINVAL, __VA_ARGS__)
 
 static void *virtq__map(const struct guest_access *ga, uint64_t gpa, uint64_t len)
 {

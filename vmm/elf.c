@@ -2,24 +2,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vmm/elf.h"
+#include "vmm/log.h"
 
-static int elf__reject(char why[ELF_WHY_LEN], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int elf__reject(char why[ELF_WHY_LEN], const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, ELF_WHY_LEN, fmt, ap);
-	va_end(ap);
-	return -ENOEXEC;
-}
+#define elf__reject(why, ...) log__why(why, ELF_WHY_LEN, -ENOEXEC, __VA_ARGS__)
 
 static int elf__check_header(const Elf64_Ehdr *eh, size_t len, char why[ELF_WHY_LEN])
 {

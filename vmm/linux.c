@@ -1,10 +1,10 @@
 #include <elf.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vmm/linux.h"
+#include "vmm/log.h"
 
 /* Offsets and values of the x86 boot protocol (Documentation/arch/x86/boot.rst). */
 #define HDR_OFFSET 0x1f1
@@ -21,17 +21,7 @@
 #define PAGE_MASK_4K	     0xfffULL
 #define SZ_1M		     (1ULL << 20)
 
-static int linux__fail(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int linux__fail(char *why, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, LINUX_WHY_LEN, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+#define linux__fail(why, ...) log__why(why, LINUX_WHY_LEN, -EINVAL, __VA_ARGS__)
 
 bool linux__is_bzimage(const void *buf, size_t len)
 {

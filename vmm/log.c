@@ -15,6 +15,16 @@ void log__capture(char *buf, size_t len)
 		buf[0] = '\0';
 }
 
+int log__why(char *why, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
 void pr_err(const char *fmt, ...)
 {
 	char line[1024];

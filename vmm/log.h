@@ -18,4 +18,12 @@ void pr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void log__capture(char *buf, size_t len);
 
+/*
+ * For checks of untrusted input that say what is wrong rather than print
+ * it (elf__parse(), linux__parse(), virtqueue chains): format the reason
+ * into @why (@len bytes) and return @err.
+ */
+int log__why(char *why, size_t len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 #endif
