@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -447,11 +448,21 @@ static void *console__thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The thread starts while the VM is being set up, before vm__run() blocks
+ * the stop signals: it is created with every signal blocked, or a SIGTERM
+ * for the process could be taken by it and kill faultline without its stop
+ * message, its stats or the socket file's removal.
+ */
 int virtio_console__start(struct virtio_console *c)
 {
 	int err = inject__check("pthread_create.channel");
+	sigset_t all, old;
 
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	err = err ?: pthread_create(&c->thread, NULL, console__thread, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		pr_err("cannot start the channel thread: %s (file: %s)", strerror(err), c->path);
 		return -err;

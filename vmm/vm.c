@@ -216,10 +216,29 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 	return 0;
 }
 
+/*
+ * Block the stop signals and the kick signal in this thread; threads
+ * created later inherit the mask (vCPU threads unblock the kick). Done
+ * first in vm__init(): a SIGTERM while the VM is set up stays pending until
+ * vm__run() reads it, instead of killing faultline without its stop
+ * message, its stats or its cleanup.
+ */
+static void vm__block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
 int vm__init(struct vm *vm, const struct run_config *cfg)
 {
+	sigset_t blocked;
 	int ret;
 
+	vm__block_signals(&blocked);
 	memset(vm, 0, sizeof(*vm));
 	vm->stop_fd = -1;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
@@ -396,22 +415,13 @@ void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/*
- * Block the stop signals and the kick signal in this thread (threads
- * created later inherit the mask; vCPU threads unblock the kick) and
- * return a signalfd for the stop signals.
- */
+/* A signalfd for the stop signals, which vm__block_signals() blocked. */
 static int vm__signalfd(void)
 {
 	sigset_t set;
 	int fd;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, VCPU_KICK_SIGNAL);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	vm__block_signals(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	fd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (fd < 0)
