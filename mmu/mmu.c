@@ -55,7 +55,7 @@ static bool budget_charge(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t
 	if (inject__check_scoped("budget.charge", inject_scope(ctx)))
 		return false;
 	do {
-		if (cur + n > mmu->limit_pages)
+		if (cur + n > __atomic_load_n(&mmu->limit_pages, __ATOMIC_RELAXED))
 			return false;
 	} while (!__atomic_compare_exchange_n(&mmu->resident_pages, &cur, cur + n, 0,
 					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
@@ -65,6 +65,11 @@ static bool budget_charge(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t
 static void budget_uncharge(struct mmu *mmu, uint64_t n)
 {
 	__atomic_sub_fetch(&mmu->resident_pages, n, __ATOMIC_ACQ_REL);
+}
+
+static uint64_t mmu__limit(const struct mmu *mmu)
+{
+	return __atomic_load_n(&mmu->limit_pages, __ATOMIC_RELAXED);
 }
 
 /*
@@ -444,13 +449,13 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 			snprintf(why, sizeof(why),
 				 "copy-on-write break of a shared page: budget of %llu pages "
 				 "exhausted",
-				 (unsigned long long)mmu->limit_pages);
+				 (unsigned long long)mmu__limit(mmu));
 		else if (ctx->err)
 			snprintf(why, sizeof(why), "the host could not allocate the page: %s",
 				 strerror(ctx->err));
 		else
 			snprintf(why, sizeof(why), "budget of %llu pages exhausted%s",
-				 (unsigned long long)mmu->limit_pages,
+				 (unsigned long long)mmu__limit(mmu),
 				 mmu->wp ? " and no clean page left to reclaim" : "");
 	} else if (r & FAULT_HWPOISON) {
 		MMU_STAT_INC(&mmu->stats, result_hwpoison);
@@ -474,7 +479,8 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 		mmu->ops.fault_failed(mmu->ops.owner, ctx, r, why);
 }
 
-fault_t mmu__handle_fault(struct fault_ctx *ctx)
+/* The attempts of one fault, RETRY and FALLBACK within the bounds. */
+static fault_t mmu__fault_attempts(struct fault_ctx *ctx)
 {
 	struct mmu *mmu = ctx->mmu;
 	uint64_t start = mmu__now_ns(), elapsed = 0;
@@ -503,6 +509,44 @@ fault_t mmu__handle_fault(struct fault_ctx *ctx)
 	mmu_stats__record(&mmu->stats, ctx->vcpu, elapsed);
 	mmu__report(ctx, r, elapsed);
 	return r;
+}
+
+fault_t mmu__handle_fault(struct fault_ctx *ctx)
+{
+	struct mmu *mmu = ctx->mmu;
+	fault_t r;
+
+	for (;;) {
+		ctx->refault = false;
+		r = mmu__fault_attempts(ctx);
+		if ((r & FAULT_DONE) || !ctx->refault || mmu__stopping(mmu))
+			return r;
+		/* The owner made room (--on-oom pause, resumed): a fault of its own. */
+		MMU_STAT_INC(&mmu->stats, refaults);
+		ctx->attempt = 0;
+		ctx->flags &= ~(FAULT_FLAG_TRIED | FAULT_FLAG_NO_AROUND | FAULT_FLAG_COW);
+	}
+}
+
+int mmu__set_limit(struct mmu *mmu, uint64_t pages)
+{
+	uint64_t resident;
+
+	if (mmu->cfg.handler != MMU_HANDLER_FAULTLINE)
+		return -EOPNOTSUPP;
+	if (pages == 0 || pages > mmu->nr_pages)
+		return -ERANGE;
+	resident = __atomic_load_n(&mmu->resident_pages, __ATOMIC_ACQUIRE);
+	if (pages < resident)
+		mmu__reclaim(mmu, resident - pages);
+	/*
+	 * A charge racing with this store may still land under the old limit;
+	 * the budget holds again from the next charge.
+	 */
+	if (pages < __atomic_load_n(&mmu->resident_pages, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	__atomic_store_n(&mmu->limit_pages, pages, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /*
@@ -647,7 +691,7 @@ static uint64_t mmu__kernel_resident(const struct mmu *mmu)
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages)
 {
 	pages->ram = mmu->nr_pages;
-	pages->budget = mmu->limit_pages;
+	pages->budget = mmu__limit(mmu);
 	pages->resident = __atomic_load_n(&mmu->resident_pages, __ATOMIC_ACQUIRE);
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
 		pages->resident = mmu__kernel_resident(mmu);

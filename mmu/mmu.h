@@ -72,8 +72,12 @@ struct mmu_ops {
 	 * A guest fault ended without the page (OOM, SIGBUS, HWPOISON, retries
 	 * exhausted); @why says what happened. The owner applies its policy:
 	 * it stops the VM, or it deals with the fault (poisons the page,
-	 * injects a machine check) and sets ctx->resume. Called on the thread
-	 * that handled the fault, never for FAULT_SRC_MONITOR.
+	 * injects a machine check) and sets ctx->resume, or it makes room
+	 * (pauses the VM until its budget is raised) and sets ctx->refault:
+	 * the fault is then served again from the start, counted as a fault
+	 * of its own (stats: refaults). Called on the thread that handled the
+	 * fault, holding none of the engine's locks, never for
+	 * FAULT_SRC_MONITOR; it may block, and the VM's stop must end that.
 	 */
 	void (*fault_failed)(void *owner, struct fault_ctx *ctx, fault_t result, const char *why);
 	/* The vCPU index of thread @tid, or -1. Any thread. */
@@ -92,7 +96,7 @@ struct mmu {
 	int backing_fd;
 	uint64_t backing_size;
 	uint64_t nr_pages;
-	uint64_t limit_pages;
+	uint64_t limit_pages;	 /* the budget; atomic (mmu__set_limit) */
 	uint64_t resident_pages; /* atomic */
 	/* Bitmaps by host page index, updated atomically. */
 	unsigned long *resident;      /* installed and charged */
@@ -191,6 +195,14 @@ void mmu__uncharge(struct mmu *mmu, uint64_t n);
 
 /* As mmu__charge(), with mmu->reclaim_lock held (dedup). */
 int mmu__charge_locked(struct mmu *mmu, uint64_t n) __attribute__((warn_unused_result));
+
+/*
+ * Set the budget to @pages (the control API's mem-limit). Lowering it first
+ * reclaims clean pages down to @pages. Returns 0; -ERANGE when @pages is 0
+ * or more than guest RAM; -EBUSY when more than @pages stay resident;
+ * -EOPNOTSUPP for the baselines, which keep no budget. Any thread.
+ */
+int mmu__set_limit(struct mmu *mmu, uint64_t pages) __attribute__((warn_unused_result));
 
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);

@@ -29,6 +29,7 @@
 	X(result_hwpoison, "faults on poisoned pages")                                             \
 	X(result_retry_exhausted, "faults still asking to retry at the bound")                     \
 	X(retries, "attempts repeated after RETRY")                                                \
+	X(refaults, "failed faults served again once the VM's owner made room (--on-oom pause)")   \
 	X(fallbacks, "fault-around windows that fell back to one page")                            \
 	X(uffdio_copy, "UFFDIO_COPY calls")                                                        \
 	X(uffdio_zeropage, "UFFDIO_ZEROPAGE calls")                                                \

@@ -42,7 +42,13 @@ static struct failed_rec {
 	int err;
 	char why[256];
 	bool poison; /* poison the page, as --on-oom mce does */
+	/* --on-oom pause: the owner refaults this many times, raising the budget to raise_to */
+	int refaults;
+	uint64_t raise_to;
+	bool hold; /* wait until released (the VM paused until the operator resumes it) */
 } failed, failed_copy;
+
+static pthread_cond_t failed_cond = PTHREAD_COND_INITIALIZER;
 
 static const struct failed_rec *failed_snapshot(void)
 {
@@ -69,6 +75,15 @@ static void on_fault_failed(void *owner, struct fault_ctx *ctx, fault_t result, 
 	snprintf(failed.why, sizeof(failed.why), "%s", why);
 	if (failed.poison && (result & FAULT_OOM))
 		ck_assert_int_eq(mmu__poison(&mmu, ctx->gpa), 0);
+	pthread_cond_broadcast(&failed_cond);
+	while (failed.hold)
+		pthread_cond_wait(&failed_cond, &failed_lock);
+	if (failed.refaults > 0 && (result & FAULT_OOM)) {
+		failed.refaults--;
+		if (failed.raise_to)
+			ck_assert_int_eq(mmu__set_limit(&mmu, failed.raise_to), 0);
+		ctx->refault = true;
+	}
 	pthread_mutex_unlock(&failed_lock);
 }
 
@@ -597,6 +612,141 @@ START_TEST(window_over_budget_falls_back)
 }
 END_TEST
 
+/* ---- making room: refault and a budget set while running (--on-oom pause) ------------------ */
+
+START_TEST(refault_after_the_budget_grows)
+{
+	struct fault_ctx ctx;
+	unsigned i;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE});
+	for (i = 0; i < 4; i++)
+		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
+				  FAULT_DONE);
+	failed.refaults = 1;
+	failed.raise_to = 8;
+	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, &ctx), FAULT_DONE);
+	ck_assert(!ctx.refault);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_uint_eq(F.result, FAULT_OOM);
+	ck_assert_str_eq(F.why, "budget of 4 pages exhausted");
+	/* The refault is a fault of its own: every fault has exactly one result. */
+	ck_assert_uint_eq(STAT(refaults), 1);
+	ck_assert_uint_eq(STAT(faults), 6);
+	ck_assert_uint_eq(STAT(result_oom), 1);
+	ck_assert_uint_eq(STAT(result_done), 5);
+	ck_assert_uint_eq(resident(), 5);
+	mmu_teardown();
+}
+END_TEST
+
+/* An owner that makes no room gets the same OOM back each time, and ends it. */
+START_TEST(refault_without_room_fails_again)
+{
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 1 * PAGE});
+	ck_assert_uint_eq(fault_at(0, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	failed.refaults = 3;
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	ck_assert_int_eq(F.calls, 4);
+	ck_assert_uint_eq(STAT(refaults), 3);
+	ck_assert_uint_eq(STAT(result_oom), 4);
+	ck_assert_uint_eq(resident(), 1);
+	mmu_teardown();
+}
+END_TEST
+
+/* A stopping MMU serves no refault: the VM's stop ends the pause's fault. */
+START_TEST(refault_ends_when_stopping)
+{
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 1 * PAGE});
+	ck_assert_uint_eq(fault_at(0, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	failed.refaults = 1;
+	failed.raise_to = 2;
+	__atomic_store_n(&mmu.stopping, true, __ATOMIC_RELEASE);
+	ck_assert_uint_eq(fault_at(PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	/* Stopping: the owner was not even asked. */
+	ck_assert_int_eq(F.calls, 0);
+	ck_assert_uint_eq(STAT(refaults), 0);
+	mmu_teardown();
+}
+END_TEST
+
+/*
+ * The shape of --on-oom pause: a guest thread blocks on a page over budget,
+ * the handler thread's owner holds the fault until the budget is raised
+ * from another thread, then refaults; the guest thread goes on with every
+ * page intact.
+ */
+START_TEST(held_fault_goes_on_once_the_budget_grows)
+{
+	struct toucher t = {.first = 0, .count = 8, .write = true, .value = 0x5a5a};
+	struct toucher check = {.first = 0, .count = 8, .value = 0x5a5a};
+	int i;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE, .handlers = 1});
+	pthread_mutex_lock(&failed_lock);
+	failed.hold = true;
+	failed.refaults = 1;
+	pthread_mutex_unlock(&failed_lock);
+	touch_start(&t);
+	pthread_mutex_lock(&failed_lock);
+	while (!failed.calls)
+		pthread_cond_wait(&failed_cond, &failed_lock);
+	pthread_mutex_unlock(&failed_lock);
+	for (i = 0; i < 20; i++) /* the toucher stays blocked */
+		usleep(1000);
+	ck_assert_uint_eq(resident(), 4);
+	ck_assert_int_eq(mmu__set_limit(&mmu, 8), 0);
+	pthread_mutex_lock(&failed_lock);
+	failed.hold = false;
+	pthread_cond_broadcast(&failed_cond);
+	pthread_mutex_unlock(&failed_lock);
+	pthread_join(t.thread, NULL);
+	settle();
+	ck_assert_int_eq(t.sigbus_code, 0);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_uint_eq(STAT(refaults), 1);
+	ck_assert_uint_eq(resident(), 8);
+	touch(&check);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(set_limit_bounds)
+{
+	uint8_t *data;
+	const char *path;
+	unsigned i;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 8 * PAGE});
+	for (i = 0; i < 4; i++)
+		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
+				  FAULT_DONE);
+	ck_assert_int_eq(mmu__set_limit(&mmu, 0), -ERANGE);
+	ck_assert_int_eq(mmu__set_limit(&mmu, 257), -ERANGE); /* 1 MiB is 256 pages */
+	/* Below what is resident, with nothing clean to drop. */
+	ck_assert_int_eq(mmu__set_limit(&mmu, 3), -EBUSY);
+	ck_assert_int_eq(mmu__set_limit(&mmu, 4), 0);
+	ck_assert_uint_eq(fault_at(5 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_OOM);
+	ck_assert_str_eq(F.why, "budget of 4 pages exhausted");
+	ck_assert_int_eq(mmu__set_limit(&mmu, 256), 0);
+	ck_assert_uint_eq(fault_at(5 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	mmu_teardown();
+
+	/* Clean file pages are dropped to meet a lower budget. */
+	path = make_file(16 * PAGE, &data);
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path});
+	ck_assert(mmu.wp);
+	for (i = 0; i < 16; i++)
+		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(resident(), 16);
+	ck_assert_int_eq(mmu__set_limit(&mmu, 6), 0);
+	ck_assert_uint_le(resident(), 6);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
 /* ---- injected failures ---------------------------------------------------------------- */
 
 static void expect_injected(const char *spec, const char *file, fault_t want, const char *why)
@@ -988,6 +1138,7 @@ START_TEST(kernel_handler_has_no_userfaultfd)
 	ck_assert_int_eq(mmu__access(&mmu, 0, PAGE, &p), 0);
 	ck_assert_ptr_eq(p, mmu.ram.host);
 	ck_assert_int_eq(mmu__poison(&mmu, 0), -EOPNOTSUPP);
+	ck_assert_int_eq(mmu__set_limit(&mmu, 128), -EOPNOTSUPP); /* no budget to set */
 	/* a fault that reaches the engine (an MMIO exit in RAM) is populated */
 	ck_assert_uint_eq(fault_at(200 * PAGE, FAULT_WRITE, FAULT_SRC_MMIO_EXIT, NULL), FAULT_DONE);
 	ck_assert_uint_eq(resident(), 65);
@@ -1074,6 +1225,15 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, write_fault_installs_dirty);
 	tcase_add_test(tc, monitor_access_pins);
 	tcase_add_test(tc, no_reclaim_without_write_protect);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("refault");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, refault_after_the_budget_grows);
+	tcase_add_test(tc, refault_without_room_fails_again);
+	tcase_add_test(tc, refault_ends_when_stopping);
+	tcase_add_test(tc, held_fault_goes_on_once_the_budget_grows);
+	tcase_add_test(tc, set_limit_bounds);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("failures");
