@@ -6,14 +6,13 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "devices/virtio_console.h"
 #include "mmu/inject.h"
 #include "vmm/log.h"
+#include "vmm/usock.h"
 
 #define VIRTIO_ID_CONSOLE	   3
 #define VIRTIO_CONSOLE_F_MULTIPORT 1
@@ -34,70 +33,27 @@ enum {
 
 /* ---- the socket --------------------------------------------------------------------- */
 
-/*
- * The socket file at @addr is one nobody accepts on (left by a faultline
- * that was killed): remove it. Returns 0, or -1 with errno EADDRINUSE.
- */
-static int console__remove_stale(const struct sockaddr_un *addr)
-{
-	struct stat st;
-	int fd, ret, err;
-
-	if (lstat(addr->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		goto in_use;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto in_use;
-	ret = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-	err = errno;
-	close(fd);
-	if (ret < 0 && err == ECONNREFUSED && unlink(addr->sun_path) == 0)
-		return 0;
-in_use:
-	errno = EADDRINUSE;
-	return -1;
-}
-
 int virtio_console__open(struct virtio_console *c, const char *path)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	const char *why;
 	int fd, err;
 
 	memset(c, 0, sizeof(*c));
 	c->path = path;
 	c->listen_fd = c->peer_fd = c->kick_fd = c->stop_fd = -1;
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		pr_err("cannot listen on the channel socket: the path is longer than %zu bytes "
-		       "(file: %s)",
-		       sizeof(addr.sun_path) - 1, path);
-		return -ENAMETOOLONG;
-	}
-	memcpy(addr.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	fd = usock__listen(path, "channel socket", SOCK_NONBLOCK, 4);
 	if (fd < 0)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0 &&
-	    (errno != EADDRINUSE || console__remove_stale(&addr) < 0 ||
-	     bind(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0))
-		goto fail;
+		return fd;
 	c->listen_fd = fd;
-	if (listen(fd, 4) < 0)
-		goto fail;
 	c->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->stop_fd = c->kick_fd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->stop_fd < 0)
-		goto fail;
+	if (c->stop_fd < 0) {
+		err = errno;
+		pr_err("cannot set up the channel: eventfd failed: %s (file: %s)", strerror(err),
+		       path);
+		virtio_console__close(c);
+		return -err;
+	}
 	return 0;
-fail:
-	err = errno;
-	why = err == EADDRINUSE ? "the file exists and is not a socket left without a listener"
-				: strerror(err);
-	pr_err("cannot listen on the channel socket: %s (file: %s)", why, path);
-	if (fd >= 0 && c->listen_fd < 0)
-		close(fd);
-	virtio_console__close(c);
-	return -err;
 }
 
 void virtio_console__close(struct virtio_console *c)

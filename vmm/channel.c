@@ -2,13 +2,12 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "vmm/channel.h"
 #include "vmm/log.h"
 #include "vmm/status.h"
+#include "vmm/usock.h"
 
 static void channel__usage(FILE *out)
 {
@@ -45,7 +44,6 @@ static int write_all(int fd, const char *p, size_t len)
 
 int channel__main(int argc, char **argv)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	struct pollfd fds[2];
 	const char *path;
 	char buf[16384];
@@ -60,19 +58,9 @@ int channel__main(int argc, char **argv)
 		return FL_EXIT_USAGE;
 	}
 	path = argv[1];
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		pr_err("cannot connect to the channel socket: the path is longer than %zu bytes "
-		       "(file: %s)",
-		       sizeof(addr.sun_path) - 1, path);
-		return FL_EXIT_USAGE;
-	}
-	memcpy(addr.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		pr_err("cannot connect to the channel socket: %s (file: %s)", strerror(errno),
-		       path);
-		return FL_EXIT_NOINPUT;
-	}
+	fd = usock__connect(path, "channel socket");
+	if (fd < 0)
+		return fd == -ENAMETOOLONG ? FL_EXIT_USAGE : FL_EXIT_NOINPUT;
 	fds[0] = (struct pollfd){.fd = fd, .events = POLLIN};
 	fds[1] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
 	for (;;) {
