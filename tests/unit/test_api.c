@@ -1,0 +1,205 @@
+/*
+ * The control socket's protocol (vmm/api.c) without a VM: a table of fake
+ * commands, requests as lines and over a real Unix socket, and every way a
+ * request is refused: not JSON, no command, an unknown command, a command
+ * that refuses, a line too long, a client that sends nothing. The VM's own
+ * commands on real KVM: tests/kvm/run (t_api_*, t_oom_pause_*).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "mmu/inject.h"
+#include "tests/unit/unit.h"
+#include "vmm/api.h"
+#include "vmm/log.h"
+
+static char log_buf[1024];
+static int echoes;
+static char the_ctx[] = "the-ctx";
+
+/* echo: puts its "value" back into the reply. */
+static int fake_echo(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	json_t *v = json_object_get(request, "value");
+
+	(void)why;
+	echoes++;
+	json_object_set(reply, "value", v ? v : json_null());
+	json_object_set_new(reply, "ctx", json_string(ctx));
+	return 0;
+}
+
+static int fake_refuse(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	(void)ctx;
+	(void)request;
+	(void)reply;
+	snprintf(why, API_WHY_LEN, "not now");
+	return -1;
+}
+
+static const struct api_command fake_commands[] = {
+	{"echo", fake_echo},
+	{"refuse", fake_refuse},
+};
+
+static struct api api;
+static char sock_path[64];
+
+static void api_open(void)
+{
+	snprintf(sock_path, sizeof(sock_path), "/tmp/faultline-api-%d.sock", getpid());
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(api__open(&api, sock_path, fake_commands, 2, the_ctx), 0);
+	echoes = 0;
+}
+
+/* The reply to @line, checked against @want. */
+static void expect_reply(const char *line, const char *want)
+{
+	char *text = api__reply(&api, line, strlen(line));
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(text, want);
+	free(text);
+}
+
+START_TEST(replies)
+{
+	api_open();
+	expect_reply("{\"command\":\"echo\",\"value\":[1,2]}",
+		     "{\"ok\":true,\"value\":[1,2],\"ctx\":\"the-ctx\"}");
+	expect_reply("{\"command\":\"refuse\"}", "{\"ok\":false,\"error\":\"refuse: not now\"}");
+	expect_reply("{\"command\":\"frob\"}",
+		     "{\"ok\":false,\"error\":\"unknown command: frob (commands: echo, refuse)\"}");
+	expect_reply("[\"echo\"]", "{\"ok\":false,\"error\":\"the request is not a JSON object "
+				   "with a \\\"command\\\" string\"}");
+	expect_reply("{\"command\":7}", "{\"ok\":false,\"error\":\"the request is not a JSON "
+					"object with a \\\"command\\\" string\"}");
+	expect_reply("status", "{\"ok\":false,\"error\":\"the request is not JSON: '[' or '{' "
+			       "expected near 'status' (at byte 6)\"}");
+	expect_reply("{\"command\":\"echo\",\"command\":\"echo\"}",
+		     "{\"ok\":false,\"error\":\"the request is not JSON: duplicate object key near "
+		     "'\\\"command\\\"' (at byte 27)\"}");
+	ck_assert_int_eq(echoes, 1);
+	ck_assert_uint_eq(api.requests, 7);
+	ck_assert_uint_eq(api.refused, 6);
+	api__close(&api);
+	ck_assert_int_eq(access(sock_path, F_OK), -1); /* the socket file is gone */
+	ck_assert_str_eq(log_buf, "");
+}
+END_TEST
+
+/* Send @req (as is) on a new connection; the reply line, or "" when none came. */
+static void exchange(const char *req, bool shut, char *out, size_t len)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	size_t used = 0;
+	ssize_t n;
+	int fd;
+
+	memcpy(addr.sun_path, sock_path, strlen(sock_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (const struct sockaddr *)&addr, sizeof(addr)), 0);
+	if (req[0])
+		ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	if (shut)
+		shutdown(fd, SHUT_WR);
+	while ((n = read(fd, out + used, len - 1 - used)) > 0)
+		used += (size_t)n;
+	out[used] = '\0';
+	close(fd);
+}
+
+START_TEST(over_the_socket)
+{
+	char reply[8192], *big;
+
+	api_open();
+	ck_assert_int_eq(api__start(&api), 0);
+	/* A line ends at its newline; what follows it is not read. */
+	exchange("{\"command\":\"echo\",\"value\":\"x\"}\n{\"command\":\"refuse\"}\n", false, reply,
+		 sizeof(reply));
+	ck_assert_str_eq(reply, "{\"ok\":true,\"value\":\"x\",\"ctx\":\"the-ctx\"}\n");
+	/* Without a newline, the end of the stream ends the request. */
+	exchange("{\"command\":\"echo\"}", true, reply, sizeof(reply));
+	ck_assert_str_eq(reply, "{\"ok\":true,\"value\":null,\"ctx\":\"the-ctx\"}\n");
+	big = malloc(API_REQUEST_MAX + 100);
+	ck_assert_ptr_nonnull(big);
+	memset(big, ' ', API_REQUEST_MAX + 99);
+	big[API_REQUEST_MAX + 99] = '\0';
+	exchange(big, true, reply, sizeof(reply));
+	free(big);
+	ck_assert_str_eq(reply, "{\"ok\":false,\"error\":\"the request is longer than 4096 "
+				"bytes\"}\n");
+	/* A client that sends nothing is answered after API_REQUEST_MS and let go. */
+	exchange("", false, reply, sizeof(reply));
+	ck_assert_str_eq(reply, "{\"ok\":false,\"error\":\"no whole request line within 2000 "
+				"ms\"}\n");
+	exchange("", true, reply, sizeof(reply));
+	ck_assert_str_eq(reply, "{\"ok\":false,\"error\":\"the request is not JSON: '[' or '{' "
+				"expected near end of file (at byte 0)\"}\n");
+	ck_assert_uint_eq(api.requests, 5);
+	ck_assert_uint_eq(api.refused, 3);
+	api__close(&api);
+	ck_assert_int_eq(access(sock_path, F_OK), -1);
+	ck_assert_str_eq(log_buf, "");
+}
+END_TEST
+
+START_TEST(socket_errors)
+{
+	char path[200];
+	FILE *f;
+
+	snprintf(sock_path, sizeof(sock_path), "/tmp/faultline-api-%d.file", getpid());
+	f = fopen(sock_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(api__open(&api, sock_path, fake_commands, 2, NULL), -EADDRINUSE);
+	snprintf(path, sizeof(path),
+		 "faultline: cannot listen on the control socket: the file exists and is not a "
+		 "socket left without a listener (file: %s)\n",
+		 sock_path);
+	ck_assert_log(log_buf, path);
+	ck_assert_int_eq(access(sock_path, F_OK), 0); /* not ours: left alone */
+	unlink(sock_path);
+	api__close(&api);
+
+	/* A thread that cannot start is reported, and the socket still closes. */
+	api_open();
+	ck_assert_int_eq(inject__init("pthread_create.api:EAGAIN"), 0);
+	ck_assert_int_eq(api__start(&api), -EAGAIN);
+	ck_assert_int_eq(inject__init(NULL), 0);
+	snprintf(path, sizeof(path),
+		 "faultline: cannot start the control socket's thread: Resource temporarily "
+		 "unavailable (file: %s)\n",
+		 sock_path);
+	ck_assert_log(log_buf, path);
+	api__close(&api);
+	ck_assert_int_eq(access(sock_path, F_OK), -1);
+	log__capture(NULL, 0);
+}
+END_TEST
+
+Suite *api_suite(void)
+{
+	Suite *s = suite_create("api");
+	TCase *tc = tcase_create("protocol");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, replies);
+	tcase_add_test(tc, over_the_socket);
+	tcase_add_test(tc, socket_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
