@@ -458,6 +458,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
 		case 'n': cfg->channel = optarg; break;
+		case 'A': cfg->api = optarg; break;
 		case 'd':
 			if (!disks_from_cli)
 				cfg->nr_disks = 0; /* --disk replaces the config's disks */
@@ -503,9 +504,9 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		       "--help'");
 		return -EINVAL;
 	}
-	if (cfg->on_oom == CLI_OOM_PAUSE) {
-		pr_err("invalid option value: pause needs the control API, which faultline does "
-		       "not have yet (--on-oom: pause)");
+	if (cfg->on_oom == CLI_OOM_PAUSE && !cfg->api) {
+		pr_err("invalid option value: pause needs --api SOCKET, the control socket through "
+		       "which the VM is resumed (--on-oom: pause)");
 		return -EINVAL;
 	}
 	if (cfg->mem_limit > cfg->mem)
@@ -554,6 +555,10 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 		*cmd = CLI_CHANNEL;
 		return 0;
 	}
+	if (!strcmp(argv[1], "ctl")) {
+		*cmd = CLI_CTL;
+		return 0;
+	}
 	if (!strcmp(argv[1], "run")) {
 		*cmd = CLI_RUN;
 		return parse_run(argc - 1, argv + 1, cmd, cfg);
@@ -568,6 +573,7 @@ void cli__usage(FILE *out)
 		     "       faultline run --config FILE [OPTIONS]\n"
 		     "       faultline bench [OPTIONS]   (faultline bench --help)\n"
 		     "       faultline channel SOCKET    (faultline channel --help)\n"
+		     "       faultline ctl SOCKET COMMAND (faultline ctl --help)\n"
 		     "       faultline version\n"
 		     "       faultline help\n"
 		     "\n"

@@ -46,6 +46,9 @@
 	  "a host<->guest byte channel for a Linux guest: faultline listens on the Unix socket "   \
 	  "SOCKET, the guest sees the virtio-console port /dev/virtio-ports/faultline.channel; "   \
 	  "talk to it with 'faultline channel SOCKET'")                                            \
+	X("api", 'A', 1, "SOCKET",                                                                 \
+	  "the control socket: faultline listens on the Unix socket SOCKET for 'faultline ctl "    \
+	  "SOCKET COMMAND' (status, pause, resume, mem-limit, stats, stop)")                       \
 	X("mem", 'm', 1, "SIZE",                                                                   \
 	  "guest RAM, e.g. 256M or 2G (default 128M; 4M..63G, a multiple of 2M)")                  \
 	X("vcpus", 'c', 1, "N", "number of vCPUs (default 1, at most 64)")                         \
@@ -57,7 +60,8 @@
 	X("mem-limit", 'l', 1, "SIZE", "resident guest memory at most (default: --mem)")           \
 	X("on-oom", 'o', 1, "kill|mce|pause",                                                      \
 	  "when the limit is reached and nothing can be reclaimed: kill stops the VM (default), "  \
-	  "mce injects a machine check for the page, pause is not available yet")                  \
+	  "mce injects a machine check for the page, pause pauses the VM until 'faultline ctl "    \
+	  "SOCKET resume' (needs --api)")                                                          \
 	X("backing", 'b', 1, "zero|file:PATH",                                                     \
 	  "where first-touched pages come from (default zero); clean file pages are reclaimable")  \
 	X("fault-around", 'f', 1, "N",                                                             \
@@ -106,6 +110,7 @@ enum cli_command {
 	CLI_HELP,
 	CLI_BENCH,   /* the options after "bench" are bench__parse()'s */
 	CLI_CHANNEL, /* the arguments after "channel" are channel__main()'s */
+	CLI_CTL,     /* the arguments after "ctl" are ctl__main()'s */
 };
 
 struct guest_arg {
@@ -126,6 +131,7 @@ struct run_config {
 	unsigned nr_disks;
 	struct cli_disk disks[CLI_MAX_DISKS];
 	const char *channel; /* the channel's Unix socket; NULL: none */
+	const char *api;     /* the control socket (--api); NULL: none */
 	bool boot_linux;     /* set by main(): the kernel is a bzImage */
 	uint64_t start_ns;   /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
 	uint64_t mem;

@@ -115,9 +115,11 @@ static int config__native(const char *path, json_t *root, struct run_config *cfg
 			ret = config__disks(path, v, cfg);
 		else if (!strcmp(key, "channel"))
 			ret = config__string(path, key, v, &cfg->channel);
+		else if (!strcmp(key, "api"))
+			ret = config__string(path, key, v, &cfg->api);
 		else {
 			pr_err("invalid config: unknown key \"%s\"; faultline knows kernel, "
-			       "initrd, cmdline, mem, vcpus, disks and channel (file: %s)",
+			       "initrd, cmdline, mem, vcpus, disks, channel and api (file: %s)",
 			       key, path);
 			return -EINVAL;
 		}

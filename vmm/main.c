@@ -17,6 +17,7 @@
 #include "vmm/bench.h"
 #include "vmm/channel.h"
 #include "vmm/cli.h"
+#include "vmm/ctl.h"
 #include "vmm/elf.h"
 #include "vmm/linux.h"
 #include "vmm/log.h"
@@ -243,6 +244,7 @@ int main(int argc, char **argv)
 	case CLI_RUN: break;
 	case CLI_BENCH: return bench(argc - 1, argv + 1);
 	case CLI_CHANNEL: return channel__main(argc - 1, argv + 1);
+	case CLI_CTL: return ctl__main(argc - 1, argv + 1);
 	}
 	if (inject__init(getenv(INJECT_ENV))) {
 		pr_err("invalid test-only variable: expected SITE:ERRNO[:SKIP[:TIMES]],... (%s: "

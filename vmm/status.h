@@ -25,7 +25,8 @@
 	X(FL_EXIT_FAULT, 74,                                                                       \
 	  "a guest page fault could not be served: backing file error, retries exhausted, a "      \
 	  "device memory error the guest cannot be told of")                                       \
-	X(FL_EXIT_OOM, 75, "the guest ran out of memory and was not told by a machine check")
+	X(FL_EXIT_OOM, 75, "the guest ran out of memory and was not told by a machine check")      \
+	X(FL_EXIT_STOPPED, 76, "stopped through the control socket (faultline ctl SOCKET stop)")
 
 enum fl_exit_status {
 #define FL_EXIT_ENUM(name, value, text) name = value,

@@ -295,17 +295,6 @@ uint64_t vcpu__rip(struct vcpu *vcpu)
 	return regs.rip;
 }
 
-static bool vcpu__should_stop(struct vcpu *vcpu)
-{
-	struct vm *vm = vcpu->vm;
-	bool stop;
-
-	pthread_mutex_lock(&vm->lock);
-	stop = vm->stopping;
-	pthread_mutex_unlock(&vm->lock);
-	return stop;
-}
-
 static __thread struct vcpu *vcpu_current;
 
 /*
@@ -360,7 +349,7 @@ static void *vcpu__thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
-	while (!vcpu__should_stop(vcpu)) {
+	while (vm__vcpu_may_run(vcpu->vm)) {
 		int ret;
 
 		__atomic_store_n(&vcpu->in_run, true, __ATOMIC_RELAXED);

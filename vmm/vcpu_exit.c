@@ -218,10 +218,13 @@ static bool vcpu__handle_bar(struct vcpu *vcpu, struct bar *bar, uint64_t gpa, u
 	char why[256];
 	fault_t r;
 
-	r = bar__access(bar, &ctx, gpa - bar->gpa, data, len, is_write, why, sizeof(why));
-	if (r == FAULT_DONE)
-		return true;
-	vm__bar_failed(vcpu->vm, &ctx, r, why);
+	do {
+		ctx.refault = false;
+		r = bar__access(bar, &ctx, gpa - bar->gpa, data, len, is_write, why, sizeof(why));
+		if (r == FAULT_DONE)
+			return true;
+		vm__bar_failed(vcpu->vm, &ctx, r, why);
+	} while (ctx.refault); /* --on-oom pause: resumed with room */
 	if (!ctx.resume)
 		return false;
 	if (!is_write)

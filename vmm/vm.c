@@ -6,8 +6,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "vmm/api.h"
 #include "vmm/fdt.h"
 #include "vmm/log.h"
 #include "vmm/status.h"
@@ -118,6 +120,8 @@ static void vm__fault_failed(void *owner, struct fault_ctx *ctx, fault_t result,
 			 (unsigned long long)pages.budget, (unsigned long long)pages.resident);
 		if (vm->on_oom == CLI_OOM_MCE)
 			vm__oom_mce(vm, ctx, oom);
+		else if (vm->on_oom == CLI_OOM_PAUSE)
+			vm__oom_pause(vm, ctx, oom);
 		else
 			vm__stop(vm, FL_EXIT_OOM, "%s", oom);
 		return;
@@ -235,6 +239,7 @@ static void vm__block_signals(sigset_t *set)
 
 int vm__init(struct vm *vm, const struct run_config *cfg)
 {
+	pthread_condattr_t attr;
 	sigset_t blocked;
 	int ret;
 
@@ -245,7 +250,10 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	vm->mmu.memfd = vm->mmu.uffd = vm->mmu.backing_fd = vm->mmu.stop_fd = -1;
 	vm->nr_vcpus = cfg->vcpus;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_cond_init(&vm->stopped_cond, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->state_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	if (bus__init(&vm->pio_bus, "pio") || bus__init(&vm->mmio_bus, "mmio"))
 		return FL_EXIT_INTERNAL;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
@@ -279,7 +287,11 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		if (ret)
 			return ret;
 	}
-	return vm__init_bars(vm, cfg);
+	ret = vm__init_bars(vm, cfg);
+	if (ret || !cfg->api)
+		return ret;
+	ret = vm__open_api(vm, cfg->api);
+	return ret == -ENAMETOOLONG ? FL_EXIT_USAGE : ret ? FL_EXIT_INTERNAL : 0;
 }
 
 static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
@@ -371,10 +383,18 @@ int vm__create_vcpus(struct vm *vm, uint64_t entry)
 	return 0;
 }
 
+static void vm__kick_all(struct vm *vm)
+{
+	unsigned i;
+
+	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i].run)
+			vcpu__kick(&vm->vcpus[i]);
+}
+
 void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 {
 	uint64_t one = 1;
-	unsigned i;
 	va_list ap;
 
 	pthread_mutex_lock(&vm->lock);
@@ -389,14 +409,126 @@ void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 		vsnprintf(vm->stop_msg, sizeof(vm->stop_msg), fmt, ap);
 		va_end(ap);
 	}
-	pthread_cond_broadcast(&vm->stopped_cond);
+	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
-	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
-		if (vm->vcpus[i].run)
-			vcpu__kick(&vm->vcpus[i]);
+	vm__kick_all(vm);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the eventfd counter cannot overflow from one write */
 	}
+}
+
+const char *vm__pause_name(enum vm_pause pause)
+{
+	switch (pause) {
+	case VM_RUNNING: return "running";
+	case VM_PAUSED: return "paused";
+	case VM_PAUSED_OOM: return "paused-oom";
+	}
+	return "?";
+}
+
+enum vm_pause vm__pause(struct vm *vm)
+{
+	enum vm_pause was;
+
+	pthread_mutex_lock(&vm->lock);
+	was = vm->pause;
+	if (was == VM_RUNNING && !vm->stopping) {
+		vm->pause = VM_PAUSED;
+		vm->pauses++;
+		pthread_cond_broadcast(&vm->state_cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (was == VM_RUNNING)
+		vm__kick_all(vm);
+	return was;
+}
+
+enum vm_pause vm__resume(struct vm *vm)
+{
+	enum vm_pause was;
+
+	pthread_mutex_lock(&vm->lock);
+	was = vm->pause;
+	vm->pause = VM_RUNNING;
+	vm->pause_msg[0] = '\0';
+	pthread_cond_broadcast(&vm->state_cond);
+	pthread_mutex_unlock(&vm->lock);
+	return was;
+}
+
+unsigned vm__wait_parked(struct vm *vm, unsigned ms)
+{
+	uint64_t deadline = mmu__now_ns() + (uint64_t)ms * 1000000ULL;
+	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
+			      .tv_nsec = (long)(deadline % 1000000000ULL)};
+	unsigned parked;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->pause != VM_RUNNING && !vm->stopping &&
+	       vm->nr_parked + vm->nr_halted < vm->nr_vcpus)
+		if (pthread_cond_timedwait(&vm->state_cond, &vm->lock, &ts) == ETIMEDOUT)
+			break;
+	parked = vm->nr_parked;
+	pthread_mutex_unlock(&vm->lock);
+	return parked;
+}
+
+/* Wait, counted as parked, while the VM is paused. Caller holds vm->lock. */
+static void vm__park_locked(struct vm *vm)
+{
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->state_cond);
+	while (vm->pause != VM_RUNNING && !vm->stopping)
+		pthread_cond_wait(&vm->state_cond, &vm->lock);
+	vm->nr_parked--;
+}
+
+bool vm__vcpu_may_run(struct vm *vm)
+{
+	bool run;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause != VM_RUNNING && !vm->stopping)
+		vm__park_locked(vm);
+	run = !vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return run;
+}
+
+void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
+{
+	bool first;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->stopping) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	first = vm->pause != VM_PAUSED_OOM;
+	if (first) {
+		if (vm->pause == VM_RUNNING)
+			vm->pauses++;
+		vm->oom_pauses++;
+		vm->pause = VM_PAUSED_OOM;
+		snprintf(vm->pause_msg, sizeof(vm->pause_msg), "%s", oom);
+		pr_err("%s; the VM is paused (--on-oom pause): raise the budget with 'faultline "
+		       "ctl %s mem-limit SIZE', then 'faultline ctl %s resume'",
+		       oom, vm->api->path, vm->api->path);
+		pthread_cond_broadcast(&vm->state_cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (first)
+		vm__kick_all(vm);
+	pthread_mutex_lock(&vm->lock);
+	if (ctx->source == FAULT_SRC_UFFD) {
+		while (vm->pause != VM_RUNNING && !vm->stopping)
+			pthread_cond_wait(&vm->state_cond, &vm->lock);
+	} else {
+		vm__park_locked(vm); /* the faulting vCPU's own thread */
+	}
+	ctx->refault = !vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
 }
 
 void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id)
@@ -411,7 +543,7 @@ void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id)
 			 "all vCPUs halted and the guest did not exit (last: vCPU %u)", vcpu_id);
 	pthread_mutex_lock(&vm->lock);
 	while (!vm->stopping)
-		pthread_cond_wait(&vm->stopped_cond, &vm->lock);
+		pthread_cond_wait(&vm->state_cond, &vm->lock);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -476,6 +608,10 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the dedup threads");
 		goto out;
 	}
+	if (vm->api && api__start(vm->api)) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the control socket");
+		goto out;
+	}
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		int ret = vcpu__start(&vm->vcpus[i]);
 
@@ -487,6 +623,7 @@ int vm__run(struct vm *vm)
 	}
 	vm__wait(vm, sig_fd);
 out:
+	vm__close_api(vm); /* no request to a stopping VM */
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].thread_started)
 			pthread_join(vm->vcpus[i].thread, NULL);
@@ -505,6 +642,7 @@ void vm__exit(struct vm *vm)
 {
 	unsigned i;
 
+	vm__close_api(vm);
 	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
 		vcpu__exit(&vm->vcpus[i]);
 	free(vm->vcpus);
@@ -523,6 +661,6 @@ void vm__exit(struct vm *vm)
 	bus__exit(&vm->mmio_bus);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
-	pthread_cond_destroy(&vm->stopped_cond);
+	pthread_cond_destroy(&vm->state_cond);
 	pthread_mutex_destroy(&vm->lock);
 }

@@ -9,6 +9,7 @@
 #ifndef FAULTLINE_VM_H
 #define FAULTLINE_VM_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -56,6 +57,14 @@
 #define VM_BAR_SLOTS  4096
 
 struct vcpu;
+struct api;
+
+/* Whether the vCPUs run (vm__pause, vm__resume, --on-oom pause). */
+enum vm_pause {
+	VM_RUNNING,
+	VM_PAUSED,     /* by a request on the control socket */
+	VM_PAUSED_OOM, /* --on-oom pause: a fault waits for a larger budget */
+};
 
 struct vm {
 	struct kvm kvm;
@@ -87,13 +96,20 @@ struct vm {
 	struct vcpu *vcpus;
 	unsigned tsc_khz; /* the guest's TSC frequency (KVM_GET_TSC_KHZ), 0: unknown */
 
-	pthread_mutex_t lock;	     /* protects everything below */
-	pthread_cond_t stopped_cond; /* broadcast when stopping becomes true */
+	struct api *api; /* the control socket (--api); NULL: none */
+
+	pthread_mutex_t lock;	   /* protects everything below */
+	pthread_cond_t state_cond; /* broadcast when stopping, pause or nr_parked change */
 	bool stopping;
 	int status;
 	char stop_msg[VM_STOP_MSG_LEN];
 	unsigned nr_halted;
-	int stop_fd; /* eventfd, readable once stopping */
+	enum vm_pause pause;
+	char pause_msg[VM_STOP_MSG_LEN]; /* VM_PAUSED_OOM: the fault that waits */
+	unsigned nr_parked;		 /* vCPU threads waiting for the VM to run */
+	uint64_t pauses;		 /* times the VM paused, on request or out of memory */
+	uint64_t oom_pauses;		 /* of them, out of memory */
+	int stop_fd;			 /* eventfd, readable once stopping */
 };
 
 /*
@@ -119,6 +135,52 @@ int vm__run(struct vm *vm);
 /* Stop the VM; the first call wins. @fmt may be NULL (a clean guest exit). */
 void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * Pause the VM: every vCPU leaves KVM_RUN and waits in vm__vcpu_may_run()
+ * until vm__resume() or the stop. Returns the state before. Any thread.
+ */
+enum vm_pause vm__pause(struct vm *vm);
+
+/*
+ * Let the vCPUs run again; a fault waiting in --on-oom pause is served
+ * again, and pauses the VM again if the budget still has no room. Returns
+ * the state before. Any thread.
+ */
+enum vm_pause vm__resume(struct vm *vm);
+
+/* "running", "paused" or "paused-oom". */
+const char *vm__pause_name(enum vm_pause pause);
+
+/*
+ * Wait at most @ms for every vCPU that has not halted to be parked by a
+ * pause. Returns the number parked. Any thread but a vCPU's.
+ */
+unsigned vm__wait_parked(struct vm *vm, unsigned ms);
+
+/*
+ * The vCPU loop asks before every KVM_RUN: waits while the VM is paused,
+ * returns false once it is stopping. vCPU thread.
+ */
+bool vm__vcpu_may_run(struct vm *vm);
+
+/*
+ * --on-oom pause: report @oom, pause the VM and wait until it resumes
+ * (ctx->refault: serve the fault again) or stops. On the thread of the
+ * fault: a handler thread's, or a vCPU's, which counts as parked.
+ */
+void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom);
+
+/*
+ * The control socket (vm_api.c): listen on @path with the VM's commands.
+ * Returns 0 or -errno (reported). vm__close_api() ends it and removes the
+ * socket file; it does nothing without one.
+ */
+int vm__open_api(struct vm *vm, const char *path) __attribute__((warn_unused_result));
+void vm__close_api(struct vm *vm);
+
+/* --stats as one JSON object (the caller owns it); NULL without memory. */
+json_t *vm__stats_json(struct vm *vm);
 
 /*
  * A vCPU executed HLT. Parks the calling vCPU thread until the VM stops;
@@ -175,7 +237,8 @@ unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out);
  * the policy. SIGBUS: a machine check at the GPA where the guest can take
  * one, else the VM stops (74); OOM: the VM's --on-oom; REFAULT at the
  * bound: stop (74); a register the device rejected: stop (73). Sets
- * ctx->resume when the vCPU may go on. vCPU thread.
+ * ctx->resume when the vCPU may go on, ctx->refault when the access should
+ * be tried again (--on-oom pause, resumed). vCPU thread.
  */
 void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why);
 

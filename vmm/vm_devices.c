@@ -179,6 +179,8 @@ void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char 
 			 why, (unsigned long long)pages.budget, (unsigned long long)pages.resident);
 		if (vm->on_oom == CLI_OOM_MCE)
 			vm__inject_mce(vm, ctx, FL_EXIT_OOM, msg);
+		else if (vm->on_oom == CLI_OOM_PAUSE)
+			vm__oom_pause(vm, ctx, msg);
 		else
 			vm__stop(vm, FL_EXIT_OOM, "%s (GPA 0x%llx, vCPU %d)", msg,
 				 (unsigned long long)ctx->gpa, ctx->vcpu);
@@ -323,14 +325,10 @@ static void vm__linux_stats_json(const struct vm *vm, json_t *root)
 	}
 }
 
-void vm__print_stats(struct vm *vm, bool json, FILE *out)
+/* The BAR devices there are, for the stats; their number. */
+static unsigned vm__stat_bars(const struct vm *vm, const struct bar **bars)
 {
-	const struct bar *bars[3];
-	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
-	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
-	struct mmu_pages pages;
-	json_t *root, *devices;
-	unsigned i, n = 0;
+	unsigned n = 0;
 
 	if (vm->shm)
 		bars[n++] = &vm->shm->bar;
@@ -338,29 +336,25 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		bars[n++] = &vm->vram->bar;
 	if (vm->dedup_dev)
 		bars[n++] = &vm->dedup_dev->bar;
+	return n;
+}
+
+json_t *vm__stats_json(struct vm *vm)
+{
+	const struct bar *bars[3];
+	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
+	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
+	unsigned i, n = vm__stat_bars(vm, bars);
+	struct mmu_pages pages;
+	json_t *root, *devices;
+
 	mmu__pages(&vm->mmu, &pages);
-	if (!json) {
-		mmu_stats__print_text(&vm->mmu.stats, &pages, vm->nr_vcpus, out);
-		fprintf(out, "  %-24s %12llu  port I/O accesses no device claimed\n",
-			"unclaimed_pio", (unsigned long long)pio);
-		fprintf(out, "  %-24s %12llu  MMIO accesses no device claimed\n", "unclaimed_mmio",
-			(unsigned long long)mmio);
-		fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n",
-			"tsc_khz", vm->tsc_khz);
-		if (vm->boot_linux)
-			vm__linux_stats_text(vm, out);
-		for (i = 0; i < n; i++)
-			vm__bar_stats_text(bars[i], out);
-		if (vm->dedup)
-			dedup__print_text(vm->dedup, out);
-		return;
-	}
 	root = mmu_stats__json(&vm->mmu.stats, &pages, vm->nr_vcpus);
 	devices = json_object();
 	if (!root || !devices) {
 		json_decref(root);
 		json_decref(devices);
-		return;
+		return NULL;
 	}
 	for (i = 0; i < n; i++)
 		json_object_set_new(devices, bars[i]->name, vm__bar_stats_json(bars[i]));
@@ -373,7 +367,37 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
 	if (vm->boot_linux)
 		vm__linux_stats_json(vm, root);
-	if (json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0)
-		fputc('\n', out);
-	json_decref(root);
+	return root;
+}
+
+void vm__print_stats(struct vm *vm, bool json, FILE *out)
+{
+	const struct bar *bars[3];
+	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
+	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
+	unsigned i, n = vm__stat_bars(vm, bars);
+	struct mmu_pages pages;
+	json_t *root;
+
+	if (json) {
+		root = vm__stats_json(vm);
+		if (root && json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0)
+			fputc('\n', out);
+		json_decref(root);
+		return;
+	}
+	mmu__pages(&vm->mmu, &pages);
+	mmu_stats__print_text(&vm->mmu.stats, &pages, vm->nr_vcpus, out);
+	fprintf(out, "  %-24s %12llu  port I/O accesses no device claimed\n", "unclaimed_pio",
+		(unsigned long long)pio);
+	fprintf(out, "  %-24s %12llu  MMIO accesses no device claimed\n", "unclaimed_mmio",
+		(unsigned long long)mmio);
+	fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n", "tsc_khz",
+		vm->tsc_khz);
+	if (vm->boot_linux)
+		vm__linux_stats_text(vm, out);
+	for (i = 0; i < n; i++)
+		vm__bar_stats_text(bars[i], out);
+	if (vm->dedup)
+		dedup__print_text(vm->dedup, out);
 }

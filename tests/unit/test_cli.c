@@ -110,6 +110,14 @@ START_TEST(run_all_options)
 	ck_assert_int_eq(cfg.stats, CLI_STATS_TEXT);
 	ck_assert_str_eq(cfg.backing_file, "/snap");
 	ck_assert(cfg.prefault);
+	ck_assert_ptr_null(cfg.api);
+	ck_assert_int_eq(cfg.on_oom, CLI_OOM_KILL);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--on-oom", "pause", "--api", "/run/a.sock"),
+			 0);
+	ck_assert_int_eq(cfg.on_oom, CLI_OOM_PAUSE);
+	ck_assert_str_eq(cfg.api, "/run/a.sock");
+	ck_assert_int_eq(PARSE("ctl", "/run/a.sock", "status"), 0);
+	ck_assert_int_eq(cmd, CLI_CTL);
 }
 END_TEST
 
@@ -157,8 +165,8 @@ START_TEST(run_errors)
 		 "faultline: invalid option value: expected KEY=VALUE, KEY of 1-31 letters, digits "
 		 "or ,._+- and not 'name' (--guest-arg: name=x)\n"},
 		{{"run", "--kernel", "k", "--on-oom=pause"},
-		 "faultline: invalid option value: pause needs the control API, which faultline "
-		 "does not have yet (--on-oom: pause)\n"},
+		 "faultline: invalid option value: pause needs --api SOCKET, the control socket "
+		 "through which the VM is resumed (--on-oom: pause)\n"},
 		{{"run", "--on-oom", "panic", NULL},
 		 "faultline: invalid option value: expected kill, mce or pause (--on-oom: "
 		 "panic)\n"},
@@ -358,6 +366,9 @@ START_TEST(help_and_version)
 	ck_assert_ptr_nonnull(strstr(text, "  69    no usable KVM"));
 	ck_assert_ptr_nonnull(strstr(text, "  72    the guest crashed"));
 	ck_assert_ptr_nonnull(strstr(text, "  73    the guest misbehaved"));
+	ck_assert_ptr_nonnull(strstr(text, "  76    stopped through the control socket"));
+	ck_assert_ptr_nonnull(strstr(text, "  --api SOCKET "));
+	ck_assert_ptr_nonnull(strstr(text, "faultline ctl SOCKET COMMAND (faultline ctl --help)"));
 	free(text);
 }
 END_TEST

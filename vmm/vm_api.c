@@ -1,0 +1,190 @@
+/*
+ * The VM's commands on the control socket (--api; vmm/api.h has the
+ * protocol). Each runs on the socket's thread and never waits on the
+ * guest: pause waits a bounded time for the vCPUs to park, and everything
+ * else only reads counters or flips state under vm->lock.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/api.h"
+#include "vmm/log.h"
+#include "vmm/status.h"
+#include "vmm/vm.h"
+
+#define VM_API_PARK_MS 500 /* pause: how long to wait for the vCPUs to park */
+
+static const char *vm__on_oom_name(enum cli_oom_policy p)
+{
+	return p == CLI_OOM_MCE ? "mce" : p == CLI_OOM_PAUSE ? "pause" : "kill";
+}
+
+/* Refuse a command that changes state once the VM is stopping. */
+static int vm__api_stopping(struct vm *vm, char *why)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&vm->lock);
+	stopping = vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	if (stopping)
+		snprintf(why, API_WHY_LEN, "the VM is stopping");
+	return stopping ? -1 : 0;
+}
+
+static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	struct vm *vm = ctx;
+	struct mmu_pages pages;
+	const char *state;
+	json_t *o;
+
+	(void)request;
+	mmu__pages(&vm->mmu, &pages);
+	pthread_mutex_lock(&vm->lock);
+	state = vm->stopping ? "stopping" : vm__pause_name(vm->pause);
+	o = json_pack("{s:s,s:i,s:i,s:i,s:{s:I,s:I,s:I},s:s,s:I,s:I}", "state", state, "vcpus",
+		      (int)vm->nr_vcpus, "vcpus_parked", (int)vm->nr_parked, "vcpus_halted",
+		      (int)vm->nr_halted, "pages", "ram", (json_int_t)pages.ram, "budget",
+		      (json_int_t)pages.budget, "resident", (json_int_t)pages.resident, "on_oom",
+		      vm__on_oom_name(vm->on_oom), "pauses", (json_int_t)vm->pauses, "oom_pauses",
+		      (json_int_t)vm->oom_pauses);
+	if (o && vm->pause == VM_PAUSED_OOM && !vm->stopping)
+		json_object_set_new(o, "oom", json_string(vm->pause_msg));
+	pthread_mutex_unlock(&vm->lock);
+	if (!o || json_object_update(reply, o)) {
+		json_decref(o);
+		snprintf(why, API_WHY_LEN, "out of memory");
+		return -1;
+	}
+	json_decref(o);
+	return 0;
+}
+
+static int vm__api_pause(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	struct vm *vm = ctx;
+	enum vm_pause was;
+
+	(void)request;
+	if (vm__api_stopping(vm, why))
+		return -1;
+	was = vm__pause(vm);
+	json_object_set_new(reply, "was", json_string(vm__pause_name(was)));
+	json_object_set_new(reply, "vcpus_parked",
+			    json_integer(vm__wait_parked(vm, VM_API_PARK_MS)));
+	return 0;
+}
+
+static int vm__api_resume(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	struct vm *vm = ctx;
+
+	(void)request;
+	if (vm__api_stopping(vm, why))
+		return -1;
+	json_object_set_new(reply, "was", json_string(vm__pause_name(vm__resume(vm))));
+	return 0;
+}
+
+static int vm__api_mem_limit(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	struct vm *vm = ctx;
+	json_t *v = json_object_get(request, "bytes");
+	struct mmu_pages pages;
+	json_int_t bytes;
+	int ret;
+
+	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)MMU_PAGE_SIZE) {
+		snprintf(why, API_WHY_LEN,
+			 "expected \"bytes\", a number of bytes of at least 4096");
+		return -1;
+	}
+	bytes = json_integer_value(v);
+	ret = mmu__set_limit(&vm->mmu, (uint64_t)bytes / MMU_PAGE_SIZE);
+	mmu__pages(&vm->mmu, &pages);
+	switch (ret) {
+	case 0: break;
+	case -ERANGE:
+		snprintf(why, API_WHY_LEN, "%lld bytes is more than guest RAM (%llu bytes)",
+			 (long long)bytes, (unsigned long long)(pages.ram * MMU_PAGE_SIZE));
+		return -1;
+	case -EBUSY:
+		snprintf(why, API_WHY_LEN,
+			 "%llu pages are resident and no more clean pages can be dropped: the "
+			 "budget cannot go below them",
+			 (unsigned long long)pages.resident);
+		return -1;
+	default:
+		snprintf(why, API_WHY_LEN, "the %s fault handler keeps no budget",
+			 vm->mmu.cfg.handler == MMU_HANDLER_NAIVE ? "naive" : "kernel");
+		return -1;
+	}
+	json_object_set_new(reply, "budget_pages", json_integer((json_int_t)pages.budget));
+	json_object_set_new(reply, "resident_pages", json_integer((json_int_t)pages.resident));
+	return 0;
+}
+
+static int vm__api_stats(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	json_t *stats = vm__stats_json(ctx);
+
+	(void)request;
+	if (!stats) {
+		snprintf(why, API_WHY_LEN, "out of memory");
+		return -1;
+	}
+	json_object_set_new(reply, "stats", stats);
+	return 0;
+}
+
+static int vm__api_stop(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	struct vm *vm = ctx;
+	char oom[VM_STOP_MSG_LEN];
+
+	(void)request;
+	(void)reply;
+	if (vm__api_stopping(vm, why))
+		return -1;
+	pthread_mutex_lock(&vm->lock);
+	snprintf(oom, sizeof(oom), "%s", vm->pause == VM_PAUSED_OOM ? vm->pause_msg : "");
+	pthread_mutex_unlock(&vm->lock);
+	vm__stop(vm, FL_EXIT_STOPPED, "stopped through the control socket (faultline ctl stop)%s%s",
+		 oom[0] ? " while paused: " : "", oom);
+	return 0;
+}
+
+static const struct api_command vm_commands[] = {
+	{"status", vm__api_status},	  {"pause", vm__api_pause}, {"resume", vm__api_resume},
+	{"mem-limit", vm__api_mem_limit}, {"stats", vm__api_stats}, {"stop", vm__api_stop},
+};
+
+int vm__open_api(struct vm *vm, const char *path)
+{
+	int ret;
+
+	vm->api = calloc(1, sizeof(*vm->api));
+	if (!vm->api) {
+		pr_err("cannot set up the control socket: out of memory (file: %s)", path);
+		return -ENOMEM;
+	}
+	ret = api__open(vm->api, path, vm_commands, sizeof(vm_commands) / sizeof(vm_commands[0]),
+			vm);
+	if (ret) {
+		free(vm->api);
+		vm->api = NULL;
+	}
+	return ret;
+}
+
+void vm__close_api(struct vm *vm)
+{
+	if (!vm->api)
+		return;
+	api__close(vm->api);
+	free(vm->api);
+	vm->api = NULL;
+}
