@@ -8,7 +8,9 @@
  * until nothing is shared, and last verifies every byte of every page.
  * polls=P (1000000) bounds each wait in register reads. zeros=Z (0) more
  * pages after the N are written, then zeroed (zero pages to release);
- * run=R writes R to the RUN register first.
+ * run=R writes R to the RUN register first. rearm=1: after the rewrites,
+ * if the monitor stopped merging (a copy-on-write break ran out of memory
+ * and the VM went on: --on-oom pause), write run=1 before waiting.
  */
 #include "guest.h"
 
@@ -77,7 +79,7 @@ static void rewrite_page(volatile uint64_t *p, uint64_t page)
 }
 
 struct dedup_args {
-	uint64_t n, kinds, rewrite, scans, fresh, zeros, unmerge, polls, step;
+	uint64_t n, kinds, rewrite, scans, fresh, zeros, unmerge, polls, rearm, step;
 };
 
 /* What page @i must hold: a kind, a fresh page's own words, or zeros. */
@@ -119,6 +121,7 @@ static int dedup_args(const struct guest *g, struct dedup_args *a)
 	    guest_arg_u64(g, "scans", 3, &a->scans) || guest_arg_u64(g, "fresh", 0, &a->fresh) ||
 	    guest_arg_u64(g, "zeros", 0, &a->zeros) ||
 	    guest_arg_u64(g, "unmerge", 0, &a->unmerge) ||
+	    guest_arg_u64(g, "rearm", 0, &a->rearm) ||
 	    guest_arg_u64(g, "polls", 1000000, &a->polls) || !a->n || !a->kinds ||
 	    a->rewrite > a->n)
 		return -1;
@@ -157,6 +160,10 @@ static int dedup_rewrite(uint8_t *mem, const struct dedup_args *a)
 	for (i = 0; i < a->n; i += a->step)
 		rewrite_page((volatile uint64_t *)(mem + i * PAGE_SIZE), i);
 	gprintf("dedup: rewrote %lu pages\n", (a->n + a->step - 1) / a->step);
+	if (a->rearm && regs[DEDUP_REG_RUN] == 0) {
+		gprintf("dedup: the monitor stopped merging; asking for run=1\n");
+		regs[DEDUP_REG_RUN] = 1;
+	}
 	if (wait_scans(a->scans, a->polls))
 		return -1;
 	report("rewritten");
