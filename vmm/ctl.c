@@ -122,7 +122,7 @@ static int ctl__request(const char *path, json_t *request, json_t **reply, bool 
 		n = -errno;
 	}
 	close(fd);
-	if (n == 0 && quiet) {
+	if ((n == 0 || n == -EPIPE || n == -ECONNRESET) && quiet) {
 		ret = FL_EXIT_NOINPUT; /* closed unanswered: the VM is stopping */
 		goto out;
 	}
