@@ -50,11 +50,17 @@ struct virtq_desc {
 
 #define virtq__fail(why, ...) log__why(why, VIRTIO_WHY_LEN, -EINVAL, __VA_ARGS__)
 
-static void *virtq__map(const struct guest_access *ga, uint64_t gpa, uint64_t len)
+/* @gpa..+@len in the monitor's view; NULL with *@err: -ENOMEM (the budget), else outside RAM. */
+static void *virtq__map(const struct guest_access *ga, uint64_t gpa, uint64_t len, int *err)
 {
-	int err = 0;
+	*err = 0;
+	return ga->ptr(ga->ctx, gpa, len, err);
+}
 
-	return ga->ptr(ga->ctx, gpa, len, &err);
+/* Why a buffer could not be mapped, for the messages. */
+static const char *virtq__unmapped(int err)
+{
+	return err == -ENOMEM ? "does not fit in the memory budget" : "outside guest RAM";
 }
 
 int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_chain *c, char *why)
@@ -63,6 +69,7 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 	const uint16_t *avail;
 	uint16_t avail_idx, i;
 	unsigned n;
+	int err;
 
 	if (!q->ready || !q->num)
 		return virtq__fail(why, "notified queue is not ready");
@@ -70,11 +77,11 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 		return virtq__fail(why, "misaligned ring (desc 0x%llx, avail 0x%llx, used 0x%llx)",
 				   (unsigned long long)q->desc, (unsigned long long)q->avail,
 				   (unsigned long long)q->used);
-	avail = virtq__map(ga, q->avail, 6 + 2ULL * q->num);
-	table = virtq__map(ga, q->desc, 16ULL * q->num);
+	avail = virtq__map(ga, q->avail, 6 + 2ULL * q->num, &err);
+	table = avail ? virtq__map(ga, q->desc, 16ULL * q->num, &err) : NULL;
 	if (!avail || !table)
-		return virtq__fail(why, "%s ring outside guest RAM (GPA 0x%llx)",
-				   avail ? "descriptor" : "available",
+		return virtq__fail(why, "%s ring %s (GPA 0x%llx)",
+				   avail ? "descriptor" : "available", virtq__unmapped(err),
 				   (unsigned long long)(avail ? q->desc : q->avail));
 	avail_idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE);
 	if (avail_idx == q->last_avail)
@@ -100,12 +107,11 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 		c->buf[n].gpa = d.addr;
 		c->buf[n].len = d.len;
 		c->buf[n].device_writes = d.flags & DESC_F_WRITE;
-		c->buf[n].host = d.len ? virtq__map(ga, d.addr, d.len) : NULL;
+		c->buf[n].host = d.len ? virtq__map(ga, d.addr, d.len, &err) : NULL;
 		if (d.len && !c->buf[n].host)
-			return virtq__fail(
-				why,
-				"descriptor %u: buffer outside guest RAM (GPA 0x%llx, %u bytes)", i,
-				(unsigned long long)d.addr, d.len);
+			return virtq__fail(why, "descriptor %u: buffer %s (GPA 0x%llx, %u bytes)",
+					   i, virtq__unmapped(err), (unsigned long long)d.addr,
+					   d.len);
 		if (!(d.flags & DESC_F_NEXT))
 			break;
 		if (d.next >= q->num)
@@ -120,11 +126,12 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 int virtq__push(struct virtq *q, const struct guest_access *ga, uint16_t head, uint32_t len,
 		char *why)
 {
-	uint16_t *used = virtq__map(ga, q->used, 6 + 8ULL * q->num);
+	int err;
+	uint16_t *used = virtq__map(ga, q->used, 6 + 8ULL * q->num, &err);
 	uint32_t elem[2] = {head, len};
 
 	if (!used)
-		return virtq__fail(why, "used ring outside guest RAM (GPA 0x%llx)",
+		return virtq__fail(why, "used ring %s (GPA 0x%llx)", virtq__unmapped(err),
 				   (unsigned long long)q->used);
 	memcpy((uint8_t *)used + 4 + 8 * (q->used_idx % q->num), elem, sizeof(elem));
 	q->used_idx++;
@@ -135,7 +142,8 @@ int virtq__push(struct virtq *q, const struct guest_access *ga, uint16_t head, u
 
 bool virtq__wants_irq(const struct virtq *q, const struct guest_access *ga)
 {
-	const uint16_t *avail = virtq__map(ga, q->avail, 2);
+	int err;
+	const uint16_t *avail = virtq__map(ga, q->avail, 2, &err);
 
 	return !avail || !(__atomic_load_n(&avail[0], __ATOMIC_SEQ_CST) & AVAIL_F_NO_INTERRUPT);
 }

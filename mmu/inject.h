@@ -28,7 +28,8 @@ int inject__check(const char *site);
 /*
  * As inject__check(@site), and also the rule "@site@@scope" when @scope is
  * not NULL: "UFFDIO_COPY@guest" fails only the guest's faults, not the
- * monitor's own accesses that load the image.
+ * monitor's own accesses that load the image ("@load") or that devices
+ * make while the VM runs ("@device").
  */
 int inject__check_scoped(const char *site, const char *scope);
 

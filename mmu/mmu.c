@@ -28,10 +28,15 @@ uint64_t mmu__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* The fault-injection scope of a fault: "guest" unless the monitor's own. */
+/*
+ * The fault-injection scope of a fault: "guest" for the guest's; for the
+ * monitor's own, "load" before the VM runs and "device" after.
+ */
 static const char *inject_scope(const struct fault_ctx *ctx)
 {
-	return ctx->source == FAULT_SRC_MONITOR ? NULL : "guest";
+	if (ctx->source != FAULT_SRC_MONITOR)
+		return "guest";
+	return __atomic_load_n(&ctx->mmu->running, __ATOMIC_ACQUIRE) ? "device" : "load";
 }
 
 static bool page_resident(const struct mmu *mmu, uint64_t pi)
@@ -475,7 +480,9 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 		snprintf(why, sizeof(why), "still RETRY after %u attempts in %llu ms",
 			 ctx->attempt + 1, (unsigned long long)(elapsed_ns / 1000000));
 	}
-	if (ctx->source != FAULT_SRC_MONITOR && mmu->ops.fault_failed && !mmu__stopping(mmu))
+	if ((ctx->source != FAULT_SRC_MONITOR ||
+	     ((r & FAULT_OOM) && __atomic_load_n(&mmu->running, __ATOMIC_ACQUIRE))) &&
+	    mmu->ops.fault_failed && !mmu__stopping(mmu))
 		mmu->ops.fault_failed(mmu->ops.owner, ctx, r, why);
 }
 

@@ -22,8 +22,10 @@
  * monitor's own accesses (mmu__access()). RETRY is retried a bounded number
  * of times and for a bounded time; a failure that stays (OOM, SIGBUS,
  * HWPOISON, retries exhausted) goes to the owner's fault_failed() callback,
- * which applies the VM's policy: stop the VM, or poison the page
- * (mmu__poison) so that the vCPU that touched it takes a machine check.
+ * which applies the VM's policy: stop the VM, poison the page
+ * (mmu__poison) so that the vCPU that touched it takes a machine check, or
+ * pause until the budget grows and send the fault back (ctx->refault).
+ * The monitor's own accesses go there only for OOM once the VM runs.
  * No KVM headers here.
  */
 #ifndef FAULTLINE_MMU_H
@@ -76,8 +78,11 @@ struct mmu_ops {
 	 * (pauses the VM until its budget is raised) and sets ctx->refault:
 	 * the fault is then served again from the start, counted as a fault
 	 * of its own (stats: refaults). Called on the thread that handled the
-	 * fault, holding none of the engine's locks, never for
-	 * FAULT_SRC_MONITOR; it may block, and the VM's stop must end that.
+	 * fault, holding none of the engine's locks; it may block, and the
+	 * VM's stop must end that. For FAULT_SRC_MONITOR only an OOM, and only
+	 * once the VM runs (mmu__start): a device's access to guest memory the
+	 * budget cannot hold. Before, while the VM is loaded, mmu__access()'s
+	 * caller reports it.
 	 */
 	void (*fault_failed)(void *owner, struct fault_ctx *ctx, fault_t result, const char *why);
 	/* The vCPU index of thread @tid, or -1. Any thread. */
@@ -112,6 +117,7 @@ struct mmu {
 	struct mmu_stats stats;
 	int stop_fd;   /* eventfd: handler threads stop */
 	bool stopping; /* atomic */
+	bool running;  /* atomic: mmu__start() ran; the monitor's OOM goes to the owner too */
 	/* atomic: events read from the userfaultfd whose service, counters included, is not over */
 	unsigned in_flight;
 	pthread_t handlers[MMU_MAX_HANDLERS];
@@ -126,7 +132,11 @@ struct mmu {
 int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_ops *ops)
 	__attribute__((warn_unused_result));
 
-/* Start the userfaultfd handler threads. Returns 0 or -errno (reported). */
+/*
+ * Start the userfaultfd handler threads; from now on the monitor's own
+ * accesses that run out of memory go to ops->fault_failed() too. Returns 0
+ * or -errno (reported).
+ */
 int mmu__start(struct mmu *mmu) __attribute__((warn_unused_result));
 
 /* Stop and join the handler threads; pending faults stay pending. */

@@ -422,6 +422,7 @@ int mmu__start(struct mmu *mmu)
 		}
 		mmu->nr_handlers_started++;
 	}
+	__atomic_store_n(&mmu->running, true, __ATOMIC_RELEASE);
 	return 0;
 }
 

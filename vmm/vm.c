@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -113,17 +114,24 @@ static void vm__fault_failed(void *owner, struct fault_ctx *ctx, fault_t result,
 
 	mmu__pages(&vm->mmu, &pages);
 	if (result & FAULT_OOM) {
+		bool device = ctx->source == FAULT_SRC_MONITOR;
+		char who[32];
+
+		snprintf(who, sizeof(who), device ? "a device's access" : "vCPU %d", ctx->vcpu);
 		snprintf(oom, sizeof(oom),
-			 "guest out of memory: %s (GPA 0x%llx, vCPU %d, budget %llu pages, "
+			 "guest out of memory: %s (GPA 0x%llx, %s, budget %llu pages, "
 			 "resident %llu pages)",
-			 why, (unsigned long long)ctx->gpa, ctx->vcpu,
-			 (unsigned long long)pages.budget, (unsigned long long)pages.resident);
-		if (vm->on_oom == CLI_OOM_MCE)
-			vm__oom_mce(vm, ctx, oom);
-		else if (vm->on_oom == CLI_OOM_PAUSE)
+			 why, (unsigned long long)ctx->gpa, who, (unsigned long long)pages.budget,
+			 (unsigned long long)pages.resident);
+		if (vm->on_oom == CLI_OOM_PAUSE)
 			vm__oom_pause(vm, ctx, oom);
+		else if (vm->on_oom == CLI_OOM_MCE && !device)
+			vm__oom_mce(vm, ctx, oom);
 		else
-			vm__stop(vm, FL_EXIT_OOM, "%s", oom);
+			vm__stop(vm, FL_EXIT_OOM, "%s%s", oom,
+				 vm->on_oom == CLI_OOM_MCE
+					 ? "; a device's access cannot take a machine check"
+					 : "");
 		return;
 	}
 	if ((result & FAULT_HWPOISON) && ctx->source == FAULT_SRC_UFFD)
@@ -498,7 +506,7 @@ bool vm__vcpu_may_run(struct vm *vm)
 
 void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 {
-	bool first;
+	bool first, on_vcpu;
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->stopping) {
@@ -520,12 +528,18 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 	pthread_mutex_unlock(&vm->lock);
 	if (first)
 		vm__kick_all(vm);
+	/*
+	 * A vCPU waiting here is parked: the faults a vCPU reports itself, and
+	 * a device's access made on the vCPU that notified it.
+	 */
+	on_vcpu = ctx->source != FAULT_SRC_UFFD &&
+		  (ctx->source != FAULT_SRC_MONITOR || vm__vcpu_of_tid(vm, (int)gettid()) >= 0);
 	pthread_mutex_lock(&vm->lock);
-	if (ctx->source == FAULT_SRC_UFFD) {
+	if (on_vcpu) {
+		vm__park_locked(vm);
+	} else {
 		while (vm->pause != VM_RUNNING && !vm->stopping)
 			pthread_cond_wait(&vm->state_cond, &vm->lock);
-	} else {
-		vm__park_locked(vm); /* the faulting vCPU's own thread */
 	}
 	ctx->refault = !vm->stopping;
 	pthread_mutex_unlock(&vm->lock);

@@ -503,6 +503,19 @@ START_TEST(virtq_good_chain)
 }
 END_TEST
 
+/* The MMU's answer for a page the budget cannot back: -ENOMEM at 0x20000 and above. */
+static struct guest_access budget_inner;
+
+static void *budget_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+{
+	(void)ctx;
+	if (gpa + len > 0x20000) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	return budget_inner.ptr(budget_inner.ctx, gpa, len, err);
+}
+
 START_TEST(virtq_malformed)
 {
 	struct vq_fixture f;
@@ -521,6 +534,16 @@ START_TEST(virtq_malformed)
 	vq_avail(&f, 2, 1);
 	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
 	ck_assert_str_eq(why, "descriptor 1: buffer outside guest RAM (GPA 0xfff00000, 16 bytes)");
+	/* A buffer the memory budget cannot back (--mem-limit) says so. */
+	budget_inner = f.ga;
+	f.ga.ptr = budget_ptr;
+	vq_desc(&f, 1, 0x20000, 16, 0, 0);
+	vq_avail(&f, 2, 1);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_str_eq(
+		why,
+		"descriptor 1: buffer does not fit in the memory budget (GPA 0x20000, 16 bytes)");
+	f.ga = budget_inner;
 	/* A head past the queue. */
 	vq_avail(&f, 3, 7);
 	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);

@@ -712,6 +712,42 @@ START_TEST(held_fault_goes_on_once_the_budget_grows)
 }
 END_TEST
 
+/*
+ * Once the VM runs, the monitor's own access that finds no room (a device's
+ * buffer) reaches the owner too, who can make room; before (loading), it is
+ * the caller's to report. The injection scopes follow: @load, then @device.
+ */
+START_TEST(device_access_oom_goes_to_the_owner)
+{
+	void *p;
+	unsigned i;
+
+	ck_assert_int_eq(inject__init("budget.charge@device:ENOMEM:0:0"), 0);
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE});
+	ck_assert_int_eq(mmu__access(&mmu, 0, 8, &p), 0); /* loading: @device is not it */
+	for (i = 1; i < 4; i++)
+		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
+				  FAULT_DONE);
+	ck_assert_int_eq(mmu__access(&mmu, 9 * PAGE, 8, &p), -ENOMEM);
+	ck_assert_int_eq(F.calls, 0);
+	ck_assert_int_eq(inject__init(NULL), 0);
+	ck_assert_int_eq(mmu__start(&mmu), 0);
+	failed.refaults = 1;
+	failed.raise_to = 8;
+	ck_assert_int_eq(mmu__access(&mmu, 9 * PAGE, 8, &p), 0);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_int_eq(F.source, FAULT_SRC_MONITOR);
+	ck_assert_str_eq(F.why, "budget of 4 pages exhausted");
+	ck_assert_uint_eq(STAT(refaults), 1);
+	/* Running: @device now fails the monitor's accesses; no room made, -ENOMEM. */
+	ck_assert_int_eq(inject__init("budget.charge@device:ENOMEM:0:0"), 0);
+	ck_assert_int_eq(mmu__access(&mmu, 20 * PAGE, 8, &p), -ENOMEM);
+	ck_assert_int_eq(F.calls, 2);
+	ck_assert_uint_eq(fault_at(21 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	mmu_teardown();
+}
+END_TEST
+
 START_TEST(set_limit_bounds)
 {
 	uint8_t *data;
@@ -1234,6 +1270,7 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, refault_ends_when_stopping);
 	tcase_add_test(tc, held_fault_goes_on_once_the_budget_grows);
 	tcase_add_test(tc, set_limit_bounds);
+	tcase_add_test(tc, device_access_oom_goes_to_the_owner);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("failures");
