@@ -173,16 +173,36 @@ static int parse_mem_limit(const char *s, uint64_t *limit)
 	return 0;
 }
 
-static int parse_on_oom(const char *s, enum cli_oom_policy *policy)
+/* kill, mce, pause or pause,timeout=SECS */
+static int parse_on_oom(const char *s, struct run_config *cfg)
 {
+	const char *t = "pause,timeout=";
+	unsigned long secs;
+	char *end;
+
+	cfg->oom_pause_timeout_s = 0;
 	if (!strcmp(s, "kill"))
-		*policy = CLI_OOM_KILL;
+		cfg->on_oom = CLI_OOM_KILL;
 	else if (!strcmp(s, "mce"))
-		*policy = CLI_OOM_MCE;
+		cfg->on_oom = CLI_OOM_MCE;
 	else if (!strcmp(s, "pause"))
-		*policy = CLI_OOM_PAUSE;
-	else {
-		pr_err("invalid option value: expected kill, mce or pause (--on-oom: %s)", s);
+		cfg->on_oom = CLI_OOM_PAUSE;
+	else if (!strncmp(s, t, strlen(t))) {
+		errno = 0;
+		secs = strtoul(s + strlen(t), &end, 10);
+		if (errno || end == s + strlen(t) || *end || s[strlen(t)] == '-' || secs < 1 ||
+		    secs > CLI_OOM_PAUSE_TIMEOUT_MAX) {
+			pr_err("invalid option value: expected a timeout of 1 to %d seconds "
+			       "(--on-oom: %s)",
+			       CLI_OOM_PAUSE_TIMEOUT_MAX, s);
+			return -EINVAL;
+		}
+		cfg->on_oom = CLI_OOM_PAUSE;
+		cfg->oom_pause_timeout_s = (unsigned)secs;
+	} else {
+		pr_err("invalid option value: expected kill, mce, pause or pause,timeout=SECS "
+		       "(--on-oom: %s)",
+		       s);
 		return -EINVAL;
 	}
 	return 0;
@@ -386,7 +406,7 @@ static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 {
 	switch (c) {
 	case 'l': return parse_mem_limit(arg, &cfg->mem_limit);
-	case 'o': return parse_on_oom(arg, &cfg->on_oom);
+	case 'o': return parse_on_oom(arg, cfg);
 	case 'b': return parse_backing(arg, &cfg->backing_file);
 	case 'F': return parse_handler(arg, &cfg->fault_handler);
 	case 'r': return parse_number("fault-retries", arg, 1, 1000, &cfg->fault_retries);

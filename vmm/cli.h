@@ -26,6 +26,7 @@
 #define CLI_FAULT_RETRIES_DEFAULT 8
 #define CLI_FAULT_TIMEOUT_DEFAULT 2000
 #define CLI_BAR_MAX		  (256ULL << 20)
+#define CLI_OOM_PAUSE_TIMEOUT_MAX 86400
 #define CLI_MAX_DISKS		  4
 #define LINUX_CMDLINE_DEFAULT	  "console=ttyS0"
 #define LINUX_CMDLINE_BASE	  "reboot=k panic=1 pci=off i8042.noaux"
@@ -58,10 +59,11 @@
 	  " and before the virtio devices' entries; the test guest gets it in /chosen/bootargs)")  \
 	X("guest-arg", 'g', 1, "KEY=VALUE", "guest argument in /chosen/guest-args (repeatable)")   \
 	X("mem-limit", 'l', 1, "SIZE", "resident guest memory at most (default: --mem)")           \
-	X("on-oom", 'o', 1, "kill|mce|pause",                                                      \
+	X("on-oom", 'o', 1, "kill|mce|pause[,timeout=SECS]",                                       \
 	  "when the limit is reached and nothing can be reclaimed: kill stops the VM (default), "  \
 	  "mce injects a machine check for the page, pause pauses the VM until 'faultline ctl "    \
-	  "SOCKET resume' (needs --api)")                                                          \
+	  "SOCKET resume' (needs --api), and with a timeout stops it as kill would when nobody "   \
+	  "resumed it within SECS seconds")                                                        \
 	X("backing", 'b', 1, "zero|file:PATH",                                                     \
 	  "where first-touched pages come from (default zero); clean file pages are reclaimable")  \
 	X("fault-around", 'f', 1, "N",                                                             \
@@ -141,7 +143,8 @@ struct run_config {
 	struct guest_arg guest_args[CLI_MAX_GUEST_ARGS];
 	uint64_t mem_limit; /* 0: --mem */
 	enum cli_oom_policy on_oom;
-	const char *backing_file; /* NULL: zero */
+	unsigned oom_pause_timeout_s; /* --on-oom pause,timeout=SECS; 0: none */
+	const char *backing_file;     /* NULL: zero */
 	unsigned fault_around;
 	bool prefault;
 	enum mmu_handler fault_handler;

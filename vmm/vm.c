@@ -278,6 +278,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		return FL_EXIT_USAGE;
 	}
 	vm->on_oom = cfg->on_oom;
+	vm->oom_pause_timeout_s = cfg->oom_pause_timeout_s;
 	vm->backing_file = cfg->backing_file;
 	vm->boot_linux = cfg->boot_linux;
 	vm->boot_timer.start_ns = cfg->start_ns;
@@ -460,6 +461,7 @@ enum vm_pause vm__resume(struct vm *vm)
 	was = vm->pause;
 	vm->pause = VM_RUNNING;
 	vm->pause_msg[0] = '\0';
+	vm->oom_deadline_ns = 0;
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
 	return was;
@@ -482,13 +484,44 @@ unsigned vm__wait_parked(struct vm *vm, unsigned ms)
 	return parked;
 }
 
+/*
+ * Wait while the VM is paused. An out-of-memory pause with a timeout
+ * (--on-oom pause,timeout=SECS) that nobody ends in time stops the VM as
+ * --on-oom kill would; whichever waiter sees the deadline first does it.
+ * Caller holds vm->lock.
+ */
+static void vm__wait_running_locked(struct vm *vm)
+{
+	char oom[VM_STOP_MSG_LEN];
+	struct timespec ts;
+	uint64_t deadline;
+
+	while (vm->pause != VM_RUNNING && !vm->stopping) {
+		deadline = vm->pause == VM_PAUSED_OOM ? vm->oom_deadline_ns : 0;
+		if (!deadline) {
+			pthread_cond_wait(&vm->state_cond, &vm->lock);
+			continue;
+		}
+		ts.tv_sec = (time_t)(deadline / 1000000000ULL);
+		ts.tv_nsec = (long)(deadline % 1000000000ULL);
+		if (pthread_cond_timedwait(&vm->state_cond, &vm->lock, &ts) != ETIMEDOUT ||
+		    vm->pause != VM_PAUSED_OOM || vm->stopping || vm->oom_deadline_ns != deadline)
+			continue;
+		snprintf(oom, sizeof(oom), "%s", vm->pause_msg);
+		pthread_mutex_unlock(&vm->lock);
+		vm__stop(vm, FL_EXIT_OOM,
+			 "%s; nobody resumed the VM within %u s (--on-oom pause,timeout=%u)", oom,
+			 vm->oom_pause_timeout_s, vm->oom_pause_timeout_s);
+		pthread_mutex_lock(&vm->lock);
+	}
+}
+
 /* Wait, counted as parked, while the VM is paused. Caller holds vm->lock. */
 static void vm__park_locked(struct vm *vm)
 {
 	vm->nr_parked++;
 	pthread_cond_broadcast(&vm->state_cond);
-	while (vm->pause != VM_RUNNING && !vm->stopping)
-		pthread_cond_wait(&vm->state_cond, &vm->lock);
+	vm__wait_running_locked(vm);
 	vm->nr_parked--;
 }
 
@@ -519,6 +552,10 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 			vm->pauses++;
 		vm->oom_pauses++;
 		vm->pause = VM_PAUSED_OOM;
+		vm->oom_deadline_ns =
+			vm->oom_pause_timeout_s
+				? mmu__now_ns() + vm->oom_pause_timeout_s * 1000000000ULL
+				: 0;
 		snprintf(vm->pause_msg, sizeof(vm->pause_msg), "%s", oom);
 		pr_err("%s; the VM is paused (--on-oom pause): raise the budget with 'faultline "
 		       "ctl %s mem-limit SIZE', then 'faultline ctl %s resume'",
@@ -538,8 +575,7 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 	if (on_vcpu) {
 		vm__park_locked(vm);
 	} else {
-		while (vm->pause != VM_RUNNING && !vm->stopping)
-			pthread_cond_wait(&vm->state_cond, &vm->lock);
+		vm__wait_running_locked(vm);
 	}
 	ctx->refault = !vm->stopping;
 	pthread_mutex_unlock(&vm->lock);

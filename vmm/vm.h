@@ -70,6 +70,7 @@ struct vm {
 	struct kvm kvm;
 	struct mmu mmu; /* guest RAM; mmu.ram is its layout */
 	enum cli_oom_policy on_oom;
+	unsigned oom_pause_timeout_s; /* --on-oom pause,timeout=SECS; 0: none */
 	const char *backing_file;
 	struct bus pio_bus;
 	struct bus mmio_bus;
@@ -106,6 +107,7 @@ struct vm {
 	unsigned nr_halted;
 	enum vm_pause pause;
 	char pause_msg[VM_STOP_MSG_LEN]; /* VM_PAUSED_OOM: the fault that waits */
+	uint64_t oom_deadline_ns;	 /* VM_PAUSED_OOM with a timeout: when it stops; else 0 */
 	unsigned nr_parked;		 /* vCPU threads waiting for the VM to run */
 	uint64_t pauses;		 /* times the VM paused, on request or out of memory */
 	uint64_t oom_pauses;		 /* of them, out of memory */

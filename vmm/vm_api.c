@@ -51,8 +51,18 @@ static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 		      (json_int_t)pages.budget, "resident", (json_int_t)pages.resident, "on_oom",
 		      vm__on_oom_name(vm->on_oom), "pauses", (json_int_t)vm->pauses, "oom_pauses",
 		      (json_int_t)vm->oom_pauses);
-	if (o && vm->pause == VM_PAUSED_OOM && !vm->stopping)
+	if (o && vm->pause == VM_PAUSED_OOM && !vm->stopping) {
+		uint64_t now = mmu__now_ns();
+
 		json_object_set_new(o, "oom", json_string(vm->pause_msg));
+		if (vm->oom_deadline_ns)
+			json_object_set_new(
+				o, "stops_in_ms",
+				json_integer(vm->oom_deadline_ns > now
+						     ? (json_int_t)((vm->oom_deadline_ns - now) /
+								    1000000ULL)
+						     : 0));
+	}
 	pthread_mutex_unlock(&vm->lock);
 	if (!o || json_object_update(reply, o)) {
 		json_decref(o);

@@ -115,7 +115,12 @@ START_TEST(run_all_options)
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--on-oom", "pause", "--api", "/run/a.sock"),
 			 0);
 	ck_assert_int_eq(cfg.on_oom, CLI_OOM_PAUSE);
+	ck_assert_uint_eq(cfg.oom_pause_timeout_s, 0);
 	ck_assert_str_eq(cfg.api, "/run/a.sock");
+	ck_assert_int_eq(
+		PARSE("run", "--kernel", "k", "--on-oom", "pause,timeout=30", "--api", "s"), 0);
+	ck_assert_int_eq(cfg.on_oom, CLI_OOM_PAUSE);
+	ck_assert_uint_eq(cfg.oom_pause_timeout_s, 30);
 	ck_assert_int_eq(PARSE("ctl", "/run/a.sock", "status"), 0);
 	ck_assert_int_eq(cmd, CLI_CTL);
 }
@@ -168,8 +173,17 @@ START_TEST(run_errors)
 		 "faultline: invalid option value: pause needs --api SOCKET, the control socket "
 		 "through which the VM is resumed (--on-oom: pause)\n"},
 		{{"run", "--on-oom", "panic", NULL},
-		 "faultline: invalid option value: expected kill, mce or pause (--on-oom: "
-		 "panic)\n"},
+		 "faultline: invalid option value: expected kill, mce, pause or "
+		 "pause,timeout=SECS (--on-oom: panic)\n"},
+		{{"run", "--on-oom", "pause,timeout=0", NULL},
+		 "faultline: invalid option value: expected a timeout of 1 to 86400 seconds "
+		 "(--on-oom: pause,timeout=0)\n"},
+		{{"run", "--on-oom", "pause,timeout=-5", NULL},
+		 "faultline: invalid option value: expected a timeout of 1 to 86400 seconds "
+		 "(--on-oom: pause,timeout=-5)\n"},
+		{{"run", "--on-oom", "pause,timeout=86401", NULL},
+		 "faultline: invalid option value: expected a timeout of 1 to 86400 seconds "
+		 "(--on-oom: pause,timeout=86401)\n"},
 		{{"run", "--fault-around", "3", NULL},
 		 "faultline: invalid option value: expected a power of two (--fault-around: 3)\n"},
 		{{"run", "--fault-around", "1024", NULL},
