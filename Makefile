@@ -59,7 +59,7 @@ $(BUILD)/guest/obj/%.o: %.S
 	$(CC) $(GUEST_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 # ---- unit tests (Check) -------------------------------------------------------
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) -lfdt -ljansson -lxxhash \
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck) -lfdt -ljansson -lxxhash -lseccomp \
               -pthread
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_BIN   := $(BUILD)/tests/unit
@@ -96,11 +96,11 @@ BENCH_UFFD  := $(BUILD)/bench/uffd-touch
 
 $(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -pthread
+	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
 
 $(BENCH_UFFD): $(BUILD)/obj/bench/uffd_touch.o $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -pthread
+	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
 
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all

@@ -141,20 +141,25 @@ const char *dedup__mode_name(enum dedup_mode mode)
 
 /* ---- mappings of the process ------------------------------------------------- */
 
-/* Lines of /proc/self/maps: the mappings this process holds now. */
-static uint64_t dedup__count_maps(void)
+/*
+ * Lines of /proc/self/maps: the mappings this process holds now; 0 when it
+ * cannot be read. Through an fd opened at init and read from offset 0 each
+ * time: no file is opened once the VM runs (the seccomp filter allows none).
+ */
+static uint64_t dedup__count_maps(const struct dedup *d)
 {
 	char buf[8192];
 	uint64_t n = 0;
+	off_t off = 0;
 	ssize_t r;
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
+	if (d->maps_fd < 0)
 		return 0;
-	while ((r = read(fd, buf, sizeof(buf))) > 0)
+	while ((r = pread(d->maps_fd, buf, sizeof(buf), off)) > 0) {
 		for (ssize_t i = 0; i < r; i++)
 			n += buf[i] == '\n';
-	close(fd);
+		off += r;
+	}
 	return n;
 }
 
@@ -621,7 +626,7 @@ out:
 /* A pass ended: the unstable index starts again, the mapping count is refreshed. */
 static void dedup__pass_done(struct dedup *d)
 {
-	uint64_t maps = dedup__count_maps();
+	uint64_t maps = dedup__count_maps(d);
 
 	pthread_mutex_lock(&d->mmu->reclaim_lock);
 	d->seq++;
@@ -980,7 +985,7 @@ int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 	memset(d, 0, sizeof(*d));
 	d->mmu = mmu;
 	d->mode = mode;
-	d->uffd = d->stable_fd = d->stop_fd = -1;
+	d->uffd = d->stable_fd = d->stop_fd = d->maps_fd = -1;
 	d->seq = 1;
 	RB_INIT(&d->stable_tree);
 	RB_INIT(&d->unstable_tree);
@@ -1015,7 +1020,8 @@ int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 	if (d->stop_fd < 0)
 		return dedup__fail("eventfd", errno);
 	d->zero_checksum = XXH3_64bits(zero_page, PAGE);
-	d->maps = dedup__count_maps();
+	d->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	d->maps = dedup__count_maps(d);
 	dedup__set_map_limit(d);
 	mmu->dedup = d;
 	return 0;
@@ -1037,6 +1043,8 @@ void dedup__exit(struct dedup *d)
 		munmap(d->stable, d->mmu->ram.size);
 	if (d->stable_fd >= 0)
 		close(d->stable_fd);
+	if (d->maps_fd >= 0)
+		close(d->maps_fd);
 	if (d->uffd >= 0)
 		close(d->uffd);
 	if (d->stop_fd >= 0)
@@ -1047,7 +1055,7 @@ void dedup__exit(struct dedup *d)
 	free(d->busy);
 	free(d->nomerge);
 	memset(d, 0, sizeof(*d));
-	d->uffd = d->stable_fd = d->stop_fd = -1;
+	d->uffd = d->stable_fd = d->stop_fd = d->maps_fd = -1;
 }
 
 /* ---- counters ----------------------------------------------------------------------- */

@@ -121,6 +121,7 @@ struct dedup {
 	struct dedup_stats stats;
 	int uffd;	 /* merged pages' write faults */
 	int stable_fd;	 /* the memfd of shared pages */
+	int maps_fd;	 /* /proc/self/maps, opened at init; -1: mappings not counted */
 	uint8_t *stable; /* the monitor's mapping of it */
 	uint64_t *free_slots;
 	uint64_t nr_free_slots;

@@ -254,6 +254,21 @@ static int parse_stats(const char *s, enum cli_stats *stats)
 	return 0;
 }
 
+static int parse_seccomp(const char *s, enum seccomp_mode *mode)
+{
+	if (!strcmp(s, "on"))
+		*mode = SECCOMP_ON;
+	else if (!strcmp(s, "log"))
+		*mode = SECCOMP_LOG;
+	else if (!strcmp(s, "off"))
+		*mode = SECCOMP_OFF;
+	else {
+		pr_err("invalid option value: expected on, off or log (--seccomp: %s)", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* A BAR size: 4K..256M, a multiple of 4K. */
 static int parse_bar_size(const char *opt, const char *key, const char *s, uint64_t *size)
 {
@@ -493,6 +508,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'H': ret = parse_shm(optarg, cfg); break;
 		case 'V': ret = parse_vram(optarg, cfg); break;
 		case 'D': ret = parse_dedup(optarg, cfg); break;
+		case 'Z': ret = parse_seccomp(optarg, &cfg->seccomp); break;
 		case 'l':
 		case 'o':
 		case 'b':

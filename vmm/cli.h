@@ -13,6 +13,7 @@
 
 #include "mmu/dedup.h"
 #include "mmu/mmu.h"
+#include "vmm/seccomp.h"
 
 #define KVM_DEVICE_DEFAULT	  "/dev/kvm"
 #define CLI_MAX_GUEST_ARGS	  64
@@ -92,6 +93,10 @@
 	  "copy-on-write; default off; knobs below, docs/dedup.md")                                \
 	X("stats", 's', 2, "=json",                                                                \
 	  "print fault statistics to stderr at exit, as text or one JSON line")                    \
+	X("seccomp", 'Z', 1, "on|off|log",                                                         \
+	  "the monitor's system-call filter: on (default) lets each thread make only the calls "   \
+	  "running a VM needs and stops faultline (70) on any other; log lets every call through " \
+	  "and has the kernel log the others; off installs none")                                  \
 	X("help", 'h', 0, "", "show this help")
 
 enum cli_oom_policy {
@@ -160,6 +165,7 @@ struct run_config {
 	uint64_t vram_pool;
 	enum dedup_mode dedup;
 	struct dedup_knobs dedup_knobs;
+	enum seccomp_mode seccomp;
 };
 
 /*

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <asm/kvm_para.h>
 
@@ -349,6 +350,9 @@ static void *vcpu__thread(void *arg)
 	sigemptyset(&kick);
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	/* Test-only: a call the seccomp filter does not allow, from a vCPU thread. */
+	if (inject__check("seccomp.probe"))
+		syscall(SYS_getppid);
 	while (vm__vcpu_may_run(vcpu->vm)) {
 		int ret;
 

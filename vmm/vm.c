@@ -13,6 +13,7 @@
 #include "vmm/api.h"
 #include "vmm/fdt.h"
 #include "vmm/log.h"
+#include "vmm/seccomp.h"
 #include "vmm/status.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -278,6 +279,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		return FL_EXIT_USAGE;
 	}
 	vm->on_oom = cfg->on_oom;
+	vm->seccomp = cfg->seccomp;
 	vm->oom_pause_timeout_s = cfg->oom_pause_timeout_s;
 	vm->backing_file = cfg->backing_file;
 	vm->boot_linux = cfg->boot_linux;
@@ -644,6 +646,11 @@ int vm__run(struct vm *vm)
 	sig_fd = vm__signalfd();
 	if (sig_fd < 0 || vcpu__setup_signals()) {
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot set up signal handling");
+		goto out;
+	}
+	/* Before any thread that serves the guest runs; the channel's, running, gets it too. */
+	if (seccomp__install(vm->seccomp)) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot install the seccomp filter (--seccomp)");
 		goto out;
 	}
 	if (mmu__start(&vm->mmu)) {

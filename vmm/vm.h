@@ -70,6 +70,7 @@ struct vm {
 	struct kvm kvm;
 	struct mmu mmu; /* guest RAM; mmu.ram is its layout */
 	enum cli_oom_policy on_oom;
+	enum seccomp_mode seccomp;
 	unsigned oom_pause_timeout_s; /* --on-oom pause,timeout=SECS; 0: none */
 	const char *backing_file;
 	struct bus pio_bus;

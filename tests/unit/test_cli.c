@@ -121,6 +121,11 @@ START_TEST(run_all_options)
 		PARSE("run", "--kernel", "k", "--on-oom", "pause,timeout=30", "--api", "s"), 0);
 	ck_assert_int_eq(cfg.on_oom, CLI_OOM_PAUSE);
 	ck_assert_uint_eq(cfg.oom_pause_timeout_s, 30);
+	ck_assert_int_eq(cfg.seccomp, SECCOMP_ON); /* the default */
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--seccomp", "log"), 0);
+	ck_assert_int_eq(cfg.seccomp, SECCOMP_LOG);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--seccomp", "off"), 0);
+	ck_assert_int_eq(cfg.seccomp, SECCOMP_OFF);
 	ck_assert_int_eq(PARSE("ctl", "/run/a.sock", "status"), 0);
 	ck_assert_int_eq(cmd, CLI_CTL);
 }
@@ -175,6 +180,8 @@ START_TEST(run_errors)
 		{{"run", "--on-oom", "panic", NULL},
 		 "faultline: invalid option value: expected kill, mce, pause or "
 		 "pause,timeout=SECS (--on-oom: panic)\n"},
+		{{"run", "--seccomp", "strict", NULL},
+		 "faultline: invalid option value: expected on, off or log (--seccomp: strict)\n"},
 		{{"run", "--on-oom", "pause,timeout=0", NULL},
 		 "faultline: invalid option value: expected a timeout of 1 to 86400 seconds "
 		 "(--on-oom: pause,timeout=0)\n"},

@@ -1,0 +1,98 @@
+/*
+ * The seccomp filter (vmm/seccomp.c) in a child process: installed, it
+ * lets the calls of its list through (write, a thread's start and end)
+ * and stops any other with status 70 and its number on stderr; in log
+ * mode every call goes through. Every KVM test runs under it as well.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/unit/unit.h"
+#include "vmm/seccomp.h"
+#include "vmm/status.h"
+
+static void *thread_body(void *arg)
+{
+	return arg;
+}
+
+/*
+ * Fork; the child installs the filter in @mode, starts and joins a thread,
+ * calls getppid() and exits 0. Returns the child's exit status, its stderr
+ * in @err.
+ */
+static int child_calls_getppid(enum seccomp_mode mode, char *err, size_t len)
+{
+	int fds[2], status;
+	ssize_t n, used = 0;
+	pthread_t t;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		if (seccomp__install(mode))
+			_exit(99);
+		if (pthread_create(&t, NULL, thread_body, NULL) || pthread_join(t, NULL))
+			_exit(98);
+		syscall(SYS_getppid);
+		_exit(0);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], err + used, len - 1 - (size_t)used)) > 0)
+		used += n;
+	err[used] = '\0';
+	close(fds[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+START_TEST(stops_a_call_outside_the_list)
+{
+	char err[512];
+	const char *want = "faultline: the seccomp filter stopped a system call that faultline "
+			   "does not allow: number 110 (thread ";
+
+	ck_assert_int_eq(child_calls_getppid(SECCOMP_ON, err, sizeof(err)), FL_EXIT_INTERNAL);
+	ck_assert_msg(!strncmp(err, want, strlen(want)), "stderr: %s", err);
+	ck_assert_ptr_nonnull(strstr(err, "); this is a bug of faultline: --seccomp log lets it "
+					  "through and logs it\n"));
+}
+END_TEST
+
+START_TEST(log_and_off_let_it_through)
+{
+	char err[512];
+
+	ck_assert_int_eq(child_calls_getppid(SECCOMP_LOG, err, sizeof(err)), 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_int_eq(child_calls_getppid(SECCOMP_OFF, err, sizeof(err)), 0);
+	ck_assert_str_eq(err, "");
+}
+END_TEST
+
+Suite *seccomp_suite(void)
+{
+	Suite *s = suite_create("seccomp");
+	TCase *tc = tcase_create("filter");
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+	/* The sanitizers' runtimes make calls of their own that no list allows. */
+	(void)stops_a_call_outside_the_list;
+	(void)log_and_off_let_it_through;
+#else
+	tcase_add_test(tc, stops_a_call_outside_the_list);
+	tcase_add_test(tc, log_and_off_let_it_through);
+#endif
+	suite_add_tcase(s, tc);
+	return s;
+}
