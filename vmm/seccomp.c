@@ -1,14 +1,18 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <jansson.h>
+#include <linux/kvm.h>
+#include <linux/userfaultfd.h>
 #include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "mmu/uffd_compat.h"
 #include "vmm/log.h"
 #include "vmm/seccomp.h"
 #include "vmm/status.h"
@@ -35,7 +39,6 @@ static const int allowed[] = {
 	SCMP_SYS(poll),
 	SCMP_SYS(ppoll),
 	SCMP_SYS(lseek),
-	SCMP_SYS(ioctl),
 	SCMP_SYS(fsync),
 	SCMP_SYS(fdatasync),
 	SCMP_SYS(fstat),
@@ -74,6 +77,30 @@ static const int allowed[] = {
 	SCMP_SYS(unlink),
 	SCMP_SYS(getrandom),
 	SCMP_SYS(restart_syscall),
+};
+
+/*
+ * The ioctls a running VM makes, the only ones allowed: KVM's for the vCPU
+ * loop, its messages (RIP), machine checks, BAR memory slots and interrupt
+ * lines; userfaultfd's for the fault engine and dedup; the terminal's for
+ * stdio's first write to a terminal (TCGETS) and restoring it at the end.
+ * Not TIOCSTI: a subverted monitor cannot type into the user's terminal.
+ */
+static const unsigned long allowed_ioctls[] = {
+	KVM_RUN,
+	KVM_GET_REGS,
+	KVM_GET_SREGS,
+	KVM_X86_SET_MCE,
+	KVM_SET_USER_MEMORY_REGION,
+	KVM_IRQ_LINE,
+	UFFDIO_COPY,
+	UFFDIO_ZEROPAGE,
+	UFFDIO_WAKE,
+	UFFDIO_WRITEPROTECT,
+	UFFDIO_POISON,
+	UFFDIO_REGISTER,
+	TCGETS,
+	TCSETS,
 };
 
 /* Decimal @v into @buf (at least 12 bytes), for the signal handler. */
@@ -160,6 +187,11 @@ int seccomp__install(enum seccomp_mode mode)
 	ret = ret ?: seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	for (i = 0; !ret && i < sizeof(allowed) / sizeof(allowed[0]); i++)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+	/* The request is an int to the kernel: compare its low 32 bits. */
+	for (i = 0; !ret && i < sizeof(allowed_ioctls) / sizeof(allowed_ioctls[0]); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL,
+					       allowed_ioctls[i] & 0xffffffffULL));
 	/* Threads, not processes: clone only with CLONE_THREAD; glibc falls back from clone3. */
 	ret = ret
 		      ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,

@@ -5,12 +5,15 @@
  * mode every call goes through. Every KVM test runs under it as well.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "tests/unit/unit.h"
@@ -22,13 +25,21 @@ static void *thread_body(void *arg)
 	return arg;
 }
 
+enum forbidden {
+	CALL_GETPPID, /* a call outside the list */
+	CALL_TIOCSTI, /* an ioctl outside the list: typing into a terminal */
+};
+
 /*
  * Fork; the child installs the filter in @mode, starts and joins a thread,
- * calls getppid() and exits 0. Returns the child's exit status, its stderr
- * in @err.
+ * makes an allowed ioctl (TCGETS on a pipe: ENOTTY, not stopped), then the
+ * forbidden call @what, and exits 0. Returns the child's exit status, its
+ * stderr in @err.
  */
-static int child_calls_getppid(enum seccomp_mode mode, char *err, size_t len)
+static int child_calls(enum seccomp_mode mode, enum forbidden what, char *err, size_t len)
 {
+	struct termios tio;
+	char c = 'x';
 	int fds[2], status;
 	ssize_t n, used = 0;
 	pthread_t t;
@@ -43,7 +54,12 @@ static int child_calls_getppid(enum seccomp_mode mode, char *err, size_t len)
 			_exit(99);
 		if (pthread_create(&t, NULL, thread_body, NULL) || pthread_join(t, NULL))
 			_exit(98);
-		syscall(SYS_getppid);
+		if (ioctl(fds[1], TCGETS, &tio) == 0 || errno != ENOTTY)
+			_exit(97);
+		if (what == CALL_GETPPID)
+			syscall(SYS_getppid);
+		else
+			ioctl(fds[1], TIOCSTI, &c);
 		_exit(0);
 	}
 	close(fds[1]);
@@ -62,10 +78,21 @@ START_TEST(stops_a_call_outside_the_list)
 	const char *want = "faultline: the seccomp filter stopped a system call that faultline "
 			   "does not allow: number 110 (thread ";
 
-	ck_assert_int_eq(child_calls_getppid(SECCOMP_ON, err, sizeof(err)), FL_EXIT_INTERNAL);
+	ck_assert_int_eq(child_calls(SECCOMP_ON, CALL_GETPPID, err, sizeof(err)), FL_EXIT_INTERNAL);
 	ck_assert_msg(!strncmp(err, want, strlen(want)), "stderr: %s", err);
 	ck_assert_ptr_nonnull(strstr(err, "); this is a bug of faultline: --seccomp log lets it "
 					  "through and logs it\n"));
+}
+END_TEST
+
+START_TEST(stops_an_ioctl_outside_the_list)
+{
+	char err[512];
+	const char *want = "faultline: the seccomp filter stopped a system call that faultline "
+			   "does not allow: number 16 (thread ";
+
+	ck_assert_int_eq(child_calls(SECCOMP_ON, CALL_TIOCSTI, err, sizeof(err)), FL_EXIT_INTERNAL);
+	ck_assert_msg(!strncmp(err, want, strlen(want)), "stderr: %s", err);
 }
 END_TEST
 
@@ -73,9 +100,9 @@ START_TEST(log_and_off_let_it_through)
 {
 	char err[512];
 
-	ck_assert_int_eq(child_calls_getppid(SECCOMP_LOG, err, sizeof(err)), 0);
+	ck_assert_int_eq(child_calls(SECCOMP_LOG, CALL_GETPPID, err, sizeof(err)), 0);
 	ck_assert_str_eq(err, "");
-	ck_assert_int_eq(child_calls_getppid(SECCOMP_OFF, err, sizeof(err)), 0);
+	ck_assert_int_eq(child_calls(SECCOMP_OFF, CALL_GETPPID, err, sizeof(err)), 0);
 	ck_assert_str_eq(err, "");
 }
 END_TEST
@@ -88,9 +115,11 @@ Suite *seccomp_suite(void)
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 	/* The sanitizers' runtimes make calls of their own that no list allows. */
 	(void)stops_a_call_outside_the_list;
+	(void)stops_an_ioctl_outside_the_list;
 	(void)log_and_off_let_it_through;
 #else
 	tcase_add_test(tc, stops_a_call_outside_the_list);
+	tcase_add_test(tc, stops_an_ioctl_outside_the_list);
 	tcase_add_test(tc, log_and_off_let_it_through);
 #endif
 	suite_add_tcase(s, tc);
