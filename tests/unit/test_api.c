@@ -2,7 +2,8 @@
  * The control socket's protocol (vmm/api.c) without a VM: a table of fake
  * commands, requests as lines and over a real Unix socket, and every way a
  * request is refused: not JSON, no command, an unknown command, a command
- * that refuses, a line too long, a client that sends nothing. The VM's own
+ * that refuses, a line too long, a client that sends nothing; the listener
+ * (vmm/usock.c) with a file in its way. The VM's own
  * commands on real KVM: tests/kvm/run (t_api_*, t_oom_pause_*).
  */
 #define _GNU_SOURCE
