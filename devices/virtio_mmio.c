@@ -63,6 +63,10 @@ static const char *virtq__unmapped(int err)
 	return err == -ENOMEM ? "does not fit in the memory budget" : "outside guest RAM";
 }
 
+/* A buffer that could not be mapped: -ENOMEM for the budget, the guest's fault (-EINVAL) else. */
+#define virtq__unmapped_fail(why, err, ...)                                                        \
+	log__why(why, VIRTIO_WHY_LEN, (err) == -ENOMEM ? -ENOMEM : -EINVAL, __VA_ARGS__)
+
 int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_chain *c, char *why)
 {
 	const struct virtq_desc *table;
@@ -80,9 +84,9 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 	avail = virtq__map(ga, q->avail, 6 + 2ULL * q->num, &err);
 	table = avail ? virtq__map(ga, q->desc, 16ULL * q->num, &err) : NULL;
 	if (!avail || !table)
-		return virtq__fail(why, "%s ring %s (GPA 0x%llx)",
-				   avail ? "descriptor" : "available", virtq__unmapped(err),
-				   (unsigned long long)(avail ? q->desc : q->avail));
+		return virtq__unmapped_fail(
+			why, err, "%s ring %s (GPA 0x%llx)", avail ? "descriptor" : "available",
+			virtq__unmapped(err), (unsigned long long)(avail ? q->desc : q->avail));
 	avail_idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE);
 	if (avail_idx == q->last_avail)
 		return 0;
@@ -109,9 +113,9 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 		c->buf[n].device_writes = d.flags & DESC_F_WRITE;
 		c->buf[n].host = d.len ? virtq__map(ga, d.addr, d.len, &err) : NULL;
 		if (d.len && !c->buf[n].host)
-			return virtq__fail(why, "descriptor %u: buffer %s (GPA 0x%llx, %u bytes)",
-					   i, virtq__unmapped(err), (unsigned long long)d.addr,
-					   d.len);
+			return virtq__unmapped_fail(
+				why, err, "descriptor %u: buffer %s (GPA 0x%llx, %u bytes)", i,
+				virtq__unmapped(err), (unsigned long long)d.addr, d.len);
 		if (!(d.flags & DESC_F_NEXT))
 			break;
 		if (d.next >= q->num)
@@ -131,8 +135,8 @@ int virtq__push(struct virtq *q, const struct guest_access *ga, uint16_t head, u
 	uint32_t elem[2] = {head, len};
 
 	if (!used)
-		return virtq__fail(why, "used ring %s (GPA 0x%llx)", virtq__unmapped(err),
-				   (unsigned long long)q->used);
+		return virtq__unmapped_fail(why, err, "used ring %s (GPA 0x%llx)",
+					    virtq__unmapped(err), (unsigned long long)q->used);
 	memcpy((uint8_t *)used + 4 + 8 * (q->used_idx % q->num), elem, sizeof(elem));
 	q->used_idx++;
 	/* seq_cst: ordered before the read of the driver's flags in virtq__wants_irq(). */
@@ -202,6 +206,14 @@ int virtio_mmio__pop(struct virtio_mmio *vm, unsigned queue, struct virtio_chain
 	if (vm->broken[0])
 		return 0;
 	ret = virtq__pop(&vm->q[queue], &vm->ga, c, why);
+	/*
+	 * -ENOMEM: the budget could not back a buffer. The VM's --on-oom policy
+	 * has had it already (mmu__access() -> fault_failed()), and it is
+	 * stopping: the guest did nothing wrong, so the device neither stops
+	 * nor says so.
+	 */
+	if (ret == -ENOMEM)
+		return 0;
 	if (ret < 0) {
 		virtio_mmio__break(vm, why);
 		return 0;
@@ -214,8 +226,12 @@ int virtio_mmio__pop(struct virtio_mmio *vm, unsigned queue, struct virtio_chain
 void virtio_mmio__push(struct virtio_mmio *vm, unsigned queue, uint16_t head, uint32_t len)
 {
 	char why[VIRTIO_WHY_LEN];
+	int ret;
 
-	if (virtq__push(&vm->q[queue], &vm->ga, head, len, why)) {
+	ret = virtq__push(&vm->q[queue], &vm->ga, head, len, why);
+	if (ret == -ENOMEM)
+		return; /* stopping for the budget, as in virtio_mmio__pop() */
+	if (ret) {
 		virtio_mmio__break(vm, why);
 		return;
 	}
