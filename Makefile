@@ -6,6 +6,7 @@
 #   make deps       install the Debian packages the build needs (scripts/deps)
 #   make bench-dedup  faultline's dedup against the host's KSM (root)
 #   make bench-uffd   the fault engine's userfaultfd cost per first touch, without KVM
+#   make bench-seccomp  the seccomp filter's cost per system call on the fast paths
 #   make format     clang-format the C sources in place
 
 BUILD   := build
@@ -93,6 +94,7 @@ $(BUILD)/tsan/%.o: %.c
 # ---- benchmarks (bench/) ---------------------------------------------------------
 BENCH_DEDUP := $(BUILD)/bench/dedup-ksm
 BENCH_UFFD  := $(BUILD)/bench/uffd-touch
+BENCH_SECCOMP := $(BUILD)/bench/seccomp-cost
 
 $(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -102,11 +104,16 @@ $(BENCH_UFFD): $(BUILD)/obj/bench/uffd_touch.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
 
+$(BENCH_SECCOMP): $(BUILD)/obj/bench/seccomp_cost.o $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
+
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup bench-uffd format clean
+.PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup bench-uffd bench-seccomp \
+	format clean
 
-all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD)
+all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD) $(BENCH_SECCOMP)
 
 deps:
 	scripts/deps
@@ -140,6 +147,10 @@ bench-dedup: $(BENCH_DEDUP)
 
 bench-uffd: $(BENCH_UFFD)
 	$(BENCH_UFFD)
+
+# The seccomp filter's cost on the fast paths' system calls (no KVM).
+bench-seccomp: $(BENCH_SECCOMP)
+	$(BENCH_SECCOMP)
 
 format:
 	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch] bench/*.c)
