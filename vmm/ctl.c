@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "mmu/mmu.h"
-#include "vmm/api.h"
 #include "vmm/cli.h"
 #include "vmm/ctl.h"
 #include "vmm/log.h"

@@ -469,17 +469,27 @@ enum vm_pause vm__resume(struct vm *vm)
 	return was;
 }
 
+/*
+ * Wait for a change of state until @deadline (mmu__now_ns(): state_cond
+ * runs on CLOCK_MONOTONIC). Returns ETIMEDOUT past it. Caller holds vm->lock.
+ */
+static int vm__wait_until_locked(struct vm *vm, uint64_t deadline)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
+			      .tv_nsec = (long)(deadline % 1000000000ULL)};
+
+	return pthread_cond_timedwait(&vm->state_cond, &vm->lock, &ts);
+}
+
 unsigned vm__wait_parked(struct vm *vm, unsigned ms)
 {
 	uint64_t deadline = mmu__now_ns() + (uint64_t)ms * 1000000ULL;
-	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
-			      .tv_nsec = (long)(deadline % 1000000000ULL)};
 	unsigned parked;
 
 	pthread_mutex_lock(&vm->lock);
 	while (vm->pause != VM_RUNNING && !vm->stopping &&
 	       vm->nr_parked + vm->nr_halted < vm->nr_vcpus)
-		if (pthread_cond_timedwait(&vm->state_cond, &vm->lock, &ts) == ETIMEDOUT)
+		if (vm__wait_until_locked(vm, deadline) == ETIMEDOUT)
 			break;
 	parked = vm->nr_parked;
 	pthread_mutex_unlock(&vm->lock);
@@ -495,7 +505,6 @@ unsigned vm__wait_parked(struct vm *vm, unsigned ms)
 static void vm__wait_running_locked(struct vm *vm)
 {
 	char oom[VM_STOP_MSG_LEN];
-	struct timespec ts;
 	uint64_t deadline;
 
 	while (vm->pause != VM_RUNNING && !vm->stopping) {
@@ -504,9 +513,7 @@ static void vm__wait_running_locked(struct vm *vm)
 			pthread_cond_wait(&vm->state_cond, &vm->lock);
 			continue;
 		}
-		ts.tv_sec = (time_t)(deadline / 1000000000ULL);
-		ts.tv_nsec = (long)(deadline % 1000000000ULL);
-		if (pthread_cond_timedwait(&vm->state_cond, &vm->lock, &ts) != ETIMEDOUT ||
+		if (vm__wait_until_locked(vm, deadline) != ETIMEDOUT ||
 		    vm->pause != VM_PAUSED_OOM || vm->stopping || vm->oom_deadline_ns != deadline)
 			continue;
 		snprintf(oom, sizeof(oom), "%s", vm->pause_msg);
