@@ -550,6 +550,14 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 {
 	bool first, on_vcpu;
 
+	/*
+	 * A vCPU waiting here is parked: the faults a vCPU reports itself, and
+	 * a device's access made on the vCPU that notified it. It counts as
+	 * parked in the same hold of the lock that shows the pause, so that
+	 * nobody sees "paused-oom" with this vCPU still counted as running.
+	 */
+	on_vcpu = ctx->source != FAULT_SRC_UFFD &&
+		  (ctx->source != FAULT_SRC_MONITOR || vm__vcpu_of_tid(vm, (int)gettid()) >= 0);
 	pthread_mutex_lock(&vm->lock);
 	if (vm->stopping) {
 		pthread_mutex_unlock(&vm->lock);
@@ -569,23 +577,17 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 		pr_err("%s; the VM is paused (--on-oom pause): raise the budget with 'faultline "
 		       "ctl %s mem-limit SIZE', then 'faultline ctl %s resume'",
 		       oom, vm->api->path, vm->api->path);
-		pthread_cond_broadcast(&vm->state_cond);
 	}
+	if (on_vcpu)
+		vm->nr_parked++;
+	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
 	if (first)
 		vm__kick_all(vm);
-	/*
-	 * A vCPU waiting here is parked: the faults a vCPU reports itself, and
-	 * a device's access made on the vCPU that notified it.
-	 */
-	on_vcpu = ctx->source != FAULT_SRC_UFFD &&
-		  (ctx->source != FAULT_SRC_MONITOR || vm__vcpu_of_tid(vm, (int)gettid()) >= 0);
 	pthread_mutex_lock(&vm->lock);
-	if (on_vcpu) {
-		vm__park_locked(vm);
-	} else {
-		vm__wait_running_locked(vm);
-	}
+	vm__wait_running_locked(vm);
+	if (on_vcpu)
+		vm->nr_parked--;
 	ctx->refault = !vm->stopping;
 	pthread_mutex_unlock(&vm->lock);
 }
