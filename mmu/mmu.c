@@ -560,10 +560,10 @@ int mmu__set_limit(struct mmu *mmu, uint64_t pages)
  * Pin resident page @pi for the monitor: mark it dirty under the reclaim
  * lock so that no reclaim drops it while the monitor holds a pointer into
  * it; with dedup, give a merged page its own copy and never merge it
- * again. Returns 0, -EAGAIN when it is not resident (any more), or -ENOMEM
- * when the copy cannot be charged.
+ * again. Returns 0, -EAGAIN when it is not resident (any more), or
+ * -ECANCELED when the copy could not be made (*@broke: OOM or SIGBUS).
  */
-static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx)
+static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t *broke)
 {
 	int ret = 0;
 
@@ -575,14 +575,36 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx)
 	if (!page_resident(mmu, pi))
 		ret = -EAGAIN;
 	else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi) &&
-		 dedup__break_cow(mmu->dedup, ctx, pi) != FAULT_DONE)
-		ret = -ENOMEM;
+		 (*broke = dedup__break_cow(mmu->dedup, ctx, pi)) != FAULT_DONE)
+		ret = -ECANCELED;
 	if (!ret && mmu->dedup)
 		dedup__pin(mmu->dedup, pi);
 	if (!ret && mmu->wp)
 		bit_set(mmu->dirty, pi);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 	return ret;
+}
+
+/*
+ * The copy of a merged page the monitor accesses could not be made: a
+ * fault of the monitor's with that result, which the owner hears of as of
+ * any other (an OOM goes to --on-oom once the VM runs). Returns true when
+ * the owner made room and the access should be tried again.
+ */
+static bool mmu__pin_failed(struct fault_ctx *ctx, fault_t r, uint64_t start)
+{
+	struct mmu *mmu = ctx->mmu;
+	uint64_t elapsed = mmu__now_ns() - start;
+
+	mmu__count_source(mmu, ctx->source);
+	mmu_stats__record(&mmu->stats, ctx->vcpu, elapsed);
+	ctx->refault = false;
+	mmu__report(ctx, r, elapsed);
+	ctx->flags &= ~FAULT_FLAG_COW;
+	if (!ctx->refault || mmu__stopping(mmu))
+		return false;
+	MMU_STAT_INC(&mmu->stats, refaults);
+	return true;
 }
 
 int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
@@ -608,17 +630,19 @@ int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 			.source = FAULT_SRC_MONITOR,
 		};
 		uint64_t pi = (uint64_t)(ctx.hva - mmu->ram.host) / MMU_PAGE_SIZE;
-		fault_t r;
-
+		uint64_t start = mmu__now_ns();
+		fault_t r = FAULT_DONE;
 		int ret;
 
-		while ((ret = mmu__pin(mmu, pi, &ctx)) == -EAGAIN) {
-			r = mmu__handle_fault(&ctx);
+		while ((ret = mmu__pin(mmu, pi, &ctx, &r)) != 0) {
+			if (ret == -EAGAIN)
+				r = mmu__handle_fault(&ctx);
+			else if (mmu__pin_failed(&ctx, r, start))
+				continue;
 			if (!(r & FAULT_DONE))
 				return fault__to_errno(r);
+			start = mmu__now_ns();
 		}
-		if (ret)
-			return ret;
 	}
 	*ptr = mmu->alias + (host - mmu->ram.host);
 	return 0;

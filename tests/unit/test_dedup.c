@@ -37,6 +37,7 @@ static struct {
 	uint64_t gpa;
 	char why[256];
 	bool poison;
+	bool make_room; /* once: give a page back and ask for a refault (--on-oom pause) */
 } failed;
 
 #define DSTAT(name) __atomic_load_n(&dd.stats.name, __ATOMIC_RELAXED)
@@ -51,6 +52,11 @@ static void on_fault_failed(void *owner, struct fault_ctx *ctx, fault_t result, 
 	snprintf(failed.why, sizeof(failed.why), "%s", why);
 	if (failed.poison && (result & FAULT_OOM))
 		ck_assert_int_eq(mmu__poison(&mmu, ctx->gpa), 0);
+	if (failed.make_room && (result & FAULT_OOM)) {
+		mmu__uncharge(&mmu, 1);
+		ctx->refault = true;
+		failed.make_room = false;
+	}
 	pthread_mutex_unlock(&failed_lock);
 }
 
@@ -453,6 +459,47 @@ START_TEST(monitor_access_breaks_and_pins)
 }
 END_TEST
 
+/*
+ * The monitor's access (a device's DMA) to a merged page whose copy does
+ * not fit: the owner hears of it as of a vCPU's fault, so that --on-oom
+ * decides, and a refault after room was made completes the access.
+ */
+START_TEST(monitor_cow_break_over_budget_goes_to_the_owner)
+{
+	uint64_t *p;
+
+	fill_pattern(16, 2);
+	pass();
+	pass();
+	leave_budget(0);
+	ck_assert_int_eq(mmu__access(&mmu, 4 * PAGE, 8, (void **)&p), -ENOMEM);
+	ck_assert_int_eq(failed_calls(), 1);
+	ck_assert_uint_eq(failed.result, FAULT_OOM);
+	ck_assert_uint_eq(failed.gpa, 4 * PAGE);
+	ck_assert_str_eq(failed.why,
+			 "copy-on-write break of a shared page: budget of 1024 pages exhausted");
+	ck_assert_uint_eq(mmu.stats.faults_monitor, 1);
+	ck_assert_uint_eq(mmu.stats.result_oom, 1);
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 14); /* left merged and intact */
+	check_pattern(16, 2);
+
+	pthread_mutex_lock(&failed_lock);
+	failed.make_room = true;
+	pthread_mutex_unlock(&failed_lock);
+	ck_assert_int_eq(mmu__access(&mmu, 4 * PAGE, 8, (void **)&p), 0);
+	ck_assert_int_eq(failed_calls(), 2);
+	ck_assert_uint_eq(mmu.stats.refaults, 1);
+	ck_assert_uint_eq(mmu.stats.faults_monitor, 2);
+	ck_assert_uint_eq(mmu.stats.result_oom, 2);
+	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+	*p = 7;
+	ck_assert_uint_eq(guest_words(4)[0], 7);
+	*p = word_of(0);
+	check_pattern(16, 2);
+}
+END_TEST
+
 /* The writer of a page whose copy cannot be charged. */
 struct writer {
 	uint64_t page;
@@ -537,6 +584,7 @@ START_TEST(injected_cow_failure_is_an_error_not_a_loop)
 	pass();
 	ck_assert_int_eq(inject__init("dedup.cow:ENOMEM"), 0);
 	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), -ENOMEM);
+	ck_assert_int_eq(failed_calls(), 1); /* an OOM: the VM's policy decides */
 	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
 	ck_assert_uint_eq(DSTAT(cow_breaks), 0);
 	ck_assert_uint_eq(dd.knobs.run, 0);
@@ -544,6 +592,25 @@ START_TEST(injected_cow_failure_is_an_error_not_a_loop)
 	/* The next try succeeds: the page was left merged and consistent. */
 	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), 0);
 	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+	check_pattern(16, 1);
+}
+END_TEST
+
+/* A copy that fails for another reason is the access's error, not an OOM. */
+START_TEST(injected_cow_io_error_fails_the_access)
+{
+	void *p;
+
+	fill_pattern(16, 1);
+	pass();
+	pass();
+	ck_assert_int_eq(inject__init("dedup.cow:EIO"), 0);
+	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), -EFAULT);
+	ck_assert_int_eq(failed_calls(), 0);
+	ck_assert_uint_eq(mmu.stats.result_sigbus, 1);
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
+	ck_assert_str_eq(log_buf, "faultline: dedup: stopped merging: a copy-on-write break "
+				  "failed at GPA 0x2000: Input/output error\n");
 	check_pattern(16, 1);
 }
 END_TEST
@@ -801,8 +868,10 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, guest_write_breaks_sharing);
 	tcase_add_test(tc, last_sharer_takes_the_charge_over);
 	tcase_add_test(tc, monitor_access_breaks_and_pins);
+	tcase_add_test(tc, monitor_cow_break_over_budget_goes_to_the_owner);
 	tcase_add_test(tc, cow_break_over_budget_is_oom_and_stops_dedup);
 	tcase_add_test(tc, injected_cow_failure_is_an_error_not_a_loop);
+	tcase_add_test(tc, injected_cow_io_error_fails_the_access);
 	tcase_add_test(tc, injected_map_failure_leaves_pages_as_they_were);
 	tcase_add_test(tc, unmerge_is_interruptible_and_resumable);
 	tcase_add_test(tc, unmerge_out_of_budget_stops);
