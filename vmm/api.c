@@ -49,15 +49,164 @@ static void api__names(const struct api *api, char *buf, size_t len)
 					 api->commands[i].name);
 }
 
-char *api__reply(struct api *api, const char *line, size_t len)
+static const struct api_command *api__find(const struct api *api, const char *name)
 {
-	const struct api_command *cmd = NULL;
-	char why[API_WHY_LEN] = "", names[API_WHY_LEN];
-	json_t *request, *reply;
+	unsigned i;
+
+	for (i = 0; i < api->nr_commands; i++)
+		if (!strcmp(api->commands[i].name, name))
+			return &api->commands[i];
+	return NULL;
+}
+
+/*
+ * Run @cmd (NULL: nothing to run) on @request into a reply that starts with
+ * "ok" and then @first's fields. Returns its text; NULL only without memory.
+ */
+static char *api__run(struct api *api, const struct api_command *cmd, const char *name,
+		      json_t *request, json_t *first)
+{
+	char why[API_WHY_LEN] = "";
+	json_t *reply = json_pack("{s:b}", "ok", 1);
+	char *text;
+
+	if (!reply || (first && json_object_update(reply, first))) {
+		json_decref(reply);
+		return NULL;
+	}
+	if (cmd && cmd->run(api->ctx, request, reply, why))
+		text = api__refuse(api, "%s: %s", name, why[0] ? why : "refused");
+	else
+		text = json_dumps(reply, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(reply);
+	return text;
+}
+
+/* Close stream @i (the last one takes its place). Thread only. */
+static void api__drop_stream(struct api *api, unsigned i)
+{
+	unsigned n = api->nr_streams - 1;
+
+	close(api->streams[i]);
+	api->streams[i] = api->streams[n];
+	__atomic_store_n(&api->nr_streams, n, __ATOMIC_RELEASE);
+}
+
+/* Send @line and its newline to every stream, closing those that cannot take it now. */
+static void api__broadcast(struct api *api, const char *line)
+{
+	size_t len = strlen(line);
+	unsigned i = 0;
+	char *buf = malloc(len + 1);
+
+	if (!buf)
+		return;
+	memcpy(buf, line, len);
+	buf[len] = '\n';
+	while (i < api->nr_streams) {
+		ssize_t n = send(api->streams[i], buf, len + 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n == (ssize_t)len + 1) {
+			i++;
+			continue;
+		}
+		/* Full, or gone: a part of a line would break the stream anyway. */
+		__atomic_add_fetch(&api->streams_dropped, 1, __ATOMIC_RELAXED);
+		api__drop_stream(api, i);
+	}
+	free(buf);
+}
+
+/* Send what was published, in order, and a "lost" event where the queue was full. */
+static void api__flush(struct api *api)
+{
+	char *queued[API_QUEUED], lost[64];
+	unsigned n, i;
+	uint64_t nlost;
+
+	pthread_mutex_lock(&api->events_lock);
+	n = api->nr_queued;
+	memcpy(queued, api->queued, n * sizeof(queued[0]));
+	api->nr_queued = 0;
+	nlost = api->lost;
+	api->lost = 0;
+	pthread_mutex_unlock(&api->events_lock);
+	for (i = 0; i < n; i++) {
+		api__broadcast(api, queued[i]);
+		free(queued[i]);
+	}
+	if (nlost) {
+		snprintf(lost, sizeof(lost), "{\"event\":\"lost\",\"count\":%llu}",
+			 (unsigned long long)nlost);
+		api__broadcast(api, lost);
+	}
+}
+
+void api__publish(struct api *api, const char *name, json_t *fields)
+{
+	uint64_t one = 1;
+	json_t *o;
+	char *text;
+
+	if (!__atomic_load_n(&api->nr_streams, __ATOMIC_ACQUIRE)) {
+		json_decref(fields); /* nobody listens; a new stream starts from a status */
+		return;
+	}
+	o = json_pack("{s:s}", "event", name);
+	if (o && fields && json_object_update(o, fields)) {
+		json_decref(o);
+		o = NULL;
+	}
+	json_decref(fields);
+	text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	pthread_mutex_lock(&api->events_lock);
+	if (text && api->nr_queued < API_QUEUED) {
+		api->queued[api->nr_queued++] = text;
+		text = NULL;
+	} else {
+		api->lost++;
+	}
+	pthread_mutex_unlock(&api->events_lock);
+	free(text);
+	if (write(api->event_fd, &one, sizeof(one)) < 0) {
+		/* cannot fail: the counter is far from overflowing */
+	}
+}
+
+/*
+ * {"command": "events"} on connection @fd: it becomes a stream before the
+ * status that opens it is taken, so that every change after that status
+ * reaches it as an event. Events queued before it go to the others only.
+ */
+static char *api__open_stream(struct api *api, json_t *request, int fd)
+{
+	json_t *first;
+	char *text;
+
+	if (fd < 0)
+		return api__refuse(api, "events: a stream needs a connection of its own");
+	if (api->nr_streams == API_STREAMS)
+		return api__refuse(api, "events: %d streams are open already", API_STREAMS);
+	api__flush(api);
+	api->streams[api->nr_streams] = fd;
+	__atomic_store_n(&api->nr_streams, api->nr_streams + 1, __ATOMIC_RELEASE);
+	first = json_pack("{s:s}", "event", "status");
+	text = first ? api__run(api, api__find(api, "status"), "events", request, first) : NULL;
+	json_decref(first);
+	if (!text || strncmp(text, "{\"ok\":true", 10))
+		__atomic_store_n(&api->nr_streams, api->nr_streams - 1, __ATOMIC_RELEASE);
+	return text;
+}
+
+char *api__reply(struct api *api, const char *line, size_t len, int fd)
+{
+	const struct api_command *cmd;
+	char names[API_WHY_LEN];
+	json_t *request;
 	json_error_t jerr;
 	const char *name;
 	char *text;
-	unsigned i;
 
 	__atomic_add_fetch(&api->requests, 1, __ATOMIC_RELAXED);
 	request = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -70,25 +219,18 @@ char *api__reply(struct api *api, const char *line, size_t len)
 		return api__refuse(api,
 				   "the request is not a JSON object with a \"command\" string");
 	}
-	for (i = 0; i < api->nr_commands && !cmd; i++)
-		if (!strcmp(api->commands[i].name, name))
-			cmd = &api->commands[i];
-	if (!cmd) {
-		api__names(api, names, sizeof(names));
-		text = api__refuse(api, "unknown command: %s (commands: %s)", name, names);
+	if (!strcmp(name, "events")) {
+		text = api__open_stream(api, request, fd);
 		json_decref(request);
 		return text;
 	}
-	reply = json_pack("{s:b}", "ok", 1);
-	if (!reply) {
-		json_decref(request);
-		return NULL;
+	cmd = api__find(api, name);
+	if (!cmd) {
+		api__names(api, names, sizeof(names));
+		text = api__refuse(api, "unknown command: %s (commands: %s, events)", name, names);
+	} else {
+		text = api__run(api, cmd, name, request, NULL);
 	}
-	if (cmd->run(api->ctx, request, reply, why))
-		text = api__refuse(api, "%s: %s", name, why[0] ? why : "refused");
-	else
-		text = json_dumps(reply, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(reply);
 	json_decref(request);
 	return text;
 }
@@ -157,14 +299,27 @@ static void api__send(int fd, const char *text)
 	}
 }
 
+/* Is @fd one of the streams? Thread only. */
+static bool api__is_stream(const struct api *api, int fd)
+{
+	unsigned i;
+
+	for (i = 0; i < api->nr_streams; i++)
+		if (api->streams[i] == fd)
+			return true;
+	return false;
+}
+
 static void api__serve(struct api *api, int fd)
 {
 	char buf[API_REQUEST_MAX + 1];
 	ssize_t len = api__read_request(api, fd, buf);
 	char *text;
 
-	if (len == -ECANCELED || len == -ECONNRESET)
+	if (len == -ECANCELED || len == -ECONNRESET) {
+		close(fd);
 		return;
+	}
 	if (len < 0)
 		__atomic_add_fetch(&api->requests, 1, __ATOMIC_RELAXED);
 	if (len == -EMSGSIZE)
@@ -174,11 +329,22 @@ static void api__serve(struct api *api, int fd)
 	else if (len < 0)
 		text = api__refuse(api, "cannot read the request: %s", strerror((int)-len));
 	else
-		text = api__reply(api, buf, (size_t)len);
-	if (!text)
-		return; /* out of memory: the client sees the connection close */
-	api__send(fd, text);
+		text = api__reply(api, buf, (size_t)len, fd);
+	if (text)
+		api__send(fd, text); /* out of memory: the client sees the connection close */
 	free(text);
+	if (!api__is_stream(api, fd))
+		close(fd);
+}
+
+/* A stream's client sent something or left: what it sends means nothing. */
+static void api__stream_input(struct api *api, unsigned i)
+{
+	char buf[256];
+	ssize_t n = recv(api->streams[i], buf, sizeof(buf), MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		api__drop_stream(api, i);
 }
 
 static void *api__thread(void *arg)
@@ -186,25 +352,44 @@ static void *api__thread(void *arg)
 	struct api *api = arg;
 
 	for (;;) {
-		struct pollfd fds[2] = {{.fd = api->listen_fd, .events = POLLIN},
-					{.fd = api->stop_fd, .events = POLLIN}};
+		struct pollfd fds[3 + API_STREAMS] = {
+			{.fd = api->listen_fd, .events = POLLIN},
+			{.fd = api->stop_fd, .events = POLLIN},
+			{.fd = api->event_fd, .events = POLLIN},
+		};
+		unsigned i, n = api->nr_streams;
+		uint64_t count;
 		int fd;
 
-		if (poll(fds, 2, -1) < 0) {
+		for (i = 0; i < n; i++)
+			fds[3 + i] = (struct pollfd){.fd = api->streams[i], .events = POLLIN};
+		if (poll(fds, 3 + n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			pr_err("control socket: poll failed: %s (file: %s)", strerror(errno),
 			       api->path);
-			return NULL;
+			break;
 		}
+		if (fds[2].revents && read(api->event_fd, &count, sizeof(count)) > 0)
+			api__flush(api);
 		if (fds[1].revents)
-			return NULL;
+			break;
+		/* From the last: dropping one moves the last stream into its place. */
+		for (i = n; i-- > 0;)
+			if (fds[3 + i].revents)
+				api__stream_input(api, i);
+		if (!fds[0].revents)
+			continue;
 		fd = accept4(api->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue; /* the client left before its turn, or EAGAIN */
-		api__serve(api, fd);
-		close(fd);
+		if (fd >= 0)
+			api__serve(api, fd);
+		/* else the client left before its turn, or EAGAIN */
 	}
+	/* The owner published its last event (its stop) before it ended us. */
+	api__flush(api);
+	while (api->nr_streams)
+		api__drop_stream(api, api->nr_streams - 1);
+	return NULL;
 }
 
 int api__open(struct api *api, const char *path, const struct api_command *commands,
@@ -217,12 +402,16 @@ int api__open(struct api *api, const char *path, const struct api_command *comma
 	api->commands = commands;
 	api->nr_commands = nr_commands;
 	api->ctx = ctx;
-	api->stop_fd = -1;
+	api->stop_fd = api->event_fd = -1;
+	pthread_mutex_init(&api->events_lock, NULL);
 	api->listen_fd = usock__listen(path, "control socket", SOCK_NONBLOCK, 8);
-	if (api->listen_fd < 0)
+	if (api->listen_fd < 0) {
+		pthread_mutex_destroy(&api->events_lock);
 		return api->listen_fd;
+	}
 	api->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (api->stop_fd < 0) {
+	api->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (api->stop_fd < 0 || api->event_fd < 0) {
 		err = errno;
 		pr_err("cannot set up the control socket: eventfd failed: %s (file: %s)",
 		       strerror(err), path);
@@ -266,12 +455,20 @@ void api__stop(struct api *api)
 
 void api__close(struct api *api)
 {
+	unsigned i;
+
 	api__stop(api);
 	if (api->listen_fd >= 0) {
 		close(api->listen_fd);
 		unlink(api->path); /* ours: bound by api__open() */
+		for (i = 0; i < api->nr_queued; i++)
+			free(api->queued[i]);
+		api->nr_queued = 0;
+		pthread_mutex_destroy(&api->events_lock);
 	}
 	if (api->stop_fd >= 0)
 		close(api->stop_fd);
-	api->listen_fd = api->stop_fd = -1;
+	if (api->event_fd >= 0)
+		close(api->event_fd);
+	api->listen_fd = api->stop_fd = api->event_fd = -1;
 }

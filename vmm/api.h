@@ -8,6 +8,12 @@
  *
  * One thread serves the socket, one connection at a time: a request must
  * arrive whole within API_REQUEST_MS, and no command waits on the guest.
+ *
+ * One request keeps its connection: {"command": "events"} is answered with
+ * the owner's "status" reply plus "event": "status", and then every event
+ * the owner publishes (api__publish()) follows as a line of its own, until
+ * the VM ends and the socket closes. A stream that does not take its line
+ * at once (a client that stopped reading) is closed, never waited for.
  */
 #ifndef FAULTLINE_API_H
 #define FAULTLINE_API_H
@@ -21,6 +27,8 @@
 #define API_REQUEST_MAX 4096 /* bytes in a request line */
 #define API_REQUEST_MS	2000 /* for a request to arrive, and for its reply to leave */
 #define API_WHY_LEN	256
+#define API_STREAMS	16  /* event streams open at a time */
+#define API_QUEUED	256 /* events published and not yet sent */
 
 struct api_command {
 	const char *name;
@@ -43,6 +51,16 @@ struct api {
 	bool started;
 	uint64_t requests; /* atomic: requests answered */
 	uint64_t refused;  /* atomic: of them, answered with "ok": false */
+
+	/* Event streams: the fds are the thread's; the queue is under events_lock. */
+	int streams[API_STREAMS];
+	unsigned nr_streams; /* atomic: read by publishers */
+	int event_fd;	     /* eventfd: something was queued */
+	pthread_mutex_t events_lock;
+	char *queued[API_QUEUED];
+	unsigned nr_queued;
+	uint64_t lost;		  /* under events_lock: the queue was full */
+	uint64_t streams_dropped; /* atomic: streams closed for not reading */
 };
 
 /*
@@ -61,10 +79,20 @@ void api__stop(struct api *api);
 void api__close(struct api *api);
 
 /*
+ * Send the event @name, with the fields of @fields (taken over; may be
+ * NULL), to every open stream: {"event": @name, ...}. Any thread, with any
+ * of the owner's locks held; it never waits on a client. Publish under the
+ * lock that guards the state the event reports, so that the events of two
+ * changes go out in the order of the changes.
+ */
+void api__publish(struct api *api, const char *name, json_t *fields);
+
+/*
  * The reply to the request @line (@len bytes, no newline) as a JSON text
  * without a newline, to free(); NULL only without memory. The serving
- * thread's, and the unit tests'.
+ * thread's, and the unit tests'. @fd is the connection it came on (-1:
+ * none, and "events" is refused): an "events" request makes it a stream.
  */
-char *api__reply(struct api *api, const char *line, size_t len);
+char *api__reply(struct api *api, const char *line, size_t len, int fd);
 
 #endif

@@ -50,7 +50,7 @@
 	  "talk to it with 'faultline channel SOCKET'")                                            \
 	X("api", 'A', 1, "SOCKET",                                                                 \
 	  "the control socket: faultline listens on the Unix socket SOCKET for 'faultline ctl "    \
-	  "SOCKET COMMAND' (status, pause, resume, mem-limit, stats, stop)")                       \
+	  "SOCKET COMMAND' (status, pause, resume, mem-limit, stats, stop, events, wait)")         \
 	X("mem", 'm', 1, "SIZE",                                                                   \
 	  "guest RAM, e.g. 256M or 2G (default 128M; 4M..63G, a multiple of 2M)")                  \
 	X("vcpus", 'c', 1, "N", "number of vCPUs (default 1, at most 64)")                         \

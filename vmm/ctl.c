@@ -16,10 +16,11 @@
 #include "vmm/usock.h"
 
 #define CTL_REPLY_MAX  (1 << 20)
-#define CTL_REPLY_MS   5000 /* for the whole reply */
-#define CTL_WAIT_MS    20   /* wait: between two status requests */
-#define CTL_EXIT_NO    1    /* the VM refused the request, or ended while waited for */
-#define CTL_EXIT_TIMER 124  /* wait: the time ran out (as timeout(1)) */
+#define CTL_REPLY_MS   5000	  /* for the whole reply */
+#define CTL_WAIT_MS    20	  /* wait: between two looks for a socket not there yet */
+#define CTL_LINE_MAX   (64 << 10) /* a line of an event stream */
+#define CTL_EXIT_NO    1	  /* the VM refused the request, or ended while waited for */
+#define CTL_EXIT_TIMER 124	  /* wait: the time ran out (as timeout(1)) */
 
 static void ctl__usage(FILE *out)
 {
@@ -44,10 +45,14 @@ static void ctl__usage(FILE *out)
 		"                      pages, and is refused below what stays resident\n"
 		"  stats               the counters of --stats=json, now\n"
 		"  stop                stop the VM; faultline exits with status %d\n"
-		"  wait STATE [SECS]   ask for the state every %d ms until it is STATE\n"
-		"                      (running, paused: either pause, paused-oom), at most\n"
-		"                      SECS seconds (default: no limit); a socket not there\n"
-		"                      yet is waited for too\n"
+		"  events              follow the VM: its status as one JSON line, then a\n"
+		"                      line per change (paused, paused-oom, resumed,\n"
+		"                      stopping, with the exit status and reason) until the\n"
+		"                      VM ends\n"
+		"  wait STATE [SECS]   follow the events until the state is STATE (running,\n"
+		"                      paused: either pause, paused-oom), at most SECS\n"
+		"                      seconds (default: no limit), then print the status; a\n"
+		"                      socket not there yet is looked for every %d ms\n"
 		"\n"
 		"The protocol (one JSON line each way) is in docs/cli.md.\n"
 		"\n"
@@ -175,12 +180,200 @@ static bool ctl__state_matches(const char *state, const char *want)
 	return !strcmp(state, want);
 }
 
+/* The lines of an event stream, read as they come. */
+struct ctl_stream {
+	int fd;
+	char buf[CTL_LINE_MAX];
+	size_t used;
+};
+
+/*
+ * Open an event stream: connect, send {"command": "events"}. Returns 0, or
+ * the exit status (66: not there, reported unless @quiet; 64, 70).
+ */
+static int ctl__stream_open(struct ctl_stream *st, const char *path, bool quiet)
+{
+	static const char req[] = "{\"command\":\"events\"}\n";
+
+	st->used = 0;
+	st->fd = usock__connect(path, quiet ? NULL : "control socket");
+	if (st->fd < 0)
+		return st->fd == -ENAMETOOLONG ? FL_EXIT_USAGE : FL_EXIT_NOINPUT;
+	if (send(st->fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(req) - 1) {
+		if (!quiet)
+			pr_err("ctl: cannot send the request: %s (socket: %s)", strerror(errno),
+			       path);
+		close(st->fd);
+		return quiet ? FL_EXIT_NOINPUT : FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+/*
+ * The next line of @st as a JSON object, by @deadline (0: none). Returns 0,
+ * -ENODATA at the end of the stream, -ETIMEDOUT, -EBADMSG (not a JSON
+ * object, or a line too long) or -errno.
+ */
+static int ctl__stream_next(struct ctl_stream *st, uint64_t deadline, json_t **line)
+{
+	json_error_t jerr;
+	char *nl;
+
+	*line = NULL;
+	while (!(nl = memchr(st->buf, '\n', st->used))) {
+		struct pollfd p = {.fd = st->fd, .events = POLLIN};
+		uint64_t now = mmu__now_ns();
+		ssize_t n;
+
+		if (st->used == sizeof(st->buf))
+			return -EBADMSG;
+		if (deadline && now >= deadline)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, deadline ? (int)((deadline - now) / 1000000ULL) + 1 : -1) <= 0)
+			continue;
+		n = read(st->fd, st->buf + st->used, sizeof(st->buf) - st->used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == ECONNRESET ? -ENODATA : -errno;
+		if (n == 0)
+			return -ENODATA;
+		st->used += (size_t)n;
+	}
+	*line = json_loadb(st->buf, (size_t)(nl - st->buf), 0, &jerr);
+	st->used -= (size_t)(nl + 1 - st->buf);
+	memmove(st->buf, nl + 1, st->used);
+	if (!json_is_object(*line)) {
+		json_decref(*line);
+		*line = NULL;
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* A stream's line that is not what the protocol says: 70, reported. */
+static int ctl__stream_broken(const char *path, int err)
+{
+	pr_err("ctl: the event stream broke: %s (socket: %s)",
+	       err == -EBADMSG ? "a line that is not a JSON object" : strerror(-err), path);
+	return FL_EXIT_INTERNAL;
+}
+
+/* The stream's first line: the status it starts from, or a refusal (1). */
+static int ctl__stream_first(struct ctl_stream *st, const char *path, json_t **first)
+{
+	int err = ctl__stream_next(st, mmu__now_ns() + CTL_REPLY_MS * 1000000ULL, first);
+
+	if (err == -ENODATA || err == -ETIMEDOUT) {
+		pr_err("ctl: no reply from the VM: %s (socket: %s)",
+		       err == -ENODATA ? "the connection closed unanswered" : strerror(-err), path);
+		return FL_EXIT_INTERNAL;
+	}
+	if (err)
+		return ctl__stream_broken(path, err);
+	if (!json_is_true(json_object_get(*first, "ok")))
+		return ctl__finish(path, *first); /* reports the refusal: 1 */
+	json_object_del(*first, "ok");
+	return 0;
+}
+
+/* Print @line as one compact JSON line, now. */
+static void ctl__print_line(json_t *line)
+{
+	json_dumpf(line, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+/* events: the status it starts from, then every event, until the VM ends. */
+static int ctl__events(const char *path)
+{
+	struct ctl_stream *st = malloc(sizeof(*st));
+	json_t *line;
+	int ret, err;
+
+	if (!st) {
+		pr_err("ctl: out of memory");
+		return FL_EXIT_INTERNAL;
+	}
+	ret = ctl__stream_open(st, path, false);
+	if (ret)
+		goto out_free;
+	ret = ctl__stream_first(st, path, &line);
+	if (ret)
+		goto out;
+	do {
+		ctl__print_line(line);
+		json_decref(line);
+	} while (!(err = ctl__stream_next(st, 0, &line)));
+	if (err != -ENODATA)
+		ret = ctl__stream_broken(path, err);
+out:
+	close(st->fd);
+out_free:
+	free(st);
+	return ret;
+}
+
+/*
+ * wait: follow the event stream until the state is @want. The socket may
+ * not be there yet: it is looked for every CTL_WAIT_MS until @deadline.
+ */
+static int ctl__wait_stream(struct ctl_stream *st, const char *path, const char *want,
+			    uint64_t deadline, unsigned long s)
+{
+	json_t *line, *request, *status;
+	int ret, err;
+
+	while ((ret = ctl__stream_open(st, path, true)) == FL_EXIT_NOINPUT) {
+		if (deadline && mmu__now_ns() >= deadline)
+			goto timeout;
+		usleep(CTL_WAIT_MS * 1000);
+	}
+	if (ret)
+		return ret;
+	ret = ctl__stream_first(st, path, &line);
+	for (err = 0; !ret && !err; err = ctl__stream_next(st, deadline, &line)) {
+		if (!ctl__state_matches(json_string_value(json_object_get(line, "state")), want)) {
+			json_decref(line);
+			continue;
+		}
+		/* Print the status as it is now; the event, if the VM has gone since. */
+		close(st->fd);
+		st->fd = -1;
+		request = json_pack("{s:s}", "command", "status");
+		ret = request ? ctl__request(path, request, &status, true) : FL_EXIT_INTERNAL;
+		json_decref(request);
+		if (ret == FL_EXIT_NOINPUT) {
+			json_object_del(line, "event");
+			status = json_pack("{s:b}", "ok", 1);
+			if (status)
+				json_object_update(status, line);
+			ret = 0;
+		}
+		json_decref(line);
+		return ret ? ret : ctl__finish(path, status);
+	}
+	if (ret)
+		return ret;
+	if (err == -ETIMEDOUT)
+		goto timeout;
+	if (err != -ENODATA)
+		return ctl__stream_broken(path, err);
+	pr_err("ctl: the VM ended before it was %s (socket: %s)", want, path);
+	return CTL_EXIT_NO;
+timeout:
+	pr_err("ctl: the VM was not %s within %lu s (socket: %s)", want, s, path);
+	return CTL_EXIT_TIMER;
+}
+
 static int ctl__wait(const char *path, const char *want, const char *secs)
 {
 	uint64_t deadline = 0;
-	bool answered = false;
+	struct ctl_stream *st;
 	char *end;
 	unsigned long s = 0;
+	int ret;
 
 	if (strcmp(want, "running") && strcmp(want, "paused") && strcmp(want, "paused-oom")) {
 		pr_err("usage: wait takes running, paused or paused-oom (ctl wait: %s)", want);
@@ -197,31 +390,17 @@ static int ctl__wait(const char *path, const char *want, const char *secs)
 	}
 	if (s)
 		deadline = mmu__now_ns() + s * 1000000000ULL;
-	for (;;) {
-		json_t *request = json_pack("{s:s}", "command", "status"), *reply;
-		int ret = ctl__request(path, request, &reply, true);
-		const char *state;
-
-		json_decref(request);
-		if (ret == FL_EXIT_NOINPUT && answered) {
-			pr_err("ctl: the VM ended before it was %s (socket: %s)", want, path);
-			return CTL_EXIT_NO;
-		}
-		if (ret && ret != FL_EXIT_NOINPUT)
-			return ret;
-		if (reply) {
-			answered = true;
-			state = json_string_value(json_object_get(reply, "state"));
-			if (ctl__state_matches(state, want))
-				return ctl__finish(path, reply);
-			json_decref(reply);
-		}
-		if (deadline && mmu__now_ns() >= deadline) {
-			pr_err("ctl: the VM was not %s within %lu s (socket: %s)", want, s, path);
-			return CTL_EXIT_TIMER;
-		}
-		usleep(CTL_WAIT_MS * 1000);
+	st = malloc(sizeof(*st));
+	if (!st) {
+		pr_err("ctl: out of memory");
+		return FL_EXIT_INTERNAL;
 	}
+	st->fd = -1;
+	ret = ctl__wait_stream(st, path, want, deadline, s);
+	if (st->fd >= 0)
+		close(st->fd);
+	free(st);
+	return ret;
 }
 
 int ctl__main(int argc, char **argv)
@@ -243,6 +422,8 @@ int ctl__main(int argc, char **argv)
 	cmd = argv[2];
 	if (!strcmp(cmd, "wait") && (argc == 4 || argc == 5))
 		return ctl__wait(path, argv[3], argc == 5 ? argv[4] : NULL);
+	if (!strcmp(cmd, "events") && argc == 3)
+		return ctl__events(path);
 	if (!strcmp(cmd, "mem-limit") && argc == 4) {
 		if (cli__parse_size(argv[3], &bytes) || bytes < MMU_PAGE_SIZE) {
 			pr_err("usage: expected a size like 256M or 1G, at least 4K (ctl "

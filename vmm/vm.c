@@ -403,8 +403,22 @@ static void vm__kick_all(struct vm *vm)
 			vcpu__kick(&vm->vcpus[i]);
 }
 
+/*
+ * Publish the event @name on the control socket's streams, @fields taken
+ * over. Caller holds vm->lock, so that events go out in the order of the
+ * changes they report.
+ */
+static void vm__event_locked(struct vm *vm, const char *name, json_t *fields)
+{
+	if (vm->api)
+		api__publish(vm->api, name, fields);
+	else
+		json_decref(fields);
+}
+
 void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 {
+	char reason[VM_STOP_MSG_LEN];
 	uint64_t one = 1;
 	va_list ap;
 
@@ -420,6 +434,13 @@ void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 		vsnprintf(vm->stop_msg, sizeof(vm->stop_msg), fmt, ap);
 		va_end(ap);
 	}
+	if (vm->stop_msg[0])
+		snprintf(reason, sizeof(reason), "%s", vm->stop_msg);
+	else
+		snprintf(reason, sizeof(reason), "the guest exited with status %d", status);
+	vm__event_locked(vm, "stopping",
+			 json_pack("{s:s,s:i,s:s}", "state", "stopping", "status", status, "reason",
+				   reason));
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
 	vm__kick_all(vm);
@@ -447,6 +468,7 @@ enum vm_pause vm__pause(struct vm *vm)
 	if (was == VM_RUNNING && !vm->stopping) {
 		vm->pause = VM_PAUSED;
 		vm->pauses++;
+		vm__event_locked(vm, "paused", json_pack("{s:s}", "state", "paused"));
 		pthread_cond_broadcast(&vm->state_cond);
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -464,6 +486,10 @@ enum vm_pause vm__resume(struct vm *vm)
 	vm->pause = VM_RUNNING;
 	vm->pause_msg[0] = '\0';
 	vm->oom_deadline_ns = 0;
+	if (was != VM_RUNNING && !vm->stopping)
+		vm__event_locked(
+			vm, "resumed",
+			json_pack("{s:s,s:s}", "state", "running", "was", vm__pause_name(was)));
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
 	return was;
@@ -577,6 +603,9 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 		pr_err("%s; the VM is paused (--on-oom pause): raise the budget with 'faultline "
 		       "ctl %s mem-limit SIZE', then 'faultline ctl %s resume'",
 		       oom, vm->api->path, vm->api->path);
+		vm__event_locked(vm, "paused-oom",
+				 json_pack("{s:s,s:s,s:i}", "state", "paused-oom", "oom", oom,
+					   "timeout_s", (int)vm->oom_pause_timeout_s));
 	}
 	if (on_vcpu)
 		vm->nr_parked++;

@@ -192,9 +192,15 @@ int vm__open_api(struct vm *vm, const char *path)
 
 void vm__close_api(struct vm *vm)
 {
-	if (!vm->api)
-		return;
-	api__close(vm->api);
-	free(vm->api);
+	struct api *api;
+
+	/* Under the lock: an event is published under it (vm__event_locked()). */
+	pthread_mutex_lock(&vm->lock);
+	api = vm->api;
 	vm->api = NULL;
+	pthread_mutex_unlock(&vm->lock);
+	if (!api)
+		return;
+	api__close(api);
+	free(api);
 }

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,41 @@ static int fake_refuse(void *ctx, json_t *request, json_t *reply, char *why)
 	return -1;
 }
 
+/* block: holds the socket's thread until the test lets it go. */
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cond = PTHREAD_COND_INITIALIZER;
+static int blocked; /* 1: the thread is in block; 2: let it go */
+
+static int fake_block(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	(void)ctx;
+	(void)request;
+	(void)reply;
+	(void)why;
+	pthread_mutex_lock(&block_lock);
+	blocked = 1;
+	pthread_cond_broadcast(&block_cond);
+	while (blocked != 2)
+		pthread_cond_wait(&block_cond, &block_lock);
+	blocked = 0;
+	pthread_mutex_unlock(&block_lock);
+	return 0;
+}
+
+static int fake_status(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	(void)ctx;
+	(void)request;
+	(void)why;
+	json_object_set_new(reply, "state", json_string("fake"));
+	return 0;
+}
+
 static const struct api_command fake_commands[] = {
 	{"echo", fake_echo},
 	{"refuse", fake_refuse},
+	{"block", fake_block},
+	{"status", fake_status},
 };
 
 static struct api api;
@@ -58,14 +91,14 @@ static void api_open(void)
 {
 	snprintf(sock_path, sizeof(sock_path), "/tmp/faultline-api-%d.sock", getpid());
 	log__capture(log_buf, sizeof(log_buf));
-	ck_assert_int_eq(api__open(&api, sock_path, fake_commands, 2, the_ctx), 0);
+	ck_assert_int_eq(api__open(&api, sock_path, fake_commands, 4, the_ctx), 0);
 	echoes = 0;
 }
 
 /* The reply to @line, checked against @want. */
 static void expect_reply(const char *line, const char *want)
 {
-	char *text = api__reply(&api, line, strlen(line));
+	char *text = api__reply(&api, line, strlen(line), -1);
 
 	ck_assert_ptr_nonnull(text);
 	ck_assert_str_eq(text, want);
@@ -79,7 +112,8 @@ START_TEST(replies)
 		     "{\"ok\":true,\"value\":[1,2],\"ctx\":\"the-ctx\"}");
 	expect_reply("{\"command\":\"refuse\"}", "{\"ok\":false,\"error\":\"refuse: not now\"}");
 	expect_reply("{\"command\":\"frob\"}",
-		     "{\"ok\":false,\"error\":\"unknown command: frob (commands: echo, refuse)\"}");
+		     "{\"ok\":false,\"error\":\"unknown command: frob (commands: echo, refuse, "
+		     "block, status, events)\"}");
 	expect_reply("[\"echo\"]", "{\"ok\":false,\"error\":\"the request is not a JSON object "
 				   "with a \\\"command\\\" string\"}");
 	expect_reply("{\"command\":7}", "{\"ok\":false,\"error\":\"the request is not a JSON "
@@ -156,6 +190,190 @@ START_TEST(over_the_socket)
 }
 END_TEST
 
+/* Connect and send @req; the fd, for the test to read. */
+static int connect_send(const char *req)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd;
+
+	memcpy(addr.sun_path, sock_path, strlen(sock_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (const struct sockaddr *)&addr, sizeof(addr)), 0);
+	ck_assert_int_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	return fd;
+}
+
+/* The next line on @fd (without its newline) within 10 s; "" at the end. */
+static void read_line(int fd, char *out, size_t len)
+{
+	size_t used = 0;
+
+	while (used + 1 < len) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		ck_assert_int_eq(poll(&p, 1, 10000), 1);
+		n = read(fd, out + used, 1);
+		ck_assert_int_ge(n, 0);
+		if (n == 0 || out[used] == '\n')
+			break;
+		used++;
+	}
+	out[used] = '\0';
+}
+
+static int open_stream(void)
+{
+	char line[256];
+	int fd = connect_send("{\"command\":\"events\"}\n");
+
+	read_line(fd, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"ok\":true,\"event\":\"status\",\"state\":\"fake\"}");
+	return fd;
+}
+
+static unsigned streams(void)
+{
+	return __atomic_load_n(&api.nr_streams, __ATOMIC_ACQUIRE);
+}
+
+static void publish_n(const char *name, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		api__publish(&api, name, json_pack("{s:i}", "n", i));
+}
+
+/*
+ * events: a stream opens with the status, then gets every event in order;
+ * without a stream nothing is queued; a stream that closes is let go; the
+ * end of the socket ends the streams after the last event.
+ */
+START_TEST(event_streams)
+{
+	char line[256];
+	int a, b;
+
+	api_open();
+	ck_assert_int_eq(api__start(&api), 0);
+	publish_n("before", 3); /* nobody listens: nothing is kept */
+	ck_assert_uint_eq(api.nr_queued, 0);
+	a = open_stream();
+	b = open_stream();
+	ck_assert_uint_eq(streams(), 2);
+	api__publish(&api, "paused", json_pack("{s:s}", "state", "paused"));
+	api__publish(&api, "resumed", NULL);
+	read_line(a, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"event\":\"paused\",\"state\":\"paused\"}");
+	read_line(a, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"event\":\"resumed\"}");
+	read_line(b, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"event\":\"paused\",\"state\":\"paused\"}");
+	close(b); /* the thread sees it leave */
+	while (streams() != 1)
+		usleep(1000);
+	/* Other requests are served as before while a stream is open. */
+	exchange("{\"command\":\"echo\",\"value\":1}\n", false, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"ok\":true,\"value\":1,\"ctx\":\"the-ctx\"}\n");
+	api__publish(&api, "stopping", json_pack("{s:i}", "status", 76));
+	api__close(&api);
+	read_line(a, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"event\":\"stopping\",\"status\":76}");
+	read_line(a, line, sizeof(line));
+	ck_assert_str_eq(line, ""); /* the end */
+	close(a);
+	ck_assert_uint_eq(api.streams_dropped, 0);
+	ck_assert_str_eq(log_buf, "");
+}
+END_TEST
+
+/*
+ * A thread held up while more than API_QUEUED events are published: the
+ * first API_QUEUED go out, then one "lost" event counts the rest.
+ */
+START_TEST(event_queue_overflow_is_counted)
+{
+	char line[256], want[64];
+	int a, b, i;
+
+	api_open();
+	ck_assert_int_eq(api__start(&api), 0);
+	a = open_stream();
+	b = connect_send("{\"command\":\"block\"}\n");
+	pthread_mutex_lock(&block_lock);
+	while (blocked != 1)
+		pthread_cond_wait(&block_cond, &block_lock);
+	pthread_mutex_unlock(&block_lock);
+	publish_n("e", API_QUEUED + 5);
+	ck_assert_uint_eq(api.nr_queued, API_QUEUED);
+	ck_assert_uint_eq(api.lost, 5);
+	pthread_mutex_lock(&block_lock);
+	blocked = 2;
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+	read_line(b, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"ok\":true}");
+	close(b);
+	for (i = 0; i < API_QUEUED; i++) {
+		snprintf(want, sizeof(want), "{\"event\":\"e\",\"n\":%d}", i);
+		read_line(a, line, sizeof(line));
+		ck_assert_str_eq(line, want);
+	}
+	read_line(a, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"event\":\"lost\",\"count\":5}");
+	close(a);
+	api__close(&api);
+}
+END_TEST
+
+/*
+ * A client that stops reading is closed once its socket is full, never
+ * waited for; a stream too many, and events off a socket, are refused.
+ */
+START_TEST(event_streams_refused_and_dropped)
+{
+	int fds[API_STREAMS], i, slow;
+	char line[256], *big;
+	json_t *fields;
+
+	api_open();
+	ck_assert_int_eq(api__start(&api), 0);
+	expect_reply("{\"command\":\"events\"}",
+		     "{\"ok\":false,\"error\":\"events: a stream needs a connection of its own\"}");
+	slow = open_stream();
+	for (i = 1; i < API_STREAMS; i++)
+		fds[i] = open_stream();
+	exchange("{\"command\":\"events\"}\n", false, line, sizeof(line));
+	ck_assert_str_eq(line,
+			 "{\"ok\":false,\"error\":\"events: 16 streams are open already\"}\n");
+	for (i = 1; i < API_STREAMS; i++)
+		close(fds[i]);
+	while (streams() != 1)
+		usleep(1000);
+	big = malloc(3000);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', 2999);
+	big[2999] = '\0';
+	/* 3000-byte events until the slow client's socket is full (a few MB at most) */
+	for (i = 0; i < 10000 && !__atomic_load_n(&api.streams_dropped, __ATOMIC_RELAXED); i++) {
+		fields = json_pack("{s:s}", "pad", big);
+		api__publish(&api, "big", fields);
+		if (i % 32 == 31)
+			usleep(1000); /* let the thread send */
+	}
+	free(big);
+	for (i = 0; i < 5000 && streams(); i++)
+		usleep(1000);
+	ck_assert_uint_eq(streams(), 0);
+	ck_assert_uint_eq(api.streams_dropped, 1);
+	close(slow);
+	api__close(&api);
+	ck_assert_str_eq(log_buf, "");
+}
+END_TEST
+
 START_TEST(socket_errors)
 {
 	char path[200];
@@ -201,6 +419,9 @@ Suite *api_suite(void)
 	tcase_add_test(tc, replies);
 	tcase_add_test(tc, over_the_socket);
 	tcase_add_test(tc, socket_errors);
+	tcase_add_test(tc, event_streams);
+	tcase_add_test(tc, event_queue_overflow_is_counted);
+	tcase_add_test(tc, event_streams_refused_and_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }
