@@ -219,3 +219,22 @@ int kvm__irq_line(struct kvm *kvm, unsigned gsi, int level)
 		return -errno;
 	return 0;
 }
+
+int kvm__get_clock(struct kvm *kvm, uint64_t *ns)
+{
+	struct kvm_clock_data data = {0};
+
+	if (kvm__ioctl(kvm->vm_fd, KVM_GET_CLOCK, (unsigned long)&data, "KVM_GET_CLOCK") < 0)
+		return -errno;
+	*ns = data.clock;
+	return 0;
+}
+
+int kvm__set_clock(struct kvm *kvm, uint64_t ns)
+{
+	struct kvm_clock_data data = {.clock = ns};
+
+	if (kvm__ioctl(kvm->vm_fd, KVM_SET_CLOCK, (unsigned long)&data, "KVM_SET_CLOCK") < 0)
+		return -errno;
+	return 0;
+}

@@ -51,4 +51,13 @@ int kvm__create_irqchip(struct kvm *kvm) __attribute__((warn_unused_result));
 /* KVM_IRQ_LINE: set GSI @gsi to @level. Returns 0 or -errno (not reported). */
 int kvm__irq_line(struct kvm *kvm, unsigned gsi, int level);
 
+/*
+ * The VM's kvmclock (KVM_GET_CLOCK, KVM_SET_CLOCK), in ns: what a guest's
+ * kvm-clock clocksource reads. Setting it back to a value read earlier
+ * makes the time between not have passed for the guest. Return 0 or
+ * -errno (not reported).
+ */
+int kvm__get_clock(struct kvm *kvm, uint64_t *ns);
+int kvm__set_clock(struct kvm *kvm, uint64_t ns);
+
 #endif

@@ -82,7 +82,8 @@ static const int allowed[] = {
 /*
  * The ioctls a running VM makes, the only ones allowed: KVM's for the vCPU
  * loop, its messages (RIP), machine checks, BAR memory slots and interrupt
- * lines; userfaultfd's for the fault engine and dedup; the terminal's for
+ * lines, the guest clock stopped while paused; userfaultfd's for the fault
+ * engine and dedup; the terminal's for
  * stdio's first write to a terminal (TCGETS) and restoring it at the end.
  * Not TIOCSTI: a subverted monitor cannot type into the user's terminal.
  */
@@ -93,6 +94,8 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_X86_SET_MCE,
 	KVM_SET_USER_MEMORY_REGION,
 	KVM_IRQ_LINE,
+	KVM_GET_CLOCK,
+	KVM_SET_CLOCK,
 	UFFDIO_COPY,
 	UFFDIO_ZEROPAGE,
 	UFFDIO_WAKE,

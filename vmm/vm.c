@@ -477,12 +477,28 @@ enum vm_pause vm__pause(struct vm *vm)
 	return was;
 }
 
+static void vm__clock_failed_locked(struct vm *vm, const char *ioctl, int err)
+{
+	if (!vm->clock_warned)
+		pr_err("warning: %s failed: %s; the guest clock ran on while the VM was paused",
+		       ioctl, strerror(-err));
+	vm->clock_warned = true;
+}
+
 enum vm_pause vm__resume(struct vm *vm)
 {
 	enum vm_pause was;
 
 	pthread_mutex_lock(&vm->lock);
 	was = vm->pause;
+	if (vm->clock_stopped && !vm->stopping) {
+		/* Before any vCPU runs: the guest's time goes on from where it stopped. */
+		int err = kvm__set_clock(&vm->kvm, vm->clock_ns);
+
+		if (err)
+			vm__clock_failed_locked(vm, "KVM_SET_CLOCK", err);
+	}
+	vm->clock_stopped = false;
 	vm->pause = VM_RUNNING;
 	vm->pause_msg[0] = '\0';
 	vm->oom_deadline_ns = 0;
@@ -551,11 +567,32 @@ static void vm__wait_running_locked(struct vm *vm)
 	}
 }
 
+/*
+ * A vCPU thread parked: once every vCPU is out of the guest, stop the
+ * guest's clock where it is, as the guest last saw it run, so that a pause
+ * does not pass for the guest (no watchdog wakes up to a CPU stuck for the
+ * length of the pause). Caller holds vm->lock.
+ */
+static void vm__parked_locked(struct vm *vm)
+{
+	int err;
+
+	vm->nr_parked++;
+	pthread_cond_broadcast(&vm->state_cond);
+	if (vm->clock_stopped || vm->pause == VM_RUNNING || vm->stopping ||
+	    vm->nr_parked + vm->nr_halted < vm->nr_vcpus)
+		return;
+	err = kvm__get_clock(&vm->kvm, &vm->clock_ns);
+	if (err)
+		vm__clock_failed_locked(vm, "KVM_GET_CLOCK", err);
+	else
+		vm->clock_stopped = true;
+}
+
 /* Wait, counted as parked, while the VM is paused. Caller holds vm->lock. */
 static void vm__park_locked(struct vm *vm)
 {
-	vm->nr_parked++;
-	pthread_cond_broadcast(&vm->state_cond);
+	vm__parked_locked(vm);
 	vm__wait_running_locked(vm);
 	vm->nr_parked--;
 }
@@ -608,7 +645,7 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 					   "timeout_s", (int)vm->oom_pause_timeout_s));
 	}
 	if (on_vcpu)
-		vm->nr_parked++;
+		vm__parked_locked(vm);
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
 	if (first)

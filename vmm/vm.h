@@ -112,6 +112,9 @@ struct vm {
 	unsigned nr_parked;		 /* vCPU threads waiting for the VM to run */
 	uint64_t pauses;		 /* times the VM paused, on request or out of memory */
 	uint64_t oom_pauses;		 /* of them, out of memory */
+	bool clock_stopped;		 /* paused with every vCPU out: the guest clock read */
+	uint64_t clock_ns;		 /* clock_stopped: what it read (KVM_GET_CLOCK) */
+	bool clock_warned;		 /* KVM_GET_CLOCK or KVM_SET_CLOCK failed, said once */
 	int stop_fd;			 /* eventfd, readable once stopping */
 };
 

@@ -45,12 +45,12 @@ static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 	mmu__pages(&vm->mmu, &pages);
 	pthread_mutex_lock(&vm->lock);
 	state = vm->stopping ? "stopping" : vm__pause_name(vm->pause);
-	o = json_pack("{s:s,s:i,s:i,s:i,s:{s:I,s:I,s:I},s:s,s:I,s:I}", "state", state, "vcpus",
+	o = json_pack("{s:s,s:i,s:i,s:i,s:s,s:{s:I,s:I,s:I},s:s,s:I,s:I}", "state", state, "vcpus",
 		      (int)vm->nr_vcpus, "vcpus_parked", (int)vm->nr_parked, "vcpus_halted",
-		      (int)vm->nr_halted, "pages", "ram", (json_int_t)pages.ram, "budget",
-		      (json_int_t)pages.budget, "resident", (json_int_t)pages.resident, "on_oom",
-		      vm__on_oom_name(vm->on_oom), "pauses", (json_int_t)vm->pauses, "oom_pauses",
-		      (json_int_t)vm->oom_pauses);
+		      (int)vm->nr_halted, "guest_clock", vm->clock_stopped ? "stopped" : "running",
+		      "pages", "ram", (json_int_t)pages.ram, "budget", (json_int_t)pages.budget,
+		      "resident", (json_int_t)pages.resident, "on_oom", vm__on_oom_name(vm->on_oom),
+		      "pauses", (json_int_t)vm->pauses, "oom_pauses", (json_int_t)vm->oom_pauses);
 	if (o && vm->pause == VM_PAUSED_OOM && !vm->stopping) {
 		uint64_t now = mmu__now_ns();
 
