@@ -275,6 +275,8 @@ static void *serial__input_thread(void *arg)
 			break;
 		if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
+		if (s->gate && !s->gate(s->gate_ctx))
+			break; /* input typed during a pause waits in the host's pipe */
 		n = read(s->in_fd, buf, room);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;

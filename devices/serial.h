@@ -36,6 +36,12 @@ struct serial {
 	uint8_t rx[SERIAL_RX_MAX];
 	unsigned rx_head, rx_len;
 	int in_fd, stop_fd;
+	/*
+	 * Asked by the input thread before it passes input on: waits while the
+	 * VM is paused, false once it stops. NULL: never waits.
+	 */
+	bool (*gate)(void *ctx);
+	void *gate_ctx;
 	bool input_started, input_stopping;
 	pthread_t input;
 	uint64_t rx_bytes, tx_bytes;

@@ -392,6 +392,9 @@ static void *console__thread(void *arg)
 		if ((fds[1].revents & POLLIN) && read(c->kick_fd, &kicks, sizeof(kicks)) < 0) {
 			/* EAGAIN: another wake-up took it */
 		}
+		/* Paused: what the host sends waits in the socket, the guest's in its ring. */
+		if (c->gate && !c->gate(c->gate_ctx))
+			break;
 		pthread_mutex_lock(&c->mmio.lock);
 		if (c->peer_fd < 0 && (fds[2].revents & POLLIN))
 			console__accept(c);

@@ -47,6 +47,13 @@ struct virtio_console {
 	int listen_fd, peer_fd, kick_fd, stop_fd;
 	pthread_t thread;
 	bool thread_started;
+	/*
+	 * Asked by the thread before it touches the guest (its buffers, its
+	 * interrupt): waits while the VM is paused, false once it stops. NULL:
+	 * never waits. Set before virtio_console__start().
+	 */
+	bool (*gate)(void *ctx);
+	void *gate_ctx;
 	struct virtio_mmio mmio;
 	bool mmio_ready; /* mmio initialised (its lock exists) */
 	/* The rest: mmio.lock held. */

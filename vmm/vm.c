@@ -609,6 +609,18 @@ bool vm__vcpu_may_run(struct vm *vm)
 	return run;
 }
 
+bool vm__device_may_run(void *arg)
+{
+	struct vm *vm = arg;
+	bool run;
+
+	pthread_mutex_lock(&vm->lock);
+	vm__wait_running_locked(vm);
+	run = !vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return run;
+}
+
 void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 {
 	bool first, on_vcpu;
@@ -732,6 +744,8 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the fault handler threads");
 		goto out;
 	}
+	vm->serial.gate = vm__device_may_run;
+	vm->serial.gate_ctx = vm;
 	if (vm->boot_linux && serial__start_input(&vm->serial, STDIN_FILENO, vm->stop_fd)) {
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the serial input thread");
 		goto out;

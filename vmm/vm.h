@@ -171,6 +171,13 @@ unsigned vm__wait_parked(struct vm *vm, unsigned ms);
 bool vm__vcpu_may_run(struct vm *vm);
 
 /*
+ * A device's own thread (the channel's, the serial input's) asks before it
+ * touches the guest: waits while the VM is paused, so that a pause stops
+ * the devices too; returns false once the VM is stopping. @vm: struct vm.
+ */
+bool vm__device_may_run(void *vm);
+
+/*
  * --on-oom pause: report @oom, pause the VM and wait until it resumes
  * (ctx->refault: serve the fault again) or stops. On the thread of the
  * fault: a handler thread's, or a vCPU's, which counts as parked.

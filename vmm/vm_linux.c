@@ -108,6 +108,8 @@ static int vm__init_channel(struct vm *vm, const struct run_config *cfg)
 		       strerror(-ret));
 		return FL_EXIT_INTERNAL;
 	}
+	c->gate = vm__device_may_run;
+	c->gate_ctx = vm;
 	return virtio_console__start(c) ? FL_EXIT_INTERNAL : 0;
 }
 

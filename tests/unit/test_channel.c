@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,45 @@ struct chan_fixture {
 };
 
 static char log_buf[1024];
+
+/* The VM's pause, as the channel's thread sees it (vm__device_may_run()). */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static enum { GATE_RUNNING, GATE_PAUSED, GATE_STOPPING } gate_state;
+static int gate_waits; /* times the thread found the VM paused */
+
+static bool test_gate(void *ctx)
+{
+	bool run;
+
+	(void)ctx;
+	pthread_mutex_lock(&gate_lock);
+	if (gate_state == GATE_PAUSED)
+		gate_waits++;
+	while (gate_state == GATE_PAUSED)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	run = gate_state == GATE_RUNNING;
+	pthread_mutex_unlock(&gate_lock);
+	return run;
+}
+
+static void set_gate(int state)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_state = state;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static int gate_waited(void)
+{
+	int n;
+
+	pthread_mutex_lock(&gate_lock);
+	n = gate_waits;
+	pthread_mutex_unlock(&gate_lock);
+	return n;
+}
 
 static int chan_irq(void *ctx, unsigned irq, int level)
 {
@@ -92,6 +132,9 @@ static void chan_setup(struct chan_fixture *f)
 		set_vreg(&f->c.mmio, R_QUEUE_READY, 1);
 	}
 	set_vreg(&f->c.mmio, R_STATUS, 0x0f);
+	set_gate(GATE_RUNNING);
+	gate_waits = 0;
+	f->c.gate = test_gate;
 	ck_assert_int_eq(virtio_console__start(&f->c), 0);
 }
 
@@ -290,6 +333,48 @@ START_TEST(channel_bytes_both_ways)
 }
 END_TEST
 
+/*
+ * While the VM is paused the thread touches nothing of the guest's: what
+ * the host sends waits in the socket and arrives after the resume; a stop
+ * during the pause ends the thread.
+ */
+START_TEST(channel_waits_while_paused)
+{
+	struct chan_fixture f;
+	char buf[64] = "";
+	int host, i;
+
+	chan_setup(&f);
+	handshake(&f);
+	host = connect_host(&f);
+	expect_ctrl(&f, 6 /* PORT_OPEN */, 1, NULL);
+	guest_ctrl(&f, 2, 0, 6 /* PORT_OPEN */, 1);
+	add_buf(&f, Q_RX, 20, NULL, 256, true, false);
+	usleep(50 * 1000);
+	set_gate(GATE_PAUSED);
+	ck_assert_int_eq(send(host, "paused", 6, 0), 6);
+	for (i = 0; i < 2000 && !gate_waited(); i++)
+		usleep(1000);
+	ck_assert_int_eq(gate_waited(), 1);
+	usleep(50 * 1000);
+	ck_assert_uint_eq(used_idx(&f, Q_RX), 0);
+	ck_assert_uint_eq(counter(&f.c.rx_bytes), 0);
+	set_gate(GATE_RUNNING);
+	ck_assert_uint_eq(next_used(&f, Q_RX, buf, sizeof(buf)), 6);
+	ck_assert_str_eq(buf, "paused");
+	ck_assert_uint_eq(counter(&f.c.rx_bytes), 6);
+	/* Stopped while paused: the thread ends; the stop still closes everything. */
+	set_gate(GATE_PAUSED);
+	ck_assert_int_eq(send(host, "x", 1, 0), 1);
+	for (i = 0; i < 2000 && gate_waited() < 2; i++)
+		usleep(1000);
+	set_gate(GATE_STOPPING);
+	close(host);
+	chan_teardown(&f);
+	ck_assert_uint_eq(counter(&f.c.rx_bytes), 6);
+}
+END_TEST
+
 /* What the guest queued but never notified still reaches the host when the VM stops. */
 START_TEST(channel_flush_at_stop)
 {
@@ -422,6 +507,7 @@ Suite *channel_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, channel_bytes_both_ways);
 	tcase_add_test(tc, channel_flush_at_stop);
+	tcase_add_test(tc, channel_waits_while_paused);
 	tcase_add_test(tc, channel_malformed_and_reset);
 	tcase_add_test(tc, channel_socket_errors);
 	suite_add_tcase(s, tc);

@@ -134,6 +134,61 @@ START_TEST(serial_input_thread)
 }
 END_TEST
 
+/* The VM's pause as the input thread sees it (vm__device_may_run()). */
+static int serial_gate_state; /* atomic: 0 running, 1 paused, 2 stopping */
+static int serial_gate_calls; /* atomic */
+
+static bool serial_gate(void *ctx)
+{
+	(void)ctx;
+	__atomic_add_fetch(&serial_gate_calls, 1, __ATOMIC_RELAXED);
+	while (__atomic_load_n(&serial_gate_state, __ATOMIC_ACQUIRE) == 1)
+		usleep(1000);
+	return __atomic_load_n(&serial_gate_state, __ATOMIC_ACQUIRE) == 0;
+}
+
+/*
+ * Typing into a paused VM: the input stays in the host's pipe, the guest
+ * sees nothing until the resume; a stop during the pause ends the thread.
+ */
+START_TEST(serial_input_waits_while_paused)
+{
+	struct serial s;
+	int in[2], stop[2], i;
+
+	ck_assert_int_eq(pipe(in), 0);
+	ck_assert_int_eq(pipe(stop), 0);
+	ck_assert_int_eq(serial__init(&s, -1), 0);
+	__atomic_store_n(&serial_gate_state, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&serial_gate_calls, 0, __ATOMIC_RELEASE);
+	s.gate = serial_gate;
+	ck_assert_int_eq(serial__start_input(&s, in[0], stop[0]), 0);
+	ck_assert_int_eq(write(in[1], "a", 1), 1);
+	for (i = 0; i < 2000 && !__atomic_load_n(&serial_gate_calls, __ATOMIC_RELAXED); i++)
+		usleep(1000);
+	usleep(20 * 1000);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 5) & 0x01, 0); /* no data ready */
+	__atomic_store_n(&serial_gate_state, 0, __ATOMIC_RELEASE);
+	for (i = 0; i < 2000 && !(rd8(&serial_ops, &s, 5) & 0x01); i++)
+		usleep(1000);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 0), 'a');
+	/* Paused again, then stopped: the thread ends without reading "b". */
+	__atomic_store_n(&serial_gate_state, 1, __ATOMIC_RELEASE);
+	i = __atomic_load_n(&serial_gate_calls, __ATOMIC_RELAXED);
+	ck_assert_int_eq(write(in[1], "b", 1), 1);
+	while (__atomic_load_n(&serial_gate_calls, __ATOMIC_RELAXED) == i)
+		usleep(1000);
+	__atomic_store_n(&serial_gate_state, 2, __ATOMIC_RELEASE);
+	usleep(20 * 1000);
+	ck_assert_uint_eq(rd8(&serial_ops, &s, 5) & 0x01, 0);
+	serial__exit(&s); /* joins the thread, which ended at the gate */
+	close(in[0]);
+	close(in[1]);
+	close(stop[0]);
+	close(stop[1]);
+}
+END_TEST
+
 static void count_call(void *ctx)
 {
 	(*(int *)ctx)++;
@@ -458,6 +513,7 @@ Suite *linux_devices_suite(void)
 
 	tcase_add_test(tc, serial_interrupts);
 	tcase_add_test(tc, serial_input_thread);
+	tcase_add_test(tc, serial_input_waits_while_paused);
 	tcase_add_test(tc, i8042_controller);
 	tcase_add_test(tc, cmos_clock);
 	tcase_add_test(tc, acpi_pm1);
