@@ -567,7 +567,7 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t
 {
 	int ret = 0;
 
-	if (!mmu->dedup && (!mmu->wp || bit_test(mmu->dirty, pi)))
+	if (!mmu->dedup && !mmu->discards && (!mmu->wp || bit_test(mmu->dirty, pi)))
 		return page_resident(mmu, pi) ? 0 : -EAGAIN;
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	if (mmu->dedup)
@@ -581,6 +581,9 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t
 		dedup__pin(mmu->dedup, pi);
 	if (!ret && mmu->wp)
 		bit_set(mmu->dirty, pi);
+	/* Under the lock mmu__discard() takes: it sees the mark, or we see the page gone. */
+	if (!ret && mmu->discards && __atomic_load_n(&mmu->running, __ATOMIC_ACQUIRE))
+		bit_set(mmu->touched, pi);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 	return ret;
 }
@@ -807,6 +810,81 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 		dedup__wake(mmu->dedup, pi); /* a writer of the shared page meets the poison */
 	MMU_STAT_INC(&mmu->stats, pages_poisoned);
 	return 0;
+}
+
+static int mmu__punch(struct mmu *mmu, uint64_t first, uint64_t n);
+static uint64_t mmu__reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n);
+
+int mmu__allow_discard(struct mmu *mmu)
+{
+	mmu->touched = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	if (!mmu->touched)
+		return -ENOMEM;
+	mmu->discards = true;
+	return 0;
+}
+
+/* May page @pi go? Taken out of the resident bitmap if so. Reclaim lock held. */
+static bool mmu__discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
+{
+	if (!page_resident(mmu, pi) || bit_test(mmu->poisoned, pi))
+		return false;
+	if (bit_test(mmu->touched, pi) ||
+	    (mmu->dedup &&
+	     (dedup__page_busy(mmu->dedup, pi) || dedup__page_merged(mmu->dedup, pi))) ||
+	    !bit_test_clear(mmu->resident, pi)) {
+		(*kept)++;
+		return false;
+	}
+	/*
+	 * Installed again as a first touch, clean; cleared now, before the
+	 * punch, so that a write fault that installs it again marks it dirty
+	 * after us.
+	 */
+	if (mmu->wp)
+		bit_test_clear(mmu->dirty, pi);
+	return true;
+}
+
+int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped, uint64_t *kept)
+{
+	uint64_t first = (gpa + MMU_PAGE_SIZE - 1) & ~(MMU_PAGE_SIZE - 1);
+	uint64_t end = (gpa + len) & ~(MMU_PAGE_SIZE - 1), pi, last, run_first = 0, run_n = 0;
+	uint8_t *host;
+	int err = 0;
+
+	*dropped = *kept = 0;
+	if (len == 0 || gpa + len < gpa || !guest_ram__ptr(&mmu->ram, gpa, len))
+		return -EFAULT;
+	if (end <= first || mmu->cfg.handler != MMU_HANDLER_FAULTLINE || !mmu->discards)
+		return 0;
+	host = guest_ram__ptr(&mmu->ram, first, end - first);
+	pi = (uint64_t)(host - mmu->ram.host) / MMU_PAGE_SIZE;
+	last = pi + (end - first) / MMU_PAGE_SIZE;
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	for (; pi <= last; pi++) {
+		bool drop = pi < last && mmu__discardable(mmu, pi, kept);
+
+		if (drop && run_n && run_first + run_n == pi) {
+			run_n++;
+			continue;
+		}
+		if (run_n) {
+			uint64_t got = mmu__reclaim_run(mmu, run_first, run_n), i;
+
+			*dropped += got;
+			if (got < run_n)
+				err = -EIO; /* the run is resident again */
+			/* and dirty: never reclaimed on the word of a bit we cleared */
+			for (i = 0; !got && mmu->wp && i < run_n; i++)
+				bit_set(mmu->dirty, run_first + i);
+		}
+		run_first = pi;
+		run_n = drop;
+	}
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+	MMU_STAT_ADD(&mmu->stats, pages_discarded, *dropped);
+	return err;
 }
 
 /* Punch [first, first + n) out of the memfd: both views lose the pages. */

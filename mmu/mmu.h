@@ -109,6 +109,8 @@ struct mmu {
 	unsigned long *poisoned;      /* UFFDIO_POISON'ed or reported poisoned by the host */
 	uint64_t uffd_features;	      /* what the kernel offers (UFFDIO_API) */
 	unsigned long *zeroed;	      /* released by dedup as zeros: installed as zeros */
+	unsigned long *touched;	      /* mmu__allow_discard(): a device accessed it while running */
+	bool discards;		      /* mmu__allow_discard() was called: pins record touched */
 	bool wp;		      /* file pages are installed write-protected, reclaimable */
 	bool uffd_wp;		      /* the guest view is registered for write-protect */
 	struct dedup *dedup;	      /* NULL: dedup off */
@@ -130,6 +132,28 @@ struct mmu {
  * syscall). Undo with mmu__exit().
  */
 int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_ops *ops)
+	__attribute__((warn_unused_result));
+
+/*
+ * Let the guest give pages back (mmu__discard(): a balloon's free page
+ * reports). From now on a page the monitor accesses while the VM runs is
+ * marked, under the lock discards take, as one a device may still hold a
+ * pointer into; such pages are never discarded. Before mmu__start().
+ * Returns 0 or -ENOMEM.
+ */
+int mmu__allow_discard(struct mmu *mmu) __attribute__((warn_unused_result));
+
+/*
+ * The guest says [@gpa, @gpa + @len) is free: drop the whole pages of it
+ * that are resident, as reclaim drops a clean page, and give back their
+ * charge; the next touch of one is a first touch again (zeros, or the
+ * backing file's page). Kept: pages a device accessed while the VM ran,
+ * merged or busy dedup pages, poisoned pages. Only the faultline handler
+ * drops anything. Returns 0 with *@dropped and *@kept (resident pages not
+ * dropped) counted, -EFAULT when the range is not inside guest RAM, or
+ * -errno of the punch (the pages stay resident).
+ */
+int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped, uint64_t *kept)
 	__attribute__((warn_unused_result));
 
 /*

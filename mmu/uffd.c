@@ -454,6 +454,7 @@ void mmu__exit(struct mmu *mmu)
 	free(mmu->dirty);
 	free(mmu->poisoned);
 	free(mmu->zeroed);
+	free(mmu->touched);
 	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
 	if (mmu->uffd >= 0)
 		close(mmu->uffd);

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mmu/bitmap.h"
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
 #include "tests/unit/unit.h"
@@ -1067,6 +1068,117 @@ START_TEST(injected_punch_failure)
 }
 END_TEST
 
+/* ---- pages the guest gives back (mmu__discard: --balloon) ---------------------------------- */
+
+/*
+ * Free pages reported by the guest are dropped and their charge given
+ * back; a later touch is a first touch again (zeros), and the pages around
+ * them are untouched. A page a device accessed while running is kept.
+ */
+START_TEST(discard_drops_and_refaults_zeros)
+{
+	struct toucher wr = {.first = 0, .count = 16, .write = true, .value = 0x77};
+	struct toucher zeros = {.first = 4, .count = 4, .value = 0};
+	struct toucher rest = {.first = 8, .count = 8, .value = 0x77};
+	uint64_t dropped, kept;
+	void *p;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 16 * PAGE, .handlers = 1});
+	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
+	touch(&wr);
+	ck_assert_uint_eq(resident(), 16);
+	ck_assert_int_eq(mmu__access(&mmu, 6 * PAGE, 8, &p), 0); /* a device's buffer */
+	/* [4, 8) reported free, and half of page 3 (a part page is kept as it is) */
+	ck_assert_int_eq(
+		mmu__discard(&mmu, 3 * PAGE + PAGE / 2, PAGE / 2 + 4 * PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 3);
+	ck_assert_uint_eq(kept, 1);
+	ck_assert_uint_eq(resident(), 13);
+	ck_assert_uint_eq(STAT(pages_discarded), 3);
+	/* Not resident any more: nothing to drop again. */
+	ck_assert_int_eq(mmu__discard(&mmu, 4 * PAGE, 2 * PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped + kept, 0);
+	/* The budget (16 pages) has room for the 3 again, which come back as zeros. */
+	zeros.first = 4, zeros.count = 2;
+	touch(&zeros);
+	ck_assert_uint_eq(*(uint64_t *)(mmu.ram.host + 6 * PAGE), 0x77); /* kept */
+	zeros.first = 7, zeros.count = 1;
+	touch(&zeros);
+	touch(&rest);
+	ck_assert_uint_eq(resident(), 16);
+	ck_assert_uint_eq(STAT(result_oom), 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* Outside guest RAM, or no discards allowed: nothing happens. */
+START_TEST(discard_bad_ranges)
+{
+	uint64_t dropped = 9, kept = 9;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 1});
+	ck_assert_uint_eq(fault_at(0, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_int_eq(mmu__discard(&mmu, 0, PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped + kept, 0); /* mmu__allow_discard() was not called */
+	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
+	ck_assert_int_eq(mmu__discard(&mmu, (1 << 20) - PAGE, 2 * PAGE, &dropped, &kept), -EFAULT);
+	ck_assert_int_eq(mmu__discard(&mmu, 1ULL << 40, PAGE, &dropped, &kept), -EFAULT);
+	ck_assert_int_eq(mmu__discard(&mmu, PAGE, 0, &dropped, &kept), -EFAULT);
+	ck_assert_int_eq(mmu__discard(&mmu, ~0ULL - PAGE, 2 * PAGE, &dropped, &kept), -EFAULT);
+	ck_assert_int_eq(mmu__discard(&mmu, 0, PAGE / 2, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped + kept, 0);
+	ck_assert_uint_eq(resident(), 1);
+	ck_assert_int_eq(mmu__discard(&mmu, 0, PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 1);
+	ck_assert_uint_eq(resident(), 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* The punch fails: the pages stay resident, intact and charged. */
+START_TEST(discard_punch_failure_keeps_the_pages)
+{
+	struct toucher wr = {.first = 0, .count = 4, .write = true, .value = 0x55};
+	struct toucher rd = {.first = 0, .count = 4, .value = 0x55};
+	uint64_t dropped, kept;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 1});
+	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
+	touch(&wr);
+	ck_assert_int_eq(inject__init("reclaim.punch:EIO"), 0);
+	ck_assert_int_eq(mmu__discard(&mmu, 0, 4 * PAGE, &dropped, &kept), -EIO);
+	ck_assert_uint_eq(dropped, 0);
+	ck_assert_uint_eq(resident(), 4);
+	ck_assert_uint_eq(STAT(pages_discarded), 0);
+	touch(&rd);
+	ck_assert_uint_eq(STAT(faults_uffd), 4); /* no new fault: still there */
+	mmu_teardown();
+}
+END_TEST
+
+/* A file-backed page given back comes back from the file, and clean. */
+START_TEST(discard_file_page_comes_back_from_the_file)
+{
+	uint8_t *data;
+	const char *path = make_file(16 * PAGE, &data);
+	struct toucher wr = {.first = 2, .count = 1, .write = true, .value = 0x99};
+	struct toucher rd = {.first = 0, .count = 4, .expect = data};
+	uint64_t dropped, kept;
+
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path, .handlers = 1});
+	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
+	touch(&wr);
+	ck_assert(bit_test(mmu.dirty, 2));
+	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 1);
+	ck_assert(!bit_test(mmu.dirty, 2));
+	touch(&rd);
+	ck_assert(!bit_test(mmu.dirty, 2));
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
 START_TEST(no_reclaim_without_write_protect)
 {
 	uint8_t *data;
@@ -1271,6 +1383,14 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, held_fault_goes_on_once_the_budget_grows);
 	tcase_add_test(tc, set_limit_bounds);
 	tcase_add_test(tc, device_access_oom_goes_to_the_owner);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("discard");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, discard_drops_and_refaults_zeros);
+	tcase_add_test(tc, discard_bad_ranges);
+	tcase_add_test(tc, discard_punch_failure_keeps_the_pages);
+	tcase_add_test(tc, discard_file_page_comes_back_from_the_file);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("failures");
