@@ -67,7 +67,8 @@ static const char *virtq__unmapped(int err)
 #define virtq__unmapped_fail(why, err, ...)                                                        \
 	log__why(why, VIRTIO_WHY_LEN, (err) == -ENOMEM ? -ENOMEM : -EINVAL, __VA_ARGS__)
 
-int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_chain *c, char *why)
+int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_chain *c, bool map,
+	       char *why)
 {
 	const struct virtq_desc *table;
 	const uint16_t *avail;
@@ -111,8 +112,8 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 		c->buf[n].gpa = d.addr;
 		c->buf[n].len = d.len;
 		c->buf[n].device_writes = d.flags & DESC_F_WRITE;
-		c->buf[n].host = d.len ? virtq__map(ga, d.addr, d.len, &err) : NULL;
-		if (d.len && !c->buf[n].host)
+		c->buf[n].host = d.len && map ? virtq__map(ga, d.addr, d.len, &err) : NULL;
+		if (d.len && map && !c->buf[n].host)
 			return virtq__unmapped_fail(
 				why, err, "descriptor %u: buffer %s (GPA 0x%llx, %u bytes)", i,
 				virtq__unmapped(err), (unsigned long long)d.addr, d.len);
@@ -205,7 +206,8 @@ int virtio_mmio__pop(struct virtio_mmio *vm, unsigned queue, struct virtio_chain
 
 	if (vm->broken[0])
 		return 0;
-	ret = virtq__pop(&vm->q[queue], &vm->ga, c, why);
+	ret = virtq__pop(&vm->q[queue], &vm->ga, c, !(vm->ops->unmapped_queues & (1U << queue)),
+			 why);
 	/*
 	 * -ENOMEM: the budget could not back a buffer. The VM's --on-oom policy
 	 * has had it already (mmu__access() -> fault_failed()), and it is

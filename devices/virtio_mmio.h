@@ -56,9 +56,12 @@ struct virtq {
 /*
  * Take the next available chain of @q. Returns 1 and fills @c, 0 when the
  * queue is empty, or -EINVAL with the reason in @why (VIRTIO_WHY_LEN).
+ * With @map false the buffers are not mapped (host NULL): a device that
+ * wants only their addresses (the balloon's free page reports) does not
+ * touch, or fault in, the memory they describe.
  */
-int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_chain *c, char *why)
-	__attribute__((warn_unused_result));
+int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_chain *c, bool map,
+	       char *why) __attribute__((warn_unused_result));
 
 /*
  * Return chain @head to the driver with @len bytes written. Returns 0, or
@@ -76,6 +79,7 @@ struct virtio_dev_ops {
 	const char *name; /* "virtio-blk", for messages and --stats */
 	uint32_t device_id;
 	unsigned nr_queues;
+	uint32_t unmapped_queues; /* bit q: queue q's buffers are popped unmapped (virtq__pop) */
 	/* Device-specific features (VIRTIO_F_VERSION_1 is added by the transport). */
 	uint64_t (*features)(void *dev);
 	/* Read @len bytes at @offset of the device's configuration space; 0 or -EINVAL. */

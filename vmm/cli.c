@@ -494,6 +494,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'i': cfg->initrd = optarg; break;
 		case 'n': cfg->channel = optarg; break;
 		case 'A': cfg->api = optarg; break;
+		case 'B': cfg->balloon = true; break;
 		case 'd':
 			if (!disks_from_cli)
 				cfg->nr_disks = 0; /* --disk replaces the config's disks */

@@ -48,6 +48,9 @@
 	  "a host<->guest byte channel for a Linux guest: faultline listens on the Unix socket "   \
 	  "SOCKET, the guest sees the virtio-console port /dev/virtio-ports/faultline.channel; "   \
 	  "talk to it with 'faultline channel SOCKET'")                                            \
+	X("balloon", 'B', 0, "",                                                                   \
+	  "a virtio-balloon for a Linux guest's free page reports: the pages it frees are "        \
+	  "dropped from its memory and its budget, and come back as zeros when touched again")     \
 	X("api", 'A', 1, "SOCKET",                                                                 \
 	  "the control socket: faultline listens on the Unix socket SOCKET for 'faultline ctl "    \
 	  "SOCKET COMMAND' (status, pause, resume, mem-limit, stats, stop, events, wait)")         \
@@ -138,6 +141,7 @@ struct run_config {
 	unsigned nr_disks;
 	struct cli_disk disks[CLI_MAX_DISKS];
 	const char *channel; /* the channel's Unix socket; NULL: none */
+	bool balloon;	     /* --balloon: free page reporting */
 	const char *api;     /* the control socket (--api); NULL: none */
 	bool boot_linux;     /* set by main(): the kernel is a bzImage */
 	uint64_t start_ns;   /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */

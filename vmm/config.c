@@ -24,6 +24,14 @@ static int config__string(const char *path, const char *key, json_t *v, const ch
 	return 0;
 }
 
+static int config__bool(const char *path, const char *key, json_t *v, bool *out)
+{
+	if (!json_is_boolean(v))
+		return config__bad(path, key, "expected true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int config__mem(const char *path, const char *key, json_t *v, uint64_t unit, uint64_t *mem)
 {
 	if (json_is_integer(v) && json_integer_value(v) > 0 &&
@@ -117,9 +125,12 @@ static int config__native(const char *path, json_t *root, struct run_config *cfg
 			ret = config__string(path, key, v, &cfg->channel);
 		else if (!strcmp(key, "api"))
 			ret = config__string(path, key, v, &cfg->api);
+		else if (!strcmp(key, "balloon"))
+			ret = config__bool(path, key, v, &cfg->balloon);
 		else {
 			pr_err("invalid config: unknown key \"%s\"; faultline knows kernel, "
-			       "initrd, cmdline, mem, vcpus, disks, channel and api (file: %s)",
+			       "initrd, cmdline, mem, vcpus, disks, channel, api and balloon "
+			       "(file: %s)",
 			       key, path);
 			return -EINVAL;
 		}

@@ -196,11 +196,12 @@ static int run(struct run_config *cfg)
 	}
 	if (!cfg->cmdline)
 		cfg->cmdline = "";
-	if (cfg->initrd || cfg->nr_disks || cfg->channel) {
+	if (cfg->initrd || cfg->nr_disks || cfg->channel || cfg->balloon) {
 		pr_err("usage: %s needs a Linux kernel (bzImage or vmlinux); %s is an ELF guest",
 		       cfg->initrd     ? "--initrd"
 		       : cfg->nr_disks ? "--disk"
-				       : "--channel",
+		       : cfg->channel  ? "--channel"
+				       : "--balloon",
 		       cfg->kernel);
 		free(image);
 		return FL_EXIT_USAGE;

@@ -26,6 +26,7 @@
 #include "devices/serial.h"
 #include "devices/dedup_dev.h"
 #include "devices/shm.h"
+#include "devices/virtio_balloon.h"
 #include "devices/virtio_blk.h"
 #include "devices/vram.h"
 #include "mmu/mmu.h"
@@ -86,6 +87,7 @@ struct vm {
 	unsigned nr_disks;
 	struct virtio_blk *disks;	/* nr_disks of them, Linux boots only */
 	struct virtio_console *channel; /* --channel, Linux boots only; NULL: none */
+	struct virtio_balloon *balloon; /* --balloon, Linux boots only; NULL: none */
 	bool stdin_raw;			/* the terminal on stdin was put in raw mode, to restore */
 	struct shm_dev *shm;		/* NULL without --shm */
 	struct vram_dev *vram;		/* NULL without --vram */

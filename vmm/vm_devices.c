@@ -249,6 +249,14 @@ static json_t *vm__bar_stats_json(const struct bar *bar)
 	X(tx_bytes, "bytes from the guest to the host program")                                    \
 	X(tx_dropped, "bytes the guest wrote while no host program was connected")
 
+#define VM_BALLOON_COUNTERS(X)                                                                     \
+	X(reports, "free page reports from the guest")                                             \
+	X(reported_bytes, "bytes they described")                                                  \
+	X(pages_dropped, "pages dropped from guest memory and the budget")                         \
+	X(pages_kept, "resident pages reported free but kept (a device touched them, or merged)")  \
+	X(inflated, "pages the guest put in the balloon unasked (dropped too)")                    \
+	X(errors, "reports whose pages could not be dropped (they stay resident)")
+
 static uint64_t vm__boot_us(const struct vm *vm)
 {
 	return __atomic_load_n(&vm->boot_timer.boot_ns, __ATOMIC_RELAXED) / 1000;
@@ -294,6 +302,14 @@ static void vm__linux_stats_text(const struct vm *vm, FILE *out)
 		VM_CHANNEL_COUNTERS(VM_COUNTER_TEXT)
 		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
 	}
+	if (vm->balloon) {
+		const struct virtio_balloon *dev = vm->balloon;
+
+		fprintf(out, "balloon (virtio-balloon at GPA 0x%llx, free page reporting):\n",
+			(unsigned long long)dev->mmio.gpa);
+		VM_BALLOON_COUNTERS(VM_COUNTER_TEXT)
+		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
+	}
 }
 
 static void vm__linux_stats_json(const struct vm *vm, json_t *root)
@@ -322,6 +338,16 @@ static void vm__linux_stats_json(const struct vm *vm, json_t *root)
 			vm__counter_json(o, "malformed", &dev->mmio.malformed);
 		}
 		json_object_set_new(root, "channel", o);
+	}
+	if (vm->balloon) {
+		const struct virtio_balloon *dev = vm->balloon;
+		json_t *o = json_object();
+
+		if (o) {
+			VM_BALLOON_COUNTERS(VM_COUNTER_JSON)
+			vm__counter_json(o, "malformed", &dev->mmio.malformed);
+		}
+		json_object_set_new(root, "balloon", o);
 	}
 }
 

@@ -41,6 +41,8 @@ static int vm__virtio_irq(void *ctx, unsigned irq, int level)
 
 static const unsigned vm_virtio_irqs[VM_VIRTIO_MAX] = VM_VIRTIO_IRQS;
 
+static int vm__init_balloon(struct vm *vm, const struct run_config *cfg);
+
 /* The virtio-blk disks of --disk, in order: /dev/vda, vdb, ... */
 static int vm__init_disks(struct vm *vm, const struct run_config *cfg)
 {
@@ -165,7 +167,51 @@ int vm__init_linux(struct vm *vm, const struct run_config *cfg)
 		pr_err("cannot register the legacy devices: %s", strerror(-ret));
 		return FL_EXIT_INTERNAL;
 	}
-	return vm__init_disks(vm, cfg) ?: vm__init_channel(vm, cfg);
+	return vm__init_disks(vm, cfg) ?: vm__init_channel(vm, cfg) ?: vm__init_balloon(vm, cfg);
+}
+
+static int vm__balloon_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *dropped,
+			       uint64_t *kept)
+{
+	struct vm *vm = ctx;
+
+	return mmu__discard(&vm->mmu, gpa, len, dropped, kept);
+}
+
+/* The balloon (--balloon): the virtio-mmio window after the channel's. */
+static int vm__init_balloon(struct vm *vm, const struct run_config *cfg)
+{
+	unsigned i = vm->nr_disks + (vm->channel ? 1 : 0);
+	uint64_t gpa = VM_VIRTIO_GPA + i * VIRTIO_MMIO_SIZE;
+	struct virtio_balloon *b;
+	int ret;
+
+	if (!cfg->balloon)
+		return 0;
+	b = calloc(1, sizeof(*b));
+	if (!b || mmu__allow_discard(&vm->mmu)) {
+		free(b);
+		pr_err("cannot set up the balloon: out of memory");
+		return FL_EXIT_INTERNAL;
+	}
+	b->discard = vm__balloon_discard;
+	b->discard_ctx = vm;
+	ret = virtio_mmio__init(&b->mmio, &virtio_balloon_ops, b, mmu__guest_access(&vm->mmu), gpa,
+				vm_virtio_irqs[i], vm__virtio_irq, vm);
+	if (ret) {
+		free(b);
+		pr_err("cannot set up the balloon's transport: %s", strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	vm->balloon = b;
+	ret = bus__register(&vm->mmio_bus, gpa, VIRTIO_MMIO_SIZE, "virtio-balloon",
+			    &virtio_mmio_ops, &b->mmio);
+	if (ret) {
+		pr_err("cannot register virtio-balloon at GPA 0x%llx: %s", (unsigned long long)gpa,
+		       strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	return 0;
 }
 
 void vm__stop_linux(struct vm *vm)
@@ -192,6 +238,11 @@ void vm__exit_linux(struct vm *vm)
 			virtio_mmio__exit(&vm->channel->mmio);
 		free(vm->channel);
 		vm->channel = NULL;
+	}
+	if (vm->balloon) {
+		virtio_mmio__exit(&vm->balloon->mmio);
+		free(vm->balloon);
+		vm->balloon = NULL;
 	}
 	i8042__exit(&vm->i8042);
 	cmos__exit(&vm->cmos);
@@ -259,6 +310,11 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 		acpi_devs[i].gpa = vm->channel->mmio.gpa;
 		acpi_devs[i].size = VIRTIO_MMIO_SIZE;
 		acpi_devs[i++].irq = vm->channel->mmio.irq;
+	}
+	if (vm->balloon) {
+		acpi_devs[i].gpa = vm->balloon->mmio.gpa;
+		acpi_devs[i].size = VIRTIO_MMIO_SIZE;
+		acpi_devs[i++].irq = vm->balloon->mmio.irq;
 	}
 	ret = x86_boot__setup_memory(&vm->mmu.ram, &ga);
 	if (ret)

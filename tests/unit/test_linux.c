@@ -479,15 +479,15 @@ START_TEST(virtq_good_chain)
 	uint32_t used[3];
 
 	vq_setup(&f);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), 0); /* empty */
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), 0); /* empty */
 	f.q.ready = false;
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "notified queue is not ready");
 	f.q.ready = true;
 	vq_desc(&f, 2, 0x10000, 16, 1, 3);
 	vq_desc(&f, 3, 0x11000, 1, 2, 0);
 	vq_avail(&f, 1, 2);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), 1);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), 1);
 	ck_assert_uint_eq(c.head, 2);
 	ck_assert_uint_eq(c.n, 2);
 	ck_assert(!c.buf[0].device_writes);
@@ -498,7 +498,7 @@ START_TEST(virtq_good_chain)
 	ck_assert_uint_eq(used[0] >> 16, 1); /* used idx */
 	ck_assert_uint_eq(used[1], 2);
 	ck_assert_uint_eq(used[2], 1);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), 0);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), 0);
 	guest_ram__exit(&f.ram);
 }
 END_TEST
@@ -527,47 +527,47 @@ START_TEST(virtq_malformed)
 	vq_desc(&f, 0, 0x10000, 16, 1, 1);
 	vq_desc(&f, 1, 0x10000, 16, 1, 0);
 	vq_avail(&f, 1, 0);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "descriptor chain from 0 is longer than 4 (a loop?)");
 	/* A buffer outside guest RAM. */
 	vq_desc(&f, 1, 0xfff00000ULL, 16, 0, 0);
 	vq_avail(&f, 2, 1);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "descriptor 1: buffer outside guest RAM (GPA 0xfff00000, 16 bytes)");
 	/* A buffer the memory budget cannot back (--mem-limit) says so. */
 	budget_inner = f.ga;
 	f.ga.ptr = budget_ptr;
 	vq_desc(&f, 1, 0x20000, 16, 0, 0);
 	vq_avail(&f, 2, 1);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -ENOMEM);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -ENOMEM);
 	ck_assert_str_eq(
 		why,
 		"descriptor 1: buffer does not fit in the memory budget (GPA 0x20000, 16 bytes)");
 	f.ga = budget_inner;
 	/* A head past the queue. */
 	vq_avail(&f, 3, 7);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "chain head 7 is past the queue's 4 descriptors");
 	/* next past the queue, and an indirect descriptor. */
 	vq_desc(&f, 2, 0x10000, 16, 1, 9);
 	vq_avail(&f, 4, 2);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "descriptor 2: next 9 is past the queue's 4");
 	vq_desc(&f, 3, 0x10000, 16, 4, 0);
 	vq_avail(&f, 5, 3);
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "indirect descriptor 3 (not offered)");
 	/* The available index jumping by more than the queue holds. */
 	vq_avail(&f, 50, 0);
 	f.q.last_avail = 5;
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "available index moved by 45, more than the queue's 4");
 	/* Rings outside RAM, and misaligned. */
 	f.q.avail = 0xfff00000ULL;
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "available ring outside guest RAM (GPA 0xfff00000)");
 	f.q.avail = 0x2001;
-	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, why), -EINVAL);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
 	ck_assert_str_eq(why, "misaligned ring (desc 0x1000, avail 0x2001, used 0x3000)");
 	guest_ram__exit(&f.ram);
 }

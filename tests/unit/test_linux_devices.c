@@ -21,6 +21,7 @@
 #include "devices/i8042.h"
 #include "devices/pvpanic.h"
 #include "devices/serial.h"
+#include "devices/virtio_balloon.h"
 #include "devices/virtio_blk.h"
 #include "mmu/inject.h"
 #include "tests/unit/unit.h"
@@ -416,6 +417,192 @@ static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, ui
 	return *st;
 }
 
+/* ---- virtio-balloon: free page reports -------------------------------------------------- */
+
+#define BAL_QUEUE(q) (0x1000ULL + (q)*0x4000ULL) /* desc; +0x1000 avail; +0x2000 used */
+#define BAL_PFNS     0x20000ULL
+
+struct bal_fixture {
+	struct guest_ram ram;
+	struct virtio_balloon b;
+	uint16_t avail_idx[3];
+	uint64_t ranges[8][2]; /* what the device asked to drop */
+	unsigned nr_ranges;
+	int discard_ret;
+	uint64_t highest_mapped; /* the highest GPA the device mapped */
+};
+
+static void *bal_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+{
+	struct bal_fixture *f = ctx;
+	void *p = guest_ram__ptr(&f->ram, gpa, len);
+
+	if (gpa + len > f->highest_mapped)
+		f->highest_mapped = gpa + len;
+	*err = p ? 0 : -EFAULT;
+	return p;
+}
+
+static int bal_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *dropped, uint64_t *kept)
+{
+	struct bal_fixture *f = ctx;
+
+	if (gpa + len > 4 << 20)
+		return -EFAULT;
+	if (f->nr_ranges < 8) {
+		f->ranges[f->nr_ranges][0] = gpa;
+		f->ranges[f->nr_ranges++][1] = len;
+	}
+	*dropped = len / 4096;
+	*kept = 1;
+	return f->discard_ret;
+}
+
+static int bal_irq(void *ctx, unsigned irq, int level)
+{
+	(void)ctx;
+	(void)irq;
+	(void)level;
+	return 0;
+}
+
+static void bal_setup(struct bal_fixture *f)
+{
+	unsigned q;
+
+	memset(f, 0, sizeof(*f));
+	ck_assert_int_eq(guest_ram__init(&f->ram, 4 << 20), 0);
+	f->b.discard = bal_discard;
+	f->b.discard_ctx = f;
+	ck_assert_int_eq(virtio_mmio__init(&f->b.mmio, &virtio_balloon_ops, &f->b,
+					   (struct guest_access){bal_ptr, f}, 0xc0000000, 7,
+					   bal_irq, f),
+			 0);
+	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_ID), 5);
+	set_vreg(&f->b.mmio, R_STATUS, 0x03);
+	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_FEATURES), 1U << 5); /* REPORTING */
+	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1U << 5);
+	set_vreg(&f->b.mmio, R_DRIVER_FEATURES_SEL, 1);
+	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1);
+	set_vreg(&f->b.mmio, R_STATUS, 0x0b);
+	for (q = 0; q < 3; q++) {
+		set_vreg(&f->b.mmio, R_QUEUE_SEL, q);
+		set_vreg(&f->b.mmio, R_QUEUE_NUM, 8);
+		set_vreg(&f->b.mmio, R_QUEUE_DESC, (uint32_t)BAL_QUEUE(q));
+		set_vreg(&f->b.mmio, R_QUEUE_DRIVER, (uint32_t)(BAL_QUEUE(q) + 0x1000));
+		set_vreg(&f->b.mmio, R_QUEUE_DEVICE, (uint32_t)(BAL_QUEUE(q) + 0x2000));
+		set_vreg(&f->b.mmio, R_QUEUE_READY, 1);
+	}
+	set_vreg(&f->b.mmio, R_STATUS, 0x0f);
+	f->highest_mapped = 0;
+}
+
+/* A chain of @n buffers (gpa, len, flags) on queue @q, notified; the used index after. */
+static uint16_t bal_chain(struct bal_fixture *f, unsigned q, unsigned n, const uint64_t (*bufs)[3])
+{
+	uint16_t *avail = guest_ram__ptr(&f->ram, BAL_QUEUE(q) + 0x1000, 4 + 2 * 8);
+	uint16_t *used = guest_ram__ptr(&f->ram, BAL_QUEUE(q) + 0x2000, 4 + 8 * 8);
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		uint8_t *d = guest_ram__ptr(&f->ram, BAL_QUEUE(q) + 16 * i, 16);
+		uint32_t len = (uint32_t)bufs[i][1];
+		uint16_t flags = (uint16_t)(bufs[i][2] | (i + 1 < n ? 1 : 0)),
+			 next = (uint16_t)(i + 1);
+
+		memcpy(d, &bufs[i][0], 8);
+		memcpy(d + 8, &len, 4);
+		memcpy(d + 12, &flags, 2);
+		memcpy(d + 14, &next, 2);
+	}
+	avail[2 + f->avail_idx[q] % 8] = 0;
+	avail[1] = ++f->avail_idx[q];
+	set_vreg(&f->b.mmio, R_QUEUE_NOTIFY, q);
+	return used[1];
+}
+
+START_TEST(virtio_balloon_reports)
+{
+	static const uint64_t report[2][3] = {{0x200000, 0x100000, 2}, {0x300000, 0x80000, 2}};
+	static const uint64_t deflate[1][3] = {{BAL_PFNS, 8, 0}};
+	uint64_t cfg = 7;
+	struct bal_fixture f;
+	uint32_t pfns[2] = {0x250, 0x251};
+
+	bal_setup(&f);
+	ck_assert_int_eq(virtio_mmio_ops.read(&f.b.mmio, R_CONFIG, &cfg, 8), 0);
+	ck_assert_uint_eq(cfg, 0); /* num_pages and actual: nothing asked for */
+	/* A report of two ranges: both dropped, neither mapped, the chain returned. */
+	ck_assert_uint_eq(bal_chain(&f, 2, 2, report), 1);
+	ck_assert_uint_eq(f.nr_ranges, 2);
+	ck_assert_uint_eq(f.ranges[0][0], 0x200000);
+	ck_assert_uint_eq(f.ranges[0][1], 0x100000);
+	ck_assert_uint_eq(f.ranges[1][0], 0x300000);
+	ck_assert_uint_eq(f.ranges[1][1], 0x80000);
+	ck_assert_uint_lt(f.highest_mapped, 0x20000); /* the rings only */
+	ck_assert_uint_eq(f.b.reports, 1);
+	ck_assert_uint_eq(f.b.reported_bytes, 0x180000);
+	ck_assert_uint_eq(f.b.pages_dropped, 0x180);
+	ck_assert_uint_eq(f.b.pages_kept, 2);
+	/* Pages put in the balloon unasked (PFNs): dropped one by one. */
+	memcpy(guest_ram__ptr(&f.ram, BAL_PFNS, 8), pfns, 8);
+	ck_assert_uint_eq(bal_chain(&f, 0, 1, deflate), 1);
+	ck_assert_uint_eq(f.nr_ranges, 4);
+	ck_assert_uint_eq(f.ranges[2][0], 0x250000);
+	ck_assert_uint_eq(f.ranges[3][1], 4096);
+	ck_assert_uint_eq(f.b.inflated, 2);
+	/* Deflating needs nothing: the chain comes back. */
+	ck_assert_uint_eq(bal_chain(&f, 1, 1, deflate), 1);
+	ck_assert_uint_eq(f.nr_ranges, 4);
+	/* A drop that fails is counted; the guest goes on. */
+	f.discard_ret = -EIO;
+	ck_assert_uint_eq(bal_chain(&f, 2, 1, report), 2);
+	ck_assert_uint_eq(f.b.errors, 1);
+	ck_assert_uint_eq(f.b.mmio.malformed, 0);
+	virtio_mmio__exit(&f.b.mmio);
+	guest_ram__exit(&f.ram);
+}
+END_TEST
+
+/* A report the device cannot take: read-only, or outside RAM; the device stops, said once. */
+START_TEST(virtio_balloon_malformed)
+{
+	static const uint64_t ro[1][3] = {{0x200000, 0x1000, 0}};
+	static const uint64_t outside[1][3] = {{0x3ff000, 0x2000, 2}};
+	static const uint64_t odd[1][3] = {{BAL_PFNS, 6, 0}};
+	static char log_buf[512];
+	struct bal_fixture f;
+
+	log__capture(log_buf, sizeof(log_buf));
+	bal_setup(&f);
+	ck_assert_uint_eq(bal_chain(&f, 2, 1, ro), 0);
+	ck_assert_uint_eq(f.b.mmio.malformed, 1);
+	ck_assert_uint_eq(vreg(&f.b.mmio, R_STATUS) & 0x40, 0x40); /* NEEDS_RESET */
+	ck_assert_str_eq(log_buf, "faultline: virtio-balloon at GPA 0xc0000000: a free page report "
+				  "in a read-only buffer; the device stops until the guest resets "
+				  "it\n");
+	virtio_mmio__exit(&f.b.mmio);
+	guest_ram__exit(&f.ram);
+	log__capture(log_buf, sizeof(log_buf));
+	bal_setup(&f);
+	ck_assert_uint_eq(bal_chain(&f, 2, 1, outside), 0);
+	ck_assert_uint_eq(f.b.mmio.malformed, 1);
+	ck_assert_ptr_nonnull(strstr(log_buf, "a free page report outside guest RAM (GPA 0x3ff000, "
+					      "8192 bytes)"));
+	virtio_mmio__exit(&f.b.mmio);
+	guest_ram__exit(&f.ram);
+	log__capture(log_buf, sizeof(log_buf));
+	bal_setup(&f);
+	ck_assert_uint_eq(bal_chain(&f, 0, 1, odd), 0);
+	ck_assert_ptr_nonnull(
+		strstr(log_buf, "an inflate buffer that is not a read-only array of PFNs"));
+	ck_assert_uint_eq(f.nr_ranges, 0);
+	virtio_mmio__exit(&f.b.mmio);
+	guest_ram__exit(&f.ram);
+	log__capture(NULL, 0);
+}
+END_TEST
+
 START_TEST(virtio_blk_requests)
 {
 	struct blk_fixture f;
@@ -521,6 +708,8 @@ Suite *linux_devices_suite(void)
 	tcase_add_test(tc, pvpanic_reports_once);
 	tcase_add_test(tc, virtio_blk_requests);
 	tcase_add_test(tc, virtio_blk_read_only_and_malformed);
+	tcase_add_test(tc, virtio_balloon_reports);
+	tcase_add_test(tc, virtio_balloon_malformed);
 	suite_add_tcase(s, tc);
 	return s;
 }
