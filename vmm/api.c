@@ -374,9 +374,14 @@ static void *api__thread(void *arg)
 			api__flush(api);
 		if (fds[1].revents)
 			break;
-		/* From the last: dropping one moves the last stream into its place. */
+		/*
+		 * From the last: dropping one moves the last stream into its place.
+		 * The flush above may have dropped some already: only a stream
+		 * still where poll() saw it is looked at.
+		 */
 		for (i = n; i-- > 0;)
-			if (fds[3 + i].revents)
+			if (fds[3 + i].revents && i < api->nr_streams &&
+			    api->streams[i] == fds[3 + i].fd)
 				api__stream_input(api, i);
 		if (!fds[0].revents)
 			continue;

@@ -374,6 +374,52 @@ START_TEST(event_streams_refused_and_dropped)
 }
 END_TEST
 
+/*
+ * Streams the flush drops (one left, one not reading) while poll() also saw
+ * them stir: the thread must not look at them again by their old places.
+ */
+START_TEST(event_streams_dropped_while_polled)
+{
+	char line[256], *big;
+	int a, b, c, i;
+
+	api_open();
+	ck_assert_int_eq(api__start(&api), 0);
+	a = open_stream();
+	b = open_stream();
+	ck_assert_int_eq(send(a, "x", 1, MSG_NOSIGNAL), 1); /* ignored, but a's fd is readable */
+	c = connect_send("{\"command\":\"block\"}\n");
+	pthread_mutex_lock(&block_lock);
+	while (blocked != 1)
+		pthread_cond_wait(&block_cond, &block_lock);
+	pthread_mutex_unlock(&block_lock);
+	close(b);
+	big = malloc(3000);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', 2999);
+	big[2999] = '\0';
+	for (i = 0; i < API_QUEUED; i++)
+		api__publish(&api, "big", json_pack("{s:s}", "pad", big));
+	free(big);
+	pthread_mutex_lock(&block_lock);
+	blocked = 2;
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+	read_line(c, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"ok\":true}");
+	close(c);
+	for (i = 0; i < 5000 && streams(); i++)
+		usleep(1000);
+	ck_assert_uint_eq(streams(), 0);
+	ck_assert_uint_eq(api.streams_dropped, 2);
+	exchange("{\"command\":\"echo\",\"value\":2}\n", false, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"ok\":true,\"value\":2,\"ctx\":\"the-ctx\"}\n");
+	close(a);
+	api__close(&api);
+	ck_assert_str_eq(log_buf, "");
+}
+END_TEST
+
 START_TEST(socket_errors)
 {
 	char path[200];
@@ -422,6 +468,7 @@ Suite *api_suite(void)
 	tcase_add_test(tc, event_streams);
 	tcase_add_test(tc, event_queue_overflow_is_counted);
 	tcase_add_test(tc, event_streams_refused_and_dropped);
+	tcase_add_test(tc, event_streams_dropped_while_polled);
 	suite_add_tcase(s, tc);
 	return s;
 }
