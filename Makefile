@@ -108,12 +108,20 @@ $(BENCH_SECCOMP): $(BUILD)/obj/bench/seccomp_cost.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
 
+# ---- test helpers -----------------------------------------------------------------
+PTY_RUN := $(BUILD)/tools/pty-run
+
+$(PTY_RUN): tests/kvm/pty_run.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -static -o $@ $<
+
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
 .PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup bench-uffd bench-seccomp \
 	format clean
 
-all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD) $(BENCH_SECCOMP)
+all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD) $(BENCH_SECCOMP) \
+	$(PTY_RUN)
 
 deps:
 	scripts/deps
@@ -137,7 +145,7 @@ unit-asan: $(UNIT_ASAN)
 unit-tsan: $(UNIT_TSAN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_TSAN)
 
-kvm-test: $(BUILD)/faultline $(GUEST_ELF)
+kvm-test: $(BUILD)/faultline $(GUEST_ELF) $(PTY_RUN)
 	guest/linux/build
 	tests/kvm/with-kvm --with build/linux/vmlinux tests/kvm/run
 
