@@ -9,17 +9,46 @@
 static uint64_t virtio_balloon__features(void *dev)
 {
 	(void)dev;
-	return 1ULL << VIRTIO_BALLOON_F_REPORTING;
+	return 1ULL << VIRTIO_BALLOON_F_REPORTING | 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
 }
 
-/* num_pages and actual (both 0: the host never asks for pages), then nothing. */
+/* num_pages and actual, little-endian; nothing after them is offered. */
 static int virtio_balloon__config_read(void *dev, uint64_t offset, void *data, unsigned len)
 {
-	(void)dev;
-	if (offset + len > 8)
+	struct virtio_balloon *b = dev;
+	uint32_t cfg[2] = {b->num_pages, b->actual};
+
+	if (offset + len > sizeof(cfg))
 		return -EINVAL;
-	memset(data, 0, len);
+	memcpy(data, (uint8_t *)cfg + offset, len);
 	return 0;
+}
+
+/* The driver says how many pages the balloon holds (actual); nothing else is writable. */
+static int virtio_balloon__config_write(void *dev, uint64_t offset, const void *data, unsigned len)
+{
+	struct virtio_balloon *b = dev;
+
+	if (offset != 4 || len != 4)
+		return 0;
+	memcpy(&b->actual, data, 4);
+	return 0;
+}
+
+void virtio_balloon__set_target(struct virtio_balloon *b, uint32_t pages)
+{
+	pthread_mutex_lock(&b->mmio.lock);
+	b->num_pages = pages;
+	virtio_mmio__config_changed(&b->mmio);
+	pthread_mutex_unlock(&b->mmio.lock);
+}
+
+void virtio_balloon__sizes(struct virtio_balloon *b, uint32_t *target, uint32_t *actual)
+{
+	pthread_mutex_lock(&b->mmio.lock);
+	*target = b->num_pages;
+	*actual = b->actual;
+	pthread_mutex_unlock(&b->mmio.lock);
 }
 
 /* Drop one range the guest gave; false when it is not guest RAM (the chain is malformed). */
@@ -59,10 +88,25 @@ static int virtio_balloon__report(struct virtio_balloon *b, const struct virtio_
 	return 0;
 }
 
-/* Pages the guest put in the balloon unasked: arrays of 32-bit PFNs, dropped too. */
+/* Drop the run of @n pages from PFN @first; false when it is not guest RAM. */
+static bool virtio_balloon__drop_pfns(struct virtio_balloon *b, uint32_t first, uint32_t n,
+				      char *why)
+{
+	if (virtio_balloon__drop(b, (uint64_t)first << VIRTIO_BALLOON_PFN_SHIFT,
+				 (uint64_t)n << VIRTIO_BALLOON_PFN_SHIFT)) {
+		__atomic_add_fetch(&b->inflated, n, __ATOMIC_RELAXED);
+		return true;
+	}
+	snprintf(why, VIRTIO_WHY_LEN, "an inflated page outside guest RAM (PFNs 0x%x..0x%x)", first,
+		 first + n - 1);
+	return false;
+}
+
+/* Pages the driver put in the balloon: arrays of 32-bit PFNs, dropped in runs. */
 static int virtio_balloon__inflate(struct virtio_balloon *b, const struct virtio_chain *c,
 				   char *why)
 {
+	uint32_t first = 0, n = 0;
 	unsigned i, k;
 
 	for (i = 0; i < c->n; i++) {
@@ -77,16 +121,17 @@ static int virtio_balloon__inflate(struct virtio_balloon *b, const struct virtio
 			uint32_t pfn;
 
 			memcpy(&pfn, p + k, 4);
-			if (!virtio_balloon__drop(b, (uint64_t)pfn << VIRTIO_BALLOON_PFN_SHIFT,
-						  1U << VIRTIO_BALLOON_PFN_SHIFT)) {
-				snprintf(why, VIRTIO_WHY_LEN,
-					 "an inflated page outside guest RAM (PFN 0x%x)", pfn);
-				return -1;
+			if (n && pfn == first + n && n < (1U << 20)) {
+				n++;
+				continue;
 			}
-			__atomic_add_fetch(&b->inflated, 1, __ATOMIC_RELAXED);
+			if (n && !virtio_balloon__drop_pfns(b, first, n, why))
+				return -1;
+			first = pfn;
+			n = 1;
 		}
 	}
-	return 0;
+	return n && !virtio_balloon__drop_pfns(b, first, n, why) ? -1 : 0;
 }
 
 static void virtio_balloon__notify(void *dev, struct virtio_mmio *vm, unsigned queue)
@@ -117,5 +162,6 @@ const struct virtio_dev_ops virtio_balloon_ops = {
 	.unmapped_queues = 1U << VIRTIO_BALLOON_Q_REPORTING,
 	.features = virtio_balloon__features,
 	.config_read = virtio_balloon__config_read,
+	.config_write = virtio_balloon__config_write,
 	.notify = virtio_balloon__notify,
 };

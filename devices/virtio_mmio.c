@@ -187,6 +187,11 @@ static void virtio_mmio__interrupt(struct virtio_mmio *vm, uint32_t cause)
 		       (unsigned long long)vm->gpa, strerror(-ret), vm->irq);
 }
 
+void virtio_mmio__config_changed(struct virtio_mmio *vm)
+{
+	virtio_mmio__interrupt(vm, INT_CONFIG_CHANGE);
+}
+
 void virtio_mmio__break(struct virtio_mmio *vm, const char *why)
 {
 	__atomic_add_fetch(&vm->malformed, 1, __ATOMIC_RELAXED);
@@ -379,8 +384,14 @@ static int virtio_mmio__write(void *opaque, uint64_t offset, const void *data, u
 	uint32_t v;
 	int ret;
 
-	if (offset >= REG_CONFIG)
-		return 0; /* no device here has writable configuration */
+	if (offset >= REG_CONFIG) {
+		if (!vm->ops->config_write)
+			return 0; /* nothing writable there: ignored */
+		pthread_mutex_lock(&vm->lock);
+		ret = vm->ops->config_write(vm->dev, offset - REG_CONFIG, data, len);
+		pthread_mutex_unlock(&vm->lock);
+		return ret;
+	}
 	if (len != 4 || (offset & 3))
 		return -EINVAL;
 	memcpy(&v, data, 4);

@@ -82,8 +82,11 @@ struct virtio_dev_ops {
 	uint32_t unmapped_queues; /* bit q: queue q's buffers are popped unmapped (virtq__pop) */
 	/* Device-specific features (VIRTIO_F_VERSION_1 is added by the transport). */
 	uint64_t (*features)(void *dev);
-	/* Read @len bytes at @offset of the device's configuration space; 0 or -EINVAL. */
+	/* Read @len bytes at @offset of the device's configuration space; 0 or -EINVAL. Lock held.
+	 */
 	int (*config_read)(void *dev, uint64_t offset, void *data, unsigned len);
+	/* Optional: the driver wrote there (NULL: such writes are ignored). Lock held. */
+	int (*config_write)(void *dev, uint64_t offset, const void *data, unsigned len);
 	/*
 	 * The driver notified queue @queue: serve what it holds through
 	 * virtio_mmio__pop()/push(). Called with the transport's lock held.
@@ -123,6 +126,9 @@ int virtio_mmio__pop(struct virtio_mmio *vm, unsigned queue, struct virtio_chain
 
 /* For ops->notify, lock held: virtq__push(), then interrupt the driver if it wants. */
 void virtio_mmio__push(struct virtio_mmio *vm, unsigned queue, uint16_t head, uint32_t len);
+
+/* The device's configuration changed: tell the driver (an interrupt). Lock held. */
+void virtio_mmio__config_changed(struct virtio_mmio *vm);
 
 /* For ops->notify, lock held: the device cannot go on (DEVICE_NEEDS_RESET); @why is reported once.
  */

@@ -43,6 +43,9 @@ static void ctl__usage(FILE *out)
 		"  mem-limit SIZE      set the budget of resident guest memory (256M, 1G,\n"
 		"                      ...; at most --mem); lowering it drops clean file\n"
 		"                      pages, and is refused below what stays resident\n"
+		"  balloon SIZE        ask the guest for SIZE of its memory (--balloon):\n"
+		"                      its driver inflates the balloon with pages that\n"
+		"                      faultline drops; 0 gives them all back\n"
 		"  stats               the counters of --stats=json, now\n"
 		"  stop                stop the VM; faultline exits with status %d\n"
 		"  events              follow the VM: its status as one JSON line, then a\n"
@@ -424,7 +427,14 @@ int ctl__main(int argc, char **argv)
 		return ctl__wait(path, argv[3], argc == 5 ? argv[4] : NULL);
 	if (!strcmp(cmd, "events") && argc == 3)
 		return ctl__events(path);
-	if (!strcmp(cmd, "mem-limit") && argc == 4) {
+	if (!strcmp(cmd, "balloon") && argc == 4) {
+		if (cli__parse_size(argv[3], &bytes)) {
+			pr_err("usage: expected a size like 256M or 1G, or 0 (ctl balloon: %s)",
+			       argv[3]);
+			return FL_EXIT_USAGE;
+		}
+		request = json_pack("{s:s,s:I}", "command", cmd, "bytes", (json_int_t)bytes);
+	} else if (!strcmp(cmd, "mem-limit") && argc == 4) {
 		if (cli__parse_size(argv[3], &bytes) || bytes < MMU_PAGE_SIZE) {
 			pr_err("usage: expected a size like 256M or 1G, at least 4K (ctl "
 			       "mem-limit: "
@@ -433,7 +443,8 @@ int ctl__main(int argc, char **argv)
 			return FL_EXIT_USAGE;
 		}
 		request = json_pack("{s:s,s:I}", "command", cmd, "bytes", (json_int_t)bytes);
-	} else if (argc == 3 && strcmp(cmd, "wait") && strcmp(cmd, "mem-limit")) {
+	} else if (argc == 3 && strcmp(cmd, "wait") && strcmp(cmd, "mem-limit") &&
+		   strcmp(cmd, "balloon")) {
 		/* Any other name goes to the VM, whose reply names the commands it knows. */
 		request = json_pack("{s:s}", "command", cmd);
 	} else {

@@ -64,6 +64,14 @@ static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 						     : 0));
 	}
 	pthread_mutex_unlock(&vm->lock);
+	if (o && vm->balloon) {
+		uint32_t target, actual;
+
+		virtio_balloon__sizes(vm->balloon, &target, &actual);
+		json_object_set_new(o, "balloon",
+				    json_pack("{s:i,s:i}", "target_pages", (int)target,
+					      "actual_pages", (int)actual));
+	}
 	if (!o || json_object_update(reply, o)) {
 		json_decref(o);
 		snprintf(why, API_WHY_LEN, "out of memory");
@@ -137,6 +145,36 @@ static int vm__api_mem_limit(void *ctx, json_t *request, json_t *reply, char *wh
 	return 0;
 }
 
+static int vm__api_balloon(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	struct vm *vm = ctx;
+	json_t *v = json_object_get(request, "bytes");
+	uint32_t target, actual;
+	json_int_t bytes;
+
+	if (!vm->balloon) {
+		snprintf(why, API_WHY_LEN, "this VM has no balloon (run it with --balloon)");
+		return -1;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		snprintf(why, API_WHY_LEN, "expected \"bytes\", a number of bytes of 0 or more");
+		return -1;
+	}
+	bytes = json_integer_value(v);
+	if ((uint64_t)bytes > vm->mmu.ram.size) {
+		snprintf(why, API_WHY_LEN, "%lld bytes is more than guest RAM (%llu bytes)",
+			 (long long)bytes, (unsigned long long)vm->mmu.ram.size);
+		return -1;
+	}
+	if (vm__api_stopping(vm, why))
+		return -1;
+	virtio_balloon__set_target(vm->balloon, (uint32_t)((uint64_t)bytes / MMU_PAGE_SIZE));
+	virtio_balloon__sizes(vm->balloon, &target, &actual);
+	json_object_set_new(reply, "target_pages", json_integer(target));
+	json_object_set_new(reply, "actual_pages", json_integer(actual));
+	return 0;
+}
+
 static int vm__api_stats(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	json_t *stats = vm__stats_json(ctx);
@@ -170,6 +208,7 @@ static int vm__api_stop(void *ctx, json_t *request, json_t *reply, char *why)
 static const struct api_command vm_commands[] = {
 	{"status", vm__api_status},	  {"pause", vm__api_pause}, {"resume", vm__api_resume},
 	{"mem-limit", vm__api_mem_limit}, {"stats", vm__api_stats}, {"stop", vm__api_stop},
+	{"balloon", vm__api_balloon},
 };
 
 int vm__open_api(struct vm *vm, const char *path)

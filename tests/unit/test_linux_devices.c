@@ -458,11 +458,13 @@ static int bal_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *dropped,
 	return f->discard_ret;
 }
 
+static int bal_irqs;
+
 static int bal_irq(void *ctx, unsigned irq, int level)
 {
 	(void)ctx;
 	(void)irq;
-	(void)level;
+	bal_irqs += level;
 	return 0;
 }
 
@@ -480,8 +482,9 @@ static void bal_setup(struct bal_fixture *f)
 			 0);
 	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_ID), 5);
 	set_vreg(&f->b.mmio, R_STATUS, 0x03);
-	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_FEATURES), 1U << 5); /* REPORTING */
-	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1U << 5);
+	/* REPORTING, DEFLATE_ON_OOM */
+	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_FEATURES), 1U << 5 | 1U << 2);
+	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1U << 5 | 1U << 2);
 	set_vreg(&f->b.mmio, R_DRIVER_FEATURES_SEL, 1);
 	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1);
 	set_vreg(&f->b.mmio, R_STATUS, 0x0b);
@@ -524,14 +527,28 @@ static uint16_t bal_chain(struct bal_fixture *f, unsigned q, unsigned n, const u
 START_TEST(virtio_balloon_reports)
 {
 	static const uint64_t report[2][3] = {{0x200000, 0x100000, 2}, {0x300000, 0x80000, 2}};
+	static const uint64_t inflate[1][3] = {{BAL_PFNS, 12, 0}};
 	static const uint64_t deflate[1][3] = {{BAL_PFNS, 8, 0}};
 	uint64_t cfg = 7;
 	struct bal_fixture f;
-	uint32_t pfns[2] = {0x250, 0x251};
+	uint32_t pfns[3] = {0x250, 0x251, 0x300}, target, actual, v = 3;
 
 	bal_setup(&f);
 	ck_assert_int_eq(virtio_mmio_ops.read(&f.b.mmio, R_CONFIG, &cfg, 8), 0);
 	ck_assert_uint_eq(cfg, 0); /* num_pages and actual: nothing asked for */
+	/* The host asks for 3 pages: the driver is told (config change), says it holds them. */
+	bal_irqs = 0;
+	virtio_balloon__set_target(&f.b, 3);
+	ck_assert_int_eq(bal_irqs, 1);
+	ck_assert_uint_eq(vreg(&f.b.mmio, R_INTERRUPT_STATUS), 2);
+	ck_assert_int_eq(virtio_mmio_ops.read(&f.b.mmio, R_CONFIG, &v, 4), 0);
+	ck_assert_uint_eq(v, 3);
+	ck_assert_int_eq(virtio_mmio_ops.write(&f.b.mmio, R_CONFIG + 4, &v, 4), 0);
+	ck_assert_int_eq(virtio_mmio_ops.write(&f.b.mmio, R_CONFIG, &cfg, 4), 0); /* ignored */
+	virtio_balloon__sizes(&f.b, &target, &actual);
+	ck_assert_uint_eq(target, 3);
+	ck_assert_uint_eq(actual, 3);
+	ck_assert_int_eq(virtio_mmio_ops.read(&f.b.mmio, R_CONFIG + 8, &v, 4), -EINVAL);
 	/* A report of two ranges: both dropped, neither mapped, the chain returned. */
 	ck_assert_uint_eq(bal_chain(&f, 2, 2, report), 1);
 	ck_assert_uint_eq(f.nr_ranges, 2);
@@ -544,13 +561,15 @@ START_TEST(virtio_balloon_reports)
 	ck_assert_uint_eq(f.b.reported_bytes, 0x180000);
 	ck_assert_uint_eq(f.b.pages_dropped, 0x180);
 	ck_assert_uint_eq(f.b.pages_kept, 2);
-	/* Pages put in the balloon unasked (PFNs): dropped one by one. */
-	memcpy(guest_ram__ptr(&f.ram, BAL_PFNS, 8), pfns, 8);
-	ck_assert_uint_eq(bal_chain(&f, 0, 1, deflate), 1);
+	/* Pages put in the balloon (PFNs): dropped in runs of consecutive pages. */
+	memcpy(guest_ram__ptr(&f.ram, BAL_PFNS, 12), pfns, 12);
+	ck_assert_uint_eq(bal_chain(&f, 0, 1, inflate), 1);
 	ck_assert_uint_eq(f.nr_ranges, 4);
 	ck_assert_uint_eq(f.ranges[2][0], 0x250000);
+	ck_assert_uint_eq(f.ranges[2][1], 8192);
+	ck_assert_uint_eq(f.ranges[3][0], 0x300000);
 	ck_assert_uint_eq(f.ranges[3][1], 4096);
-	ck_assert_uint_eq(f.b.inflated, 2);
+	ck_assert_uint_eq(f.b.inflated, 3);
 	/* Deflating needs nothing: the chain comes back. */
 	ck_assert_uint_eq(bal_chain(&f, 1, 1, deflate), 1);
 	ck_assert_uint_eq(f.nr_ranges, 4);
