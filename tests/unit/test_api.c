@@ -246,6 +246,31 @@ static void publish_n(const char *name, int n)
 		api__publish(&api, name, json_pack("{s:i}", "n", i));
 }
 
+/* Hold the socket's thread in the block command; the connection to release it by. */
+static int hold_thread(void)
+{
+	int c = connect_send("{\"command\":\"block\"}\n");
+
+	pthread_mutex_lock(&block_lock);
+	while (blocked != 1)
+		pthread_cond_wait(&block_cond, &block_lock);
+	pthread_mutex_unlock(&block_lock);
+	return c;
+}
+
+static void release_thread(int c)
+{
+	char line[64];
+
+	pthread_mutex_lock(&block_lock);
+	blocked = 2;
+	pthread_cond_broadcast(&block_cond);
+	pthread_mutex_unlock(&block_lock);
+	read_line(c, line, sizeof(line));
+	ck_assert_str_eq(line, "{\"ok\":true}");
+	close(c);
+}
+
 /*
  * events: a stream opens with the status, then gets every event in order;
  * without a stream nothing is queued; a stream that closes is let go; the
@@ -301,21 +326,11 @@ START_TEST(event_queue_overflow_is_counted)
 	api_open();
 	ck_assert_int_eq(api__start(&api), 0);
 	a = open_stream();
-	b = connect_send("{\"command\":\"block\"}\n");
-	pthread_mutex_lock(&block_lock);
-	while (blocked != 1)
-		pthread_cond_wait(&block_cond, &block_lock);
-	pthread_mutex_unlock(&block_lock);
+	b = hold_thread();
 	publish_n("e", API_QUEUED + 5);
 	ck_assert_uint_eq(api.nr_queued, API_QUEUED);
 	ck_assert_uint_eq(api.lost, 5);
-	pthread_mutex_lock(&block_lock);
-	blocked = 2;
-	pthread_cond_broadcast(&block_cond);
-	pthread_mutex_unlock(&block_lock);
-	read_line(b, line, sizeof(line));
-	ck_assert_str_eq(line, "{\"ok\":true}");
-	close(b);
+	release_thread(b);
 	for (i = 0; i < API_QUEUED; i++) {
 		snprintf(want, sizeof(want), "{\"event\":\"e\",\"n\":%d}", i);
 		read_line(a, line, sizeof(line));
@@ -388,11 +403,7 @@ START_TEST(event_streams_dropped_while_polled)
 	a = open_stream();
 	b = open_stream();
 	ck_assert_int_eq(send(a, "x", 1, MSG_NOSIGNAL), 1); /* ignored, but a's fd is readable */
-	c = connect_send("{\"command\":\"block\"}\n");
-	pthread_mutex_lock(&block_lock);
-	while (blocked != 1)
-		pthread_cond_wait(&block_cond, &block_lock);
-	pthread_mutex_unlock(&block_lock);
+	c = hold_thread();
 	close(b);
 	big = malloc(3000);
 	ck_assert_ptr_nonnull(big);
@@ -401,13 +412,7 @@ START_TEST(event_streams_dropped_while_polled)
 	for (i = 0; i < API_QUEUED; i++)
 		api__publish(&api, "big", json_pack("{s:s}", "pad", big));
 	free(big);
-	pthread_mutex_lock(&block_lock);
-	blocked = 2;
-	pthread_cond_broadcast(&block_cond);
-	pthread_mutex_unlock(&block_lock);
-	read_line(c, line, sizeof(line));
-	ck_assert_str_eq(line, "{\"ok\":true}");
-	close(c);
+	release_thread(c);
 	for (i = 0; i < 5000 && streams(); i++)
 		usleep(1000);
 	ck_assert_uint_eq(streams(), 0);

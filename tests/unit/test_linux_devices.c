@@ -583,42 +583,37 @@ START_TEST(virtio_balloon_reports)
 }
 END_TEST
 
-/* A report the device cannot take: read-only, or outside RAM; the device stops, said once. */
-START_TEST(virtio_balloon_malformed)
+/* One malformed chain of @n buffers on queue @q: the device stops, saying @why once. */
+static void bal_malformed(unsigned q, unsigned n, const uint64_t (*bufs)[3], const char *why)
 {
-	static const uint64_t ro[1][3] = {{0x200000, 0x1000, 0}};
-	static const uint64_t outside[1][3] = {{0x3ff000, 0x2000, 2}};
-	static const uint64_t odd[1][3] = {{BAL_PFNS, 6, 0}};
 	static char log_buf[512];
 	struct bal_fixture f;
 
 	log__capture(log_buf, sizeof(log_buf));
 	bal_setup(&f);
-	ck_assert_uint_eq(bal_chain(&f, 2, 1, ro), 0);
+	ck_assert_uint_eq(bal_chain(&f, q, n, bufs), 0);
 	ck_assert_uint_eq(f.b.mmio.malformed, 1);
 	ck_assert_uint_eq(vreg(&f.b.mmio, R_STATUS) & 0x40, 0x40); /* NEEDS_RESET */
-	ck_assert_str_eq(log_buf, "faultline: virtio-balloon at GPA 0xc0000000: a free page report "
-				  "in a read-only buffer; the device stops until the guest resets "
-				  "it\n");
-	virtio_mmio__exit(&f.b.mmio);
-	guest_ram__exit(&f.ram);
-	log__capture(log_buf, sizeof(log_buf));
-	bal_setup(&f);
-	ck_assert_uint_eq(bal_chain(&f, 2, 1, outside), 0);
-	ck_assert_uint_eq(f.b.mmio.malformed, 1);
-	ck_assert_ptr_nonnull(strstr(log_buf, "a free page report outside guest RAM (GPA 0x3ff000, "
-					      "8192 bytes)"));
-	virtio_mmio__exit(&f.b.mmio);
-	guest_ram__exit(&f.ram);
-	log__capture(log_buf, sizeof(log_buf));
-	bal_setup(&f);
-	ck_assert_uint_eq(bal_chain(&f, 0, 1, odd), 0);
-	ck_assert_ptr_nonnull(
-		strstr(log_buf, "an inflate buffer that is not a read-only array of PFNs"));
+	ck_assert_msg(strstr(log_buf, why), "log: %s", log_buf);
 	ck_assert_uint_eq(f.nr_ranges, 0);
 	virtio_mmio__exit(&f.b.mmio);
 	guest_ram__exit(&f.ram);
 	log__capture(NULL, 0);
+}
+
+/* A report the device cannot take: read-only, or outside RAM; an inflate buffer not of PFNs. */
+START_TEST(virtio_balloon_malformed)
+{
+	static const uint64_t ro[1][3] = {{0x200000, 0x1000, 0}};
+	static const uint64_t outside[1][3] = {{0x3ff000, 0x2000, 2}};
+	static const uint64_t odd[1][3] = {{BAL_PFNS, 6, 0}};
+
+	bal_malformed(2, 1, ro,
+		      "faultline: virtio-balloon at GPA 0xc0000000: a free page report in a "
+		      "read-only buffer; the device stops until the guest resets it\n");
+	bal_malformed(2, 1, outside,
+		      "a free page report outside guest RAM (GPA 0x3ff000, 8192 bytes)");
+	bal_malformed(0, 1, odd, "an inflate buffer that is not a read-only array of PFNs");
 }
 END_TEST
 
