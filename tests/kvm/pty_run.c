@@ -4,19 +4,31 @@
  * output, and exit with its exit status (128 + N for signal N). The KVM
  * tests run faultline on a terminal with it: the terminal's ioctls (stdio's
  * TCGETS, the console's raw mode and its restoring) must pass the seccomp
- * filter. Built static, for the nested harness's L1.
+ * filter. SIGTERM, SIGINT and SIGHUP are passed on to CMD's session (it
+ * has one of its own), so that a time limit stops faultline as it would
+ * stop on a terminal. Built static, for the nested harness's L1.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+static volatile pid_t child;
+
+static void pass_on(int sig)
+{
+	if (child > 0)
+		kill(-child, sig);
+}
+
 int main(int argc, char **argv)
 {
+	struct sigaction sa = {.sa_handler = pass_on};
 	char buf[4096];
 	int master, status;
 	const char *name;
@@ -37,6 +49,10 @@ int main(int argc, char **argv)
 		perror("pty-run: fork");
 		return 70;
 	}
+	child = pid;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	if (pid == 0) {
 		int slave;
 
