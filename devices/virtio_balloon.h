@@ -39,6 +39,7 @@ struct virtio_balloon {
 	 */
 	int (*discard)(void *ctx, uint64_t gpa, uint64_t len, uint64_t *dropped, uint64_t *kept);
 	void *discard_ctx;
+	bool mmio_ready;    /* mmio initialised (its lock exists) */
 	uint32_t num_pages; /* mmio.lock: the target the host set */
 	uint32_t actual;    /* mmio.lock: pages in the balloon, as the driver says */
 	/* atomic, for --stats */

@@ -84,6 +84,7 @@ struct vm {
 	struct acpi_pm acpi_pm;
 	struct boot_timer boot_timer;
 	struct pvpanic pvpanic;
+	unsigned nr_virtio; /* virtio-mmio windows taken, in order: disks, channel, balloon */
 	unsigned nr_disks;
 	struct virtio_blk *disks;	/* nr_disks of them, Linux boots only */
 	struct virtio_console *channel; /* --channel, Linux boots only; NULL: none */

@@ -43,6 +43,42 @@ static const unsigned vm_virtio_irqs[VM_VIRTIO_MAX] = VM_VIRTIO_IRQS;
 
 static int vm__init_balloon(struct vm *vm, const struct run_config *cfg);
 
+/*
+ * Put device @dev (@ops) on the next virtio-mmio window: its transport set
+ * up (*@ready, when given, says so for the undo) and registered on the
+ * bus. Returns 0, or FL_EXIT_INTERNAL after reporting.
+ */
+static int vm__add_virtio(struct vm *vm, struct virtio_mmio *mmio, const struct virtio_dev_ops *ops,
+			  void *dev, bool *ready)
+{
+	unsigned slot = vm->nr_virtio;
+	uint64_t gpa = VM_VIRTIO_GPA + slot * VIRTIO_MMIO_SIZE;
+	int ret;
+
+	if (slot == VM_VIRTIO_MAX) {
+		pr_err("cannot add %s: all %d virtio-mmio windows are taken", ops->name,
+		       VM_VIRTIO_MAX);
+		return FL_EXIT_INTERNAL;
+	}
+	ret = virtio_mmio__init(mmio, ops, dev, mmu__guest_access(&vm->mmu), gpa,
+				vm_virtio_irqs[slot], vm__virtio_irq, vm);
+	if (ret) {
+		pr_err("cannot set up the transport of %s: %s", ops->name, strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	if (ready)
+		*ready = true;
+	vm->nr_virtio++;
+	ret = bus__register(&vm->mmio_bus, gpa, VIRTIO_MMIO_SIZE, ops->name, &virtio_mmio_ops,
+			    mmio);
+	if (ret) {
+		pr_err("cannot register %s at GPA 0x%llx: %s", ops->name, (unsigned long long)gpa,
+		       strerror(-ret));
+		return FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
 /* The virtio-blk disks of --disk, in order: /dev/vda, vdb, ... */
 static int vm__init_disks(struct vm *vm, const struct run_config *cfg)
 {
@@ -56,23 +92,15 @@ static int vm__init_disks(struct vm *vm, const struct run_config *cfg)
 		return FL_EXIT_INTERNAL;
 	for (i = 0; i < cfg->nr_disks; i++) {
 		struct virtio_blk *b = &vm->disks[i];
-		uint64_t gpa = VM_VIRTIO_GPA + i * VIRTIO_MMIO_SIZE;
 
 		b->fd = -1;
 		ret = virtio_blk__open(b, cfg->disks[i].path, cfg->disks[i].read_only, i);
 		if (ret)
 			return FL_EXIT_NOINPUT;
 		vm->nr_disks++;
-		ret = virtio_mmio__init(&b->mmio, &virtio_blk_ops, b, mmu__guest_access(&vm->mmu),
-					gpa, vm_virtio_irqs[i], vm__virtio_irq, vm);
-		ret = ret
-			      ?: bus__register(&vm->mmio_bus, gpa, VIRTIO_MMIO_SIZE, "virtio-blk",
-					       &virtio_mmio_ops, &b->mmio);
-		if (ret) {
-			pr_err("cannot register virtio-blk at GPA 0x%llx: %s",
-			       (unsigned long long)gpa, strerror(-ret));
-			return FL_EXIT_INTERNAL;
-		}
+		ret = vm__add_virtio(vm, &b->mmio, &virtio_blk_ops, b, NULL);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -80,8 +108,6 @@ static int vm__init_disks(struct vm *vm, const struct run_config *cfg)
 /* The channel (--channel): the virtio-mmio window after the disks'. */
 static int vm__init_channel(struct vm *vm, const struct run_config *cfg)
 {
-	unsigned i = vm->nr_disks;
-	uint64_t gpa = VM_VIRTIO_GPA + i * VIRTIO_MMIO_SIZE;
 	struct virtio_console *c;
 	int ret;
 
@@ -96,20 +122,9 @@ static int vm__init_channel(struct vm *vm, const struct run_config *cfg)
 		return ret == -ENAMETOOLONG ? FL_EXIT_USAGE : FL_EXIT_INTERNAL;
 	}
 	vm->channel = c;
-	ret = virtio_mmio__init(&c->mmio, &virtio_console_ops, c, mmu__guest_access(&vm->mmu), gpa,
-				vm_virtio_irqs[i], vm__virtio_irq, vm);
-	if (ret) {
-		pr_err("cannot set up the channel's transport: %s", strerror(-ret));
-		return FL_EXIT_INTERNAL;
-	}
-	c->mmio_ready = true;
-	ret = bus__register(&vm->mmio_bus, gpa, VIRTIO_MMIO_SIZE, "virtio-console",
-			    &virtio_mmio_ops, &c->mmio);
-	if (ret) {
-		pr_err("cannot register virtio-console at GPA 0x%llx: %s", (unsigned long long)gpa,
-		       strerror(-ret));
-		return FL_EXIT_INTERNAL;
-	}
+	ret = vm__add_virtio(vm, &c->mmio, &virtio_console_ops, c, &c->mmio_ready);
+	if (ret)
+		return ret;
 	c->gate = vm__device_may_run;
 	c->gate_ctx = vm;
 	return virtio_console__start(c) ? FL_EXIT_INTERNAL : 0;
@@ -181,10 +196,7 @@ static int vm__balloon_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *
 /* The balloon (--balloon): the virtio-mmio window after the channel's. */
 static int vm__init_balloon(struct vm *vm, const struct run_config *cfg)
 {
-	unsigned i = vm->nr_disks + (vm->channel ? 1 : 0);
-	uint64_t gpa = VM_VIRTIO_GPA + i * VIRTIO_MMIO_SIZE;
 	struct virtio_balloon *b;
-	int ret;
 
 	if (!cfg->balloon)
 		return 0;
@@ -196,22 +208,8 @@ static int vm__init_balloon(struct vm *vm, const struct run_config *cfg)
 	}
 	b->discard = vm__balloon_discard;
 	b->discard_ctx = vm;
-	ret = virtio_mmio__init(&b->mmio, &virtio_balloon_ops, b, mmu__guest_access(&vm->mmu), gpa,
-				vm_virtio_irqs[i], vm__virtio_irq, vm);
-	if (ret) {
-		free(b);
-		pr_err("cannot set up the balloon's transport: %s", strerror(-ret));
-		return FL_EXIT_INTERNAL;
-	}
 	vm->balloon = b;
-	ret = bus__register(&vm->mmio_bus, gpa, VIRTIO_MMIO_SIZE, "virtio-balloon",
-			    &virtio_mmio_ops, &b->mmio);
-	if (ret) {
-		pr_err("cannot register virtio-balloon at GPA 0x%llx: %s", (unsigned long long)gpa,
-		       strerror(-ret));
-		return FL_EXIT_INTERNAL;
-	}
-	return 0;
+	return vm__add_virtio(vm, &b->mmio, &virtio_balloon_ops, b, &b->mmio_ready);
 }
 
 void vm__stop_linux(struct vm *vm)
@@ -231,6 +229,7 @@ void vm__exit_linux(struct vm *vm)
 	free(vm->disks);
 	vm->disks = NULL;
 	vm->nr_disks = 0;
+	vm->nr_virtio = 0;
 	if (vm->channel) {
 		virtio_console__stop(vm->channel, 0);
 		virtio_console__close(vm->channel);
@@ -240,7 +239,8 @@ void vm__exit_linux(struct vm *vm)
 		vm->channel = NULL;
 	}
 	if (vm->balloon) {
-		virtio_mmio__exit(&vm->balloon->mmio);
+		if (vm->balloon->mmio_ready)
+			virtio_mmio__exit(&vm->balloon->mmio);
 		free(vm->balloon);
 		vm->balloon = NULL;
 	}
