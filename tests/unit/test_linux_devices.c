@@ -524,6 +524,14 @@ static uint16_t bal_chain(struct bal_fixture *f, unsigned q, unsigned n, const u
 	return used[1];
 }
 
+/* The device's @i-th drop was of @len bytes at @gpa. */
+static void expect_range(const struct bal_fixture *f, unsigned i, uint64_t gpa, uint64_t len)
+{
+	ck_assert_uint_gt(f->nr_ranges, i);
+	ck_assert_uint_eq(f->ranges[i][0], gpa);
+	ck_assert_uint_eq(f->ranges[i][1], len);
+}
+
 START_TEST(virtio_balloon_reports)
 {
 	static const uint64_t report[2][3] = {{0x200000, 0x100000, 2}, {0x300000, 0x80000, 2}};
@@ -552,10 +560,8 @@ START_TEST(virtio_balloon_reports)
 	/* A report of two ranges: both dropped, neither mapped, the chain returned. */
 	ck_assert_uint_eq(bal_chain(&f, 2, 2, report), 1);
 	ck_assert_uint_eq(f.nr_ranges, 2);
-	ck_assert_uint_eq(f.ranges[0][0], 0x200000);
-	ck_assert_uint_eq(f.ranges[0][1], 0x100000);
-	ck_assert_uint_eq(f.ranges[1][0], 0x300000);
-	ck_assert_uint_eq(f.ranges[1][1], 0x80000);
+	expect_range(&f, 0, 0x200000, 0x100000);
+	expect_range(&f, 1, 0x300000, 0x80000);
 	ck_assert_uint_lt(f.highest_mapped, 0x20000); /* the rings only */
 	ck_assert_uint_eq(f.b.reports, 1);
 	ck_assert_uint_eq(f.b.reported_bytes, 0x180000);
@@ -565,10 +571,8 @@ START_TEST(virtio_balloon_reports)
 	memcpy(guest_ram__ptr(&f.ram, BAL_PFNS, 12), pfns, 12);
 	ck_assert_uint_eq(bal_chain(&f, 0, 1, inflate), 1);
 	ck_assert_uint_eq(f.nr_ranges, 4);
-	ck_assert_uint_eq(f.ranges[2][0], 0x250000);
-	ck_assert_uint_eq(f.ranges[2][1], 8192);
-	ck_assert_uint_eq(f.ranges[3][0], 0x300000);
-	ck_assert_uint_eq(f.ranges[3][1], 4096);
+	expect_range(&f, 2, 0x250000, 8192);
+	expect_range(&f, 3, 0x300000, 4096);
 	ck_assert_uint_eq(f.b.inflated, 3);
 	/* Deflating needs nothing: the chain comes back. */
 	ck_assert_uint_eq(bal_chain(&f, 1, 1, deflate), 1);
