@@ -417,6 +417,16 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	/* A partial window: fall back to the faulting page alone. */
 	if (n > 1 && (done || ret == -EEXIST))
 		return FAULT_FALLBACK;
+	/*
+	 * The page is mapped already, and an install that fails wakes nobody.
+	 * A sibling's install woke the waiter, but a page that was mapped
+	 * when the waiter faulted was not installed for it: the waiter of a
+	 * write-protect fault on a page dedup is releasing (not resident any
+	 * more, not yet punched) would sleep on after the punch. Wake it: it
+	 * goes on, or faults again and is served.
+	 */
+	if (ret == -EEXIST && ctx->source == FAULT_SRC_UFFD)
+		mmu__wake(mmu, pi);
 	if (ret < 0 && !ctx->err)
 		ctx->err = (int)-ret;
 	return fault__from_errno(ret < 0 ? (int)ret : -EIO);

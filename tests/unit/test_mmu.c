@@ -451,6 +451,45 @@ START_TEST(eexist_is_done)
 }
 END_TEST
 
+/*
+ * A waiter on a page that is mapped when its event is served, but was not
+ * installed for it (dedup releasing a zero page between clearing the page's
+ * resident bit and punching it), must be woken: the EEXIST of the install
+ * wakes nobody. The mapping here is made without a wake-up.
+ */
+START_TEST(eexist_wakes_the_waiter)
+{
+	struct uffdio_zeropage z = {.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE};
+	struct pollfd p;
+	struct timespec until;
+	struct toucher t = {.first = 5, .count = 1};
+	int i, joined;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20});
+	touch_start(&t);
+	p = (struct pollfd){.fd = mmu.uffd, .events = POLLIN};
+	for (i = 0; i < 2000 && poll(&p, 1, 0) == 0; i++)
+		usleep(1000);
+	ck_assert_msg(p.revents & POLLIN, "the toucher did not fault within 2 s");
+	z.range = (struct uffdio_range){(uint64_t)(uintptr_t)(mmu.ram.host + 5 * PAGE), PAGE};
+	ck_assert_int_eq(ioctl(mmu.uffd, UFFDIO_ZEROPAGE, &z), 0);
+	ck_assert_uint_eq(fault_at(5 * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(STAT(uffdio_eexist), 1);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	joined = pthread_timedjoin_np(t.thread, NULL, &until);
+	if (joined) {
+		struct uffdio_range r = {(uint64_t)(uintptr_t)(mmu.ram.host + 5 * PAGE), PAGE};
+
+		ioctl(mmu.uffd, UFFDIO_WAKE, &r); /* let the thread end */
+		pthread_join(t.thread, NULL);
+	}
+	ck_assert_msg(joined == 0, "the waiter slept on after an EEXIST install");
+	ck_assert_int_eq(t.bad, 0);
+	mmu_teardown();
+}
+END_TEST
+
 /* Part of a fault-around window is there: fall back to the one page. */
 START_TEST(partial_window_falls_back)
 {
@@ -1342,6 +1381,7 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, threads_race_for_the_same_pages);
 	tcase_add_test(tc, spin_then_poll);
 	tcase_add_test(tc, eexist_is_done);
+	tcase_add_test(tc, eexist_wakes_the_waiter);
 	tcase_add_test(tc, partial_window_falls_back);
 	tcase_add_test(tc, lookup_by_host_address);
 	suite_add_tcase(s, tc);
