@@ -5,8 +5,9 @@
  * for a VM (memfd, userfaultfd, handler threads), in the patterns of
  * `faultline bench` (sequential and random, write and read), once per
  * mode: pre-populated memory (floor), the kernel's demand paging of
- * anonymous memory (kernel), the naive handler (naive) and the engine at
- * every fault-around size (fa-N). What it leaves out is KVM's own exit,
+ * anonymous memory (kernel), the naive handler (naive), the engine at
+ * every fault-around size (fa-N), and the default window with fault-ahead
+ * of N pages (ahead-N). What it leaves out is KVM's own exit,
  * which `faultline bench` measures on a host with /dev/kvm; what it keeps
  * is every userfaultfd round trip, so it runs on the build host and in
  * CI's machines, and its ratios come from one run. The median of --repeat
@@ -30,7 +31,8 @@
 #define PAGE	    4096ULL
 #define MAX_RUNS    15
 #define NR_SIZES    10 /* fault-around 1..512 */
-#define NR_MODES    (3 + NR_SIZES)
+#define NR_AHEAD    3  /* fault-ahead 256, 1024, 4096 (fault-around 64) */
+#define NR_MODES    (3 + NR_SIZES + NR_AHEAD)
 #define NR_PATTERNS 4
 
 struct mode {
@@ -38,6 +40,7 @@ struct mode {
 	enum mmu_handler handler;
 	unsigned around;
 	bool prefault;
+	unsigned ahead;
 };
 
 static const char *const patterns[NR_PATTERNS][2] = {
@@ -66,6 +69,7 @@ static double run_once(const struct mode *m, unsigned pattern, uint64_t pages)
 	const struct mmu_config cfg = {
 		.ram_size = (pages * PAGE + (2ULL << 20) - 1) & ~((2ULL << 20) - 1),
 		.fault_around = m->around,
+		.fault_ahead = m->ahead,
 		.max_retries = 8,
 		.retry_ms = 2000,
 		.nr_handlers = 1,
@@ -126,12 +130,17 @@ static unsigned build_modes(struct mode *modes)
 {
 	unsigned n = 0, size;
 
-	modes[n++] = (struct mode){"floor", MMU_HANDLER_KERNEL, 1, true};
-	modes[n++] = (struct mode){"kernel", MMU_HANDLER_KERNEL, 1, false};
-	modes[n++] = (struct mode){"naive", MMU_HANDLER_NAIVE, 1, false};
+	modes[n++] = (struct mode){"floor", MMU_HANDLER_KERNEL, 1, true, 0};
+	modes[n++] = (struct mode){"kernel", MMU_HANDLER_KERNEL, 1, false, 0};
+	modes[n++] = (struct mode){"naive", MMU_HANDLER_NAIVE, 1, false, 0};
 	for (size = 1; size <= 512; size *= 2) {
-		modes[n] = (struct mode){"", MMU_HANDLER_FAULTLINE, size, false};
+		modes[n] = (struct mode){"", MMU_HANDLER_FAULTLINE, size, false, 0};
 		snprintf(modes[n].name, sizeof(modes[n].name), "fa-%u", size);
+		n++;
+	}
+	for (size = 256; size <= 4096; size *= 4) {
+		modes[n] = (struct mode){"", MMU_HANDLER_FAULTLINE, 64, false, size};
+		snprintf(modes[n].name, sizeof(modes[n].name), "ahead-%u", size);
 		n++;
 	}
 	return n;
@@ -168,7 +177,7 @@ int main(int argc, char **argv)
 	printf("uffd-touch: %llu pages, median of %llu runs, one handler thread; pages/s and "
 	       "time per page over the floor's and the kernel's\n",
 	       pages, repeat);
-	printf("%-8s", "mode");
+	printf("%-10s", "mode");
 	for (p = 0; p < NR_PATTERNS; p++)
 		printf(" %13s-%-5s %6s %6s", patterns[p][0], patterns[p][1], "xfloor", "xkern");
 	printf("\n");
@@ -182,7 +191,7 @@ int main(int argc, char **argv)
 			}
 		}
 	for (m = 0; m < nm; m++) {
-		printf("%-8s", modes[m].name);
+		printf("%-10s", modes[m].name);
 		for (p = 0; p < NR_PATTERNS; p++)
 			printf(" %19.0f %5.2fx %5.2fx", rate[m][p], rate[0][p] / rate[m][p],
 			       rate[1][p] / rate[m][p]);

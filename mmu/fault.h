@@ -61,6 +61,7 @@ struct fault_ctx {
 	int err;      /* out: the errno behind the last attempt's failure, 0 if none */
 	bool resume;  /* out: the owner dealt with a failed fault; the vCPU may go on */
 	bool refault; /* out: the owner made room for a failed fault; serve it again */
+	uint64_t win_first, win_pages; /* out: the host pages this fault installed (DONE) */
 };
 
 /*

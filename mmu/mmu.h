@@ -43,7 +43,9 @@
 #define MMU_PAGE_SIZE	     4096ULL
 #define MMU_FAULT_AROUND_MAX 512
 #define MMU_MAX_HANDLERS     16
-#define MMU_RECLAIM_BATCH    32 /* clean pages dropped per reclaim */
+#define MMU_RECLAIM_BATCH    32	  /* clean pages dropped per reclaim */
+#define MMU_FAULT_AHEAD_MAX  4096 /* pages a sequential stream is served ahead, at most */
+#define MMU_AHEAD_CHUNK	     64	  /* pages per install of fault-ahead */
 
 /*
  * Who serves a guest's first touch of a RAM page. The two baselines exist
@@ -65,6 +67,7 @@ struct mmu_config {
 	unsigned retry_ms;	  /* time bound across the attempts of one fault */
 	unsigned nr_handlers;	  /* userfaultfd handler threads, 1..16 */
 	unsigned spin_us;	  /* poll for the next event this long before sleeping */
+	unsigned fault_ahead;	  /* pages installed ahead of a sequential stream, 0: off */
 	bool dedup;		  /* write-protect guest RAM for dedup (mmu/dedup.h) */
 	enum mmu_handler handler;
 };
@@ -88,6 +91,15 @@ struct mmu_ops {
 	/* The vCPU index of thread @tid, or -1. Any thread. */
 	int (*vcpu_of_tid)(void *owner, int tid);
 	void *owner;
+};
+
+/*
+ * Fault-ahead: where a vCPU's (or, for slot MMU_STATS_MAX_VCPUS, an unknown
+ * thread's) faults go. Relaxed atomics: a race costs a guess, not a page.
+ */
+struct mmu_stream {
+	uint64_t next;	/* the first page past what was installed for it last */
+	uint64_t ahead; /* pages to install ahead at its next sequential fault */
 };
 
 struct mmu {
@@ -124,6 +136,7 @@ struct mmu {
 	unsigned in_flight;
 	pthread_t handlers[MMU_MAX_HANDLERS];
 	unsigned nr_handlers_started;
+	struct mmu_stream streams[MMU_STATS_MAX_VCPUS + 1];
 };
 
 /*
@@ -246,6 +259,19 @@ uint64_t mmu__now_ns(void);
 
 /* uffd.c: the handler threads' bodies. */
 void *mmu__uffd_handler(void *arg);
+
+/*
+ * Fault-ahead, on a handler thread after it served @ctx (a userfaultfd
+ * event that installed ctx->win_pages pages from ctx->win_first, its
+ * waiter already woken): when the fault continues its vCPU's sequential
+ * stream, install the pages after the window before the vCPU reaches
+ * them, up to cfg.fault_ahead pages (doubling from fault_around at each
+ * sequential fault), in chunks, stopping at a resident page, at an event
+ * waiting on the userfaultfd, or where the charge would leave less than
+ * fault_ahead pages of the budget free. Never fails a fault: what cannot
+ * be installed is left to the vCPU's own fault. Returns pages installed.
+ */
+uint64_t mmu__fault_ahead(const struct fault_ctx *ctx);
 void *mmu__naive_handler(void *arg);
 int mmu__uffd_init(struct mmu *mmu) __attribute__((warn_unused_result));
 

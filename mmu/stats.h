@@ -38,6 +38,7 @@
 	X(uffdio_wake, "UFFDIO_WAKE calls (faults on pages already resident)")                     \
 	X(pages_installed, "pages made resident")                                                  \
 	X(pages_around, "pages installed ahead of need by fault-around")                           \
+	X(pages_ahead, "pages installed ahead of a sequential stream (--fault-ahead)")             \
 	X(backing_reads, "reads from the backing file")                                            \
 	X(reclaims, "times the budget ran out and clean pages were looked for")                    \
 	X(pages_reclaimed, "clean file-backed pages dropped to make room")                         \

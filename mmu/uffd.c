@@ -272,7 +272,8 @@ static void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg)
 		poll(&stop, 1, -1);
 		return;
 	}
-	mmu__handle_fault(&ctx);
+	if (mmu__handle_fault(&ctx) == FAULT_DONE && ctx.win_pages)
+		mmu__fault_ahead(&ctx);
 }
 
 /*

@@ -33,6 +33,7 @@
 #define BENCH_PAGES_QUICK 256
 #define BENCH_REPEAT	  3
 #define BENCH_SPIN_US	  "50"
+#define BENCH_AHEAD	  "1024"
 
 /* X(name, option value, help) */
 #define BENCH_OPTIONS(X)                                                                           \
@@ -98,6 +99,10 @@ static const struct bench_mode touch_modes[] = {
 	{"spin-" BENCH_SPIN_US,
 	 "faultline, handler threads poll " BENCH_SPIN_US " us for the next fault",
 	 {"--fault-spin", BENCH_SPIN_US},
+	 true},
+	{"ahead-" BENCH_AHEAD,
+	 "faultline, up to " BENCH_AHEAD " pages installed ahead of a sequential stream",
+	 {"--fault-ahead", BENCH_AHEAD},
 	 true},
 };
 #undef FA

@@ -468,7 +468,8 @@ static int plot_cdf(json_t *doc, FILE *dat, FILE *gp)
 /* scaling.dat: pages/s against vCPUs for the modes that ran at several counts. */
 static void plot_scaling(json_t *doc, FILE *dat, FILE *gp)
 {
-	static const char *const modes[] = {"floor", "kernel", "naive", "faultline", "spin-50"};
+	static const char *const modes[] = {"floor",	 "kernel",  "naive",
+					    "faultline", "spin-50", "ahead-1024"};
 	const size_t nm = sizeof(modes) / sizeof(modes[0]);
 	json_t *results = json_object_get(doc, "results"), *r;
 	long long v;

@@ -212,11 +212,12 @@ static json_int_t int_at(json_t *o, const char *a, const char *b)
 /* What the monitor saw of the run. */
 static json_t *monitor_json(json_t *stats)
 {
-	json_t *m = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "faults",
+	json_t *m = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "faults",
 			      int_at(stats, "counters", "faults"), "faults_uffd",
 			      int_at(stats, "counters", "faults_uffd"), "pages_installed",
 			      int_at(stats, "counters", "pages_installed"), "pages_around",
-			      int_at(stats, "counters", "pages_around"), "fallbacks",
+			      int_at(stats, "counters", "pages_around"), "pages_ahead",
+			      int_at(stats, "counters", "pages_ahead"), "fallbacks",
 			      int_at(stats, "counters", "fallbacks"), "resident_pages",
 			      int_at(stats, "pages", "resident"), "service_p50_ns",
 			      int_at(stats, "fault_latency_ns", "p50"), "service_p99_ns",

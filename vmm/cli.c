@@ -428,6 +428,8 @@ static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 	case 't': return parse_number("fault-timeout", arg, 1, 3600000, &cfg->fault_timeout_ms);
 	case 'T': return parse_number("fault-threads", arg, 1, 16, &cfg->fault_threads);
 	case 'S': return parse_number("fault-spin", arg, 0, 10000, &cfg->fault_spin_us);
+	case 'e':
+		return parse_number("fault-ahead", arg, 0, MMU_FAULT_AHEAD_MAX, &cfg->fault_ahead);
 	case 's': return parse_stats(arg, &cfg->stats);
 	case 'f':
 		if (parse_number("fault-around", arg, 1, 512, &cfg->fault_around))
@@ -519,6 +521,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 't':
 		case 'T':
 		case 'S':
+		case 'e':
 		case 's': ret = parse_fault_option(c, optarg, cfg); break;
 		case 'h': *cmd = CLI_HELP; return 0;
 		case ':':
@@ -570,6 +573,7 @@ int cli__parse(int argc, char **argv, enum cli_command *cmd, struct run_config *
 	cfg->vcpus = 1;
 	cfg->cmdline = NULL; /* main() picks the default for the kind of kernel */
 	cfg->fault_around = CLI_FAULT_AROUND_DEFAULT;
+	cfg->fault_ahead = CLI_FAULT_AHEAD_DEFAULT;
 	dedup__default_knobs(&cfg->dedup_knobs);
 	cfg->fault_retries = CLI_FAULT_RETRIES_DEFAULT;
 	cfg->fault_timeout_ms = CLI_FAULT_TIMEOUT_DEFAULT;

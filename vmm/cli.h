@@ -24,6 +24,7 @@
 #define CLI_MEM_ALIGN		  (2ULL << 20)
 #define CLI_VCPUS_MAX		  64
 #define CLI_FAULT_AROUND_DEFAULT  64 /* measured: docs/benchmarks.md */
+#define CLI_FAULT_AHEAD_DEFAULT	  0  /* off until measured on real KVM: docs/benchmarks.md */
 #define CLI_FAULT_RETRIES_DEFAULT 8
 #define CLI_FAULT_TIMEOUT_DEFAULT 2000
 #define CLI_BAR_MAX		  (256ULL << 20)
@@ -85,6 +86,9 @@
 	X("fault-spin", 'S', 1, "US",                                                              \
 	  "a handler thread polls for the next fault for US microseconds before sleeping "         \
 	  "(0..10000, default 0)")                                                                 \
+	X("fault-ahead", 'e', 1, "N",                                                              \
+	  "after a fault that continues a vCPU's sequential run of faults, install up to N more "  \
+	  "pages past its window before the vCPU gets there (0..4096, default 0: off)")            \
 	X("shm", 'H', 1, "PATH,size=SIZE[,doorbell=PATH]",                                         \
 	  "a shared-memory BAR backed by the existing file PATH (SIZE: 4K..256M, a multiple of "   \
 	  "4K); guest rings are written as lines to the doorbell path (a FIFO or file)")           \
@@ -161,6 +165,7 @@ struct run_config {
 	unsigned fault_timeout_ms;
 	unsigned fault_threads; /* 0: from --vcpus */
 	unsigned fault_spin_us;
+	unsigned fault_ahead;
 	enum cli_stats stats;
 	const char *shm_path; /* NULL: no shm device */
 	uint64_t shm_size;

@@ -196,6 +196,7 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 		.retry_ms = cfg->fault_timeout_ms,
 		.nr_handlers = cfg->fault_threads,
 		.spin_us = cfg->fault_spin_us,
+		.fault_ahead = cfg->fault_ahead,
 		.dedup = cfg->dedup != DEDUP_OFF,
 		.handler = cfg->fault_handler,
 	};

@@ -98,6 +98,7 @@ struct setup {
 	unsigned retry_ms;
 	unsigned spin_us;
 	enum mmu_handler handler;
+	unsigned ahead;
 };
 
 static void mmu_setup(const struct setup *s)
@@ -112,6 +113,7 @@ static void mmu_setup(const struct setup *s)
 		.nr_handlers = s->handlers,
 		.spin_us = s->spin_us,
 		.handler = s->handler,
+		.fault_ahead = s->ahead,
 	};
 	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
 
@@ -499,6 +501,135 @@ START_TEST(partial_window_falls_back)
 	ck_assert_uint_eq(STAT(fallbacks), 1);
 	ck_assert_uint_eq(STAT(uffdio_eexist), 1);
 	ck_assert_uint_eq(resident(), 4); /* 0-2 before the sibling's page, then 8 alone */
+	mmu_teardown();
+}
+END_TEST
+
+/* ---- fault-ahead ------------------------------------------------------------------- */
+
+/* A fault of vCPU @vcpu at page @page, served here, then its fault-ahead: pages installed ahead. */
+static uint64_t fault_then_ahead(int vcpu, uint64_t page)
+{
+	struct fault_ctx ctx = {
+		.mmu = &mmu,
+		.gpa = page * PAGE,
+		.hva = guest_ram__ptr(&mmu.ram, page * PAGE, PAGE),
+		.access = FAULT_WRITE,
+		.vcpu = vcpu,
+		.flags = FAULT_FLAG_ALLOW_RETRY,
+		.source = FAULT_SRC_UFFD,
+	};
+
+	ck_assert_uint_eq(mmu__handle_fault(&ctx), FAULT_DONE);
+	return mmu__fault_ahead(&ctx);
+}
+
+/*
+ * A stream proves sequential at its second fault; from then on each fault
+ * at the end of what was installed installs twice as much ahead, up to
+ * fault_ahead. Each vCPU has a stream of its own.
+ */
+START_TEST(fault_ahead_ramps_on_a_sequential_stream)
+{
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16, .ahead = 64});
+	ck_assert_uint_eq(fault_then_ahead(0, 0), 0);	 /* [0, 16): a new stream */
+	ck_assert_uint_eq(fault_then_ahead(1, 512), 0);	 /* vCPU 1: a stream of its own */
+	ck_assert_uint_eq(fault_then_ahead(0, 16), 16);	 /* [16, 32), then [32, 48) ahead */
+	ck_assert_uint_eq(fault_then_ahead(1, 528), 16); /* [528, 544), then 16 ahead */
+	ck_assert_uint_eq(fault_then_ahead(0, 48), 32);	 /* [48, 64), then [64, 96) */
+	ck_assert_uint_eq(fault_then_ahead(0, 96), 64);	 /* [96, 112), then [112, 176) */
+	ck_assert_uint_eq(fault_then_ahead(0, 176), 64); /* capped at fault_ahead */
+	ck_assert_uint_eq(resident(), 256 + 48);
+	ck_assert_uint_eq(STAT(pages_ahead), 16 + 16 + 32 + 64 + 64);
+	ck_assert_uint_eq(STAT(pages_installed), 256 + 48);
+	/* Elsewhere: not sequential, nothing ahead, and the ramp starts again. */
+	ck_assert_uint_eq(fault_then_ahead(0, 800), 0);
+	ck_assert_uint_eq(fault_then_ahead(0, 816), 16);
+	ck_assert_uint_eq(fault_then_ahead(-1, 900), 0); /* a thread that is no vCPU */
+	ck_assert_uint_eq(fault_then_ahead(-1, 912), 16);
+	ck_assert_int_eq(F.calls, 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* Random faults install nothing ahead; neither does fault_ahead 0. */
+START_TEST(fault_ahead_not_for_random_faults)
+{
+	static const uint64_t pages[] = {300, 17, 900, 512, 64, 700, 5, 1000};
+	unsigned i;
+
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16, .ahead = 64});
+	for (i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		ck_assert_uint_eq(fault_then_ahead(0, pages[i]), 0);
+	ck_assert_uint_eq(STAT(pages_ahead), 0);
+	mmu_teardown();
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16});
+	for (i = 0; i < 8; i++)
+		ck_assert_uint_eq(fault_then_ahead(0, i * 16), 0);
+	ck_assert_uint_eq(resident(), 128);
+	mmu_teardown();
+}
+END_TEST
+
+/*
+ * Ahead stops at a page already resident, and takes no budget that would
+ * leave less than fault_ahead pages free: the guest's own faults still fit.
+ */
+START_TEST(fault_ahead_stops_at_resident_pages_and_spares_the_budget)
+{
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16, .ahead = 64});
+	install_zero_outside(40 * PAGE); /* a sibling's page, inside [32, 48) */
+	fault_then_ahead(0, 0);
+	ck_assert_uint_eq(fault_then_ahead(0, 16), 8); /* [32, 40) */
+	mmu_teardown();
+
+	/* 100 pages of budget: after [0,16) and [16,32), 16 more would leave 52 < 64 free. */
+	mmu_setup(&(struct setup){.ram = 4 << 20, .limit = 100 * PAGE, .around = 16, .ahead = 64});
+	fault_then_ahead(0, 0);
+	ck_assert_uint_eq(fault_then_ahead(0, 16), 0);
+	ck_assert_uint_eq(resident(), 32);
+	ck_assert_uint_eq(fault_then_ahead(0, 32), 0);
+	ck_assert_uint_eq(resident(), 48);
+	ck_assert_uint_eq(STAT(pages_ahead), 0);
+	ck_assert_int_eq(F.calls, 0);
+	mmu_teardown();
+}
+END_TEST
+
+/* An install ahead that fails fails no fault and is not reported: the pages stay absent. */
+START_TEST(fault_ahead_failure_is_silent)
+{
+	/* The third UFFDIO_ZEROPAGE is the first ahead. */
+	ck_assert_int_eq(inject__init("UFFDIO_ZEROPAGE:EIO:2"), 0);
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16, .ahead = 64});
+	ck_assert_uint_eq(fault_then_ahead(0, 0), 0);
+	ck_assert_uint_eq(fault_then_ahead(0, 16), 0);
+	ck_assert_uint_eq(resident(), 32);
+	ck_assert_int_eq(F.calls, 0);
+	ck_assert_uint_eq(STAT(result_done), 2);
+	ck_assert_uint_eq(fault_then_ahead(0, 32), 32); /* the stream goes on */
+	mmu_teardown();
+}
+END_TEST
+
+/*
+ * Through the handler thread: a host thread writing 1024 pages in order
+ * finds every page it wrote, and the engine installed some ahead of it.
+ */
+START_TEST(fault_ahead_serves_a_writer)
+{
+	struct toucher t = {
+		.first = 0, .count = 1024, .write = true, .value = 0x5a5a5a5a5a5a5a5aULL};
+	struct toucher r = {.first = 0, .count = 1024, .value = 0x5a5a5a5a5a5a5a5aULL};
+
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16, .ahead = 256, .handlers = 1});
+	touch(&t);
+	touch(&r);
+	quiesce();
+	ck_assert_uint_eq(resident(), 1024);
+	ck_assert_uint_eq(STAT(pages_installed), 1024);
+	ck_assert_uint_gt(STAT(pages_ahead), 0);
+	ck_assert_uint_lt(STAT(faults_uffd), 1024 / 16); /* fewer than fault-around alone */
 	mmu_teardown();
 }
 END_TEST
@@ -1394,6 +1525,13 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, baselines_refuse_budget_and_backing);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("ahead");
+	tcase_add_test(tc, fault_ahead_ramps_on_a_sequential_stream);
+	tcase_add_test(tc, fault_ahead_not_for_random_faults);
+	tcase_add_test(tc, fault_ahead_stops_at_resident_pages_and_spares_the_budget);
+	tcase_add_test(tc, fault_ahead_failure_is_silent);
+	tcase_add_test(tc, fault_ahead_serves_a_writer);
+	suite_add_tcase(s, tc);
 	tc = tcase_create("retry");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, retry_then_done);
