@@ -14,6 +14,13 @@
  * VIRTIO_BALLOON_F_DEFLATE_ON_OOM lets the guest take pages back rather
  * than run out of memory.
  *
+ * The guest's memory statistics (VIRTIO_BALLOON_F_STATS_VQ): the driver
+ * leaves one buffer of (tag, value) pairs in the stats queue; the device
+ * keeps it, and asks for fresh values by giving it back (used, an
+ * interrupt), which the driver answers with a new buffer. Asked only when
+ * the host wants them (virtio_balloon__guest_stats()), so an idle guest is
+ * never woken for them.
+ *
  * The reports are popped unmapped: the device reads their addresses, never
  * the memory they describe. Served on the vCPU thread that notifies.
  */
@@ -24,12 +31,28 @@
 
 #include "devices/virtio_mmio.h"
 
+#define VIRTIO_BALLOON_F_STATS_VQ	1
 #define VIRTIO_BALLOON_F_DEFLATE_ON_OOM 2
 #define VIRTIO_BALLOON_F_REPORTING	5
-#define VIRTIO_BALLOON_Q_INFLATE	0
-#define VIRTIO_BALLOON_Q_DEFLATE	1
-#define VIRTIO_BALLOON_Q_REPORTING	2
-#define VIRTIO_BALLOON_PFN_SHIFT	12 /* PFNs in the inflate queue are of 4 KiB pages */
+/*
+ * Queues are numbered as Linux and QEMU number them: those of features not
+ * negotiated take no number. So the reporting queue is 3 after a stats
+ * queue, 2 without one.
+ */
+#define VIRTIO_BALLOON_Q_INFLATE 0
+#define VIRTIO_BALLOON_Q_DEFLATE 1
+#define VIRTIO_BALLOON_Q_STATS	 2
+#define VIRTIO_BALLOON_PFN_SHIFT 12   /* PFNs in the inflate queue are of 4 KiB pages */
+#define VIRTIO_BALLOON_S_NR	 16   /* statistics tags kept: 0..15 */
+#define VIRTIO_BALLOON_STATS_MAX 4096 /* bytes of statistics read from one buffer */
+
+/* The guest's statistics, as the driver last gave them. */
+struct virtio_balloon_stats {
+	uint64_t val[VIRTIO_BALLOON_S_NR];
+	uint32_t present; /* bit t: tag t was given */
+	uint64_t age_ms;  /* since they were given */
+	uint64_t updates; /* buffers of statistics the driver gave */
+};
 
 struct virtio_balloon {
 	struct virtio_mmio mmio;
@@ -42,8 +65,15 @@ struct virtio_balloon {
 	bool mmio_ready;    /* mmio initialised (its lock exists) */
 	uint32_t num_pages; /* mmio.lock: the target the host set */
 	uint32_t actual;    /* mmio.lock: pages in the balloon, as the driver says */
+	/* mmio.lock: the statistics and the buffer they came in, held until asked again */
+	uint64_t stats[VIRTIO_BALLOON_S_NR];
+	uint32_t stats_present;
+	uint64_t stats_ns; /* CLOCK_MONOTONIC when they came */
+	bool stats_held;
+	uint16_t stats_head;
 	/* atomic, for --stats */
-	uint64_t reports, reported_bytes, pages_dropped, pages_kept, inflated, errors;
+	uint64_t reports, reported_bytes, pages_dropped, pages_kept, inflated, errors,
+		stats_updates;
 };
 
 extern const struct virtio_dev_ops virtio_balloon_ops;
@@ -53,5 +83,21 @@ void virtio_balloon__set_target(struct virtio_balloon *b, uint32_t pages);
 
 /* The target, and the pages in the balloon as the driver last said. Any thread. */
 void virtio_balloon__sizes(struct virtio_balloon *b, uint32_t *target, uint32_t *actual);
+
+/*
+ * The guest's statistics into @out. When @may_ask and the last are older
+ * than @max_age_ms (or there are none), ask the driver for fresh ones and
+ * wait up to @wait_ms for them. @may_ask false (a paused VM): the device
+ * touches no guest memory. Any thread but a vCPU's (the driver answers on
+ * one).
+ */
+void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigned max_age_ms,
+				 unsigned wait_ms, struct virtio_balloon_stats *out);
+
+/* The name of statistics tag @tag ("free_memory"), NULL past VIRTIO_BALLOON_S_NR. */
+const char *virtio_balloon__stat_name(unsigned tag);
+
+/* Whether tag @tag counts bytes (the memory sizes) rather than pages or events. */
+bool virtio_balloon__stat_is_bytes(unsigned tag);
 
 #endif

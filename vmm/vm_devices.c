@@ -255,7 +255,8 @@ static json_t *vm__bar_stats_json(const struct bar *bar)
 	X(pages_dropped, "pages dropped from guest memory and the budget")                         \
 	X(pages_kept, "resident pages reported free but kept (a device touched them, or merged)")  \
 	X(inflated, "pages the guest put in the balloon unasked (dropped too)")                    \
-	X(errors, "reports whose pages could not be dropped (they stay resident)")
+	X(errors, "reports whose pages could not be dropped (they stay resident)")                 \
+	X(stats_updates, "buffers of memory statistics the guest gave (ctl status)")
 
 static uint64_t vm__boot_us(const struct vm *vm)
 {

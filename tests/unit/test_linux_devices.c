@@ -425,7 +425,7 @@ static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, ui
 struct bal_fixture {
 	struct guest_ram ram;
 	struct virtio_balloon b;
-	uint16_t avail_idx[3];
+	uint16_t avail_idx[4];
 	uint64_t ranges[8][2]; /* what the device asked to drop */
 	unsigned nr_ranges;
 	int discard_ret;
@@ -468,9 +468,10 @@ static int bal_irq(void *ctx, unsigned irq, int level)
 	return 0;
 }
 
-static void bal_setup(struct bal_fixture *f)
+/* The driver takes features @drv (REPORTING and DEFLATE_ON_OOM, with or without STATS_VQ). */
+static void bal_setup_features(struct bal_fixture *f, uint32_t drv)
 {
-	unsigned q;
+	unsigned q, nq = drv & 1U << 1 ? 4 : 3;
 
 	memset(f, 0, sizeof(*f));
 	ck_assert_int_eq(guest_ram__init(&f->ram, 4 << 20), 0);
@@ -482,13 +483,13 @@ static void bal_setup(struct bal_fixture *f)
 			 0);
 	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_ID), 5);
 	set_vreg(&f->b.mmio, R_STATUS, 0x03);
-	/* REPORTING, DEFLATE_ON_OOM */
-	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_FEATURES), 1U << 5 | 1U << 2);
-	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1U << 5 | 1U << 2);
+	/* REPORTING, DEFLATE_ON_OOM, STATS_VQ */
+	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_FEATURES), 1U << 5 | 1U << 2 | 1U << 1);
+	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, drv);
 	set_vreg(&f->b.mmio, R_DRIVER_FEATURES_SEL, 1);
 	set_vreg(&f->b.mmio, R_DRIVER_FEATURES, 1);
 	set_vreg(&f->b.mmio, R_STATUS, 0x0b);
-	for (q = 0; q < 3; q++) {
+	for (q = 0; q < nq; q++) {
 		set_vreg(&f->b.mmio, R_QUEUE_SEL, q);
 		set_vreg(&f->b.mmio, R_QUEUE_NUM, 8);
 		set_vreg(&f->b.mmio, R_QUEUE_DESC, (uint32_t)BAL_QUEUE(q));
@@ -498,6 +499,12 @@ static void bal_setup(struct bal_fixture *f)
 	}
 	set_vreg(&f->b.mmio, R_STATUS, 0x0f);
 	f->highest_mapped = 0;
+}
+
+/* Without the statistics queue: the reports are queue 2. */
+static void bal_setup(struct bal_fixture *f)
+{
+	bal_setup_features(f, 1U << 5 | 1U << 2);
 }
 
 /* A chain of @n buffers (gpa, len, flags) on queue @q, notified; the used index after. */
@@ -587,6 +594,88 @@ START_TEST(virtio_balloon_reports)
 }
 END_TEST
 
+#define BAL_STATS 0x21000ULL
+
+/* The driver's statistics buffer at BAL_STATS: @n (tag, value) entries. */
+static void bal_stats_buffer(struct bal_fixture *f, unsigned n, const uint64_t (*entries)[2])
+{
+	uint8_t *p = guest_ram__ptr(&f->ram, BAL_STATS, 10 * n);
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		uint16_t tag = (uint16_t)entries[i][0];
+
+		memcpy(p + 10 * i, &tag, 2);
+		memcpy(p + 10 * i + 2, &entries[i][1], 8);
+	}
+}
+
+/*
+ * STATS_VQ: the driver's buffer of statistics is read and kept (not
+ * returned); asking gives it back (used, an interrupt), and the next one
+ * the driver sends holds fresh values. Tags past those kept are skipped.
+ * The reports move to queue 3.
+ */
+START_TEST(virtio_balloon_guest_stats)
+{
+	static const uint64_t first[4][2] = {{4, 100 << 20}, {5, 256 << 20}, {99, 1}, {2, 7}};
+	static const uint64_t second[2][2] = {{4, 60 << 20}, {5, 256 << 20}};
+	static const uint64_t buf4[1][3] = {{BAL_STATS, 40, 0}}, buf2[1][3] = {{BAL_STATS, 20, 0}};
+	static const uint64_t report[1][3] = {{0x200000, 0x100000, 2}};
+	struct virtio_balloon_stats st;
+	struct bal_fixture f;
+
+	bal_setup_features(&f, 1U << 5 | 1U << 2 | 1U << 1);
+	/* Nothing yet: nothing to ask with, nothing given. */
+	virtio_balloon__guest_stats(&f.b, true, 0, 0, &st);
+	ck_assert_uint_eq(st.present, 0);
+	ck_assert_uint_eq(st.updates, 0);
+	bal_stats_buffer(&f, 4, first);
+	ck_assert_uint_eq(bal_chain(&f, 2, 1, buf4), 0); /* kept, not used */
+	virtio_balloon__guest_stats(&f.b, false, 0, 0, &st);
+	ck_assert_uint_eq(st.present, 1U << 4 | 1U << 5 | 1U << 2);
+	ck_assert_uint_eq(st.val[4], 100 << 20);
+	ck_assert_uint_eq(st.val[5], 256 << 20);
+	ck_assert_uint_eq(st.val[2], 7);
+	ck_assert_uint_eq(st.updates, 1);
+	ck_assert_str_eq(virtio_balloon__stat_name(4), "free_memory");
+	ck_assert_str_eq(virtio_balloon__stat_name(15), "direct_reclaims");
+	ck_assert_ptr_null(virtio_balloon__stat_name(16));
+	ck_assert(virtio_balloon__stat_is_bytes(6));
+	ck_assert(!virtio_balloon__stat_is_bytes(3));
+	/* Fresh enough: not asked again. */
+	bal_irqs = 0;
+	virtio_balloon__guest_stats(&f.b, true, 60000, 0, &st);
+	ck_assert_int_eq(bal_irqs, 0);
+	/* Asked: the buffer comes back to the driver, with an interrupt. */
+	virtio_balloon__guest_stats(&f.b, true, 0, 0, &st);
+	ck_assert_int_eq(bal_irqs, 1);
+	ck_assert_uint_eq(*(uint16_t *)guest_ram__ptr(&f.ram, BAL_QUEUE(2) + 0x2002, 2), 1);
+	ck_assert_uint_eq(st.val[4], 100 << 20); /* no wait: the old values */
+	/* The driver's answer. */
+	bal_stats_buffer(&f, 2, second);
+	ck_assert_uint_eq(bal_chain(&f, 2, 1, buf2), 1);
+	virtio_balloon__guest_stats(&f.b, false, 0, 0, &st);
+	ck_assert_uint_eq(st.present, 1U << 4 | 1U << 5);
+	ck_assert_uint_eq(st.val[4], 60 << 20);
+	ck_assert_uint_eq(st.updates, 2);
+	ck_assert_uint_eq(f.b.stats_updates, 2);
+	/* A second buffer while one is kept: the older goes back. */
+	ck_assert_uint_eq(bal_chain(&f, 2, 1, buf2), 2);
+	/* The reports are queue 3 now. */
+	ck_assert_uint_eq(bal_chain(&f, 3, 1, report), 1);
+	expect_range(&f, 0, 0x200000, 0x100000);
+	/* A reset forgets the buffer kept: asking then does nothing. */
+	set_vreg(&f.b.mmio, R_STATUS, 0);
+	bal_irqs = 0;
+	virtio_balloon__guest_stats(&f.b, true, 0, 0, &st);
+	ck_assert_int_eq(bal_irqs, 0);
+	ck_assert_uint_eq(f.b.mmio.malformed, 0);
+	virtio_mmio__exit(&f.b.mmio);
+	guest_ram__exit(&f.ram);
+}
+END_TEST
+
 /* One malformed chain of @n buffers on queue @q: the device stops, saying @why once. */
 static void bal_malformed(unsigned q, unsigned n, const uint64_t (*bufs)[3], const char *why)
 {
@@ -618,6 +707,36 @@ START_TEST(virtio_balloon_malformed)
 	bal_malformed(2, 1, outside,
 		      "a free page report outside guest RAM (GPA 0x3ff000, 8192 bytes)");
 	bal_malformed(0, 1, odd, "an inflate buffer that is not a read-only array of PFNs");
+}
+END_TEST
+
+/* A statistics buffer the device cannot read: writable, not of 10-byte entries, outside RAM. */
+START_TEST(virtio_balloon_stats_malformed)
+{
+	static const uint64_t bufs[3][1][3] = {
+		{{BAL_STATS, 20, 2}}, {{BAL_STATS, 12, 0}}, {{0x3ffff0, 40, 0}}};
+	static const char *const why[3] = {
+		"a statistics buffer that is not a read-only array of 10-byte entries (20 bytes)",
+		"a statistics buffer that is not a read-only array of 10-byte entries (12 bytes)",
+		"a statistics buffer outside guest RAM (GPA 0x3ffff0, 40 bytes)"};
+	static char log_buf[512];
+	struct virtio_balloon_stats st;
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		struct bal_fixture f;
+
+		log__capture(log_buf, sizeof(log_buf));
+		bal_setup_features(&f, 1U << 5 | 1U << 2 | 1U << 1);
+		ck_assert_uint_eq(bal_chain(&f, 2, 1, bufs[i]), 0);
+		ck_assert_uint_eq(f.b.mmio.malformed, 1);
+		ck_assert_msg(strstr(log_buf, why[i]), "log: %s", log_buf);
+		virtio_balloon__guest_stats(&f.b, true, 0, 0, &st);
+		ck_assert_uint_eq(st.updates, 0);
+		virtio_mmio__exit(&f.b.mmio);
+		guest_ram__exit(&f.ram);
+		log__capture(NULL, 0);
+	}
 }
 END_TEST
 
@@ -728,6 +847,8 @@ Suite *linux_devices_suite(void)
 	tcase_add_test(tc, virtio_blk_read_only_and_malformed);
 	tcase_add_test(tc, virtio_balloon_reports);
 	tcase_add_test(tc, virtio_balloon_malformed);
+	tcase_add_test(tc, virtio_balloon_guest_stats);
+	tcase_add_test(tc, virtio_balloon_stats_malformed);
 	suite_add_tcase(s, tc);
 	return s;
 }
