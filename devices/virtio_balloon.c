@@ -73,11 +73,32 @@ bool virtio_balloon__stat_is_bytes(unsigned tag)
 	return tag <= 1 || (tag >= 4 && tag <= 7);
 }
 
+/*
+ * The host's calls take the transport's lock for at most this long: a vCPU
+ * may hold it for as long as the VM is paused (a buffer it maps that the
+ * budget cannot back, --on-oom pause), and the control socket must go on.
+ */
+#define HOST_LOCK_MS 100
+
+static int host_lock(struct virtio_balloon *b)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += HOST_LOCK_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	return -pthread_mutex_timedlock(&b->mmio.lock, &until);
+}
+
 /* num_pages and actual, little-endian; nothing after them is offered. */
 static int virtio_balloon__config_read(void *dev, uint64_t offset, void *data, unsigned len)
 {
 	struct virtio_balloon *b = dev;
-	uint32_t cfg[2] = {b->num_pages, b->actual};
+	uint32_t cfg[2] = {__atomic_load_n(&b->num_pages, __ATOMIC_RELAXED),
+			   __atomic_load_n(&b->actual, __ATOMIC_RELAXED)};
 
 	if (offset + len > sizeof(cfg))
 		return -EINVAL;
@@ -89,27 +110,35 @@ static int virtio_balloon__config_read(void *dev, uint64_t offset, void *data, u
 static int virtio_balloon__config_write(void *dev, uint64_t offset, const void *data, unsigned len)
 {
 	struct virtio_balloon *b = dev;
+	uint32_t was = b->actual, now;
 
 	if (offset != 4 || len != 4)
 		return 0;
-	memcpy(&b->actual, data, 4);
+	memcpy(&now, data, 4);
+	__atomic_store_n(&b->actual, now, __ATOMIC_RELAXED);
+	if (now != was && b->changed)
+		b->changed(b->changed_ctx, b->num_pages, now);
 	return 0;
 }
 
-void virtio_balloon__set_target(struct virtio_balloon *b, uint32_t pages)
+int virtio_balloon__set_target(struct virtio_balloon *b, uint32_t pages)
 {
-	pthread_mutex_lock(&b->mmio.lock);
-	b->num_pages = pages;
+	int ret = host_lock(b);
+
+	if (ret)
+		return ret == -ETIMEDOUT ? -EBUSY : ret;
+	if (b->num_pages != pages && b->changed)
+		b->changed(b->changed_ctx, pages, b->actual);
+	__atomic_store_n(&b->num_pages, pages, __ATOMIC_RELAXED);
 	virtio_mmio__config_changed(&b->mmio);
 	pthread_mutex_unlock(&b->mmio.lock);
+	return 0;
 }
 
 void virtio_balloon__sizes(struct virtio_balloon *b, uint32_t *target, uint32_t *actual)
 {
-	pthread_mutex_lock(&b->mmio.lock);
-	*target = b->num_pages;
-	*actual = b->actual;
-	pthread_mutex_unlock(&b->mmio.lock);
+	*target = __atomic_load_n(&b->num_pages, __ATOMIC_RELAXED);
+	*actual = __atomic_load_n(&b->actual, __ATOMIC_RELAXED);
 }
 
 /* Drop one range the guest gave; false when it is not guest RAM (the chain is malformed). */
@@ -224,7 +253,10 @@ void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigne
 {
 	uint64_t before, waited = 0;
 
-	pthread_mutex_lock(&b->mmio.lock);
+	if (host_lock(b)) {
+		memset(out, 0, sizeof(*out)); /* a vCPU holds the device: none this time */
+		return;
+	}
 	before = b->stats_updates;
 	if (may_ask && b->stats_held && !b->mmio.broken[0] &&
 	    (!b->stats_ns || now_ns() - b->stats_ns >= (uint64_t)max_age_ms * 1000000ULL)) {

@@ -62,9 +62,15 @@ struct virtio_balloon {
 	 */
 	int (*discard)(void *ctx, uint64_t gpa, uint64_t len, uint64_t *dropped, uint64_t *kept);
 	void *discard_ctx;
+	/*
+	 * Optional: the target or the driver's count changed (mmio.lock held:
+	 * it may only publish). The control socket's `balloon` event.
+	 */
+	void (*changed)(void *ctx, uint32_t target, uint32_t actual);
+	void *changed_ctx;
 	bool mmio_ready;    /* mmio initialised (its lock exists) */
-	uint32_t num_pages; /* mmio.lock: the target the host set */
-	uint32_t actual;    /* mmio.lock: pages in the balloon, as the driver says */
+	uint32_t num_pages; /* written under mmio.lock, read atomically: the host's target */
+	uint32_t actual;    /* written under mmio.lock, read atomically: what the driver holds */
 	/* mmio.lock: the statistics and the buffer they came in, held until asked again */
 	uint64_t stats[VIRTIO_BALLOON_S_NR];
 	uint32_t stats_present;
@@ -78,10 +84,16 @@ struct virtio_balloon {
 
 extern const struct virtio_dev_ops virtio_balloon_ops;
 
-/* Ask the driver for @pages pages (4 KiB) in the balloon, and tell it so. Any thread. */
-void virtio_balloon__set_target(struct virtio_balloon *b, uint32_t pages);
+/*
+ * Ask the driver for @pages pages (4 KiB) in the balloon, and tell it so.
+ * Any thread but a vCPU's. Returns 0, or -EBUSY when a vCPU held the device
+ * for 100 ms (it waits in it: a buffer the budget cannot back, --on-oom
+ * pause), which a host's call must not wait out.
+ */
+int virtio_balloon__set_target(struct virtio_balloon *b, uint32_t pages)
+	__attribute__((warn_unused_result));
 
-/* The target, and the pages in the balloon as the driver last said. Any thread. */
+/* The target, and the pages in the balloon as the driver last said. Any thread; never waits. */
 void virtio_balloon__sizes(struct virtio_balloon *b, uint32_t *target, uint32_t *actual);
 
 /*
@@ -89,7 +101,7 @@ void virtio_balloon__sizes(struct virtio_balloon *b, uint32_t *target, uint32_t 
  * than @max_age_ms (or there are none), ask the driver for fresh ones and
  * wait up to @wait_ms for them. @may_ask false (a paused VM): the device
  * touches no guest memory. Any thread but a vCPU's (the driver answers on
- * one).
+ * one). When a vCPU held the device for 100 ms, nothing (present 0).
  */
 void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigned max_age_ms,
 				 unsigned wait_ms, struct virtio_balloon_stats *out);

@@ -417,6 +417,13 @@ static void vm__event_locked(struct vm *vm, const char *name, json_t *fields)
 		json_decref(fields);
 }
 
+void vm__event(struct vm *vm, const char *name, json_t *fields)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm__event_locked(vm, name, fields);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 {
 	char reason[VM_STOP_MSG_LEN];

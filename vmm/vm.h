@@ -195,6 +195,13 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom);
 int vm__open_api(struct vm *vm, const char *path) __attribute__((warn_unused_result));
 void vm__close_api(struct vm *vm);
 
+/*
+ * Publish the event @name (@fields taken over) on the control socket's
+ * streams, under vm->lock so that it takes its place among the VM's state
+ * changes; nothing without --api. Any thread not holding vm->lock.
+ */
+void vm__event(struct vm *vm, const char *name, json_t *fields);
+
 /* --stats as one JSON object (the caller owns it); NULL without memory. */
 json_t *vm__stats_json(struct vm *vm);
 

@@ -166,6 +166,9 @@ static int vm__api_mem_limit(void *ctx, json_t *request, json_t *reply, char *wh
 	}
 	json_object_set_new(reply, "budget_pages", json_integer((json_int_t)pages.budget));
 	json_object_set_new(reply, "resident_pages", json_integer((json_int_t)pages.resident));
+	vm__event(vm, "mem-limit",
+		  json_pack("{s:I,s:I}", "budget_pages", (json_int_t)pages.budget, "resident_pages",
+			    (json_int_t)pages.resident));
 	return 0;
 }
 
@@ -192,7 +195,12 @@ static int vm__api_balloon(void *ctx, json_t *request, json_t *reply, char *why)
 	}
 	if (vm__api_stopping(vm, why))
 		return -1;
-	virtio_balloon__set_target(vm->balloon, (uint32_t)((uint64_t)bytes / MMU_PAGE_SIZE));
+	if (virtio_balloon__set_target(vm->balloon, (uint32_t)((uint64_t)bytes / MMU_PAGE_SIZE))) {
+		snprintf(why, API_WHY_LEN,
+			 "the balloon is busy: a vCPU waits in it (for memory, if the VM is "
+			 "paused-oom); try again");
+		return -1;
+	}
 	virtio_balloon__sizes(vm->balloon, &target, &actual);
 	json_object_set_new(reply, "target_pages", json_integer(target));
 	json_object_set_new(reply, "actual_pages", json_integer(actual));

@@ -193,6 +193,17 @@ static int vm__balloon_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *
 	return mmu__discard(&vm->mmu, gpa, len, dropped, kept);
 }
 
+/*
+ * The balloon's target or size changed: the `balloon` event. Under the
+ * device's lock, which is taken before vm->lock (a vCPU that waits in the
+ * device for memory pauses the VM), never after it.
+ */
+static void vm__balloon_changed(void *ctx, uint32_t target, uint32_t actual)
+{
+	vm__event(ctx, "balloon",
+		  json_pack("{s:i,s:i}", "target_pages", (int)target, "actual_pages", (int)actual));
+}
+
 /* The balloon (--balloon): the virtio-mmio window after the channel's. */
 static int vm__init_balloon(struct vm *vm, const struct run_config *cfg)
 {
@@ -208,6 +219,8 @@ static int vm__init_balloon(struct vm *vm, const struct run_config *cfg)
 	}
 	b->discard = vm__balloon_discard;
 	b->discard_ctx = vm;
+	b->changed = vm__balloon_changed;
+	b->changed_ctx = vm;
 	vm->balloon = b;
 	return vm__add_virtio(vm, &b->mmio, &virtio_balloon_ops, b, &b->mmio_ready);
 }

@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/acpi_pm.h"
@@ -430,12 +432,18 @@ struct bal_fixture {
 	unsigned nr_ranges;
 	int discard_ret;
 	uint64_t highest_mapped; /* the highest GPA the device mapped */
+	int block;		 /* atomic: the device's accesses wait while set */
+	uint32_t changes[4][2];	 /* what the changed callback said */
+	unsigned nr_changes;
 };
 
 static void *bal_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
 {
 	struct bal_fixture *f = ctx;
 	void *p = guest_ram__ptr(&f->ram, gpa, len);
+
+	while (__atomic_load_n(&f->block, __ATOMIC_ACQUIRE))
+		usleep(1000); /* as a vCPU parked by --on-oom pause in the device */
 
 	if (gpa + len > f->highest_mapped)
 		f->highest_mapped = gpa + len;
@@ -553,7 +561,7 @@ START_TEST(virtio_balloon_reports)
 	ck_assert_uint_eq(cfg, 0); /* num_pages and actual: nothing asked for */
 	/* The host asks for 3 pages: the driver is told (config change), says it holds them. */
 	bal_irqs = 0;
-	virtio_balloon__set_target(&f.b, 3);
+	ck_assert_int_eq(virtio_balloon__set_target(&f.b, 3), 0);
 	ck_assert_int_eq(bal_irqs, 1);
 	ck_assert_uint_eq(vreg(&f.b.mmio, R_INTERRUPT_STATUS), 2);
 	ck_assert_int_eq(virtio_mmio_ops.read(&f.b.mmio, R_CONFIG, &v, 4), 0);
@@ -671,6 +679,75 @@ START_TEST(virtio_balloon_guest_stats)
 	virtio_balloon__guest_stats(&f.b, true, 0, 0, &st);
 	ck_assert_int_eq(bal_irqs, 0);
 	ck_assert_uint_eq(f.b.mmio.malformed, 0);
+	virtio_mmio__exit(&f.b.mmio);
+	guest_ram__exit(&f.ram);
+}
+END_TEST
+
+static void bal_changed(void *ctx, uint32_t target, uint32_t actual)
+{
+	struct bal_fixture *f = ctx;
+
+	if (f->nr_changes < 4) {
+		f->changes[f->nr_changes][0] = target;
+		f->changes[f->nr_changes++][1] = actual;
+	}
+}
+
+static void *bal_notify_thread(void *arg)
+{
+	struct bal_fixture *f = arg;
+
+	set_vreg(&f->b.mmio, R_QUEUE_NOTIFY, 0);
+	return NULL;
+}
+
+/*
+ * The host's calls never wait out a vCPU that waits in the device (the
+ * budget cannot back a buffer it maps, --on-oom pause): the sizes come at
+ * once, the statistics come back empty and a new target is refused
+ * (-EBUSY), each within the 100 ms bound; once the vCPU goes on, they work.
+ * The target and the driver's count changing call the changed callback.
+ */
+START_TEST(virtio_balloon_host_calls_never_wait_for_a_vcpu)
+{
+	struct virtio_balloon_stats st;
+	struct bal_fixture f;
+	uint32_t target, actual, v = 5;
+	struct timespec t0, t1;
+	pthread_t vcpu;
+	double ms;
+
+	bal_setup_features(&f, 1U << 5 | 1U << 2 | 1U << 1);
+	f.b.changed = bal_changed;
+	f.b.changed_ctx = &f;
+	ck_assert_int_eq(virtio_balloon__set_target(&f.b, 5), 0);
+	ck_assert_int_eq(virtio_mmio_ops.write(&f.b.mmio, R_CONFIG + 4, &v, 4), 0);
+	ck_assert_int_eq(virtio_mmio_ops.write(&f.b.mmio, R_CONFIG + 4, &v, 4), 0); /* same */
+	ck_assert_uint_eq(f.nr_changes, 2);
+	ck_assert_uint_eq(f.changes[0][0], 5);
+	ck_assert_uint_eq(f.changes[0][1], 0);
+	ck_assert_uint_eq(f.changes[1][0], 5);
+	ck_assert_uint_eq(f.changes[1][1], 5);
+	__atomic_store_n(&f.block, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_create(&vcpu, NULL, bal_notify_thread, &f), 0);
+	usleep(20000); /* the "vCPU" holds the device now */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	virtio_balloon__sizes(&f.b, &target, &actual);
+	ck_assert_uint_eq(target, 5);
+	ck_assert_uint_eq(actual, 5);
+	virtio_balloon__guest_stats(&f.b, true, 0, 0, &st);
+	ck_assert_uint_eq(st.present, 0);
+	ck_assert_int_eq(virtio_balloon__set_target(&f.b, 9), -EBUSY);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	ck_assert_msg(ms < 2000, "the host's calls took %.0f ms", ms);
+	__atomic_store_n(&f.block, 0, __ATOMIC_RELEASE);
+	pthread_join(vcpu, NULL);
+	ck_assert_int_eq(virtio_balloon__set_target(&f.b, 9), 0);
+	virtio_balloon__sizes(&f.b, &target, &actual);
+	ck_assert_uint_eq(target, 9);
+	ck_assert_uint_eq(f.nr_changes, 3);
 	virtio_mmio__exit(&f.b.mmio);
 	guest_ram__exit(&f.ram);
 }
@@ -849,6 +926,7 @@ Suite *linux_devices_suite(void)
 	tcase_add_test(tc, virtio_balloon_malformed);
 	tcase_add_test(tc, virtio_balloon_guest_stats);
 	tcase_add_test(tc, virtio_balloon_stats_malformed);
+	tcase_add_test(tc, virtio_balloon_host_calls_never_wait_for_a_vcpu);
 	suite_add_tcase(s, tc);
 	return s;
 }
