@@ -217,8 +217,9 @@ static int virtio_balloon__stats(struct virtio_balloon *b, struct virtio_mmio *v
 				 c->buf[i].len);
 			return -1;
 		}
-		p = c->buf[i].len ? vm->ga.ptr(vm->ga.ctx, c->buf[i].gpa, c->buf[i].len, &err)
-				  : NULL;
+		p = !c->buf[i].len ? NULL
+		    : vm->ga.hold  ? vm->ga.hold(vm->ga.ctx, c->buf[i].gpa, c->buf[i].len, &err)
+				   : vm->ga.ptr(vm->ga.ctx, c->buf[i].gpa, c->buf[i].len, &err);
 		if (c->buf[i].len && !p) {
 			snprintf(why, VIRTIO_WHY_LEN,
 				 "a statistics buffer outside guest RAM (GPA 0x%llx, %u bytes)",
@@ -234,6 +235,8 @@ static int virtio_balloon__stats(struct virtio_balloon *b, struct virtio_mmio *v
 			memcpy(&val[tag], p + k + 2, 8);
 			present |= 1U << tag;
 		}
+		if (p && vm->ga.release) /* read: nothing of it is kept */
+			vm->ga.release(vm->ga.ctx, c->buf[i].gpa, c->buf[i].len);
 	}
 	for (k = 0; k < VIRTIO_BALLOON_S_NR; k++)
 		if (present & 1U << k)
@@ -341,7 +344,7 @@ static void virtio_balloon__notify(void *dev, struct virtio_mmio *vm, unsigned q
 			return;
 		}
 		if (kind != BQ_STATS)
-			virtio_mmio__push(vm, queue, c.head, 0);
+			virtio_mmio__push_chain(vm, queue, &c, 0);
 	}
 }
 

@@ -192,7 +192,7 @@ static void virtio_blk__notify(void *dev, struct virtio_mmio *vm, unsigned queue
 		if (status < 0)
 			return;
 		s->host[s->len - 1] = (uint8_t)status;
-		virtio_mmio__push(vm, queue, c.head, written + 1);
+		virtio_mmio__push_chain(vm, queue, &c, written + 1);
 	}
 }
 

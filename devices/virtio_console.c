@@ -163,7 +163,7 @@ static void console__ctrl_flush(struct virtio_console *c)
 						 : "control receive buffer too small");
 			return;
 		}
-		virtio_mmio__push(&c->mmio, Q_CTRL_RX, ch.head, (uint32_t)len);
+		virtio_mmio__push_chain(&c->mmio, Q_CTRL_RX, &ch, (uint32_t)len);
 		memmove(c->ctrl, c->ctrl + 1, --c->nr_ctrl * sizeof(c->ctrl[0]));
 	}
 }
@@ -243,7 +243,7 @@ static void console__ctrl_tx(struct virtio_console *c)
 		memcpy(&id, msg, 4);
 		memcpy(&event, msg + 4, 2);
 		memcpy(&value, msg + 6, 2);
-		virtio_mmio__push(&c->mmio, Q_CTRL_TX, ch.head, 0);
+		virtio_mmio__push_chain(&c->mmio, Q_CTRL_TX, &ch, 0);
 		console__ctrl_event(c, id, event, value);
 	}
 }
@@ -294,7 +294,7 @@ static void console__rx(struct virtio_console *c)
 		}
 		c->rx_off += (uint32_t)n;
 		__atomic_add_fetch(&c->rx_bytes, (uint64_t)n, __ATOMIC_RELAXED);
-		virtio_mmio__push(&c->mmio, Q_RX, ch.head, (uint32_t)n);
+		virtio_mmio__push_chain(&c->mmio, Q_RX, &ch, (uint32_t)n);
 	}
 	if (c->rx_off == c->rx_len)
 		c->rx_off = c->rx_len = 0;
@@ -353,7 +353,7 @@ static void console__tx(struct virtio_console *c)
 			}
 		}
 		if (c->tx_buf == c->tx.n) {
-			virtio_mmio__push(&c->mmio, Q_TX, c->tx.head, 0);
+			virtio_mmio__push_chain(&c->mmio, Q_TX, &c->tx, 0);
 			c->tx_busy = false;
 		}
 	}

@@ -57,6 +57,22 @@ static void *virtq__map(const struct guest_access *ga, uint64_t gpa, uint64_t le
 	return ga->ptr(ga->ctx, gpa, len, err);
 }
 
+/* A buffer the device keeps until its chain is returned (virtq__release()). */
+static void *virtq__hold(const struct guest_access *ga, uint64_t gpa, uint64_t len, int *err)
+{
+	*err = 0;
+	return ga->hold ? ga->hold(ga->ctx, gpa, len, err) : ga->ptr(ga->ctx, gpa, len, err);
+}
+
+void virtq__release(const struct guest_access *ga, const struct virtio_chain *c)
+{
+	unsigned i;
+
+	for (i = 0; ga->release && i < c->n; i++)
+		if (c->buf[i].host)
+			ga->release(ga->ctx, c->buf[i].gpa, c->buf[i].len);
+}
+
 /* Why a buffer could not be mapped, for the messages. */
 static const char *virtq__unmapped(int err)
 {
@@ -99,32 +115,41 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 		return virtq__fail(why, "chain head %u is past the queue's %u descriptors", c->head,
 				   q->num);
 	q->last_avail++;
+	c->n = 0;
 	for (n = 0, i = c->head;; n++) {
 		struct virtq_desc d;
 
-		if (n == q->num || n == VIRTIO_CHAIN_MAX)
+		if (n == q->num || n == VIRTIO_CHAIN_MAX) {
+			virtq__release(ga, c);
 			return virtq__fail(why,
 					   "descriptor chain from %u is longer than %u (a loop?)",
 					   c->head, n);
+		}
 		memcpy(&d, &table[i], sizeof(d));
-		if (d.flags & DESC_F_INDIRECT)
+		if (d.flags & DESC_F_INDIRECT) {
+			virtq__release(ga, c);
 			return virtq__fail(why, "indirect descriptor %u (not offered)", i);
+		}
 		c->buf[n].gpa = d.addr;
 		c->buf[n].len = d.len;
 		c->buf[n].device_writes = d.flags & DESC_F_WRITE;
-		c->buf[n].host = d.len && map ? virtq__map(ga, d.addr, d.len, &err) : NULL;
-		if (d.len && map && !c->buf[n].host)
+		c->buf[n].host = d.len && map ? virtq__hold(ga, d.addr, d.len, &err) : NULL;
+		c->n = n + 1; /* what virtq__release() gives back if this chain fails */
+		if (d.len && map && !c->buf[n].host) {
+			virtq__release(ga, c);
 			return virtq__unmapped_fail(
 				why, err, "descriptor %u: buffer %s (GPA 0x%llx, %u bytes)", i,
 				virtq__unmapped(err), (unsigned long long)d.addr, d.len);
+		}
 		if (!(d.flags & DESC_F_NEXT))
 			break;
-		if (d.next >= q->num)
+		if (d.next >= q->num) {
+			virtq__release(ga, c);
 			return virtq__fail(why, "descriptor %u: next %u is past the queue's %u", i,
 					   d.next, q->num);
+		}
 		i = d.next;
 	}
-	c->n = n + 1;
 	return 1;
 }
 
@@ -228,6 +253,13 @@ int virtio_mmio__pop(struct virtio_mmio *vm, unsigned queue, struct virtio_chain
 	if (ret)
 		__atomic_add_fetch(&vm->chains, 1, __ATOMIC_RELAXED);
 	return ret;
+}
+
+void virtio_mmio__push_chain(struct virtio_mmio *vm, unsigned queue, const struct virtio_chain *c,
+			     uint32_t len)
+{
+	virtq__release(&vm->ga, c);
+	virtio_mmio__push(vm, queue, c->head, len);
 }
 
 void virtio_mmio__push(struct virtio_mmio *vm, unsigned queue, uint16_t head, uint32_t len)

@@ -64,6 +64,13 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 	       char *why) __attribute__((warn_unused_result));
 
 /*
+ * The device is done with @c's buffers: give back what virtq__pop() held
+ * (ga->release), so that a page the guest frees later can go. A chain that
+ * failed to pop has given back its own.
+ */
+void virtq__release(const struct guest_access *ga, const struct virtio_chain *c);
+
+/*
  * Return chain @head to the driver with @len bytes written. Returns 0, or
  * -EINVAL with the reason in @why. Whether to interrupt: virtq__wants_irq().
  */
@@ -126,6 +133,14 @@ int virtio_mmio__pop(struct virtio_mmio *vm, unsigned queue, struct virtio_chain
 
 /* For ops->notify, lock held: virtq__push(), then interrupt the driver if it wants. */
 void virtio_mmio__push(struct virtio_mmio *vm, unsigned queue, uint16_t head, uint32_t len);
+
+/*
+ * virtio_mmio__push() of a chain the device popped, after virtq__release()
+ * of its buffers: how a device returns a chain it is done with. A chain
+ * never returned (a broken device) keeps its pages held.
+ */
+void virtio_mmio__push_chain(struct virtio_mmio *vm, unsigned queue, const struct virtio_chain *c,
+			     uint32_t len);
 
 /* The device's configuration changed: tell the driver (an interrupt). Lock held. */
 void virtio_mmio__config_changed(struct virtio_mmio *vm);

@@ -92,5 +92,5 @@ static void *guest_ram__direct_ptr(void *ctx, uint64_t gpa, uint64_t len, int *e
 
 struct guest_access guest_ram__direct(struct guest_ram *ram)
 {
-	return (struct guest_access){guest_ram__direct_ptr, ram};
+	return (struct guest_access){.ptr = guest_ram__direct_ptr, .ctx = ram};
 }

@@ -60,10 +60,17 @@ uint64_t guest_ram__gpa(const struct guest_ram *ram, uint64_t off);
  * pointer for [gpa, gpa + len) or NULL with *err set (-EFAULT: not RAM,
  * -ENOMEM: the page could not be made resident). The VM's is the MMU's
  * checked accessor (mmu__guest_access); tests use plain RAM.
+ *
+ * A device buffer it keeps only until a request is done is taken with
+ * hold() and given back with release() (a page the guest gives back can go
+ * once nobody holds it); ptr()'s pointers may be kept for good (rings).
+ * Both optional: without them, ptr() serves.
  */
 struct guest_access {
 	void *(*ptr)(void *ctx, uint64_t gpa, uint64_t len, int *err);
 	void *ctx;
+	void *(*hold)(void *ctx, uint64_t gpa, uint64_t len, int *err);
+	void (*release)(void *ctx, uint64_t gpa, uint64_t len);
 };
 
 /* A guest_access straight onto @ram's host mapping, for RAM with no MMU. */

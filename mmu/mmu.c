@@ -666,7 +666,7 @@ int mmu__set_limit(struct mmu *mmu, uint64_t pages)
  * again. Returns 0, -EAGAIN when it is not resident (any more), or
  * -ECANCELED when the copy could not be made (*@broke: OOM or SIGBUS).
  */
-static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t *broke)
+static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t *broke, bool held)
 {
 	int ret = 0;
 
@@ -685,10 +685,26 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t
 	if (!ret && mmu->wp)
 		bit_set(mmu->dirty, pi);
 	/* Under the lock mmu__discard() takes: it sees the mark, or we see the page gone. */
-	if (!ret && mmu->discards && __atomic_load_n(&mmu->running, __ATOMIC_ACQUIRE))
+	if (!ret && mmu->discards && held && mmu->holds[pi] < UINT8_MAX)
+		mmu->holds[pi]++;
+	else if (!ret && mmu->discards && !held && __atomic_load_n(&mmu->running, __ATOMIC_ACQUIRE))
 		bit_set(mmu->touched, pi);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 	return ret;
+}
+
+/* Give back what mmu__pin(held) took on pages [first, end). */
+static void mmu__unhold(struct mmu *mmu, uint64_t first, uint64_t end)
+{
+	uint64_t pi;
+
+	if (!mmu->discards || first >= end)
+		return;
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	for (pi = first; pi < end; pi++)
+		if (mmu->holds[pi] && mmu->holds[pi] < UINT8_MAX)
+			mmu->holds[pi]--;
+	pthread_mutex_unlock(&mmu->reclaim_lock);
 }
 
 /*
@@ -713,10 +729,10 @@ static bool mmu__pin_failed(struct fault_ctx *ctx, fault_t r, uint64_t start)
 	return true;
 }
 
-int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
+static int mmu__access_pin(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr, bool held)
 {
 	uint8_t *host = guest_ram__ptr(&mmu->ram, gpa, len);
-	uint64_t page, end;
+	uint64_t page, end, first_pi = host ? (uint64_t)(host - mmu->ram.host) / MMU_PAGE_SIZE : 0;
 
 	if (!host)
 		return -EFAULT;
@@ -740,18 +756,44 @@ int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 		fault_t r = FAULT_DONE;
 		int ret;
 
-		while ((ret = mmu__pin(mmu, pi, &ctx, &r)) != 0) {
+		while ((ret = mmu__pin(mmu, pi, &ctx, &r, held)) != 0) {
 			if (ret == -EAGAIN)
 				r = mmu__handle_fault(&ctx);
 			else if (mmu__pin_failed(&ctx, r, start))
 				continue;
-			if (!(r & FAULT_DONE))
+			if (!(r & FAULT_DONE)) {
+				if (held)
+					mmu__unhold(mmu, first_pi,
+						    pi); /* the pages before this one */
 				return fault__to_errno(r);
+			}
 			start = mmu__now_ns();
 		}
 	}
 	*ptr = mmu->alias + (host - mmu->ram.host);
 	return 0;
+}
+
+int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
+{
+	return mmu__access_pin(mmu, gpa, len, ptr, false);
+}
+
+int mmu__access_held(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
+{
+	return mmu__access_pin(mmu, gpa, len, ptr, true);
+}
+
+void mmu__release(struct mmu *mmu, uint64_t gpa, uint64_t len)
+{
+	uint8_t *host = len ? guest_ram__ptr(&mmu->ram, gpa, len) : NULL;
+	uint64_t first, end;
+
+	if (!host || mmu->cfg.handler == MMU_HANDLER_KERNEL)
+		return;
+	first = (uint64_t)(host - mmu->ram.host) / MMU_PAGE_SIZE;
+	end = (uint64_t)(host + len - mmu->ram.host + MMU_PAGE_SIZE - 1) / MMU_PAGE_SIZE;
+	mmu__unhold(mmu, first, end);
 }
 
 static void *mmu__access_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
@@ -762,9 +804,23 @@ static void *mmu__access_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
 	return *err ? NULL : p;
 }
 
+static void *mmu__access_held_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+{
+	void *p = NULL;
+
+	*err = mmu__access_held(ctx, gpa, len, &p);
+	return *err ? NULL : p;
+}
+
+static void mmu__release_range(void *ctx, uint64_t gpa, uint64_t len)
+{
+	mmu__release(ctx, gpa, len);
+}
+
 struct guest_access mmu__guest_access(struct mmu *mmu)
 {
-	return (struct guest_access){mmu__access_ptr, mmu};
+	return (struct guest_access){mmu__access_ptr, mmu, mmu__access_held_ptr,
+				     mmu__release_range};
 }
 
 int mmu__prefault(struct mmu *mmu)
@@ -921,8 +977,14 @@ static uint64_t mmu__reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n);
 int mmu__allow_discard(struct mmu *mmu)
 {
 	mmu->touched = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
-	if (!mmu->touched)
+	mmu->holds = calloc(mmu->nr_pages, 1);
+	if (!mmu->touched || !mmu->holds) {
+		free(mmu->touched);
+		free(mmu->holds);
+		mmu->touched = NULL;
+		mmu->holds = NULL;
 		return -ENOMEM;
+	}
 	mmu->discards = true;
 	return 0;
 }
@@ -932,7 +994,7 @@ static bool mmu__discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 {
 	if (!page_resident(mmu, pi) || bit_test(mmu->poisoned, pi))
 		return false;
-	if (bit_test(mmu->touched, pi) ||
+	if (bit_test(mmu->touched, pi) || mmu->holds[pi] ||
 	    (mmu->dedup &&
 	     (dedup__page_busy(mmu->dedup, pi) || dedup__page_merged(mmu->dedup, pi))) ||
 	    !bit_test_clear(mmu->resident, pi)) {

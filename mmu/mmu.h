@@ -121,7 +121,8 @@ struct mmu {
 	unsigned long *poisoned;      /* UFFDIO_POISON'ed or reported poisoned by the host */
 	uint64_t uffd_features;	      /* what the kernel offers (UFFDIO_API) */
 	unsigned long *zeroed;	      /* released by dedup as zeros: installed as zeros */
-	unsigned long *touched;	      /* mmu__allow_discard(): a device accessed it while running */
+	unsigned long *touched;	      /* mmu__allow_discard(): a device kept a pointer for good */
+	uint8_t *holds;		      /* mmu__allow_discard(): pointers held now (255: for good) */
 	bool discards;		      /* mmu__allow_discard() was called: pins record touched */
 	bool wp;		      /* file pages are installed write-protected, reclaimable */
 	bool uffd_wp;		      /* the guest view is registered for write-protect */
@@ -198,7 +199,19 @@ fault_t mmu__handle_fault(struct fault_ctx *ctx);
 int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 	__attribute__((warn_unused_result));
 
-/* The monitor's guest_access: mmu__access() behind the common interface. */
+/*
+ * As mmu__access(), for a pointer the caller gives back with
+ * mmu__release() once done with it (a device's buffer, until its request
+ * is done): while held, the pages are not discarded; afterwards they may
+ * be. A page held 255 times at once stays as if touched for good. Without
+ * mmu__allow_discard() the same as mmu__access(). On failure nothing is
+ * held.
+ */
+int mmu__access_held(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
+	__attribute__((warn_unused_result));
+void mmu__release(struct mmu *mmu, uint64_t gpa, uint64_t len);
+
+/* The monitor's guest_access: mmu__access() and the held pair behind the common interface. */
 struct guest_access mmu__guest_access(struct mmu *mmu);
 
 /* Make every page resident (--prefault). Returns 0 or as mmu__access(). */

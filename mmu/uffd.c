@@ -456,6 +456,7 @@ void mmu__exit(struct mmu *mmu)
 	free(mmu->poisoned);
 	free(mmu->zeroed);
 	free(mmu->touched);
+	free(mmu->holds);
 	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
 	if (mmu->uffd >= 0)
 		close(mmu->uffd);

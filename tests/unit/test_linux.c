@@ -503,6 +503,72 @@ START_TEST(virtq_good_chain)
 }
 END_TEST
 
+/* A guest_access that counts what is held and given back, by GPA. */
+static int vq_held[4];
+
+static void *vq_hold(void *ctx, uint64_t gpa, uint64_t len, int *err)
+{
+	void *p = guest_ram__ptr(ctx, gpa, len);
+
+	*err = p ? 0 : -EFAULT;
+	if (p && gpa >= 0x10000 && gpa < 0x14000)
+		vq_held[(gpa - 0x10000) / 0x1000]++;
+	return p;
+}
+
+static void vq_release(void *ctx, uint64_t gpa, uint64_t len)
+{
+	(void)ctx;
+	(void)len;
+	if (gpa >= 0x10000 && gpa < 0x14000)
+		vq_held[(gpa - 0x10000) / 0x1000]--;
+}
+
+/*
+ * Buffers are held (ga->hold) while the device has their chain and given
+ * back by virtq__release(); a chain that fails to pop gives back what it
+ * held; rings are not held.
+ */
+START_TEST(virtq_holds_buffers_until_released)
+{
+	struct vq_fixture f;
+	struct virtio_chain c;
+	char why[VIRTIO_WHY_LEN];
+
+	vq_setup(&f);
+	memset(vq_held, 0, sizeof(vq_held));
+	f.ga.hold = vq_hold;
+	f.ga.release = vq_release;
+	vq_desc(&f, 2, 0x10000, 16, 1, 3);
+	vq_desc(&f, 3, 0x11000, 1, 2, 0);
+	vq_avail(&f, 1, 2);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), 1);
+	ck_assert_int_eq(vq_held[0], 1);
+	ck_assert_int_eq(vq_held[1], 1);
+	virtq__release(&f.ga, &c);
+	ck_assert_int_eq(vq_held[0], 0);
+	ck_assert_int_eq(vq_held[1], 0);
+	/* Unmapped: nothing held, nothing given back. */
+	vq_avail(&f, 2, 2);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, false, why), 1);
+	virtq__release(&f.ga, &c);
+	ck_assert_int_eq(vq_held[0] | vq_held[1], 0);
+	/* The second buffer is outside RAM: the first is given back. */
+	vq_desc(&f, 3, 0xfff00000ULL, 16, 0, 0);
+	vq_avail(&f, 3, 2);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
+	ck_assert_int_eq(vq_held[0], 0);
+	/* A loop after a buffer: given back too. */
+	vq_desc(&f, 2, 0x12000, 16, 1, 3);
+	vq_desc(&f, 3, 0x13000, 16, 1, 2);
+	vq_avail(&f, 4, 2);
+	ck_assert_int_eq(virtq__pop(&f.q, &f.ga, &c, true, why), -EINVAL);
+	ck_assert_str_eq(why, "descriptor chain from 2 is longer than 4 (a loop?)");
+	ck_assert_int_eq(vq_held[2] | vq_held[3], 0);
+	guest_ram__exit(&f.ram);
+}
+END_TEST
+
 /* The MMU's answer for a page the budget cannot back: -ENOMEM at 0x20000 and above. */
 static struct guest_access budget_inner;
 
@@ -589,6 +655,7 @@ Suite *linux_suite(void)
 	tcase_add_test(tc, acpi_tables);
 	tcase_add_test(tc, virtq_good_chain);
 	tcase_add_test(tc, virtq_malformed);
+	tcase_add_test(tc, virtq_holds_buffers_until_released);
 	suite_add_tcase(s, tc);
 	return s;
 }

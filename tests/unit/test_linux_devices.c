@@ -486,8 +486,8 @@ static void bal_setup_features(struct bal_fixture *f, uint32_t drv)
 	f->b.discard = bal_discard;
 	f->b.discard_ctx = f;
 	ck_assert_int_eq(virtio_mmio__init(&f->b.mmio, &virtio_balloon_ops, &f->b,
-					   (struct guest_access){bal_ptr, f}, 0xc0000000, 7,
-					   bal_irq, f),
+					   (struct guest_access){.ptr = bal_ptr, .ctx = f},
+					   0xc0000000, 7, bal_irq, f),
 			 0);
 	ck_assert_uint_eq(vreg(&f->b.mmio, R_DEVICE_ID), 5);
 	set_vreg(&f->b.mmio, R_STATUS, 0x03);

@@ -1281,6 +1281,64 @@ START_TEST(discard_drops_and_refaults_zeros)
 }
 END_TEST
 
+/*
+ * A device's buffer held for a request (mmu__access_held) is kept while
+ * held, once per holder, and can go once given back; a pointer taken with
+ * mmu__access() is kept for good, as is a page held 255 times at once.
+ */
+START_TEST(discard_held_pages_go_once_released)
+{
+	struct toucher wr = {.first = 0, .count = 16, .write = true, .value = 0x77};
+	uint64_t dropped, kept;
+	unsigned i;
+	void *p;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 16 * PAGE, .handlers = 1});
+	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
+	touch(&wr);
+	ck_assert_int_eq(mmu__access_held(&mmu, 3 * PAGE + 8, PAGE, &p), 0); /* pages 3 and 4 */
+	ck_assert_int_eq(mmu__access_held(&mmu, 3 * PAGE, 8, &p), 0);	     /* page 3 again */
+	ck_assert_int_eq(mmu__access(&mmu, 7 * PAGE, 8, &p), 0);
+	for (i = 0; i < 300; i++)
+		ck_assert_int_eq(mmu__access_held(&mmu, 9 * PAGE, 8, &p), 0);
+	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, 8 * PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 4); /* 2, 5, 6, 8 */
+	ck_assert_uint_eq(kept, 4);    /* 3, 4, 7, 9 */
+	mmu__release(&mmu, 3 * PAGE + 8, PAGE);
+	mmu__release(&mmu, 9 * PAGE, 8);
+	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, 8 * PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 1); /* 4; 3 is held once more, 7 and 9 for good */
+	ck_assert_uint_eq(kept, 3);
+	mmu__release(&mmu, 3 * PAGE, 8);
+	mmu__release(&mmu, 3 * PAGE, 8);	 /* not held any more: nothing */
+	mmu__release(&mmu, 64 * PAGE * 1024, 8); /* not RAM: nothing */
+	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, 8 * PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 1); /* 3 */
+	ck_assert_uint_eq(kept, 2);
+	ck_assert_uint_eq(resident(), 10);
+	mmu_teardown();
+}
+END_TEST
+
+/* A held access that fails holds nothing: the pages before the one that failed are given back. */
+START_TEST(held_access_failure_holds_nothing)
+{
+	struct toucher wr = {.first = 0, .count = 4, .write = true, .value = 0x77};
+	uint64_t dropped, kept;
+	void *p;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE, .handlers = 1});
+	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
+	touch(&wr);
+	/* Pages 2 and 3 are resident, 4 does not fit in the budget. */
+	ck_assert_int_eq(mmu__access_held(&mmu, 2 * PAGE, 3 * PAGE, &p), -ENOMEM);
+	ck_assert_int_eq(mmu__discard(&mmu, 0, 4 * PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 4);
+	ck_assert_uint_eq(kept, 0);
+	mmu_teardown();
+}
+END_TEST
+
 /* Outside guest RAM, or no discards allowed: nothing happens. */
 START_TEST(discard_bad_ranges)
 {
@@ -1567,6 +1625,8 @@ Suite *mmu_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, discard_drops_and_refaults_zeros);
 	tcase_add_test(tc, discard_bad_ranges);
+	tcase_add_test(tc, discard_held_pages_go_once_released);
+	tcase_add_test(tc, held_access_failure_holds_nothing);
 	tcase_add_test(tc, discard_punch_failure_keeps_the_pages);
 	tcase_add_test(tc, discard_file_page_comes_back_from_the_file);
 	suite_add_tcase(s, tc);
