@@ -68,11 +68,6 @@ const char *virtio_balloon__stat_name(unsigned tag)
 	return tag < sizeof(stat_names) / sizeof(stat_names[0]) ? stat_names[tag] : NULL;
 }
 
-bool virtio_balloon__stat_is_bytes(unsigned tag)
-{
-	return tag <= 1 || (tag >= 4 && tag <= 7);
-}
-
 /*
  * The host's calls take the transport's lock for at most this long: a vCPU
  * may hold it for as long as the VM is paused (a buffer it maps that the
@@ -217,9 +212,7 @@ static int virtio_balloon__stats(struct virtio_balloon *b, struct virtio_mmio *v
 				 c->buf[i].len);
 			return -1;
 		}
-		p = !c->buf[i].len ? NULL
-		    : vm->ga.hold  ? vm->ga.hold(vm->ga.ctx, c->buf[i].gpa, c->buf[i].len, &err)
-				   : vm->ga.ptr(vm->ga.ctx, c->buf[i].gpa, c->buf[i].len, &err);
+		p = c->buf[i].len ? virtq__hold(&vm->ga, c->buf[i].gpa, c->buf[i].len, &err) : NULL;
 		if (c->buf[i].len && !p) {
 			snprintf(why, VIRTIO_WHY_LEN,
 				 "a statistics buffer outside guest RAM (GPA 0x%llx, %u bytes)",

@@ -109,7 +109,4 @@ void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigne
 /* The name of statistics tag @tag ("free_memory"), NULL past VIRTIO_BALLOON_S_NR. */
 const char *virtio_balloon__stat_name(unsigned tag);
 
-/* Whether tag @tag counts bytes (the memory sizes) rather than pages or events. */
-bool virtio_balloon__stat_is_bytes(unsigned tag);
-
 #endif

@@ -57,8 +57,7 @@ static void *virtq__map(const struct guest_access *ga, uint64_t gpa, uint64_t le
 	return ga->ptr(ga->ctx, gpa, len, err);
 }
 
-/* A buffer the device keeps until its chain is returned (virtq__release()). */
-static void *virtq__hold(const struct guest_access *ga, uint64_t gpa, uint64_t len, int *err)
+void *virtq__hold(const struct guest_access *ga, uint64_t gpa, uint64_t len, int *err)
 {
 	*err = 0;
 	return ga->hold ? ga->hold(ga->ctx, gpa, len, err) : ga->ptr(ga->ctx, gpa, len, err);

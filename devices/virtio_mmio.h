@@ -64,6 +64,12 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 	       char *why) __attribute__((warn_unused_result));
 
 /*
+ * A buffer a device keeps until it is done with it (ga->hold, or ga->ptr
+ * without one); give it back with ga->release. NULL with *@err as ga->ptr.
+ */
+void *virtq__hold(const struct guest_access *ga, uint64_t gpa, uint64_t len, int *err);
+
+/*
  * The device is done with @c's buffers: give back what virtq__pop() held
  * (ga->release), so that a page the guest frees later can go. A chain that
  * failed to pop has given back its own.

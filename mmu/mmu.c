@@ -1,8 +1,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -762,9 +762,9 @@ static int mmu__access_pin(struct mmu *mmu, uint64_t gpa, uint64_t len, void **p
 			else if (mmu__pin_failed(&ctx, r, start))
 				continue;
 			if (!(r & FAULT_DONE)) {
+				/* Nothing stays held: give back the pages before this one. */
 				if (held)
-					mmu__unhold(mmu, first_pi,
-						    pi); /* the pages before this one */
+					mmu__unhold(mmu, first_pi, pi);
 				return fault__to_errno(r);
 			}
 			start = mmu__now_ns();
