@@ -685,10 +685,10 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t
 	if (!ret && mmu->wp)
 		bit_set(mmu->dirty, pi);
 	/* Under the lock mmu__discard() takes: it sees the mark, or we see the page gone. */
-	if (!ret && mmu->discards && held && mmu->holds[pi] < UINT8_MAX)
+	if (!ret && mmu->discards && held && mmu->holds[pi] < MMU_HELD_FOR_GOOD)
 		mmu->holds[pi]++;
 	else if (!ret && mmu->discards && !held && __atomic_load_n(&mmu->running, __ATOMIC_ACQUIRE))
-		bit_set(mmu->touched, pi);
+		mmu->holds[pi] = MMU_HELD_FOR_GOOD;
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 	return ret;
 }
@@ -702,7 +702,7 @@ static void mmu__unhold(struct mmu *mmu, uint64_t first, uint64_t end)
 		return;
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	for (pi = first; pi < end; pi++)
-		if (mmu->holds[pi] && mmu->holds[pi] < UINT8_MAX)
+		if (mmu->holds[pi] && mmu->holds[pi] < MMU_HELD_FOR_GOOD)
 			mmu->holds[pi]--;
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 }
@@ -976,15 +976,9 @@ static uint64_t mmu__reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n);
 
 int mmu__allow_discard(struct mmu *mmu)
 {
-	mmu->touched = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
 	mmu->holds = calloc(mmu->nr_pages, 1);
-	if (!mmu->touched || !mmu->holds) {
-		free(mmu->touched);
-		free(mmu->holds);
-		mmu->touched = NULL;
-		mmu->holds = NULL;
+	if (!mmu->holds)
 		return -ENOMEM;
-	}
 	mmu->discards = true;
 	return 0;
 }
@@ -994,7 +988,7 @@ static bool mmu__discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 {
 	if (!page_resident(mmu, pi) || bit_test(mmu->poisoned, pi))
 		return false;
-	if (bit_test(mmu->touched, pi) || mmu->holds[pi] ||
+	if (mmu->holds[pi] ||
 	    (mmu->dedup &&
 	     (dedup__page_busy(mmu->dedup, pi) || dedup__page_merged(mmu->dedup, pi))) ||
 	    !bit_test_clear(mmu->resident, pi)) {

@@ -46,6 +46,7 @@
 #define MMU_RECLAIM_BATCH    32	  /* clean pages dropped per reclaim */
 #define MMU_FAULT_AHEAD_MAX  4096 /* pages a sequential stream is served ahead, at most */
 #define MMU_AHEAD_CHUNK	     64	  /* pages per install of fault-ahead */
+#define MMU_HELD_FOR_GOOD    255  /* holds[]: a pointer kept for good (rings), or held that often */
 
 /*
  * Who serves a guest's first touch of a RAM page. The two baselines exist
@@ -121,9 +122,8 @@ struct mmu {
 	unsigned long *poisoned;      /* UFFDIO_POISON'ed or reported poisoned by the host */
 	uint64_t uffd_features;	      /* what the kernel offers (UFFDIO_API) */
 	unsigned long *zeroed;	      /* released by dedup as zeros: installed as zeros */
-	unsigned long *touched;	      /* mmu__allow_discard(): a device kept a pointer for good */
-	uint8_t *holds;		      /* mmu__allow_discard(): pointers held now (255: for good) */
-	bool discards;		      /* mmu__allow_discard() was called: pins record touched */
+	uint8_t *holds;		      /* mmu__allow_discard(): device pointers into the page now */
+	bool discards;		      /* mmu__allow_discard() was called: pins count in holds */
 	bool wp;		      /* file pages are installed write-protected, reclaimable */
 	bool uffd_wp;		      /* the guest view is registered for write-protect */
 	struct dedup *dedup;	      /* NULL: dedup off */
@@ -203,7 +203,7 @@ int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
  * As mmu__access(), for a pointer the caller gives back with
  * mmu__release() once done with it (a device's buffer, until its request
  * is done): while held, the pages are not discarded; afterwards they may
- * be. A page held 255 times at once stays as if touched for good. Without
+ * be. A page held 255 times at once stays held for good. Without
  * mmu__allow_discard() the same as mmu__access(). On failure nothing is
  * held.
  */

@@ -455,7 +455,6 @@ void mmu__exit(struct mmu *mmu)
 	free(mmu->dirty);
 	free(mmu->poisoned);
 	free(mmu->zeroed);
-	free(mmu->touched);
 	free(mmu->holds);
 	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
 	if (mmu->uffd >= 0)

@@ -1245,6 +1245,16 @@ END_TEST
  * back; a later touch is a first touch again (zeros), and the pages around
  * them are untouched. A page a device accessed while running is kept.
  */
+/* mmu__discard() of [@gpa, @gpa + @len) drops @dropped pages and keeps @kept. */
+static void expect_discard(uint64_t gpa, uint64_t len, uint64_t dropped, uint64_t kept)
+{
+	uint64_t d, k;
+
+	ck_assert_int_eq(mmu__discard(&mmu, gpa, len, &d, &k), 0);
+	ck_assert_uint_eq(d, dropped);
+	ck_assert_uint_eq(k, kept);
+}
+
 START_TEST(discard_drops_and_refaults_zeros)
 {
 	struct toucher wr = {.first = 0, .count = 16, .write = true, .value = 0x77};
@@ -1259,10 +1269,7 @@ START_TEST(discard_drops_and_refaults_zeros)
 	ck_assert_uint_eq(resident(), 16);
 	ck_assert_int_eq(mmu__access(&mmu, 6 * PAGE, 8, &p), 0); /* a device's buffer */
 	/* [4, 8) reported free, and half of page 3 (a part page is kept as it is) */
-	ck_assert_int_eq(
-		mmu__discard(&mmu, 3 * PAGE + PAGE / 2, PAGE / 2 + 4 * PAGE, &dropped, &kept), 0);
-	ck_assert_uint_eq(dropped, 3);
-	ck_assert_uint_eq(kept, 1);
+	expect_discard(3 * PAGE + PAGE / 2, PAGE / 2 + 4 * PAGE, 3, 1);
 	ck_assert_uint_eq(resident(), 13);
 	ck_assert_uint_eq(STAT(pages_discarded), 3);
 	/* Not resident any more: nothing to drop again. */
@@ -1289,7 +1296,6 @@ END_TEST
 START_TEST(discard_held_pages_go_once_released)
 {
 	struct toucher wr = {.first = 0, .count = 16, .write = true, .value = 0x77};
-	uint64_t dropped, kept;
 	unsigned i;
 	void *p;
 
@@ -1301,20 +1307,14 @@ START_TEST(discard_held_pages_go_once_released)
 	ck_assert_int_eq(mmu__access(&mmu, 7 * PAGE, 8, &p), 0);
 	for (i = 0; i < 300; i++)
 		ck_assert_int_eq(mmu__access_held(&mmu, 9 * PAGE, 8, &p), 0);
-	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, 8 * PAGE, &dropped, &kept), 0);
-	ck_assert_uint_eq(dropped, 4); /* 2, 5, 6, 8 */
-	ck_assert_uint_eq(kept, 4);    /* 3, 4, 7, 9 */
+	expect_discard(2 * PAGE, 8 * PAGE, 4, 4); /* 2, 5, 6, 8 dropped; 3, 4, 7, 9 kept */
 	mmu__release(&mmu, 3 * PAGE + 8, PAGE);
 	mmu__release(&mmu, 9 * PAGE, 8);
-	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, 8 * PAGE, &dropped, &kept), 0);
-	ck_assert_uint_eq(dropped, 1); /* 4; 3 is held once more, 7 and 9 for good */
-	ck_assert_uint_eq(kept, 3);
+	expect_discard(2 * PAGE, 8 * PAGE, 1, 3); /* 4; 3 is held once more, 7 and 9 for good */
 	mmu__release(&mmu, 3 * PAGE, 8);
-	mmu__release(&mmu, 3 * PAGE, 8);	 /* not held any more: nothing */
-	mmu__release(&mmu, 64 * PAGE * 1024, 8); /* not RAM: nothing */
-	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, 8 * PAGE, &dropped, &kept), 0);
-	ck_assert_uint_eq(dropped, 1); /* 3 */
-	ck_assert_uint_eq(kept, 2);
+	mmu__release(&mmu, 3 * PAGE, 8);	  /* not held any more: nothing */
+	mmu__release(&mmu, 64 * PAGE * 1024, 8);  /* not RAM: nothing */
+	expect_discard(2 * PAGE, 8 * PAGE, 1, 2); /* 3 */
 	ck_assert_uint_eq(resident(), 10);
 	mmu_teardown();
 }
@@ -1324,7 +1324,6 @@ END_TEST
 START_TEST(held_access_failure_holds_nothing)
 {
 	struct toucher wr = {.first = 0, .count = 4, .write = true, .value = 0x77};
-	uint64_t dropped, kept;
 	void *p;
 
 	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE, .handlers = 1});
@@ -1332,9 +1331,7 @@ START_TEST(held_access_failure_holds_nothing)
 	touch(&wr);
 	/* Pages 2 and 3 are resident, 4 does not fit in the budget. */
 	ck_assert_int_eq(mmu__access_held(&mmu, 2 * PAGE, 3 * PAGE, &p), -ENOMEM);
-	ck_assert_int_eq(mmu__discard(&mmu, 0, 4 * PAGE, &dropped, &kept), 0);
-	ck_assert_uint_eq(dropped, 4);
-	ck_assert_uint_eq(kept, 0);
+	expect_discard(0, 4 * PAGE, 4, 0);
 	mmu_teardown();
 }
 END_TEST
