@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "devices/virtio_balloon.h"
+#include "mmu/mmu.h"
 
 #define VIRTIO_ID_BALLOON 5
 #define STAT_ENTRY	  10 /* le16 tag, le64 value, packed */
@@ -33,14 +34,6 @@ static enum balloon_queue virtio_balloon__queue(const struct virtio_mmio *vm, un
 	    vm->drv_features & 1ULL << VIRTIO_BALLOON_F_REPORTING)
 		return BQ_REPORTING;
 	return BQ_NONE;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 static const char *const stat_names[] = {
@@ -235,7 +228,7 @@ static int virtio_balloon__stats(struct virtio_balloon *b, struct virtio_mmio *v
 		if (present & 1U << k)
 			b->stats[k] = val[k];
 	b->stats_present = present;
-	b->stats_ns = now_ns();
+	b->stats_ns = mmu__now_ns();
 	if (b->stats_held)
 		virtio_mmio__push(vm, VIRTIO_BALLOON_Q_STATS, b->stats_head, 0);
 	b->stats_held = true;
@@ -255,7 +248,7 @@ void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigne
 	}
 	before = b->stats_updates;
 	if (may_ask && b->stats_held && !b->mmio.broken[0] &&
-	    (!b->stats_ns || now_ns() - b->stats_ns >= (uint64_t)max_age_ms * 1000000ULL)) {
+	    (!b->stats_ns || mmu__now_ns() - b->stats_ns >= (uint64_t)max_age_ms * 1000000ULL)) {
 		/* Give the buffer back: the driver answers with a fresh one. */
 		b->stats_held = false;
 		virtio_mmio__push(&b->mmio, VIRTIO_BALLOON_Q_STATS, b->stats_head, 0);
@@ -268,7 +261,7 @@ void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigne
 	}
 	memcpy(out->val, b->stats, sizeof(out->val));
 	out->present = b->stats_present;
-	out->age_ms = b->stats_ns ? (now_ns() - b->stats_ns) / 1000000ULL : 0;
+	out->age_ms = b->stats_ns ? (mmu__now_ns() - b->stats_ns) / 1000000ULL : 0;
 	out->updates = b->stats_updates;
 	pthread_mutex_unlock(&b->mmio.lock);
 }
