@@ -292,6 +292,11 @@ void dedup__wait_idle(struct dedup *d, uint64_t pi)
 		pthread_cond_wait(&d->idle, &d->mmu->reclaim_lock);
 }
 
+void dedup__park(struct dedup *d, uint64_t pi)
+{
+	bit_set(d->waiting, pi);
+}
+
 void dedup__pin(struct dedup *d, uint64_t pi)
 {
 	bit_set(d->nomerge, pi);
@@ -348,11 +353,18 @@ void dedup__wake(struct dedup *d, uint64_t pi)
 	dedup__wake_uffd(d->mmu->uffd, guest_page(d, pi));
 }
 
-/* The merge of @pi is over (either way): it stops being busy. Lock held. */
+/*
+ * The merge of @pi is over (either way): it stops being busy, and the
+ * writers left pending meanwhile are woken; they go on, or fault again on
+ * what the page is now. Nobody else waits on a busy page's userfaultfds,
+ * so a merge nobody wrote to during makes no wake-up calls. Lock held.
+ */
 static void dedup__unbusy(struct dedup *d, uint64_t pi)
 {
 	bit_test_clear(d->busy, pi);
 	pthread_cond_broadcast(&d->idle);
+	if (bit_test_clear(d->waiting, pi))
+		dedup__wake(d, pi);
 }
 
 /* ---- merging -------------------------------------------------------------------- */
@@ -469,7 +481,6 @@ static void dedup__merge_stable(struct dedup *d, uint64_t pi, struct dedup_node 
 	node->refs++;
 	ret = dedup__merge_into(d, pi, node);
 	dedup__merge_end(d, pi, was, ret);
-	dedup__wake(d, pi);
 }
 
 /*
@@ -504,8 +515,6 @@ static void dedup__merge_pair(struct dedup *d, uint64_t a, uint64_t b, uint64_t 
 	rb = dedup__merge_into(d, b, node);
 	dedup__merge_end(d, a, was_a, ra);
 	dedup__merge_end(d, b, was_b, rb);
-	dedup__wake(d, a);
-	dedup__wake(d, b);
 }
 
 /*
@@ -828,17 +837,49 @@ static void dedup__sleep(struct dedup *d, uint64_t ms, bool forever)
 	pthread_mutex_unlock(&d->wait_lock);
 }
 
+/*
+ * Every merge's mremap() waits until the reader thread has read its
+ * UFFD_EVENT_REMAP: the scanner wakes the reader, then the reader wakes the
+ * scanner. Between two CPUs each wake-up is an interprocessor interrupt (in
+ * a VM, an exit or two); on one CPU it is a context switch. So for the
+ * length of a batch (@on) both threads keep to the CPU the scanner is on,
+ * and between batches (!@on) both may run wherever they could before. Only
+ * with merging on (zero mode moves no mapping). A failure costs speed only.
+ */
+static void dedup__share_cpu(struct dedup *d, bool on)
+{
+	const cpu_set_t *set = &d->cpus;
+	cpu_set_t one;
+	int cpu = on ? sched_getcpu() : 0;
+
+	if (d->mode != DEDUP_ON || !d->reader_started || cpu < 0 || !CPU_COUNT(&d->cpus))
+		return;
+	if (on) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		set = &one;
+	}
+	if (pthread_setaffinity_np(pthread_self(), sizeof(*set), set) ||
+	    pthread_setaffinity_np(d->reader, sizeof(*set), set)) {
+		/* each thread keeps the affinity it had */
+	}
+}
+
 static void *dedup__scanner(void *arg)
 {
 	struct dedup *d = arg;
 
+	if (pthread_getaffinity_np(pthread_self(), sizeof(d->cpus), &d->cpus))
+		CPU_ZERO(&d->cpus); /* never moved, then */
 	while (!__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE)) {
 		uint64_t run = knob(d, &d->knobs.run), batch = knob(d, &d->knobs.pages_to_scan);
 		bool idle = run == 0;
 
-		if (run == 1)
+		if (run == 1) {
+			dedup__share_cpu(d, true);
 			dedup__scan(d, batch);
-		else if (run == 2)
+			dedup__share_cpu(d, false);
+		} else if (run == 2)
 			idle = dedup__unmerge(d, batch) <= 0;
 		dedup__sleep(d, knob(d, &d->knobs.sleep_ms), idle);
 	}
@@ -969,7 +1010,8 @@ static int dedup__init_state(struct dedup *d)
 	d->merged = calloc(words, sizeof(unsigned long));
 	d->busy = calloc(words, sizeof(unsigned long));
 	d->nomerge = calloc(words, sizeof(unsigned long));
-	if (!d->rmap || !d->free_slots || !d->merged || !d->busy || !d->nomerge)
+	d->waiting = calloc(words, sizeof(unsigned long));
+	if (!d->rmap || !d->free_slots || !d->merged || !d->busy || !d->nomerge || !d->waiting)
 		return dedup__fail("allocation of the page state", ENOMEM);
 	for (i = 0; i < d->mmu->nr_pages; i++)
 		d->rmap[i].pi = i;
@@ -1054,6 +1096,7 @@ void dedup__exit(struct dedup *d)
 	free(d->merged);
 	free(d->busy);
 	free(d->nomerge);
+	free(d->waiting);
 	memset(d, 0, sizeof(*d));
 	d->uffd = d->stable_fd = d->stop_fd = d->maps_fd = -1;
 }

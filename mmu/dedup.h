@@ -31,14 +31,18 @@
  * Locks: page state changes happen under mmu->reclaim_lock. A page being
  * merged is "busy" while its mapping is moved without that lock (mremap
  * waits for the dedup reader thread to read its event): a write fault on a
- * busy page is left pending and woken when the merge ends; the monitor's
- * own accesses wait for it. No KVM headers here.
+ * busy page is left pending (marked "waiting") and woken when the merge
+ * ends; the monitor's own accesses wait for it. For a batch, the scanner
+ * keeps itself and the reader on one CPU, so that the two wake-ups of each
+ * mremap are context switches, not interprocessor interrupts. No KVM
+ * headers here.
  */
 #ifndef FAULTLINE_DEDUP_H
 #define FAULTLINE_DEDUP_H
 
 #include <bsd/sys/tree.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,6 +135,7 @@ struct dedup {
 	unsigned long *merged;
 	unsigned long *busy;
 	unsigned long *nomerge; /* the monitor holds pointers into it: never merged */
+	unsigned long *waiting; /* a write fault was left pending while it was busy */
 	struct dedup_stable stable_tree;
 	struct dedup_unstable unstable_tree;
 	uint64_t refs_committed; /* guest pages merged */
@@ -146,6 +151,7 @@ struct dedup {
 	bool stopping;
 	bool scanner_started, reader_started;
 	pthread_t scanner, reader;
+	cpu_set_t cpus; /* the scanner's affinity when it started: see dedup__share_cpu() */
 	int stop_fd;
 };
 
@@ -199,11 +205,13 @@ int64_t dedup__unmerge(struct dedup *d, uint64_t nr);
 /*
  * Called by mmu.c with mmu->reclaim_lock held, for a resident page @pi:
  * dedup__page_busy() says whether a merge owns it (the caller leaves a
- * userfaultfd write fault pending, dedup wakes it; other callers wait on
- * dedup__wait_idle()); dedup__page_merged() whether it maps a shared page.
+ * userfaultfd write fault pending and says so with dedup__park(): the
+ * merge wakes it when it ends; other callers wait on dedup__wait_idle());
+ * dedup__page_merged() whether it maps a shared page.
  */
 bool dedup__page_busy(const struct dedup *d, uint64_t pi);
 bool dedup__page_merged(const struct dedup *d, uint64_t pi);
+void dedup__park(struct dedup *d, uint64_t pi);
 
 /* Wait, with mmu->reclaim_lock held, until page @pi is not busy. */
 void dedup__wait_idle(struct dedup *d, uint64_t pi);

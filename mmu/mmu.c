@@ -238,6 +238,8 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 	if (mmu->dedup && dedup__page_busy(mmu->dedup, pi)) {
 		if (ctx->source != FAULT_SRC_UFFD)
 			dedup__wait_idle(mmu->dedup, pi);
+		else
+			dedup__park(mmu->dedup, pi);
 	} else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi)) {
 		r = dedup__break_cow(mmu->dedup, ctx, pi);
 	} else if (page_resident(mmu, pi)) {

@@ -22,11 +22,12 @@
  * ioctls, device emulation: pread/pwrite/fdatasync for disks, memory-slot
  * ioctls for BARs), fault handlers (userfaultfd ioctls, pread of a backing
  * file, mmap/mremap/fallocate for dedup and reclaim, /proc/self/maps through
- * an fd opened before), the serial input, channel and control-socket
- * threads (poll, read, write, accept4, send, setsockopt, shutdown), the
- * main thread (signalfd, joins, the stats, unlinking its own sockets at
- * the end), glibc underneath (futex, malloc's mmap/brk, thread start and
- * exit, clock_gettime where the vDSO is not used).
+ * an fd opened before; sched_setaffinity: dedup's scanner keeps itself and
+ * its reader on one CPU for a batch), the serial input, channel and
+ * control-socket threads (poll, read, write, accept4, send, setsockopt,
+ * shutdown), the main thread (signalfd, joins, the stats, unlinking its own
+ * sockets at the end), glibc underneath (futex, malloc's mmap/brk, thread
+ * start and exit, clock_gettime and getcpu where the vDSO is not used).
  */
 static const int allowed[] = {
 	SCMP_SYS(read),
@@ -53,6 +54,9 @@ static const int allowed[] = {
 	SCMP_SYS(fallocate),
 	SCMP_SYS(futex),
 	SCMP_SYS(sched_yield),
+	SCMP_SYS(sched_getaffinity),
+	SCMP_SYS(sched_setaffinity),
+	SCMP_SYS(getcpu),
 	SCMP_SYS(nanosleep),
 	SCMP_SYS(clock_nanosleep),
 	SCMP_SYS(clock_gettime),

@@ -8,7 +8,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mmu/bitmap.h"
 #include "mmu/dedup.h"
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
@@ -70,8 +73,9 @@ static int failed_calls(void)
 	return n;
 }
 
-static void setup_with(const char *file, uint64_t limit, const struct dedup_knobs *knobs,
-		       enum dedup_mode mode)
+/* As setup_with(), with dedup's fault reader started when @reader. */
+static void setup_parts(const char *file, uint64_t limit, const struct dedup_knobs *knobs,
+			enum dedup_mode mode, bool reader)
 {
 	const struct mmu_config cfg = {
 		.ram_size = RAM,
@@ -90,7 +94,14 @@ static void setup_with(const char *file, uint64_t limit, const struct dedup_knob
 	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
 	ck_assert_int_eq(dedup__init(&dd, &mmu, mode, knobs), 0);
 	ck_assert_int_eq(mmu__start(&mmu), 0);
-	ck_assert_int_eq(dedup__start_reader(&dd), 0);
+	if (reader)
+		ck_assert_int_eq(dedup__start_reader(&dd), 0);
+}
+
+static void setup_with(const char *file, uint64_t limit, const struct dedup_knobs *knobs,
+		       enum dedup_mode mode)
+{
+	setup_parts(file, limit, knobs, mode, true);
 }
 
 static void setup(void)
@@ -829,6 +840,112 @@ START_TEST(no_write_is_lost_while_the_scanner_runs)
 }
 END_TEST
 
+static volatile int written;
+
+static void *scan_thread(void *arg)
+{
+	(void)arg;
+	dedup__scan(&dd, NR_PAGES - dd.cursor);
+	return NULL;
+}
+
+static void *write_thread(void *arg)
+{
+	(void)arg;
+	guest_words(1)[3] = 42;
+	__atomic_store_n(&written, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Poll @cond (a bitmap bit or a flag) for up to 5 s. */
+#define WAIT_FOR(cond)                                                                             \
+	do {                                                                                       \
+		int tries_;                                                                        \
+		for (tries_ = 0; tries_ < 5000 && !(cond); tries_++)                               \
+			usleep(1000);                                                              \
+	} while (0)
+
+/*
+ * A write to a page while its merge runs is left pending (the page is
+ * busy); the merge wakes it when it ends, and only such a merge makes the
+ * wake-up calls. Without dedup's reader the merge stops in mremap(), with
+ * both pages busy, until the test starts the reader.
+ */
+START_TEST(write_during_a_merge_is_woken_when_it_ends)
+{
+	pthread_t scanner, writer;
+	struct pollfd p = {.fd = -1, .events = POLLIN};
+
+	teardown();
+	setup_parts(NULL, 0, NULL, DEDUP_ON, false);
+	written = 0;
+	fill(0, 7);
+	fill(1, 7);
+	pass();
+	ck_assert_int_eq(pthread_create(&scanner, NULL, scan_thread, NULL), 0);
+	p.fd = dd.uffd;
+	ck_assert_int_eq(poll(&p, 1, 5000), 1); /* page 0's UFFD_EVENT_REMAP, unread */
+	ck_assert(dedup__page_busy(&dd, 1));
+	ck_assert_int_eq(pthread_create(&writer, NULL, write_thread, NULL), 0);
+	WAIT_FOR(bit_test(dd.waiting, 1));
+	ck_assert_msg(bit_test(dd.waiting, 1), "the write was not left pending");
+	ck_assert_int_eq(__atomic_load_n(&written, __ATOMIC_ACQUIRE), 0);
+	ck_assert_int_eq(dedup__start_reader(&dd), 0);
+	pthread_join(scanner, NULL);
+	WAIT_FOR(__atomic_load_n(&written, __ATOMIC_ACQUIRE));
+	ck_assert_msg(__atomic_load_n(&written, __ATOMIC_ACQUIRE), "the writer was never woken");
+	pthread_join(writer, NULL);
+	ck_assert(!bit_test(dd.waiting, 1));
+	ck_assert_uint_eq(guest_words(1)[3], 42);
+	ck_assert_uint_eq(guest_words(1)[4], word_of(7));
+	ck_assert_int_eq(bad_words(0, 7), 0);
+	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 0);
+	ck_assert_uint_eq(DSTAT(merge_errors), 0);
+}
+END_TEST
+
+static int cpus_of(pthread_t t, cpu_set_t *set)
+{
+	ck_assert_int_eq(pthread_getaffinity_np(t, sizeof(*set), set), 0);
+	return CPU_COUNT(set);
+}
+
+/*
+ * For a batch, the scanner and the reader keep to one CPU, the scanner's
+ * (each merge waits for the reader); between batches both get back what
+ * they had. The test holds the reclaim lock to stop the scanner inside its
+ * batch.
+ */
+START_TEST(scanner_and_reader_share_a_cpu_for_a_batch)
+{
+	struct dedup_knobs k;
+	cpu_set_t all, scanner, reader;
+	int n = cpus_of(pthread_self(), &all);
+
+	teardown();
+	dedup__default_knobs(&k);
+	k.sleep_ms = 10000;
+	setup_with(NULL, 0, &k, DEDUP_ON);
+	fill_pattern(8, 2);
+	settle();
+	pthread_mutex_lock(&mmu.reclaim_lock);
+	ck_assert_int_eq(dedup__start(&dd), 0);
+	WAIT_FOR(cpus_of(dd.reader, &reader) == 1 || n == 1);
+	ck_assert_int_eq(cpus_of(dd.reader, &reader), 1);
+	ck_assert_int_eq(cpus_of(dd.scanner, &scanner), 1);
+	ck_assert(CPU_EQUAL(&reader, &scanner));
+	ck_assert_uint_eq(DSTAT(full_scans), 0);
+	pthread_mutex_unlock(&mmu.reclaim_lock);
+	WAIT_FOR(DSTAT(pages_scanned) == k.pages_to_scan && cpus_of(dd.reader, &reader) == n);
+	ck_assert_uint_eq(DSTAT(pages_scanned), k.pages_to_scan);
+	ck_assert_int_eq(cpus_of(dd.reader, &reader), n);
+	ck_assert(CPU_EQUAL(&reader, &all));
+	ck_assert_int_eq(cpus_of(dd.scanner, &scanner), n);
+	ck_assert(CPU_EQUAL(&scanner, &all));
+}
+END_TEST
+
 START_TEST(dedup_needs_write_protect)
 {
 	const struct mmu_config cfg = {
@@ -879,6 +996,8 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, map_count_follows_merges);
 	tcase_add_test(tc, file_pages_merge_and_zeroed_pages_stay_zero);
 	tcase_add_test(tc, no_write_is_lost_while_the_scanner_runs);
+	tcase_add_test(tc, write_during_a_merge_is_woken_when_it_ends);
+	tcase_add_test(tc, scanner_and_reader_share_a_cpu_for_a_batch);
 	tcase_add_test(tc, dedup_needs_write_protect);
 	suite_add_tcase(s, tc);
 	return s;
