@@ -50,6 +50,9 @@
 	  "vCPU counts of the scaling runs (default 1,2,4,8,16 up to this host's CPUs)")           \
 	X("repeat", 'r', 1, "N", "runs per result, the median is kept (default 3; 1..21)")         \
 	X("modes", 'M', 1, "LIST", "only these modes, comma-separated (default: all)")             \
+	X("patterns", 'p', 1, "LIST",                                                              \
+	  "only these touch patterns: seq-write, random-write, seq-read, random-read (default: "   \
+	  "all; the scaling runs come with seq-write)")                                            \
 	X("timeout", 't', 1, "S", "seconds one run may take (default 300)")                        \
 	X("help", 'h', 0, "", "show this help")
 
@@ -196,6 +199,22 @@ static int parse_vcpu_list(const char *s, struct bench_options *o)
 	return 0;
 }
 
+/* The touch workload's patterns: order, access, and the name --patterns takes. */
+static const char *const patterns[][3] = {{"seq", "write", "seq-write"},
+					  {"random", "write", "random-write"},
+					  {"seq", "read", "seq-read"},
+					  {"random", "read", "random-read"}};
+
+static bool pattern_known(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
+		if (strlen(patterns[i][2]) == len && !strncmp(patterns[i][2], name, len))
+			return true;
+	return false;
+}
+
 static bool mode_known(const char *name, size_t len)
 {
 	size_t i;
@@ -209,22 +228,28 @@ static bool mode_known(const char *name, size_t len)
 	return false;
 }
 
-static int check_modes(const char *list)
+/* Every name of comma-separated @list is @known: --modes, --patterns. */
+static int check_list(const char *opt, const char *what, const char *list,
+		      bool (*known)(const char *name, size_t len))
 {
 	const char *p = list;
 
+	if (!*list) {
+		pr_err("invalid option value: empty list (--%s)", opt);
+		return -EINVAL;
+	}
 	while (*p) {
 		size_t len = strcspn(p, ",");
 
-		if (!mode_known(p, len)) {
-			pr_err("invalid option value: unknown mode '%.*s'; see 'faultline bench "
-			       "--help' (--modes: %s)",
-			       (int)len, p, list);
+		if (!known(p, len)) {
+			pr_err("invalid option value: unknown %s '%.*s'; see 'faultline bench "
+			       "--help' (--%s: %s)",
+			       what, (int)len, p, opt, list);
 			return -EINVAL;
 		}
 		p += len + (p[len] == ',');
 	}
-	return *list ? 0 : -EINVAL;
+	return 0;
 }
 
 static int parse_option(int c, const char *arg, struct bench_options *o, bool *pages_set,
@@ -239,7 +264,8 @@ static int parse_option(int c, const char *arg, struct bench_options *o, bool *p
 	case 'P': o->plot_dir = arg; return 0;
 	case 'i': o->input = arg; return 0;
 	case 'k': o->kernel = arg; return 0;
-	case 'M': o->modes = arg; return check_modes(arg);
+	case 'M': o->modes = arg; return check_list("modes", "mode", arg, mode_known);
+	case 'p': o->patterns = arg; return check_list("patterns", "pattern", arg, pattern_known);
 	case 'c': return parse_vcpu_list(arg, o);
 	case 'n':
 		*pages_set = true;
@@ -310,9 +336,10 @@ int bench__parse(int argc, char **argv, struct bench_options *o)
 	return 0;
 }
 
-static bool mode_selected(const struct bench_options *o, const char *name)
+/* Whether comma-separated @list (NULL: everything) names @name. */
+static bool listed(const char *list, const char *name)
 {
-	const char *p = o->modes;
+	const char *p = list;
 	size_t len = strlen(name);
 
 	if (!p)
@@ -327,8 +354,10 @@ static bool mode_selected(const struct bench_options *o, const char *name)
 	return false;
 }
 
-static const char *const patterns[][2] = {
-	{"seq", "write"}, {"random", "write"}, {"seq", "read"}, {"random", "read"}};
+static bool mode_selected(const struct bench_options *o, const char *name)
+{
+	return listed(o->modes, name);
+}
 
 static void add_job(struct bench_job *jobs, unsigned *n, unsigned max, struct bench_job job)
 {
@@ -339,10 +368,10 @@ static void add_job(struct bench_job *jobs, unsigned *n, unsigned max, struct be
 /*
  * The matrix: every touch mode in every pattern on 1 vCPU (interleaved, so
  * that drift of the host hits all modes alike); the scaling modes at every
- * other vCPU count; the other workloads. fa-N of the default size is the
- * "faultline" mode already.
+ * other vCPU count (sequential write: with that pattern only); the other
+ * workloads. fa-N of the default size is the "faultline" mode already.
  */
-static unsigned build_jobs(const struct bench_options *o, struct bench_job *jobs, unsigned max)
+unsigned bench__jobs(const struct bench_options *o, struct bench_job *jobs, unsigned max)
 {
 	const size_t nm = sizeof(touch_modes) / sizeof(touch_modes[0]);
 	uint64_t small = o->pages < 4096 ? o->pages : 4096;
@@ -351,7 +380,8 @@ static unsigned build_jobs(const struct bench_options *o, struct bench_job *jobs
 
 	for (p = 0; p < 4; p++)
 		for (m = 0; m < nm; m++)
-			if (mode_selected(o, touch_modes[m].name) &&
+			if (listed(o->patterns, patterns[p][2]) &&
+			    mode_selected(o, touch_modes[m].name) &&
 			    !default_size(touch_modes[m].name))
 				add_job(jobs, &n, max,
 					(struct bench_job){touch_modes[m].name, "touch",
@@ -360,6 +390,7 @@ static unsigned build_jobs(const struct bench_options *o, struct bench_job *jobs
 	for (v = 0; v < o->nr_vcpus; v++)
 		for (m = 0; m < nm; m++)
 			if (o->vcpus[v] > 1 && touch_modes[m].scaling &&
+			    listed(o->patterns, "seq-write") &&
 			    mode_selected(o, touch_modes[m].name))
 				add_job(jobs, &n, max,
 					(struct bench_job){touch_modes[m].name, "touch", "seq",
@@ -536,7 +567,7 @@ static int measure_all(const struct bench_options *o, json_t **doc)
 
 	if (status)
 		return status;
-	n = build_jobs(o, jobs, sizeof(jobs) / sizeof(jobs[0]));
+	n = bench__jobs(o, jobs, sizeof(jobs) / sizeof(jobs[0]));
 	b.total = n;
 	b.results = json_array();
 	catch_stop_signals();

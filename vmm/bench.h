@@ -32,8 +32,9 @@ struct bench_options {
 	const char *input;    /* NULL: measure; else render these saved results */
 	const char *kernel;   /* the test guest */
 	const char *kvm_device;
-	const char *modes; /* comma-separated names, NULL: all */
-	uint64_t pages;	   /* pages each vCPU touches */
+	const char *modes;    /* comma-separated names, NULL: all */
+	const char *patterns; /* comma-separated touch patterns (seq-write, ...), NULL: all */
+	uint64_t pages;	      /* pages each vCPU touches */
 	unsigned vcpus[BENCH_MAX_VCPU_COUNTS];
 	unsigned nr_vcpus;
 	unsigned repeat;
@@ -61,6 +62,12 @@ struct bench_job {
 	const char *const *flags; /* the mode's run options, NULL-terminated or 4 long */
 	uint64_t ops;		  /* pages or operations per vCPU */
 };
+
+/*
+ * The measurements @o asks for, in the order they are made, into @jobs (at
+ * most @max). Returns how many.
+ */
+unsigned bench__jobs(const struct bench_options *o, struct bench_job *jobs, unsigned max);
 
 /* The state of one benchmark: where the programs are, what was measured. */
 struct bench_run {

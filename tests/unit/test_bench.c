@@ -272,6 +272,11 @@ START_TEST(options)
 	ck_assert_int_eq(parse(&o, "--modes", "floor,nope"), -EINVAL);
 	ck_assert_log(log_buf, "faultline: invalid option value: unknown mode 'nope'; see "
 			       "'faultline bench --help' (--modes: floor,nope)\n");
+	ck_assert_int_eq(parse(&o, "--modes", ""), -EINVAL);
+	ck_assert_log(log_buf, "faultline: invalid option value: empty list (--modes)\n");
+	ck_assert_int_eq(parse(&o, "--patterns", "seq-write,seq"), -EINVAL);
+	ck_assert_log(log_buf, "faultline: invalid option value: unknown pattern 'seq'; see "
+			       "'faultline bench --help' (--patterns: seq-write,seq)\n");
 	ck_assert_int_eq(parse(&o, "--pages", "8"), -EINVAL);
 	ck_assert_log(log_buf, "faultline: invalid option value: expected a number "
 			       "16..1048576 (--pages: 8)\n");
@@ -288,6 +293,58 @@ START_TEST(options)
 }
 END_TEST
 
+static unsigned jobs_of(const char *const *args, int n, struct bench_job *jobs, unsigned max)
+{
+	char *argv[16] = {(char *)"bench"};
+	struct bench_options o;
+	int i;
+
+	for (i = 0; i < n; i++)
+		argv[i + 1] = (char *)args[i];
+	ck_assert_int_eq(bench__parse(n + 1, argv, &o), 0);
+	return bench__jobs(&o, jobs, max);
+}
+
+/* --modes and --patterns choose the measurements; scaling comes with seq-write. */
+START_TEST(jobs_follow_modes_and_patterns)
+{
+	static const char *const random_only[] = {
+		"--modes", "floor,faultline,mmio", "--patterns", "random-write", "--vcpus", "1,4"};
+	static const char *const two[] = {"--modes",	"floor,faultline",
+					  "--patterns", "random-write,seq-write",
+					  "--vcpus",	"1,4,16"};
+	static const char *const all[] = {"--vcpus", "1,2"};
+	struct bench_job jobs[256];
+	unsigned n;
+
+	n = jobs_of(random_only, 6, jobs, 256);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(jobs[0].mode, "floor");
+	ck_assert_str_eq(jobs[0].order, "random");
+	ck_assert_str_eq(jobs[0].access, "write");
+	ck_assert_str_eq(jobs[1].mode, "faultline");
+	ck_assert_str_eq(jobs[1].order, "random");
+	ck_assert_str_eq(jobs[2].mode, "mmio");
+	ck_assert_uint_eq(jobs[2].vcpus, 1);
+
+	n = jobs_of(two, 6, jobs, 256);
+	ck_assert_uint_eq(n, 8);
+	/* the 1-vCPU patterns in the table's order, then the scaling runs */
+	ck_assert_str_eq(jobs[0].order, "seq");
+	ck_assert_str_eq(jobs[2].order, "random");
+	ck_assert_str_eq(jobs[4].mode, "floor");
+	ck_assert_uint_eq(jobs[4].vcpus, 4);
+	ck_assert_str_eq(jobs[7].mode, "faultline");
+	ck_assert_uint_eq(jobs[7].vcpus, 16);
+	ck_assert_str_eq(jobs[7].order, "seq");
+
+	/* everything: 15 touch modes (fa-64 is faultline) in 4 patterns, 6 scaling, 4 others */
+	n = jobs_of(all, 2, jobs, 256);
+	ck_assert_uint_eq(n, 15 * 4 + 6 + 4);
+	log__capture(NULL, 0);
+}
+END_TEST
+
 Suite *bench_suite(void)
 {
 	Suite *s = suite_create("bench");
@@ -298,6 +355,7 @@ Suite *bench_suite(void)
 	tcase_add_test(tc, parse_guest_rejects);
 	tcase_add_test(tc, percentiles);
 	tcase_add_test(tc, sample_to_json);
+	tcase_add_test(tc, jobs_follow_modes_and_patterns);
 	tcase_add_test(tc, ratios_from_the_same_run);
 	tcase_add_test(tc, validate_documents);
 	tcase_add_test(tc, csv_and_plot_files);
