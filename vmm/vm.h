@@ -206,6 +206,15 @@ void vm__event(struct vm *vm, const char *name, json_t *fields);
 json_t *vm__stats_json(struct vm *vm);
 
 /*
+ * With --balloon: its sizes (target_pages, actual_pages) and, once the
+ * guest's driver gave them, its memory statistics (guest_stats, with
+ * age_ms). When @may_ask and they are a second old, the driver is asked
+ * again and has 100 ms to answer (virtio_balloon__guest_stats()). NULL
+ * without memory.
+ */
+json_t *vm__balloon_json(const struct vm *vm, bool may_ask);
+
+/*
  * A vCPU executed HLT. Parks the calling vCPU thread until the VM stops;
  * if every vCPU is parked, stops the VM (nothing can wake them).
  */

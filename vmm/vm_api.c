@@ -34,34 +34,6 @@ static int vm__api_stopping(struct vm *vm, char *why)
 	return stopping ? -1 : 0;
 }
 
-/*
- * The balloon's sizes and the guest's statistics, asked for again when
- * they are a second old and the VM runs (a paused guest's memory is not
- * touched), with 100 ms for the driver to answer.
- */
-static json_t *vm__api_balloon_json(struct vm *vm, bool may_ask)
-{
-	struct virtio_balloon_stats st;
-	uint32_t target, actual;
-	json_t *o, *g;
-	unsigned t;
-
-	virtio_balloon__sizes(vm->balloon, &target, &actual);
-	o = json_pack("{s:i,s:i}", "target_pages", (int)target, "actual_pages", (int)actual);
-	virtio_balloon__guest_stats(vm->balloon, may_ask, 1000, 100, &st);
-	if (!o || !st.present)
-		return o;
-	g = json_object();
-	for (t = 0; g && t < VIRTIO_BALLOON_S_NR; t++)
-		if (st.present & 1U << t)
-			json_object_set_new(g, virtio_balloon__stat_name(t),
-					    json_integer((json_int_t)st.val[t]));
-	if (g)
-		json_object_set_new(g, "age_ms", json_integer((json_int_t)st.age_ms));
-	json_object_set_new(o, "guest_stats", g);
-	return o;
-}
-
 static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
@@ -95,7 +67,7 @@ static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 	may_ask = !vm->stopping && vm->pause == VM_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
 	if (o && vm->balloon)
-		json_object_set_new(o, "balloon", vm__api_balloon_json(vm, may_ask));
+		json_object_set_new(o, "balloon", vm__balloon_json(vm, may_ask));
 	if (!o || json_object_update(reply, o)) {
 		json_decref(o);
 		snprintf(why, API_WHY_LEN, "out of memory");

@@ -256,7 +256,8 @@ static json_t *vm__bar_stats_json(const struct bar *bar)
 	X(pages_kept, "resident pages reported free but kept (a device touched them, or merged)")  \
 	X(inflated, "pages the guest put in the balloon unasked (dropped too)")                    \
 	X(errors, "reports whose pages could not be dropped (they stay resident)")                 \
-	X(stats_updates, "buffers of memory statistics the guest gave (ctl status)")
+	X(stats_updates, "buffers of memory statistics the guest gave (ctl status; the last "      \
+			 "below)")
 
 static uint64_t vm__boot_us(const struct vm *vm)
 {
@@ -279,6 +280,52 @@ static void vm__counter_json(json_t *o, const char *name, const uint64_t *v)
 #define VM_COUNTER_TEXT(name, help) vm__counter_text(out, #name, &dev->name, help);
 #define VM_COUNTER_JSON(name, help) vm__counter_json(o, #name, &dev->name);
 #define VM_MALFORMED_HELP	    "malformed descriptor chains (the device stopped)"
+
+json_t *vm__balloon_json(const struct vm *vm, bool may_ask)
+{
+	struct virtio_balloon_stats st;
+	uint32_t target, actual;
+	json_t *o, *g;
+	unsigned t;
+
+	virtio_balloon__sizes(vm->balloon, &target, &actual);
+	o = json_pack("{s:i,s:i}", "target_pages", (int)target, "actual_pages", (int)actual);
+	virtio_balloon__guest_stats(vm->balloon, may_ask, 1000, 100, &st);
+	if (!o || !st.present)
+		return o;
+	g = json_object();
+	for (t = 0; g && t < VIRTIO_BALLOON_S_NR; t++)
+		if (st.present & 1U << t)
+			json_object_set_new(g, virtio_balloon__stat_name(t),
+					    json_integer((json_int_t)st.val[t]));
+	if (g)
+		json_object_set_new(g, "age_ms", json_integer((json_int_t)st.age_ms));
+	json_object_set_new(o, "guest_stats", g);
+	return o;
+}
+
+/* The balloon's sizes and the guest's last statistics, as text. */
+static void vm__balloon_text(const struct vm *vm, FILE *out)
+{
+	struct virtio_balloon_stats st;
+	uint32_t target, actual;
+	unsigned t;
+
+	virtio_balloon__sizes(vm->balloon, &target, &actual);
+	fprintf(out, "  %-24s %12u  pages the host asked the guest for (ctl balloon)\n",
+		"target_pages", target);
+	fprintf(out, "  %-24s %12u  pages in the balloon, as the guest's driver last said\n",
+		"actual_pages", actual);
+	virtio_balloon__guest_stats(vm->balloon, false, 0, 0, &st);
+	if (!st.present)
+		return;
+	fprintf(out, "guest memory statistics (its balloon driver's, %llu ms old):\n",
+		(unsigned long long)st.age_ms);
+	for (t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		if (st.present & 1U << t)
+			fprintf(out, "  %-24s %12llu\n", virtio_balloon__stat_name(t),
+				(unsigned long long)st.val[t]);
+}
 
 static void vm__linux_stats_text(const struct vm *vm, FILE *out)
 {
@@ -310,6 +357,7 @@ static void vm__linux_stats_text(const struct vm *vm, FILE *out)
 			(unsigned long long)dev->mmio.gpa);
 		VM_BALLOON_COUNTERS(VM_COUNTER_TEXT)
 		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
+		vm__balloon_text(vm, out);
 	}
 }
 
@@ -342,12 +390,15 @@ static void vm__linux_stats_json(const struct vm *vm, json_t *root)
 	}
 	if (vm->balloon) {
 		const struct virtio_balloon *dev = vm->balloon;
-		json_t *o = json_object();
+		json_t *o = json_object(), *sizes = vm__balloon_json(vm, false);
 
 		if (o) {
 			VM_BALLOON_COUNTERS(VM_COUNTER_JSON)
 			vm__counter_json(o, "malformed", &dev->mmio.malformed);
+			if (sizes)
+				json_object_update(o, sizes); /* guest_stats, an object, last */
 		}
+		json_decref(sizes);
 		json_object_set_new(root, "balloon", o);
 	}
 }
