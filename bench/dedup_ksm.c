@@ -12,6 +12,10 @@
  * converge, CPU time (faultline: its scanner and fault reader threads;
  * KSM: ksmd, in clock ticks), and the ratios faultline / KSM.
  *
+ * --zeros: every page of the image is zeros instead. faultline runs
+ * --dedup zero (every page released: zero_pages), KSM use_zero_pages=1
+ * (every page mapped to the kernel's zero page: ksm_zero_pages, Linux 6.10).
+ *
  * Needs root (KSM's sysfs knobs, userfaultfd). KSM's settings are put back
  * afterwards. Exit: 0, 1 on a failure, 77 when the host has no KSM.
  */
@@ -36,6 +40,7 @@
 
 struct params {
 	uint64_t pages, kinds, pages_to_scan, sleep_ms, max_sharing, timeout_s;
+	bool zeros;
 };
 
 struct result {
@@ -59,7 +64,9 @@ static void fill(uint8_t *mem, const struct params *p)
 	for (i = 0; i < p->pages; i++)
 		for (w = 0; w < PAGE / 8; w++)
 			((volatile uint64_t *)(mem + i * PAGE))[w] =
-				(i % p->kinds + 1) * 0x9e3779b97f4a7c15ULL ^ (w * 0x100000001b3ULL);
+				p->zeros ? 0
+					 : (i % p->kinds + 1) * 0x9e3779b97f4a7c15ULL ^
+						   (w * 0x100000001b3ULL);
 }
 
 static uint64_t target(const struct params *p)
@@ -67,7 +74,7 @@ static uint64_t target(const struct params *p)
 	uint64_t per_kind = p->pages / p->kinds;
 	uint64_t nodes = (per_kind + p->max_sharing - 1) / p->max_sharing;
 
-	return p->pages - p->kinds * nodes;
+	return p->zeros ? p->pages : p->pages - p->kinds * nodes;
 }
 
 /* ---- faultline ------------------------------------------------------------------ */
@@ -109,14 +116,16 @@ static int run_faultline(const struct params *p, struct result *res)
 	k.pages_to_scan = p->pages_to_scan;
 	k.sleep_ms = p->sleep_ms;
 	k.max_page_sharing = p->max_sharing;
-	if (mmu__init(&mmu, &cfg, &ops) || dedup__init(&d, &mmu, DEDUP_ON, &k) || mmu__start(&mmu))
+	if (mmu__init(&mmu, &cfg, &ops) ||
+	    dedup__init(&d, &mmu, p->zeros ? DEDUP_ZERO : DEDUP_ON, &k) || mmu__start(&mmu))
 		return -1;
 	fill(mmu.ram.host, p);
 	t0 = now_s();
 	if (dedup__start(&d))
 		return -1;
 	while (now_s() - t0 < (double)p->timeout_s) {
-		res->saved = __atomic_load_n(&d.stats.pages_sharing, __ATOMIC_RELAXED);
+		res->saved = __atomic_load_n(
+			p->zeros ? &d.stats.zero_pages : &d.stats.pages_sharing, __ATOMIC_RELAXED);
 		if (res->saved >= target(p)) {
 			res->converged = true;
 			break;
@@ -200,12 +209,14 @@ static double ksmd_cpu_ms(void)
 
 static int run_ksm(const struct params *p, struct result *res)
 {
-	uint64_t old_run, old_scan, old_sleep, old_max, base;
+	const char *saved = p->zeros ? "ksm_zero_pages" : "pages_sharing";
+	uint64_t old_run, old_scan, old_sleep, old_max, old_zero, base;
 	double t0, cpu0;
 	uint8_t *mem;
 
 	if (ksm_read("run", &old_run) || ksm_read("pages_to_scan", &old_scan) ||
-	    ksm_read("sleep_millisecs", &old_sleep) || ksm_read("max_page_sharing", &old_max))
+	    ksm_read("sleep_millisecs", &old_sleep) || ksm_read("max_page_sharing", &old_max) ||
+	    ksm_read("use_zero_pages", &old_zero) || (p->zeros && ksm_read(saved, &base)))
 		return 77;
 	mem = mmap(NULL, p->pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 		   0);
@@ -215,8 +226,8 @@ static int run_ksm(const struct params *p, struct result *res)
 	/* max_page_sharing can change only while nothing is merged: run=2 first. */
 	if (ksm_write("run", 2) || ksm_write("max_page_sharing", p->max_sharing) ||
 	    ksm_write("pages_to_scan", p->pages_to_scan) ||
-	    ksm_write("sleep_millisecs", p->sleep_ms) || ksm_read("pages_sharing", &base) ||
-	    madvise(mem, p->pages * PAGE, MADV_MERGEABLE))
+	    ksm_write("sleep_millisecs", p->sleep_ms) || ksm_write("use_zero_pages", p->zeros) ||
+	    ksm_read(saved, &base) || madvise(mem, p->pages * PAGE, MADV_MERGEABLE))
 		return -1;
 	cpu0 = ksmd_cpu_ms();
 	t0 = now_s();
@@ -225,7 +236,7 @@ static int run_ksm(const struct params *p, struct result *res)
 	while (now_s() - t0 < (double)p->timeout_s) {
 		uint64_t v = 0;
 
-		if (ksm_read("pages_sharing", &v))
+		if (ksm_read(saved, &v))
 			break;
 		res->saved = v > base ? v - base : 0;
 		if (res->saved >= target(p)) {
@@ -239,7 +250,7 @@ static int run_ksm(const struct params *p, struct result *res)
 	munmap(mem, p->pages * PAGE);
 	if (ksm_write("run", 2) || ksm_write("max_page_sharing", old_max) ||
 	    ksm_write("pages_to_scan", old_scan) || ksm_write("sleep_millisecs", old_sleep) ||
-	    ksm_write("run", old_run))
+	    ksm_write("use_zero_pages", old_zero) || ksm_write("run", old_run))
 		fprintf(stderr, "dedup-ksm: could not restore KSM's settings under " KSM_DIR "\n");
 	return 0;
 }
@@ -249,9 +260,10 @@ static int run_ksm(const struct params *p, struct result *res)
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: dedup-ksm [--pages N] [--kinds K] [--pages-to-scan P] [--sleep-ms S]\n"
-		     "                 [--max-page-sharing M] [--timeout S] [--json]\n"
+		     "                 [--max-page-sharing M] [--timeout S] [--zeros] [--json]\n"
 		     "Defaults: 32768 pages of 16 contents, 4096 pages per batch, 10 ms sleep,\n"
-		     "256 sharers, 120 s. Needs root; exit 77 without KSM.\n");
+		     "256 sharers, 120 s. --zeros: every page zeros (faultline --dedup zero,\n"
+		     "KSM use_zero_pages=1). Needs root; exit 77 without KSM.\n");
 }
 
 static int parse(int argc, char **argv, struct params *p, bool *json)
@@ -263,13 +275,14 @@ static int parse(int argc, char **argv, struct params *p, bool *json)
 		{"sleep-ms", 1, NULL, 's'},
 		{"max-page-sharing", 1, NULL, 'm'},
 		{"timeout", 1, NULL, 't'},
+		{"zeros", 0, NULL, 'z'},
 		{"json", 0, NULL, 'j'},
 		{"help", 0, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 
-	*p = (struct params){32768, 16, 4096, 10, 256, 120};
+	*p = (struct params){32768, 16, 4096, 10, 256, 120, false};
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		uint64_t v = optarg ? strtoull(optarg, NULL, 0) : 0;
 
@@ -280,6 +293,7 @@ static int parse(int argc, char **argv, struct params *p, bool *json)
 		case 's': p->sleep_ms = v; break;
 		case 'm': p->max_sharing = v; break;
 		case 't': p->timeout_s = v; break;
+		case 'z': p->zeros = true; break;
 		case 'j': *json = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -316,18 +330,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (json) {
-		printf("{\"pages\":%lu,\"kinds\":%lu,\"pages_to_scan\":%lu,\"sleep_ms\":%lu,"
+		printf("{\"pages\":%lu,\"kinds\":%lu,\"zeros\":%s,\"pages_to_scan\":%lu,\"sleep_"
+		       "ms\":%lu,"
 		       "\"target\":%lu,\"faultline\":{\"saved\":%lu,\"seconds\":%.3f,\"cpu_ms\":%."
 		       "1f,"
 		       "\"converged\":%s},\"ksm\":{\"saved\":%lu,\"seconds\":%.3f,\"cpu_ms\":%.1f,"
 		       "\"converged\":%s}}\n",
-		       p.pages, p.kinds, p.pages_to_scan, p.sleep_ms, target(&p), fl.saved,
-		       fl.seconds, fl.cpu_ms, fl.converged ? "true" : "false", ksm.saved,
-		       ksm.seconds, ksm.cpu_ms, ksm.converged ? "true" : "false");
+		       p.pages, p.kinds, p.zeros ? "true" : "false", p.pages_to_scan, p.sleep_ms,
+		       target(&p), fl.saved, fl.seconds, fl.cpu_ms, fl.converged ? "true" : "false",
+		       ksm.saved, ksm.seconds, ksm.cpu_ms, ksm.converged ? "true" : "false");
 		return 0;
 	}
-	printf("%lu pages of %lu contents, %lu pages per batch, %lu ms sleep: %lu pages to save\n",
-	       p.pages, p.kinds, p.pages_to_scan, p.sleep_ms, target(&p));
+	if (p.zeros)
+		printf("%lu pages of zeros, %lu pages per batch, %lu ms sleep: %lu pages to save\n",
+		       p.pages, p.pages_to_scan, p.sleep_ms, target(&p));
+	else
+		printf("%lu pages of %lu contents, %lu pages per batch, %lu ms sleep: %lu pages to "
+		       "save\n",
+		       p.pages, p.kinds, p.pages_to_scan, p.sleep_ms, target(&p));
 	printf("%-10s %12s %12s %12s\n", "engine", "saved", "seconds", "cpu ms");
 	printf("%-10s %12lu %12.3f %12.1f%s\n", "faultline", fl.saved, fl.seconds, fl.cpu_ms,
 	       fl.converged ? "" : " (timeout)");

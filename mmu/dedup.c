@@ -569,30 +569,104 @@ static bool dedup__checksum_gate(struct dedup *d, struct dedup_rmap *r, uint64_t
 	return same;
 }
 
+/* Write-protect pages [@first, @first + @n) of the guest view in one call. */
+static int dedup__protect_range(struct dedup *d, uint64_t first, uint64_t n)
+{
+	struct uffdio_writeprotect wp = {
+		.range = {.start = (uint64_t)(uintptr_t)guest_page(d, first), .len = n * PAGE},
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	int err = inject__check("dedup.zero_protect");
+
+	if (err)
+		return -err;
+	return ioctl(d->mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
+}
+
 /*
- * Release zero page @pi: protected, checked, punched out, uncharged. Its
- * next access is a missing-page fault that installs zeros (a file-backed
- * VM marks it so that the file is not read for it). Lock held.
+ * Punch protected zero pages [@first, @first + @n) out of guest RAM and
+ * uncharge them. They leave the resident bitmap before the punch, so that a
+ * fault after it installs them again (and one before it that finds them
+ * mapped wakes its waiter: mmu__fault_once()). A file-backed VM marks them
+ * so that the file is not read for them. Lock held.
  */
-static void dedup__release_zero(struct dedup *d, uint64_t pi)
+static void dedup__punch_zeros(struct dedup *d, uint64_t first, uint64_t n, const bool *was)
 {
 	struct mmu *mmu = d->mmu;
-	bool was = dedup__was_protected(d, pi);
+	uint64_t i;
 
-	if (!dedup__freeze(d, pi, zero_page))
+	if (!n)
 		return;
-	bit_test_clear(mmu->resident, pi);
-	if (punch_page(mmu->memfd, pi) < 0) {
-		bit_set(mmu->resident, pi);
-		dedup__unprotect(d, pi, was);
-		D_STAT_INC(d, merge_errors);
+	for (i = first; i < first + n; i++)
+		bit_test_clear(mmu->resident, i);
+	if (inject__check("dedup.zero_punch") ||
+	    fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE),
+		      (off_t)(n * PAGE)) < 0) {
+		for (i = first; i < first + n; i++) {
+			bit_set(mmu->resident, i);
+			dedup__unprotect(d, i, was[i - first]);
+		}
+		D_STAT_ADD(d, merge_errors, n);
 		return;
 	}
-	if (mmu->wp)
-		bit_set(mmu->zeroed, pi);
-	mmu__uncharge(mmu, 1);
-	D_STAT_INC(d, zero_pages);
-	d->rmap[pi].checksummed = false;
+	for (i = first; i < first + n; i++) {
+		if (mmu->wp)
+			bit_set(mmu->zeroed, i);
+		d->rmap[i].checksummed = false;
+	}
+	mmu__uncharge(mmu, n);
+	D_STAT_ADD(d, zero_pages, n);
+}
+
+/*
+ * Release the zero pages of the pending run, which the scanner found in a
+ * row: the ones still candidates, a stretch of them at a time, are
+ * write-protected with one call, checked again now that they cannot
+ * change, and those still all zeros are punched out with one call per
+ * stretch. A page written since is left as it was. Their next access is a
+ * missing-page fault that installs zeros. Lock held.
+ */
+static void dedup__release_zeros(struct dedup *d)
+{
+	uint64_t end = d->zero_first + d->zero_n, a = d->zero_first, b, i, keep;
+	bool was[DEDUP_ZERO_RUN_MAX];
+
+	d->zero_n = 0;
+	while (a < end) {
+		if (!dedup__candidate(d, a)) {
+			a++;
+			continue;
+		}
+		for (b = a; b < end && dedup__candidate(d, b); b++)
+			was[b - a] = dedup__was_protected(d, b);
+		if (dedup__protect_range(d, a, b - a)) {
+			D_STAT_ADD(d, merge_errors, b - a);
+			for (i = a; i < b; i++)
+				dedup__unprotect(d, i, was[i - a]);
+			a = b;
+			continue;
+		}
+		/* Punch each stretch of pages still all zeros; give the others back. */
+		for (i = keep = a; i < b; i++) {
+			if (!memcmp(alias_page(d, i), zero_page, PAGE))
+				continue;
+			dedup__punch_zeros(d, keep, i - keep, was + (keep - a));
+			dedup__unprotect(d, i, was[i - a]);
+			keep = i + 1;
+		}
+		dedup__punch_zeros(d, keep, b - keep, was + (keep - a));
+		a = b;
+	}
+}
+
+/* Zero page @pi joins the pending run, which is released first unless @pi continues it. */
+static void dedup__add_zero(struct dedup *d, uint64_t pi)
+{
+	if (d->zero_n && (pi != d->zero_first + d->zero_n || d->zero_n == DEDUP_ZERO_RUN_MAX))
+		dedup__release_zeros(d);
+	if (!d->zero_n)
+		d->zero_first = pi;
+	d->zero_n++;
 }
 
 static void dedup__scan_page(struct dedup *d, uint64_t pi)
@@ -610,7 +684,7 @@ static void dedup__scan_page(struct dedup *d, uint64_t pi)
 	if (!dedup__checksum_gate(d, r, sum))
 		goto out;
 	if (sum == d->zero_checksum && !memcmp(alias_page(d, pi), zero_page, PAGE)) {
-		dedup__release_zero(d, pi);
+		dedup__add_zero(d, pi);
 		goto out;
 	}
 	if (d->mode != DEDUP_ON || r->seq == d->seq)
@@ -657,6 +731,12 @@ uint64_t dedup__scan(struct dedup *d, uint64_t nr)
 			d->cursor = 0;
 			dedup__pass_done(d);
 		}
+	}
+	/* The batch ends with its zero pages released (the run is the scanner's own). */
+	if (d->zero_n) {
+		pthread_mutex_lock(&d->mmu->reclaim_lock);
+		dedup__release_zeros(d);
+		pthread_mutex_unlock(&d->mmu->reclaim_lock);
 	}
 	return n;
 }

@@ -6,7 +6,8 @@
  * checksum (XXH3, libxxhash) is the one it had at the previous pass (the
  * checksum gate: pages that change are "volatile"). A candidate that is all
  * zeros is released: its memory is punched out and the next access is a
- * missing-page fault that serves zeros again. Any other candidate is looked
+ * missing-page fault that serves zeros again; zero pages found in a row
+ * are write-protected and punched together, a stretch a call. Any other candidate is looked
  * up in the stable index (shared pages, write-protected, keyed by checksum,
  * confirmed byte for byte); failing that, in the unstable index (this
  * pass's unique pages, rebuilt every pass). Two equal pages make a new
@@ -50,6 +51,9 @@
 #include "mmu/fault.h"
 
 struct mmu;
+
+/* Zero pages found in a row are released together, this many at most (2 MiB). */
+#define DEDUP_ZERO_RUN_MAX 512
 
 enum dedup_mode {
 	DEDUP_OFF,
@@ -143,9 +147,10 @@ struct dedup {
 	uint64_t cursor;
 	uint64_t unmerge_cursor;
 	uint64_t zero_checksum;
-	uint64_t maps;	     /* mappings of the process, estimated */
-	uint64_t map_limit;  /* merging stops before maps reaches it */
-	pthread_cond_t idle; /* broadcast when a page stops being busy */
+	uint64_t zero_first, zero_n; /* zero pages found in a row, not released yet */
+	uint64_t maps;		     /* mappings of the process, estimated */
+	uint64_t map_limit;	     /* merging stops before maps reaches it */
+	pthread_cond_t idle;	     /* broadcast when a page stops being busy */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wake; /* the scanner sleeps on it */
 	bool stopping;

@@ -166,10 +166,12 @@ static void pass(void)
 	ck_assert_uint_eq(DSTAT(full_scans), scans + 1);
 }
 
+#define ZERO_KIND UINT64_MAX /* a page of zeros */
+
 /* The word every 8 bytes of a page of content @kind holds. */
 static uint64_t word_of(uint64_t kind)
 {
-	return 0x9e3779b97f4a7c15ULL * (kind + 1);
+	return kind == ZERO_KIND ? 0 : 0x9e3779b97f4a7c15ULL * (kind + 1);
 }
 
 static volatile uint64_t *guest_words(uint64_t page)
@@ -382,6 +384,77 @@ START_TEST(zero_pages_are_released_and_read_as_zeros)
 	fill(40, 9);
 	ck_assert_int_eq(bad_words(40, 9), 0);
 	check_pattern(32, 2);
+}
+END_TEST
+
+/*
+ * Zero pages 0..63 but 10 and 40, resident, after one pass (which releases
+ * nothing: the checksum gate), with the injection @spec (before any thread).
+ */
+static void zero_run_setup(const char *spec)
+{
+	uint64_t i;
+
+	teardown();
+	ck_assert_int_eq(inject__init(spec), 0);
+	setup_with(NULL, 0, NULL, DEDUP_ZERO);
+	for (i = 0; i < 64; i++)
+		fill(i, i == 10 ? 3 : i == 40 ? 4 : ZERO_KIND);
+	pass();
+	ck_assert_uint_eq(resident(), 64);
+	ck_assert_uint_eq(DSTAT(zero_pages), 0);
+}
+
+/*
+ * Zero pages found in a row go together: one write-protect and one punch
+ * per stretch. The injected failure of the first punch costs its whole
+ * stretch, pages 0..9, which stay resident and are released at the next
+ * pass. (A batch's end releases its run too: the next test cuts one.)
+ */
+START_TEST(zero_runs_are_released_together)
+{
+	uint64_t i;
+
+	zero_run_setup("dedup.zero_punch:EIO:0:1");
+	pass();
+	ck_assert_uint_eq(DSTAT(merge_errors), 10);
+	ck_assert_uint_eq(DSTAT(zero_pages), 52);
+	ck_assert_uint_eq(resident(), 12);
+	guest_words(3)[1] = 5; /* still resident and writable */
+	ck_assert_uint_eq(DSTAT(zero_pages), 52);
+	guest_words(3)[1] = 0;
+	ck_assert_int_eq(bad_words(10, 3), 0);
+	ck_assert_int_eq(bad_words(40, 4), 0);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(zero_pages), 62);
+	ck_assert_uint_eq(resident(), 2);
+	for (i = 0; i < 64; i++)
+		ck_assert_int_eq(bad_words(i, i == 10 ? 3 : i == 40 ? 4 : ZERO_KIND), 0);
+}
+END_TEST
+
+/* A run that cannot be write-protected is left as it was, and tried again later. */
+START_TEST(zero_run_protect_failure_leaves_pages_as_they_were)
+{
+	uint64_t scans, wp;
+
+	zero_run_setup("dedup.zero_protect:EPERM:2:1");
+	/* batches of 16: the stretches are 0..9, 11..15, 16..31 (fails), 32..39, ... */
+	for (scans = DSTAT(full_scans); DSTAT(full_scans) == scans;)
+		dedup__scan(&dd, 16);
+	ck_assert_uint_eq(DSTAT(merge_errors), 16);
+	ck_assert_uint_eq(DSTAT(zero_pages), 62 - 16);
+	ck_assert_uint_eq(resident(), 18);
+	wp = __atomic_load_n(&mmu.stats.faults_wp, __ATOMIC_RELAXED);
+	guest_words(20)[0] = 7; /* not protected: no fault */
+	settle();
+	ck_assert_uint_eq(__atomic_load_n(&mmu.stats.faults_wp, __ATOMIC_RELAXED), wp);
+	guest_words(20)[0] = 0;
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(zero_pages), 62);
+	ck_assert_uint_eq(resident(), 2);
 }
 END_TEST
 
@@ -788,6 +861,7 @@ END_TEST
 struct racer {
 	uint64_t first, count;
 	unsigned rounds;
+	bool zeros; /* one content in three is zeros */
 	pthread_t thread;
 	uint64_t last[64]; /* content kind last written per page */
 };
@@ -802,6 +876,8 @@ static void *racer_thread(void *arg)
 		for (i = 0; i < r->count; i++) {
 			uint64_t kind = (round / 4 + i) % 3; /* repeats: pages merge between */
 
+			if (r->zeros && kind == 2)
+				kind = ZERO_KIND;
 			fill(r->first + i, kind);
 			r->last[i] = kind;
 			if (i % 8 == 0)
@@ -946,6 +1022,37 @@ START_TEST(scanner_and_reader_share_a_cpu_for_a_batch)
 }
 END_TEST
 
+/* The same with zeros among the contents: released and installed again under the writers. */
+START_TEST(no_write_is_lost_to_zero_releases)
+{
+	struct racer racers[4];
+	struct dedup_knobs k;
+	unsigned t;
+	uint64_t i;
+
+	teardown();
+	dedup__default_knobs(&k);
+	k.sleep_ms = 0;
+	k.pages_to_scan = 64;
+	setup_with(NULL, 0, &k, DEDUP_ON);
+	ck_assert_int_eq(dedup__start(&dd), 0);
+	for (t = 0; t < 4; t++) {
+		racers[t] =
+			(struct racer){.first = t * 64, .count = 64, .rounds = 40, .zeros = true};
+		ck_assert_int_eq(pthread_create(&racers[t].thread, NULL, racer_thread, &racers[t]),
+				 0);
+	}
+	for (t = 0; t < 4; t++)
+		pthread_join(racers[t].thread, NULL);
+	dedup__stop(&dd);
+	for (t = 0; t < 4; t++)
+		for (i = 0; i < 64; i++)
+			ck_assert_msg(bad_words(racers[t].first + i, racers[t].last[i]) == 0,
+				      "page %llu lost a write", (unsigned long long)(t * 64 + i));
+	ck_assert_uint_gt(DSTAT(zero_pages), 0);
+}
+END_TEST
+
 START_TEST(dedup_needs_write_protect)
 {
 	const struct mmu_config cfg = {
@@ -982,6 +1089,8 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, scanner_sleeps_between_batches);
 	tcase_add_test(tc, zero_pages_are_released_and_read_as_zeros);
 	tcase_add_test(tc, zero_mode_merges_nothing_else);
+	tcase_add_test(tc, zero_runs_are_released_together);
+	tcase_add_test(tc, zero_run_protect_failure_leaves_pages_as_they_were);
 	tcase_add_test(tc, guest_write_breaks_sharing);
 	tcase_add_test(tc, last_sharer_takes_the_charge_over);
 	tcase_add_test(tc, monitor_access_breaks_and_pins);
@@ -996,6 +1105,7 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, map_count_follows_merges);
 	tcase_add_test(tc, file_pages_merge_and_zeroed_pages_stay_zero);
 	tcase_add_test(tc, no_write_is_lost_while_the_scanner_runs);
+	tcase_add_test(tc, no_write_is_lost_to_zero_releases);
 	tcase_add_test(tc, write_during_a_merge_is_woken_when_it_ends);
 	tcase_add_test(tc, scanner_and_reader_share_a_cpu_for_a_batch);
 	tcase_add_test(tc, dedup_needs_write_protect);
