@@ -43,6 +43,11 @@ static int elf__check_header(const Elf64_Ehdr *eh, size_t len, char why[ELF_WHY_
 	return 0;
 }
 
+void elf__phdr(const void *buf, uint64_t phoff, unsigned i, Elf64_Phdr *ph)
+{
+	memcpy(ph, (const uint8_t *)buf + phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
+}
+
 static int elf__add_segment(struct elf_image *img, const Elf64_Phdr *ph, unsigned idx, size_t len,
 			    uint64_t load_min, uint64_t load_max, char why[ELF_WHY_LEN])
 {
@@ -89,7 +94,6 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 	       struct elf_image *img, char why[ELF_WHY_LEN])
 {
 	const Elf64_Ehdr *eh = buf;
-	const Elf64_Phdr *ph;
 	bool entry_ok = false;
 	unsigned i;
 	int ret;
@@ -103,17 +107,19 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 	ret = elf__check_header(eh, len, why);
 	if (ret)
 		return ret;
-	ph = (const Elf64_Phdr *)((const char *)buf + eh->e_phoff);
 	for (i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type == PT_INTERP || ph[i].p_type == PT_DYNAMIC)
+		Elf64_Phdr ph;
+
+		elf__phdr(buf, eh->e_phoff, i, &ph);
+		if (ph.p_type == PT_INTERP || ph.p_type == PT_DYNAMIC)
 			return elf__reject(why, "dynamically linked: need a static executable");
-		if (ph[i].p_type != PT_LOAD)
+		if (ph.p_type != PT_LOAD)
 			continue;
-		ret = elf__add_segment(img, &ph[i], i, len, load_min, load_max, why);
+		ret = elf__add_segment(img, &ph, i, len, load_min, load_max, why);
 		if (ret)
 			return ret;
-		if ((ph[i].p_flags & PF_X) && eh->e_entry >= ph[i].p_paddr &&
-		    eh->e_entry < ph[i].p_paddr + ph[i].p_memsz)
+		if ((ph.p_flags & PF_X) && eh->e_entry >= ph.p_paddr &&
+		    eh->e_entry < ph.p_paddr + ph.p_memsz)
 			entry_ok = true;
 	}
 	if (img->nr_segments == 0)

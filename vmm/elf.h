@@ -7,6 +7,7 @@
 #ifndef FAULTLINE_ELF_H
 #define FAULTLINE_ELF_H
 
+#include <elf.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@ struct elf_image {
  */
 int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max,
 	       struct elf_image *img, char why[ELF_WHY_LEN]) __attribute__((warn_unused_result));
+
+/*
+ * Program header @i of a file whose headers were checked to lie inside it
+ * (@phoff: e_phoff), copied to @ph: a file's offsets promise no alignment.
+ */
+void elf__phdr(const void *buf, uint64_t phoff, unsigned i, Elf64_Phdr *ph);
 
 /*
  * Copy the segments of a parsed image into guest memory through @ga,

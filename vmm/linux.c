@@ -93,21 +93,22 @@ static int linux__parse_bzimage(const void *buf, size_t len, struct linux_image 
 bool linux__is_vmlinux(const void *buf, size_t len)
 {
 	const Elf64_Ehdr *eh = buf;
-	const Elf64_Phdr *ph;
+	Elf64_Phdr ph;
 	uint64_t ph_end;
 	unsigned i;
 
 	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
 	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 ||
-	    eh->e_phentsize != sizeof(*ph))
+	    eh->e_phentsize != sizeof(ph))
 		return false;
-	if (__builtin_mul_overflow((uint64_t)eh->e_phnum, sizeof(*ph), &ph_end) ||
+	if (__builtin_mul_overflow((uint64_t)eh->e_phnum, sizeof(ph), &ph_end) ||
 	    __builtin_add_overflow(ph_end, eh->e_phoff, &ph_end) || ph_end > len)
 		return false;
-	ph = (const Elf64_Phdr *)((const uint8_t *)buf + eh->e_phoff);
-	for (i = 0; i < eh->e_phnum; i++)
-		if (ph[i].p_type == PT_LOAD && ph[i].p_vaddr >= LINUX_KERNEL_MAP)
+	for (i = 0; i < eh->e_phnum; i++) {
+		elf__phdr(buf, eh->e_phoff, i, &ph);
+		if (ph.p_type == PT_LOAD && ph.p_vaddr >= LINUX_KERNEL_MAP)
 			return true;
+	}
 	return false;
 }
 

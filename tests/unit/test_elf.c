@@ -77,6 +77,24 @@ START_TEST(valid_image)
 }
 END_TEST
 
+/* A file's offsets promise no alignment: headers at an odd offset are read as well (UBSan). */
+START_TEST(program_headers_at_an_odd_offset)
+{
+	static uint8_t file[sizeof(struct image) + 1 + 3 * sizeof(Elf64_Phdr)];
+	struct image *im = &img_buf;
+	struct elf_image out;
+	uint64_t phoff = sizeof(struct image) + 1;
+
+	make_image(im);
+	im->eh.e_phoff = phoff;
+	memcpy(file, im, sizeof(*im));
+	memcpy(file + phoff, im->ph, sizeof(im->ph));
+	ck_assert_int_eq(elf__parse(file, sizeof(file), MIN_GPA, MAX_GPA, &out, why), 0);
+	ck_assert_uint_eq(out.nr_segments, 2);
+	ck_assert_uint_eq(out.segments[1].mem_size, 0x2000);
+}
+END_TEST
+
 START_TEST(truncated)
 {
 	struct elf_image out;
@@ -217,6 +235,7 @@ Suite *elf_suite(void)
 	TCase *tc = tcase_create("parse");
 
 	tcase_add_test(tc, valid_image);
+	tcase_add_test(tc, program_headers_at_an_odd_offset);
 	tcase_add_test(tc, truncated);
 	tcase_add_test(tc, bad_header_fields);
 	tcase_add_test(tc, bad_segments);
