@@ -308,7 +308,7 @@ int bench__parse(int argc, char **argv, struct bench_options *o)
 	memset(o, 0, sizeof(*o));
 	o->kvm_device = KVM_DEVICE_DEFAULT;
 	o->timeout_s = 300;
-	optind = 1;
+	optind = 0; /* glibc: start over, forgetting a cluster a previous parse left */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", bench_long_options, NULL)) != -1) {
 		if (c == 'h')

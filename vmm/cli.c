@@ -479,7 +479,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 	bool disks_from_cli = false;
 
 	/* First --config, so that the other options override what it says. */
-	optind = 1;
+	optind = 0; /* glibc: start over, forgetting a cluster a previous parse left */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, run_shortopts, run_options, NULL)) != -1) {
 		if (c == 'C') {
@@ -488,7 +488,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 				return ret;
 		}
 	}
-	optind = 1;
+	optind = 0; /* glibc: start over, forgetting a cluster a previous parse left */
 	while ((c = getopt_long(argc, argv, run_shortopts, run_options, NULL)) != -1) {
 		switch (c) {
 		case 'C': break;

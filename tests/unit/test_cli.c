@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tests/unit/unit.h"
+#include "vmm/bench.h"
 #include "vmm/cli.h"
 #include "vmm/log.h"
 
@@ -394,12 +395,31 @@ START_TEST(help_and_version)
 }
 END_TEST
 
+/*
+ * A parse that stops inside "-hh" leaves glibc's getopt there; the next one
+ * (bench's: one pass) must start afresh, not read on from that string.
+ */
+START_TEST(a_parse_starts_afresh)
+{
+	char *bench_argv[] = {(char *)"bench", (char *)"--quick", NULL};
+	struct bench_options o;
+	enum cli_command cmd;
+	struct run_config cfg;
+
+	ck_assert_int_eq(PARSE("run", "-hh"), 0);
+	ck_assert_int_eq(cmd, CLI_HELP);
+	ck_assert_int_eq(bench__parse(2, bench_argv, &o), 0);
+	ck_assert(o.quick);
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
 	Suite *s = suite_create("cli");
 	TCase *tc = tcase_create("parse");
 
 	tcase_add_test(tc, size_units);
+	tcase_add_test(tc, a_parse_starts_afresh);
 	tcase_add_test(tc, size_rejects);
 	tcase_add_test(tc, run_defaults);
 	tcase_add_test(tc, run_all_options);
