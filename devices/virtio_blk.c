@@ -171,7 +171,8 @@ static int virtio_blk__request(struct virtio_blk *b, struct virtio_mmio *vm,
 		if (c->n < 3 || !c->buf[1].device_writes)
 			return VIRTIO_BLK_S_IOERR;
 		*written = c->buf[1].len < VIRTIO_BLK_ID_LEN ? c->buf[1].len : VIRTIO_BLK_ID_LEN;
-		memcpy(c->buf[1].host, b->id, *written);
+		if (*written) /* a buffer of 0 bytes is not mapped: host is NULL */
+			memcpy(c->buf[1].host, b->id, *written);
 		return VIRTIO_BLK_S_OK;
 	default:
 		__atomic_add_fetch(&b->unsupported, 1, __ATOMIC_RELAXED);

@@ -389,11 +389,11 @@ static void put_desc(struct blk_fixture *f, unsigned i, uint64_t gpa, uint32_t l
 }
 
 /*
- * One request: header, one data buffer of @len bytes (none when 0), status.
+ * One request: header, one data buffer of @len bytes when @data, status.
  * Returns the status byte; the used length goes to *@used.
  */
-static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, uint32_t len,
-		       bool device_writes, uint32_t *used)
+static int blk_submit(struct blk_fixture *f, uint32_t type, uint64_t sector, bool data,
+		      uint32_t len, bool device_writes, uint32_t *used)
 {
 	uint8_t *hdr = guest_ram__ptr(&f->ram, HDR_GPA, 16);
 	uint8_t *st = guest_ram__ptr(&f->ram, STATUS_GPA, 1);
@@ -407,7 +407,7 @@ static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, ui
 	*st = 0xee;
 	put_desc(f, n, HDR_GPA, 16, 1, (uint16_t)(n + 1));
 	n++;
-	if (len) {
+	if (data) {
 		put_desc(f, n, DATA_GPA, len, 1 | (device_writes ? 2 : 0), (uint16_t)(n + 1));
 		n++;
 	}
@@ -417,6 +417,13 @@ static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, ui
 	set_vreg(&f->b.mmio, R_QUEUE_NOTIFY, 0);
 	*used = used_ring[1 + 2 * ((f->avail_idx - 1) % 8) + 1];
 	return *st;
+}
+
+/* One request with a data buffer of @len bytes, or none when @len is 0. */
+static int blk_request(struct blk_fixture *f, uint32_t type, uint64_t sector, uint32_t len,
+		       bool device_writes, uint32_t *used)
+{
+	return blk_submit(f, type, sector, len != 0, len, device_writes, used);
 }
 
 /* ---- virtio-balloon: free page reports -------------------------------------------------- */
@@ -848,6 +855,10 @@ START_TEST(virtio_blk_requests)
 	ck_assert_int_eq(blk_request(&f, 8, 0, 20, true, &used), 0);
 	memcpy(id, data, 20);
 	ck_assert_str_eq((char *)id, "faultline-vda");
+	/* GET_ID into a buffer of 0 bytes: nothing to write, and nothing written (found by
+	 * fuzzing). */
+	ck_assert_int_eq(blk_submit(&f, 8, 0, true, 0, true, &used), 0);
+	ck_assert_uint_eq(used, 1);
 	/* Past the end of the disk, an unknown type, an injected read error. */
 	ck_assert_int_eq(blk_request(&f, 0, DISK_SECTORS - 1, 1024, true, &used), 1);
 	ck_assert_int_eq(blk_request(&f, 99, 0, 0, false, &used), 2);
