@@ -2,11 +2,13 @@
 #
 #   make            build/faultline, the test guest, the unit tests
 #   make run        boot the default Linux microVM (configs/default.json; guest/linux/build)
-#   make test       unit tests (plain, ASan+UBSan, TSan) and the KVM end-to-end tests
+#   make test       unit tests (plain, ASan+UBSan, TSan), the fuzz targets' regression
+#                   corpora and a short fixed fuzz run, and the KVM end-to-end tests
 #   make deps       install the Debian packages the build needs (scripts/deps)
 #   make bench-dedup  faultline's dedup against the host's KSM (root)
 #   make bench-uffd   the fault engine's userfaultfd cost per first touch, without KVM
 #   make bench-seccomp  the seccomp filter's cost per system call on the fast paths
+#   make fuzz       fuzz every target for FUZZ_TIME seconds (default 300) from a random seed
 #   make format     clang-format the C sources in place
 
 BUILD   := build
@@ -91,6 +93,28 @@ $(BUILD)/tsan/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(TSAN_FLAGS) $(DEPFLAGS) -c -o $@ $<
 
+# ---- fuzz targets (tests/fuzz/, libFuzzer) ------------------------------------------
+# clang, because libFuzzer is clang's; every source again, with ASan and UBSan, into
+# an archive so that each target links only what it uses. tests/fuzz/run runs them.
+FUZZ_CC     := clang
+FUZZ_CFLAGS := $(filter-out -D_FORTIFY_SOURCE=2,$(CFLAGS)) -Wno-gnu-variable-sized-type-not-at-end \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+               -fno-omit-frame-pointer
+FUZZ_NAMES  := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS   := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz-%)
+FUZZ_LIB    := $(BUILD)/fuzz/libfaultline.a
+
+$(FUZZ_LIB): $(LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
 # ---- benchmarks (bench/) ---------------------------------------------------------
 BENCH_DEDUP := $(BUILD)/bench/dedup-ksm
 BENCH_UFFD  := $(BUILD)/bench/uffd-touch
@@ -118,7 +142,7 @@ $(PTY_RUN): tests/kvm/pty_run.c
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
 .PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup bench-uffd bench-seccomp \
-	format clean
+	fuzz-build fuzz format clean
 
 all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD) $(BENCH_SECCOMP) \
 	$(PTY_RUN)
@@ -132,7 +156,7 @@ run: deps
 	scripts/run-default
 
 test: deps
-	$(MAKE) --no-print-directory all $(UNIT_ASAN) $(UNIT_TSAN)
+	$(MAKE) --no-print-directory all $(UNIT_ASAN) $(UNIT_TSAN) $(FUZZ_BINS)
 	guest/linux/build
 	tests/run-all
 
@@ -144,6 +168,12 @@ unit-asan: $(UNIT_ASAN)
 
 unit-tsan: $(UNIT_TSAN)
 	TSAN_OPTIONS=halt_on_error=1 $(UNIT_TSAN)
+
+fuzz-build: $(FUZZ_BINS)
+
+FUZZ_TIME ?= 300
+fuzz: $(FUZZ_BINS)
+	FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run
 
 kvm-test: $(BUILD)/faultline $(GUEST_ELF) $(PTY_RUN)
 	guest/linux/build
@@ -161,10 +191,10 @@ bench-seccomp: $(BENCH_SECCOMP)
 	$(BENCH_SECCOMP)
 
 format:
-	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch] bench/*.c)
+	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] bench/*.c)
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/tsan $(BUILD)/guest $(BUILD)/tests $(BUILD)/faultline \
-		$(BUILD)/nested
+		$(BUILD)/nested $(BUILD)/fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
