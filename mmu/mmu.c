@@ -304,6 +304,29 @@ static bool budget_charge_reclaim(struct mmu *mmu, const struct fault_ctx *ctx, 
 }
 
 /*
+ * The faulting page alone did not fit. Siblings may hold charges for pages
+ * they are still installing, some of which they will give back: two faults
+ * on one page both charge it, and only one installs it. Wait until none is
+ * unsettled (they end by themselves: their install waits on nothing of
+ * ours), at most the retry bound, so that the page is not called out of
+ * memory for a moment's double count. Returns whether it waited, so that
+ * the caller looks and charges again; false: the budget really is full.
+ * Caller holds nothing.
+ */
+static bool budget_wait_siblings(struct mmu *mmu)
+{
+	uint64_t end;
+
+	if (!__atomic_load_n(&mmu->charging, __ATOMIC_ACQUIRE))
+		return false;
+	end = mmu__now_ns() + (uint64_t)mmu->cfg.retry_ms * 1000000ULL;
+	while (__atomic_load_n(&mmu->charging, __ATOMIC_ACQUIRE) && mmu__now_ns() < end &&
+	       !__atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE))
+		usleep(20);
+	return true;
+}
+
+/*
  * Pages dedup released as zeros come back as zeros, whatever the backing
  * file holds there: zero them in @buf (pages [first, first + n)).
  */
@@ -405,12 +428,23 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	if (page_resident(mmu, pi))
 		return mmu__fault_resident(ctx, pi);
 	fault_window(mmu, ctx, pi, &first, &n);
-	if (!budget_charge_reclaim(mmu, ctx, n))
-		return n > 1 ? FAULT_FALLBACK : FAULT_OOM;
+	if (!budget_charge_reclaim(mmu, ctx, n)) {
+		if (n > 1)
+			return FAULT_FALLBACK;
+		/* Full, or full of siblings' charges that are not over yet? */
+		if (!budget_wait_siblings(mmu))
+			return FAULT_OOM;
+		if (page_resident(mmu, pi))
+			return mmu__fault_resident(ctx, pi);
+		if (!budget_charge_reclaim(mmu, ctx, n))
+			return FAULT_OOM;
+	}
+	__atomic_add_fetch(&mmu->charging, n, __ATOMIC_ACQ_REL);
 	ret = mmu__install(ctx, first, n, pi);
 	done = ret > 0 ? (uint64_t)ret / MMU_PAGE_SIZE : 0;
 	pages_mark_resident(mmu, first, done);
 	budget_uncharge(mmu, n - done);
+	__atomic_sub_fetch(&mmu->charging, n, __ATOMIC_RELEASE);
 	MMU_STAT_ADD(&mmu->stats, pages_installed, done);
 	if (done == n) {
 		MMU_STAT_ADD(&mmu->stats, pages_around, n - 1);
@@ -490,10 +524,12 @@ static uint64_t mmu__ahead_chunk(const struct fault_ctx *fault, uint64_t first, 
 		k++;
 	if (!k || !budget_charge_spare(mmu, k, mmu->cfg.fault_ahead))
 		return 0;
+	__atomic_add_fetch(&mmu->charging, k, __ATOMIC_ACQ_REL);
 	ret = mmu__install(&ctx, first, k, first);
 	done = ret > 0 ? (uint64_t)ret / MMU_PAGE_SIZE : 0;
 	pages_mark_resident(mmu, first, done);
 	budget_uncharge(mmu, k - done);
+	__atomic_sub_fetch(&mmu->charging, k, __ATOMIC_RELEASE);
 	MMU_STAT_ADD(&mmu->stats, pages_installed, done);
 	MMU_STAT_ADD(&mmu->stats, pages_ahead, done);
 	return done;
@@ -851,7 +887,9 @@ int mmu__charge(struct mmu *mmu, uint64_t n)
 {
 	const struct fault_ctx ctx = {.mmu = mmu, .vcpu = -1, .source = FAULT_SRC_UFFD};
 
-	return budget_charge_reclaim(mmu, &ctx, n) ? 0 : -ENOMEM;
+	if (budget_charge_reclaim(mmu, &ctx, n))
+		return 0;
+	return budget_wait_siblings(mmu) && budget_charge_reclaim(mmu, &ctx, n) ? 0 : -ENOMEM;
 }
 
 int mmu__charge_locked(struct mmu *mmu, uint64_t n)

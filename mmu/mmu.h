@@ -116,6 +116,13 @@ struct mmu {
 	uint64_t nr_pages;
 	uint64_t limit_pages;	 /* the budget; atomic (mmu__set_limit) */
 	uint64_t resident_pages; /* atomic */
+	/*
+	 * atomic: pages faults have charged and are still installing; each
+	 * install ends by marking what it installed resident and giving the
+	 * rest back (a page a sibling installed first is charged twice until
+	 * then). A charge that fails while this is not 0 may fit once they end.
+	 */
+	uint64_t charging;
 	/* Bitmaps by host page index, updated atomically. */
 	unsigned long *resident;      /* installed and charged */
 	unsigned long *dirty;	      /* written or pinned since installed: not reclaimable */
@@ -133,7 +140,12 @@ struct mmu {
 	int stop_fd;   /* eventfd: handler threads stop */
 	bool stopping; /* atomic */
 	bool running;  /* atomic: mmu__start() ran; the monitor's OOM goes to the owner too */
-	/* atomic: events read from the userfaultfd whose service, counters included, is not over */
+	/*
+	 * atomic: handlers reading the userfaultfd or serving what they read,
+	 * counters included. A handler counts itself before its read(), so an
+	 * event is always either still queued or counted here: an empty queue
+	 * seen before this reads 0 means every event so far is fully served.
+	 */
 	unsigned in_flight;
 	pthread_t handlers[MMU_MAX_HANDLERS];
 	unsigned nr_handlers_started;
@@ -247,8 +259,10 @@ extern const struct gpa_region_ops mmu_ram_ops;
 
 /*
  * Charge @n pages of device memory that backs guest-visible pages (a
- * BAR's) to the VM's budget, reclaiming clean RAM pages if that helps.
- * Returns 0 or -ENOMEM. Undo with mmu__uncharge(). Any thread.
+ * BAR's) to the VM's budget, reclaiming clean RAM pages if that helps, and
+ * waiting (up to the retry bound) for faults' charges that are not over
+ * (mmu.charging). Returns 0 or -ENOMEM. Undo with mmu__uncharge(). Any
+ * thread holding no lock that a fault's install takes.
  */
 int mmu__charge(struct mmu *mmu, uint64_t n) __attribute__((warn_unused_result));
 void mmu__uncharge(struct mmu *mmu, uint64_t n);

@@ -317,17 +317,21 @@ void *mmu__uffd_handler(void *arg)
 			break;
 		if (fds[1].revents)
 			break;
+		/*
+		 * In service from before the read: an event leaves the queue
+		 * only into a count that is already up (mmu.h, in_flight).
+		 */
+		__atomic_add_fetch(&mmu->in_flight, 1, __ATOMIC_ACQ_REL);
 		n = read(mmu->uffd, msgs, sizeof(msgs));
 		while (n > 0) {
 			unsigned nr = (unsigned)((size_t)n / sizeof(msgs[0]));
 
-			__atomic_add_fetch(&mmu->in_flight, nr, __ATOMIC_ACQ_REL);
 			for (i = 0; i < nr; i++)
 				mmu__serve(mmu, &msgs[i]);
-			__atomic_sub_fetch(&mmu->in_flight, nr, __ATOMIC_RELEASE);
 			n = mmu__spin_read(mmu, msgs, sizeof(msgs));
 		}
 		/* n < 0 is EAGAIN: another handler took the events */
+		__atomic_sub_fetch(&mmu->in_flight, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -392,11 +396,10 @@ void *mmu__naive_handler(void *arg)
 			break;
 		if (fds[1].revents)
 			break;
-		if (read(mmu->uffd, &msg, sizeof(msg)) != (ssize_t)sizeof(msg) ||
-		    msg.event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		__atomic_add_fetch(&mmu->in_flight, 1, __ATOMIC_ACQ_REL);
-		mmu__naive_serve(mmu, &msg);
+		__atomic_add_fetch(&mmu->in_flight, 1, __ATOMIC_ACQ_REL); /* from before the read */
+		if (read(mmu->uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) &&
+		    msg.event == UFFD_EVENT_PAGEFAULT)
+			mmu__naive_serve(mmu, &msg);
 		__atomic_sub_fetch(&mmu->in_flight, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
