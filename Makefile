@@ -191,7 +191,7 @@ bench-seccomp: $(BENCH_SECCOMP)
 	$(BENCH_SECCOMP)
 
 format:
-	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] bench/*.c)
+	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] bench/*.c)
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/tsan $(BUILD)/guest $(BUILD)/tests $(BUILD)/faultline \

@@ -26,6 +26,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_console.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/virtio_regs.h"
 #include "vmm/log.h"
 
 #define RAM_SIZE     0x10000ULL
@@ -205,22 +206,22 @@ static void op_setup(struct virtio_mmio *m, struct fuzz_in *in)
 {
 	unsigned q, nq = m->ops->nr_queues;
 
-	reg_write(m, 0x070, 0, 4); /* reset */
-	reg_write(m, 0x070, 3, 4); /* ACKNOWLEDGE | DRIVER */
-	reg_write(m, 0x024, 0, 4);
-	reg_write(m, 0x020, fuzz__u32(in), 4);
-	reg_write(m, 0x024, 1, 4);
-	reg_write(m, 0x020, 1, 4); /* VERSION_1 */
-	reg_write(m, 0x070, 0x0b, 4);
+	reg_write(m, R_STATUS, 0, 4); /* reset */
+	reg_write(m, R_STATUS, 3, 4); /* ACKNOWLEDGE | DRIVER */
+	reg_write(m, R_DRIVER_FEATURES_SEL, 0, 4);
+	reg_write(m, R_DRIVER_FEATURES, fuzz__u32(in), 4);
+	reg_write(m, R_DRIVER_FEATURES_SEL, 1, 4);
+	reg_write(m, R_DRIVER_FEATURES, 1, 4); /* VERSION_1 */
+	reg_write(m, R_STATUS, 0x0b, 4);
 	for (q = 0; q < nq; q++) {
-		reg_write(m, 0x030, q, 4);
-		reg_write(m, 0x038, 1U << (fuzz__u8(in) % 9), 4);
-		reg_write(m, 0x080, q_desc(q), 4);
-		reg_write(m, 0x090, q_avail(q), 4);
-		reg_write(m, 0x0a0, q_used(q), 4);
-		reg_write(m, 0x044, 1, 4);
+		reg_write(m, R_QUEUE_SEL, q, 4);
+		reg_write(m, R_QUEUE_NUM, 1U << (fuzz__u8(in) % 9), 4);
+		reg_write(m, R_QUEUE_DESC, q_desc(q), 4);
+		reg_write(m, R_QUEUE_DRIVER, q_avail(q), 4);
+		reg_write(m, R_QUEUE_DEVICE, q_used(q), 4);
+		reg_write(m, R_QUEUE_READY, 1, 4);
 	}
-	reg_write(m, 0x070, 0x0f, 4);
+	reg_write(m, R_STATUS, 0x0f, 4);
 }
 
 /* A descriptor's address: mostly inside RAM, sometimes anywhere. */
@@ -355,13 +356,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			q = fuzz__u8(&in) % VIRTIO_MAX_QUEUES;
 			put_avail(m, q, fuzz__u16(&in));
 			break;
-		case OP_NOTIFY: reg_write(m, 0x050, fuzz__u8(&in) % 5, 4); break;
+		case OP_NOTIFY: reg_write(m, R_QUEUE_NOTIFY, fuzz__u8(&in) % 5, 4); break;
 		case OP_HOST: op_host(&in, dev); break;
 		case OP_NOMEM: nomem = true; break;
 		case OP_CHAIN:
 			q = fuzz__u8(&in) % VIRTIO_MAX_QUEUES;
 			op_chain(m, &in, q);
-			reg_write(m, 0x050, q, 4);
+			reg_write(m, R_QUEUE_NOTIFY, q, 4);
 			break;
 		}
 		pushes += pushed(m, was);
