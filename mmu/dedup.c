@@ -805,7 +805,8 @@ static fault_t dedup__break_failed(struct dedup *d, struct fault_ctx *ctx, int e
 	return FAULT_SIGBUS;
 }
 
-fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi)
+fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi,
+			 enum cow_charge *charge)
 {
 	struct mmu *mmu = d->mmu;
 	struct dedup_node *node = d->rmap[pi].node;
@@ -813,7 +814,9 @@ fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi)
 	int err;
 
 	/* The last sharer takes the shared page's charge over. */
-	if (!last && mmu__charge_locked(mmu, 1))
+	if (!last && *charge == COW_CHARGED)
+		*charge = COW_UNCHARGED;
+	else if (!last && (*charge == COW_NO_ROOM || mmu__charge_locked(mmu, 1)))
 		return dedup__break_failed(d, ctx, ENOMEM);
 	err = inject__check("dedup.cow");
 	if (!err &&
@@ -875,13 +878,15 @@ int64_t dedup__unmerge(struct dedup *d, uint64_t nr)
 			.vcpu = -1,
 			.source = FAULT_SRC_MONITOR,
 		};
+		enum cow_charge was = mmu__charge_cow(mmu, &ctx, pi), charge = was;
 		fault_t r = FAULT_DONE;
 
 		pthread_mutex_lock(&mmu->reclaim_lock);
 		dedup__wait_idle(d, pi);
 		if (bit_test(d->merged, pi))
-			r = dedup__break_cow(d, &ctx, pi);
+			r = dedup__break_cow(d, &ctx, pi, &charge);
 		pthread_mutex_unlock(&mmu->reclaim_lock);
+		mmu__charge_cow_end(mmu, was, charge);
 		if (r != FAULT_DONE)
 			return -ENOMEM;
 		d->unmerge_cursor = (pi + 1) % mmu->nr_pages;

@@ -49,8 +49,7 @@
 #include <stdio.h>
 
 #include "mmu/fault.h"
-
-struct mmu;
+#include "mmu/mmu.h"
 
 /* Zero pages found in a row are released together, this many at most (2 MiB). */
 #define DEDUP_ZERO_RUN_MAX 512
@@ -223,11 +222,16 @@ void dedup__wait_idle(struct dedup *d, uint64_t pi);
 
 /*
  * Give merged page @pi its own copy (a guest write or the monitor's
- * access), charged to the budget. mmu->reclaim_lock held. Returns DONE,
- * OOM (not charged: dedup stops merging) or SIGBUS (a system call failed;
- * ctx->err says which errno). Wakes writers waiting on the page.
+ * access), charged to the budget: with the page *@charge holds
+ * (mmu__charge_cow(), before the lock; taken over: *@charge becomes
+ * COW_UNCHARGED), none when @pi is its shared page's last sharer, or one
+ * charged here when the caller charged none. mmu->reclaim_lock held.
+ * Returns DONE, OOM (not charged: dedup stops merging) or SIGBUS (a system
+ * call failed; ctx->err says which errno). Wakes writers waiting on the
+ * page.
  */
-fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi);
+fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi,
+			 enum cow_charge *charge);
 
 /*
  * Forget merged page @pi's contents (it is about to be poisoned): it maps

@@ -231,6 +231,7 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 			  .len = MMU_PAGE_SIZE},
 		.mode = 0,
 	};
+	enum cow_charge was = mmu__charge_cow(mmu, ctx, pi), charge = was;
 	fault_t r = FAULT_DONE;
 	int err = 0;
 
@@ -241,7 +242,7 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 		else
 			dedup__park(mmu->dedup, pi);
 	} else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi)) {
-		r = dedup__break_cow(mmu->dedup, ctx, pi);
+		r = dedup__break_cow(mmu->dedup, ctx, pi, &charge);
 	} else if (page_resident(mmu, pi)) {
 		bit_set(mmu->dirty, pi);
 		MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
@@ -253,6 +254,7 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 		mmu__wake(mmu, pi);
 	}
 	pthread_mutex_unlock(&mmu->reclaim_lock);
+	mmu__charge_cow_end(mmu, was, charge);
 	return r;
 }
 
@@ -706,17 +708,19 @@ int mmu__set_limit(struct mmu *mmu, uint64_t pages)
  */
 static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t *broke, bool held)
 {
+	enum cow_charge was, charge;
 	int ret = 0;
 
 	if (!mmu->dedup && !mmu->discards && (!mmu->wp || bit_test(mmu->dirty, pi)))
 		return page_resident(mmu, pi) ? 0 : -EAGAIN;
+	was = charge = mmu__charge_cow(mmu, ctx, pi);
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	if (mmu->dedup)
 		dedup__wait_idle(mmu->dedup, pi);
 	if (!page_resident(mmu, pi))
 		ret = -EAGAIN;
 	else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi) &&
-		 (*broke = dedup__break_cow(mmu->dedup, ctx, pi)) != FAULT_DONE)
+		 (*broke = dedup__break_cow(mmu->dedup, ctx, pi, &charge)) != FAULT_DONE)
 		ret = -ECANCELED;
 	if (!ret && mmu->dedup)
 		dedup__pin(mmu->dedup, pi);
@@ -728,6 +732,7 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t
 	else if (!ret && mmu->discards && !held && __atomic_load_n(&mmu->running, __ATOMIC_ACQUIRE))
 		mmu->holds[pi] = MMU_HELD_FOR_GOOD;
 	pthread_mutex_unlock(&mmu->reclaim_lock);
+	mmu__charge_cow_end(mmu, was, charge);
 	return ret;
 }
 
@@ -901,6 +906,26 @@ int mmu__charge_locked(struct mmu *mmu, uint64_t n)
 	if (n > 1 || !mmu->wp || !mmu__reclaim_locked(mmu, MMU_RECLAIM_BATCH))
 		return -ENOMEM;
 	return budget_charge(mmu, &ctx, n) ? 0 : -ENOMEM;
+}
+
+enum cow_charge mmu__charge_cow(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t pi)
+{
+	/* Without the lock: a page merged after this look is charged under it. */
+	if (!mmu->dedup || !dedup__page_merged(mmu->dedup, pi))
+		return COW_UNCHARGED;
+	if (!budget_charge_reclaim(mmu, ctx, 1) &&
+	    !(budget_wait_siblings(mmu) && budget_charge_reclaim(mmu, ctx, 1)))
+		return COW_NO_ROOM;
+	__atomic_add_fetch(&mmu->charging, 1, __ATOMIC_ACQ_REL);
+	return COW_CHARGED;
+}
+
+void mmu__charge_cow_end(struct mmu *mmu, enum cow_charge was, enum cow_charge left)
+{
+	if (left == COW_CHARGED)
+		budget_uncharge(mmu, 1);
+	if (was == COW_CHARGED)
+		__atomic_sub_fetch(&mmu->charging, 1, __ATOMIC_RELEASE);
 }
 
 void mmu__uncharge(struct mmu *mmu, uint64_t n)

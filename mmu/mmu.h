@@ -267,8 +267,36 @@ extern const struct gpa_region_ops mmu_ram_ops;
 int mmu__charge(struct mmu *mmu, uint64_t n) __attribute__((warn_unused_result));
 void mmu__uncharge(struct mmu *mmu, uint64_t n);
 
-/* As mmu__charge(), with mmu->reclaim_lock held (dedup). */
+/*
+ * As mmu__charge(), with mmu->reclaim_lock held (dedup): reclaims, but
+ * cannot wait for siblings' charges. Only for a page that became merged
+ * after mmu__charge_cow() looked.
+ */
 int mmu__charge_locked(struct mmu *mmu, uint64_t n) __attribute__((warn_unused_result));
+
+/* What was charged for a copy-on-write break before the reclaim lock was taken. */
+enum cow_charge {
+	COW_UNCHARGED, /* nothing: the page did not look merged, or the charge was taken over */
+	COW_CHARGED,   /* one page, counted in mmu.charging until mmu__charge_cow_end() */
+	COW_NO_ROOM,   /* none fits: the budget is full, siblings' charges and reclaim included */
+};
+
+/*
+ * The page a copy-on-write break of merged page @pi needs, charged before
+ * mmu->reclaim_lock is taken: there a full budget can still wait for
+ * siblings' charges that are not over and reclaim, as a missing page's
+ * fault does (the kernel's wp_page_copy() allocates its page before it
+ * takes the page-table lock, for the same reason). dedup__break_cow()
+ * takes a COW_CHARGED page over, or leaves it for mmu__charge_cow_end() to
+ * give back: the page may be unmerged by then, or its last sharer.
+ */
+enum cow_charge mmu__charge_cow(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t pi);
+
+/*
+ * After the reclaim lock is dropped: @was is what mmu__charge_cow()
+ * returned, @left what dedup__break_cow() left of it.
+ */
+void mmu__charge_cow_end(struct mmu *mmu, enum cow_charge was, enum cow_charge left);
 
 /*
  * Set the budget to @pages (the control API's mem-limit). Lowering it first

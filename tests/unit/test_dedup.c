@@ -22,6 +22,7 @@
 #include "mmu/dedup.h"
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
+#include "tests/unit/sibling.h"
 #include "tests/unit/unit.h"
 #include "vmm/log.h"
 
@@ -659,6 +660,114 @@ START_TEST(cow_break_over_budget_is_oom_and_stops_dedup)
 }
 END_TEST
 
+/*
+ * A copy-on-write break on a budget full only of a sibling's charge that is
+ * not over (two faults on one page both charge it for a moment) waits for
+ * it, as a missing page's fault does, in all three places a break happens:
+ * a guest write, the monitor's access and an unmerge. It charged under the
+ * reclaim lock, where it cannot wait, and was called out of memory (dedup
+ * stopped; --on-oom kill would have stopped a healthy VM).
+ */
+START_TEST(cow_break_on_a_full_budget_waits_for_a_siblings_charge)
+{
+	struct sigaction sa = {.sa_sigaction = writer_sigbus, .sa_flags = SA_SIGINFO};
+	struct writer w = {.page = 3};
+	struct sibling sib;
+	uint64_t *p;
+
+	fill_pattern(64, 4);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_sharing), 60);
+	leave_budget(1);
+	pthread_mutex_lock(&failed_lock);
+	failed.poison = true; /* an OOM is a SIGBUS for the writer, not a hang */
+	pthread_mutex_unlock(&failed_lock);
+	sigaction(SIGBUS, &sa, NULL);
+
+	/* A guest write. */
+	sibling_charges(&sib, &mmu);
+	sibling_ends_after(&sib, 20);
+	ck_assert_int_eq(pthread_create(&w.thread, NULL, writer_thread, &w), 0);
+	pthread_join(w.thread, NULL);
+	sibling_join(&sib);
+	ck_assert_int_eq(w.sigbus_code, 0);
+	ck_assert_uint_eq(guest_words(3)[0], 1);
+	ck_assert_uint_eq(DSTAT(cow_breaks), 1);
+
+	/* The monitor's access (a device's DMA). */
+	mmu__uncharge(&mmu, 1);
+	sibling_charges(&sib, &mmu);
+	sibling_ends_after(&sib, 20);
+	ck_assert_int_eq(mmu__access(&mmu, 4 * PAGE, 8, (void **)&p), 0);
+	sibling_join(&sib);
+	ck_assert_uint_eq(*p, word_of(0));
+	ck_assert_uint_eq(DSTAT(cow_breaks), 2);
+
+	/* An unmerge. */
+	mmu__uncharge(&mmu, 1);
+	sibling_charges(&sib, &mmu);
+	sibling_ends_after(&sib, 20);
+	ck_assert_int_eq(dedup__set_run(&dd, 2), 0);
+	ck_assert_int_eq(dedup__unmerge(&dd, 1), 1);
+	sibling_join(&sib);
+	ck_assert_uint_eq(DSTAT(unmerged), 1);
+
+	settle();
+	ck_assert_int_eq(failed_calls(), 0);
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 0);
+	ck_assert_uint_eq(mmu.stats.result_oom, 0);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 57);
+	ck_assert_uint_eq(resident(), NR_PAGES);
+	ck_assert_uint_eq(charging(&mmu), 0);
+	guest_words(3)[0] = word_of(3);
+	check_pattern(64, 4);
+}
+END_TEST
+
+/* ... for the retry bound at most: a charge that does not end leaves the budget full. */
+START_TEST(cow_break_waits_for_a_siblings_charge_up_to_the_bound)
+{
+	struct sibling sib;
+	uint64_t *p;
+
+	fill_pattern(16, 2);
+	pass();
+	pass();
+	leave_budget(1);
+	sibling_charges(&sib, &mmu);
+	ck_assert_int_eq(mmu__access(&mmu, 4 * PAGE, 8, (void **)&p), -ENOMEM);
+	ck_assert_int_eq(failed_calls(), 1);
+	ck_assert_uint_eq(failed.result, FAULT_OOM);
+	ck_assert_str_eq(failed.why,
+			 "copy-on-write break of a shared page: budget of 1024 pages exhausted");
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
+	sibling_ends(&sib);
+	ck_assert_uint_eq(charging(&mmu), 0);
+	ck_assert_uint_eq(resident(), NR_PAGES - 1);
+	check_pattern(16, 2);
+}
+END_TEST
+
+/* A page charged for a break that turns out not to need it (the last sharer) goes back. */
+START_TEST(an_unneeded_cow_charge_is_given_back)
+{
+	fill_pattern(2, 1);
+	pass();
+	pass();
+	ck_assert_uint_eq(resident(), 1);
+	guest_words(0)[0] = 1;
+	settle();
+	ck_assert_uint_eq(resident(), 2);
+	guest_words(1)[0] = 2; /* the last sharer: charged before the lock, given back */
+	settle();
+	ck_assert_uint_eq(DSTAT(cow_breaks), 2);
+	ck_assert_uint_eq(resident(), 2);
+	ck_assert_uint_eq(charging(&mmu), 0);
+	ck_assert_int_eq(failed_calls(), 0);
+}
+END_TEST
+
 START_TEST(injected_cow_failure_is_an_error_not_a_loop)
 {
 	void *p;
@@ -1084,6 +1193,9 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, monitor_access_breaks_and_pins);
 	tcase_add_test(tc, monitor_cow_break_over_budget_goes_to_the_owner);
 	tcase_add_test(tc, cow_break_over_budget_is_oom_and_stops_dedup);
+	tcase_add_test(tc, cow_break_on_a_full_budget_waits_for_a_siblings_charge);
+	tcase_add_test(tc, cow_break_waits_for_a_siblings_charge_up_to_the_bound);
+	tcase_add_test(tc, an_unneeded_cow_charge_is_given_back);
 	tcase_add_test(tc, injected_cow_failure_is_an_error_not_a_loop);
 	tcase_add_test(tc, injected_cow_io_error_fails_the_access);
 	tcase_add_test(tc, injected_map_failure_leaves_pages_as_they_were);

@@ -22,6 +22,7 @@
 #include "mmu/bitmap.h"
 #include "mmu/inject.h"
 #include "mmu/mmu.h"
+#include "tests/unit/sibling.h"
 #include "tests/unit/unit.h"
 #include "vmm/log.h"
 
@@ -799,42 +800,23 @@ START_TEST(window_over_budget_falls_back)
 END_TEST
 
 /*
- * A sibling's charge that is not over: @n pages charged for an install in
- * progress, as two faults on one page both charge it until one of them
- * gives its charge back. sibling_ends() gives it back after @ms.
- */
-static void sibling_charges(uint64_t n)
-{
-	__atomic_add_fetch(&mmu.resident_pages, n, __ATOMIC_ACQ_REL);
-	__atomic_add_fetch(&mmu.charging, n, __ATOMIC_ACQ_REL);
-}
-
-static void *sibling_ends(void *ms)
-{
-	usleep((unsigned)(uintptr_t)ms * 1000);
-	__atomic_sub_fetch(&mmu.resident_pages, 1, __ATOMIC_ACQ_REL);
-	__atomic_sub_fetch(&mmu.charging, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/*
  * A budget full only of a sibling's charge that is not over is no OOM: the
  * fault waits for it (a CI run of threads_race_for_the_same_pages saw one
  * page called out of memory while eight threads raced on a full budget).
  */
 START_TEST(a_full_budget_waits_for_a_siblings_charge)
 {
-	pthread_t t;
+	struct sibling sib;
 	unsigned i;
 
 	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE});
 	for (i = 0; i < 3; i++)
 		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
 				  FAULT_DONE);
-	sibling_charges(1);
-	ck_assert_int_eq(pthread_create(&t, NULL, sibling_ends, (void *)(uintptr_t)20), 0);
+	sibling_charges(&sib, &mmu);
+	sibling_ends_after(&sib, 20);
 	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
-	pthread_join(t, NULL);
+	sibling_join(&sib);
 	ck_assert_int_eq(F.calls, 0);
 	ck_assert_uint_eq(STAT(result_oom), 0);
 	ck_assert_uint_eq(resident(), 4);
@@ -845,18 +827,19 @@ END_TEST
 /* ... for the retry bound at most: a charge that does not end leaves the budget full. */
 START_TEST(a_siblings_charge_that_does_not_end_is_oom_at_the_bound)
 {
+	struct sibling sib;
 	unsigned i;
 
 	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE, .retry_ms = 30});
 	for (i = 0; i < 3; i++)
 		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
 				  FAULT_DONE);
-	sibling_charges(1);
+	sibling_charges(&sib, &mmu);
 	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_OOM);
 	ck_assert_int_eq(F.calls, 1);
 	ck_assert_str_eq(F.why, "budget of 4 pages exhausted");
 	ck_assert_uint_eq(STAT(result_oom), 1);
-	sibling_ends((void *)(uintptr_t)0);
+	sibling_ends(&sib);
 	ck_assert_uint_eq(resident(), 3);
 	mmu_teardown();
 }
