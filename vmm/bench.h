@@ -126,6 +126,18 @@ double bench__cycles_to_ns(uint64_t cycles, unsigned tsc_khz);
 json_t *bench__sample_json(const struct bench_sample *s, unsigned tsc_khz);
 
 /*
+ * Where a run's @wall_s seconds went: "phases_s" for result @r (its "ops",
+ * "ns_per_op" and "verify_s"), from the child's --stats=json "times_s"
+ * (@times: "setup", "guest", "stop", "total"). "setup" (faultline's start
+ * to the vCPUs'), "guest" (the guest ran) split into "loop" (the timed
+ * loop), "verify" and "guest_other" (the rest: boot, page tables, output),
+ * "stop" (threads joined) and "exit" (teardown after the statistics and
+ * the process's end: @wall_s less "total"). Nothing is set when @times
+ * lacks a number (an older faultline run).
+ */
+void bench__add_phases(json_t *r, json_t *times, double wall_s);
+
+/*
  * Fill "ratio_floor" and "ratio_kernel" of every touch result: its time
  * per page over that of the floor (kernel) result of the same order,
  * access and vCPU count in @results; null when there is none.

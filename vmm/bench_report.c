@@ -219,6 +219,34 @@ json_t *bench__sample_json(const struct bench_sample *s, unsigned khz)
 	return r;
 }
 
+static double pos(double x)
+{
+	return x > 0 ? x : 0.0;
+}
+
+void bench__add_phases(json_t *r, json_t *times, double wall_s)
+{
+	static const char *const keys[] = {"setup", "guest", "stop", "total"};
+	double t[4], loop, verify;
+	unsigned k;
+
+	for (k = 0; k < 4; k++) {
+		json_t *v = json_object_get(times, keys[k]);
+
+		if (!json_is_number(v))
+			return;
+		t[k] = json_number_value(v);
+	}
+	loop = (double)json_integer_value(json_object_get(r, "ops")) *
+	       json_number_value(json_object_get(r, "ns_per_op")) / 1e9;
+	verify = json_number_value(json_object_get(r, "verify_s"));
+	json_object_set_new(r, "phases_s",
+			    json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "setup", t[0], "guest", t[1],
+				      "loop", loop, "verify", verify, "guest_other",
+				      pos(t[1] - loop - verify), "stop", t[2], "exit",
+				      pos(wall_s - t[3])));
+}
+
 static const char *str_of(json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -398,6 +426,8 @@ int bench__write_csv(json_t *doc, const char *path)
 	static const char *const lat[] = {"p50", "p90", "p99", "max"};
 	static const char *const mon[] = {"faults", "pages_installed", "service_p50_ns",
 					  "service_p99_ns"};
+	static const char *const phases[] = {"setup",	    "guest", "loop", "verify",
+					     "guest_other", "stop",  "exit"};
 	FILE *f = fopen(path, "w");
 	size_t i, k;
 	json_t *r;
@@ -406,10 +436,10 @@ int bench__write_csv(json_t *doc, const char *path)
 		pr_err("cannot write the CSV file: %s (file: %s)", strerror(errno), path);
 		return -errno;
 	}
-	fprintf(f,
-		"mode,kind,order,access,vcpus,ops,ops_per_s,ns_per_op,ratio_floor,"
-		"ratio_kernel,p50_ns,p90_ns,p99_ns,max_ns,monitor_faults,"
-		"monitor_pages_installed,monitor_service_p50_ns,monitor_service_p99_ns,status\n");
+	fprintf(f, "mode,kind,order,access,vcpus,ops,ops_per_s,ns_per_op,ratio_floor,"
+		   "ratio_kernel,p50_ns,p90_ns,p99_ns,max_ns,monitor_faults,"
+		   "monitor_pages_installed,monitor_service_p50_ns,monitor_service_p99_ns,status,"
+		   "wall_s,setup_s,guest_s,loop_s,verify_s,guest_other_s,stop_s,exit_s\n");
 	json_array_foreach(json_object_get(doc, "results"), i, r)
 	{
 		fprintf(f, "%s,%s,%s,%s,%lld", str_of(r, "mode"), str_of(r, "kind"),
@@ -422,7 +452,11 @@ int bench__write_csv(json_t *doc, const char *path)
 				   json_object_get(json_object_get(r, "guest_latency_ns"), lat[k]));
 		for (k = 0; k < sizeof(mon) / sizeof(mon[0]); k++)
 			csv_number(f, json_object_get(json_object_get(r, "monitor"), mon[k]));
-		fprintf(f, ",%lld\n", (long long)json_integer_value(json_object_get(r, "status")));
+		fprintf(f, ",%lld", (long long)json_integer_value(json_object_get(r, "status")));
+		csv_number(f, json_object_get(r, "wall_s"));
+		for (k = 0; k < sizeof(phases) / sizeof(phases[0]); k++)
+			csv_number(f, json_object_get(json_object_get(r, "phases_s"), phases[k]));
+		fputc('\n', f);
 	}
 	if (fclose(f)) {
 		pr_err("cannot write the CSV file: %s (file: %s)", strerror(errno), path);

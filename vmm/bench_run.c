@@ -267,10 +267,12 @@ static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why
 			b->tsc_khz = khz;
 		r = bench__sample_json(s, khz);
 		if (r) {
-			json_object_set_new(r, "monitor", monitor_json(stats));
 			/* the whole child: start, guest, verification, teardown */
-			json_object_set_new(r, "wall_s",
-					    json_real((double)(mmu__now_ns() - start) / 1e9));
+			double wall = (double)(mmu__now_ns() - start) / 1e9;
+
+			json_object_set_new(r, "monitor", monitor_json(stats));
+			json_object_set_new(r, "wall_s", json_real(wall));
+			bench__add_phases(r, json_object_get(stats, "times_s"), wall);
 		}
 	}
 	json_decref(stats);

@@ -285,6 +285,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	vm->backing_file = cfg->backing_file;
 	vm->boot_linux = cfg->boot_linux;
 	vm->boot_timer.start_ns = cfg->start_ns;
+	vm->start_ns = cfg->start_ns;
 	ret = vm__init_ram(vm, cfg);
 	if (ret)
 		return cfg->backing_file && vm->mmu.backing_fd < 0 ? FL_EXIT_NOINPUT
@@ -766,6 +767,7 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the control socket");
 		goto out;
 	}
+	__atomic_store_n(&vm->run_ns, mmu__now_ns(), __ATOMIC_RELEASE);
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		int ret = vcpu__start(&vm->vcpus[i]);
 
@@ -777,6 +779,7 @@ int vm__run(struct vm *vm)
 	}
 	vm__wait(vm, sig_fd);
 out:
+	__atomic_store_n(&vm->stopped_ns, mmu__now_ns(), __ATOMIC_RELEASE);
 	vm__close_api(vm); /* no request to a stopping VM */
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].thread_started)
@@ -789,6 +792,7 @@ out:
 	serial__flush(&vm->serial); /* also ends the input thread */
 	if (sig_fd >= 0)
 		close(sig_fd);
+	__atomic_store_n(&vm->ended_ns, mmu__now_ns(), __ATOMIC_RELEASE);
 	return vm->status;
 }
 

@@ -100,6 +100,13 @@ struct vm {
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
 	unsigned tsc_khz; /* the guest's TSC frequency (KVM_GET_TSC_KHZ), 0: unknown */
+	/*
+	 * Where the process's time went (--stats "times_s"), CLOCK_MONOTONIC:
+	 * faultline's start, the vCPUs' start, the VM's stop (every vCPU told
+	 * to stop), and vm__run()'s end (threads joined); 0: not yet. Written
+	 * by the main thread; read by the control socket's (atomics).
+	 */
+	uint64_t start_ns, run_ns, stopped_ns, ended_ns;
 
 	struct api *api; /* the control socket (--api); NULL: none */
 

@@ -417,6 +417,34 @@ static unsigned vm__stat_bars(const struct vm *vm, const struct bar **bars)
 	return n;
 }
 
+/* Where the process's time went so far: seconds of setup, guest, stop, and in all. */
+struct vm_times {
+	double setup, guest, stop, total;
+};
+
+static void vm__times(const struct vm *vm, struct vm_times *t)
+{
+	uint64_t now = mmu__now_ns();
+	uint64_t run = __atomic_load_n(&vm->run_ns, __ATOMIC_ACQUIRE);
+	uint64_t stopped = __atomic_load_n(&vm->stopped_ns, __ATOMIC_ACQUIRE);
+	uint64_t ended = __atomic_load_n(&vm->ended_ns, __ATOMIC_ACQUIRE);
+	uint64_t setup_end = run ? run : stopped ? stopped : now;
+
+	t->setup = (double)(setup_end - vm->start_ns) / 1e9;
+	t->guest = run ? (double)((stopped ? stopped : now) - run) / 1e9 : 0.0;
+	t->stop = ended && stopped ? (double)(ended - stopped) / 1e9 : 0.0;
+	t->total = (double)(now - vm->start_ns) / 1e9;
+}
+
+static json_t *vm__times_json(const struct vm *vm)
+{
+	struct vm_times t;
+
+	vm__times(vm, &t);
+	return json_pack("{s:f,s:f,s:f,s:f}", "setup", t.setup, "guest", t.guest, "stop", t.stop,
+			 "total", t.total);
+}
+
 json_t *vm__stats_json(struct vm *vm)
 {
 	const struct bar *bars[3];
@@ -443,6 +471,7 @@ json_t *vm__stats_json(struct vm *vm)
 		root, "unclaimed",
 		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
 	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
+	json_object_set_new(root, "times_s", vm__times_json(vm));
 	if (vm->boot_linux)
 		vm__linux_stats_json(vm, root);
 	return root;
@@ -455,6 +484,7 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
 	unsigned i, n = vm__stat_bars(vm, bars);
 	struct mmu_pages pages;
+	struct vm_times t;
 	json_t *root;
 
 	if (json) {
@@ -472,6 +502,15 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		(unsigned long long)mmio);
 	fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n", "tsc_khz",
 		vm->tsc_khz);
+	vm__times(vm, &t);
+	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to the vCPUs'\n", "setup_s",
+		t.setup);
+	fprintf(out, "  %-24s %12.3f  seconds the guest ran, until the VM stopped\n", "guest_s",
+		t.guest);
+	fprintf(out, "  %-24s %12.3f  seconds to stop the vCPU and handler threads\n", "stop_s",
+		t.stop);
+	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to these statistics\n",
+		"total_s", t.total);
 	if (vm->boot_linux)
 		vm__linux_stats_text(vm, out);
 	for (i = 0; i < n; i++)

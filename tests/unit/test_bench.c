@@ -150,6 +150,39 @@ START_TEST(sample_to_json)
 }
 END_TEST
 
+/* Where a run's wall time went: the child's times split with the guest's own. */
+START_TEST(phases_of_a_run)
+{
+	json_t *r = json_pack("{s:i,s:f,s:f}", "ops", 4, "ns_per_op", 2e6, "verify_s", 0.002);
+	json_t *times = json_pack("{s:f,s:f,s:f,s:f}", "setup", 0.5, "guest", 1.0, "stop", 0.125,
+				  "total", 1.75);
+	json_t *p;
+
+	bench__add_phases(r, times, 2.0);
+	p = json_object_get(r, "phases_s");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(p, "setup")), 0.5, 1e-9);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(p, "guest")), 1.0, 1e-9);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(p, "loop")), 0.008, 1e-9);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(p, "verify")), 0.002, 1e-9);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(p, "guest_other")), 0.99, 1e-9);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(p, "stop")), 0.125, 1e-9);
+	ck_assert_double_eq_tol(json_real_value(json_object_get(p, "exit")), 0.25, 1e-9);
+	/* clocks that disagree give no negative time */
+	bench__add_phases(r, times, 1.0);
+	ck_assert(json_real_value(json_object_get(json_object_get(r, "phases_s"), "exit")) == 0.0);
+	/* a child without "times_s" (an older faultline): nothing is made up */
+	json_object_del(r, "phases_s");
+	json_object_del(times, "stop");
+	bench__add_phases(r, times, 2.0);
+	ck_assert_ptr_null(json_object_get(r, "phases_s"));
+	bench__add_phases(r, NULL, 2.0);
+	ck_assert_ptr_null(json_object_get(r, "phases_s"));
+	json_decref(times);
+	json_decref(r);
+}
+END_TEST
+
 static json_t *result(const char *mode, const char *order, int vcpus, double ns, int status)
 {
 	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:f,s:f,s:{s:f,s:f,s:f,s:f}}", "mode", mode,
@@ -206,12 +239,21 @@ START_TEST(validate_documents)
 }
 END_TEST
 
+static int commas(const char *line)
+{
+	int n = 0;
+
+	for (; *line; line++)
+		n += *line == ',';
+	return n;
+}
+
 START_TEST(csv_and_plot_files)
 {
 	char dir[] = "/tmp/faultline-bench-XXXXXX", path[128], line[512];
 	json_t *doc = document();
+	int rows = 0, columns;
 	FILE *f;
-	int rows = 0;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/r.csv", dir);
@@ -221,8 +263,15 @@ START_TEST(csv_and_plot_files)
 	ck_assert_ptr_nonnull(f);
 	ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
 	ck_assert(!strncmp(line, "mode,kind,order,access,vcpus,ops,ops_per_s", 42));
-	while (fgets(line, sizeof(line), f))
+	ck_assert_str_eq(strstr(line, ",status,"), ",status,wall_s,setup_s,guest_s,loop_s,verify_s,"
+						   "guest_other_s,stop_s,exit_s\n");
+	columns = commas(line);
+	ck_assert_int_eq(columns, 26);
+	while (fgets(line, sizeof(line), f)) {
+		/* every row has every column, empty where a result has no value */
+		ck_assert_int_eq(commas(line), columns);
 		rows++;
+	}
 	fclose(f);
 	ck_assert_int_eq(rows, 5);
 	snprintf(path, sizeof(path), "%s/plots", dir);
@@ -359,6 +408,7 @@ Suite *bench_suite(void)
 	tcase_add_test(tc, ratios_from_the_same_run);
 	tcase_add_test(tc, validate_documents);
 	tcase_add_test(tc, csv_and_plot_files);
+	tcase_add_test(tc, phases_of_a_run);
 	tcase_add_test(tc, options);
 	suite_add_tcase(s, tc);
 	return s;
