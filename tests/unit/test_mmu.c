@@ -800,6 +800,21 @@ START_TEST(window_over_budget_falls_back)
 END_TEST
 
 /*
+ * A budget of 4 pages: 3 resident, the 4th charged by a sibling's install
+ * in progress (@sib). @retry_ms: the retry bound (0: the default).
+ */
+static void full_with_a_siblings_charge(struct sibling *sib, unsigned retry_ms)
+{
+	unsigned i;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE, .retry_ms = retry_ms});
+	for (i = 0; i < 3; i++)
+		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
+				  FAULT_DONE);
+	sibling_charges(sib, &mmu);
+}
+
+/*
  * A budget full only of a sibling's charge that is not over is no OOM: the
  * fault waits for it (a CI run of threads_race_for_the_same_pages saw one
  * page called out of memory while eight threads raced on a full budget).
@@ -807,13 +822,8 @@ END_TEST
 START_TEST(a_full_budget_waits_for_a_siblings_charge)
 {
 	struct sibling sib;
-	unsigned i;
 
-	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE});
-	for (i = 0; i < 3; i++)
-		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
-				  FAULT_DONE);
-	sibling_charges(&sib, &mmu);
+	full_with_a_siblings_charge(&sib, 0);
 	sibling_ends_after(&sib, 20);
 	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
 	sibling_join(&sib);
@@ -828,13 +838,8 @@ END_TEST
 START_TEST(a_siblings_charge_that_does_not_end_is_oom_at_the_bound)
 {
 	struct sibling sib;
-	unsigned i;
 
-	mmu_setup(&(struct setup){.ram = 1 << 20, .limit = 4 * PAGE, .retry_ms = 30});
-	for (i = 0; i < 3; i++)
-		ck_assert_uint_eq(fault_at(i * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL),
-				  FAULT_DONE);
-	sibling_charges(&sib, &mmu);
+	full_with_a_siblings_charge(&sib, 30);
 	ck_assert_uint_eq(fault_at(9 * PAGE, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_OOM);
 	ck_assert_int_eq(F.calls, 1);
 	ck_assert_str_eq(F.why, "budget of 4 pages exhausted");
