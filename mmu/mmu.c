@@ -888,13 +888,21 @@ int mmu__prefault(struct mmu *mmu)
 	return 0;
 }
 
+/*
+ * Charge @n pages, reclaiming; when the budget is full of siblings' charges
+ * that are not over, wait for them once and try again. Caller holds nothing.
+ */
+static bool budget_charge_waiting(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t n)
+{
+	return budget_charge_reclaim(mmu, ctx, n) ||
+	       (budget_wait_siblings(mmu) && budget_charge_reclaim(mmu, ctx, n));
+}
+
 int mmu__charge(struct mmu *mmu, uint64_t n)
 {
 	const struct fault_ctx ctx = {.mmu = mmu, .vcpu = -1, .source = FAULT_SRC_UFFD};
 
-	if (budget_charge_reclaim(mmu, &ctx, n))
-		return 0;
-	return budget_wait_siblings(mmu) && budget_charge_reclaim(mmu, &ctx, n) ? 0 : -ENOMEM;
+	return budget_charge_waiting(mmu, &ctx, n) ? 0 : -ENOMEM;
 }
 
 int mmu__charge_locked(struct mmu *mmu, uint64_t n)
@@ -913,8 +921,7 @@ enum cow_charge mmu__charge_cow(struct mmu *mmu, const struct fault_ctx *ctx, ui
 	/* Without the lock: a page merged after this look is charged under it. */
 	if (!mmu->dedup || !dedup__page_merged(mmu->dedup, pi))
 		return COW_UNCHARGED;
-	if (!budget_charge_reclaim(mmu, ctx, 1) &&
-	    !(budget_wait_siblings(mmu) && budget_charge_reclaim(mmu, ctx, 1)))
+	if (!budget_charge_waiting(mmu, ctx, 1))
 		return COW_NO_ROOM;
 	__atomic_add_fetch(&mmu->charging, 1, __ATOMIC_ACQ_REL);
 	return COW_CHARGED;
