@@ -189,6 +189,13 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
  */
 int mmu__start(struct mmu *mmu) __attribute__((warn_unused_result));
 
+/*
+ * What waits for the handlers now, for a report on a VM that hangs:
+ * whether guest faults are queued on the userfaultfd, and how many
+ * handlers are reading or serving faults (in_flight). Any thread.
+ */
+void mmu__waiting(struct mmu *mmu, bool *queued, unsigned *in_service);
+
 /* Stop and join the handler threads; pending faults stay pending. */
 void mmu__stop(struct mmu *mmu);
 void mmu__exit(struct mmu *mmu);

@@ -430,6 +430,14 @@ int mmu__start(struct mmu *mmu)
 	return 0;
 }
 
+void mmu__waiting(struct mmu *mmu, bool *queued, unsigned *in_service)
+{
+	struct pollfd p = {.fd = mmu->uffd, .events = POLLIN};
+
+	*queued = mmu->uffd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+	*in_service = __atomic_load_n(&mmu->in_flight, __ATOMIC_ACQUIRE);
+}
+
 void mmu__stop(struct mmu *mmu)
 {
 	uint64_t one = 1;

@@ -119,6 +119,7 @@ static int finish(struct vm *vm, const struct run_config *cfg, int status)
 		status = vm__run(vm);
 		if (vm->stop_msg[0])
 			pr_err("%s", vm->stop_msg);
+		vm__print_where(vm);
 		print_stats(vm, cfg);
 	}
 	vm__exit(vm);

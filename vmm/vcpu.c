@@ -309,9 +309,9 @@ static void vcpu__sigbus_handler(int sig, siginfo_t *si, void *uc)
 	struct vcpu *vcpu = vcpu_current;
 
 	(void)uc;
-	if (vcpu &&
-	    (si->si_code == BUS_MCEERR_AO ||
-	     (si->si_code == BUS_MCEERR_AR && __atomic_load_n(&vcpu->in_run, __ATOMIC_RELAXED)))) {
+	if (vcpu && (si->si_code == BUS_MCEERR_AO ||
+		     (si->si_code == BUS_MCEERR_AR &&
+		      __atomic_load_n(&vcpu->run_since_ns, __ATOMIC_RELAXED)))) {
 		__atomic_store_n(&vcpu->sigbus_hva, (uintptr_t)si->si_addr, __ATOMIC_RELEASE);
 		return;
 	}
@@ -356,9 +356,14 @@ static void *vcpu__thread(void *arg)
 	while (vm__vcpu_may_run(vcpu->vm)) {
 		int ret;
 
-		__atomic_store_n(&vcpu->in_run, true, __ATOMIC_RELAXED);
+		__atomic_store_n(&vcpu->run_since_ns, mmu__now_ns() ?: 1, __ATOMIC_RELAXED);
 		ret = kvm__ioctl(vcpu->fd, KVM_RUN, 0, "KVM_RUN");
-		__atomic_store_n(&vcpu->in_run, false, __ATOMIC_RELAXED);
+		__atomic_store_n(&vcpu->run_since_ns, 0, __ATOMIC_RELAXED);
+		if (ret == 0) {
+			__atomic_store_n(&vcpu->last_exit, vcpu->run->exit_reason,
+					 __ATOMIC_RELAXED);
+			__atomic_add_fetch(&vcpu->exits, 1, __ATOMIC_RELEASE);
+		}
 		if (__atomic_load_n(&vcpu->sigbus_hva, __ATOMIC_ACQUIRE) &&
 		    !vcpu__handle_sigbus(vcpu))
 			break;
@@ -391,6 +396,16 @@ int vcpu__start(struct vcpu *vcpu)
 		return -ret;
 	vcpu->thread_started = true;
 	return 0;
+}
+
+void vcpu__where(const struct vcpu *vcpu, uint64_t now, struct vcpu_where *w)
+{
+	uint64_t since = __atomic_load_n(&vcpu->run_since_ns, __ATOMIC_RELAXED);
+
+	w->in_run = since != 0;
+	w->for_ns = since && now > since ? now - since : 0;
+	w->exits = __atomic_load_n(&vcpu->exits, __ATOMIC_ACQUIRE);
+	w->last_exit = __atomic_load_n(&vcpu->last_exit, __ATOMIC_RELAXED);
 }
 
 void vcpu__kick(struct vcpu *vcpu)

@@ -18,6 +18,14 @@
 
 struct vm;
 
+/* A vCPU's whereabouts at one moment (vcpu__where()). */
+struct vcpu_where {
+	bool in_run;	    /* inside KVM_RUN: guest code, HLT, or a fault the kernel holds */
+	uint64_t for_ns;    /* in_run: since it entered */
+	uint64_t exits;	    /* exits to faultline so far */
+	uint32_t last_exit; /* KVM_EXIT_*, when exits > 0 */
+};
+
 struct vcpu {
 	struct vm *vm;
 	unsigned id;
@@ -27,8 +35,17 @@ struct vcpu {
 	bool thread_started;
 	int tid;	      /* the thread's id once it runs, atomic; 0 before */
 	bool mce;	      /* KVM_X86_SETUP_MCE succeeded: machine checks can be injected */
-	bool in_run;	      /* inside KVM_RUN (the SIGBUS handler reads it) */
 	uintptr_t sigbus_hva; /* a memory error KVM reported by SIGBUS, 0: none */
+	/*
+	 * Where the vCPU is, for a report on a VM that hangs (vcpu__where()),
+	 * atomics the vCPU thread writes: when it entered KVM_RUN, 0 while
+	 * outside (the SIGBUS handler reads it too); how many KVM_RUN returns
+	 * were exits (not -EINTR), and the last one's reason.
+	 */
+	uint64_t run_since_ns;
+	uint64_t exits;
+	uint32_t last_exit;
+	struct vcpu_where at_stop; /* where it was when the VM was stopped from outside */
 };
 
 /* The bank faultline's machine checks are reported in. */
@@ -45,6 +62,9 @@ void vcpu__exit(struct vcpu *vcpu);
 
 /* Start the vCPU thread. Returns 0 or -errno (not reported). */
 int vcpu__start(struct vcpu *vcpu) __attribute__((warn_unused_result));
+
+/* Where @vcpu is at @now (mmu__now_ns()); any thread. */
+void vcpu__where(const struct vcpu *vcpu, uint64_t now, struct vcpu_where *w);
 
 /* Make the vCPU leave KVM_RUN soon; any thread. */
 void vcpu__kick(struct vcpu *vcpu);

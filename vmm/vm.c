@@ -425,24 +425,35 @@ void vm__event(struct vm *vm, const char *name, json_t *fields)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-void vm__stop(struct vm *vm, int status, const char *fmt, ...)
+/* Note where every vCPU and the fault handlers are (vm__print_where()). Caller holds vm->lock. */
+static void vm__take_where_locked(struct vm *vm)
+{
+	uint64_t now = mmu__now_ns();
+	unsigned i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vcpu__where(&vm->vcpus[i], now, &vm->vcpus[i].at_stop);
+	mmu__waiting(&vm->mmu, &vm->where_queued, &vm->where_in_service);
+	vm->where_taken = true;
+}
+
+static __attribute__((format(printf, 4, 0))) void vm__vstop(struct vm *vm, int status, bool where,
+							    const char *fmt, va_list ap)
 {
 	char reason[VM_STOP_MSG_LEN];
 	uint64_t one = 1;
-	va_list ap;
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->stopping) {
 		pthread_mutex_unlock(&vm->lock);
 		return;
 	}
+	if (where && vm->vcpus)
+		vm__take_where_locked(vm); /* before the kick below moves them */
 	vm->stopping = true;
 	vm->status = status;
-	if (fmt) {
-		va_start(ap, fmt);
+	if (fmt)
 		vsnprintf(vm->stop_msg, sizeof(vm->stop_msg), fmt, ap);
-		va_end(ap);
-	}
 	if (vm->stop_msg[0])
 		snprintf(reason, sizeof(reason), "%s", vm->stop_msg);
 	else
@@ -456,6 +467,55 @@ void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the eventfd counter cannot overflow from one write */
 	}
+}
+
+void vm__stop(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vm__vstop(vm, status, false, fmt, ap);
+	va_end(ap);
+}
+
+void vm__stop_from_outside(struct vm *vm, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vm__vstop(vm, status, true, fmt, ap);
+	va_end(ap);
+}
+
+void vm__print_where(struct vm *vm)
+{
+	unsigned i;
+
+	if (!vm->where_taken)
+		return;
+	for (i = 0; i < vm->nr_vcpus; i++) {
+		const struct vcpu_where *w = &vm->vcpus[i].at_stop;
+		char exits[96];
+
+		if (w->exits)
+			snprintf(exits, sizeof(exits), "%llu exits; the last: %s",
+				 (unsigned long long)w->exits, vcpu__exit_name(w->last_exit));
+		else
+			snprintf(exits, sizeof(exits), "no exit yet");
+		if (w->in_run)
+			pr_err("where the VM was: vCPU %u inside KVM_RUN for the last %.1f s (%s)",
+			       i, (double)w->for_ns / 1e9, exits);
+		else
+			pr_err("where the VM was: vCPU %u in faultline, out of KVM_RUN (%s)", i,
+			       exits);
+	}
+	if (vm->where_queued || vm->where_in_service)
+		pr_err("where the VM was: guest faults waiting for the fault handlers: %s queued, "
+		       "%u handler%s at work",
+		       vm->where_queued ? "some" : "none", vm->where_in_service,
+		       vm->where_in_service == 1 ? "" : "s");
+	else
+		pr_err("where the VM was: no guest fault waiting for the fault handlers");
 }
 
 const char *vm__pause_name(enum vm_pause pause)
@@ -727,8 +787,8 @@ static void vm__wait(struct vm *vm, int sig_fd)
 		if (fds[0].revents)
 			return;
 		if (fds[1].revents && read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
-			vm__stop(vm, 128 + (int)si.ssi_signo, "stopped by signal %s",
-				 strsignal((int)si.ssi_signo));
+			vm__stop_from_outside(vm, 128 + (int)si.ssi_signo, "stopped by signal %s",
+					      strsignal((int)si.ssi_signo));
 			return;
 		}
 	}

@@ -126,6 +126,13 @@ struct vm {
 	uint64_t clock_ns;		 /* clock_stopped: what it read (KVM_GET_CLOCK) */
 	bool clock_warned;		 /* KVM_GET_CLOCK or KVM_SET_CLOCK failed, said once */
 	int stop_fd;			 /* eventfd, readable once stopping */
+	/*
+	 * Stopped from outside (a signal, ctl stop): where it was taken, in
+	 * every vcpu's at_stop and here (vm__print_where()).
+	 */
+	bool where_taken;
+	bool where_queued;	   /* guest faults queued on the userfaultfd */
+	unsigned where_in_service; /* handlers reading or serving faults */
 };
 
 /*
@@ -151,6 +158,23 @@ int vm__run(struct vm *vm);
 /* Stop the VM; the first call wins. @fmt may be NULL (a clean guest exit). */
 void vm__stop(struct vm *vm, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * vm__stop() for a stop from outside the guest (a signal, ctl stop): it
+ * also notes where every vCPU and the fault handlers were, for
+ * vm__print_where().
+ */
+void vm__stop_from_outside(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * After a stop from outside, say on stderr where the VM was: each vCPU
+ * inside KVM_RUN (for how long) or in faultline, its exits, and whether
+ * guest faults waited for the fault handlers; a VM that hung shows whether
+ * the guest or the monitor held it. Nothing otherwise. Main thread, after
+ * vm__run().
+ */
+void vm__print_where(struct vm *vm);
 
 /*
  * Pause the VM: every vCPU leaves KVM_RUN and waits in vm__vcpu_may_run()

@@ -12,6 +12,7 @@
 #include "vmm/api.h"
 #include "vmm/log.h"
 #include "vmm/status.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
 #define VM_API_PARK_MS 500 /* pause: how long to wait for the vCPUs to park */
@@ -34,6 +35,30 @@ static int vm__api_stopping(struct vm *vm, char *why)
 	return stopping ? -1 : 0;
 }
 
+/* Where the vCPUs and the fault handlers are now (vcpu__where(), mmu__waiting()). */
+static json_t *vm__where_json(struct vm *vm)
+{
+	uint64_t now = mmu__now_ns();
+	json_t *o, *vcpus = json_array();
+	unsigned i, in_service;
+	bool queued;
+
+	for (i = 0; vcpus && i < vm->nr_vcpus; i++) {
+		struct vcpu_where w;
+
+		vcpu__where(&vm->vcpus[i], now, &w);
+		json_array_append_new(
+			vcpus,
+			json_pack("{s:i,s:b,s:f,s:I,s:s}", "vcpu", (int)i, "in_kvm_run", w.in_run,
+				  "for_s", (double)w.for_ns / 1e9, "exits", (json_int_t)w.exits,
+				  "last_exit", w.exits ? vcpu__exit_name(w.last_exit) : "none"));
+	}
+	mmu__waiting(&vm->mmu, &queued, &in_service);
+	o = json_pack("{s:o*,s:b,s:i}", "vcpus", vcpus, "faults_queued", queued, "handlers_at_work",
+		      (int)in_service);
+	return o;
+}
+
 static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
@@ -52,6 +77,8 @@ static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 		      "pages", "ram", (json_int_t)pages.ram, "budget", (json_int_t)pages.budget,
 		      "resident", (json_int_t)pages.resident, "on_oom", vm__on_oom_name(vm->on_oom),
 		      "pauses", (json_int_t)vm->pauses, "oom_pauses", (json_int_t)vm->oom_pauses);
+	if (o)
+		json_object_set_new(o, "where", vm__where_json(vm));
 	if (o && vm->pause == VM_PAUSED_OOM && !vm->stopping) {
 		uint64_t now = mmu__now_ns();
 
@@ -204,8 +231,9 @@ static int vm__api_stop(void *ctx, json_t *request, json_t *reply, char *why)
 	pthread_mutex_lock(&vm->lock);
 	snprintf(oom, sizeof(oom), "%s", vm->pause == VM_PAUSED_OOM ? vm->pause_msg : "");
 	pthread_mutex_unlock(&vm->lock);
-	vm__stop(vm, FL_EXIT_STOPPED, "stopped through the control socket (faultline ctl stop)%s%s",
-		 oom[0] ? " while paused: " : "", oom);
+	vm__stop_from_outside(vm, FL_EXIT_STOPPED,
+			      "stopped through the control socket (faultline ctl stop)%s%s",
+			      oom[0] ? " while paused: " : "", oom);
 	return 0;
 }
 

@@ -1133,6 +1133,61 @@ START_TEST(stalled_resolver_released_by_stop)
 }
 END_TEST
 
+/*
+ * mmu__waiting(), the hang report's view of the engine: a fault nobody has
+ * read is queued; one a handler holds counts that handler as at work; a
+ * served fault leaves neither.
+ */
+START_TEST(waiting_faults_are_seen_queued_or_in_service)
+{
+	struct toucher t = {.first = 1, .count = 1};
+	unsigned in_service;
+	bool queued;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20}); /* no handler yet */
+	mmu__waiting(&mmu, &queued, &in_service);
+	ck_assert(!queued);
+	ck_assert_uint_eq(in_service, 0);
+	touch_start(&t);
+	for (int i = 0; i < 500 && !queued; i++) {
+		usleep(2000);
+		mmu__waiting(&mmu, &queued, &in_service);
+	}
+	ck_assert(queued);
+	ck_assert_uint_eq(in_service, 0);
+	ck_assert_int_eq(inject__init("resolver.stall:EIO"), 0);
+	mmu.cfg.nr_handlers = 1; /* started only now, to find the fault queued */
+	ck_assert_int_eq(mmu__start(&mmu), 0);
+	for (int i = 0; i < 500 && (queued || !in_service); i++) {
+		usleep(2000);
+		mmu__waiting(&mmu, &queued, &in_service);
+	}
+	ck_assert(!queued);
+	ck_assert_uint_eq(in_service, 1); /* the stalled handler holds it */
+	mmu__stop(&mmu);
+	mmu__waiting(&mmu, &queued, &in_service);
+	ck_assert(!queued);
+	ck_assert_uint_eq(in_service, 0);
+	install_zero_outside(PAGE);
+	pthread_join(t.thread, NULL);
+	ck_assert_int_eq(t.bad, 0);
+	mmu_teardown();
+}
+END_TEST
+
+START_TEST(kernel_handler_has_nothing_waiting)
+{
+	unsigned in_service = 9;
+	bool queued = true;
+
+	mmu_setup(&(struct setup){.ram = 1 << 20, .handler = MMU_HANDLER_KERNEL});
+	mmu__waiting(&mmu, &queued, &in_service);
+	ck_assert(!queued);
+	ck_assert_uint_eq(in_service, 0);
+	mmu_teardown();
+}
+END_TEST
+
 /* ---- poison (--on-oom mce) and memory errors --------------------------------------------- */
 
 START_TEST(oom_poison_raises_sigbus)
@@ -1707,6 +1762,8 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, backing_file_missing);
 	tcase_add_test(tc, injected_userfaultfd);
 	tcase_add_test(tc, stalled_resolver_released_by_stop);
+	tcase_add_test(tc, waiting_faults_are_seen_queued_or_in_service);
+	tcase_add_test(tc, kernel_handler_has_nothing_waiting);
 	tcase_add_test(tc, injected_punch_failure);
 	suite_add_tcase(s, tc);
 
