@@ -383,6 +383,9 @@ static void *vcpu__thread(void *arg)
 		if (!vcpu__handle_exit(vcpu))
 			break;
 	}
+	/* Stopped from outside: where the guest was (vm__print_where()). */
+	if (__atomic_load_n(&vcpu->vm->where_taken, __ATOMIC_ACQUIRE))
+		vcpu->stop_rip = vcpu__rip(vcpu);
 	return NULL;
 }
 

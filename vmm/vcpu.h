@@ -46,6 +46,7 @@ struct vcpu {
 	uint64_t exits;
 	uint32_t last_exit;
 	struct vcpu_where at_stop; /* where it was when the VM was stopped from outside */
+	uint64_t stop_rip;	   /* then: its RIP once out of KVM_RUN; 0: unknown */
 };
 
 /* The bank faultline's machine checks are reported in. */

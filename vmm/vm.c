@@ -434,7 +434,7 @@ static void vm__take_where_locked(struct vm *vm)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu__where(&vm->vcpus[i], now, &vm->vcpus[i].at_stop);
 	mmu__waiting(&vm->mmu, &vm->where_queued, &vm->where_in_service);
-	vm->where_taken = true;
+	__atomic_store_n(&vm->where_taken, true, __ATOMIC_RELEASE);
 }
 
 static __attribute__((format(printf, 4, 0))) void vm__vstop(struct vm *vm, int status, bool where,
@@ -495,13 +495,19 @@ void vm__print_where(struct vm *vm)
 		return;
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		const struct vcpu_where *w = &vm->vcpus[i].at_stop;
-		char exits[96];
+		char exits[128];
+
+		int n;
 
 		if (w->exits)
-			snprintf(exits, sizeof(exits), "%llu exits; the last: %s",
-				 (unsigned long long)w->exits, vcpu__exit_name(w->last_exit));
+			n = snprintf(exits, sizeof(exits), "%llu exit%s; the last: %s",
+				     (unsigned long long)w->exits, w->exits == 1 ? "" : "s",
+				     vcpu__exit_name(w->last_exit));
 		else
-			snprintf(exits, sizeof(exits), "no exit yet");
+			n = snprintf(exits, sizeof(exits), "no exit yet");
+		if (vm->vcpus[i].stop_rip && n > 0 && (size_t)n < sizeof(exits))
+			snprintf(exits + n, sizeof(exits) - (size_t)n, "; stopped at RIP 0x%llx",
+				 (unsigned long long)vm->vcpus[i].stop_rip);
 		if (w->in_run)
 			pr_err("where the VM was: vCPU %u inside KVM_RUN for the last %.1f s (%s)",
 			       i, (double)w->for_ns / 1e9, exits);
