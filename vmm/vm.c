@@ -496,7 +496,6 @@ void vm__print_where(struct vm *vm)
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		const struct vcpu_where *w = &vm->vcpus[i].at_stop;
 		char exits[128];
-
 		int n;
 
 		if (w->exits)
