@@ -802,6 +802,7 @@ static fault_t dedup__break_failed(struct dedup *d, struct fault_ctx *ctx, int e
 	if (err == ENOMEM || err == ENOSPC)
 		return FAULT_OOM;
 	ctx->err = err;
+	ctx->failed = "the copy-on-write break of a shared page failed";
 	return FAULT_SIGBUS;
 }
 

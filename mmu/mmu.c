@@ -249,6 +249,10 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 		err = inject__check("UFFDIO_WRITEPROTECT");
 		if (!err && ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
 			err = errno;
+		if (err) {
+			ctx->err = err;
+			ctx->failed = "the write protection could not be lifted";
+		}
 		r = fault__from_errno(-err);
 	} else {
 		mmu__wake(mmu, pi);
@@ -366,6 +370,7 @@ static int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, u
 	err = backing_fill(mmu, ctx, buf, first, n);
 	if (err) {
 		ctx->err = -err;
+		ctx->failed = "the backing file could not be read";
 		return err == -ENOMEM ? -ENOMEM : -EIO;
 	}
 	mmu__fill_zeroed(mmu, buf, first, n);
@@ -400,6 +405,7 @@ static fault_t mmu__fault_kernel(struct fault_ctx *ctx)
 	if (madvise(page, MMU_PAGE_SIZE, MADV_POPULATE_WRITE) == 0)
 		return FAULT_DONE;
 	ctx->err = errno;
+	ctx->failed = "the kernel could not populate the page";
 	return fault__from_errno(-errno);
 }
 
@@ -410,6 +416,7 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	int64_t ret;
 
 	ctx->err = 0; /* describes this attempt, not an earlier RETRY */
+	ctx->failed = NULL;
 	ctx->win_pages = 0;
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
 		return mmu__fault_kernel(ctx);
@@ -615,8 +622,7 @@ static void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 	} else if (r & FAULT_SIGBUS) {
 		MMU_STAT_INC(&mmu->stats, result_sigbus);
 		snprintf(why, sizeof(why), "%s: %s",
-			 mmu->backing_fd >= 0 ? "the backing file could not be read"
-					      : "the page could not be installed",
+			 ctx->failed ? ctx->failed : "the page could not be installed",
 			 strerror(ctx->err ? ctx->err : EIO));
 	} else {
 		MMU_STAT_INC(&mmu->stats, result_retry_exhausted);

@@ -23,8 +23,9 @@
 	  "the guest misbehaved: a device rejected an access, unhandled exit, bad exit status, "   \
 	  "all vCPUs halted")                                                                      \
 	X(FL_EXIT_FAULT, 74,                                                                       \
-	  "a guest page fault could not be served: backing file error, retries exhausted, a "      \
-	  "device memory error the guest cannot be told of")                                       \
+	  "a guest page fault could not be served: backing file error, install or "                \
+	  "copy-on-write failure, retries exhausted, a device memory error the guest cannot be "   \
+	  "told of")                                                                               \
 	X(FL_EXIT_OOM, 75, "the guest ran out of memory and was not told by a machine check")      \
 	X(FL_EXIT_STOPPED, 76, "stopped through the control socket (faultline ctl SOCKET stop)")
 

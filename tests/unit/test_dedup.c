@@ -793,17 +793,31 @@ END_TEST
 START_TEST(injected_cow_io_error_fails_the_access)
 {
 	void *p;
+	struct fault_ctx vcpu_write = {
+		.mmu = &mmu,
+		.gpa = 3 * PAGE,
+		.hva = (uint8_t *)guest_words(3),
+		.access = FAULT_WRITE,
+		.flags = FAULT_FLAG_ALLOW_RETRY,
+		.source = FAULT_SRC_EFAULT,
+	};
 
 	fill_pattern(16, 1);
 	pass();
 	pass();
-	ck_assert_int_eq(inject__init("dedup.cow:EIO"), 0);
+	ck_assert_int_eq(inject__init("dedup.cow:EIO:0:2"), 0);
 	ck_assert_int_eq(mmu__access(&mmu, 2 * PAGE, 8, &p), -EFAULT);
 	ck_assert_int_eq(failed_calls(), 0);
 	ck_assert_uint_eq(mmu.stats.result_sigbus, 1);
 	ck_assert_uint_eq(DSTAT(cow_break_failures), 1);
 	ck_assert_str_eq(log_buf, "faultline: dedup: stopped merging: a copy-on-write break "
 				  "failed at GPA 0x2000: Input/output error\n");
+	/* A vCPU's write: its owner hears what failed, not a guess. */
+	ck_assert_uint_eq(mmu__handle_fault(&vcpu_write), FAULT_SIGBUS);
+	ck_assert_int_eq(failed_calls(), 1);
+	ck_assert_str_eq(failed.why,
+			 "the copy-on-write break of a shared page failed: Input/output error");
+	ck_assert_uint_eq(DSTAT(cow_break_failures), 2);
 	check_pattern(16, 1);
 }
 END_TEST
@@ -1169,6 +1183,80 @@ START_TEST(dedup_needs_write_protect)
 }
 END_TEST
 
+START_TEST(injected_dedup_userfaultfd)
+{
+	const struct mmu_config cfg = {
+		.ram_size = RAM, .fault_around = 1, .max_retries = 1, .retry_ms = 1, .dedup = true};
+	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
+
+	teardown();
+	ck_assert_int_eq(inject__init("userfaultfd.dedup:ENOMEM"), 0);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
+	ck_assert_int_eq(dedup__init(&dd, &mmu, DEDUP_ON, NULL), -ENOMEM);
+	ck_assert_str_eq(log_buf, "faultline: cannot set up dedup: userfaultfd failed: Cannot "
+				  "allocate memory\n");
+	dedup__exit(&dd);
+	mmu__exit(&mmu);
+	setup();
+}
+END_TEST
+
+/*
+ * Dedup's threads cannot start: the reader (the first thread), then the
+ * scanner once the reader runs. Each says which, and stopping after either
+ * joins only what started.
+ */
+START_TEST(injected_dedup_threads)
+{
+	teardown();
+	ck_assert_int_eq(inject__init("pthread_create.dedup:EAGAIN"), 0);
+	setup_parts(NULL, 0, NULL, DEDUP_ON, false);
+	ck_assert_int_eq(dedup__start(&dd), -EAGAIN);
+	ck_assert_str_eq(log_buf, "faultline: cannot start the dedup fault reader: Resource "
+				  "temporarily unavailable\n");
+	ck_assert(!dd.reader_started && !dd.scanner_started);
+	dedup__stop(&dd);
+	teardown();
+
+	ck_assert_int_eq(inject__init("pthread_create.dedup:EAGAIN:1"), 0);
+	setup_parts(NULL, 0, NULL, DEDUP_ON, false);
+	ck_assert_int_eq(dedup__start(&dd), -EAGAIN);
+	ck_assert_str_eq(log_buf, "faultline: cannot start the dedup scanner: Resource "
+				  "temporarily unavailable\n");
+	ck_assert(dd.reader_started && !dd.scanner_started);
+	dedup__stop(&dd);
+	ck_assert(!dd.reader_started);
+}
+END_TEST
+
+/*
+ * No shared page can be made (out of memory for the node): the pair stays
+ * as it was, unprotected and intact, and merges at the next pass.
+ */
+START_TEST(injected_node_failure_leaves_pages_as_they_were)
+{
+	fill_pattern(8, 1);
+	pass();
+	ck_assert_int_eq(inject__init("dedup.node:ENOMEM:0:0"), 0);
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 0);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 0);
+	ck_assert_uint_eq(resident(), 8);
+	fill(2, 5); /* writable, not protected any more */
+	ck_assert_int_eq(bad_words(2, 5), 0);
+	ck_assert_int_eq(bad_words(3, 0), 0);
+	fill(2, 0);
+	ck_assert_int_eq(inject__init(NULL), 0);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 1);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 7);
+	check_pattern(8, 1);
+	ck_assert_int_eq(failed_calls(), 0);
+}
+END_TEST
+
 Suite *dedup_suite(void)
 {
 	Suite *s = suite_create("dedup");
@@ -1209,6 +1297,9 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, write_during_a_merge_is_woken_when_it_ends);
 	tcase_add_test(tc, scanner_and_reader_share_a_cpu_for_a_batch);
 	tcase_add_test(tc, dedup_needs_write_protect);
+	tcase_add_test(tc, injected_dedup_userfaultfd);
+	tcase_add_test(tc, injected_dedup_threads);
+	tcase_add_test(tc, injected_node_failure_leaves_pages_as_they_were);
 	suite_add_tcase(s, tc);
 	return s;
 }

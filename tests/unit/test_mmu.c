@@ -1066,6 +1066,14 @@ START_TEST(injected_zeropage_efault)
 }
 END_TEST
 
+/* A file-backed VM's install that fails is not blamed on the file. */
+START_TEST(injected_copy_efault_with_file)
+{
+	expect_injected("UFFDIO_COPY:EFAULT:0:0", "file", FAULT_SIGBUS,
+			"the page could not be installed: Bad address");
+}
+END_TEST
+
 /* The file shrinks under the VM: a short read is an I/O error, not zeros. */
 START_TEST(backing_file_shrinks)
 {
@@ -1112,6 +1120,86 @@ START_TEST(injected_userfaultfd)
 			       "not permitted; run as root or set vm.unprivileged_userfaultfd=1\n");
 	mmu__exit(&mmu);
 	ck_assert_int_eq(inject__init(NULL), 0);
+}
+END_TEST
+
+/* Each other set-up call of guest RAM: its failure names the call, and nothing leaks. */
+static void expect_setup_failure(const char *spec, int err, const char *log)
+{
+	const struct mmu_config cfg = {.ram_size = 1 << 20, .fault_around = 1, .max_retries = 1};
+	const struct mmu_ops ops = {0};
+
+	ck_assert_int_eq(inject__init(spec), 0);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), err);
+	ck_assert_log(log_buf, log);
+	mmu__exit(&mmu);
+	ck_assert_int_eq(inject__init(NULL), 0);
+}
+
+START_TEST(injected_memfd_create)
+{
+	expect_setup_failure(
+		"memfd_create:ENOSPC", -ENOSPC,
+		"faultline: cannot set up guest RAM: memfd_create failed: No space left on "
+		"device\n");
+}
+END_TEST
+
+START_TEST(injected_alias_mmap)
+{
+	expect_setup_failure(
+		"mmap.alias:ENOMEM", -ENOMEM,
+		"faultline: cannot set up guest RAM: mmap of the RAM alias failed: Cannot "
+		"allocate memory\n");
+}
+END_TEST
+
+/*
+ * The second of three handler threads cannot start: mmu__start() says which
+ * and fails, and mmu__exit() stops the one that did start (no hang, no leak).
+ */
+START_TEST(injected_handler_thread)
+{
+	const struct mmu_config cfg = {
+		.ram_size = 1 << 20, .fault_around = 1, .max_retries = 1, .nr_handlers = 3};
+	const struct mmu_ops ops = {0};
+
+	ck_assert_int_eq(inject__init("pthread_create.fault:EAGAIN:1"), 0);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
+	ck_assert_int_eq(mmu__start(&mmu), -EAGAIN);
+	ck_assert_log(log_buf, "faultline: cannot start fault handler thread 1: Resource "
+			       "temporarily unavailable\n");
+	ck_assert_uint_eq(mmu.nr_handlers_started, 1);
+	mmu__stop(&mmu);
+	mmu__exit(&mmu);
+	ck_assert_int_eq(inject__init(NULL), 0);
+}
+END_TEST
+
+/*
+ * Lifting the write protection of a clean file page fails: the write fault
+ * fails as SIGBUS with the reason, the page stays resident and protected,
+ * and the next write fault (the host recovered) makes it dirty.
+ */
+START_TEST(injected_unprotect_failure)
+{
+	uint8_t *data;
+	const char *path = make_file(16 * PAGE, &data);
+
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path});
+	ck_assert_uint_eq(fault_at(0, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_int_eq(inject__init("UFFDIO_WRITEPROTECT:EIO"), 0);
+	ck_assert_uint_eq(fault_at(0, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_SIGBUS);
+	ck_assert_int_eq(F.calls, 1);
+	ck_assert_str_eq(F.why, "the write protection could not be lifted: Input/output error");
+	ck_assert_uint_eq(resident(), 1);
+	ck_assert_uint_eq(fault_at(0, FAULT_WRITE, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	ck_assert_uint_eq(mmu__reclaim(&mmu, 100), 0); /* dirty now: never reclaimed */
+	ck_assert_uint_eq(resident(), 1);
+	free(data);
+	mmu_teardown();
 }
 END_TEST
 
@@ -1758,9 +1846,14 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, injected_backing_eio);
 	tcase_add_test(tc, injected_copy_enomem);
 	tcase_add_test(tc, injected_zeropage_efault);
+	tcase_add_test(tc, injected_copy_efault_with_file);
 	tcase_add_test(tc, backing_file_shrinks);
 	tcase_add_test(tc, backing_file_missing);
 	tcase_add_test(tc, injected_userfaultfd);
+	tcase_add_test(tc, injected_memfd_create);
+	tcase_add_test(tc, injected_alias_mmap);
+	tcase_add_test(tc, injected_handler_thread);
+	tcase_add_test(tc, injected_unprotect_failure);
 	tcase_add_test(tc, stalled_resolver_released_by_stop);
 	tcase_add_test(tc, waiting_faults_are_seen_queued_or_in_service);
 	tcase_add_test(tc, kernel_handler_has_nothing_waiting);
