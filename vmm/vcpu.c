@@ -245,9 +245,11 @@ int vcpu__init(struct vcpu *vcpu, struct vm *vm, unsigned id, uint64_t entry)
 		pr_err("KVM_CREATE_VCPU failed: %s (vCPU %u)", strerror(-ret), id);
 		return ret;
 	}
-	run = mmap(NULL, vm->kvm.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	ret = -inject__check("mmap.kvm_run");
+	run = ret ? MAP_FAILED
+		  : mmap(NULL, vm->kvm.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
 	if (run == MAP_FAILED) {
-		ret = -errno;
+		ret = ret ?: -errno;
 		pr_err("mmap of kvm_run failed: %s (vCPU %u)", strerror(-ret), id);
 		goto err_close;
 	}
