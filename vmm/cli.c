@@ -454,16 +454,16 @@ static int parse_disk(char *arg, struct run_config *cfg)
 		pr_err("invalid option value: at most %d disks (--disk: %s)", CLI_MAX_DISKS, arg);
 		return -EINVAL;
 	}
-	d = &cfg->disks[cfg->nr_disks];
-	d->read_only = false;
-	if (comma && (!strcmp(comma, ",ro") || !strcmp(comma, ",rw"))) {
-		d->read_only = comma[2] == 'o';
-		*comma = '\0';
-	}
-	if (!arg[0]) {
+	if (comma && strcmp(comma, ",ro") && strcmp(comma, ",rw"))
+		comma = NULL; /* a comma of the path's own */
+	if (comma == arg || !arg[0]) {
 		pr_err("invalid option value: expected PATH[,ro] (--disk: %s)", arg);
 		return -EINVAL;
 	}
+	d = &cfg->disks[cfg->nr_disks];
+	d->read_only = comma && comma[2] == 'o';
+	if (comma)
+		*comma = '\0';
 	d->path = arg;
 	cfg->nr_disks++;
 	return 0;

@@ -222,6 +222,31 @@ START_TEST(run_errors)
 }
 END_TEST
 
+/*
+ * --disk PATH[,ro|,rw]: the suffix is cut off the path (argv is written);
+ * a comma of the path's own stays; a suffix alone is refused, as given.
+ */
+START_TEST(disk_paths)
+{
+	char a[] = "a.img,ro", b[] = "b,c.img", c[] = "d.img,rw", e[] = ",ro";
+	enum cli_command cmd;
+	struct run_config cfg;
+
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--disk", a, "--disk", b, "--disk", c), 0);
+	ck_assert_uint_eq(cfg.nr_disks, 3);
+	ck_assert_str_eq(cfg.disks[0].path, "a.img");
+	ck_assert(cfg.disks[0].read_only);
+	ck_assert_str_eq(cfg.disks[1].path, "b,c.img");
+	ck_assert(!cfg.disks[1].read_only);
+	ck_assert_str_eq(cfg.disks[2].path, "d.img");
+	ck_assert(!cfg.disks[2].read_only);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--disk", e), -EINVAL);
+	ck_assert_log(log_buf,
+		      "faultline: invalid option value: expected PATH[,ro] (--disk: ,ro)\n");
+	ck_assert_str_eq(e, ",ro");
+}
+END_TEST
+
 START_TEST(guest_arg_limits)
 {
 	enum cli_command cmd;
@@ -424,6 +449,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, run_defaults);
 	tcase_add_test(tc, run_all_options);
 	tcase_add_test(tc, run_errors);
+	tcase_add_test(tc, disk_paths);
 	tcase_add_test(tc, guest_arg_limits);
 	tcase_add_test(tc, device_options);
 	tcase_add_test(tc, dedup_option);
