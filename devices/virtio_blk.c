@@ -36,13 +36,13 @@ int virtio_blk__open(struct virtio_blk *b, const char *path, bool read_only, uns
 		pr_err("cannot open the disk image: %s (file: %s)", strerror(err), path);
 		return -err;
 	}
-	if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		err = errno ? errno : EINVAL;
+	err = fstat(b->fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
+	if (err) {
 		pr_err("cannot use the disk image: %s (file: %s)",
-		       S_ISREG(st.st_mode) ? strerror(err) : "not a regular file", path);
+		       err == EINVAL ? "not a regular file" : strerror(err), path);
 		close(b->fd);
 		b->fd = -1;
-		return -EINVAL;
+		return -err;
 	}
 	if (st.st_size % VIRTIO_BLK_SECTOR)
 		pr_err("disk image size %lld is not a multiple of 512; the last %lld bytes are "

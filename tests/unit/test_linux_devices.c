@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -879,6 +880,46 @@ START_TEST(virtio_blk_requests)
 }
 END_TEST
 
+/*
+ * Images that cannot be disks: a missing file, a directory (read-only, so
+ * that open() succeeds); one whose size is not whole sectors is used, its
+ * tail unseen, and says so.
+ */
+START_TEST(virtio_blk_image_errors)
+{
+	static char log_buf[512];
+	char path[] = "/tmp/faultline-blk-odd.XXXXXX", want[256];
+	struct virtio_blk b;
+	int fd;
+
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(virtio_blk__open(&b, "/nonexistent/disk.img", false, 0), -ENOENT);
+	ck_assert_str_eq(log_buf, "faultline: cannot open the disk image: No such file or "
+				  "directory (file: /nonexistent/disk.img)\n");
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(virtio_blk__open(&b, "/tmp", true, 0), -EINVAL);
+	ck_assert_str_eq(log_buf,
+			 "faultline: cannot use the disk image: not a regular file (file: /tmp)\n");
+	ck_assert_int_eq(b.fd, -1);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 3 * 512 + 100), 0);
+	close(fd);
+	log__capture(log_buf, sizeof(log_buf));
+	ck_assert_int_eq(virtio_blk__open(&b, path, false, 1), 0);
+	ck_assert_uint_eq(b.capacity, 3);
+	ck_assert_str_eq(b.id, "faultline-vdb");
+	snprintf(want, sizeof(want),
+		 "faultline: disk image size 1636 is not a multiple of 512; the last 100 bytes "
+		 "are not seen by the guest (file: %s)\n",
+		 path);
+	ck_assert_str_eq(log_buf, want);
+	virtio_blk__close(&b);
+	unlink(path);
+	log__capture(NULL, 0);
+}
+END_TEST
+
 START_TEST(virtio_blk_read_only_and_malformed)
 {
 	static char log_buf[512];
@@ -931,6 +972,7 @@ Suite *linux_devices_suite(void)
 	tcase_add_test(tc, pvpanic_reports_once);
 	tcase_add_test(tc, virtio_blk_requests);
 	tcase_add_test(tc, virtio_blk_read_only_and_malformed);
+	tcase_add_test(tc, virtio_blk_image_errors);
 	tcase_add_test(tc, virtio_balloon_reports);
 	tcase_add_test(tc, virtio_balloon_malformed);
 	tcase_add_test(tc, virtio_balloon_guest_stats);
