@@ -1108,6 +1108,31 @@ START_TEST(backing_file_missing)
 }
 END_TEST
 
+/* A directory or a device is not a backing file: its size means nothing. */
+START_TEST(backing_file_not_regular)
+{
+	const char *paths[] = {"/tmp", "/dev/null"};
+	char want[128];
+	unsigned i;
+
+	for (i = 0; i < 2; i++) {
+		const struct mmu_config cfg = {.ram_size = 1 << 20,
+					       .backing_file = paths[i],
+					       .fault_around = 1,
+					       .max_retries = 1};
+		const struct mmu_ops ops = {0};
+
+		log__capture(log_buf, sizeof(log_buf));
+		ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), -EINVAL);
+		snprintf(want, sizeof(want),
+			 "faultline: cannot use the backing file: not a regular file (file: %s)\n",
+			 paths[i]);
+		ck_assert_log(log_buf, want);
+		mmu__exit(&mmu);
+	}
+}
+END_TEST
+
 START_TEST(injected_userfaultfd)
 {
 	const struct mmu_config cfg = {.ram_size = 1 << 20, .fault_around = 1, .max_retries = 1};
@@ -1849,6 +1874,7 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, injected_copy_efault_with_file);
 	tcase_add_test(tc, backing_file_shrinks);
 	tcase_add_test(tc, backing_file_missing);
+	tcase_add_test(tc, backing_file_not_regular);
 	tcase_add_test(tc, injected_userfaultfd);
 	tcase_add_test(tc, injected_memfd_create);
 	tcase_add_test(tc, injected_alias_mmap);
