@@ -59,10 +59,10 @@ struct fault_ctx {
 	unsigned attempt; /* 0 on the first try */
 	enum fault_source source;
 	int err; /* out: the errno behind the last attempt's failure, 0 if none */
-	const char *
-		failed; /* out: with err, the step that failed, for the report; NULL: the install */
-	bool resume;	/* out: the owner dealt with a failed fault; the vCPU may go on */
-	bool refault;	/* out: the owner made room for a failed fault; serve it again */
+	/* out: with err, the step that failed, for the report; NULL: the install */
+	const char *failed;
+	bool resume;  /* out: the owner dealt with a failed fault; the vCPU may go on */
+	bool refault; /* out: the owner made room for a failed fault; serve it again */
 	uint64_t win_first, win_pages; /* out: the host pages this fault installed (DONE) */
 };
 
