@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mmu/inject.h"
 #include "mmu/uffd_compat.h"
 #include "vmm/log.h"
 #include "vmm/seccomp.h"
@@ -204,6 +205,7 @@ int seccomp__install(enum seccomp_mode mode)
 		      ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 					  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	ret = ret ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	ret = ret ?: -inject__check("seccomp.load");
 	ret = ret ?: seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (ret) {

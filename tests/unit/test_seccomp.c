@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "mmu/inject.h"
 #include "tests/unit/unit.h"
 #include "vmm/seccomp.h"
 #include "vmm/status.h"
@@ -107,6 +108,38 @@ START_TEST(log_and_off_let_it_through)
 }
 END_TEST
 
+/*
+ * The kernel refuses the filter: faultline says so and the install fails,
+ * so that no VM runs without the filter it asked for (vm.c stops with 70).
+ */
+START_TEST(refused_filter_fails_the_install)
+{
+	char err[256];
+	int fds[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		if (inject__init("seccomp.load:EPERM"))
+			_exit(98);
+		_exit(seccomp__install(SECCOMP_ON) == -EPERM ? 0 : 99);
+	}
+	close(fds[1]);
+	n = read(fds[0], err, sizeof(err) - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	ck_assert_str_eq(err, "faultline: cannot install the seccomp filter: Operation not "
+			      "permitted\n");
+}
+END_TEST
+
 Suite *seccomp_suite(void)
 {
 	Suite *s = suite_create("seccomp");
@@ -117,10 +150,12 @@ Suite *seccomp_suite(void)
 	(void)stops_a_call_outside_the_list;
 	(void)stops_an_ioctl_outside_the_list;
 	(void)log_and_off_let_it_through;
+	(void)refused_filter_fails_the_install;
 #else
 	tcase_add_test(tc, stops_a_call_outside_the_list);
 	tcase_add_test(tc, stops_an_ioctl_outside_the_list);
 	tcase_add_test(tc, log_and_off_let_it_through);
+	tcase_add_test(tc, refused_filter_fails_the_install);
 #endif
 	suite_add_tcase(s, tc);
 	return s;
