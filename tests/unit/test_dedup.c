@@ -1164,41 +1164,40 @@ START_TEST(no_write_is_lost_to_zero_releases)
 }
 END_TEST
 
-START_TEST(dedup_needs_write_protect)
+/*
+ * dedup__init() fails with the injection @spec: it returns @err and says
+ * @log; the MMU under it stays usable and is torn down as usual.
+ */
+static void expect_dedup_init_failure(const char *spec, int err, const char *log)
 {
 	const struct mmu_config cfg = {
 		.ram_size = RAM, .fault_around = 1, .max_retries = 1, .retry_ms = 1, .dedup = true};
 	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
 
 	teardown();
-	ck_assert_int_eq(inject__init("uffd.wp:95"), 0);
+	ck_assert_int_eq(inject__init(spec), 0);
 	log__capture(log_buf, sizeof(log_buf));
 	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
-	ck_assert_int_eq(dedup__init(&dd, &mmu, DEDUP_ON, NULL), -EOPNOTSUPP);
-	ck_assert_str_eq(log_buf, "faultline: cannot set up dedup: write-protect of guest RAM "
-				  "failed: Operation not supported\n");
+	ck_assert_int_eq(dedup__init(&dd, &mmu, DEDUP_ON, NULL), err);
+	ck_assert_str_eq(log_buf, log);
 	dedup__exit(&dd);
 	mmu__exit(&mmu);
 	setup();
+}
+
+START_TEST(dedup_needs_write_protect)
+{
+	expect_dedup_init_failure("uffd.wp:95", -EOPNOTSUPP,
+				  "faultline: cannot set up dedup: write-protect of guest RAM "
+				  "failed: Operation not supported\n");
 }
 END_TEST
 
 START_TEST(injected_dedup_userfaultfd)
 {
-	const struct mmu_config cfg = {
-		.ram_size = RAM, .fault_around = 1, .max_retries = 1, .retry_ms = 1, .dedup = true};
-	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
-
-	teardown();
-	ck_assert_int_eq(inject__init("userfaultfd.dedup:ENOMEM"), 0);
-	log__capture(log_buf, sizeof(log_buf));
-	ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), 0);
-	ck_assert_int_eq(dedup__init(&dd, &mmu, DEDUP_ON, NULL), -ENOMEM);
-	ck_assert_str_eq(log_buf, "faultline: cannot set up dedup: userfaultfd failed: Cannot "
+	expect_dedup_init_failure("userfaultfd.dedup:ENOMEM", -ENOMEM,
+				  "faultline: cannot set up dedup: userfaultfd failed: Cannot "
 				  "allocate memory\n");
-	dedup__exit(&dd);
-	mmu__exit(&mmu);
-	setup();
 }
 END_TEST
 
