@@ -822,18 +822,44 @@ START_TEST(injected_cow_io_error_fails_the_access)
 }
 END_TEST
 
-START_TEST(injected_map_failure_leaves_pages_as_they_were)
+/*
+ * Eight equal pages, whose merges fail at the injection @spec: nothing is
+ * shared, and the pages are as they were, resident, intact and writable
+ * (not left protected).
+ */
+static void merges_fail_with(const char *spec)
 {
 	fill_pattern(8, 1);
 	pass();
-	ck_assert_int_eq(inject__init("dedup.map:ENOMEM:0:0"), 0);
+	ck_assert_int_eq(inject__init(spec), 0);
 	pass();
 	ck_assert_uint_eq(DSTAT(pages_shared), 0);
-	ck_assert_uint_ge(DSTAT(merge_errors), 4);
 	ck_assert_uint_eq(resident(), 8);
-	fill(2, 5); /* writable, not protected any more */
+	fill(2, 5);
 	ck_assert_int_eq(bad_words(2, 5), 0);
 	ck_assert_int_eq(bad_words(3, 0), 0);
+}
+
+START_TEST(injected_map_failure_leaves_pages_as_they_were)
+{
+	merges_fail_with("dedup.map:ENOMEM:0:0");
+	ck_assert_uint_ge(DSTAT(merge_errors), 4);
+}
+END_TEST
+
+/* No shared page can be made (out of memory for the node); the next pass merges. */
+START_TEST(injected_node_failure_leaves_pages_as_they_were)
+{
+	merges_fail_with("dedup.node:ENOMEM:0:0");
+	ck_assert_uint_eq(DSTAT(pages_sharing), 0);
+	fill(2, 0);
+	ck_assert_int_eq(inject__init(NULL), 0);
+	pass();
+	pass();
+	ck_assert_uint_eq(DSTAT(pages_shared), 1);
+	ck_assert_uint_eq(DSTAT(pages_sharing), 7);
+	check_pattern(8, 1);
+	ck_assert_int_eq(failed_calls(), 0);
 }
 END_TEST
 
@@ -1208,51 +1234,30 @@ END_TEST
  */
 START_TEST(injected_dedup_threads)
 {
-	teardown();
-	ck_assert_int_eq(inject__init("pthread_create.dedup:EAGAIN"), 0);
-	setup_parts(NULL, 0, NULL, DEDUP_ON, false);
-	ck_assert_int_eq(dedup__start(&dd), -EAGAIN);
-	ck_assert_str_eq(log_buf, "faultline: cannot start the dedup fault reader: Resource "
-				  "temporarily unavailable\n");
-	ck_assert(!dd.reader_started && !dd.scanner_started);
-	dedup__stop(&dd);
-	teardown();
+	static const struct {
+		const char *spec, *log;
+		bool reader_started;
+	} cases[] = {
+		{"pthread_create.dedup:EAGAIN",
+		 "faultline: cannot start the dedup fault reader: Resource temporarily "
+		 "unavailable\n",
+		 false},
+		{"pthread_create.dedup:EAGAIN:1",
+		 "faultline: cannot start the dedup scanner: Resource temporarily unavailable\n",
+		 true},
+	};
+	unsigned i;
 
-	ck_assert_int_eq(inject__init("pthread_create.dedup:EAGAIN:1"), 0);
-	setup_parts(NULL, 0, NULL, DEDUP_ON, false);
-	ck_assert_int_eq(dedup__start(&dd), -EAGAIN);
-	ck_assert_str_eq(log_buf, "faultline: cannot start the dedup scanner: Resource "
-				  "temporarily unavailable\n");
-	ck_assert(dd.reader_started && !dd.scanner_started);
-	dedup__stop(&dd);
-	ck_assert(!dd.reader_started);
-}
-END_TEST
-
-/*
- * No shared page can be made (out of memory for the node): the pair stays
- * as it was, unprotected and intact, and merges at the next pass.
- */
-START_TEST(injected_node_failure_leaves_pages_as_they_were)
-{
-	fill_pattern(8, 1);
-	pass();
-	ck_assert_int_eq(inject__init("dedup.node:ENOMEM:0:0"), 0);
-	pass();
-	ck_assert_uint_eq(DSTAT(pages_shared), 0);
-	ck_assert_uint_eq(DSTAT(pages_sharing), 0);
-	ck_assert_uint_eq(resident(), 8);
-	fill(2, 5); /* writable, not protected any more */
-	ck_assert_int_eq(bad_words(2, 5), 0);
-	ck_assert_int_eq(bad_words(3, 0), 0);
-	fill(2, 0);
-	ck_assert_int_eq(inject__init(NULL), 0);
-	pass();
-	pass();
-	ck_assert_uint_eq(DSTAT(pages_shared), 1);
-	ck_assert_uint_eq(DSTAT(pages_sharing), 7);
-	check_pattern(8, 1);
-	ck_assert_int_eq(failed_calls(), 0);
+	for (i = 0; i < 2; i++) {
+		teardown();
+		ck_assert_int_eq(inject__init(cases[i].spec), 0);
+		setup_parts(NULL, 0, NULL, DEDUP_ON, false);
+		ck_assert_int_eq(dedup__start(&dd), -EAGAIN);
+		ck_assert_str_eq(log_buf, cases[i].log);
+		ck_assert(dd.reader_started == cases[i].reader_started && !dd.scanner_started);
+		dedup__stop(&dd);
+		ck_assert(!dd.reader_started);
+	}
 }
 END_TEST
 
