@@ -4,9 +4,10 @@
  * sides) into a histogram of its own (bench_hist.h), and verifies what it
  * did afterwards, outside the timing. kind= chooses the operation:
  *
- *   touch  pages=N (1024) order=seq|random access=write|read: the first
- *          touch of each of the vCPU's N pages after the image (one word
- *          written, or one read)
+ *   touch  pages=N (1024) order=seq|random access=write|read spread=S (1):
+ *          the first touch of each of the vCPU's N pages after the image
+ *          (one word written, or one read); with spread=S the N pages are
+ *          every S-th page of N*S, a guest that uses a part of its RAM
  *   mmio   ops=N (10000): reads of the dedup-regs MAGIC register, a
  *          register BAR whose every access exits to the monitor
  *   pio    ops=N (10000): reads of the serial line-status port
@@ -33,6 +34,7 @@
 
 #define BENCH_HIST_PER_LINE 16
 #define DEDUP_WORD_SHARED   8 /* dedup-regs: pages_shared, then pages_sharing */
+#define BENCH_SPREAD_MAX    4096
 #define DEDUP_WORD_SHARING  9
 
 static uint32_t hist[GUEST_MAX_CPUS][BENCH_HIST_BUCKETS];
@@ -123,27 +125,29 @@ static void barrier(const struct guest *g, uint32_t cpu)
 }
 
 struct bench_args {
-	uint64_t n;
+	uint64_t n, spread;
 	int random, read;
 };
 
 static int touch_pages(const struct guest *g, uint32_t cpu, const struct bench_args *a,
 		       uint64_t *verified)
 {
-	uint64_t base = g->ram_start + cpu * a->n * PAGE_SIZE, i, k, vstart;
+	uint64_t span = a->spread * PAGE_SIZE, base, i, k, vstart;
 	struct order o;
 
-	if (a->n == 0 || a->n > (g->ram_end - g->ram_start) / PAGE_SIZE / g->ncpus) {
+	if (a->n == 0 || a->n > (g->ram_end - g->ram_start) / PAGE_SIZE / a->spread / g->ncpus) {
 		if (cpu == 0)
-			gprintf("bench: %lu pages on %u vCPUs do not fit in %lu free bytes\n", a->n,
-				g->ncpus, g->ram_end - g->ram_start);
+			gprintf("bench: %lu pages, spread %lu, on %u vCPUs do not fit in %lu free "
+				"bytes\n",
+				a->n, a->spread, g->ncpus, g->ram_end - g->ram_start);
 		return GUEST_EXIT_NOMEM;
 	}
+	base = g->ram_start + cpu * a->n * span;
 	order_init(&o, a->n, a->random, cpu);
 	barrier(g, cpu);
 	atomic_min(&first_start, rdtsc_ordered());
 	for (i = 0; i < a->n; i++) {
-		uint64_t gpa = base + order_page(&o, i) * PAGE_SIZE, want = pattern(gpa), t0;
+		uint64_t gpa = base + order_page(&o, i) * span, want = pattern(gpa), t0;
 		volatile uint64_t *p = (volatile uint64_t *)gpa;
 
 		t0 = op_start();
@@ -156,7 +160,7 @@ static int touch_pages(const struct guest *g, uint32_t cpu, const struct bench_a
 	atomic_max(&last_end, rdtsc_ordered());
 	vstart = rdtsc_ordered();
 	for (i = 0; i < a->n; i++) {
-		uint64_t gpa = base + i * PAGE_SIZE;
+		uint64_t gpa = base + i * span;
 		const uint64_t *p = (const uint64_t *)gpa;
 
 		if (p[0] != (a->read ? 0 : pattern(gpa))) {
@@ -368,9 +372,16 @@ int bench_workload(const struct guest *g, uint32_t cpu)
 	lat = (int)ops;
 	if (!strcmp(kind, "touch")) {
 		if (guest_arg_u64(g, "pages", 1024, &a.n) ||
+		    guest_arg_u64(g, "spread", 1, &a.spread) ||
 		    guest_choice(g, "order", "seq", "random", &a.random) ||
 		    guest_choice(g, "access", "write", "read", &a.read))
 			return GUEST_EXIT_ARGS;
+		if (a.spread == 0 || a.spread > BENCH_SPREAD_MAX) {
+			if (cpu == 0)
+				gprintf("bench: spread=%lu: expected 1..%u\n", a.spread,
+					BENCH_SPREAD_MAX);
+			return GUEST_EXIT_ARGS;
+		}
 		status = touch_pages(g, cpu, &a, &verified);
 	} else if (!strcmp(kind, "mmio") || (pio = !strcmp(kind, "pio"))) {
 		if (guest_arg_u64(g, "ops", 10000, &ops))
