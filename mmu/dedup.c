@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1199,6 +1200,16 @@ uint64_t dedup__counter(struct dedup *d, unsigned index)
 	DEDUP_COUNTERS(DEDUP_COUNTER_AT)
 #undef DEDUP_COUNTER_AT
 	return ~0ULL;
+}
+
+int dedup__shared_bytes(const struct dedup *d, uint64_t *bytes)
+{
+	struct stat st;
+
+	if (fstat(d->stable_fd, &st) < 0)
+		return -errno;
+	*bytes = (uint64_t)st.st_blocks * 512;
+	return 0;
 }
 
 void dedup__print_text(struct dedup *d, FILE *out)

@@ -249,6 +249,9 @@ void dedup__pin(struct dedup *d, uint64_t pi);
 /* "off", "zero" or "on". */
 const char *dedup__mode_name(enum dedup_mode mode);
 
+/* Bytes of host memory the shared pages take now. Returns 0 or -errno. */
+int dedup__shared_bytes(const struct dedup *d, uint64_t *bytes) __attribute__((warn_unused_result));
+
 /* The counters, as text lines or a jansson object (the caller owns it). */
 void dedup__print_text(struct dedup *d, FILE *out);
 typedef struct json_t json_t;

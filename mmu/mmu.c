@@ -968,6 +968,20 @@ void mmu__pages(struct mmu *mmu, struct mmu_pages *pages)
 		pages->resident = mmu__kernel_resident(mmu);
 }
 
+int mmu__host_bytes(struct mmu *mmu, uint64_t *bytes)
+{
+	struct stat st;
+	int err;
+
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
+		return -EOPNOTSUPP;
+	err = inject__check("fstat.guest_ram");
+	if (err || fstat(mmu->memfd, &st) < 0)
+		return -(err ? err : errno);
+	*bytes = (uint64_t)st.st_blocks * 512;
+	return 0;
+}
+
 bool mmu__can_poison(const struct mmu *mmu)
 {
 	return mmu->uffd_features & UFFD_FEATURE_POISON;

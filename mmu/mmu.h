@@ -316,6 +316,14 @@ int mmu__set_limit(struct mmu *mmu, uint64_t pages) __attribute__((warn_unused_r
 /* Pages of RAM, of budget and resident now. */
 void mmu__pages(struct mmu *mmu, struct mmu_pages *pages);
 
+/*
+ * Bytes of host memory that hold guest RAM now, into *bytes: the pages the
+ * RAM's memfd holds, mapped or not. Returns 0, -EOPNOTSUPP for the kernel
+ * baseline's anonymous RAM (the process's smaps entry of ram.host says
+ * it), or -errno.
+ */
+int mmu__host_bytes(struct mmu *mmu, uint64_t *bytes) __attribute__((warn_unused_result));
+
 /* CLOCK_MONOTONIC in nanoseconds: fault service time, retry and spin bounds. */
 uint64_t mmu__now_ns(void);
 

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mmu/inject.h"
 #include "vmm/api.h"
 #include "vmm/fdt.h"
 #include "vmm/log.h"
@@ -185,6 +187,16 @@ static int vm__vcpu_of_tid(void *owner, int tid)
 	return -1;
 }
 
+/* A file of /proc for the statistics (inject site open.proc). */
+static void vm__open_proc(int *fd, int *err, const char *path)
+{
+	*err = inject__check("open.proc");
+	if (!*err) {
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+		*err = *fd < 0 ? errno : 0;
+	}
+}
+
 static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 {
 	const struct mmu_config mc = {
@@ -255,7 +267,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 
 	vm__block_signals(&blocked);
 	memset(vm, 0, sizeof(*vm));
-	vm->stop_fd = -1;
+	vm->stop_fd = vm->status_fd = vm->smaps_fd = -1;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
 	vm->mmu.memfd = vm->mmu.uffd = vm->mmu.backing_fd = vm->mmu.stop_fd = -1;
 	vm->nr_vcpus = cfg->vcpus;
@@ -271,6 +283,13 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 		pr_err("eventfd failed: %s", strerror(errno));
 		return FL_EXIT_INTERNAL;
 	}
+	/*
+	 * Opened now: the seccomp filter allows no open() once the VM is
+	 * loaded. Anonymous RAM (the kernel baseline) is found in smaps.
+	 */
+	vm__open_proc(&vm->status_fd, &vm->status_err, "/proc/self/status");
+	if (cfg->fault_handler == MMU_HANDLER_KERNEL)
+		vm__open_proc(&vm->smaps_fd, &vm->smaps_err, "/proc/self/smaps");
 	ret = kvm__init(&vm->kvm, cfg->kvm_device);
 	if (ret)
 		return ret == -ENODEV ? FL_EXIT_NOKVM : FL_EXIT_INTERNAL;
@@ -884,6 +903,10 @@ void vm__exit(struct vm *vm)
 	bus__exit(&vm->mmio_bus);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
+	if (vm->status_fd >= 0)
+		close(vm->status_fd);
+	if (vm->smaps_fd >= 0)
+		close(vm->smaps_fd);
 	pthread_cond_destroy(&vm->state_cond);
 	pthread_mutex_destroy(&vm->lock);
 }

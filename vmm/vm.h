@@ -126,6 +126,10 @@ struct vm {
 	uint64_t clock_ns;		 /* clock_stopped: what it read (KVM_GET_CLOCK) */
 	bool clock_warned;		 /* KVM_GET_CLOCK or KVM_SET_CLOCK failed, said once */
 	int stop_fd;			 /* eventfd, readable once stopping */
+	int status_fd;			 /* /proc/self/status, for the host memory; -1: none */
+	int status_err;			 /* why status_fd is -1 (errno) */
+	int smaps_fd;			 /* /proc/self/smaps, for anonymous RAM; -1: none */
+	int smaps_err;			 /* why smaps_fd is -1 (errno) */
 	/*
 	 * Stopped from outside (a signal, ctl stop): where it was taken, in
 	 * every vcpu's at_stop and here (vm__print_where()).

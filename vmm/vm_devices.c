@@ -7,11 +7,16 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "mmu/inject.h"
+#include "vmm/host_mem.h"
 #include "vmm/log.h"
 #include "vmm/status.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+
+#define VM_PROC_MAX (4U << 20) /* bytes read of a /proc file at most */
 
 /* bar_mapper.map: a memory slot of one page. */
 static int vm__bar_map(void *owner, uint64_t gpa, uint8_t *host)
@@ -445,6 +450,115 @@ static json_t *vm__times_json(const struct vm *vm)
 			 "total", t.total);
 }
 
+/* The whole of a /proc file opened before (@fd), NUL-terminated; NULL with -errno in *err. */
+static char *vm__read_proc(int fd, const char *site, int *err)
+{
+	size_t len = 0, cap = 16384;
+	char *buf = malloc(cap), *bigger;
+	ssize_t n;
+
+	*err = inject__check(site);
+	while (buf && !*err) {
+		n = pread(fd, buf + len, cap - len - 1, (off_t)len);
+		if (n < 0) {
+			*err = errno;
+		} else if (n == 0) {
+			buf[len] = '\0';
+			return buf;
+		} else if ((len += (size_t)n) < cap - 1) {
+			continue;
+		} else if (cap >= VM_PROC_MAX) {
+			*err = EFBIG;
+		} else if (!(bigger = realloc(buf, cap * 2))) {
+			*err = ENOMEM;
+		} else {
+			buf = bigger;
+			cap *= 2;
+		}
+	}
+	*err = buf ? *err : ENOMEM;
+	free(buf);
+	*err = -*err;
+	return NULL;
+}
+
+/*
+ * What the VM costs the host in memory now (vmm/host_mem.h). Returns 0, or
+ * -errno when it cannot be known (@m is then untouched).
+ */
+static int vm__host_mem(struct vm *vm, struct host_mem *m)
+{
+	struct host_mem_status s;
+	uint64_t guest = 0, shared = 0, anon = 0;
+	char *text;
+	int err;
+
+	if (vm->status_fd < 0)
+		return -vm->status_err;
+	text = vm__read_proc(vm->status_fd, "pread.proc", &err);
+	if (!text)
+		return err;
+	err = host_mem__parse_status(text, &s);
+	free(text);
+	if (err)
+		return err;
+	if (vm->mmu.cfg.handler == MMU_HANDLER_KERNEL) {
+		if (vm->smaps_fd < 0)
+			return -vm->smaps_err;
+		text = vm__read_proc(vm->smaps_fd, "pread.proc", &err);
+		if (!text)
+			return err;
+		err = host_mem__parse_smaps_anon(text, (uintptr_t)vm->mmu.ram.host, &anon);
+		free(text);
+		guest = anon * 1024;
+	} else {
+		err = mmu__host_bytes(&vm->mmu, &guest);
+	}
+	if (!err && vm->dedup)
+		err = dedup__shared_bytes(vm->dedup, &shared);
+	if (err)
+		return err;
+	host_mem__combine(&s, (guest + shared) / 1024, anon, m);
+	return 0;
+}
+
+static void vm__host_mem_json(struct vm *vm, json_t *root)
+{
+	struct host_mem m;
+	int err = vm__host_mem(vm, &m);
+
+	if (err) {
+		json_object_set_new(root, "host_memory_kib", json_null());
+		json_object_set_new(root, "host_memory_error", json_string(strerror(-err)));
+		return;
+	}
+	json_object_set_new(root, "host_memory_kib",
+			    json_pack("{s:I,s:I,s:I,s:I}", "guest", (json_int_t)m.guest_kib,
+				      "monitor", (json_int_t)m.monitor_kib, "page_tables",
+				      (json_int_t)m.page_tables_kib, "program",
+				      (json_int_t)m.program_kib));
+}
+
+static void vm__host_mem_text(struct vm *vm, FILE *out)
+{
+	struct host_mem m;
+	int err = vm__host_mem(vm, &m);
+
+	if (err) {
+		fprintf(out, "  %-24s %12s  host memory cannot be read: %s\n", "host_memory", "-",
+			strerror(-err));
+		return;
+	}
+	fprintf(out, "  %-24s %12llu  KiB of host memory holding guest RAM\n", "host_guest_kib",
+		(unsigned long long)m.guest_kib);
+	fprintf(out, "  %-24s %12llu  KiB of the monitor's own memory (heap, stacks, buffers)\n",
+		"host_monitor_kib", (unsigned long long)m.monitor_kib);
+	fprintf(out, "  %-24s %12llu  KiB of the process's page tables\n", "host_page_tables_kib",
+		(unsigned long long)m.page_tables_kib);
+	fprintf(out, "  %-24s %12llu  KiB of the program's file pages, shared between VMs\n",
+		"host_program_kib", (unsigned long long)m.program_kib);
+}
+
 json_t *vm__stats_json(struct vm *vm)
 {
 	const struct bar *bars[3];
@@ -472,6 +586,7 @@ json_t *vm__stats_json(struct vm *vm)
 		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
 	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
 	json_object_set_new(root, "times_s", vm__times_json(vm));
+	vm__host_mem_json(vm, root);
 	if (vm->boot_linux)
 		vm__linux_stats_json(vm, root);
 	return root;
@@ -511,6 +626,7 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		t.stop);
 	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to these statistics\n",
 		"total_s", t.total);
+	vm__host_mem_text(vm, out);
 	if (vm->boot_linux)
 		vm__linux_stats_text(vm, out);
 	for (i = 0; i < n; i++)

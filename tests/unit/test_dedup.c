@@ -295,7 +295,7 @@ END_TEST
 
 START_TEST(merge_frees_memory)
 {
-	uint64_t before;
+	uint64_t before, bytes;
 
 	fill_pattern(512, 16);
 	settle();
@@ -306,6 +306,11 @@ START_TEST(merge_frees_memory)
 	ck_assert_uint_eq(DSTAT(pages_shared), 16);
 	ck_assert_uint_eq(DSTAT(pages_sharing), 496);
 	ck_assert_uint_eq(resident(), 16); /* the shared pages alone */
+	/* and the host holds those alone: the guest's own pages were punched */
+	ck_assert_int_eq(mmu__host_bytes(&mmu, &bytes), 0);
+	ck_assert_uint_eq(bytes, 0);
+	ck_assert_int_eq(dedup__shared_bytes(&dd, &bytes), 0);
+	ck_assert_uint_eq(bytes, 16 * PAGE);
 	ck_assert_uint_eq(DSTAT(cow_breaks), 0);
 	check_pattern(512, 16);
 	pass(); /* merged pages stay as they are */

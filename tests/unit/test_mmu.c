@@ -379,6 +379,31 @@ START_TEST(fault_around_window)
 }
 END_TEST
 
+/*
+ * What the host holds of guest RAM is the memfd's pages, mapped or not: the
+ * resident pages the budget counts, window and monitor's accesses alike.
+ */
+START_TEST(host_bytes_are_the_memfds_pages)
+{
+	struct toucher t = {.first = 40, .count = 1};
+	uint64_t bytes = 1;
+	void *p;
+
+	mmu_setup(&(struct setup){.ram = 4 << 20, .around = 16, .handlers = 1});
+	ck_assert_int_eq(mmu__host_bytes(&mmu, &bytes), 0);
+	ck_assert_uint_eq(bytes, 0);
+	touch(&t);						   /* pages 32-47 */
+	ck_assert_int_eq(mmu__access(&mmu, 200 * PAGE, 8, &p), 0); /* and 192-207 */
+	ck_assert_uint_eq(resident(), 32);
+	ck_assert_int_eq(mmu__host_bytes(&mmu, &bytes), 0);
+	ck_assert_uint_eq(bytes, 32 * PAGE);
+	ck_assert_int_eq(inject__init("fstat.guest_ram:EIO"), 0);
+	ck_assert_int_eq(mmu__host_bytes(&mmu, &bytes), -EIO);
+	ck_assert_uint_eq(bytes, 32 * PAGE); /* untouched */
+	mmu_teardown();
+}
+END_TEST
+
 START_TEST(writes_reach_the_alias)
 {
 	struct toucher t = {.first = 0, .count = 4, .write = true, .value = 0x1122334455667788ULL};
@@ -1734,6 +1759,7 @@ END_TEST
 START_TEST(kernel_handler_has_no_userfaultfd)
 {
 	struct toucher t = {.first = 8, .count = 64, .write = true, .value = 9};
+	uint64_t bytes;
 	void *p;
 
 	mmu_setup(&(struct setup){.ram = 1 << 20, .handlers = 2, .handler = MMU_HANDLER_KERNEL});
@@ -1752,6 +1778,8 @@ START_TEST(kernel_handler_has_no_userfaultfd)
 	ck_assert_uint_eq(resident(), 65);
 	ck_assert_int_eq(mmu__prefault(&mmu), 0);
 	ck_assert_uint_eq(resident(), 256);
+	/* no memfd: the process's smaps tell what the host holds (vmm/host_mem.h) */
+	ck_assert_int_eq(mmu__host_bytes(&mmu, &bytes), -EOPNOTSUPP);
 	mmu_teardown();
 }
 END_TEST
@@ -1796,6 +1824,7 @@ Suite *mmu_suite(void)
 	tc = tcase_create("lazy");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, zero_fill_on_touch);
+	tcase_add_test(tc, host_bytes_are_the_memfds_pages);
 	tcase_add_test(tc, fault_around_window);
 	tcase_add_test(tc, writes_reach_the_alias);
 	tcase_add_test(tc, file_backing_read_lazily);
