@@ -45,14 +45,16 @@
 	X("input", 'i', 1, "FILE", "render results saved with --json instead of measuring")        \
 	X("kernel", 'k', 1, "FILE",                                                                \
 	  "the test guest (default: guest/faultline-guest.elf beside this program)")               \
-	X("pages", 'n', 1, "N", "pages each vCPU touches (default 16384; 16..1048576)")            \
+	X("pages", 'n', 1, "N",                                                                    \
+	  "pages each vCPU touches (default 16384; 16..1048576; sparse-write at most 4096)")       \
 	X("vcpus", 'c', 1, "LIST",                                                                 \
 	  "vCPU counts of the scaling runs (default 1,2,4,8,16 up to this host's CPUs)")           \
 	X("repeat", 'r', 1, "N", "runs per result, the median is kept (default 3; 1..21)")         \
 	X("modes", 'M', 1, "LIST", "only these modes, comma-separated (default: all)")             \
 	X("patterns", 'p', 1, "LIST",                                                              \
-	  "only these touch patterns: seq-write, random-write, seq-read, random-read (default: "   \
-	  "all; the scaling runs come with seq-write)")                                            \
+	  "only these touch patterns: seq-write, random-write, seq-read, random-read, "            \
+	  "sparse-write (every 16th page of RAM 16 times larger: what each mode holds of a guest " \
+	  "that uses part of its RAM) (default: all; the scaling runs come with seq-write)")       \
 	X("timeout", 't', 1, "S", "seconds one run may take (default 300)")                        \
 	X("help", 'h', 0, "", "show this help")
 
@@ -141,7 +143,8 @@ void bench__usage(FILE *out)
 	BENCH_OPTIONS(BENCH_HELPLINE)
 #undef BENCH_HELPLINE
 	fprintf(out, "\nModes of the touch workload (sequential and random, write and read, "
-		     "1 vCPU;\nthose marked * also at every --vcpus count, sequential write):\n");
+		     "sparse write,\n1 vCPU; those marked * also at every --vcpus count, "
+		     "sequential write):\n");
 	for (i = 0; i < sizeof(touch_modes) / sizeof(touch_modes[0]); i++)
 		fprintf(out, "  %-10s%s %s%s\n", touch_modes[i].name,
 			touch_modes[i].scaling ? "*" : " ", touch_modes[i].help,
@@ -199,17 +202,23 @@ static int parse_vcpu_list(const char *s, struct bench_options *o)
 	return 0;
 }
 
-/* The touch workload's patterns: order, access, and the name --patterns takes. */
-static const char *const patterns[][3] = {{"seq", "write", "seq-write"},
-					  {"random", "write", "random-write"},
-					  {"seq", "read", "seq-read"},
-					  {"random", "read", "random-read"}};
+/*
+ * The touch workload's patterns: order, access, and the name --patterns
+ * takes. "sparse" is sequential order over every BENCH_SPREAD-th page: a
+ * guest that uses a part of its RAM, for what each mode costs in memory.
+ */
+static const char *const patterns[][3] = {
+	{"seq", "write", "seq-write"},	     {"random", "write", "random-write"},
+	{"seq", "read", "seq-read"},	     {"random", "read", "random-read"},
+	{"sparse", "write", "sparse-write"},
+};
+#define NR_PATTERNS (sizeof(patterns) / sizeof(patterns[0]))
 
 static bool pattern_known(const char *name, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
+	for (i = 0; i < NR_PATTERNS; i++)
 		if (strlen(patterns[i][2]) == len && !strncmp(patterns[i][2], name, len))
 			return true;
 	return false;
@@ -375,18 +384,20 @@ unsigned bench__jobs(const struct bench_options *o, struct bench_job *jobs, unsi
 {
 	const size_t nm = sizeof(touch_modes) / sizeof(touch_modes[0]);
 	uint64_t small = o->pages < 4096 ? o->pages : 4096;
-	unsigned n = 0, p, v;
-	size_t m;
+	unsigned n = 0, v;
+	size_t m, p;
 
-	for (p = 0; p < 4; p++)
+	for (p = 0; p < NR_PATTERNS; p++)
 		for (m = 0; m < nm; m++)
 			if (listed(o->patterns, patterns[p][2]) &&
 			    mode_selected(o, touch_modes[m].name) &&
 			    !default_size(touch_modes[m].name))
 				add_job(jobs, &n, max,
-					(struct bench_job){touch_modes[m].name, "touch",
-							   patterns[p][0], patterns[p][1], 1,
-							   touch_modes[m].flags, o->pages});
+					(struct bench_job){
+						touch_modes[m].name, "touch", patterns[p][0],
+						patterns[p][1], 1, touch_modes[m].flags,
+						strcmp(patterns[p][0], "sparse") ? o->pages
+										 : small});
 	for (v = 0; v < o->nr_vcpus; v++)
 		for (m = 0; m < nm; m++)
 			if (o->vcpus[v] > 1 && touch_modes[m].scaling &&

@@ -20,7 +20,8 @@
 #include "guest/bench_hist.h"
 
 #define BENCH_MAX_VCPU_COUNTS 8
-#define BENCH_FORMAT	      1 /* "faultline_bench" in the JSON: its layout's version */
+#define BENCH_FORMAT	      1	 /* "faultline_bench" in the JSON: its layout's version */
+#define BENCH_SPREAD	      16 /* the sparse pattern touches every 16th page */
 
 typedef struct json_t json_t;
 
@@ -56,7 +57,7 @@ int bench__main(const struct bench_options *o);
 struct bench_job {
 	const char *mode;
 	const char *kind;
-	const char *order;  /* touch only, else "-" */
+	const char *order;  /* touch only: seq, random or sparse (BENCH_SPREAD); else "-" */
 	const char *access; /* touch only, else "-" */
 	unsigned vcpus;
 	const char *const *flags; /* the mode's run options, NULL-terminated or 4 long */
@@ -140,7 +141,9 @@ void bench__add_phases(json_t *r, json_t *times, double wall_s);
 /*
  * Fill "ratio_floor" and "ratio_kernel" of every touch result: its time
  * per page over that of the floor (kernel) result of the same order,
- * access and vCPU count in @results; null when there is none.
+ * access and vCPU count in @results; null when there is none. And
+ * "memory_ratio_floor": its host memory (bench__host_kib()) over the
+ * floor's.
  */
 void bench__add_ratios(json_t *results);
 
@@ -148,6 +151,13 @@ void bench__add_ratios(json_t *results);
  * Check that @doc is a results document this version can render, naming
  * the first bad key in @why. Returns 0 or -EINVAL.
  */
+/*
+ * The host memory a result's VM held at its end, in KiB: guest RAM, the
+ * monitor's own memory and page tables ("memory_kib", from the child's
+ * --stats=json "host_memory_kib"). 0 when the result has none.
+ */
+double bench__host_kib(json_t *r);
+
 int bench__validate(json_t *doc, char *why, size_t len) __attribute__((warn_unused_result));
 
 /* Render: the table to @out; CSV to @path; plot data, scripts and SVGs in @dir. */

@@ -289,6 +289,27 @@ static json_t *ratio(json_t *results, json_t *r, const char *mode)
 			: json_null();
 }
 
+double bench__host_kib(json_t *r)
+{
+	json_t *m = json_object_get(r, "memory_kib");
+	json_t *guest = json_object_get(m, "guest"), *monitor = json_object_get(m, "monitor");
+	json_t *tables = json_object_get(m, "page_tables");
+
+	if (!json_is_integer(guest) || !json_is_integer(monitor) || !json_is_integer(tables))
+		return 0;
+	return (double)(json_integer_value(guest) + json_integer_value(monitor) +
+			json_integer_value(tables));
+}
+
+/* @r's host memory over the floor's, same pattern and vCPUs. */
+static json_t *memory_ratio(json_t *results, json_t *r)
+{
+	json_t *peer = find_peer(results, r, "floor");
+	double base = peer ? bench__host_kib(peer) : 0, mine = bench__host_kib(r);
+
+	return base > 0 && mine > 0 && result_ok(r) ? json_real(mine / base) : json_null();
+}
+
 void bench__add_ratios(json_t *results)
 {
 	size_t i;
@@ -302,6 +323,8 @@ void bench__add_ratios(json_t *results)
 				    touch ? ratio(results, r, "floor") : json_null());
 		json_object_set_new(r, "ratio_kernel",
 				    touch ? ratio(results, r, "kernel") : json_null());
+		json_object_set_new(r, "memory_ratio_floor",
+				    touch ? memory_ratio(results, r) : json_null());
 	}
 }
 
@@ -360,7 +383,7 @@ static void format_ratio(char *buf, size_t len, json_t *v)
 
 static void print_row(json_t *r, FILE *out)
 {
-	char pattern[32], rf[16], rk[16];
+	char pattern[32], rf[16], rk[16], rm[16], mib[24] = "-";
 
 	snprintf(pattern, sizeof(pattern), "%s", str_of(r, "kind"));
 	if (!strcmp(str_of(r, "kind"), "touch"))
@@ -375,7 +398,11 @@ static void print_row(json_t *r, FILE *out)
 	}
 	format_ratio(rf, sizeof(rf), json_object_get(r, "ratio_floor"));
 	format_ratio(rk, sizeof(rk), json_object_get(r, "ratio_kernel"));
-	fprintf(out, "%-10s %-13s %3lld %11.0f %8s %8s %8.2f %8.2f %8.2f %9.2f %9.2f %9lld\n",
+	format_ratio(rm, sizeof(rm), json_object_get(r, "memory_ratio_floor"));
+	if (bench__host_kib(r) > 0)
+		snprintf(mib, sizeof(mib), "%.1f", bench__host_kib(r) / 1024);
+	fprintf(out,
+		"%-10s %-13s %3lld %11.0f %8s %8s %8.2f %8.2f %8.2f %9.2f %9.2f %9lld %9s %7s\n",
 		str_of(r, "mode"), pattern,
 		(long long)json_integer_value(json_object_get(r, "vcpus")),
 		num_at(r, NULL, "ops_per_s"), rf, rk, num_at(r, "guest_latency_ns", "p50") / 1e3,
@@ -384,7 +411,8 @@ static void print_row(json_t *r, FILE *out)
 		num_at(r, "guest_latency_ns", "max") / 1e3,
 		num_at(r, "monitor", "service_p50_ns") / 1e3,
 		(long long)json_integer_value(
-			json_object_get(json_object_get(r, "monitor"), "faults")));
+			json_object_get(json_object_get(r, "monitor"), "faults")),
+		mib, rm);
 }
 
 void bench__print_table(json_t *doc, FILE *out)
@@ -399,14 +427,16 @@ void bench__print_table(json_t *doc, FILE *out)
 		json_is_true(json_object_get(doc, "quick")) ? ", --quick: sizes too small to "
 							      "compare"
 							    : "");
-	fprintf(out, "%-10s %-13s %3s %11s %8s %8s %8s %8s %8s %9s %9s %9s\n", "mode", "pattern",
-		"cpu", "ops/s", "xfloor", "xkernel", "p50 us", "p90 us", "p99 us", "max us",
-		"svc p50", "faults");
+	fprintf(out, "%-10s %-13s %3s %11s %8s %8s %8s %8s %8s %9s %9s %9s %9s %7s\n", "mode",
+		"pattern", "cpu", "ops/s", "xfloor", "xkernel", "p50 us", "p90 us", "p99 us",
+		"max us", "svc p50", "faults", "host MiB", "xmem");
 	json_array_foreach(json_object_get(doc, "results"), i, r) print_row(r, out);
 	fprintf(out, "xfloor, xkernel: time per page over the pre-populated floor's and kernel "
 		     "demand paging's, same pattern and vCPUs (1.00x: as fast)\n"
 		     "p50..max: latency of one operation seen by the guest (TSC); svc p50: "
-		     "fault service time seen by the monitor\n");
+		     "fault service time seen by the monitor\n"
+		     "host MiB: host memory of the VM at its end (guest RAM held, the monitor's "
+		     "own, page tables); xmem: over the floor's\n");
 }
 
 static void csv_number(FILE *f, json_t *v)
@@ -428,6 +458,7 @@ int bench__write_csv(json_t *doc, const char *path)
 					  "service_p99_ns"};
 	static const char *const phases[] = {"setup",	    "guest", "loop", "verify",
 					     "guest_other", "stop",  "exit"};
+	static const char *const mem[] = {"guest", "monitor", "page_tables"};
 	FILE *f = fopen(path, "w");
 	size_t i, k;
 	json_t *r;
@@ -439,7 +470,9 @@ int bench__write_csv(json_t *doc, const char *path)
 	fprintf(f, "mode,kind,order,access,vcpus,ops,ops_per_s,ns_per_op,ratio_floor,"
 		   "ratio_kernel,p50_ns,p90_ns,p99_ns,max_ns,monitor_faults,"
 		   "monitor_pages_installed,monitor_service_p50_ns,monitor_service_p99_ns,status,"
-		   "wall_s,setup_s,guest_s,loop_s,verify_s,guest_other_s,stop_s,exit_s\n");
+		   "wall_s,setup_s,guest_s,loop_s,verify_s,guest_other_s,stop_s,exit_s,"
+		   "host_guest_kib,host_monitor_kib,host_page_tables_kib,memory_ratio_floor,"
+		   "monitor_resident_pages\n");
 	json_array_foreach(json_object_get(doc, "results"), i, r)
 	{
 		fprintf(f, "%s,%s,%s,%s,%lld", str_of(r, "mode"), str_of(r, "kind"),
@@ -456,6 +489,10 @@ int bench__write_csv(json_t *doc, const char *path)
 		csv_number(f, json_object_get(r, "wall_s"));
 		for (k = 0; k < sizeof(phases) / sizeof(phases[0]); k++)
 			csv_number(f, json_object_get(json_object_get(r, "phases_s"), phases[k]));
+		for (k = 0; k < sizeof(mem) / sizeof(mem[0]); k++)
+			csv_number(f, json_object_get(json_object_get(r, "memory_kib"), mem[k]));
+		csv_number(f, json_object_get(r, "memory_ratio_floor"));
+		csv_number(f, json_object_get(json_object_get(r, "monitor"), "resident_pages"));
 		fputc('\n', f);
 	}
 	if (fclose(f)) {

@@ -32,7 +32,8 @@ static void append(char **argv, unsigned *argc, const char *s)
 
 /* Storage for the formatted arguments of one command line. */
 struct bench_argbuf {
-	char mem[32], vcpus[16], kind[32], order[32], access[32], ops[48], vram[64], lat[16];
+	char mem[32], vcpus[16], kind[32], order[32], access[32], ops[48], vram[64], lat[16],
+		spread[32];
 };
 
 static uint64_t align_up(uint64_t x, uint64_t a)
@@ -44,7 +45,10 @@ static uint64_t align_up(uint64_t x, uint64_t a)
 static void job_argv(const struct bench_run *b, const struct bench_job *job, int lat,
 		     struct bench_argbuf *buf, char **argv)
 {
-	uint64_t ram = align_up(job->ops * job->vcpus * 4096ULL, CLI_MEM_ALIGN) + (16ULL << 20);
+	bool sparse = !strcmp(job->order, "sparse");
+	uint64_t spread = sparse ? BENCH_SPREAD : 1;
+	uint64_t ram =
+		align_up(job->ops * job->vcpus * spread * 4096ULL, CLI_MEM_ALIGN) + (16ULL << 20);
 	unsigned argc = 0, i;
 
 	if (strcmp(job->kind, "touch"))
@@ -53,7 +57,8 @@ static void job_argv(const struct bench_run *b, const struct bench_job *job, int
 	snprintf(buf->vcpus, sizeof(buf->vcpus), "%u", job->vcpus);
 	snprintf(buf->kind, sizeof(buf->kind), "kind=%s", job->kind);
 	snprintf(buf->lat, sizeof(buf->lat), "lat=%d", lat);
-	snprintf(buf->order, sizeof(buf->order), "order=%s", job->order);
+	snprintf(buf->order, sizeof(buf->order), "order=%s", sparse ? "seq" : job->order);
+	snprintf(buf->spread, sizeof(buf->spread), "spread=%llu", (unsigned long long)spread);
 	snprintf(buf->access, sizeof(buf->access), "access=%s", job->access);
 	snprintf(buf->ops, sizeof(buf->ops), "%s=%llu",
 		 strcmp(job->kind, "mmio") && strcmp(job->kind, "pio") ? "pages" : "ops",
@@ -91,6 +96,10 @@ static void job_argv(const struct bench_run *b, const struct bench_job *job, int
 		append(argv, &argc, buf->order);
 		append(argv, &argc, "--guest-arg");
 		append(argv, &argc, buf->access);
+		if (sparse) {
+			append(argv, &argc, "--guest-arg");
+			append(argv, &argc, buf->spread);
+		}
 	}
 }
 
@@ -271,6 +280,8 @@ static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why
 			double wall = (double)(mmu__now_ns() - start) / 1e9;
 
 			json_object_set_new(r, "monitor", monitor_json(stats));
+			json_object_set(r, "memory_kib",
+					json_object_get(stats, "host_memory_kib") ?: json_null());
 			json_object_set_new(r, "wall_s", json_real(wall));
 			bench__add_phases(r, json_object_get(stats, "times_s"), wall);
 		}

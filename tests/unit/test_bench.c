@@ -14,6 +14,7 @@
 
 #include "tests/unit/unit.h"
 #include "vmm/bench.h"
+#include "vmm/host_mem.h"
 #include "vmm/log.h"
 
 static char log_buf[1024];
@@ -220,6 +221,104 @@ START_TEST(ratios_from_the_same_run)
 }
 END_TEST
 
+/* Host memory: guest RAM, the monitor and page tables, over the floor's. */
+static void set_memory(json_t *r, int guest, int monitor, int tables)
+{
+	json_object_set_new(r, "memory_kib",
+			    json_pack("{s:i,s:i,s:i,s:i}", "guest", guest, "monitor", monitor,
+				      "page_tables", tables, "program", 500));
+}
+
+START_TEST(memory_ratios_from_the_same_run)
+{
+	json_t *doc = document(), *results = json_object_get(doc, "results");
+
+	set_memory(json_array_get(results, 0), 1000, 20, 4);
+	set_memory(json_array_get(results, 2), 200, 52, 4);
+	set_memory(json_array_get(results, 3), 100, 20, 4);
+	bench__add_ratios(results);
+	ck_assert(bench__host_kib(json_array_get(results, 2)) == 256);
+	ck_assert(json_real_value(json_object_get(json_array_get(results, 2),
+						  "memory_ratio_floor")) == 0.25);
+	/* the floor against itself; random order has no floor; kernel has no memory */
+	ck_assert(json_real_value(json_object_get(json_array_get(results, 0),
+						  "memory_ratio_floor")) == 1.0);
+	ck_assert(json_is_null(json_object_get(json_array_get(results, 3), "memory_ratio_floor")));
+	ck_assert(json_is_null(json_object_get(json_array_get(results, 1), "memory_ratio_floor")));
+	ck_assert(bench__host_kib(json_array_get(results, 1)) == 0);
+	/* a faultline run whose host memory could not be read (null) */
+	json_object_set_new(json_array_get(results, 2), "memory_kib", json_null());
+	bench__add_ratios(results);
+	ck_assert(json_is_null(json_object_get(json_array_get(results, 2), "memory_ratio_floor")));
+	json_decref(doc);
+}
+END_TEST
+
+START_TEST(host_memory_from_proc_status)
+{
+	static const char status[] = "Name:\tfaultline\nVmPeak:\t  300000 kB\n"
+				     "RssAnon:\t     276 kB\nRssFile:\t      12 kB\n"
+				     "RssShmem:\t   67328 kB\nVmPTE:\t     188 kB\nThreads:\t3\n";
+	struct host_mem_status st;
+	struct host_mem m;
+
+	ck_assert_int_eq(host_mem__parse_status(status, &st), 0);
+	ck_assert_uint_eq(st.rss_anon, 276);
+	ck_assert_uint_eq(st.rss_file, 12);
+	ck_assert_uint_eq(st.pte, 188);
+	/* guest RAM in a memfd is not in RssAnon */
+	host_mem__combine(&st, 67328, 0, &m);
+	ck_assert_uint_eq(m.guest_kib, 67328);
+	ck_assert_uint_eq(m.monitor_kib, 276);
+	ck_assert_uint_eq(m.page_tables_kib, 188);
+	ck_assert_uint_eq(m.program_kib, 12);
+	/* anonymous guest RAM (the kernel baseline) is, and never below zero */
+	host_mem__combine(&st, 200, 200, &m);
+	ck_assert_uint_eq(m.monitor_kib, 76);
+	host_mem__combine(&st, 300, 300, &m);
+	ck_assert_uint_eq(m.monitor_kib, 0);
+	/* a field missing, not a number, or not in kB */
+	ck_assert_int_eq(host_mem__parse_status("RssAnon:\t1 kB\nRssFile:\t2 kB\n", &st), -EINVAL);
+	ck_assert_int_eq(
+		host_mem__parse_status("RssAnon:\tx kB\nRssFile:\t2 kB\nVmPTE:\t3 kB\n", &st),
+		-EINVAL);
+	ck_assert_int_eq(
+		host_mem__parse_status("RssAnon:\t1 MB\nRssFile:\t2 kB\nVmPTE:\t3 kB\n", &st),
+		-EINVAL);
+	ck_assert_int_eq(
+		host_mem__parse_status("RssAnonX:\t1 kB\nRssFile:\t2 kB\nVmPTE:\t3 kB\n", &st),
+		-EINVAL);
+	ck_assert_int_eq(host_mem__parse_status(NULL, &st), -EINVAL);
+}
+END_TEST
+
+/* The kernel baseline's anonymous RAM: the Anonymous: field of its own mapping. */
+START_TEST(anonymous_ram_from_smaps)
+{
+	static const char smaps[] = "00400000-00600000 r-xp 00000000 00:1f 1234 /faultline\n"
+				    "Size:               2048 kB\nRss:                 900 "
+				    "kB\nAnonymous:             0 kB\n"
+				    "VmFlags: rd ex mr mw me\n"
+				    "7f0000000000-7f0004000000 rw-p 00000000 00:00 0 \n"
+				    "Size:              65536 kB\nRss:                6144 "
+				    "kB\nAnonymous:          4096 kB\n"
+				    "AnonHugePages:      4096 kB\nVmFlags: rd wr mr mw me ac\n"
+				    "7f0004000000-7f0004001000 rw-p 00000000 00:00 0 \n"
+				    "Size:                  4 kB\nVmFlags: rd wr\n";
+	uint64_t kib = 1;
+
+	ck_assert_int_eq(host_mem__parse_smaps_anon(smaps, 0x7f0000000000UL, &kib), 0);
+	ck_assert_uint_eq(kib, 4096);
+	ck_assert_int_eq(host_mem__parse_smaps_anon(smaps, 0x400000UL, &kib), 0);
+	ck_assert_uint_eq(kib, 0);
+	/* no mapping starts there; a mapping without the field */
+	ck_assert_int_eq(host_mem__parse_smaps_anon(smaps, 0x7f0000001000UL, &kib), -EINVAL);
+	ck_assert_int_eq(host_mem__parse_smaps_anon(smaps, 0x7f0004000000UL, &kib), -EINVAL);
+	ck_assert_int_eq(host_mem__parse_smaps_anon("", 0x400000UL, &kib), -EINVAL);
+	ck_assert_uint_eq(kib, 0);
+}
+END_TEST
+
 START_TEST(validate_documents)
 {
 	json_t *doc = document();
@@ -263,10 +362,13 @@ START_TEST(csv_and_plot_files)
 	ck_assert_ptr_nonnull(f);
 	ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
 	ck_assert(!strncmp(line, "mode,kind,order,access,vcpus,ops,ops_per_s", 42));
-	ck_assert_str_eq(strstr(line, ",status,"), ",status,wall_s,setup_s,guest_s,loop_s,verify_s,"
-						   "guest_other_s,stop_s,exit_s\n");
+	ck_assert_str_eq(
+		strstr(line, ",status,"),
+		",status,wall_s,setup_s,guest_s,loop_s,verify_s,guest_other_s,stop_s,exit_s,"
+		"host_guest_kib,host_monitor_kib,host_page_tables_kib,memory_ratio_floor,"
+		"monitor_resident_pages\n");
 	columns = commas(line);
-	ck_assert_int_eq(columns, 26);
+	ck_assert_int_eq(columns, 31);
 	while (fgets(line, sizeof(line), f)) {
 		/* every row has every column, empty where a result has no value */
 		ck_assert_int_eq(commas(line), columns);
@@ -387,9 +489,15 @@ START_TEST(jobs_follow_modes_and_patterns)
 	ck_assert_uint_eq(jobs[7].vcpus, 16);
 	ck_assert_str_eq(jobs[7].order, "seq");
 
-	/* everything: 15 touch modes (fa-64 is faultline) in 4 patterns, 6 scaling, 4 others */
+	/* everything: 15 touch modes (fa-64 is faultline) in 5 patterns, 6 scaling, 4 others */
 	n = jobs_of(all, 2, jobs, 256);
-	ck_assert_uint_eq(n, 15 * 4 + 6 + 4);
+	ck_assert_uint_eq(n, 15 * 5 + 6 + 4);
+	/* sparse, the fifth pattern: at most 4096 pages, spread over RAM in job_argv() */
+	ck_assert_str_eq(jobs[15 * 4].mode, "floor");
+	ck_assert_str_eq(jobs[15 * 4].order, "sparse");
+	ck_assert_str_eq(jobs[15 * 4].access, "write");
+	ck_assert_uint_eq(jobs[15 * 4].ops, 4096);
+	ck_assert_uint_eq(jobs[0].ops, 16384);
 	log__capture(NULL, 0);
 }
 END_TEST
@@ -406,6 +514,9 @@ Suite *bench_suite(void)
 	tcase_add_test(tc, sample_to_json);
 	tcase_add_test(tc, jobs_follow_modes_and_patterns);
 	tcase_add_test(tc, ratios_from_the_same_run);
+	tcase_add_test(tc, memory_ratios_from_the_same_run);
+	tcase_add_test(tc, host_memory_from_proc_status);
+	tcase_add_test(tc, anonymous_ram_from_smaps);
 	tcase_add_test(tc, validate_documents);
 	tcase_add_test(tc, csv_and_plot_files);
 	tcase_add_test(tc, phases_of_a_run);
