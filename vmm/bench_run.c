@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mmu/inject.h"
 #include "mmu/mmu.h"
 #include "vmm/bench.h"
 #include "vmm/cli.h"
@@ -118,11 +119,13 @@ static json_t *command_string(char **argv)
 struct captured {
 	char *buf;
 	size_t len;
+	bool lost; /* output dropped: over BENCH_OUT_MAX, or no memory to keep it */
 };
 
+/* Read what @fd has into @c; output that cannot be kept is read and dropped. */
 static void capture(int fd, struct captured *c, bool *open)
 {
-	char chunk[4096];
+	char chunk[4096], *bigger;
 	ssize_t n = read(fd, chunk, sizeof(chunk));
 
 	if (n <= 0) {
@@ -130,13 +133,16 @@ static void capture(int fd, struct captured *c, bool *open)
 			*open = false;
 		return;
 	}
-	if (c->len + (size_t)n > BENCH_OUT_MAX)
+	if (c->lost)
 		return;
-	c->buf = realloc(c->buf, c->len + (size_t)n + 1);
-	if (!c->buf) {
-		c->len = 0;
+	bigger = c->len + (size_t)n <= BENCH_OUT_MAX && !inject__check("realloc.bench_output")
+			 ? realloc(c->buf, c->len + (size_t)n + 1)
+			 : NULL;
+	if (!bigger) {
+		c->lost = true;
 		return;
 	}
+	c->buf = bigger;
 	memcpy(c->buf + c->len, chunk, (size_t)n);
 	c->len += (size_t)n;
 	c->buf[c->len] = '\0';
@@ -265,6 +271,11 @@ static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why
 		*status = FL_EXIT_INTERNAL;
 	} else if (*status) {
 		failure_text(err.buf, *status, why, len);
+	} else if (out.lost || err.lost) {
+		snprintf(why, len,
+			 "faultline run's %s could not be kept (over %u KiB, or out of memory)",
+			 out.lost ? "output" : "stderr", BENCH_OUT_MAX >> 10);
+		*status = FL_EXIT_INTERNAL;
 	} else if (bench__parse_guest(out.buf, s, why, len)) {
 		*status = FL_EXIT_GUEST;
 	} else if (!(stats = stats_of(err.buf))) {

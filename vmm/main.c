@@ -230,8 +230,20 @@ static int bench(int argc, char **argv)
 	return ret ? FL_EXIT_USAGE : bench__main(&o);
 }
 
+/* The test-only fault injection (mmu/inject.h): run and bench have sites. */
+static int init_inject(void)
+{
+	if (!inject__init(getenv(INJECT_ENV)))
+		return 0;
+	pr_err("invalid test-only variable: expected SITE:ERRNO[:SKIP[:TIMES]],... (%s: %s)",
+	       INJECT_ENV, getenv(INJECT_ENV));
+	return FL_EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
+	int ret;
+
 	struct run_config cfg;
 	enum cli_command cmd;
 
@@ -244,16 +256,13 @@ int main(int argc, char **argv)
 	case CLI_HELP: cli__usage(stdout); return 0;
 	case CLI_VERSION: printf("faultline %s\n", FAULTLINE_VERSION); return 0;
 	case CLI_RUN: break;
-	case CLI_BENCH: return bench(argc - 1, argv + 1);
+	case CLI_BENCH: return init_inject() ?: bench(argc - 1, argv + 1);
 	case CLI_CHANNEL: return channel__main(argc - 1, argv + 1);
 	case CLI_CTL: return ctl__main(argc - 1, argv + 1);
 	}
-	if (inject__init(getenv(INJECT_ENV))) {
-		pr_err("invalid test-only variable: expected SITE:ERRNO[:SKIP[:TIMES]],... (%s: "
-		       "%s)",
-		       INJECT_ENV, getenv(INJECT_ENV));
-		return FL_EXIT_USAGE;
-	}
+	ret = init_inject();
+	if (ret)
+		return ret;
 	/* Another KVM device node (containers, tests); see docs/cli.md. */
 	if (getenv("FAULTLINE_KVM_DEVICE"))
 		cfg.kvm_device = getenv("FAULTLINE_KVM_DEVICE");
