@@ -7,7 +7,10 @@
  *   touch  pages=N (1024) order=seq|random access=write|read spread=S (1):
  *          the first touch of each of the vCPU's N pages after the image
  *          (one word written, or one read); with spread=S the N pages are
- *          every S-th page of N*S, a guest that uses a part of its RAM
+ *          every S-th page of N*S, a guest that uses a part of its RAM;
+ *          scans=S (0): then vCPU 0 waits (polls=P register reads) for S
+ *          more full scans of the monitor's dedup (--dedup), so that the
+ *          memory the VM holds at its end is what dedup left of it
  *   mmio   ops=N (10000): reads of the dedup-regs MAGIC register, a
  *          register BAR whose every access exits to the monitor
  *   pio    ops=N (10000): reads of the serial line-status port
@@ -36,6 +39,7 @@
 #define DEDUP_WORD_SHARED   8 /* dedup-regs: pages_shared, then pages_sharing */
 #define BENCH_SPREAD_MAX    4096
 #define DEDUP_WORD_SHARING  9
+#define DEDUP_WORD_SCANS    12
 
 static uint32_t hist[GUEST_MAX_CPUS][BENCH_HIST_BUCKETS];
 static uint64_t max_cycles[GUEST_MAX_CPUS];
@@ -125,7 +129,7 @@ static void barrier(const struct guest *g, uint32_t cpu)
 }
 
 struct bench_args {
-	uint64_t n, spread;
+	uint64_t n, spread, scans;
 	int random, read;
 };
 
@@ -327,6 +331,33 @@ static int cow_breaks(const struct guest *g, uint32_t cpu, uint64_t n, uint64_t 
 	return GUEST_EXIT_OK;
 }
 
+/*
+ * vCPU 0, after every vCPU's touch: wait for @scans more full scans of
+ * dedup. Two passes see a page unchanged before a zero page is released,
+ * and the pass under way when the wait starts began before the touch ended.
+ */
+static int wait_dedup_scans(const struct guest *g, uint64_t scans, uint64_t polls)
+{
+	volatile uint64_t *regs;
+	uint64_t gpa, size, until, i, k;
+
+	if (fdt_mmio(g, "faultline,dedup", 0, &gpa, &size)) {
+		gprintf("bench: scans=%lu needs the dedup-regs BAR (--dedup)\n", scans);
+		return GUEST_EXIT_ARGS;
+	}
+	regs = (volatile uint64_t *)gpa;
+	until = regs[DEDUP_WORD_SCANS] + scans;
+	for (i = 0; i < polls; i++) {
+		if (regs[DEDUP_WORD_SCANS] >= until)
+			return GUEST_EXIT_OK;
+		for (k = 0; k < 1000; k++)
+			cpu_relax();
+	}
+	gprintf("bench: dedup finished %lu of %lu scans within %lu polls\n",
+		regs[DEDUP_WORD_SCANS] + scans - until, scans, polls);
+	return GUEST_EXIT_VERIFY;
+}
+
 static void print_results(const struct guest *g, const char *kind)
 {
 	uint64_t total[BENCH_HIST_BUCKETS] = {0}, max = 0;
@@ -373,6 +404,7 @@ int bench_workload(const struct guest *g, uint32_t cpu)
 	if (!strcmp(kind, "touch")) {
 		if (guest_arg_u64(g, "pages", 1024, &a.n) ||
 		    guest_arg_u64(g, "spread", 1, &a.spread) ||
+		    guest_arg_u64(g, "scans", 0, &a.scans) ||
 		    guest_choice(g, "order", "seq", "random", &a.random) ||
 		    guest_choice(g, "access", "write", "read", &a.read))
 			return GUEST_EXIT_ARGS;
@@ -409,7 +441,11 @@ int bench_workload(const struct guest *g, uint32_t cpu)
 		return status;
 	while (__atomic_load_n(&finished, __ATOMIC_ACQUIRE) < g->ncpus)
 		cpu_relax();
-	if (__atomic_load_n(&worst, __ATOMIC_ACQUIRE) == GUEST_EXIT_OK)
+	if (__atomic_load_n(&worst, __ATOMIC_ACQUIRE) != GUEST_EXIT_OK)
+		return status;
+	if (a.scans)
+		status = wait_dedup_scans(g, a.scans, polls);
+	if (status == GUEST_EXIT_OK)
 		print_results(g, kind);
 	return status;
 }

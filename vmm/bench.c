@@ -109,6 +109,10 @@ static const struct bench_mode touch_modes[] = {
 	 "faultline, up to " BENCH_AHEAD " pages installed ahead of a sequential stream",
 	 {"--fault-ahead", BENCH_AHEAD},
 	 true},
+	{"zero",
+	 "faultline with --dedup zero: the zero pages the guest left untouched given back",
+	 {"--dedup", "zero,pages_to_scan=4096", "--guest-arg", "scans=3"},
+	 false},
 };
 #undef FA
 

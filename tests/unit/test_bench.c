@@ -489,14 +489,14 @@ START_TEST(jobs_follow_modes_and_patterns)
 	ck_assert_uint_eq(jobs[7].vcpus, 16);
 	ck_assert_str_eq(jobs[7].order, "seq");
 
-	/* everything: 15 touch modes (fa-64 is faultline) in 5 patterns, 6 scaling, 4 others */
+	/* everything: 16 touch modes (fa-64 is faultline) in 5 patterns, 6 scaling, 4 others */
 	n = jobs_of(all, 2, jobs, 256);
-	ck_assert_uint_eq(n, 15 * 5 + 6 + 4);
+	ck_assert_uint_eq(n, 16 * 5 + 6 + 4);
 	/* sparse, the fifth pattern: at most 4096 pages, spread over RAM in job_argv() */
-	ck_assert_str_eq(jobs[15 * 4].mode, "floor");
-	ck_assert_str_eq(jobs[15 * 4].order, "sparse");
-	ck_assert_str_eq(jobs[15 * 4].access, "write");
-	ck_assert_uint_eq(jobs[15 * 4].ops, 4096);
+	ck_assert_str_eq(jobs[16 * 4].mode, "floor");
+	ck_assert_str_eq(jobs[16 * 4].order, "sparse");
+	ck_assert_str_eq(jobs[16 * 4].access, "write");
+	ck_assert_uint_eq(jobs[16 * 4].ops, 4096);
 	ck_assert_uint_eq(jobs[0].ops, 16384);
 	log__capture(NULL, 0);
 }
