@@ -44,8 +44,9 @@ int virtio_console__open(struct virtio_console *c, const char *path)
 	if (fd < 0)
 		return fd;
 	c->listen_fd = fd;
-	c->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	c->stop_fd = c->kick_fd < 0 ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->kick_fd = inject__fail("eventfd.channel") ?: eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->stop_fd = c->kick_fd < 0 ? -1
+				    : inject__fail("eventfd.channel") ?: eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->stop_fd < 0) {
 		err = errno;
 		pr_err("cannot set up the channel: eventfd failed: %s (file: %s)", strerror(err),

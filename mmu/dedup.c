@@ -1145,7 +1145,7 @@ int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 		d->stable = NULL;
 		return dedup__fail("mmap of the shared-page memfd", errno);
 	}
-	d->stop_fd = eventfd(0, EFD_CLOEXEC);
+	d->stop_fd = inject__fail("eventfd.dedup") ?: eventfd(0, EFD_CLOEXEC);
 	if (d->stop_fd < 0)
 		return dedup__fail("eventfd", errno);
 	d->zero_checksum = XXH3_64bits(zero_page, PAGE);

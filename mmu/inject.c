@@ -23,6 +23,7 @@ static const struct {
 	{"EPERM", EPERM},   {"EINTR", EINTR},	{"EIO", EIO},	    {"EAGAIN", EAGAIN},
 	{"ENOMEM", ENOMEM}, {"EFAULT", EFAULT}, {"EEXIST", EEXIST}, {"EINVAL", EINVAL},
 	{"ENOSPC", ENOSPC}, {"ENOSYS", ENOSYS}, {"E2BIG", E2BIG},   {"EBUSY", EBUSY},
+	{"EMFILE", EMFILE}, {"ENFILE", ENFILE},
 };
 
 static int parse_errno(const char *s)
@@ -129,4 +130,14 @@ int inject__check_scoped(const char *site, const char *scope)
 		return 0;
 	err = inject__match(site, NULL);
 	return err || !scope ? err : inject__match(site, scope);
+}
+
+int inject__fail(const char *site)
+{
+	int err = inject__check(site);
+
+	if (!err)
+		return 0;
+	errno = err;
+	return -1;
 }

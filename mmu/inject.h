@@ -33,4 +33,11 @@ int inject__check(const char *site);
  */
 int inject__check_scoped(const char *site, const char *scope);
 
+/*
+ * For calls that fail with -1 and errno: 0 when @site should go ahead, else
+ * -1 with errno set to the rule's. So "inject__fail(site) ?: call(...)" is
+ * the call, or its failure.
+ */
+int inject__fail(const char *site);
+
 #endif

@@ -242,7 +242,7 @@ int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_op
 	ret = ret ?: mmu__map_ram(mmu, cfg);
 	if (ret)
 		return ret;
-	mmu->stop_fd = eventfd(0, EFD_CLOEXEC);
+	mmu->stop_fd = inject__fail("eventfd.fault") ?: eventfd(0, EFD_CLOEXEC);
 	return mmu->stop_fd < 0 ? mmu__fail("eventfd", errno) : 0;
 }
 

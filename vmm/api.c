@@ -414,8 +414,10 @@ int api__open(struct api *api, const char *path, const struct api_command *comma
 		pthread_mutex_destroy(&api->events_lock);
 		return api->listen_fd;
 	}
-	api->stop_fd = eventfd(0, EFD_CLOEXEC);
-	api->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	api->stop_fd = inject__fail("eventfd.api") ?: eventfd(0, EFD_CLOEXEC);
+	api->event_fd = api->stop_fd < 0
+				? -1
+				: inject__fail("eventfd.api") ?: eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (api->stop_fd < 0 || api->event_fd < 0) {
 		err = errno;
 		pr_err("cannot set up the control socket: eventfd failed: %s (file: %s)",

@@ -179,13 +179,15 @@ int seccomp__install(enum seccomp_mode mode)
 	sa.sa_sigaction = seccomp__sigsys;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL) < 0) {
+	if ((inject__fail("sigaction.seccomp") ?: sigaction(SIGSYS, &sa, NULL)) < 0) {
 		ret = -errno;
 		pr_err("cannot install the seccomp filter: sigaction for SIGSYS failed: %s",
 		       strerror(-ret));
 		return ret;
 	}
-	ctx = seccomp_init(mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
+	ctx = inject__check("seccomp_init")
+		      ? NULL
+		      : seccomp_init(mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
 	if (!ctx) {
 		pr_err("cannot install the seccomp filter: seccomp_init failed");
 		return -ENOMEM;

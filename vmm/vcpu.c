@@ -428,20 +428,23 @@ static void vcpu__kick_handler(int sig)
 int vcpu__setup_signals(void)
 {
 	struct sigaction sa;
+	int err;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = vcpu__kick_handler;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) {
-		pr_err("sigaction for the vCPU kick signal failed: %s", strerror(errno));
-		return -errno;
+	if ((inject__fail("sigaction.vcpu") ?: sigaction(VCPU_KICK_SIGNAL, &sa, NULL)) < 0) {
+		err = errno;
+		pr_err("sigaction for the vCPU kick signal failed: %s", strerror(err));
+		return -err;
 	}
 	sa.sa_handler = NULL;
 	sa.sa_sigaction = vcpu__sigbus_handler;
 	sa.sa_flags = SA_SIGINFO;
-	if (sigaction(SIGBUS, &sa, NULL) < 0) {
-		pr_err("sigaction for SIGBUS failed: %s", strerror(errno));
-		return -errno;
+	if ((inject__fail("sigaction.vcpu") ?: sigaction(SIGBUS, &sa, NULL)) < 0) {
+		err = errno;
+		pr_err("sigaction for SIGBUS failed: %s", strerror(err));
+		return -err;
 	}
 	return 0;
 }

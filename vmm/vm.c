@@ -278,9 +278,9 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	pthread_condattr_destroy(&attr);
 	if (bus__init(&vm->pio_bus, "pio") || bus__init(&vm->mmio_bus, "mmio"))
 		return FL_EXIT_INTERNAL;
-	vm->stop_fd = eventfd(0, EFD_CLOEXEC);
+	vm->stop_fd = inject__fail("eventfd.vm") ?: eventfd(0, EFD_CLOEXEC);
 	if (vm->stop_fd < 0) {
-		pr_err("eventfd failed: %s", strerror(errno));
+		pr_err("cannot create the VM: eventfd failed: %s", strerror(errno));
 		return FL_EXIT_INTERNAL;
 	}
 	/*
@@ -787,7 +787,7 @@ static int vm__signalfd(void)
 
 	vm__block_signals(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
-	fd = signalfd(-1, &set, SFD_CLOEXEC);
+	fd = inject__fail("signalfd") ?: signalfd(-1, &set, SFD_CLOEXEC);
 	if (fd < 0)
 		pr_err("signalfd failed: %s", strerror(errno));
 	return fd;

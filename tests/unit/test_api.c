@@ -429,6 +429,7 @@ START_TEST(socket_errors)
 {
 	char path[200];
 	FILE *f;
+	int i;
 
 	snprintf(sock_path, sizeof(sock_path), "/tmp/faultline-api-%d.file", getpid());
 	f = fopen(sock_path, "w");
@@ -457,6 +458,23 @@ START_TEST(socket_errors)
 	ck_assert_log(log_buf, path);
 	api__close(&api);
 	ck_assert_int_eq(access(sock_path, F_OK), -1);
+
+	/* Its eventfds (the stop's, then the events'): the socket is closed and removed. */
+	for (i = 0; i < 2; i++) {
+		snprintf(sock_path, sizeof(sock_path), "/tmp/faultline-api-%d.sock", getpid());
+		ck_assert_int_eq(inject__init(i ? "eventfd.api:EMFILE:1" : "eventfd.api:ENFILE"),
+				 0);
+		log__capture(log_buf, sizeof(log_buf));
+		ck_assert_int_eq(api__open(&api, sock_path, fake_commands, 4, NULL),
+				 i ? -EMFILE : -ENFILE);
+		ck_assert_int_eq(inject__init(NULL), 0);
+		snprintf(path, sizeof(path),
+			 "faultline: cannot set up the control socket: eventfd failed: %s (file: "
+			 "%s)\n",
+			 strerror(i ? EMFILE : ENFILE), sock_path);
+		ck_assert_log(log_buf, path);
+		ck_assert_int_eq(access(sock_path, F_OK), -1);
+	}
 	log__capture(NULL, 0);
 }
 END_TEST

@@ -496,6 +496,22 @@ START_TEST(channel_socket_errors)
 	ck_assert_log(log_buf, want);
 	virtio_console__stop(&c, 0); /* nothing started: nothing to stop */
 	virtio_console__close(&c);
+
+	/* Its eventfds (the kick's, then the stop's): the socket is closed and removed. */
+	for (fd = 0; fd < 2; fd++) {
+		ck_assert_int_eq(
+			inject__init(fd ? "eventfd.channel:EMFILE:1" : "eventfd.channel:ENFILE"),
+			0);
+		log__capture(log_buf, sizeof(log_buf));
+		ck_assert_int_eq(virtio_console__open(&c, path), fd ? -EMFILE : -ENFILE);
+		log__capture(NULL, 0);
+		ck_assert_int_eq(inject__init(NULL), 0);
+		snprintf(want, sizeof(want),
+			 "faultline: cannot set up the channel: eventfd failed: %s (file: %s)\n",
+			 strerror(fd ? EMFILE : ENFILE), path);
+		ck_assert_log(log_buf, want);
+		ck_assert_int_eq(access(path, F_OK), -1);
+	}
 }
 END_TEST
 

@@ -1224,6 +1224,14 @@ START_TEST(dedup_needs_write_protect)
 }
 END_TEST
 
+START_TEST(injected_dedup_eventfd)
+{
+	expect_dedup_init_failure("eventfd.dedup:EMFILE", -EMFILE,
+				  "faultline: cannot set up dedup: eventfd failed: Too many open "
+				  "files\n");
+}
+END_TEST
+
 START_TEST(injected_dedup_userfaultfd)
 {
 	expect_dedup_init_failure("userfaultfd.dedup:ENOMEM", -ENOMEM,
@@ -1307,6 +1315,7 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, scanner_and_reader_share_a_cpu_for_a_batch);
 	tcase_add_test(tc, dedup_needs_write_protect);
 	tcase_add_test(tc, injected_dedup_userfaultfd);
+	tcase_add_test(tc, injected_dedup_eventfd);
 	tcase_add_test(tc, injected_dedup_threads);
 	tcase_add_test(tc, injected_node_failure_leaves_pages_as_they_were);
 	suite_add_tcase(s, tc);

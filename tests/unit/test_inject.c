@@ -56,6 +56,19 @@ START_TEST(scoped)
 }
 END_TEST
 
+/* For calls that fail with -1 and errno: "inject__fail(site) ?: call()". */
+START_TEST(fail_sets_errno)
+{
+	ck_assert_int_eq(inject__init("eventfd.vm:EMFILE:1"), 0);
+	errno = 0;
+	ck_assert_int_eq(inject__fail("eventfd.vm") ?: 7, 7);
+	ck_assert_int_eq(errno, 0);
+	ck_assert_int_eq(inject__fail("eventfd.vm") ?: 7, -1);
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_eq(inject__fail("eventfd.vm"), 0);
+}
+END_TEST
+
 START_TEST(malformed)
 {
 	static const char *const bad[] = {
@@ -85,6 +98,7 @@ Suite *inject_suite(void)
 	tcase_add_test(tc, skip_and_times);
 	tcase_add_test(tc, forever);
 	tcase_add_test(tc, scoped);
+	tcase_add_test(tc, fail_sets_errno);
 	tcase_add_test(tc, malformed);
 	suite_add_tcase(s, tc);
 	return s;

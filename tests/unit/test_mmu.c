@@ -1196,6 +1196,14 @@ START_TEST(injected_memfd_create)
 }
 END_TEST
 
+START_TEST(injected_stop_eventfd)
+{
+	expect_setup_failure("eventfd.fault:EMFILE", -EMFILE,
+			     "faultline: cannot set up guest RAM: eventfd failed: Too many open "
+			     "files\n");
+}
+END_TEST
+
 START_TEST(injected_alias_mmap)
 {
 	expect_setup_failure(
@@ -1907,6 +1915,7 @@ Suite *mmu_suite(void)
 	tcase_add_test(tc, injected_userfaultfd);
 	tcase_add_test(tc, injected_memfd_create);
 	tcase_add_test(tc, injected_alias_mmap);
+	tcase_add_test(tc, injected_stop_eventfd);
 	tcase_add_test(tc, injected_handler_thread);
 	tcase_add_test(tc, injected_unprotect_failure);
 	tcase_add_test(tc, stalled_resolver_released_by_stop);

@@ -27,18 +27,19 @@ static void *thread_body(void *arg)
 }
 
 enum forbidden {
-	CALL_GETPPID,	 /* a call outside the list */
-	CALL_TIOCSTI,	 /* an ioctl outside the list: typing into a terminal */
-	INSTALL_REFUSED, /* the kernel refuses the filter (seccomp.load): nothing more */
+	CALL_GETPPID, /* a call outside the list */
+	CALL_TIOCSTI, /* an ioctl outside the list: typing into a terminal */
 };
 
 /*
- * Fork; the child installs the filter in @mode, starts and joins a thread,
- * makes an allowed ioctl (TCGETS on a pipe: ENOTTY, not stopped), then the
- * forbidden call @what, and exits 0 (99: the install failed). Returns the
- * child's exit status, its stderr in @err.
+ * Fork; the child installs the filter in @mode (with FAULTLINE_INJECT's
+ * rules @inject, or none), starts and joins a thread, makes an allowed ioctl
+ * (TCGETS on a pipe: ENOTTY, not stopped), then the forbidden call @what,
+ * and exits 0 (99: the install failed). Returns the child's exit status, its
+ * stderr in @err.
  */
-static int child_calls(enum seccomp_mode mode, enum forbidden what, char *err, size_t len)
+static int child_calls(enum seccomp_mode mode, const char *inject, enum forbidden what, char *err,
+		       size_t len)
 {
 	struct termios tio;
 	char c = 'x';
@@ -52,7 +53,7 @@ static int child_calls(enum seccomp_mode mode, enum forbidden what, char *err, s
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		dup2(fds[1], STDERR_FILENO);
-		if (what == INSTALL_REFUSED && inject__init("seccomp.load:EPERM"))
+		if (inject && inject__init(inject))
 			_exit(96);
 		if (seccomp__install(mode))
 			_exit(99);
@@ -82,7 +83,8 @@ START_TEST(stops_a_call_outside_the_list)
 	const char *want = "faultline: the seccomp filter stopped a system call that faultline "
 			   "does not allow: number 110 (thread ";
 
-	ck_assert_int_eq(child_calls(SECCOMP_ON, CALL_GETPPID, err, sizeof(err)), FL_EXIT_INTERNAL);
+	ck_assert_int_eq(child_calls(SECCOMP_ON, NULL, CALL_GETPPID, err, sizeof(err)),
+			 FL_EXIT_INTERNAL);
 	ck_assert_msg(!strncmp(err, want, strlen(want)), "stderr: %s", err);
 	ck_assert_ptr_nonnull(strstr(err, "); this is a bug of faultline: --seccomp log lets it "
 					  "through and logs it\n"));
@@ -95,7 +97,8 @@ START_TEST(stops_an_ioctl_outside_the_list)
 	const char *want = "faultline: the seccomp filter stopped a system call that faultline "
 			   "does not allow: number 16 (thread ";
 
-	ck_assert_int_eq(child_calls(SECCOMP_ON, CALL_TIOCSTI, err, sizeof(err)), FL_EXIT_INTERNAL);
+	ck_assert_int_eq(child_calls(SECCOMP_ON, NULL, CALL_TIOCSTI, err, sizeof(err)),
+			 FL_EXIT_INTERNAL);
 	ck_assert_msg(!strncmp(err, want, strlen(want)), "stderr: %s", err);
 }
 END_TEST
@@ -104,24 +107,41 @@ START_TEST(log_and_off_let_it_through)
 {
 	char err[512];
 
-	ck_assert_int_eq(child_calls(SECCOMP_LOG, CALL_GETPPID, err, sizeof(err)), 0);
+	ck_assert_int_eq(child_calls(SECCOMP_LOG, NULL, CALL_GETPPID, err, sizeof(err)), 0);
 	ck_assert_str_eq(err, "");
-	ck_assert_int_eq(child_calls(SECCOMP_OFF, CALL_GETPPID, err, sizeof(err)), 0);
+	ck_assert_int_eq(child_calls(SECCOMP_OFF, NULL, CALL_GETPPID, err, sizeof(err)), 0);
 	ck_assert_str_eq(err, "");
 }
 END_TEST
 
 /*
- * The kernel refuses the filter: faultline says so and the install fails,
- * so that no VM runs without the filter it asked for (vm.c stops with 70).
+ * The filter cannot be installed: the kernel refuses it, the SIGSYS handler
+ * or libseccomp's context cannot be set up. faultline says which and the
+ * install fails, so that no VM runs without the filter it asked for (vm.c
+ * stops with 70).
  */
 START_TEST(refused_filter_fails_the_install)
 {
+	static const struct {
+		const char *inject, *log;
+	} cases[] = {
+		{"seccomp.load:EPERM",
+		 "faultline: cannot install the seccomp filter: Operation not permitted\n"},
+		{"sigaction.seccomp:EINVAL", "faultline: cannot install the seccomp filter: "
+					     "sigaction for SIGSYS failed: Invalid "
+					     "argument\n"},
+		{"seccomp_init:ENOMEM",
+		 "faultline: cannot install the seccomp filter: seccomp_init failed\n"},
+	};
 	char err[256];
+	size_t i;
 
-	ck_assert_int_eq(child_calls(SECCOMP_ON, INSTALL_REFUSED, err, sizeof(err)), 99);
-	ck_assert_str_eq(err, "faultline: cannot install the seccomp filter: Operation not "
-			      "permitted\n");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(
+			child_calls(SECCOMP_ON, cases[i].inject, CALL_GETPPID, err, sizeof(err)),
+			99);
+		ck_assert_str_eq(err, cases[i].log);
+	}
 }
 END_TEST
 
