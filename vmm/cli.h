@@ -98,7 +98,7 @@
 	X("dedup", 'D', 1, "off|zero|on[,KNOB=N...]",                                              \
 	  "merge equal guest pages (on) or only release zero pages (zero) inside the monitor, "    \
 	  "copy-on-write; default off; knobs below, docs/dedup.md")                                \
-	X("stats", 's', 2, "=json",                                                                \
+	X("stats", 's', 2, "[=json]",                                                              \
 	  "print fault statistics to stderr at exit, as text or one JSON line")                    \
 	X("seccomp", 'Z', 1, "on|off|log",                                                         \
 	  "the monitor's system-call filter: on (default) lets each thread make only the calls "   \
