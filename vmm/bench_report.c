@@ -459,6 +459,7 @@ int bench__write_csv(json_t *doc, const char *path)
 	static const char *const phases[] = {"setup",	    "guest", "loop", "verify",
 					     "guest_other", "stop",  "exit"};
 	static const char *const mem[] = {"guest", "monitor", "page_tables"};
+	static const char *const kvm[] = {"exits", "pf_taken", "pf_fixed"};
 	FILE *f = fopen(path, "w");
 	size_t i, k;
 	json_t *r;
@@ -472,7 +473,7 @@ int bench__write_csv(json_t *doc, const char *path)
 		   "monitor_pages_installed,monitor_service_p50_ns,monitor_service_p99_ns,status,"
 		   "wall_s,setup_s,guest_s,loop_s,verify_s,guest_other_s,stop_s,exit_s,"
 		   "host_guest_kib,host_monitor_kib,host_page_tables_kib,memory_ratio_floor,"
-		   "monitor_resident_pages\n");
+		   "monitor_resident_pages,kvm_exits,kvm_pf_taken,kvm_pf_fixed\n");
 	json_array_foreach(json_object_get(doc, "results"), i, r)
 	{
 		fprintf(f, "%s,%s,%s,%s,%lld", str_of(r, "mode"), str_of(r, "kind"),
@@ -493,6 +494,8 @@ int bench__write_csv(json_t *doc, const char *path)
 			csv_number(f, json_object_get(json_object_get(r, "memory_kib"), mem[k]));
 		csv_number(f, json_object_get(r, "memory_ratio_floor"));
 		csv_number(f, json_object_get(json_object_get(r, "monitor"), "resident_pages"));
+		for (k = 0; k < sizeof(kvm) / sizeof(kvm[0]); k++)
+			csv_number(f, json_object_get(json_object_get(r, "kvm"), kvm[k]));
 		fputc('\n', f);
 	}
 	if (fclose(f)) {

@@ -245,6 +245,30 @@ static json_t *monitor_json(json_t *stats)
 	return m;
 }
 
+/*
+ * KVM's own counters of the run, flat: the vCPUs' exits and guest page
+ * faults, the VM's mapped pages; null when the child had none ("kvm":
+ * null). The names are KVM's; one this KVM lacks is left out.
+ */
+static json_t *kvm_json(json_t *stats)
+{
+	static const char *const vcpus[] = {"exits",	   "pf_taken", "pf_fixed",   "pf_emulate",
+					    "pf_spurious", "io_exits", "mmio_exits", "halt_exits"};
+	static const char *const vm[] = {"pages_4k", "pages_2m"};
+	json_t *kvm = json_object_get(stats, "kvm"), *r, *v;
+	size_t i;
+
+	if (!json_is_object(kvm) || !(r = json_object()))
+		return json_null();
+	for (i = 0; i < sizeof(vcpus) / sizeof(vcpus[0]); i++)
+		if ((v = json_object_get(json_object_get(kvm, "vcpus"), vcpus[i])))
+			json_object_set(r, vcpus[i], v);
+	for (i = 0; i < sizeof(vm) / sizeof(vm[0]); i++)
+		if ((v = json_object_get(json_object_get(kvm, "vm"), vm[i])))
+			json_object_set(r, vm[i], v);
+	return r;
+}
+
 /* The first message of the child ("faultline: ..."), or its exit status. */
 static void failure_text(const char *err, int status, char *why, size_t len)
 {
@@ -291,6 +315,7 @@ static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why
 			double wall = (double)(mmu__now_ns() - start) / 1e9;
 
 			json_object_set_new(r, "monitor", monitor_json(stats));
+			json_object_set_new(r, "kvm", kvm_json(stats));
 			json_object_set(r, "memory_kib",
 					json_object_get(stats, "host_memory_kib") ?: json_null());
 			json_object_set_new(r, "wall_s", json_real(wall));

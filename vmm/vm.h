@@ -34,6 +34,7 @@
 #include "vmm/elf.h"
 #include "vmm/fdt.h"
 #include "vmm/kvm.h"
+#include "vmm/kvm_stats.h"
 #include "vmm/linux.h"
 
 #define VM_STOP_MSG_LEN 512
@@ -99,7 +100,8 @@ struct vm {
 	uint8_t bar_slot_used[VM_BAR_SLOTS];
 	unsigned nr_vcpus;
 	struct vcpu *vcpus;
-	unsigned tsc_khz; /* the guest's TSC frequency (KVM_GET_TSC_KHZ), 0: unknown */
+	unsigned tsc_khz;	    /* the guest's TSC frequency (KVM_GET_TSC_KHZ), 0: unknown */
+	struct kvm_stats kvm_stats; /* KVM's own counters (--stats "kvm"); read-only once open */
 	/*
 	 * Where the process's time went (--stats "times_s"), CLOCK_MONOTONIC:
 	 * faultline's start, the vCPUs' start, the VM's stop (every vCPU told

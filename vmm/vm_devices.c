@@ -559,6 +559,16 @@ static void vm__host_mem_text(struct vm *vm, FILE *out)
 		"host_program_kib", (unsigned long long)m.program_kib);
 }
 
+/* "kvm": KVM's own counters, or null and "kvm_error" saying why there are none. */
+static void vm__kvm_stats_json(struct vm *vm, json_t *root)
+{
+	json_t *kvm = kvm_stats__json(&vm->kvm_stats);
+
+	json_object_set_new(root, "kvm", kvm ?: json_null());
+	if (!kvm)
+		json_object_set_new(root, "kvm_error", json_string(vm->kvm_stats.why));
+}
+
 json_t *vm__stats_json(struct vm *vm)
 {
 	const struct bar *bars[3];
@@ -587,6 +597,7 @@ json_t *vm__stats_json(struct vm *vm)
 	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
 	json_object_set_new(root, "times_s", vm__times_json(vm));
 	vm__host_mem_json(vm, root);
+	vm__kvm_stats_json(vm, root);
 	if (vm->boot_linux)
 		vm__linux_stats_json(vm, root);
 	return root;
@@ -627,6 +638,7 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to these statistics\n",
 		"total_s", t.total);
 	vm__host_mem_text(vm, out);
+	kvm_stats__print_text(&vm->kvm_stats, out);
 	if (vm->boot_linux)
 		vm__linux_stats_text(vm, out);
 	for (i = 0; i < n; i++)

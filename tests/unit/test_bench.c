@@ -357,6 +357,9 @@ START_TEST(csv_and_plot_files)
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/r.csv", dir);
 	bench__add_ratios(json_object_get(doc, "results"));
+	json_object_set_new(json_array_get(json_object_get(doc, "results"), 0), "kvm",
+			    json_pack("{s:i,s:i,s:i,s:i}", "exits", 900, "pf_taken", 4100,
+				      "pf_fixed", 4096, "pages_4k", 4096));
 	ck_assert_int_eq(bench__write_csv(doc, path), 0);
 	f = fopen(path, "r");
 	ck_assert_ptr_nonnull(f);
@@ -366,12 +369,15 @@ START_TEST(csv_and_plot_files)
 		strstr(line, ",status,"),
 		",status,wall_s,setup_s,guest_s,loop_s,verify_s,guest_other_s,stop_s,exit_s,"
 		"host_guest_kib,host_monitor_kib,host_page_tables_kib,memory_ratio_floor,"
-		"monitor_resident_pages\n");
+		"monitor_resident_pages,kvm_exits,kvm_pf_taken,kvm_pf_fixed\n");
 	columns = commas(line);
-	ck_assert_int_eq(columns, 31);
+	ck_assert_int_eq(columns, 34);
 	while (fgets(line, sizeof(line), f)) {
 		/* every row has every column, empty where a result has no value */
 		ck_assert_int_eq(commas(line), columns);
+		/* KVM's counters last: the first result has them, the others none */
+		ck_assert_str_eq(line + strlen(line) - (rows ? 4 : 15),
+				 rows ? ",,,\n" : ",900,4100,4096\n");
 		rows++;
 	}
 	fclose(f);
