@@ -459,16 +459,36 @@ static const char *kvm_flavour(void)
 	return "kvm";
 }
 
+/*
+ * The host's transparent-huge-page mode ("always", "madvise", "never"): the
+ * floor's and the kernel baseline's anonymous memory gets 2 MiB pages under
+ * "always", which KVM maps with one fault each (docs/benchmarks.md).
+ */
+static void read_thp(char *buf, size_t len)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	char line[128], *open, *close;
+
+	snprintf(buf, len, "unknown");
+	if (f && fgets(line, sizeof(line), f) && (open = strchr(line, '[')) &&
+	    (close = strchr(open, ']')))
+		snprintf(buf, len, "%.*s", (int)(close - open - 1), open + 1);
+	if (f)
+		fclose(f);
+}
+
 static json_t *host_json(void)
 {
 	struct utsname u;
-	char cpu[256];
+	char cpu[256], thp[32];
 
 	read_cpu_model(cpu, sizeof(cpu));
+	read_thp(thp, sizeof(thp));
 	if (uname(&u) < 0)
 		snprintf(u.release, sizeof(u.release), "unknown");
-	return json_pack("{s:s,s:s,s:I,s:s}", "kernel", u.release, "cpu", cpu, "cpus",
-			 (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "kvm", kvm_flavour());
+	return json_pack("{s:s,s:s,s:I,s:s,s:s}", "kernel", u.release, "cpu", cpu, "cpus",
+			 (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "kvm", kvm_flavour(), "thp",
+			 thp);
 }
 
 /* The fastest fault-around size for each pattern, 1 vCPU: the default's evidence. */

@@ -420,9 +420,10 @@ void bench__print_table(json_t *doc, FILE *out)
 	json_t *host = json_object_get(doc, "host"), *r;
 	size_t i;
 
-	fprintf(out, "faultline bench on %s (kernel %s, %lld CPUs, %s), TSC %lld kHz%s\n",
+	fprintf(out, "faultline bench on %s (kernel %s, %lld CPUs, %s, THP %s), TSC %lld kHz%s\n",
 		str_of(host, "cpu"), str_of(host, "kernel"),
 		(long long)json_integer_value(json_object_get(host, "cpus")), str_of(host, "kvm"),
+		json_is_string(json_object_get(host, "thp")) ? str_of(host, "thp") : "not recorded",
 		(long long)json_integer_value(json_object_get(doc, "tsc_khz")),
 		json_is_true(json_object_get(doc, "quick")) ? ", --quick: sizes too small to "
 							      "compare"
