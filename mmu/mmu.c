@@ -86,7 +86,9 @@ static uint64_t mmu__limit(const struct mmu *mmu)
 static void fault_window(const struct mmu *mmu, const struct fault_ctx *ctx, uint64_t pi,
 			 uint64_t *first, uint64_t *count)
 {
-	uint64_t n = ctx->flags & FAULT_FLAG_NO_AROUND ? 1 : mmu->cfg.fault_around;
+	/* A huge page is installed whole, or not at all. */
+	uint64_t n =
+		ctx->flags & FAULT_FLAG_NO_AROUND && !mmu->cfg.huge ? 1 : mmu->cfg.fault_around;
 	uint64_t wlo = pi & ~(n - 1), whi = wlo + n, lo = pi, hi = pi + 1;
 
 	if (whi > mmu->nr_pages)
@@ -362,6 +364,8 @@ static int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, u
 	int64_t ret;
 	int err;
 
+	if (mmu->cfg.huge) /* no UFFDIO_ZEROPAGE on hugetlbfs, and no backing file */
+		return install_copy(mmu, ctx, dst, mmu->huge_zero, n * MMU_PAGE_SIZE);
 	if (!mmu->wp && (mmu->backing_fd < 0 || first * MMU_PAGE_SIZE >= mmu->backing_size))
 		return install_zero(mmu, ctx, dst, n * MMU_PAGE_SIZE);
 	buf = bounce_buffer();
@@ -438,7 +442,7 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 		return mmu__fault_resident(ctx, pi);
 	fault_window(mmu, ctx, pi, &first, &n);
 	if (!budget_charge_reclaim(mmu, ctx, n)) {
-		if (n > 1)
+		if (n > 1 && !mmu->cfg.huge)
 			return FAULT_FALLBACK;
 		/* Full, or full of siblings' charges that are not over yet? */
 		if (!budget_wait_siblings(mmu))
@@ -463,8 +467,8 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	}
 	if (ret == -EEXIST || done)
 		MMU_STAT_INC(&mmu->stats, uffdio_eexist);
-	/* A partial window: fall back to the faulting page alone. */
-	if (n > 1 && (done || ret == -EEXIST))
+	/* A partial window: fall back to the faulting page alone (a huge page: once). */
+	if (n > 1 && !(ctx->flags & FAULT_FLAG_NO_AROUND) && (done || ret == -EEXIST))
 		return FAULT_FALLBACK;
 	/*
 	 * The page is mapped already, and an install that fails wakes nobody.

@@ -42,6 +42,7 @@
 
 #define MMU_PAGE_SIZE	     4096ULL
 #define MMU_FAULT_AROUND_MAX 512
+#define MMU_HUGE_SIZE	     (2ULL << 20) /* --hugepages: one fault, 512 pages */
 #define MMU_MAX_HANDLERS     16
 #define MMU_RECLAIM_BATCH    32	  /* clean pages dropped per reclaim */
 #define MMU_FAULT_AHEAD_MAX  4096 /* pages a sequential stream is served ahead, at most */
@@ -70,6 +71,7 @@ struct mmu_config {
 	unsigned spin_us;	  /* poll for the next event this long before sleeping */
 	unsigned fault_ahead;	  /* pages installed ahead of a sequential stream, 0: off */
 	bool dedup;		  /* write-protect guest RAM for dedup (mmu/dedup.h) */
+	bool huge;		  /* RAM on 2 MiB hugetlbfs pages; fault_around is 512 */
 	enum mmu_handler handler;
 };
 
@@ -109,6 +111,7 @@ struct mmu {
 	struct guest_ram ram; /* layout; ram.host is the guest view */
 	struct gpa_map map;   /* the guest-physical map: RAM banks, then devices' regions */
 	uint8_t *alias;	      /* the monitor's view of the same pages */
+	uint8_t *huge_zero;   /* cfg.huge: a huge page of zeros, UFFDIO_COPY's source */
 	int memfd;
 	int uffd;
 	int backing_fd;

@@ -25,13 +25,22 @@
 
 #define UFFD_MSGS_PER_READ 16
 
+#ifndef MFD_HUGE_2MB /* linux/memfd.h's, which clashes with sys/mman.h */
+#define MFD_HUGE_2MB (21U << 26)
+#endif
+
 static int mmu__fail(const char *what, int err)
 {
 	pr_err("cannot set up guest RAM: %s failed: %s", what, strerror(err));
 	return -err;
 }
 
-static void *mmu__map(struct mmu *mmu, const char *site)
+/*
+ * Map guest RAM's memfd. Huge pages are reserved by the guest view's
+ * mapping (@reserve), so that a host without enough of them fails here,
+ * at start, and not at some fault of the guest's.
+ */
+static void *mmu__map(struct mmu *mmu, const char *site, bool reserve)
 {
 	int err = inject__check(site);
 	void *p;
@@ -40,8 +49,8 @@ static void *mmu__map(struct mmu *mmu, const char *site)
 		errno = err;
 		return MAP_FAILED;
 	}
-	p = mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-		 mmu->memfd, 0);
+	p = mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | (reserve ? 0 : MAP_NORESERVE), mmu->memfd, 0);
 	return p;
 }
 
@@ -78,12 +87,24 @@ static int mmu__init_memory(struct mmu *mmu)
 		goto bitmaps;
 	}
 	err = inject__check("memfd_create");
-	mmu->memfd = err ? -1 : memfd_create("faultline-ram", MFD_CLOEXEC);
+	mmu->memfd =
+		err ? -1
+		    : memfd_create("faultline-ram",
+				   MFD_CLOEXEC | (mmu->cfg.huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
 	if (mmu->memfd < 0)
-		return mmu__fail("memfd_create", err ? err : errno);
+		return mmu__fail(mmu->cfg.huge ? "memfd_create of 2 MiB huge pages (hugetlbfs)"
+					       : "memfd_create",
+				 err ? err : errno);
 	if (ftruncate(mmu->memfd, (off_t)mmu->ram.size) < 0)
 		return mmu__fail("ftruncate of the RAM memfd", errno);
-	p = mmu__map(mmu, "mmap.guest_ram");
+	p = mmu__map(mmu, "mmap.guest_ram", mmu->cfg.huge);
+	if (p == MAP_FAILED && mmu->cfg.huge) {
+		err = errno;
+		pr_err("cannot map guest RAM on huge pages: %s (%llu pages of 2 MiB needed; "
+		       "reserve them with sysctl vm.nr_hugepages)",
+		       strerror(err), (unsigned long long)(mmu->ram.size >> 21));
+		return -err;
+	}
 	if (p == MAP_FAILED) {
 		err = errno;
 		pr_err("cannot map guest RAM: %s (size: %llu bytes)", strerror(err),
@@ -91,7 +112,13 @@ static int mmu__init_memory(struct mmu *mmu)
 		return -err;
 	}
 	mmu->ram.host = p;
-	p = mmu__map(mmu, "mmap.alias");
+	if (mmu->cfg.huge) {
+		mmu->huge_zero = aligned_alloc(MMU_HUGE_SIZE, MMU_HUGE_SIZE);
+		if (!mmu->huge_zero)
+			return mmu__fail("allocation of a huge page of zeros", ENOMEM);
+		memset(mmu->huge_zero, 0, MMU_HUGE_SIZE);
+	}
+	p = mmu__map(mmu, "mmap.alias", false);
 	if (p == MAP_FAILED)
 		return mmu__fail("mmap of the RAM alias", errno);
 	mmu->alias = p;
@@ -126,13 +153,16 @@ int mmu__uffd_init(struct mmu *mmu)
 {
 	struct uffdio_api api = {
 		.api = UFFD_API,
-		.features = UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_THREAD_ID,
+		.features = (mmu->cfg.huge ? UFFD_FEATURE_MISSING_HUGETLBFS
+					   : UFFD_FEATURE_MISSING_SHMEM) |
+			    UFFD_FEATURE_THREAD_ID,
 	};
 	struct uffdio_register reg = {
 		.range = {.start = (uint64_t)(uintptr_t)mmu->ram.host, .len = mmu->ram.size},
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
-	uint64_t need = 1ULL << _UFFDIO_COPY | 1ULL << _UFFDIO_ZEROPAGE;
+	/* hugetlbfs has no UFFDIO_ZEROPAGE: huge pages are copied from huge_zero */
+	uint64_t need = 1ULL << _UFFDIO_COPY | (mmu->cfg.huge ? 0 : 1ULL << _UFFDIO_ZEROPAGE);
 	int err = inject__check("userfaultfd");
 
 	mmu->uffd = err ? -1 : (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -467,6 +497,8 @@ void mmu__exit(struct mmu *mmu)
 	free(mmu->poisoned);
 	free(mmu->zeroed);
 	free(mmu->holds);
+	free(mmu->huge_zero);
+	mmu->huge_zero = NULL;
 	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
 	if (mmu->uffd >= 0)
 		close(mmu->uffd);

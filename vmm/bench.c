@@ -71,26 +71,31 @@ struct bench_mode {
 	const char *help;
 	const char *flags[4];
 	bool scaling; /* also measured at every vCPU count */
+	bool opt_in;  /* only when --modes names it: it needs what a host may not have */
 };
 
 #define FA(n)                                                                                      \
 	{                                                                                          \
-		"fa-" #n, "faultline with --fault-around " #n, {"--fault-around", #n}, false       \
+		"fa-" #n, "faultline with --fault-around " #n, {"--fault-around", #n}, false,      \
+			false                                                                      \
 	}
 static const struct bench_mode touch_modes[] = {
 	{"floor",
 	 "pre-populated host memory: kernel baseline with --prefault",
 	 {"--fault-handler", "kernel", "--prefault"},
-	 true},
+	 true,
+	 false},
 	{"kernel",
 	 "kernel demand paging: anonymous memory, no userfaultfd",
 	 {"--fault-handler", "kernel"},
-	 true},
+	 true,
+	 false},
 	{"naive",
 	 "naive userfaultfd handler: one thread, poll(), one page per fault",
 	 {"--fault-handler", "naive"},
-	 true},
-	{"faultline", "faultline's defaults", {NULL}, true},
+	 true,
+	 false},
+	{"faultline", "faultline's defaults", {NULL}, true, false},
 	FA(1),
 	FA(2),
 	FA(4),
@@ -104,15 +109,24 @@ static const struct bench_mode touch_modes[] = {
 	{"spin-" BENCH_SPIN_US,
 	 "faultline, handler threads poll " BENCH_SPIN_US " us for the next fault",
 	 {"--fault-spin", BENCH_SPIN_US},
-	 true},
+	 true,
+	 false},
 	{"ahead-" BENCH_AHEAD,
 	 "faultline, up to " BENCH_AHEAD " pages installed ahead of a sequential stream",
 	 {"--fault-ahead", BENCH_AHEAD},
-	 true},
+	 true,
+	 false},
 	{"zero",
 	 "faultline with --dedup zero: the zero pages the guest left untouched given back",
 	 {"--dedup", "zero,pages_to_scan=4096", "--guest-arg", "scans=3"},
+	 false,
 	 false},
+	{"huge",
+	 "faultline with --hugepages: 2 MiB pages, one fault each (needs vm.nr_hugepages "
+	 "reserved; only when --modes names it)",
+	 {"--hugepages"},
+	 true,
+	 true},
 };
 #undef FA
 
@@ -367,9 +381,17 @@ static bool listed(const char *list, const char *name)
 	return false;
 }
 
+/* Without --modes, every mode but those that need more of the host (huge pages). */
 static bool mode_selected(const struct bench_options *o, const char *name)
 {
-	return listed(o->modes, name);
+	size_t i;
+
+	if (o->modes)
+		return listed(o->modes, name);
+	for (i = 0; i < sizeof(touch_modes) / sizeof(touch_modes[0]); i++)
+		if (touch_modes[i].opt_in && !strcmp(touch_modes[i].name, name))
+			return false;
+	return true;
 }
 
 static void add_job(struct bench_job *jobs, unsigned *n, unsigned max, struct bench_job job)

@@ -469,6 +469,40 @@ static int parse_disk(char *arg, struct run_config *cfg)
 	return 0;
 }
 
+/*
+ * --hugepages: every fault is one whole 2 MiB page, so what works in 4 KiB
+ * pages (a backing file's reclaim, dedup, the balloon's drops, fault-ahead's
+ * runs, the poisoning of one page) does not go with it. Returns 0 or
+ * -EINVAL after reporting.
+ */
+static int check_hugepages(struct run_config *cfg)
+{
+	const char *with = cfg->fault_handler == MMU_HANDLER_NAIVE    ? "--fault-handler naive"
+			   : cfg->fault_handler == MMU_HANDLER_KERNEL ? "--fault-handler kernel"
+			   : cfg->backing_file			      ? "--backing file"
+			   : cfg->dedup != DEDUP_OFF		      ? "--dedup"
+			   : cfg->balloon			      ? "--balloon"
+			   : cfg->fault_ahead			      ? "--fault-ahead"
+			   : cfg->on_oom == CLI_OOM_MCE		      ? "--on-oom mce"
+								      : NULL;
+
+	if (with) {
+		pr_err("invalid option value: guest RAM on huge pages is served 2 MiB at a time, "
+		       "and %s works in pages of 4 KiB (--hugepages)",
+		       with);
+		return -EINVAL;
+	}
+	if (cfg->fault_around != CLI_FAULT_AROUND_DEFAULT &&
+	    cfg->fault_around != MMU_FAULT_AROUND_MAX) {
+		pr_err("invalid option value: with --hugepages every fault installs 512 pages "
+		       "(--fault-around: %u)",
+		       cfg->fault_around);
+		return -EINVAL;
+	}
+	cfg->fault_around = MMU_FAULT_AROUND_MAX;
+	return 0;
+}
+
 /* Long options only, plus -h. */
 static const char run_shortopts[] = ":h";
 
@@ -508,6 +542,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'a': cfg->cmdline = optarg; break;
 		case 'g': ret = parse_guest_arg(optarg, cfg); break;
 		case 'p': cfg->prefault = true; break;
+		case 'P': cfg->hugepages = true; break;
 		case 'H': ret = parse_shm(optarg, cfg); break;
 		case 'V': ret = parse_vram(optarg, cfg); break;
 		case 'D': ret = parse_dedup(optarg, cfg); break;
@@ -560,6 +595,8 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		       cfg->fault_handler == MMU_HANDLER_NAIVE ? "naive" : "kernel");
 		return -EINVAL;
 	}
+	if (cfg->hugepages && check_hugepages(cfg))
+		return -EINVAL;
 	if (!cfg->fault_threads)
 		cfg->fault_threads = 1 + (cfg->vcpus - 1) / 4;
 	return 0;

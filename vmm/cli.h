@@ -74,6 +74,11 @@
 	X("fault-around", 'f', 1, "N",                                                             \
 	  "pages served per fault, a power of two 1..512 (default 64)")                            \
 	X("prefault", 'p', 0, "", "make all guest RAM resident before the guest starts")           \
+	X("hugepages", 'P', 0, "",                                                                 \
+	  "back guest RAM with 2 MiB huge pages (hugetlbfs; reserve them first with sysctl "       \
+	  "vm.nr_hugepages): each fault installs a whole huge page, which KVM maps with one "      \
+	  "fault of its own instead of 512; not with --backing file, --dedup, --balloon, "         \
+	  "--fault-ahead or --on-oom mce")                                                         \
 	X("fault-handler", 'F', 1, "faultline|naive|kernel",                                       \
 	  "who serves first touches: faultline, the fault engine (default); naive, one thread "    \
 	  "woken by poll() copying one page per fault; kernel, anonymous memory and the kernel's " \
@@ -160,6 +165,7 @@ struct run_config {
 	const char *backing_file;     /* NULL: zero */
 	unsigned fault_around;
 	bool prefault;
+	bool hugepages; /* guest RAM on 2 MiB hugetlbfs pages (--hugepages) */
 	enum mmu_handler fault_handler;
 	unsigned fault_retries;
 	unsigned fault_timeout_ms;

@@ -127,9 +127,12 @@ static int config__native(const char *path, json_t *root, struct run_config *cfg
 			ret = config__string(path, key, v, &cfg->api);
 		else if (!strcmp(key, "balloon"))
 			ret = config__bool(path, key, v, &cfg->balloon);
+		else if (!strcmp(key, "hugepages"))
+			ret = config__bool(path, key, v, &cfg->hugepages);
 		else {
 			pr_err("invalid config: unknown key \"%s\"; faultline knows kernel, "
-			       "initrd, cmdline, mem, vcpus, disks, channel, api and balloon "
+			       "initrd, cmdline, mem, vcpus, disks, channel, api, balloon and "
+			       "hugepages "
 			       "(file: %s)",
 			       key, path);
 			return -EINVAL;

@@ -210,6 +210,7 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
 		.spin_us = cfg->fault_spin_us,
 		.fault_ahead = cfg->fault_ahead,
 		.dedup = cfg->dedup != DEDUP_OFF,
+		.huge = cfg->hugepages,
 		.handler = cfg->fault_handler,
 	};
 	const struct mmu_ops ops = {

@@ -471,8 +471,9 @@ START_TEST(jobs_follow_modes_and_patterns)
 					  "--patterns", "random-write,seq-write",
 					  "--vcpus",	"1,4,16"};
 	static const char *const all[] = {"--vcpus", "1,2"};
+	static const char *const huge[] = {"--modes", "huge", "--vcpus", "1,2"};
 	struct bench_job jobs[256];
-	unsigned n;
+	unsigned n, i;
 
 	n = jobs_of(random_only, 6, jobs, 256);
 	ck_assert_uint_eq(n, 3);
@@ -495,9 +496,21 @@ START_TEST(jobs_follow_modes_and_patterns)
 	ck_assert_uint_eq(jobs[7].vcpus, 16);
 	ck_assert_str_eq(jobs[7].order, "seq");
 
-	/* everything: 16 touch modes (fa-64 is faultline) in 5 patterns, 6 scaling, 4 others */
+	/*
+	 * everything: 16 touch modes (fa-64 is faultline; huge only when named) in 5
+	 * patterns, 6 scaling, 4 others
+	 */
 	n = jobs_of(all, 2, jobs, 256);
 	ck_assert_uint_eq(n, 16 * 5 + 6 + 4);
+	for (i = 0; i < n; i++)
+		ck_assert_str_ne(jobs[i].mode, "huge");
+	/* named, huge pages run in every pattern and scale */
+	n = jobs_of(huge, 4, jobs, 256);
+	ck_assert_uint_eq(n, 5 + 1);
+	ck_assert_str_eq(jobs[5].mode, "huge");
+	ck_assert_uint_eq(jobs[5].vcpus, 2);
+	ck_assert_str_eq(jobs[5].flags[0], "--hugepages");
+	n = jobs_of(all, 2, jobs, 256);
 	/* sparse, the fifth pattern: at most 4096 pages, spread over RAM in job_argv() */
 	ck_assert_str_eq(jobs[16 * 4].mode, "floor");
 	ck_assert_str_eq(jobs[16 * 4].order, "sparse");

@@ -329,6 +329,55 @@ START_TEST(dedup_option)
 }
 END_TEST
 
+/*
+ * --hugepages: 512 pages a fault, and nothing that works in 4 KiB pages
+ * beside it (each refusal names the option).
+ */
+START_TEST(hugepages_option)
+{
+	static const struct {
+		const char *opt, *val, *with;
+	} bad[] = {
+		{"--fault-handler", "naive", "--fault-handler naive"},
+		{"--fault-handler", "kernel", "--fault-handler kernel"},
+		{"--backing", "file:/snap", "--backing file"},
+		{"--dedup", "zero", "--dedup"},
+		{"--fault-ahead", "1024", "--fault-ahead"},
+		{"--on-oom", "mce", "--on-oom mce"},
+	};
+	enum cli_command cmd;
+	struct run_config cfg;
+	char want[256];
+	unsigned i;
+
+	ck_assert_int_eq(PARSE("run", "--kernel", "k"), 0);
+	ck_assert(!cfg.hugepages);
+	ck_assert_uint_eq(cfg.fault_around, CLI_FAULT_AROUND_DEFAULT);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--hugepages", "--mem-limit", "64M"), 0);
+	ck_assert(cfg.hugepages);
+	ck_assert_uint_eq(cfg.fault_around, 512);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--hugepages", "--fault-around", "512"), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(
+			PARSE("run", "--kernel", "k", "--hugepages", bad[i].opt, bad[i].val),
+			-EINVAL);
+		snprintf(want, sizeof(want),
+			 "faultline: invalid option value: guest RAM on huge pages is served 2 MiB "
+			 "at a time, and %s works in pages of 4 KiB (--hugepages)\n",
+			 bad[i].with);
+		ck_assert_str_eq(log_buf, want);
+	}
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--balloon", "--hugepages"), -EINVAL);
+	ck_assert_str_eq(log_buf, "faultline: invalid option value: guest RAM on huge pages is "
+				  "served 2 MiB at a time, and --balloon works in pages of 4 KiB "
+				  "(--hugepages)\n");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--hugepages", "--fault-around", "16"),
+			 -EINVAL);
+	ck_assert_str_eq(log_buf, "faultline: invalid option value: with --hugepages every fault "
+				  "installs 512 pages (--fault-around: 16)\n");
+}
+END_TEST
+
 /* --shm and --vram: KEY=VALUE lists, split in place (so writable copies here). */
 START_TEST(device_options)
 {
@@ -453,6 +502,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, guest_arg_limits);
 	tcase_add_test(tc, device_options);
 	tcase_add_test(tc, dedup_option);
+	tcase_add_test(tc, hugepages_option);
 	tcase_add_test(tc, help_and_version);
 	suite_add_tcase(s, tc);
 	return s;
