@@ -113,10 +113,11 @@ static int mmu__init_memory(struct mmu *mmu)
 	}
 	mmu->ram.host = p;
 	if (mmu->cfg.huge) {
-		mmu->huge_zero = aligned_alloc(MMU_HUGE_SIZE, MMU_HUGE_SIZE);
-		if (!mmu->huge_zero)
-			return mmu__fail("allocation of a huge page of zeros", ENOMEM);
-		memset(mmu->huge_zero, 0, MMU_HUGE_SIZE);
+		/* Never written: every read of it maps the kernel's zero page, nothing held. */
+		p = mmap(NULL, MMU_HUGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return mmu__fail("mmap of a huge page of zeros", errno);
+		mmu->huge_zero = p;
 	}
 	p = mmu__map(mmu, "mmap.alias", false);
 	if (p == MAP_FAILED)
@@ -497,7 +498,8 @@ void mmu__exit(struct mmu *mmu)
 	free(mmu->poisoned);
 	free(mmu->zeroed);
 	free(mmu->holds);
-	free(mmu->huge_zero);
+	if (mmu->huge_zero)
+		munmap(mmu->huge_zero, MMU_HUGE_SIZE);
 	mmu->huge_zero = NULL;
 	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
 	if (mmu->uffd >= 0)
