@@ -1101,6 +1101,37 @@ static bool mmu__discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 	return true;
 }
 
+/*
+ * --hugepages: only whole huge pages inside [@pi, @last) go, and only when
+ * every page of one may; of one that may not, the pages already taken for
+ * dropping are resident again and all its resident pages are kept. Caller
+ * holds reclaim_lock.
+ */
+static int mmu__discard_huge(struct mmu *mmu, uint64_t pi, uint64_t last, uint64_t *dropped,
+			     uint64_t *kept)
+{
+	const uint64_t n = MMU_HUGE_SIZE / MMU_PAGE_SIZE;
+	uint64_t h, i, k;
+	int err = 0;
+
+	for (h = (pi + n - 1) & ~(n - 1); h + n <= last; h += n) {
+		for (i = 0; i < n && mmu__discardable(mmu, h + i, kept); i++)
+			;
+		if (i == n) {
+			if (mmu__reclaim_run(mmu, h, n) == n)
+				*dropped += n;
+			else
+				err = -EIO; /* the huge page is resident again */
+			continue;
+		}
+		pages_mark_resident(mmu, h, i);
+		*kept += i;
+		for (k = i + 1; k < n; k++)
+			*kept += page_resident(mmu, h + k);
+	}
+	return err;
+}
+
 int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped, uint64_t *kept)
 {
 	uint64_t first = (gpa + MMU_PAGE_SIZE - 1) & ~(MMU_PAGE_SIZE - 1);
@@ -1117,6 +1148,10 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
 	pi = (uint64_t)(host - mmu->ram.host) / MMU_PAGE_SIZE;
 	last = pi + (end - first) / MMU_PAGE_SIZE;
 	pthread_mutex_lock(&mmu->reclaim_lock);
+	if (mmu->cfg.huge) {
+		err = mmu__discard_huge(mmu, pi, last, dropped, kept);
+		pi = last + 1; /* the loop below has nothing to do */
+	}
 	for (; pi <= last; pi++) {
 		bool drop = pi < last && mmu__discardable(mmu, pi, kept);
 

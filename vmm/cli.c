@@ -481,7 +481,6 @@ static int check_hugepages(struct run_config *cfg)
 			   : cfg->fault_handler == MMU_HANDLER_KERNEL ? "--fault-handler kernel"
 			   : cfg->backing_file			      ? "--backing file"
 			   : cfg->dedup != DEDUP_OFF		      ? "--dedup"
-			   : cfg->balloon			      ? "--balloon"
 			   : cfg->fault_ahead			      ? "--fault-ahead"
 			   : cfg->on_oom == CLI_OOM_MCE		      ? "--on-oom mce"
 								      : NULL;

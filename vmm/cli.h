@@ -77,8 +77,8 @@
 	X("hugepages", 'P', 0, "",                                                                 \
 	  "back guest RAM with 2 MiB huge pages (hugetlbfs; reserve them first with sysctl "       \
 	  "vm.nr_hugepages): each fault installs a whole huge page, which KVM maps with one "      \
-	  "fault of its own instead of 512; not with --backing file, --dedup, --balloon, "         \
-	  "--fault-ahead or --on-oom mce")                                                         \
+	  "fault of its own instead of 512; --balloon gives back whole huge pages; not with "      \
+	  "--backing file, --dedup, --fault-ahead or --on-oom mce")                                \
 	X("fault-handler", 'F', 1, "faultline|naive|kernel",                                       \
 	  "who serves first touches: faultline, the fault engine (default); naive, one thread "    \
 	  "woken by poll() copying one page per fault; kernel, anonymous memory and the kernel's " \

@@ -187,6 +187,12 @@ static int vm__api_balloon(void *ctx, json_t *request, json_t *reply, char *why)
 		return -1;
 	}
 	bytes = json_integer_value(v);
+	if (bytes && vm->mmu.cfg.huge) {
+		snprintf(why, API_WHY_LEN,
+			 "the balloon inflates with pages of 4 KiB, and guest RAM is on huge pages "
+			 "(--hugepages): only its free page reports give memory back");
+		return -1;
+	}
 	if ((uint64_t)bytes > vm->mmu.ram.size) {
 		snprintf(why, API_WHY_LEN, "%lld bytes is more than guest RAM (%llu bytes)",
 			 (long long)bytes, (unsigned long long)vm->mmu.ram.size);
