@@ -124,9 +124,10 @@ $(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
 
+# static, as the monitor: it runs in the nested harness's L1 and on the performance host
 $(BENCH_UFFD): $(BUILD)/obj/bench/uffd_touch.o $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
+	$(CC) $(CFLAGS) -fPIE $(MON_LDFLAGS) -o $@ $^ $(MON_LIBS)
 
 $(BENCH_SECCOMP): $(BUILD)/obj/bench/seccomp_cost.o $(LIB_OBJS)
 	@mkdir -p $(@D)

@@ -32,7 +32,7 @@
 #define MAX_RUNS    15
 #define NR_SIZES    10 /* fault-around 1..512 */
 #define NR_AHEAD    3  /* fault-ahead 256, 1024, 4096 (fault-around 64) */
-#define NR_MODES    (3 + NR_SIZES + NR_AHEAD)
+#define NR_MODES    (3 + NR_SIZES + NR_AHEAD + 1) /* + huge, with --huge */
 #define NR_PATTERNS 4
 
 struct mode {
@@ -41,6 +41,7 @@ struct mode {
 	unsigned around;
 	bool prefault;
 	unsigned ahead;
+	bool huge; /* --hugepages: 2 MiB hugetlbfs pages, a fault each */
 };
 
 static const char *const patterns[NR_PATTERNS][2] = {
@@ -74,6 +75,7 @@ static double run_once(const struct mode *m, unsigned pattern, uint64_t pages)
 		.retry_ms = 2000,
 		.nr_handlers = 1,
 		.handler = m->handler,
+		.huge = m->huge,
 	};
 	const struct mmu_ops ops = {.fault_failed = on_failed};
 	bool random = pattern == 1 || pattern == 3, write = pattern < 2;
@@ -126,42 +128,51 @@ static double median_rate(const struct mode *m, unsigned pattern, uint64_t pages
 	return rates[repeat / 2];
 }
 
-static unsigned build_modes(struct mode *modes)
+static unsigned build_modes(struct mode *modes, bool huge)
 {
 	unsigned n = 0, size;
 
-	modes[n++] = (struct mode){"floor", MMU_HANDLER_KERNEL, 1, true, 0};
-	modes[n++] = (struct mode){"kernel", MMU_HANDLER_KERNEL, 1, false, 0};
-	modes[n++] = (struct mode){"naive", MMU_HANDLER_NAIVE, 1, false, 0};
+	modes[n++] = (struct mode){"floor", MMU_HANDLER_KERNEL, 1, true, 0, false};
+	modes[n++] = (struct mode){"kernel", MMU_HANDLER_KERNEL, 1, false, 0, false};
+	modes[n++] = (struct mode){"naive", MMU_HANDLER_NAIVE, 1, false, 0, false};
 	for (size = 1; size <= 512; size *= 2) {
-		modes[n] = (struct mode){"", MMU_HANDLER_FAULTLINE, size, false, 0};
+		modes[n] = (struct mode){"", MMU_HANDLER_FAULTLINE, size, false, 0, false};
 		snprintf(modes[n].name, sizeof(modes[n].name), "fa-%u", size);
 		n++;
 	}
 	for (size = 256; size <= 4096; size *= 4) {
-		modes[n] = (struct mode){"", MMU_HANDLER_FAULTLINE, 64, false, size};
+		modes[n] = (struct mode){"", MMU_HANDLER_FAULTLINE, 64, false, size, false};
 		snprintf(modes[n].name, sizeof(modes[n].name), "ahead-%u", size);
 		n++;
 	}
+	if (huge)
+		modes[n++] = (struct mode){"huge", MMU_HANDLER_FAULTLINE, 512, false, 0, true};
 	return n;
 }
 
 static int usage(FILE *out, int status)
 {
-	fprintf(out, "Usage: uffd-touch [--pages N] [--repeat N]\n"
-		     "  --pages N   pages touched per run (default 16384; 64..1048576)\n"
-		     "  --repeat N  runs per result, the median is kept (default 5; 1..15)\n");
+	fprintf(out,
+		"Usage: uffd-touch [--pages N] [--repeat N] [--huge]\n"
+		"  --pages N   pages touched per run (default 16384; 64..1048576)\n"
+		"  --repeat N  runs per result, the median is kept (default 5; 1..15)\n"
+		"  --huge      also the huge mode: RAM on 2 MiB hugetlbfs pages (--hugepages),\n"
+		"              which needs them reserved (sysctl vm.nr_hugepages)\n");
 	return status;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"pages", 1, NULL, 'n'}, {"repeat", 1, NULL, 'r'}, {"help", 0, NULL, 'h'}, {0}};
+	static const struct option opts[] = {{"pages", 1, NULL, 'n'},
+					     {"repeat", 1, NULL, 'r'},
+					     {"huge", 0, NULL, 'H'},
+					     {"help", 0, NULL, 'h'},
+					     {0}};
 	struct mode modes[NR_MODES];
 	double rate[NR_MODES][NR_PATTERNS];
 	unsigned long long pages = 16384, repeat = 5;
-	unsigned nm = build_modes(modes), m, p;
+	bool huge = false;
+	unsigned nm, m, p;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -169,11 +180,14 @@ int main(int argc, char **argv)
 			pages = strtoull(optarg, NULL, 10);
 		else if (c == 'r')
 			repeat = strtoull(optarg, NULL, 10);
+		else if (c == 'H')
+			huge = true;
 		else
 			return usage(c == 'h' ? stdout : stderr, c == 'h' ? 0 : 64);
 	}
 	if (pages < 64 || pages > (1ULL << 20) || repeat < 1 || repeat > MAX_RUNS)
 		return usage(stderr, 64);
+	nm = build_modes(modes, huge);
 	printf("uffd-touch: %llu pages, median of %llu runs, one handler thread; pages/s and "
 	       "time per page over the floor's and the kernel's\n",
 	       pages, repeat);

@@ -100,9 +100,10 @@ static int mmu__init_memory(struct mmu *mmu)
 	p = mmu__map(mmu, "mmap.guest_ram", mmu->cfg.huge);
 	if (p == MAP_FAILED && mmu->cfg.huge) {
 		err = errno;
-		pr_err("cannot map guest RAM on huge pages: %s (%llu pages of 2 MiB needed; "
+		pr_err("cannot map guest RAM on huge pages: %s (%llu huge page%s of 2 MiB needed; "
 		       "reserve them with sysctl vm.nr_hugepages)",
-		       strerror(err), (unsigned long long)(mmu->ram.size >> 21));
+		       strerror(err), (unsigned long long)(mmu->ram.size >> 21),
+		       mmu->ram.size >> 21 == 1 ? "" : "s");
 		return -err;
 	}
 	if (p == MAP_FAILED) {
