@@ -120,11 +120,11 @@ BENCH_DEDUP := $(BUILD)/bench/dedup-ksm
 BENCH_UFFD  := $(BUILD)/bench/uffd-touch
 BENCH_SECCOMP := $(BUILD)/bench/seccomp-cost
 
+# static, as the monitor: they run in the nested harness's L1 and on the performance host
 $(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ -lfdt -ljansson -lxxhash -lseccomp -pthread
+	$(CC) $(CFLAGS) -fPIE $(MON_LDFLAGS) -o $@ $^ $(MON_LIBS)
 
-# static, as the monitor: it runs in the nested harness's L1 and on the performance host
 $(BENCH_UFFD): $(BUILD)/obj/bench/uffd_touch.o $(LIB_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIE $(MON_LDFLAGS) -o $@ $^ $(MON_LIBS)

@@ -12,6 +12,11 @@
  * converge, CPU time (faultline: its scanner and fault reader threads;
  * KSM: ksmd, in clock ticks), and the ratios faultline / KSM.
  *
+ * --scatter: the same pages in a shuffled order (a fixed seed), so that
+ * equal pages are seldom found in the same order twice: faultline merges
+ * runs of pages whose shared pages are in a row together, and this image
+ * has almost none.
+ *
  * --zeros: every page of the image is zeros instead. faultline runs
  * --dedup zero (every page released: zero_pages), KSM use_zero_pages=1
  * (every page mapped to the kernel's zero page: ksm_zero_pages, Linux 6.10).
@@ -40,7 +45,7 @@
 
 struct params {
 	uint64_t pages, kinds, pages_to_scan, sleep_ms, max_sharing, timeout_s;
-	bool zeros;
+	bool zeros, scatter;
 };
 
 struct result {
@@ -57,16 +62,49 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void fill(uint8_t *mem, const struct params *p)
+/* The content of page @i: i % K, or with --scatter that of a shuffled page (same counts). */
+static uint64_t kind_of(const struct params *p, const uint64_t *order, uint64_t i)
 {
-	uint64_t i, w;
+	return (p->scatter ? order[i] : i) % p->kinds;
+}
 
+/* A permutation of the pages, from a fixed seed (xorshift64, Fisher-Yates). */
+static uint64_t *shuffled(uint64_t n)
+{
+	uint64_t *order = malloc(n * sizeof(*order)), x = 0x2545f4914f6cdd1dULL, i;
+
+	if (!order)
+		return NULL;
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	for (i = n - 1; i > 0; i--) {
+		uint64_t j, t;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		j = x % (i + 1);
+		t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	return order;
+}
+
+static int fill(uint8_t *mem, const struct params *p)
+{
+	uint64_t *order = p->scatter ? shuffled(p->pages) : NULL, i, w;
+
+	if (p->scatter && !order)
+		return -1;
 	for (i = 0; i < p->pages; i++)
 		for (w = 0; w < PAGE / 8; w++)
 			((volatile uint64_t *)(mem + i * PAGE))[w] =
 				p->zeros ? 0
-					 : (i % p->kinds + 1) * 0x9e3779b97f4a7c15ULL ^
+					 : (kind_of(p, order, i) + 1) * 0x9e3779b97f4a7c15ULL ^
 						   (w * 0x100000001b3ULL);
+	free(order);
+	return 0;
 }
 
 static uint64_t target(const struct params *p)
@@ -117,9 +155,9 @@ static int run_faultline(const struct params *p, struct result *res)
 	k.sleep_ms = p->sleep_ms;
 	k.max_page_sharing = p->max_sharing;
 	if (mmu__init(&mmu, &cfg, &ops) ||
-	    dedup__init(&d, &mmu, p->zeros ? DEDUP_ZERO : DEDUP_ON, &k) || mmu__start(&mmu))
+	    dedup__init(&d, &mmu, p->zeros ? DEDUP_ZERO : DEDUP_ON, &k) || mmu__start(&mmu) ||
+	    fill(mmu.ram.host, p))
 		return -1;
-	fill(mmu.ram.host, p);
 	t0 = now_s();
 	if (dedup__start(&d))
 		return -1;
@@ -222,7 +260,8 @@ static int run_ksm(const struct params *p, struct result *res)
 		   0);
 	if (mem == MAP_FAILED)
 		return -1;
-	fill(mem, p);
+	if (fill(mem, p))
+		return -1;
 	/* max_page_sharing can change only while nothing is merged: run=2 first. */
 	if (ksm_write("run", 2) || ksm_write("max_page_sharing", p->max_sharing) ||
 	    ksm_write("pages_to_scan", p->pages_to_scan) ||
@@ -260,10 +299,13 @@ static int run_ksm(const struct params *p, struct result *res)
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: dedup-ksm [--pages N] [--kinds K] [--pages-to-scan P] [--sleep-ms S]\n"
-		     "                 [--max-page-sharing M] [--timeout S] [--zeros] [--json]\n"
-		     "Defaults: 32768 pages of 16 contents, 4096 pages per batch, 10 ms sleep,\n"
-		     "256 sharers, 120 s. --zeros: every page zeros (faultline --dedup zero,\n"
-		     "KSM use_zero_pages=1). Needs root; exit 77 without KSM.\n");
+		     "                 [--max-page-sharing M] [--timeout S] [--scatter] [--zeros]\n"
+		     "                 [--json]\n"
+		     "Defaults: 32768 pages of 16 contents (page i holds content i %% K), 4096\n"
+		     "pages per batch, 10 ms sleep, 256 sharers, 120 s. --scatter: the same pages\n"
+		     "shuffled (equal pages seldom in the same order twice). --zeros: every page\n"
+		     "zeros (faultline --dedup zero, KSM use_zero_pages=1). Needs root; exit 77\n"
+		     "without KSM.\n");
 }
 
 static int parse(int argc, char **argv, struct params *p, bool *json)
@@ -276,13 +318,14 @@ static int parse(int argc, char **argv, struct params *p, bool *json)
 		{"max-page-sharing", 1, NULL, 'm'},
 		{"timeout", 1, NULL, 't'},
 		{"zeros", 0, NULL, 'z'},
+		{"scatter", 0, NULL, 'x'},
 		{"json", 0, NULL, 'j'},
 		{"help", 0, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 
-	*p = (struct params){32768, 16, 4096, 10, 256, 120, false};
+	*p = (struct params){32768, 16, 4096, 10, 256, 120, false, false};
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		uint64_t v = optarg ? strtoull(optarg, NULL, 0) : 0;
 
@@ -294,6 +337,7 @@ static int parse(int argc, char **argv, struct params *p, bool *json)
 		case 'm': p->max_sharing = v; break;
 		case 't': p->timeout_s = v; break;
 		case 'z': p->zeros = true; break;
+		case 'x': p->scatter = true; break;
 		case 'j': *json = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -330,24 +374,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (json) {
-		printf("{\"pages\":%lu,\"kinds\":%lu,\"zeros\":%s,\"pages_to_scan\":%lu,\"sleep_"
-		       "ms\":%lu,"
+		printf("{\"pages\":%lu,\"kinds\":%lu,\"zeros\":%s,\"scatter\":%s,\"pages_to_scan\":"
+		       "%"
+		       "lu,\"sleep_ms\":%lu,"
 		       "\"target\":%lu,\"faultline\":{\"saved\":%lu,\"seconds\":%.3f,\"cpu_ms\":%."
 		       "1f,"
 		       "\"converged\":%s},\"ksm\":{\"saved\":%lu,\"seconds\":%.3f,\"cpu_ms\":%.1f,"
 		       "\"converged\":%s}}\n",
-		       p.pages, p.kinds, p.zeros ? "true" : "false", p.pages_to_scan, p.sleep_ms,
-		       target(&p), fl.saved, fl.seconds, fl.cpu_ms, fl.converged ? "true" : "false",
-		       ksm.saved, ksm.seconds, ksm.cpu_ms, ksm.converged ? "true" : "false");
+		       p.pages, p.kinds, p.zeros ? "true" : "false", p.scatter ? "true" : "false",
+		       p.pages_to_scan, p.sleep_ms, target(&p), fl.saved, fl.seconds, fl.cpu_ms,
+		       fl.converged ? "true" : "false", ksm.saved, ksm.seconds, ksm.cpu_ms,
+		       ksm.converged ? "true" : "false");
 		return 0;
 	}
 	if (p.zeros)
 		printf("%lu pages of zeros, %lu pages per batch, %lu ms sleep: %lu pages to save\n",
 		       p.pages, p.pages_to_scan, p.sleep_ms, target(&p));
 	else
-		printf("%lu pages of %lu contents, %lu pages per batch, %lu ms sleep: %lu pages to "
-		       "save\n",
-		       p.pages, p.kinds, p.pages_to_scan, p.sleep_ms, target(&p));
+		printf("%lu pages of %lu contents%s, %lu pages per batch, %lu ms sleep: %lu pages "
+		       "to save\n",
+		       p.pages, p.kinds, p.scatter ? " (scattered)" : "", p.pages_to_scan,
+		       p.sleep_ms, target(&p));
 	printf("%-10s %12s %12s %12s\n", "engine", "saved", "seconds", "cpu ms");
 	printf("%-10s %12lu %12.3f %12.1f%s\n", "faultline", fl.saved, fl.seconds, fl.cpu_ms,
 	       fl.converged ? "" : " (timeout)");
