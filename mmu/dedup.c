@@ -208,31 +208,6 @@ static int dedup__slot_alloc(struct dedup *d, uint64_t *slot)
 	return 0;
 }
 
-/*
- * A new shared page holding a copy of @src. It is not charged: the first
- * guest page merged into it hands its own charge over (so merging works
- * with a full budget). Lock held. NULL when it cannot be made.
- */
-static struct dedup_node *dedup__node_new(struct dedup *d, const uint8_t *src, uint64_t checksum)
-{
-	struct dedup_node *node = calloc(1, sizeof(*node));
-	int err = inject__check("dedup.node");
-
-	if (!node || err || dedup__slot_alloc(d, &node->slot))
-		goto fail_free;
-	if (pwrite(d->stable_fd, src, PAGE, (off_t)(node->slot * PAGE)) != (ssize_t)PAGE)
-		goto fail_slot;
-	node->checksum = checksum;
-	return node;
-
-fail_slot:
-	d->free_slots[d->nr_free_slots++] = node->slot;
-fail_free:
-	free(node);
-	D_STAT_INC(d, merge_errors);
-	return NULL;
-}
-
 static void dedup__update_sharing(struct dedup *d)
 {
 	D_STAT_SET(d, pages_sharing, d->refs_committed - D_STAT(d, pages_shared));
@@ -371,12 +346,13 @@ static void dedup__unbusy(struct dedup *d, uint64_t pi)
 /* ---- merging -------------------------------------------------------------------- */
 
 /*
- * Put @node's page at guest page @pi: a one-page mapping of the stable
- * memfd, registered with the dedup userfaultfd and write-protected before
- * mremap() moves it over the guest view, so no vCPU ever sees it writable.
- * Lock not held (mremap waits for the dedup reader to read its event).
+ * Put the @n shared pages from @slot on at guest pages @pi on: a mapping of
+ * the stable memfd, registered with the dedup userfaultfd and
+ * write-protected before mremap() moves it over the guest view, so no vCPU
+ * ever sees it writable. Lock not held (mremap waits for the dedup reader
+ * to read its event).
  */
-static int dedup__map_shared(struct dedup *d, uint64_t pi, const struct dedup_node *node)
+static int dedup__map_shared(struct dedup *d, uint64_t pi, uint64_t n, uint64_t slot)
 {
 	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_WP};
 	struct uffdio_writeprotect wp = {.mode = UFFDIO_WRITEPROTECT_MODE_WP};
@@ -385,81 +361,72 @@ static int dedup__map_shared(struct dedup *d, uint64_t pi, const struct dedup_no
 
 	if (err)
 		return -err;
-	st = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, d->stable_fd,
-		  (off_t)(node->slot * PAGE));
+	/* populated: write-protection then protects present entries, not markers */
+	st = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, d->stable_fd,
+		  (off_t)(slot * PAGE));
 	if (st == MAP_FAILED)
 		return -errno;
-	reg.range = (struct uffdio_range){(uint64_t)(uintptr_t)st, PAGE};
+	reg.range = (struct uffdio_range){(uint64_t)(uintptr_t)st, n * PAGE};
 	wp.range = reg.range;
 	if (ioctl(d->uffd, UFFDIO_REGISTER, &reg) < 0)
 		goto fail;
-	(void)*(volatile uint8_t *)st; /* present: protect the entry, not a marker */
 	if (ioctl(d->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
 		goto fail;
-	if (mremap(st, PAGE, PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, guest_page(d, pi)) == MAP_FAILED)
+	if (mremap(st, n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, guest_page(d, pi)) ==
+	    MAP_FAILED)
 		goto fail;
 	return 0;
 fail:
 	err = errno;
-	munmap(st, PAGE);
+	munmap(st, n * PAGE);
 	return -err;
 }
 
 /*
- * Merge busy, protected page @pi into @node, which holds a reference for
- * it. Lock held on entry and exit, dropped around the mapping change. On
- * failure the reference is dropped and the page is as it was.
+ * Merge busy, protected pages [@pi, @pi + @n) into @nodes, shared pages in
+ * a row of the memfd, which hold a reference for each. Lock held on entry
+ * and exit, dropped around the mapping change. On failure the references
+ * are dropped and the pages are as they were.
  */
-static int dedup__merge_into(struct dedup *d, uint64_t pi, struct dedup_node *node)
+static int dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes)
 {
 	struct mmu *mmu = d->mmu;
+	uint64_t i;
 	int ret;
 
 	pthread_mutex_unlock(&mmu->reclaim_lock);
-	ret = dedup__map_shared(d, pi, node);
+	ret = dedup__map_shared(d, pi, n, nodes[0]->slot);
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	if (ret) {
 		D_STAT_INC(d, merge_errors);
-		dedup__node_put(d, node, false);
+		for (i = 0; i < n; i++)
+			dedup__node_put(d, nodes[i], false);
 		return ret;
 	}
-	/* The guest view maps the shared page now: the page's own can go. */
-	if (punch_page(mmu->memfd, pi) < 0)
-		D_STAT_INC(d, merge_errors); /* the page stays charged until its COW break */
-	else if (node->charged)
-		mmu__uncharge(mmu, 1);
-	node->charged = true;	 /* the first page's charge is the shared page's now */
-	bit_set(mmu->dirty, pi); /* never reclaimed as a clean file page */
-	bit_set(d->merged, pi);
-	d->rmap[pi].node = node;
-	d->maps += DEDUP_MAPS_PER_MERGE;
-	if (!node->in_tree) {
-		RB_INSERT(dedup_stable, &d->stable_tree, node);
-		node->in_tree = true;
-		D_STAT_INC(d, pages_shared);
+	/* The guest view maps the shared pages now: the pages' own can go. */
+	ret = fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
+			(off_t)(n * PAGE));
+	if (ret < 0)
+		D_STAT_ADD(d, merge_errors, n); /* the pages stay charged until their COW breaks */
+	for (i = 0; i < n; i++) {
+		struct dedup_node *node = nodes[i];
+
+		if (ret >= 0 && node->charged)
+			mmu__uncharge(mmu, 1);
+		node->charged = true;	     /* the first page's charge is the shared page's now */
+		bit_set(mmu->dirty, pi + i); /* never reclaimed as a clean file page */
+		bit_set(d->merged, pi + i);
+		d->rmap[pi + i].node = node;
+		d->maps += DEDUP_MAPS_PER_MERGE;
+		if (!node->in_tree) {
+			RB_INSERT(dedup_stable, &d->stable_tree, node);
+			node->in_tree = true;
+			D_STAT_INC(d, pages_shared);
+		}
+		d->refs_committed++;
 	}
-	d->refs_committed++;
 	dedup__update_sharing(d);
 	return 0;
-}
-
-/*
- * Protect page @pi and check, now that it cannot change, that it still
- * holds @want. Lock held. False (protection lifted again) otherwise.
- */
-static bool dedup__freeze(struct dedup *d, uint64_t pi, const uint8_t *want)
-{
-	bool was = dedup__was_protected(d, pi);
-
-	if (!was && dedup__protect(d, pi, true)) {
-		D_STAT_INC(d, merge_errors);
-		return false;
-	}
-	if (memcmp(alias_page(d, pi), want, PAGE)) {
-		dedup__unprotect(d, pi, was);
-		return false;
-	}
-	return true;
 }
 
 /* End the merge of @pi: failed ones get their protection back as it was. Lock held. */
@@ -470,52 +437,269 @@ static void dedup__merge_end(struct dedup *d, uint64_t pi, bool was_protected, i
 	dedup__unbusy(d, pi);
 }
 
-/* Merge candidate @pi into the shared page @node. Lock held on entry and exit. */
-static void dedup__merge_stable(struct dedup *d, uint64_t pi, struct dedup_node *node)
+/* Write-protect pages [@first, @first + @n) of the guest view in one call. */
+static int dedup__protect_range(struct dedup *d, uint64_t first, uint64_t n, const char *site)
 {
-	bool was = dedup__was_protected(d, pi);
-	int ret;
+	struct uffdio_writeprotect wp = {
+		.range = {.start = (uint64_t)(uintptr_t)guest_page(d, first), .len = n * PAGE},
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	int err = inject__check(site);
 
-	if (!dedup__maps_allow(d, 1) || !dedup__freeze(d, pi, stable_page(d, node)))
-		return;
-	bit_set(d->busy, pi);
-	node->refs++;
-	ret = dedup__merge_into(d, pi, node);
-	dedup__merge_end(d, pi, was, ret);
+	if (err)
+		return -err;
+	return ioctl(d->mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
 }
 
 /*
- * Candidates @a (from the unstable index) and @b hold the same bytes: make
- * a shared page of them. Lock held on entry and exit.
+ * Merge candidates [@pi, @pi + @n) into @nodes, shared pages in a row,
+ * which hold a reference for each: they are write-protected with one call
+ * and compared again now that they cannot change; each stretch still equal
+ * is merged with one mapping. A page written since is left as it was.
+ * @was: each page's protection before. Lock held on entry and exit.
  */
-static void dedup__merge_pair(struct dedup *d, uint64_t a, uint64_t b, uint64_t checksum)
+static void dedup__merge_stretch(struct dedup *d, uint64_t pi, uint64_t n,
+				 struct dedup_node **nodes, const bool *was)
 {
-	bool was_a = dedup__was_protected(d, a), was_b = dedup__was_protected(d, b);
-	struct dedup_node *node;
+	bool same[DEDUP_MERGE_RUN_MAX];
+	uint64_t a, b, i;
+	int ret;
+
+	if (!dedup__maps_allow(d, n)) {
+		for (i = 0; i < n; i++)
+			dedup__node_put(d, nodes[i], false);
+		return;
+	}
+	if (dedup__protect_range(d, pi, n, "dedup.protect")) {
+		D_STAT_ADD(d, merge_errors, n);
+		for (i = 0; i < n; i++) {
+			dedup__unprotect(d, pi + i, was[i]);
+			dedup__node_put(d, nodes[i], false);
+		}
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		same[i] = !memcmp(alias_page(d, pi + i), stable_page(d, nodes[i]), PAGE);
+		if (same[i]) {
+			bit_set(d->busy, pi + i);
+			continue;
+		}
+		dedup__unprotect(d, pi + i, was[i]);
+		dedup__node_put(d, nodes[i], false);
+	}
+	for (a = 0; a < n; a = b) {
+		for (b = a; b < n && same[b] == same[a]; b++)
+			;
+		if (!same[a])
+			continue;
+		ret = dedup__merge_into(d, pi + a, b - a, nodes + a);
+		for (i = a; i < b; i++)
+			dedup__merge_end(d, pi + i, was[i], ret);
+	}
+}
+
+/*
+ * Merge the pending run: of its pages, the ones still candidates, a
+ * stretch at a time. The others drop their references. Lock held.
+ */
+static void dedup__merge_run(struct dedup *d)
+{
+	uint64_t first = d->run_first, n = d->run_n, a = 0, b;
+	bool was[DEDUP_MERGE_RUN_MAX];
+
+	d->run_n = 0;
+	while (a < n) {
+		if (!dedup__candidate(d, first + a)) {
+			dedup__node_put(d, d->run_nodes[a++], false);
+			continue;
+		}
+		for (b = a; b < n && dedup__candidate(d, first + b); b++)
+			was[b] = dedup__was_protected(d, first + b);
+		dedup__merge_stretch(d, first + a, b - a, d->run_nodes + a, was + a);
+		a = b;
+	}
+}
+
+/*
+ * Candidate @pi merges into the shared page @node: it joins the pending
+ * run, which is merged first unless @pi and @node continue it. The
+ * reference is taken first, since merging drops the lock. Lock held.
+ */
+static void dedup__add_merge(struct dedup *d, uint64_t pi, struct dedup_node *node)
+{
+	node->refs++;
+	if (d->run_n &&
+	    (pi != d->run_first + d->run_n || node->slot != d->run_nodes[0]->slot + d->run_n ||
+	     d->run_n == DEDUP_MERGE_RUN_MAX))
+		dedup__merge_run(d);
+	if (!d->run_n)
+		d->run_first = pi;
+	d->run_nodes[d->run_n++] = node;
+}
+
+/*
+ * New shared pages in a row of the memfd holding copies of the @n pages
+ * from @src on, with checksums @sums: as many as can be had in a row (a
+ * block past every slot used so far), at least one. Not charged: the first
+ * guest page merged into each hands its own charge over (so merging works
+ * with a full budget). Lock held. How many were made (in @nodes); 0 when
+ * none could be.
+ */
+static uint64_t dedup__nodes_new(struct dedup *d, const uint8_t *src, uint64_t n,
+				 const uint64_t *sums, struct dedup_node **nodes)
+{
+	uint64_t slot, i, made = 0;
+	int err = inject__check("dedup.node");
+
+	if (n > 1 && d->next_slot + n <= d->mmu->nr_pages) {
+		slot = d->next_slot;
+		d->next_slot += n;
+	} else if (err || dedup__slot_alloc(d, &slot)) {
+		goto fail;
+	} else {
+		n = 1;
+	}
+	if (err || pwrite(d->stable_fd, src, n * PAGE, (off_t)(slot * PAGE)) != (ssize_t)(n * PAGE))
+		goto fail_slots;
+	for (made = 0; made < n; made++) {
+		nodes[made] = calloc(1, sizeof(*nodes[made]));
+		if (!nodes[made])
+			goto fail_nodes;
+		nodes[made]->slot = slot + made;
+		nodes[made]->checksum = sums[made];
+	}
+	return n;
+
+fail_nodes:
+	while (made)
+		free(nodes[--made]);
+fail_slots:
+	for (i = n; i > 0; i--) {
+		if (slot + i == d->next_slot)
+			d->next_slot--;
+		else
+			d->free_slots[d->nr_free_slots++] = slot + i - 1;
+	}
+fail:
+	D_STAT_INC(d, merge_errors);
+	return 0;
+}
+
+/*
+ * Make shared pages of pairs [@a, @a + @n) and [@b, @b + @n), candidates
+ * page for page equal: both stretches are write-protected (a call each)
+ * and compared again now that they cannot change; the pairs still equal
+ * become new shared pages in a row, as many as can be had, and each
+ * stretch of them is merged with one mapping on either side. @sums: the
+ * pairs' checksums. Lock held on entry and exit.
+ */
+static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, uint64_t n,
+				      const uint64_t *sums)
+{
+	bool was_a[DEDUP_MERGE_RUN_MAX], was_b[DEDUP_MERGE_RUN_MAX], same[DEDUP_MERGE_RUN_MAX];
+	struct dedup_node *nodes[DEDUP_MERGE_RUN_MAX];
+	uint64_t i, j, s, e, k;
 	int ra, rb;
 
-	if (!dedup__maps_allow(d, 2) || !dedup__freeze(d, a, alias_page(d, b)))
+	for (i = 0; i < n; i++) {
+		was_a[i] = dedup__was_protected(d, a + i);
+		was_b[i] = dedup__was_protected(d, b + i);
+	}
+	if (!dedup__maps_allow(d, 2 * n))
 		return;
-	if (!dedup__freeze(d, b, alias_page(d, a))) {
-		dedup__unprotect(d, a, was_a);
+	if (dedup__protect_range(d, a, n, "dedup.protect") ||
+	    dedup__protect_range(d, b, n, "dedup.protect")) {
+		D_STAT_ADD(d, merge_errors, n);
+		for (i = 0; i < n; i++) {
+			dedup__unprotect(d, a + i, was_a[i]);
+			dedup__unprotect(d, b + i, was_b[i]);
+		}
 		return;
 	}
-	node = dedup__node_new(d, alias_page(d, a), checksum);
-	if (!node) {
-		dedup__unprotect(d, a, was_a);
-		dedup__unprotect(d, b, was_b);
-		return;
+	for (i = 0; i < n; i++) {
+		same[i] = !memcmp(alias_page(d, a + i), alias_page(d, b + i), PAGE);
+		if (same[i]) {
+			bit_set(d->busy, a + i);
+			bit_set(d->busy, b + i);
+			continue;
+		}
+		dedup__unprotect(d, a + i, was_a[i]);
+		dedup__unprotect(d, b + i, was_b[i]);
 	}
+	for (s = 0; s < n; s = e) {
+		for (e = s; e < n && same[e] == same[s]; e++)
+			;
+		for (i = s; same[s] && i < e; i += k) {
+			k = dedup__nodes_new(d, alias_page(d, a + i), e - i, sums + i, nodes);
+			ra = rb = -ENOMEM;
+			if (k) {
+				for (j = 0; j < k; j++)
+					nodes[j]->refs = 2;
+				ra = dedup__merge_into(d, a + i, k, nodes);
+				rb = dedup__merge_into(d, b + i, k, nodes);
+			} else {
+				k = e - i; /* no shared page: the rest stays as it was */
+			}
+			for (j = i; j < i + k; j++) {
+				dedup__merge_end(d, a + j, was_a[j], ra);
+				dedup__merge_end(d, b + j, was_b[j], rb);
+			}
+		}
+	}
+}
+
+/*
+ * Merge the pending pairs: a stretch at a time of those whose pages are
+ * both still candidates. Lock held.
+ */
+static void dedup__merge_pairs(struct dedup *d)
+{
+	uint64_t n = d->pair_n, s = 0, e;
+
+	d->pair_n = 0;
+	while (s < n) {
+		for (e = s; e < n && dedup__candidate(d, d->pair_a + e) &&
+			    dedup__candidate(d, d->pair_b + e);
+		     e++)
+			;
+		if (e > s)
+			dedup__merge_pair_stretch(d, d->pair_a + s, d->pair_b + s, e - s,
+						  d->pair_sums + s);
+		s = e == s ? s + 1 : e;
+	}
+}
+
+/*
+ * Candidate @b (checksum @sum) and @a, from this pass's unstable index,
+ * hold the same bytes: the pair joins the pending pairs (@a leaves the
+ * index). Lock held.
+ */
+static void dedup__add_pair(struct dedup *d, uint64_t a, uint64_t b, uint64_t sum)
+{
 	RB_REMOVE(dedup_unstable, &d->unstable_tree, &d->rmap[a]);
 	d->rmap[a].seq = 0;
 	D_STAT_ADD(d, pages_unshared, -1);
-	bit_set(d->busy, a);
-	bit_set(d->busy, b);
-	node->refs = 2;
-	ra = dedup__merge_into(d, a, node);
-	rb = dedup__merge_into(d, b, node);
-	dedup__merge_end(d, a, was_a, ra);
-	dedup__merge_end(d, b, was_b, rb);
+	if (!d->pair_n) {
+		d->pair_a = a;
+		d->pair_b = b;
+	}
+	d->pair_sums[d->pair_n++] = sum;
+}
+
+/*
+ * Whether candidate @pi (checksum @sum) continues the pending pairs: it
+ * follows their second pages, and the page after their first pages, in
+ * this pass's unstable index, holds the same bytes, which no shared page
+ * holds. Lock held.
+ */
+static bool dedup__continues_pairs(struct dedup *d, uint64_t pi, uint64_t sum)
+{
+	uint64_t a = d->pair_a + d->pair_n;
+
+	return pi == d->pair_b + d->pair_n && d->pair_n < DEDUP_MERGE_RUN_MAX && a < pi &&
+	       d->rmap[a].seq == d->seq && d->rmap[a].checksum == sum && dedup__candidate(d, a) &&
+	       !memcmp(alias_page(d, a), alias_page(d, pi), PAGE) &&
+	       !dedup__stable_find(d, sum, alias_page(d, pi));
 }
 
 /*
@@ -568,20 +752,6 @@ static bool dedup__checksum_gate(struct dedup *d, struct dedup_rmap *r, uint64_t
 	r->checksum = sum;
 	r->checksummed = true;
 	return same;
-}
-
-/* Write-protect pages [@first, @first + @n) of the guest view in one call. */
-static int dedup__protect_range(struct dedup *d, uint64_t first, uint64_t n)
-{
-	struct uffdio_writeprotect wp = {
-		.range = {.start = (uint64_t)(uintptr_t)guest_page(d, first), .len = n * PAGE},
-		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
-	};
-	int err = inject__check("dedup.zero_protect");
-
-	if (err)
-		return -err;
-	return ioctl(d->mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0 ? -errno : 0;
 }
 
 /*
@@ -640,7 +810,7 @@ static void dedup__release_zeros(struct dedup *d)
 		}
 		for (b = a; b < end && dedup__candidate(d, b); b++)
 			was[b - a] = dedup__was_protected(d, b);
-		if (dedup__protect_range(d, a, b - a)) {
+		if (dedup__protect_range(d, a, b - a, "dedup.zero_protect")) {
 			D_STAT_ADD(d, merge_errors, b - a);
 			for (i = a; i < b; i++)
 				dedup__unprotect(d, i, was[i - a]);
@@ -690,14 +860,24 @@ static void dedup__scan_page(struct dedup *d, uint64_t pi)
 	}
 	if (d->mode != DEDUP_ON || r->seq == d->seq)
 		goto out;
+	if (d->pair_n && dedup__continues_pairs(d, pi, sum)) {
+		dedup__add_pair(d, d->pair_a + d->pair_n, pi, sum);
+		goto out;
+	}
+	/* Pending pairs are merged first: their shared pages may be this page's. */
+	if (d->pair_n) {
+		dedup__merge_pairs(d);
+		if (!dedup__candidate(d, pi)) /* the lock was dropped */
+			goto out;
+	}
 	node = dedup__stable_find(d, sum, alias_page(d, pi));
 	if (node) {
-		dedup__merge_stable(d, pi, node);
+		dedup__add_merge(d, pi, node);
 		goto out;
 	}
 	peer = dedup__unstable_find(d, sum, pi);
 	if (peer) {
-		dedup__merge_pair(d, peer->pi, pi, sum);
+		dedup__add_pair(d, peer->pi, pi, sum);
 		goto out;
 	}
 	r->seq = d->seq;
@@ -705,6 +885,24 @@ static void dedup__scan_page(struct dedup *d, uint64_t pi)
 	D_STAT_INC(d, pages_unshared);
 out:
 	pthread_mutex_unlock(&mmu->reclaim_lock);
+}
+
+/*
+ * Release the pending zero pages, merge the pending pairs and run (all the
+ * scanner's own): at the end of each batch and of each pass.
+ */
+static void dedup__flush(struct dedup *d)
+{
+	if (!d->zero_n && !d->run_n && !d->pair_n)
+		return;
+	pthread_mutex_lock(&d->mmu->reclaim_lock);
+	if (d->zero_n)
+		dedup__release_zeros(d);
+	if (d->pair_n)
+		dedup__merge_pairs(d);
+	if (d->run_n)
+		dedup__merge_run(d);
+	pthread_mutex_unlock(&d->mmu->reclaim_lock);
 }
 
 /* A pass ended: the unstable index starts again, the mapping count is refreshed. */
@@ -730,15 +928,11 @@ uint64_t dedup__scan(struct dedup *d, uint64_t nr)
 		dedup__scan_page(d, d->cursor);
 		if (++d->cursor == d->mmu->nr_pages) {
 			d->cursor = 0;
+			dedup__flush(d);
 			dedup__pass_done(d);
 		}
 	}
-	/* The batch ends with its zero pages released (the run is the scanner's own). */
-	if (d->zero_n) {
-		pthread_mutex_lock(&d->mmu->reclaim_lock);
-		dedup__release_zeros(d);
-		pthread_mutex_unlock(&d->mmu->reclaim_lock);
-	}
+	dedup__flush(d);
 	return n;
 }
 

@@ -17,15 +17,20 @@
  * write-protects A (uffd-wp on the guest view), compares every byte, then
  * moves a one-page mapping of the shared page, registered with the dedup
  * userfaultfd and write-protected, over A (mremap, atomic for the vCPUs),
- * and punches A's own page out of guest RAM. A guest write to a merged page
- * is a write-protect fault on the dedup userfaultfd; it reaches
- * mmu__handle_fault(), which breaks the sharing by copying: the copy is
- * charged to the VM's budget first and fails as FAULT_OOM (the VM's
- * --on-oom policy applies and dedup stops merging); the page's own mapping
- * comes back and the writer is woken. Nothing retries a failed break.
+ * and punches A's own page out of guest RAM. Runs are merged together:
+ * pairs found in a row (a second copy of several pages) get shared pages
+ * in a row, and pages found in a row whose shared pages are in a row (a
+ * later copy) are mapped over at once: one mapping, one mremap and one
+ * punch for the run. A guest write to a merged page is a write-protect
+ * fault on the dedup userfaultfd; it reaches mmu__handle_fault(), which
+ * breaks the sharing by copying: the copy is charged to the VM's budget
+ * first and fails as FAULT_OOM (the VM's --on-oom policy applies and
+ * dedup stops merging); the page's own mapping comes back and the writer
+ * is woken. Nothing retries a failed break.
  *
- * Every merged page costs up to two mappings of the process; merging stops
- * (merges_skipped_map_limit) before vm.max_map_count is near. run=2 undoes
+ * Every merged page costs up to two mappings of the process (a run, two in
+ * all until breaks split it); merging stops (merges_skipped_map_limit)
+ * before vm.max_map_count is near. run=2 undoes
  * every merge (copying, charged), one page at a time, stopping between
  * pages when asked; a later run=2 goes on where it stopped.
  *
@@ -53,6 +58,9 @@
 
 /* Zero pages found in a row are released together, this many at most (2 MiB). */
 #define DEDUP_ZERO_RUN_MAX 512
+/* Pages found in a row that merge into shared pages in a row: merged together, this many at most.
+ */
+#define DEDUP_MERGE_RUN_MAX 512
 
 enum dedup_mode {
 	DEDUP_OFF,
@@ -147,9 +155,16 @@ struct dedup {
 	uint64_t unmerge_cursor;
 	uint64_t zero_checksum;
 	uint64_t zero_first, zero_n; /* zero pages found in a row, not released yet */
-	uint64_t maps;		     /* mappings of the process, estimated */
-	uint64_t map_limit;	     /* merging stops before maps reaches it */
-	pthread_cond_t idle;	     /* broadcast when a page stops being busy */
+	/* Pages found in a row whose shared pages are in a row too, not merged yet; a reference
+	 * each. */
+	uint64_t run_first, run_n;
+	struct dedup_node *run_nodes[DEDUP_MERGE_RUN_MAX];
+	/* Pairs of candidates found in a row (pages pair_a + i and pair_b + i), not merged yet. */
+	uint64_t pair_a, pair_b, pair_n;
+	uint64_t pair_sums[DEDUP_MERGE_RUN_MAX];
+	uint64_t maps;	     /* mappings of the process, estimated */
+	uint64_t map_limit;  /* merging stops before maps reaches it */
+	pthread_cond_t idle; /* broadcast when a page stops being busy */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wake; /* the scanner sleeps on it */
 	bool stopping;
