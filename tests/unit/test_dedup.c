@@ -114,6 +114,8 @@ static void teardown(void)
 {
 	char path[64];
 
+	/* As vm.c: the fault handlers end before dedup does. */
+	mmu__stop(&mmu);
 	dedup__exit(&dd);
 	mmu__exit(&mmu);
 	snprintf(path, sizeof(path), "/tmp/faultline-dedup-%d", getpid());
