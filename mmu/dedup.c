@@ -383,27 +383,15 @@ fail:
 }
 
 /*
- * Merge busy, protected pages [@pi, @pi + @n) into @nodes, shared pages in
- * a row of the memfd, which hold a reference for each. Lock held on entry
- * and exit, dropped around the mapping change. On failure the references
- * are dropped and the pages are as they were.
+ * Busy pages [@pi, @pi + @n) map @nodes now: their own memory goes with one
+ * punch, and they are merged. Lock held.
  */
-static int dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes)
+static void dedup__merged(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes)
 {
 	struct mmu *mmu = d->mmu;
 	uint64_t i;
 	int ret;
 
-	pthread_mutex_unlock(&mmu->reclaim_lock);
-	ret = dedup__map_shared(d, pi, n, nodes[0]->slot);
-	pthread_mutex_lock(&mmu->reclaim_lock);
-	if (ret) {
-		D_STAT_INC(d, merge_errors);
-		for (i = 0; i < n; i++)
-			dedup__node_put(d, nodes[i], false);
-		return ret;
-	}
-	/* The guest view maps the shared pages now: the pages' own can go. */
 	ret = fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
 			(off_t)(n * PAGE));
 	if (ret < 0)
@@ -425,8 +413,45 @@ static int dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct de
 		}
 		d->refs_committed++;
 	}
+}
+
+/*
+ * Merge busy, protected pages [@pi, @pi + @n) into @nodes, which hold a
+ * reference for each: each stretch of them whose shared pages are in a row
+ * of the memfd is mapped over with one mapping, then each stretch of pages
+ * mapped loses its own memory with one punch. Lock held on entry and exit,
+ * dropped around the mapping changes. @ret: each page's result, 0 or
+ * -errno (its reference dropped, the page as it was).
+ */
+static void dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes,
+			      int *ret)
+{
+	struct mmu *mmu = d->mmu;
+	uint64_t a, b, i;
+	int err;
+
+	pthread_mutex_unlock(&mmu->reclaim_lock);
+	for (a = 0; a < n; a = b) {
+		for (b = a + 1; b < n && nodes[b]->slot == nodes[a]->slot + (b - a); b++)
+			;
+		err = dedup__map_shared(d, pi + a, b - a, nodes[a]->slot);
+		if (err)
+			D_STAT_INC(d, merge_errors);
+		for (i = a; i < b; i++)
+			ret[i] = err;
+	}
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	for (a = 0; a < n; a = b) {
+		for (b = a + 1; b < n && !ret[b] == !ret[a]; b++)
+			;
+		if (!ret[a]) {
+			dedup__merged(d, pi + a, b - a, nodes + a);
+			continue;
+		}
+		for (i = a; i < b; i++)
+			dedup__node_put(d, nodes[i], false);
+	}
 	dedup__update_sharing(d);
-	return 0;
 }
 
 /* End the merge of @pi: failed ones get their protection back as it was. Lock held. */
@@ -452,18 +477,19 @@ static int dedup__protect_range(struct dedup *d, uint64_t first, uint64_t n, con
 }
 
 /*
- * Merge candidates [@pi, @pi + @n) into @nodes, shared pages in a row,
- * which hold a reference for each: they are write-protected with one call
- * and compared again now that they cannot change; each stretch still equal
- * is merged with one mapping. A page written since is left as it was.
- * @was: each page's protection before. Lock held on entry and exit.
+ * Merge candidates [@pi, @pi + @n) into @nodes, which hold a reference
+ * for each: they are write-protected with one call and compared again now
+ * that they cannot change; each stretch still equal is merged (one mapping
+ * per stretch of shared pages in a row, one punch). A page written since is
+ * left as it was. @was: each page's protection before. Lock held on entry
+ * and exit.
  */
 static void dedup__merge_stretch(struct dedup *d, uint64_t pi, uint64_t n,
 				 struct dedup_node **nodes, const bool *was)
 {
 	bool same[DEDUP_MERGE_RUN_MAX];
+	int ret[DEDUP_MERGE_RUN_MAX];
 	uint64_t a, b, i;
-	int ret;
 
 	if (!dedup__maps_allow(d, n)) {
 		for (i = 0; i < n; i++)
@@ -492,9 +518,9 @@ static void dedup__merge_stretch(struct dedup *d, uint64_t pi, uint64_t n,
 			;
 		if (!same[a])
 			continue;
-		ret = dedup__merge_into(d, pi + a, b - a, nodes + a);
+		dedup__merge_into(d, pi + a, b - a, nodes + a, ret + a);
 		for (i = a; i < b; i++)
-			dedup__merge_end(d, pi + i, was[i], ret);
+			dedup__merge_end(d, pi + i, was[i], ret[i]);
 	}
 }
 
@@ -522,15 +548,13 @@ static void dedup__merge_run(struct dedup *d)
 
 /*
  * Candidate @pi merges into the shared page @node: it joins the pending
- * run, which is merged first unless @pi and @node continue it. The
- * reference is taken first, since merging drops the lock. Lock held.
+ * run, which is merged first unless @pi continues it. The reference is
+ * taken first, since merging drops the lock. Lock held.
  */
 static void dedup__add_merge(struct dedup *d, uint64_t pi, struct dedup_node *node)
 {
 	node->refs++;
-	if (d->run_n &&
-	    (pi != d->run_first + d->run_n || node->slot != d->run_nodes[0]->slot + d->run_n ||
-	     d->run_n == DEDUP_MERGE_RUN_MAX))
+	if (d->run_n && (pi != d->run_first + d->run_n || d->run_n == DEDUP_MERGE_RUN_MAX))
 		dedup__merge_run(d);
 	if (!d->run_n)
 		d->run_first = pi;
@@ -598,8 +622,8 @@ static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, u
 {
 	bool was_a[DEDUP_MERGE_RUN_MAX], was_b[DEDUP_MERGE_RUN_MAX], same[DEDUP_MERGE_RUN_MAX];
 	struct dedup_node *nodes[DEDUP_MERGE_RUN_MAX];
+	int ra[DEDUP_MERGE_RUN_MAX], rb[DEDUP_MERGE_RUN_MAX];
 	uint64_t i, j, s, e, k;
-	int ra, rb;
 
 	for (i = 0; i < n; i++) {
 		was_a[i] = dedup__was_protected(d, a + i);
@@ -631,18 +655,19 @@ static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, u
 			;
 		for (i = s; same[s] && i < e; i += k) {
 			k = dedup__nodes_new(d, alias_page(d, a + i), e - i, sums + i, nodes);
-			ra = rb = -ENOMEM;
 			if (k) {
 				for (j = 0; j < k; j++)
 					nodes[j]->refs = 2;
-				ra = dedup__merge_into(d, a + i, k, nodes);
-				rb = dedup__merge_into(d, b + i, k, nodes);
+				dedup__merge_into(d, a + i, k, nodes, ra + i);
+				dedup__merge_into(d, b + i, k, nodes, rb + i);
 			} else {
 				k = e - i; /* no shared page: the rest stays as it was */
+				for (j = i; j < e; j++)
+					ra[j] = rb[j] = -ENOMEM;
 			}
 			for (j = i; j < i + k; j++) {
-				dedup__merge_end(d, a + j, was_a[j], ra);
-				dedup__merge_end(d, b + j, was_b[j], rb);
+				dedup__merge_end(d, a + j, was_a[j], ra[j]);
+				dedup__merge_end(d, b + j, was_b[j], rb[j]);
 			}
 		}
 	}

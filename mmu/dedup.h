@@ -19,14 +19,13 @@
  * userfaultfd and write-protected, over A (mremap, atomic for the vCPUs),
  * and punches A's own page out of guest RAM. Runs are merged together:
  * pairs found in a row (a second copy of several pages) get shared pages
- * in a row, and pages found in a row whose shared pages are in a row (a
- * later copy) are mapped over at once: one mapping, one mremap and one
- * punch for the run. A guest write to a merged page is a write-protect
- * fault on the dedup userfaultfd; it reaches mmu__handle_fault(), which
- * breaks the sharing by copying: the copy is charged to the VM's budget
- * first and fails as FAULT_OOM (the VM's --on-oom policy applies and
- * dedup stops merging); the page's own mapping comes back and the writer
- * is woken. Nothing retries a failed break.
+ * in a row; candidates found in a row that merge into shared pages share
+ * one write-protect and one punch, and each stretch of them whose shared
+ * pages are in a row too (a later copy) one mapping and one mremap. A guest write to a merged page
+ * is a write-protect fault on the dedup userfaultfd; it reaches mmu__handle_fault(), which breaks
+ * the sharing by copying: the copy is charged to the VM's budget first and fails as FAULT_OOM (the
+ * VM's --on-oom policy applies and dedup stops merging); the page's own mapping comes back and the
+ * writer is woken. Nothing retries a failed break.
  *
  * Every merged page costs up to two mappings of the process (a run, two in
  * all until breaks split it); merging stops (merges_skipped_map_limit)
@@ -58,8 +57,7 @@
 
 /* Zero pages found in a row are released together, this many at most (2 MiB). */
 #define DEDUP_ZERO_RUN_MAX 512
-/* Pages found in a row that merge into shared pages in a row: merged together, this many at most.
- */
+/* Pages found in a row that merge (pairs, or into shared pages): merged together, 512 at most. */
 #define DEDUP_MERGE_RUN_MAX 512
 
 enum dedup_mode {
