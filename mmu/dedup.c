@@ -196,16 +196,52 @@ static bool dedup__maps_allow(struct dedup *d, uint64_t n)
 
 /* ---- shared pages -------------------------------------------------------------- */
 
-static int dedup__slot_alloc(struct dedup *d, uint64_t *slot)
+/*
+ * Take @want slots of the stable memfd in a row, the lowest there are, or
+ * failing that one slot, the lowest free. Lock held. How many were taken
+ * from *@slot on: @want, 1, or 0 when every slot is used.
+ */
+static uint64_t dedup__slots_take(struct dedup *d, uint64_t want, uint64_t *slot)
 {
-	if (d->nr_free_slots) {
-		*slot = d->free_slots[--d->nr_free_slots];
-		return 0;
+	uint64_t nr = d->mmu->nr_pages, first_free = nr, start = 0, run = 0, i;
+
+	for (i = d->slot_hint; i < nr && run < want; i++) {
+		if (i % BITS_PER_LONG == 0 && i + BITS_PER_LONG <= nr &&
+		    __atomic_load_n(&d->slots[i / BITS_PER_LONG], __ATOMIC_RELAXED) == ~0UL) {
+			i += BITS_PER_LONG - 1; /* a word of used slots */
+			run = 0;
+			continue;
+		}
+		if (bit_test(d->slots, i)) {
+			run = 0;
+			continue;
+		}
+		if (first_free == nr)
+			first_free = i;
+		if (!run++)
+			start = i;
 	}
-	if (d->next_slot == d->mmu->nr_pages)
-		return -ENOSPC;
-	*slot = d->next_slot++;
-	return 0;
+	d->slot_hint = first_free; /* every slot below it is used */
+	if (run < want) {
+		if (first_free == nr)
+			return 0;
+		start = first_free;
+		run = 1;
+	}
+	for (i = start; i < start + run; i++)
+		bit_set(d->slots, i);
+	if (start == first_free)
+		d->slot_hint = start + run;
+	*slot = start;
+	return run;
+}
+
+/* Slot @slot of the stable memfd is free again. Lock held. */
+static void dedup__slot_put(struct dedup *d, uint64_t slot)
+{
+	bit_test_clear(d->slots, slot);
+	if (slot < d->slot_hint)
+		d->slot_hint = slot;
 }
 
 static void dedup__update_sharing(struct dedup *d)
@@ -232,7 +268,7 @@ static void dedup__node_put(struct dedup *d, struct dedup_node *node, bool keep_
 	}
 	if (node->charged && !keep_charge)
 		mmu__uncharge(d->mmu, 1);
-	d->free_slots[d->nr_free_slots++] = node->slot;
+	dedup__slot_put(d, node->slot);
 	free(node);
 }
 
@@ -563,27 +599,21 @@ static void dedup__add_merge(struct dedup *d, uint64_t pi, struct dedup_node *no
 
 /*
  * New shared pages in a row of the memfd holding copies of the @n pages
- * from @src on, with checksums @sums: as many as can be had in a row (a
- * block past every slot used so far), at least one. Not charged: the first
- * guest page merged into each hands its own charge over (so merging works
- * with a full budget). Lock held. How many were made (in @nodes); 0 when
- * none could be.
+ * from @src on, with checksums @sums: @n if so many free slots are in a
+ * row, else one. Not charged: the first guest page merged into each hands
+ * its own charge over (so merging works with a full budget). Lock held.
+ * How many were made (in @nodes); 0 when none could be.
  */
 static uint64_t dedup__nodes_new(struct dedup *d, const uint8_t *src, uint64_t n,
 				 const uint64_t *sums, struct dedup_node **nodes)
 {
-	uint64_t slot, i, made = 0;
+	uint64_t slot = 0, i, made = 0;
 	int err = inject__check("dedup.node");
 
-	if (n > 1 && d->next_slot + n <= d->mmu->nr_pages) {
-		slot = d->next_slot;
-		d->next_slot += n;
-	} else if (err || dedup__slot_alloc(d, &slot)) {
+	n = err ? 0 : dedup__slots_take(d, n, &slot);
+	if (!n)
 		goto fail;
-	} else {
-		n = 1;
-	}
-	if (err || pwrite(d->stable_fd, src, n * PAGE, (off_t)(slot * PAGE)) != (ssize_t)(n * PAGE))
+	if (pwrite(d->stable_fd, src, n * PAGE, (off_t)(slot * PAGE)) != (ssize_t)(n * PAGE))
 		goto fail_slots;
 	for (made = 0; made < n; made++) {
 		nodes[made] = calloc(1, sizeof(*nodes[made]));
@@ -598,12 +628,8 @@ fail_nodes:
 	while (made)
 		free(nodes[--made]);
 fail_slots:
-	for (i = n; i > 0; i--) {
-		if (slot + i == d->next_slot)
-			d->next_slot--;
-		else
-			d->free_slots[d->nr_free_slots++] = slot + i - 1;
-	}
+	for (i = 0; i < n; i++)
+		dedup__slot_put(d, slot + i);
 fail:
 	D_STAT_INC(d, merge_errors);
 	return 0;
@@ -1312,12 +1338,12 @@ static int dedup__init_state(struct dedup *d)
 	uint64_t words = bitmap_words(d->mmu->nr_pages), i;
 
 	d->rmap = calloc(d->mmu->nr_pages, sizeof(*d->rmap));
-	d->free_slots = calloc(d->mmu->nr_pages, sizeof(*d->free_slots));
+	d->slots = calloc(words, sizeof(unsigned long));
 	d->merged = calloc(words, sizeof(unsigned long));
 	d->busy = calloc(words, sizeof(unsigned long));
 	d->nomerge = calloc(words, sizeof(unsigned long));
 	d->waiting = calloc(words, sizeof(unsigned long));
-	if (!d->rmap || !d->free_slots || !d->merged || !d->busy || !d->nomerge || !d->waiting)
+	if (!d->rmap || !d->slots || !d->merged || !d->busy || !d->nomerge || !d->waiting)
 		return dedup__fail("allocation of the page state", ENOMEM);
 	for (i = 0; i < d->mmu->nr_pages; i++)
 		d->rmap[i].pi = i;
@@ -1398,7 +1424,7 @@ void dedup__exit(struct dedup *d)
 	if (d->stop_fd >= 0)
 		close(d->stop_fd);
 	free(d->rmap);
-	free(d->free_slots);
+	free(d->slots);
 	free(d->merged);
 	free(d->busy);
 	free(d->nomerge);

@@ -132,13 +132,12 @@ struct dedup {
 	enum dedup_mode mode;
 	struct dedup_knobs knobs; /* atomic loads: run changes at any time */
 	struct dedup_stats stats;
-	int uffd;	 /* merged pages' write faults */
-	int stable_fd;	 /* the memfd of shared pages */
-	int maps_fd;	 /* /proc/self/maps, opened at init; -1: mappings not counted */
-	uint8_t *stable; /* the monitor's mapping of it */
-	uint64_t *free_slots;
-	uint64_t nr_free_slots;
-	uint64_t next_slot;
+	int uffd;		 /* merged pages' write faults */
+	int stable_fd;		 /* the memfd of shared pages */
+	int maps_fd;		 /* /proc/self/maps, opened at init; -1: mappings not counted */
+	uint8_t *stable;	 /* the monitor's mapping of it */
+	unsigned long *slots;	 /* the stable memfd's slots in use, under mmu->reclaim_lock */
+	uint64_t slot_hint;	 /* every slot below it is in use */
 	struct dedup_rmap *rmap; /* by host page index */
 	/* By host page index, under mmu->reclaim_lock. */
 	unsigned long *merged;

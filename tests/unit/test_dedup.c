@@ -979,6 +979,38 @@ START_TEST(run_whose_protection_fails_stays_writable)
 }
 END_TEST
 
+/*
+ * Shared pages made and freed again and again, more of them in all than
+ * the stable memfd has slots: a second copy of 32 pages still gets its 32
+ * shared pages in a row each time (freed slots are taken again, lowest
+ * first).
+ */
+START_TEST(pairs_get_slots_in_a_row_after_many_frees)
+{
+	unsigned cycle;
+	uint64_t i;
+
+	for (i = 0; i < 64; i++)
+		fill(i, i % 32);
+	for (cycle = 0; cycle < 40; cycle++) {
+		pass();
+		pass();
+		ck_assert_uint_eq(DSTAT(pages_shared), 32);
+		ck_assert_uint_eq(DSTAT(pages_sharing), 32);
+		for (i = 0; i < 64; i++)
+			ck_assert_msg(dd.rmap[i].node->slot == dd.rmap[0].node->slot + i % 32,
+				      "cycle %u: page %llu's shared page is not in the row", cycle,
+				      (unsigned long long)i);
+		ck_assert_int_eq(dedup__set_run(&dd, 2), 0);
+		ck_assert_int_eq(dedup__unmerge(&dd, 1000), 64);
+		ck_assert_int_eq(dedup__set_run(&dd, 1), 0);
+	}
+	for (i = 0; i < 64; i++)
+		ck_assert_int_eq(bad_words(i, i % 32), 0);
+	ck_assert_uint_eq(DSTAT(merge_errors), 0);
+}
+END_TEST
+
 /* ---- unmerge -------------------------------------------------------------------------------- */
 
 START_TEST(unmerge_is_interruptible_and_resumable)
@@ -1421,6 +1453,7 @@ Suite *dedup_suite(void)
 	tcase_add_test(tc, map_count_follows_merges);
 	tcase_add_test(tc, runs_merge_together);
 	tcase_add_test(tc, runs_with_a_failed_step);
+	tcase_add_test(tc, pairs_get_slots_in_a_row_after_many_frees);
 	tcase_add_test(tc, run_whose_protection_fails_stays_writable);
 	tcase_add_test(tc, file_pages_merge_and_zeroed_pages_stay_zero);
 	tcase_add_test(tc, no_write_is_lost_while_the_scanner_runs);
