@@ -72,11 +72,11 @@ static uint8_t *stable_page(const struct dedup *d, const struct dedup_node *node
 	return d->stable + node->slot * PAGE;
 }
 
-/* Free page @page of memfd @fd (both views lose it). 0 or -errno. */
-static int punch_page(int fd, uint64_t page)
+/* Free pages [@first, @first + @n) of memfd @fd (every view loses them). 0 or -errno. */
+static int punch_pages(int fd, uint64_t first, uint64_t n)
 {
-	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(page * PAGE),
-			 (off_t)PAGE) < 0
+	return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE),
+			 (off_t)(n * PAGE)) < 0
 		       ? -errno
 		       : 0;
 }
@@ -263,7 +263,7 @@ static void dedup__node_put(struct dedup *d, struct dedup_node *node, bool keep_
 		D_STAT_ADD(d, pages_shared, -1);
 		dedup__update_sharing(d);
 	}
-	if (punch_page(d->stable_fd, node->slot) < 0) {
+	if (punch_pages(d->stable_fd, node->slot, 1) < 0) {
 		/* the page stays allocated in the memfd until the VM ends */
 	}
 	if (node->charged && !keep_charge)
@@ -428,8 +428,7 @@ static void dedup__merged(struct dedup *d, uint64_t pi, uint64_t n, struct dedup
 	uint64_t i;
 	int ret;
 
-	ret = fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pi * PAGE),
-			(off_t)(n * PAGE));
+	ret = punch_pages(mmu->memfd, pi, n);
 	if (ret < 0)
 		D_STAT_ADD(d, merge_errors, n); /* the pages stay charged until their COW breaks */
 	for (i = 0; i < n; i++) {
@@ -636,6 +635,38 @@ fail:
 }
 
 /*
+ * Busy, protected pairs [@a, @a + @n) and [@b, @b + @n), page for page
+ * equal, become new shared pages in a row, as many as can be had at a
+ * time, each stretch merged with one mapping on either side; the merges
+ * end (@was_a, @was_b: each page's protection before). Lock held.
+ */
+static void dedup__merge_equal_pairs(struct dedup *d, uint64_t a, uint64_t b, uint64_t n,
+				     const uint64_t *sums, const bool *was_a, const bool *was_b)
+{
+	struct dedup_node *nodes[DEDUP_MERGE_RUN_MAX];
+	int ra[DEDUP_MERGE_RUN_MAX], rb[DEDUP_MERGE_RUN_MAX];
+	uint64_t i, j, k;
+
+	for (i = 0; i < n; i += k) {
+		k = dedup__nodes_new(d, alias_page(d, a + i), n - i, sums + i, nodes);
+		if (k) {
+			for (j = 0; j < k; j++)
+				nodes[j]->refs = 2;
+			dedup__merge_into(d, a + i, k, nodes, ra + i);
+			dedup__merge_into(d, b + i, k, nodes, rb + i);
+		} else {
+			k = n - i; /* no shared page: the rest stays as it was */
+			for (j = i; j < n; j++)
+				ra[j] = rb[j] = -ENOMEM;
+		}
+		for (j = i; j < i + k; j++) {
+			dedup__merge_end(d, a + j, was_a[j], ra[j]);
+			dedup__merge_end(d, b + j, was_b[j], rb[j]);
+		}
+	}
+}
+
+/*
  * Make shared pages of pairs [@a, @a + @n) and [@b, @b + @n), candidates
  * page for page equal: both stretches are write-protected (a call each)
  * and compared again now that they cannot change; the pairs still equal
@@ -647,9 +678,7 @@ static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, u
 				      const uint64_t *sums)
 {
 	bool was_a[DEDUP_MERGE_RUN_MAX], was_b[DEDUP_MERGE_RUN_MAX], same[DEDUP_MERGE_RUN_MAX];
-	struct dedup_node *nodes[DEDUP_MERGE_RUN_MAX];
-	int ra[DEDUP_MERGE_RUN_MAX], rb[DEDUP_MERGE_RUN_MAX];
-	uint64_t i, j, s, e, k;
+	uint64_t i, s, e;
 
 	for (i = 0; i < n; i++) {
 		was_a[i] = dedup__was_protected(d, a + i);
@@ -679,23 +708,9 @@ static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, u
 	for (s = 0; s < n; s = e) {
 		for (e = s; e < n && same[e] == same[s]; e++)
 			;
-		for (i = s; same[s] && i < e; i += k) {
-			k = dedup__nodes_new(d, alias_page(d, a + i), e - i, sums + i, nodes);
-			if (k) {
-				for (j = 0; j < k; j++)
-					nodes[j]->refs = 2;
-				dedup__merge_into(d, a + i, k, nodes, ra + i);
-				dedup__merge_into(d, b + i, k, nodes, rb + i);
-			} else {
-				k = e - i; /* no shared page: the rest stays as it was */
-				for (j = i; j < e; j++)
-					ra[j] = rb[j] = -ENOMEM;
-			}
-			for (j = i; j < i + k; j++) {
-				dedup__merge_end(d, a + j, was_a[j], ra[j]);
-				dedup__merge_end(d, b + j, was_b[j], rb[j]);
-			}
-		}
+		if (same[s])
+			dedup__merge_equal_pairs(d, a + s, b + s, e - s, sums + s, was_a + s,
+						 was_b + s);
 	}
 }
 
@@ -821,9 +836,7 @@ static void dedup__punch_zeros(struct dedup *d, uint64_t first, uint64_t n, cons
 		return;
 	for (i = first; i < first + n; i++)
 		bit_test_clear(mmu->resident, i);
-	if (inject__check("dedup.zero_punch") ||
-	    fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE),
-		      (off_t)(n * PAGE)) < 0) {
+	if (inject__check("dedup.zero_punch") || punch_pages(mmu->memfd, first, n) < 0) {
 		for (i = first; i < first + n; i++) {
 			bit_set(mmu->resident, i);
 			dedup__unprotect(d, i, was[i - first]);
@@ -1071,7 +1084,7 @@ fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi,
 		err = errno ? errno : EIO;
 	err = err ?: -dedup__map_own(d, pi);
 	if (err) {
-		if (punch_page(mmu->memfd, pi) < 0) {
+		if (punch_pages(mmu->memfd, pi, 1) < 0) {
 			/* a copy that stays allocated, unused, until the VM ends */
 		}
 		if (!last)
@@ -1086,7 +1099,7 @@ fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi,
 
 int dedup__discard(struct dedup *d, uint64_t pi)
 {
-	int ret = punch_page(d->mmu->memfd, pi);
+	int ret = punch_pages(d->mmu->memfd, pi, 1);
 
 	ret = ret ?: dedup__map_own(d, pi);
 	if (ret)
