@@ -530,6 +530,10 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'n': cfg->channel = optarg; break;
 		case 'A': cfg->api = optarg; break;
 		case 'B': cfg->balloon = true; break;
+		case 'W':
+			ret = parse_number("boot-timeout", optarg, 1, CLI_BOOT_TIMEOUT_MAX,
+					   &cfg->boot_timeout_s);
+			break;
 		case 'd':
 			if (!disks_from_cli)
 				cfg->nr_disks = 0; /* --disk replaces the config's disks */

@@ -29,6 +29,7 @@
 #define CLI_FAULT_TIMEOUT_DEFAULT 2000
 #define CLI_BAR_MAX		  (256ULL << 20)
 #define CLI_OOM_PAUSE_TIMEOUT_MAX 86400
+#define CLI_BOOT_TIMEOUT_MAX	  86400
 #define CLI_MAX_DISKS		  4
 #define LINUX_CMDLINE_DEFAULT	  "console=ttyS0"
 #define LINUX_CMDLINE_BASE	  "reboot=k panic=1 pci=off i8042.noaux"
@@ -52,6 +53,9 @@
 	X("balloon", 'B', 0, "",                                                                   \
 	  "a virtio-balloon for a Linux guest's free page reports: the pages it frees are "        \
 	  "dropped from its memory and its budget, and come back as zeros when touched again")     \
+	X("boot-timeout", 'W', 1, "SECS",                                                         \
+	  "stop a Linux guest whose init has not written the boot timer within SECS seconds "      \
+	  "(1..86400) with status 77, saying where each vCPU was (default: no limit)")             \
 	X("api", 'A', 1, "SOCKET",                                                                 \
 	  "the control socket: faultline listens on the Unix socket SOCKET for 'faultline ctl "    \
 	  "SOCKET COMMAND' (status, pause, resume, mem-limit, stats, stop, events, wait)")         \
@@ -151,6 +155,7 @@ struct run_config {
 	struct cli_disk disks[CLI_MAX_DISKS];
 	const char *channel; /* the channel's Unix socket; NULL: none */
 	bool balloon;	     /* --balloon: free page reporting */
+	unsigned boot_timeout_s; /* --boot-timeout: Linux's init within SECS; 0: no limit */
 	const char *api;     /* the control socket (--api); NULL: none */
 	bool boot_linux;     /* set by main(): the kernel is a bzImage */
 	uint64_t start_ns;   /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */

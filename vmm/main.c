@@ -197,12 +197,13 @@ static int run(struct run_config *cfg)
 	}
 	if (!cfg->cmdline)
 		cfg->cmdline = "";
-	if (cfg->initrd || cfg->nr_disks || cfg->channel || cfg->balloon) {
+	if (cfg->initrd || cfg->nr_disks || cfg->channel || cfg->balloon || cfg->boot_timeout_s) {
 		pr_err("usage: %s needs a Linux kernel (bzImage or vmlinux); %s is an ELF guest",
 		       cfg->initrd     ? "--initrd"
 		       : cfg->nr_disks ? "--disk"
 		       : cfg->channel  ? "--channel"
-				       : "--balloon",
+		       : cfg->balloon  ? "--balloon"
+				       : "--boot-timeout",
 		       cfg->kernel);
 		free(image);
 		return FL_EXIT_USAGE;

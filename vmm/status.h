@@ -27,7 +27,8 @@
 	  "copy-on-write failure, retries exhausted, a device memory error the guest cannot be "   \
 	  "told of")                                                                               \
 	X(FL_EXIT_OOM, 75, "the guest ran out of memory and was not told by a machine check")      \
-	X(FL_EXIT_STOPPED, 76, "stopped through the control socket (faultline ctl SOCKET stop)")
+	X(FL_EXIT_STOPPED, 76, "stopped through the control socket (faultline ctl SOCKET stop)")   \
+	X(FL_EXIT_BOOT, 77, "the Linux guest's init did not start within --boot-timeout")
 
 enum fl_exit_status {
 #define FL_EXIT_ENUM(name, value, text) name = value,

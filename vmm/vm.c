@@ -306,6 +306,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	vm->backing_file = cfg->backing_file;
 	vm->boot_linux = cfg->boot_linux;
 	vm->boot_timer.start_ns = cfg->start_ns;
+	vm->boot_timeout_s = cfg->boot_timeout_s;
 	vm->start_ns = cfg->start_ns;
 	ret = vm__init_ram(vm, cfg);
 	if (ret)
@@ -818,6 +819,24 @@ static int vm__signalfd(void)
 	return fd;
 }
 
+/*
+ * Milliseconds until --boot-timeout runs out, for poll(): -1 without one or
+ * once the guest's init has written the boot timer, 0 when it has run out.
+ * The deadline counts from faultline's start, the boot timer's zero.
+ */
+static int vm__boot_wait_ms(struct vm *vm)
+{
+	uint64_t deadline, now;
+
+	if (!vm->boot_timeout_s || __atomic_load_n(&vm->boot_timer.boot_ns, __ATOMIC_RELAXED))
+		return -1;
+	deadline = vm->boot_timer.start_ns + vm->boot_timeout_s * 1000000000ULL;
+	now = mmu__now_ns();
+	if (now >= deadline)
+		return 0;
+	return (int)((deadline - now + 999999) / 1000000);
+}
+
 static void vm__wait(struct vm *vm, int sig_fd)
 {
 	struct pollfd fds[2] = {
@@ -825,9 +844,21 @@ static void vm__wait(struct vm *vm, int sig_fd)
 		{.fd = sig_fd, .events = POLLIN},
 	};
 	struct signalfd_siginfo si;
+	int ms, n;
 
 	for (;;) {
-		if (poll(fds, 2, -1) < 0) {
+		ms = vm__boot_wait_ms(vm);
+		if (ms == 0) {
+			vm__stop_from_outside(vm, FL_EXIT_BOOT,
+					      "the guest's init did not start within %u s (no write "
+					      "to the boot timer, port 0x%x: --boot-timeout)",
+					      vm->boot_timeout_s, BOOT_TIMER_PORT);
+			return;
+		}
+		n = poll(fds, 2, ms);
+		if (n == 0)
+			continue;
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			vm__stop(vm, FL_EXIT_INTERNAL, "poll failed: %s", strerror(errno));

@@ -84,6 +84,7 @@ struct vm {
 	struct cmos cmos;
 	struct acpi_pm acpi_pm;
 	struct boot_timer boot_timer;
+	unsigned boot_timeout_s; /* --boot-timeout: the boot timer written within; 0: no limit */
 	struct pvpanic pvpanic;
 	unsigned nr_virtio; /* virtio-mmio windows taken, in order: disks, channel, balloon */
 	unsigned nr_disks;

@@ -122,6 +122,11 @@ START_TEST(run_all_options)
 		PARSE("run", "--kernel", "k", "--on-oom", "pause,timeout=30", "--api", "s"), 0);
 	ck_assert_int_eq(cfg.on_oom, CLI_OOM_PAUSE);
 	ck_assert_uint_eq(cfg.oom_pause_timeout_s, 30);
+	ck_assert_uint_eq(cfg.boot_timeout_s, 0); /* the default: no limit */
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--boot-timeout", "120"), 0);
+	ck_assert_uint_eq(cfg.boot_timeout_s, 120);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--boot-timeout", "86400"), 0);
+	ck_assert_uint_eq(cfg.boot_timeout_s, 86400);
 	ck_assert_int_eq(cfg.seccomp, SECCOMP_ON); /* the default */
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--seccomp", "log"), 0);
 	ck_assert_int_eq(cfg.seccomp, SECCOMP_LOG);
