@@ -178,7 +178,7 @@ fuzz: $(FUZZ_BINS)
 
 kvm-test: $(BUILD)/faultline $(GUEST_ELF) $(PTY_RUN)
 	guest/linux/build
-	tests/kvm/with-kvm --with build/linux/vmlinux tests/kvm/run
+	tests/kvm/with-kvm --with build/linux/vmlinux --resume tests/kvm/run
 
 # faultline's dedup against the host's KSM on the same memory (root; docs/benchmarks.md).
 bench-dedup: $(BENCH_DEDUP)

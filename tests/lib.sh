@@ -7,7 +7,6 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/faultline-test.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 pass=0
 fail=0
-retried=0
 
 # Run a command, keeping stdout, stderr and the exit status. Each command
 # has FAULTLINE_TEST_TIMEOUT seconds (180 unless set): one that hangs gets
@@ -50,27 +49,20 @@ expect_err_first() {
 run_suite() {
 	suite=$1
 	shift
+	# FAULTLINE_RESUME_AFTER=t_NAME skips the tests up to t_NAME and it
+	# (tests/kvm/with-kvm --resume, after the L1 stood still).
+	skip=${FAULTLINE_RESUME_AFTER:-}
 	for t in "$@"; do
+		if [ -n "$skip" ]; then
+			[ "$t" != "$skip" ] || skip=
+			continue
+		fi
 		# FAULTLINE_TESTS=PATTERN (a shell pattern) runs only the tests it matches.
 		case "$t" in ${FAULTLINE_TESTS:-*}) ;; *) continue ;; esac
-		tries=0
-		while :; do
-			: >"$T/why"
-			: >"$T/out"
-			: >"$T/err"
-			"$t"
-			# A suite's environment_failed() may name a failure of the machine
-			# the test ran on rather than of faultline: the test runs again,
-			# at most four times more, and the log says why. (The nested
-			# harness crashes about one L2 Linux boot in seven: with two
-			# reruns, one of CI's ~20 Linux tests failed three times in a
-			# row in about 1 run in 16.)
-			[ -s "$T/why" ] && [ $tries -lt 4 ] && command -v environment_failed >/dev/null &&
-				why=$(environment_failed "$t") || break
-			tries=$((tries + 1))
-			retried=$((retried + 1))
-			echo "RETRY $suite/$t: $why"
-		done
+		: >"$T/why"
+		: >"$T/out"
+		: >"$T/err"
+		"$t"
 		if [ -s "$T/why" ]; then
 			fail=$((fail + 1))
 			echo "FAIL $suite/$t"
@@ -84,7 +76,6 @@ run_suite() {
 			echo "PASS $suite/$t"
 		fi
 	done
-	[ "$retried" -eq 0 ] || echo "$suite: reruns: $retried (RETRY lines above)"
 	echo "$suite: $pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
 }
