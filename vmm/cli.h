@@ -53,7 +53,7 @@
 	X("balloon", 'B', 0, "",                                                                   \
 	  "a virtio-balloon for a Linux guest's free page reports: the pages it frees are "        \
 	  "dropped from its memory and its budget, and come back as zeros when touched again")     \
-	X("boot-timeout", 'W', 1, "SECS",                                                         \
+	X("boot-timeout", 'W', 1, "SECS",                                                          \
 	  "stop a Linux guest whose init has not written the boot timer within SECS seconds "      \
 	  "(1..86400) with status 77, saying where each vCPU was (default: no limit)")             \
 	X("api", 'A', 1, "SOCKET",                                                                 \
@@ -153,12 +153,12 @@ struct run_config {
 	const char *initrd; /* NULL: none */
 	unsigned nr_disks;
 	struct cli_disk disks[CLI_MAX_DISKS];
-	const char *channel; /* the channel's Unix socket; NULL: none */
-	bool balloon;	     /* --balloon: free page reporting */
+	const char *channel;	 /* the channel's Unix socket; NULL: none */
+	bool balloon;		 /* --balloon: free page reporting */
 	unsigned boot_timeout_s; /* --boot-timeout: Linux's init within SECS; 0: no limit */
-	const char *api;     /* the control socket (--api); NULL: none */
-	bool boot_linux;     /* set by main(): the kernel is a bzImage */
-	uint64_t start_ns;   /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
+	const char *api;	 /* the control socket (--api); NULL: none */
+	bool boot_linux;	 /* set by main(): the kernel is a bzImage */
+	uint64_t start_ns; /* CLOCK_MONOTONIC when faultline started (the boot timer's zero) */
 	uint64_t mem;
 	unsigned vcpus;
 	const char *cmdline;

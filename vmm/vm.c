@@ -849,10 +849,11 @@ static void vm__wait(struct vm *vm, int sig_fd)
 	for (;;) {
 		ms = vm__boot_wait_ms(vm);
 		if (ms == 0) {
-			vm__stop_from_outside(vm, FL_EXIT_BOOT,
-					      "the guest's init did not start within %u s (no write "
-					      "to the boot timer, port 0x%x: --boot-timeout)",
-					      vm->boot_timeout_s, BOOT_TIMER_PORT);
+			vm__stop_from_outside(
+				vm, FL_EXIT_BOOT,
+				"the guest's init did not start within %u s (no write "
+				"to the boot timer, port 0x%x: --boot-timeout)",
+				vm->boot_timeout_s, BOOT_TIMER_PORT);
 			return;
 		}
 		n = poll(fds, 2, ms);
