@@ -27,8 +27,10 @@ DEPFLAGS = -MMD -MP
 MON_LDFLAGS := -static-pie -Wl,-z,relro,-z,now
 MON_LIBS    := -lfdt -ljansson -lseccomp -lxxhash -pthread
 
-LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c)) $(wildcard devices/*.c) \
-            $(wildcard mmu/*.c)
+# The layers, lowest first (docs/hacking.md): lib/, mmu/, devices/, vmm/.
+SRC_DIRS := lib mmu devices devices/legacy devices/virtio devices/bar \
+            vmm/sys vmm/boot vmm/kvm vmm/vm vmm/api vmm/cmd vmm
+LIB_SRCS := $(filter-out vmm/main.c,$(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # ---- the monitor ------------------------------------------------------------
@@ -192,7 +194,7 @@ bench-seccomp: $(BENCH_SECCOMP)
 	$(BENCH_SECCOMP)
 
 format:
-	clang-format -i $(wildcard vmm/*.[ch] mmu/*.[ch] devices/*.[ch] guest/*.[ch] guest/include/*.h tests/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] bench/*.c)
+	clang-format -i $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.[ch])) $(wildcard guest/*.[ch] guest/include/*.h tests/*.h tests/unit/*.[ch] tests/fuzz/*.[ch] bench/*.c)
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/tsan $(BUILD)/guest $(BUILD)/tests $(BUILD)/faultline \

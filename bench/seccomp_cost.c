@@ -1,5 +1,5 @@
 /*
- * bench/seccomp_cost: what faultline's seccomp filter (vmm/seccomp.c) adds
+ * bench/seccomp_cost: what faultline's seccomp filter (vmm/sys/seccomp.c) adds
  * to the system calls of a running VM's fast paths, measured in one run:
  * the same calls without the filter (the baseline), then with it. The calls
  * are the vCPU loop's KVM_RUN and the fault engine's UFFDIO_ZEROPAGE, made
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/seccomp.h"
+#include "vmm/sys/seccomp.h"
 
 struct call {
 	const char *name;

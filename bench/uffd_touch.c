@@ -25,8 +25,8 @@
 #include <time.h>
 
 #include "guest/order.h"
+#include "lib/log.h"
 #include "mmu/mmu.h"
-#include "vmm/log.h"
 
 #define PAGE	    4096ULL
 #define MAX_RUNS    15

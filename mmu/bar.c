@@ -4,8 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/inject.h"
 #include "mmu/bar.h"
-#include "mmu/inject.h"
 #include "mmu/mmu.h"
 
 int bar__init(struct bar *bar, const char *name, uint64_t gpa, uint64_t size,

@@ -19,12 +19,12 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "mmu/bitmap.h"
+#include "lib/bitmap.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "mmu/dedup.h"
-#include "mmu/inject.h"
 #include "mmu/mmu.h"
 #include "mmu/uffd_compat.h"
-#include "vmm/log.h"
 
 #define PAGE		      MMU_PAGE_SIZE
 #define DEDUP_MAP_RESERVE_MIN 512ULL /* mappings left to the rest of the process */
@@ -1363,6 +1363,18 @@ static int dedup__init_state(struct dedup *d)
 	return 0;
 }
 
+/* What mmu.c calls, and all it knows of dedup (mmu.h). */
+static const struct mmu_sharer_ops dedup_sharer_ops = {
+	.busy = dedup__page_busy,
+	.merged = dedup__page_merged,
+	.park = dedup__park,
+	.wait_idle = dedup__wait_idle,
+	.break_cow = dedup__break_cow,
+	.discard = dedup__discard,
+	.wake = dedup__wake,
+	.pin = dedup__pin,
+};
+
 int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 		const struct dedup_knobs *knobs)
 {
@@ -1410,6 +1422,7 @@ int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 	d->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	d->maps = dedup__count_maps(d);
 	dedup__set_map_limit(d);
+	mmu->sharer = &dedup_sharer_ops;
 	mmu->dedup = d;
 	return 0;
 }

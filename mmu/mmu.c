@@ -13,9 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mmu/bitmap.h"
-#include "mmu/dedup.h"
-#include "mmu/inject.h"
+#include "lib/bitmap.h"
+#include "lib/inject.h"
 #include "mmu/mmu.h"
 #include "mmu/uffd_compat.h"
 
@@ -238,13 +237,13 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 	int err = 0;
 
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	if (mmu->dedup && dedup__page_busy(mmu->dedup, pi)) {
+	if (mmu->dedup && mmu->sharer->busy(mmu->dedup, pi)) {
 		if (ctx->source != FAULT_SRC_UFFD)
-			dedup__wait_idle(mmu->dedup, pi);
+			mmu->sharer->wait_idle(mmu->dedup, pi);
 		else
-			dedup__park(mmu->dedup, pi);
-	} else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi)) {
-		r = dedup__break_cow(mmu->dedup, ctx, pi, &charge);
+			mmu->sharer->park(mmu->dedup, pi);
+	} else if (mmu->dedup && mmu->sharer->merged(mmu->dedup, pi)) {
+		r = mmu->sharer->break_cow(mmu->dedup, ctx, pi, &charge);
 	} else if (page_resident(mmu, pi)) {
 		bit_set(mmu->dirty, pi);
 		MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
@@ -271,7 +270,7 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 static void mmu__wait_merge(struct mmu *mmu, uint64_t pi)
 {
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	dedup__wait_idle(mmu->dedup, pi);
+	mmu->sharer->wait_idle(mmu->dedup, pi);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 }
 
@@ -726,14 +725,14 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t
 	was = charge = mmu__charge_cow(mmu, ctx, pi);
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	if (mmu->dedup)
-		dedup__wait_idle(mmu->dedup, pi);
+		mmu->sharer->wait_idle(mmu->dedup, pi);
 	if (!page_resident(mmu, pi))
 		ret = -EAGAIN;
-	else if (mmu->dedup && dedup__page_merged(mmu->dedup, pi) &&
-		 (*broke = dedup__break_cow(mmu->dedup, ctx, pi, &charge)) != FAULT_DONE)
+	else if (mmu->dedup && mmu->sharer->merged(mmu->dedup, pi) &&
+		 (*broke = mmu->sharer->break_cow(mmu->dedup, ctx, pi, &charge)) != FAULT_DONE)
 		ret = -ECANCELED;
 	if (!ret && mmu->dedup)
-		dedup__pin(mmu->dedup, pi);
+		mmu->sharer->pin(mmu->dedup, pi);
 	if (!ret && mmu->wp)
 		bit_set(mmu->dirty, pi);
 	/* Under the lock mmu__discard() takes: it sees the mark, or we see the page gone. */
@@ -929,7 +928,7 @@ int mmu__charge_locked(struct mmu *mmu, uint64_t n)
 enum cow_charge mmu__charge_cow(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t pi)
 {
 	/* Without the lock: a page merged after this look is charged under it. */
-	if (!mmu->dedup || !dedup__page_merged(mmu->dedup, pi))
+	if (!mmu->dedup || !mmu->sharer->merged(mmu->dedup, pi))
 		return COW_UNCHARGED;
 	if (!budget_charge_waiting(mmu, ctx, 1))
 		return COW_NO_ROOM;
@@ -1000,9 +999,9 @@ static int mmu__poison_merged(struct mmu *mmu, uint64_t pi)
 	int err = 0;
 
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	dedup__wait_idle(mmu->dedup, pi);
-	if (dedup__page_merged(mmu->dedup, pi))
-		err = dedup__discard(mmu->dedup, pi);
+	mmu->sharer->wait_idle(mmu->dedup, pi);
+	if (mmu->sharer->merged(mmu->dedup, pi))
+		err = mmu->sharer->discard(mmu->dedup, pi);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 	return err;
 }
@@ -1062,7 +1061,8 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 		return -err;
 	}
 	if (mmu->dedup)
-		dedup__wake(mmu->dedup, pi); /* a writer of the shared page meets the poison */
+		mmu->sharer->wake(mmu->dedup,
+				  pi); /* a writer of the shared page meets the poison */
 	MMU_STAT_INC(&mmu->stats, pages_poisoned);
 	return 0;
 }
@@ -1086,7 +1086,7 @@ static bool mmu__discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 		return false;
 	if (mmu->holds[pi] ||
 	    (mmu->dedup &&
-	     (dedup__page_busy(mmu->dedup, pi) || dedup__page_merged(mmu->dedup, pi))) ||
+	     (mmu->sharer->busy(mmu->dedup, pi) || mmu->sharer->merged(mmu->dedup, pi))) ||
 	    !bit_test_clear(mmu->resident, pi)) {
 		(*kept)++;
 		return false;
@@ -1221,7 +1221,7 @@ static uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want)
 		 * after the punch install it again rather than find it present.
 		 */
 		bool clean = !bit_test(mmu->dirty, pi) && page_resident(mmu, pi) &&
-			     !(mmu->dedup && dedup__page_busy(mmu->dedup, pi)) &&
+			     !(mmu->dedup && mmu->sharer->busy(mmu->dedup, pi)) &&
 			     bit_test_clear(mmu->resident, pi);
 
 		if (clean && run_n && run_first + run_n == pi) {

@@ -60,6 +60,8 @@ enum mmu_handler {
 	MMU_HANDLER_KERNEL,    /* no userfaultfd: anonymous memory, the kernel's demand paging */
 };
 
+struct dedup;
+
 struct mmu_config {
 	uint64_t ram_size;
 	uint64_t mem_limit;	  /* bytes resident at most; 0: ram_size */
@@ -127,16 +129,17 @@ struct mmu {
 	 */
 	uint64_t charging;
 	/* Bitmaps by host page index, updated atomically. */
-	unsigned long *resident;      /* installed and charged */
-	unsigned long *dirty;	      /* written or pinned since installed: not reclaimable */
-	unsigned long *poisoned;      /* UFFDIO_POISON'ed or reported poisoned by the host */
-	uint64_t uffd_features;	      /* what the kernel offers (UFFDIO_API) */
-	unsigned long *zeroed;	      /* released by dedup as zeros: installed as zeros */
-	uint8_t *holds;		      /* mmu__allow_discard(): device pointers into the page now */
-	bool discards;		      /* mmu__allow_discard() was called: pins count in holds */
-	bool wp;		      /* file pages are installed write-protected, reclaimable */
-	bool uffd_wp;		      /* the guest view is registered for write-protect */
-	struct dedup *dedup;	      /* NULL: dedup off */
+	unsigned long *resident; /* installed and charged */
+	unsigned long *dirty;	 /* written or pinned since installed: not reclaimable */
+	unsigned long *poisoned; /* UFFDIO_POISON'ed or reported poisoned by the host */
+	uint64_t uffd_features;	 /* what the kernel offers (UFFDIO_API) */
+	unsigned long *zeroed;	 /* released by dedup as zeros: installed as zeros */
+	uint8_t *holds;		 /* mmu__allow_discard(): device pointers into the page now */
+	bool discards;		 /* mmu__allow_discard() was called: pins count in holds */
+	bool wp;		 /* file pages are installed write-protected, reclaimable */
+	bool uffd_wp;		 /* the guest view is registered for write-protect */
+	struct dedup *dedup;	 /* NULL: dedup off */
+	const struct mmu_sharer_ops *sharer; /* dedup's, when dedup is set */
 	pthread_mutex_t reclaim_lock; /* page state: reclaim, dedup, write-protect faults, pins */
 	uint64_t reclaim_hand;	      /* where the next reclaim scan starts */
 	struct mmu_stats stats;
@@ -289,6 +292,27 @@ enum cow_charge {
 	COW_UNCHARGED, /* nothing: the page did not look merged, or the charge was taken over */
 	COW_CHARGED,   /* one page, counted in mmu.charging until mmu__charge_cow_end() */
 	COW_NO_ROOM,   /* none fits: the budget is full, siblings' charges and reclaim included */
+};
+
+/*
+ * The page sharer's side of the seam (mmu/dedup.c plugs in; nothing else
+ * of it is known here). Each is called with mmu->reclaim_lock held, for a
+ * resident page @pi: busy says a merge owns it now (a writer parks or
+ * waits), merged that it maps a shared page, break_cow gives it its own
+ * copy with the page *@charge holds (mmu__charge_cow()), discard forgets
+ * its contents before a poison, wake wakes the writers waiting on it, and
+ * pin keeps it from ever being merged. mmu/dedup.h says more of each.
+ */
+struct mmu_sharer_ops {
+	bool (*busy)(const struct dedup *d, uint64_t pi);
+	bool (*merged)(const struct dedup *d, uint64_t pi);
+	void (*park)(struct dedup *d, uint64_t pi);
+	void (*wait_idle)(struct dedup *d, uint64_t pi);
+	fault_t (*break_cow)(struct dedup *d, struct fault_ctx *ctx, uint64_t pi,
+			     enum cow_charge *charge);
+	int (*discard)(struct dedup *d, uint64_t pi);
+	void (*wake)(struct dedup *d, uint64_t pi);
+	void (*pin)(struct dedup *d, uint64_t pi);
 };
 
 /*

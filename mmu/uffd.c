@@ -17,11 +17,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "mmu/bitmap.h"
-#include "mmu/inject.h"
+#include "lib/bitmap.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "mmu/mmu.h"
 #include "mmu/uffd_compat.h"
-#include "vmm/log.h"
 
 #define UFFD_MSGS_PER_READ 16
 

@@ -46,6 +46,10 @@ expect_err_first() {
 	esac
 }
 
+# The t_* functions FILE... define, in the order they are defined: a
+# suite's tests, found by their names.
+suite_tests() { sed -n 's/^\(t_[a-z0-9_]*\)() *{.*/\1/p' "$@"; }
+
 run_suite() {
 	suite=$1
 	shift

@@ -13,17 +13,18 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "mmu/inject.h"
-#include "vmm/bench.h"
-#include "vmm/channel.h"
-#include "vmm/cli.h"
-#include "vmm/ctl.h"
-#include "vmm/elf.h"
-#include "vmm/linux.h"
-#include "vmm/log.h"
-#include "vmm/status.h"
-#include "vmm/vm.h"
-#include "vmm/x86_boot.h"
+#include "lib/inject.h"
+#include "lib/log.h"
+#include "lib/status.h"
+#include "vmm/api/vm_api.h"
+#include "vmm/boot/elf.h"
+#include "vmm/boot/linux.h"
+#include "vmm/boot/x86_boot.h"
+#include "vmm/cmd/bench.h"
+#include "vmm/cmd/channel.h"
+#include "vmm/cmd/cli.h"
+#include "vmm/cmd/ctl.h"
+#include "vmm/vm/vm.h"
 
 #ifndef FAULTLINE_VERSION
 #define FAULTLINE_VERSION "unknown"
@@ -112,6 +113,14 @@ static void raw_tty(void)
 		atexit(restore_tty);
 }
 
+/* The control socket, when --api asks for one: 0 or an exit status. */
+static int open_api(struct vm *vm, const struct run_config *cfg)
+{
+	int ret = cfg->api ? vm_api__open(vm, cfg->api) : 0;
+
+	return ret == -ENAMETOOLONG ? FL_EXIT_USAGE : ret ? FL_EXIT_INTERNAL : 0;
+}
+
 /* Run the loaded VM (when @status is 0), report how it stopped, tear it down. */
 static int finish(struct vm *vm, const struct run_config *cfg, int status)
 {
@@ -165,6 +174,7 @@ static int run_linux(struct run_config *cfg, const struct guest_ram *layout, con
 		return FL_EXIT_USAGE;
 	}
 	status = vm__init(&vm, cfg);
+	status = status ?: open_api(&vm, cfg);
 	status = status ?: vm__load_linux(&vm, cfg, &li, &lay, cmdline, initrd);
 	free(initrd);
 	if (!status)
@@ -214,6 +224,7 @@ static int run(struct run_config *cfg)
 		return FL_EXIT_IMAGE;
 	}
 	status = vm__init(&vm, cfg);
+	status = status ?: open_api(&vm, cfg);
 	status = status ?: vm__load(&vm, cfg, image, &img);
 	free(image);
 	return finish(&vm, cfg, status);
@@ -231,7 +242,7 @@ static int bench(int argc, char **argv)
 	return ret ? FL_EXIT_USAGE : bench__main(&o);
 }
 
-/* The test-only fault injection (mmu/inject.h): run and bench have sites. */
+/* The test-only fault injection (lib/inject.h): run and bench have sites. */
 static int init_inject(void)
 {
 	if (!inject__init(getenv(INJECT_ENV)))

@@ -15,9 +15,9 @@
 #include <jansson.h>
 #include <sys/mman.h>
 
+#include "lib/log.h"
 #include "tests/fuzz/fuzz.h"
-#include "vmm/bench.h"
-#include "vmm/log.h"
+#include "vmm/cmd/bench.h"
 
 static char csv_path[64];
 static FILE *table_out;

@@ -17,10 +17,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "tests/fuzz/fuzz.h"
-#include "vmm/bench.h"
-#include "vmm/cli.h"
-#include "vmm/log.h"
+#include "vmm/cmd/bench.h"
+#include "vmm/cmd/cli.h"
 
 #define ARGS_MAX 64
 
@@ -44,16 +44,16 @@ static void check_run(const struct run_config *c)
 	unsigned i;
 
 	fuzz__check(c->kernel, "accepted without a kernel");
-	fuzz__check(c->mem >= CLI_MEM_MIN && c->mem <= CLI_MEM_MAX && !(c->mem % CLI_MEM_ALIGN),
+	fuzz__check(c->mem >= VM_MEM_MIN && c->mem <= VM_MEM_MAX && !(c->mem % VM_MEM_ALIGN),
 		    "accepted --mem %llu", (unsigned long long)c->mem);
-	fuzz__check(c->vcpus >= 1 && c->vcpus <= CLI_VCPUS_MAX, "accepted %u vCPUs", c->vcpus);
-	fuzz__check(c->nr_disks <= CLI_MAX_DISKS, "accepted %u disks", c->nr_disks);
+	fuzz__check(c->vcpus >= 1 && c->vcpus <= VM_VCPUS_MAX, "accepted %u vCPUs", c->vcpus);
+	fuzz__check(c->nr_disks <= VM_MAX_DISKS, "accepted %u disks", c->nr_disks);
 	for (i = 0; i < c->nr_disks; i++)
 		fuzz__check(c->disks[i].path, "disk %u without a path", i);
-	fuzz__check(c->nr_guest_args <= CLI_MAX_GUEST_ARGS, "%u guest arguments", c->nr_guest_args);
+	fuzz__check(c->nr_guest_args <= VM_MAX_GUEST_ARGS, "%u guest arguments", c->nr_guest_args);
 	fuzz__check(c->mem_limit <= c->mem, "a budget of %llu over --mem %llu",
 		    (unsigned long long)c->mem_limit, (unsigned long long)c->mem);
-	fuzz__check(c->on_oom != CLI_OOM_PAUSE || c->api, "--on-oom pause without --api");
+	fuzz__check(c->on_oom != VM_OOM_PAUSE || c->api, "--on-oom pause without --api");
 }
 
 static void check_bench(const struct bench_options *o)
@@ -62,7 +62,7 @@ static void check_bench(const struct bench_options *o)
 
 	fuzz__check(o->nr_vcpus <= BENCH_MAX_VCPU_COUNTS, "%u vCPU counts", o->nr_vcpus);
 	for (i = 0; i < o->nr_vcpus; i++)
-		fuzz__check(o->vcpus[i] >= 1 && o->vcpus[i] <= CLI_VCPUS_MAX, "%u vCPUs",
+		fuzz__check(o->vcpus[i] >= 1 && o->vcpus[i] <= VM_VCPUS_MAX, "%u vCPUs",
 			    o->vcpus[i]);
 }
 

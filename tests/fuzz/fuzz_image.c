@@ -17,12 +17,12 @@
 #include <errno.h>
 #include <stdbool.h>
 
+#include "lib/log.h"
 #include "tests/fuzz/fuzz.h"
-#include "vmm/cli.h"
-#include "vmm/elf.h"
-#include "vmm/linux.h"
-#include "vmm/log.h"
-#include "vmm/x86_boot.h"
+#include "vmm/boot/elf.h"
+#include "vmm/boot/linux.h"
+#include "vmm/boot/x86_boot.h"
+#include "vmm/cmd/cli.h"
 
 #define SCRATCH (4U << 20)
 
@@ -131,7 +131,7 @@ static void fuzz_elf(const uint8_t *image, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = {data, size};
-	uint64_t mem = CLI_MEM_MIN + (uint64_t)(fuzz__u16(&in) % 32255) * CLI_MEM_ALIGN;
+	uint64_t mem = VM_MEM_MIN + (uint64_t)(fuzz__u16(&in) % 32255) * VM_MEM_ALIGN;
 	uint64_t initrd_size = (uint64_t)fuzz__u8(&in) << 20;
 	uint8_t *image;
 

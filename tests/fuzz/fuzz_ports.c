@@ -17,17 +17,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "devices/acpi_pm.h"
-#include "devices/boot_timer.h"
 #include "devices/bus.h"
-#include "devices/cmos.h"
-#include "devices/exit_dev.h"
-#include "devices/i8042.h"
-#include "devices/pvpanic.h"
-#include "devices/serial.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/boot_timer.h"
+#include "devices/legacy/cmos.h"
+#include "devices/legacy/exit_dev.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/pvpanic.h"
+#include "devices/legacy/serial.h"
+#include "lib/log.h"
 #include "tests/fuzz/fuzz.h"
-#include "vmm/acpi.h"
-#include "vmm/log.h"
+#include "vmm/boot/acpi.h"
 
 static struct bus bus;
 static struct serial serial;

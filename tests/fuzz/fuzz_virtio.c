@@ -22,12 +22,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "devices/virtio_balloon.h"
-#include "devices/virtio_blk.h"
-#include "devices/virtio_console.h"
+#include "devices/virtio/virtio_balloon.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_console.h"
+#include "lib/log.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/virtio_regs.h"
-#include "vmm/log.h"
 
 #define RAM_SIZE     0x10000ULL
 #define DISK_SECTORS 64

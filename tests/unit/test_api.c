@@ -1,9 +1,9 @@
 /*
- * The control socket's protocol (vmm/api.c) without a VM: a table of fake
+ * The control socket's protocol (vmm/api/api.c) without a VM: a table of fake
  * commands, requests as lines and over a real Unix socket, and every way a
  * request is refused: not JSON, no command, an unknown command, a command
  * that refuses, a line too long, a client that sends nothing; the listener
- * (vmm/usock.c) with a file in its way. The VM's own
+ * (lib/usock.c) with a file in its way. The VM's own
  * commands on real KVM: tests/kvm/run (t_api_*, t_oom_pause_*).
  */
 #define _GNU_SOURCE
@@ -17,10 +17,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "mmu/inject.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "tests/unit/unit.h"
-#include "vmm/api.h"
-#include "vmm/log.h"
+#include "vmm/api/api.h"
 
 static char log_buf[1024];
 static int echoes;

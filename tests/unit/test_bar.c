@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/shm.h"
-#include "devices/vram.h"
+#include "devices/bar/shm.h"
+#include "devices/bar/vram.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "mmu/bar.h"
-#include "mmu/inject.h"
 #include "tests/unit/unit.h"
-#include "vmm/log.h"
 
 #define PG     BAR_PAGE_SIZE
 #define NPAGES 8

@@ -1,8 +1,8 @@
 /*
  * faultline bench without KVM: what the guest prints is untrusted input
  * to the parser; the histogram's statistics; the results document
- * (ratios, validation, CSV, plot files): vmm/bench_report.c. The options:
- * vmm/bench.c. The runs themselves (vmm/bench_run.c: child processes,
+ * (ratios, validation, CSV, plot files): vmm/cmd/bench_report.c. The options:
+ * vmm/cmd/bench.c. The runs themselves (vmm/cmd/bench_run.c: child processes,
  * medians, the latency run) need KVM: t_bench_quick in tests/kvm/run.
  */
 #include <errno.h>
@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "tests/unit/unit.h"
-#include "vmm/bench.h"
-#include "vmm/host_mem.h"
-#include "vmm/log.h"
+#include "vmm/cmd/bench.h"
+#include "vmm/sys/host_mem.h"
 
 static char log_buf[1024];
 static struct bench_sample sample;

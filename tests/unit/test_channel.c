@@ -1,5 +1,5 @@
 /*
- * The channel (devices/virtio_console.c) without KVM: a test plays the
+ * The channel (devices/virtio/virtio_console.c) without KVM: a test plays the
  * guest's virtio-console driver on plain guest RAM through the virtio-mmio
  * transport, and the host program on the Unix socket. The handshake
  * (DEVICE_READY, DEVICE_ADD, PORT_READY, PORT_NAME, PORT_OPEN both ways),
@@ -19,12 +19,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "devices/virtio_console.h"
+#include "devices/virtio/virtio_console.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "mmu/guest_ram.h"
-#include "mmu/inject.h"
 #include "tests/unit/unit.h"
 #include "tests/unit/virtio_driver.h"
-#include "vmm/log.h"
 
 #define QSIZE	   8
 #define Q_RX	   0

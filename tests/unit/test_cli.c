@@ -4,10 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/log.h"
+#include "lib/size.h"
 #include "tests/unit/unit.h"
-#include "vmm/bench.h"
-#include "vmm/cli.h"
-#include "vmm/log.h"
+#include "vmm/cmd/bench.h"
+#include "vmm/cmd/cli.h"
 
 static char log_buf[1024];
 
@@ -32,15 +33,15 @@ START_TEST(size_units)
 {
 	uint64_t v;
 
-	ck_assert_int_eq(cli__parse_size("4096", &v), 0);
+	ck_assert_int_eq(size__parse("4096", &v), 0);
 	ck_assert_uint_eq(v, 4096);
-	ck_assert_int_eq(cli__parse_size("256M", &v), 0);
+	ck_assert_int_eq(size__parse("256M", &v), 0);
 	ck_assert_uint_eq(v, 256ULL << 20);
-	ck_assert_int_eq(cli__parse_size("2g", &v), 0);
+	ck_assert_int_eq(size__parse("2g", &v), 0);
 	ck_assert_uint_eq(v, 2ULL << 30);
-	ck_assert_int_eq(cli__parse_size("64KiB", &v), 0);
+	ck_assert_int_eq(size__parse("64KiB", &v), 0);
 	ck_assert_uint_eq(v, 64ULL << 10);
-	ck_assert_int_eq(cli__parse_size("1T", &v), 0);
+	ck_assert_int_eq(size__parse("1T", &v), 0);
 	ck_assert_uint_eq(v, 1ULL << 40);
 }
 END_TEST
@@ -49,14 +50,14 @@ START_TEST(size_rejects)
 {
 	uint64_t v = 7;
 
-	ck_assert_int_eq(cli__parse_size("", &v), -EINVAL);
-	ck_assert_int_eq(cli__parse_size("-1M", &v), -EINVAL);
-	ck_assert_int_eq(cli__parse_size("12Q", &v), -EINVAL);
-	ck_assert_int_eq(cli__parse_size("M", &v), -EINVAL);
-	ck_assert_int_eq(cli__parse_size("1MB2", &v), -EINVAL);
-	ck_assert_int_eq(cli__parse_size(" 1M", &v), -EINVAL);
-	ck_assert_int_eq(cli__parse_size("99999999999999999999", &v), -ERANGE);
-	ck_assert_int_eq(cli__parse_size("17179869184G", &v), -ERANGE);
+	ck_assert_int_eq(size__parse("", &v), -EINVAL);
+	ck_assert_int_eq(size__parse("-1M", &v), -EINVAL);
+	ck_assert_int_eq(size__parse("12Q", &v), -EINVAL);
+	ck_assert_int_eq(size__parse("M", &v), -EINVAL);
+	ck_assert_int_eq(size__parse("1MB2", &v), -EINVAL);
+	ck_assert_int_eq(size__parse(" 1M", &v), -EINVAL);
+	ck_assert_int_eq(size__parse("99999999999999999999", &v), -ERANGE);
+	ck_assert_int_eq(size__parse("17179869184G", &v), -ERANGE);
 	ck_assert_uint_eq(v, 7);
 }
 END_TEST
@@ -112,15 +113,15 @@ START_TEST(run_all_options)
 	ck_assert_str_eq(cfg.backing_file, "/snap");
 	ck_assert(cfg.prefault);
 	ck_assert_ptr_null(cfg.api);
-	ck_assert_int_eq(cfg.on_oom, CLI_OOM_KILL);
+	ck_assert_int_eq(cfg.on_oom, VM_OOM_KILL);
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--on-oom", "pause", "--api", "/run/a.sock"),
 			 0);
-	ck_assert_int_eq(cfg.on_oom, CLI_OOM_PAUSE);
+	ck_assert_int_eq(cfg.on_oom, VM_OOM_PAUSE);
 	ck_assert_uint_eq(cfg.oom_pause_timeout_s, 0);
 	ck_assert_str_eq(cfg.api, "/run/a.sock");
 	ck_assert_int_eq(
 		PARSE("run", "--kernel", "k", "--on-oom", "pause,timeout=30", "--api", "s"), 0);
-	ck_assert_int_eq(cfg.on_oom, CLI_OOM_PAUSE);
+	ck_assert_int_eq(cfg.on_oom, VM_OOM_PAUSE);
 	ck_assert_uint_eq(cfg.oom_pause_timeout_s, 30);
 	ck_assert_uint_eq(cfg.boot_timeout_s, 0); /* the default: no limit */
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--boot-timeout", "120"), 0);
@@ -256,8 +257,8 @@ START_TEST(guest_arg_limits)
 {
 	enum cli_command cmd;
 	struct run_config cfg;
-	char *argv[4 + 2 * (CLI_MAX_GUEST_ARGS + 1)];
-	char keys[CLI_MAX_GUEST_ARGS + 1][16];
+	char *argv[4 + 2 * (VM_MAX_GUEST_ARGS + 1)];
+	char keys[VM_MAX_GUEST_ARGS + 1][16];
 	int argc = 0, i;
 
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--guest-arg", "a=1", "--guest-arg", "a=2"),
@@ -274,7 +275,7 @@ START_TEST(guest_arg_limits)
 	argv[argc++] = (char *)"faultline";
 	argv[argc++] = (char *)"run";
 	argv[argc++] = (char *)"--kernel=k";
-	for (i = 0; i <= CLI_MAX_GUEST_ARGS; i++) {
+	for (i = 0; i <= VM_MAX_GUEST_ARGS; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "k%d=v", i);
 		argv[argc++] = (char *)"--guest-arg";
 		argv[argc++] = keys[i];
@@ -283,7 +284,7 @@ START_TEST(guest_arg_limits)
 	ck_assert_int_eq(cli__parse(argc, argv, &cmd, &cfg), -EINVAL);
 	ck_assert_log(log_buf, "faultline: invalid option value: more than 64 guest arguments "
 			       "(--guest-arg: k64=v)\n");
-	ck_assert_uint_eq(cfg.nr_guest_args, CLI_MAX_GUEST_ARGS);
+	ck_assert_uint_eq(cfg.nr_guest_args, VM_MAX_GUEST_ARGS);
 }
 END_TEST
 

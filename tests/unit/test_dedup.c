@@ -18,13 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mmu/bitmap.h"
+#include "lib/bitmap.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "mmu/dedup.h"
-#include "mmu/inject.h"
 #include "mmu/mmu.h"
 #include "tests/unit/sibling.h"
 #include "tests/unit/unit.h"
-#include "vmm/log.h"
 
 #define PAGE	 MMU_PAGE_SIZE
 #define RAM	 (4ULL << 20) /* 1024 pages */

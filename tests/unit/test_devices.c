@@ -4,8 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "devices/exit_dev.h"
-#include "devices/serial.h"
+#include "devices/legacy/exit_dev.h"
+#include "devices/legacy/serial.h"
 #include "tests/unit/unit.h"
 
 static int serial_out(struct serial *s, const char *text)

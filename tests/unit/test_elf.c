@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "tests/unit/unit.h"
-#include "vmm/elf.h"
+#include "vmm/boot/elf.h"
 
 #define MIN_GPA 0x100000ULL
 #define MAX_GPA (64ULL << 20)

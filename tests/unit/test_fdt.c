@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "tests/unit/unit.h"
-#include "vmm/fdt.h"
+#include "vmm/boot/fdt.h"
 
 static uint8_t fdt_buf[16384];
 

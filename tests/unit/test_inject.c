@@ -1,6 +1,6 @@
 #include <errno.h>
 
-#include "mmu/inject.h"
+#include "lib/inject.h"
 #include "tests/unit/unit.h"
 
 START_TEST(disabled)

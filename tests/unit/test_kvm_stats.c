@@ -1,5 +1,5 @@
 /*
- * KVM's binary statistics (vmm/kvm_stats.c) read from files laid out as
+ * KVM's binary statistics (vmm/kvm/kvm_stats.c) read from files laid out as
  * KVM_GET_STATS_FD's are: a header, descriptors with their names, a data
  * block of u64s. A memfd stands in for KVM.
  */
@@ -11,9 +11,9 @@
 
 #include <linux/kvm.h>
 
-#include "mmu/inject.h"
+#include "lib/inject.h"
 #include "tests/unit/unit.h"
-#include "vmm/kvm_stats.h"
+#include "vmm/kvm/kvm_stats.h"
 
 #define NAME_SIZE   48
 #define DESC_OFFSET 64 /* after the header and its id string */

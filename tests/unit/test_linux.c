@@ -1,20 +1,20 @@
 #define _GNU_SOURCE
 /*
  * Booting Linux without KVM: the bzImage setup header and the vmlinux ELF
- * headers as untrusted input (vmm/linux.c), where the kernel and initrd go, the zero page and e820
- * map, the MP table (vmm/mptable.c), the ACPI tables (vmm/acpi.c), and
- * virtqueues holding malformed descriptor chains (devices/virtio_mmio.c).
+ * headers as untrusted input (vmm/boot/linux.c), where the kernel and initrd go, the zero page and
+ * e820 map, the MP table (vmm/boot/mptable.c), the ACPI tables (vmm/boot/acpi.c), and virtqueues
+ * holding malformed descriptor chains (devices/virtio/virtio_mmio.c).
  */
 #include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/virtio_mmio.h"
+#include "devices/virtio/virtio_mmio.h"
 #include "tests/unit/unit.h"
-#include "vmm/acpi.h"
-#include "vmm/linux.h"
-#include "vmm/mptable.h"
+#include "vmm/boot/acpi.h"
+#include "vmm/boot/linux.h"
+#include "vmm/boot/mptable.h"
 
 #define IMG_LEN (64 * 1024)
 

@@ -1,12 +1,12 @@
 /*
  * The devices of a Linux boot, without KVM: the 8250's interrupts and
- * input (devices/serial.c), the keyboard controller (devices/i8042.c), the
- * CMOS clock (devices/cmos.c), the ACPI PM1 registers
- * (devices/acpi_pm.c), the boot timer (devices/boot_timer.c), pvpanic
- * (devices/pvpanic.c), and
+ * input (devices/legacy/serial.c), the keyboard controller (devices/legacy/i8042.c), the
+ * CMOS clock (devices/legacy/cmos.c), the ACPI PM1 registers
+ * (devices/legacy/acpi_pm.c), the boot timer (devices/legacy/boot_timer.c), pvpanic
+ * (devices/legacy/pvpanic.c), and
  * virtio-blk requests through the virtio-mmio transport
- * (devices/virtio_blk.c, devices/virtio_mmio.c) on plain guest RAM. The
- * wiring into a VM (vmm/vm_linux.c) is tested end to end in tests/kvm/run.
+ * (devices/virtio/virtio_blk.c, devices/virtio/virtio_mmio.c) on plain guest RAM. The
+ * wiring into a VM (vmm/vm/vm_linux.c) is tested end to end in tests/kvm/run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,18 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/acpi_pm.h"
-#include "devices/boot_timer.h"
-#include "devices/cmos.h"
-#include "devices/i8042.h"
-#include "devices/pvpanic.h"
-#include "devices/serial.h"
-#include "devices/virtio_balloon.h"
-#include "devices/virtio_blk.h"
-#include "mmu/inject.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/boot_timer.h"
+#include "devices/legacy/cmos.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/pvpanic.h"
+#include "devices/legacy/serial.h"
+#include "devices/virtio/virtio_balloon.h"
+#include "devices/virtio/virtio_blk.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "tests/unit/unit.h"
 #include "tests/unit/virtio_driver.h"
-#include "vmm/log.h"
 
 static uint8_t rd8(const struct bus_device_ops *ops, void *dev, uint64_t off)
 {

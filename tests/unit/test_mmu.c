@@ -19,12 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mmu/bitmap.h"
-#include "mmu/inject.h"
+#include "lib/bitmap.h"
+#include "lib/inject.h"
+#include "lib/log.h"
 #include "mmu/mmu.h"
 #include "tests/unit/sibling.h"
 #include "tests/unit/unit.h"
-#include "vmm/log.h"
 
 #define PAGE MMU_PAGE_SIZE
 
@@ -1808,7 +1808,7 @@ START_TEST(kernel_handler_has_no_userfaultfd)
 	ck_assert_uint_eq(resident(), 65);
 	ck_assert_int_eq(mmu__prefault(&mmu), 0);
 	ck_assert_uint_eq(resident(), 256);
-	/* no memfd: the process's smaps tell what the host holds (vmm/host_mem.h) */
+	/* no memfd: the process's smaps tell what the host holds (vmm/sys/host_mem.h) */
 	ck_assert_int_eq(mmu__host_bytes(&mmu, &bytes), -EOPNOTSUPP);
 	mmu_teardown();
 }

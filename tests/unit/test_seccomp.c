@@ -1,5 +1,5 @@
 /*
- * The seccomp filter (vmm/seccomp.c) in a child process: installed, it
+ * The seccomp filter (vmm/sys/seccomp.c) in a child process: installed, it
  * lets the calls of its list through (write, a thread's start and end)
  * and stops any other with status 70 and its number on stderr; in log
  * mode every call goes through. Every KVM test runs under it as well.
@@ -16,10 +16,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "mmu/inject.h"
+#include "lib/inject.h"
+#include "lib/status.h"
 #include "tests/unit/unit.h"
-#include "vmm/seccomp.h"
-#include "vmm/status.h"
+#include "vmm/sys/seccomp.h"
 
 static void *thread_body(void *arg)
 {

@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "tests/unit/unit.h"
-#include "vmm/x86_boot.h"
+#include "vmm/boot/x86_boot.h"
 
 /* Walk the 4-level tables the way the CPU does; ~0 when not mapped. */
 static uint64_t translate(const struct guest_ram *ram, uint64_t va)

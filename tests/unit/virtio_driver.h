@@ -1,6 +1,6 @@
 /*
  * What the unit tests need to play a guest's virtio driver against the
- * virtio-mmio transport (devices/virtio_mmio.c): 32-bit accesses to its
+ * virtio-mmio transport (devices/virtio/virtio_mmio.c): 32-bit accesses to its
  * registers (tests/virtio_regs.h) that must succeed.
  */
 #ifndef FAULTLINE_TEST_VIRTIO_DRIVER_H
@@ -8,7 +8,7 @@
 
 #include <check.h>
 
-#include "devices/virtio_mmio.h"
+#include "devices/virtio/virtio_mmio.h"
 #include "tests/virtio_regs.h"
 
 static inline uint32_t vreg(struct virtio_mmio *m, uint64_t off)

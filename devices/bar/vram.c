@@ -1,0 +1,154 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "devices/bar/vram.h"
+#include "lib/log.h"
+
+static const struct bar_counter vram_counters[] = {
+	[VRAM_COUNTER_TO_POOL] = {"migrations_to_pool", "pages moved into the pool"},
+	[VRAM_COUNTER_TO_SYSTEM] = {"migrations_to_system", "pages moved out to system memory"},
+	{NULL, NULL},
+};
+
+static uint8_t *vram__slot(const struct vram_dev *vram, uint64_t slot)
+{
+	return vram->pool + slot * BAR_PAGE_SIZE;
+}
+
+/*
+ * Free pool slot @slot: zap its page out of the guest's view, then copy it
+ * to system memory. Caller holds vram->lock. 0 or the zap's error.
+ */
+static int vram__evict(struct vram_dev *vram, uint64_t slot)
+{
+	int64_t pg = vram->page_in[slot];
+	int ret;
+
+	if (pg < 0)
+		return 0;
+	ret = bar__zap(&vram->bar, (uint64_t)pg, 1);
+	if (ret)
+		return ret;
+	memcpy(vram->sys + (uint64_t)pg * BAR_PAGE_SIZE, vram__slot(vram, slot), BAR_PAGE_SIZE);
+	vram->slot_of[pg] = -1;
+	vram->page_in[slot] = -1;
+	__atomic_add_fetch(&vram->bar.stats.dev[VRAM_COUNTER_TO_SYSTEM], 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* Move BAR page @pg from system memory into the pool. Caller holds vram->lock. */
+static int vram__migrate_in(struct vram_dev *vram, uint64_t pg)
+{
+	uint64_t slot = vram->hand;
+	int ret = vram__evict(vram, slot);
+
+	if (ret)
+		return ret;
+	vram->hand = (slot + 1) % vram->pool_pages;
+	memcpy(vram__slot(vram, slot), vram->sys + pg * BAR_PAGE_SIZE, BAR_PAGE_SIZE);
+	vram->slot_of[pg] = (int64_t)slot;
+	vram->page_in[slot] = (int64_t)pg;
+	__atomic_add_fetch(&vram->bar.stats.dev[VRAM_COUNTER_TO_POOL], 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static fault_t vram__nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ctx, uint8_t **page)
+{
+	struct vram_dev *vram = bar->priv;
+	fault_t r = FAULT_RETRY; /* REFAULT: the page moved, look again */
+	int ret = 0;
+
+	pthread_mutex_lock(&vram->lock);
+	if (!vram->charged[pgoff]) {
+		ret = mmu__charge(vram->mmu, 1);
+		if (ret) {
+			ctx->err = ENOMEM;
+			r = FAULT_OOM;
+			goto out;
+		}
+		vram->charged[pgoff] = 1;
+	}
+	if (vram->slot_of[pgoff] >= 0) {
+		*page = vram__slot(vram, (uint64_t)vram->slot_of[pgoff]);
+		r = FAULT_DONE;
+		goto out;
+	}
+	ret = vram__migrate_in(vram, pgoff);
+	if (ret) {
+		ctx->err = -ret;
+		r = FAULT_SIGBUS;
+	}
+out:
+	pthread_mutex_unlock(&vram->lock);
+	return r;
+}
+
+static const struct bar_ops vram_ops = {
+	.nopage = vram__nopage,
+};
+
+static void *vram__alloc(uint64_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int vram__init(struct vram_dev *vram, uint64_t size, uint64_t pool, uint64_t gpa, struct mmu *mmu,
+	       const struct bar_mapper *mapper, unsigned max_retries, unsigned retry_ms)
+{
+	uint64_t n = size / BAR_PAGE_SIZE, i;
+	int ret;
+
+	memset(vram, 0, sizeof(*vram));
+	pthread_mutex_init(&vram->lock, NULL);
+	if (!pool || pool > size || pool % BAR_PAGE_SIZE)
+		return -EINVAL;
+	vram->mmu = mmu;
+	vram->nr_pages = n;
+	vram->pool_pages = pool / BAR_PAGE_SIZE;
+	vram->pool = vram__alloc(pool);
+	vram->sys = vram__alloc(size);
+	vram->slot_of = calloc(n, sizeof(*vram->slot_of));
+	vram->page_in = calloc(vram->pool_pages, sizeof(*vram->page_in));
+	vram->charged = calloc(n, 1);
+	if (!vram->pool || !vram->sys || !vram->slot_of || !vram->page_in || !vram->charged) {
+		pr_err("cannot allocate the vram device: out of memory (%llu bytes)",
+		       (unsigned long long)size);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		vram->slot_of[i] = -1;
+	for (i = 0; i < vram->pool_pages; i++)
+		vram->page_in[i] = -1;
+	ret = bar__init(&vram->bar, "vram", gpa, size, &vram_ops, vram, mapper, max_retries,
+			retry_ms);
+	if (ret)
+		pr_err("cannot set up the vram BAR: %s (GPA 0x%llx, %llu bytes)", strerror(-ret),
+		       (unsigned long long)gpa, (unsigned long long)size);
+	vram->bar.dev_counters = vram_counters;
+	return ret;
+}
+
+void vram__exit(struct vram_dev *vram)
+{
+	uint64_t i, charged = 0;
+
+	bar__exit(&vram->bar);
+	for (i = 0; vram->charged && i < vram->nr_pages; i++)
+		charged += vram->charged[i];
+	if (charged)
+		mmu__uncharge(vram->mmu, charged);
+	if (vram->pool)
+		munmap(vram->pool, vram->pool_pages * BAR_PAGE_SIZE);
+	if (vram->sys)
+		munmap(vram->sys, vram->nr_pages * BAR_PAGE_SIZE);
+	free(vram->slot_of);
+	free(vram->page_in);
+	free(vram->charged);
+	pthread_mutex_destroy(&vram->lock);
+	memset(vram, 0, sizeof(*vram));
+}

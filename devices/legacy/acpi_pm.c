@@ -1,0 +1,80 @@
+#include <errno.h>
+#include <string.h>
+
+#include "devices/legacy/acpi_pm.h"
+
+#define PM1_SCI_EN	0x0001
+#define PM1_SLP_EN	0x2000
+#define PM1_SLP_TYP(v)	(((v) >> 10) & 7)
+#define PM1_STATUS_OFF	0
+#define PM1_ENABLE_OFF	2
+#define PM1_CONTROL_OFF 4
+
+int acpi_pm__init(struct acpi_pm *pm, void (*on_poweroff)(void *ctx), void *ctx)
+{
+	memset(pm, 0, sizeof(*pm));
+	pm->control = PM1_SCI_EN;
+	pm->on_poweroff = on_poweroff;
+	pm->ctx = ctx;
+	return -pthread_mutex_init(&pm->lock, NULL);
+}
+
+void acpi_pm__exit(struct acpi_pm *pm)
+{
+	pthread_mutex_destroy(&pm->lock);
+}
+
+/* The 6 register bytes as the guest sees them. Lock held. */
+static void acpi_pm__bytes(const struct acpi_pm *pm, uint8_t *b)
+{
+	memcpy(b + PM1_STATUS_OFF, &pm->status, 2);
+	memcpy(b + PM1_ENABLE_OFF, &pm->enable, 2);
+	memcpy(b + PM1_CONTROL_OFF, &pm->control, 2);
+}
+
+static int acpi_pm__read(void *opaque, uint64_t offset, void *data, unsigned len)
+{
+	struct acpi_pm *pm = opaque;
+	uint8_t b[8] = {0};
+
+	if (len > 4 || offset + len > ACPI_PM_NR_PORTS)
+		return -EINVAL;
+	pthread_mutex_lock(&pm->lock);
+	acpi_pm__bytes(pm, b);
+	pthread_mutex_unlock(&pm->lock);
+	memcpy(data, b + offset, len);
+	return 0;
+}
+
+static int acpi_pm__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+	struct acpi_pm *pm = opaque;
+	uint8_t b[8] = {0};
+	uint16_t status, control;
+	bool off = false;
+
+	if (len > 4 || offset + len > ACPI_PM_NR_PORTS)
+		return -EINVAL;
+	pthread_mutex_lock(&pm->lock);
+	acpi_pm__bytes(pm, b);
+	memcpy(b + offset, data, len);
+	if (offset < PM1_ENABLE_OFF) {
+		memcpy(&status, b + PM1_STATUS_OFF, 2);
+		pm->status &= (uint16_t)~status; /* write 1 to clear */
+	}
+	memcpy(&pm->enable, b + PM1_ENABLE_OFF, 2);
+	if (offset + len > PM1_CONTROL_OFF) {
+		memcpy(&control, b + PM1_CONTROL_OFF, 2);
+		off = (control & PM1_SLP_EN) && PM1_SLP_TYP(control) == ACPI_S5_TYPE;
+		pm->control = (uint16_t)((control & ~PM1_SLP_EN) | PM1_SCI_EN);
+	}
+	pthread_mutex_unlock(&pm->lock);
+	if (off)
+		pm->on_poweroff(pm->ctx);
+	return 0;
+}
+
+const struct bus_device_ops acpi_pm_ops = {
+	.read = acpi_pm__read,
+	.write = acpi_pm__write,
+};

@@ -1,0 +1,37 @@
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "devices/legacy/boot_timer.h"
+
+static int boot_timer__read(void *opaque, uint64_t offset, void *data, unsigned len)
+{
+	(void)opaque;
+	(void)offset;
+	memset(data, 0, len);
+	return 0;
+}
+
+static int boot_timer__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+	struct boot_timer *t = opaque;
+	struct timespec ts;
+	uint64_t now, zero = 0;
+
+	(void)offset;
+	(void)data;
+	(void)len;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	if (now <= t->start_ns)
+		now = t->start_ns + 1;
+	__atomic_compare_exchange_n(&t->boot_ns, &zero, now - t->start_ns, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+	__atomic_add_fetch(&t->writes, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+const struct bus_device_ops boot_timer_ops = {
+	.read = boot_timer__read,
+	.write = boot_timer__write,
+};

@@ -1,0 +1,37 @@
+#include <errno.h>
+#include <string.h>
+
+#include "devices/legacy/pvpanic.h"
+
+void pvpanic__init(struct pvpanic *p, void (*on_panic)(void *ctx), void *ctx)
+{
+	memset(p, 0, sizeof(*p));
+	p->on_panic = on_panic;
+	p->ctx = ctx;
+}
+
+static int pvpanic__read(void *opaque, uint64_t offset, void *data, unsigned len)
+{
+	(void)opaque;
+	if (offset || len != 1)
+		return -EINVAL;
+	*(uint8_t *)data = PVPANIC_PANICKED;
+	return 0;
+}
+
+static int pvpanic__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+{
+	struct pvpanic *p = opaque;
+
+	if (offset || len != 1)
+		return -EINVAL;
+	if ((*(const uint8_t *)data & PVPANIC_PANICKED) &&
+	    __atomic_add_fetch(&p->panics, 1, __ATOMIC_RELAXED) == 1)
+		p->on_panic(p->ctx);
+	return 0;
+}
+
+const struct bus_device_ops pvpanic_ops = {
+	.read = pvpanic__read,
+	.write = pvpanic__write,
+};

@@ -1,0 +1,370 @@
+/*
+ * A microVM: the KVM VM, guest RAM, the port-I/O and MMIO buses with their
+ * devices, the vCPUs, and the one place that decides how the VM stops.
+ *
+ * Lifecycle: vm__init() -> vm__load() -> vm__run() -> vm__exit().
+ * Stopping: whichever thread first calls vm__stop() sets the exit status
+ * and message; every vCPU is kicked out of KVM_RUN and vm__run() returns.
+ */
+#ifndef FAULTLINE_VM_H
+#define FAULTLINE_VM_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "devices/bar/dedup_dev.h"
+#include "devices/bar/shm.h"
+#include "devices/bar/vram.h"
+#include "devices/bus.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/boot_timer.h"
+#include "devices/legacy/cmos.h"
+#include "devices/legacy/exit_dev.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/pvpanic.h"
+#include "devices/legacy/serial.h"
+#include "devices/virtio/virtio_balloon.h"
+#include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_console.h"
+#include "mmu/mmu.h"
+#include "vmm/boot/elf.h"
+#include "vmm/boot/fdt.h"
+#include "vmm/boot/linux.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/kvm/kvm_stats.h"
+#include "vmm/kvm/vcpu.h"
+#include "vmm/vm/vm_config.h"
+
+#define VM_STOP_MSG_LEN 512
+
+/*
+ * Device BARs live in the MMIO hole, one fixed window each, and map their
+ * pages through memory slots of their own: slot numbers from
+ * VM_BAR_SLOT_BASE up, at most VM_BAR_SLOTS, fewer if KVM has fewer.
+ */
+#define VM_SHM_GPA	 0xd0000000ULL
+#define VM_VRAM_GPA	 0xe0000000ULL
+#define VM_DEDUP_GPA	 0xd8000000ULL
+#define VM_BAR_SLOT_BASE 8
+
+/* virtio-mmio devices: one 4 KiB window each from here, and these ISA IRQs. */
+#define VM_VIRTIO_GPA 0xc0000000ULL
+#define VM_VIRTIO_IRQS                                                                             \
+	{                                                                                          \
+		5, 6, 7, 10, 11, 12, 14, 15                                                        \
+	} /* 9 is the ACPI SCI */
+#define VM_VIRTIO_MAX 8
+#define VM_BAR_SLOTS  4096
+
+struct vcpu;
+struct vm;
+
+/*
+ * A front end that drives the VM and hears its events: the control socket
+ * (vmm/api/vm_api.c). The VM calls it only through these, so that nothing
+ * in vmm/vm/ knows the layer above it.
+ */
+struct vm_frontend_ops {
+	/* vm__run(), before the vCPUs start: 0, or -errno and the VM stops. */
+	int (*start)(void *ctx);
+	/* An event, @fields taken over; called under vm->lock, in order. */
+	void (*publish)(void *ctx, const char *name, json_t *fields);
+	/* No request after this returns; frees @ctx. vm__run()'s end, vm__exit(). */
+	void (*close)(void *ctx);
+};
+
+/* Whether the vCPUs run (vm__pause, vm__resume, --on-oom pause). */
+enum vm_pause {
+	VM_RUNNING,
+	VM_PAUSED,     /* by a request on the control socket */
+	VM_PAUSED_OOM, /* --on-oom pause: a fault waits for a larger budget */
+};
+
+struct vm {
+	struct kvm kvm;
+	struct mmu mmu; /* guest RAM; mmu.ram is its layout */
+	enum vm_oom_policy on_oom;
+	enum seccomp_mode seccomp;
+	unsigned oom_pause_timeout_s; /* --on-oom pause,timeout=SECS; 0: none */
+	const char *backing_file;
+	struct bus pio_bus;
+	struct bus mmio_bus;
+	struct serial serial;
+	struct exit_dev exit_dev;
+	bool boot_linux;    /* a Linux boot: irqchip, PIT, legacy devices, quiet port probes */
+	struct i8042 i8042; /* Linux boots only, like cmos */
+	struct cmos cmos;
+	struct acpi_pm acpi_pm;
+	struct boot_timer boot_timer;
+	unsigned boot_timeout_s; /* --boot-timeout: the boot timer written within; 0: no limit */
+	struct pvpanic pvpanic;
+	unsigned nr_virtio; /* virtio-mmio windows taken, in order: disks, channel, balloon */
+	unsigned nr_disks;
+	struct virtio_blk *disks;	/* nr_disks of them, Linux boots only */
+	struct virtio_console *channel; /* --channel, Linux boots only; NULL: none */
+	struct virtio_balloon *balloon; /* --balloon, Linux boots only; NULL: none */
+	bool stdin_raw;			/* the terminal on stdin was put in raw mode, to restore */
+	struct shm_dev *shm;		/* NULL without --shm */
+	struct vram_dev *vram;		/* NULL without --vram */
+	struct dedup *dedup;		/* NULL with --dedup off */
+	struct dedup_dev *dedup_dev;
+	pthread_mutex_t slot_lock;
+	unsigned nr_bar_slots;
+	uint8_t bar_slot_used[VM_BAR_SLOTS];
+	unsigned nr_vcpus;
+	struct vcpu *vcpus;
+	unsigned tsc_khz;	    /* the guest's TSC frequency (KVM_GET_TSC_KHZ), 0: unknown */
+	struct kvm_stats kvm_stats; /* KVM's own counters (--stats "kvm"); read-only once open */
+	/*
+	 * Where the process's time went (--stats "times_s"), CLOCK_MONOTONIC:
+	 * faultline's start, the vCPUs' start, the VM's stop (every vCPU told
+	 * to stop), and vm__run()'s end (threads joined); 0: not yet. Written
+	 * by the main thread; read by the control socket's (atomics).
+	 */
+	uint64_t start_ns, run_ns, stopped_ns, ended_ns;
+
+	const struct vm_frontend_ops *frontend; /* NULL: none (vm__set_frontend()) */
+	void *frontend_ctx;
+	const char *api_path; /* --api, for messages; NULL: none */
+
+	pthread_mutex_t lock;	   /* protects everything below */
+	pthread_cond_t state_cond; /* broadcast when stopping, pause or nr_parked change */
+	bool stopping;
+	int status;
+	char stop_msg[VM_STOP_MSG_LEN];
+	unsigned nr_halted;
+	enum vm_pause pause;
+	char pause_msg[VM_STOP_MSG_LEN]; /* VM_PAUSED_OOM: the fault that waits */
+	uint64_t oom_deadline_ns;	 /* VM_PAUSED_OOM with a timeout: when it stops; else 0 */
+	unsigned nr_parked;		 /* vCPU threads waiting for the VM to run */
+	uint64_t pauses;		 /* times the VM paused, on request or out of memory */
+	uint64_t oom_pauses;		 /* of them, out of memory */
+	bool clock_stopped;		 /* paused with every vCPU out: the guest clock read */
+	uint64_t clock_ns;		 /* clock_stopped: what it read (KVM_GET_CLOCK) */
+	bool clock_warned;		 /* KVM_GET_CLOCK or KVM_SET_CLOCK failed, said once */
+	int stop_fd;			 /* eventfd, readable once stopping */
+	int status_fd;			 /* /proc/self/status, for the host memory; -1: none */
+	int status_err;			 /* why status_fd is -1 (errno) */
+	int smaps_fd;			 /* /proc/self/smaps, for anonymous RAM; -1: none */
+	int smaps_err;			 /* why smaps_fd is -1 (errno) */
+	/*
+	 * Stopped from outside (a signal, ctl stop): where it was taken, in
+	 * every vcpu's at_stop and here (vm__print_where()).
+	 */
+	bool where_taken;
+	bool where_queued;	   /* guest faults queued on the userfaultfd */
+	unsigned where_in_service; /* handlers reading or serving faults */
+};
+
+/*
+ * Open KVM, create the VM, map RAM and register devices. Returns 0 or a
+ * faultline exit status (FL_EXIT_*) after reporting what failed.
+ */
+int vm__init(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
+
+/*
+ * Copy the image into RAM, write boot structures and the device tree,
+ * create the vCPUs. Returns 0 or an FL_EXIT_* status (reported).
+ */
+int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
+	     const struct elf_image *img) __attribute__((warn_unused_result));
+
+/*
+ * Run the vCPUs until the VM stops or SIGINT/SIGTERM/SIGHUP arrives.
+ * Returns the exit status; vm->stop_msg holds the reason (empty when the
+ * guest exited normally). Main thread only.
+ */
+int vm__run(struct vm *vm);
+
+/* Stop the VM; the first call wins. @fmt may be NULL (a clean guest exit). */
+void vm__stop(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * vm__stop() for a stop from outside the guest (a signal, ctl stop): it
+ * also notes where every vCPU and the fault handlers were, for
+ * vm__print_where().
+ */
+void vm__stop_from_outside(struct vm *vm, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * After a stop from outside, say on stderr where the VM was: each vCPU
+ * inside KVM_RUN (for how long) or in faultline, its exits, and whether
+ * guest faults waited for the fault handlers; a VM that hung shows whether
+ * the guest or the monitor held it. Nothing otherwise. Main thread, after
+ * vm__run().
+ */
+void vm__print_where(struct vm *vm);
+
+/*
+ * Pause the VM: every vCPU leaves KVM_RUN and waits in vm__vcpu_may_run()
+ * until vm__resume() or the stop. Returns the state before. Any thread.
+ */
+enum vm_pause vm__pause(struct vm *vm);
+
+/*
+ * Let the vCPUs run again; a fault waiting in --on-oom pause is served
+ * again, and pauses the VM again if the budget still has no room. Returns
+ * the state before. Any thread.
+ */
+enum vm_pause vm__resume(struct vm *vm);
+
+/* "running", "paused" or "paused-oom". */
+const char *vm__pause_name(enum vm_pause pause);
+
+/*
+ * Wait at most @ms for every vCPU that has not halted to be parked by a
+ * pause. Returns the number parked. Any thread but a vCPU's.
+ */
+unsigned vm__wait_parked(struct vm *vm, unsigned ms);
+
+/*
+ * The vCPU loop asks before every KVM_RUN: waits while the VM is paused,
+ * returns false once it is stopping. vCPU thread.
+ */
+bool vm__vcpu_may_run(struct vm *vm);
+
+/*
+ * A device's own thread (the channel's, the serial input's) asks before it
+ * touches the guest: waits while the VM is paused, so that a pause stops
+ * the devices too; returns false once the VM is stopping. @vm: struct vm.
+ */
+bool vm__device_may_run(void *vm);
+
+/*
+ * --on-oom pause: report @oom, pause the VM and wait until it resumes
+ * (ctx->refault: serve the fault again) or stops. On the thread of the
+ * fault: a handler thread's, or a vCPU's, which counts as parked.
+ */
+void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom);
+
+/*
+ * Attach the front end @ops (@ctx its own) to @vm, after vm__init() and
+ * before vm__run(). vm__run()'s end or vm__exit() closes it.
+ */
+void vm__set_frontend(struct vm *vm, const struct vm_frontend_ops *ops, void *ctx);
+
+/*
+ * Publish the event @name (@fields taken over) on the control socket's
+ * streams, under vm->lock so that it takes its place among the VM's state
+ * changes; nothing without --api. Any thread not holding vm->lock.
+ */
+void vm__event(struct vm *vm, const char *name, json_t *fields);
+
+/* --stats as one JSON object (the caller owns it); NULL without memory. */
+json_t *vm__stats_json(struct vm *vm);
+
+/*
+ * With --balloon: its sizes (target_pages, actual_pages) and, once the
+ * guest's driver gave them, its memory statistics (guest_stats, with
+ * age_ms). When @may_ask and they are a second old, the driver is asked
+ * again and has 100 ms to answer (virtio_balloon__guest_stats()). NULL
+ * without memory.
+ */
+json_t *vm__balloon_json(const struct vm *vm, bool may_ask);
+
+/*
+ * A vCPU executed HLT. Parks the calling vCPU thread until the VM stops;
+ * if every vCPU is parked, stops the VM (nothing can wake them).
+ */
+void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id);
+
+/*
+ * Tell vCPU ctx->vcpu, whose thread this is, that guest page ctx->gpa is
+ * lost: inject a machine check. Sets ctx->resume when done; otherwise the
+ * VM stops with @status and @why, saying why the guest could not be told.
+ */
+void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char *why);
+
+/*
+ * Load a Linux bzImage @li, the kernel command line @cmdline and @initrd
+ * (lay->initrd_size bytes) where linux__place() put them in @lay: also the
+ * zero page, the MP and ACPI tables, the boot page tables, and the vCPUs
+ * (the BSP at the 64-bit entry, the others waiting for the INIT/SIPI Linux
+ * sends). vm_linux.c. Returns 0 or an FL_EXIT_* status (reported).
+ */
+int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
+		   const struct linux_layout *lay, const char *cmdline, const void *initrd)
+	__attribute__((warn_unused_result));
+
+/*
+ * The in-kernel irqchip, the legacy devices and the virtio disks of a Linux
+ * boot (vm_linux.c). Returns 0 or an FL_EXIT_* status (reported).
+ */
+int vm__init_linux(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
+void vm__exit_linux(struct vm *vm);
+/*
+ * After the vCPUs, before the MMU's handlers stop: the channel sends what
+ * the guest wrote (waiting at most VM_CHANNEL_FLUSH_MS for its host program).
+ */
+void vm__stop_linux(struct vm *vm);
+#define VM_CHANNEL_FLUSH_MS 1000
+
+/* Create and set up every vCPU, entering at @entry. Returns 0 or FL_EXIT_INTERNAL. */
+int vm__create_vcpus(struct vm *vm, uint64_t entry) __attribute__((warn_unused_result));
+
+/* Report a failed write of boot state @what (-ENOMEM: the budget). An FL_EXIT_* status. */
+int vm__load_error(struct vm *vm, int err, const char *what);
+
+/* Devices with BARs (vm_devices.c), from vm__init() and vm__exit(). */
+int vm__init_bars(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
+void vm__exit_bars(struct vm *vm);
+
+/* Fill @out (2 entries) with the BAR devices for the device tree; their number. */
+unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out);
+
+/*
+ * A BAR access failed for good (bar__access() did not return DONE): apply
+ * the policy. SIGBUS: a machine check at the GPA where the guest can take
+ * one, else the VM stops (74); OOM: the VM's --on-oom; REFAULT at the
+ * bound: stop (74); a register the device rejected: stop (73). Sets
+ * ctx->resume when the vCPU may go on, ctx->refault when the access should
+ * be tried again (--on-oom pause, resumed). vCPU thread.
+ */
+void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why);
+
+/* --stats: the fault engine's, the devices' and the buses' counters. */
+void vm__print_stats(struct vm *vm, bool json, FILE *out);
+
+void vm__exit(struct vm *vm);
+
+/* ---- the vCPU threads (vcpu_run.c, vcpu_exit.c) ---- */
+
+/* Start the vCPU thread. Returns 0 or -errno (not reported). */
+int vcpu__start(struct vcpu *vcpu) __attribute__((warn_unused_result));
+
+/* Install the kick and SIGBUS handlers; once, before any vCPU starts. */
+int vcpu__setup_signals(void) __attribute__((warn_unused_result));
+
+/*
+ * Handle the exit in vcpu->run. Returns true to enter the guest again,
+ * false when the vCPU should stop (the VM is stopping). vcpu_exit.c.
+ */
+bool vcpu__handle_exit(struct vcpu *vcpu);
+
+/*
+ * KVM_RUN failed with EFAULT: when KVM described the access
+ * (KVM_EXIT_MEMORY_FAULT) and it is guest RAM, serve it through the MMU.
+ * Returns true to enter the guest again. vcpu_exit.c.
+ */
+bool vcpu__handle_memory_fault(struct vcpu *vcpu);
+
+/* What became of a fault a vCPU thread served (vcpu__serve_fault). */
+enum vcpu_fault {
+	VCPU_FAULT_DONE,   /* the page is there */
+	VCPU_FAULT_RESUME, /* no page, but the guest was told (machine check): go on */
+	VCPU_FAULT_STOP,   /* the VM is stopping */
+};
+
+/* Serve a fault on RAM at @gpa from this vCPU's thread. vcpu_exit.c. */
+enum vcpu_fault vcpu__serve_fault(struct vcpu *vcpu, uint64_t gpa, bool write,
+				  enum fault_source source);
+
+/* Name of a KVM exit reason ("KVM_EXIT_IO"), or "unknown". */
+const char *vcpu__exit_name(uint32_t reason);
+
+#endif

@@ -1,0 +1,648 @@
+/*
+ * The VM's devices with BARs (shm, vram): their memory slots, their place
+ * in the guest-physical map and the device tree, what happens when one of
+ * their faults fails, and their statistics.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/inject.h"
+#include "lib/log.h"
+#include "lib/status.h"
+#include "vmm/kvm/vcpu.h"
+#include "vmm/sys/host_mem.h"
+#include "vmm/vm/vm.h"
+
+#define VM_PROC_MAX (4U << 20) /* bytes read of a /proc file at most */
+
+/* bar_mapper.map: a memory slot of one page. */
+static int vm__bar_map(void *owner, uint64_t gpa, uint8_t *host)
+{
+	struct vm *vm = owner;
+	unsigned i;
+	int ret;
+
+	pthread_mutex_lock(&vm->slot_lock);
+	for (i = 0; i < vm->nr_bar_slots && vm->bar_slot_used[i]; i++)
+		;
+	if (i == vm->nr_bar_slots) {
+		pthread_mutex_unlock(&vm->slot_lock);
+		return -ENOSPC;
+	}
+	ret = kvm__set_memslot(&vm->kvm, VM_BAR_SLOT_BASE + i, gpa, BAR_PAGE_SIZE, host);
+	if (!ret)
+		vm->bar_slot_used[i] = 1;
+	pthread_mutex_unlock(&vm->slot_lock);
+	return ret ? ret : (int)i;
+}
+
+/* bar_mapper.unmap: delete the slot; KVM zaps the page before returning. */
+static int vm__bar_unmap(void *owner, int handle, uint64_t gpa)
+{
+	struct vm *vm = owner;
+	int ret;
+
+	pthread_mutex_lock(&vm->slot_lock);
+	ret = kvm__set_memslot(&vm->kvm, VM_BAR_SLOT_BASE + (unsigned)handle, gpa, 0, NULL);
+	if (!ret)
+		vm->bar_slot_used[handle] = 0;
+	pthread_mutex_unlock(&vm->slot_lock);
+	return ret;
+}
+
+static bool vm__bar_stopping(void *owner)
+{
+	struct vm *vm = owner;
+	bool stopping;
+
+	pthread_mutex_lock(&vm->lock);
+	stopping = vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return stopping;
+}
+
+static int vm__add_bar(struct vm *vm, struct bar *bar)
+{
+	const struct gpa_region r = {
+		.kind = GPA_BAR,
+		.name = bar->name,
+		.gpa = bar->gpa,
+		.size = bar->size,
+		.backing = bar->name,
+		.priv = bar,
+	};
+	int ret = gpa_map__add(&vm->mmu.map, &r);
+
+	if (ret)
+		pr_err("cannot place the %s BAR in the guest-physical map: %s (GPA 0x%llx)",
+		       bar->name, strerror(-ret), (unsigned long long)bar->gpa);
+	return ret;
+}
+
+int vm__init_bars(struct vm *vm, const struct run_config *cfg)
+{
+	const struct bar_mapper mapper = {vm__bar_map, vm__bar_unmap, vm__bar_stopping, vm};
+	unsigned retries = cfg->fault_retries, ms = cfg->fault_timeout_ms;
+	int ret;
+
+	pthread_mutex_init(&vm->slot_lock, NULL);
+	vm->nr_bar_slots =
+		vm->kvm.nr_memslots > VM_BAR_SLOT_BASE ? vm->kvm.nr_memslots - VM_BAR_SLOT_BASE : 0;
+	if (vm->nr_bar_slots > VM_BAR_SLOTS)
+		vm->nr_bar_slots = VM_BAR_SLOTS;
+	if (cfg->shm_path) {
+		vm->shm = calloc(1, sizeof(*vm->shm));
+		if (!vm->shm)
+			return FL_EXIT_INTERNAL;
+		ret = shm__init(vm->shm, cfg->shm_path, cfg->shm_size, cfg->shm_doorbell,
+				VM_SHM_GPA, &mapper, retries, ms);
+		if (ret)
+			return ret == -ENOMEM || ret == -EINVAL ? FL_EXIT_INTERNAL
+								: FL_EXIT_NOINPUT;
+		if (vm__add_bar(vm, &vm->shm->bar))
+			return FL_EXIT_INTERNAL;
+	}
+	if (cfg->vram_size) {
+		vm->vram = calloc(1, sizeof(*vm->vram));
+		if (!vm->vram)
+			return FL_EXIT_INTERNAL;
+		if (vram__init(vm->vram, cfg->vram_size, cfg->vram_pool, VM_VRAM_GPA, &vm->mmu,
+			       &mapper, retries, ms) ||
+		    vm__add_bar(vm, &vm->vram->bar))
+			return FL_EXIT_INTERNAL;
+	}
+	if (vm->dedup) {
+		vm->dedup_dev = calloc(1, sizeof(*vm->dedup_dev));
+		if (!vm->dedup_dev ||
+		    dedup_dev__init(vm->dedup_dev, vm->dedup, VM_DEDUP_GPA, &mapper) ||
+		    vm__add_bar(vm, &vm->dedup_dev->bar))
+			return FL_EXIT_INTERNAL;
+	}
+	return 0;
+}
+
+void vm__exit_bars(struct vm *vm)
+{
+	if (vm->shm)
+		shm__exit(vm->shm);
+	if (vm->vram)
+		vram__exit(vm->vram);
+	if (vm->dedup_dev)
+		dedup_dev__exit(vm->dedup_dev);
+	free(vm->shm);
+	free(vm->vram);
+	free(vm->dedup_dev);
+	vm->shm = NULL;
+	vm->vram = NULL;
+	vm->dedup_dev = NULL;
+}
+
+unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out)
+{
+	unsigned n = 0;
+
+	if (vm->shm)
+		out[n++] = (struct fdt_mmio_device){
+			.node = "shm",
+			.compatible = "faultline,shm",
+			.nr_regs = 2,
+			.reg = {{VM_SHM_GPA, SHM_DATA_OFFSET},
+				{VM_SHM_GPA + SHM_DATA_OFFSET, vm->shm->size}},
+		};
+	if (vm->vram)
+		out[n++] = (struct fdt_mmio_device){
+			.node = "vram",
+			.compatible = "faultline,vram",
+			.nr_regs = 1,
+			.reg = {{VM_VRAM_GPA, vm->vram->bar.size}},
+			.prop = "faultline,pool-size",
+			.prop_value = vm->vram->pool_pages * BAR_PAGE_SIZE,
+		};
+	if (vm->dedup_dev)
+		out[n++] = (struct fdt_mmio_device){
+			.node = "dedup",
+			.compatible = "faultline,dedup",
+			.nr_regs = 1,
+			.reg = {{VM_DEDUP_GPA, DEDUP_DEV_SIZE}},
+		};
+	return n;
+}
+
+void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why)
+{
+	struct mmu_pages pages;
+	char msg[VM_STOP_MSG_LEN];
+
+	if (r & FAULT_OOM) {
+		mmu__pages(&vm->mmu, &pages);
+		snprintf(msg, sizeof(msg),
+			 "guest out of memory: %s (budget %llu pages, resident %llu "
+			 "pages)",
+			 why, (unsigned long long)pages.budget, (unsigned long long)pages.resident);
+		if (vm->on_oom == VM_OOM_MCE)
+			vm__inject_mce(vm, ctx, FL_EXIT_OOM, msg);
+		else if (vm->on_oom == VM_OOM_PAUSE)
+			vm__oom_pause(vm, ctx, msg);
+		else
+			vm__stop(vm, FL_EXIT_OOM, "%s (GPA 0x%llx, vCPU %d)", msg,
+				 (unsigned long long)ctx->gpa, ctx->vcpu);
+	} else if (r & FAULT_SIGBUS) {
+		snprintf(msg, sizeof(msg), "device memory error: %s", why);
+		vm__inject_mce(vm, ctx, FL_EXIT_FAULT, msg);
+	} else if (r & FAULT_MMIO) {
+		vm__stop(vm, FL_EXIT_GUEST, "%s (GPA 0x%llx, vCPU %d)", why,
+			 (unsigned long long)ctx->gpa, ctx->vcpu);
+	} else {
+		vm__stop(vm, FL_EXIT_FAULT, "guest page fault failed: %s (GPA 0x%llx, vCPU %d)",
+			 why, (unsigned long long)ctx->gpa, ctx->vcpu);
+	}
+}
+
+static void vm__bar_stats_text(const struct bar *bar, FILE *out)
+{
+	const struct bar_counter *c;
+	unsigned i;
+
+	fprintf(out, "device %s (BAR at GPA 0x%llx, %llu bytes):\n", bar->name,
+		(unsigned long long)bar->gpa, (unsigned long long)bar->size);
+#define BAR_COUNTER_TEXT(name, help)                                                               \
+	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
+		(unsigned long long)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED), help);
+	BAR_COUNTERS(BAR_COUNTER_TEXT)
+#undef BAR_COUNTER_TEXT
+	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
+		fprintf(out, "  %-24s %12llu  %s\n", c->name,
+			(unsigned long long)__atomic_load_n(&bar->stats.dev[i], __ATOMIC_RELAXED),
+			c->help);
+}
+
+static json_t *vm__bar_stats_json(const struct bar *bar)
+{
+	json_t *o = json_object();
+	const struct bar_counter *c;
+	unsigned i;
+
+#define BAR_COUNTER_JSON(name, help)                                                               \
+	json_object_set_new(                                                                       \
+		o, #name,                                                                          \
+		json_integer((json_int_t)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED)));
+	BAR_COUNTERS(BAR_COUNTER_JSON)
+#undef BAR_COUNTER_JSON
+	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
+		json_object_set_new(o, c->name,
+				    json_integer((json_int_t)__atomic_load_n(&bar->stats.dev[i],
+									     __ATOMIC_RELAXED)));
+	return o;
+}
+
+/* virtio-blk counters, X(name, help). */
+#define VM_DISK_COUNTERS(X)                                                                        \
+	X(reads, "read requests served")                                                           \
+	X(writes, "write requests served")                                                         \
+	X(flushes, "flush requests (fdatasync)")                                                   \
+	X(bytes_read, "bytes read from the image")                                                 \
+	X(bytes_written, "bytes written to the image")                                             \
+	X(io_errors, "requests completed with IOERR")                                              \
+	X(unsupported, "requests of a type not offered")
+
+#define VM_CHANNEL_COUNTERS(X)                                                                     \
+	X(connections, "host programs that connected")                                             \
+	X(rx_bytes, "bytes from the host program to the guest")                                    \
+	X(tx_bytes, "bytes from the guest to the host program")                                    \
+	X(tx_dropped, "bytes the guest wrote while no host program was connected")
+
+#define VM_BALLOON_COUNTERS(X)                                                                     \
+	X(reports, "free page reports from the guest")                                             \
+	X(reported_bytes, "bytes they described")                                                  \
+	X(pages_dropped, "pages dropped from guest memory and the budget")                         \
+	X(pages_kept, "resident pages reported free but kept (a device touched them, or merged)")  \
+	X(inflated, "pages the guest put in the balloon unasked (dropped too)")                    \
+	X(errors, "reports whose pages could not be dropped (they stay resident)")                 \
+	X(stats_updates, "buffers of memory statistics the guest gave (ctl status; the last "      \
+			 "below)")
+
+static uint64_t vm__boot_us(const struct vm *vm)
+{
+	return __atomic_load_n(&vm->boot_timer.boot_ns, __ATOMIC_RELAXED) / 1000;
+}
+
+static void vm__counter_text(FILE *out, const char *name, const uint64_t *v, const char *help)
+{
+	fprintf(out, "  %-24s %12llu  %s\n", name,
+		(unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED), help);
+}
+
+static void vm__counter_json(json_t *o, const char *name, const uint64_t *v)
+{
+	json_object_set_new(o, name,
+			    json_integer((json_int_t)__atomic_load_n(v, __ATOMIC_RELAXED)));
+}
+
+/* Over VM_DISK_COUNTERS or VM_CHANNEL_COUNTERS of the device at `dev`. */
+#define VM_COUNTER_TEXT(name, help) vm__counter_text(out, #name, &dev->name, help);
+#define VM_COUNTER_JSON(name, help) vm__counter_json(o, #name, &dev->name);
+#define VM_MALFORMED_HELP	    "malformed descriptor chains (the device stopped)"
+
+json_t *vm__balloon_json(const struct vm *vm, bool may_ask)
+{
+	struct virtio_balloon_stats st;
+	uint32_t target, actual;
+	json_t *o, *g;
+	unsigned t;
+
+	virtio_balloon__sizes(vm->balloon, &target, &actual);
+	o = json_pack("{s:i,s:i}", "target_pages", (int)target, "actual_pages", (int)actual);
+	virtio_balloon__guest_stats(vm->balloon, may_ask, 1000, 100, &st);
+	if (!o || !st.present)
+		return o;
+	g = json_object();
+	for (t = 0; g && t < VIRTIO_BALLOON_S_NR; t++)
+		if (st.present & 1U << t)
+			json_object_set_new(g, virtio_balloon__stat_name(t),
+					    json_integer((json_int_t)st.val[t]));
+	if (g)
+		json_object_set_new(g, "age_ms", json_integer((json_int_t)st.age_ms));
+	json_object_set_new(o, "guest_stats", g);
+	return o;
+}
+
+/* The balloon's sizes and the guest's last statistics, as text. */
+static void vm__balloon_text(const struct vm *vm, FILE *out)
+{
+	struct virtio_balloon_stats st;
+	uint32_t target, actual;
+	unsigned t;
+
+	virtio_balloon__sizes(vm->balloon, &target, &actual);
+	fprintf(out, "  %-24s %12u  pages the host asked the guest for (ctl balloon)\n",
+		"target_pages", target);
+	fprintf(out, "  %-24s %12u  pages in the balloon, as the guest's driver last said\n",
+		"actual_pages", actual);
+	virtio_balloon__guest_stats(vm->balloon, false, 0, 0, &st);
+	if (!st.present)
+		return;
+	fprintf(out, "guest memory statistics (its balloon driver's, %llu ms old):\n",
+		(unsigned long long)st.age_ms);
+	for (t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+		if (st.present & 1U << t)
+			fprintf(out, "  %-24s %12llu\n", virtio_balloon__stat_name(t),
+				(unsigned long long)st.val[t]);
+}
+
+static void vm__linux_stats_text(const struct vm *vm, FILE *out)
+{
+	unsigned i;
+
+	fprintf(out, "  %-24s %12llu  start to the guest's boot-timer write (0: not written)\n",
+		"boot_time_us", (unsigned long long)vm__boot_us(vm));
+	for (i = 0; i < vm->nr_disks; i++) {
+		const struct virtio_blk *dev = &vm->disks[i];
+
+		fprintf(out, "disk vd%c (virtio-blk at GPA 0x%llx, %s%s):\n", 'a' + i,
+			(unsigned long long)dev->mmio.gpa, dev->path,
+			dev->read_only ? ", read-only" : "");
+		VM_DISK_COUNTERS(VM_COUNTER_TEXT)
+		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
+	}
+	if (vm->channel) {
+		const struct virtio_console *dev = vm->channel;
+
+		fprintf(out, "channel (virtio-console at GPA 0x%llx, socket %s):\n",
+			(unsigned long long)dev->mmio.gpa, dev->path);
+		VM_CHANNEL_COUNTERS(VM_COUNTER_TEXT)
+		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
+	}
+	if (vm->balloon) {
+		const struct virtio_balloon *dev = vm->balloon;
+
+		fprintf(out, "balloon (virtio-balloon at GPA 0x%llx, free page reporting):\n",
+			(unsigned long long)dev->mmio.gpa);
+		VM_BALLOON_COUNTERS(VM_COUNTER_TEXT)
+		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
+		vm__balloon_text(vm, out);
+	}
+}
+
+static void vm__linux_stats_json(const struct vm *vm, json_t *root)
+{
+	json_t *disks = json_array();
+	unsigned i;
+
+	json_object_set_new(root, "boot_time_us", json_integer((json_int_t)vm__boot_us(vm)));
+	for (i = 0; disks && i < vm->nr_disks; i++) {
+		const struct virtio_blk *dev = &vm->disks[i];
+		json_t *o = json_pack("{s:s,s:b}", "path", dev->path, "read_only", dev->read_only);
+
+		if (o) {
+			VM_DISK_COUNTERS(VM_COUNTER_JSON)
+			vm__counter_json(o, "malformed", &dev->mmio.malformed);
+			json_array_append_new(disks, o);
+		}
+	}
+	json_object_set_new(root, "disks", disks);
+	if (vm->channel) {
+		const struct virtio_console *dev = vm->channel;
+		json_t *o = json_pack("{s:s}", "socket", dev->path);
+
+		if (o) {
+			VM_CHANNEL_COUNTERS(VM_COUNTER_JSON)
+			vm__counter_json(o, "malformed", &dev->mmio.malformed);
+		}
+		json_object_set_new(root, "channel", o);
+	}
+	if (vm->balloon) {
+		const struct virtio_balloon *dev = vm->balloon;
+		json_t *o = json_object(), *sizes = vm__balloon_json(vm, false);
+
+		if (o) {
+			VM_BALLOON_COUNTERS(VM_COUNTER_JSON)
+			vm__counter_json(o, "malformed", &dev->mmio.malformed);
+			if (sizes)
+				json_object_update(o, sizes); /* guest_stats, an object, last */
+		}
+		json_decref(sizes);
+		json_object_set_new(root, "balloon", o);
+	}
+}
+
+/* The BAR devices there are, for the stats; their number. */
+static unsigned vm__stat_bars(const struct vm *vm, const struct bar **bars)
+{
+	unsigned n = 0;
+
+	if (vm->shm)
+		bars[n++] = &vm->shm->bar;
+	if (vm->vram)
+		bars[n++] = &vm->vram->bar;
+	if (vm->dedup_dev)
+		bars[n++] = &vm->dedup_dev->bar;
+	return n;
+}
+
+/* Where the process's time went so far: seconds of setup, guest, stop, and in all. */
+struct vm_times {
+	double setup, guest, stop, total;
+};
+
+static void vm__times(const struct vm *vm, struct vm_times *t)
+{
+	uint64_t now = mmu__now_ns();
+	uint64_t run = __atomic_load_n(&vm->run_ns, __ATOMIC_ACQUIRE);
+	uint64_t stopped = __atomic_load_n(&vm->stopped_ns, __ATOMIC_ACQUIRE);
+	uint64_t ended = __atomic_load_n(&vm->ended_ns, __ATOMIC_ACQUIRE);
+	uint64_t setup_end = run ? run : stopped ? stopped : now;
+
+	t->setup = (double)(setup_end - vm->start_ns) / 1e9;
+	t->guest = run ? (double)((stopped ? stopped : now) - run) / 1e9 : 0.0;
+	t->stop = ended && stopped ? (double)(ended - stopped) / 1e9 : 0.0;
+	t->total = (double)(now - vm->start_ns) / 1e9;
+}
+
+static json_t *vm__times_json(const struct vm *vm)
+{
+	struct vm_times t;
+
+	vm__times(vm, &t);
+	return json_pack("{s:f,s:f,s:f,s:f}", "setup", t.setup, "guest", t.guest, "stop", t.stop,
+			 "total", t.total);
+}
+
+/* The whole of a /proc file opened before (@fd), NUL-terminated; NULL with -errno in *err. */
+static char *vm__read_proc(int fd, const char *site, int *err)
+{
+	size_t len = 0, cap = 16384;
+	char *buf = malloc(cap), *bigger;
+	ssize_t n;
+
+	*err = inject__check(site);
+	while (buf && !*err) {
+		n = pread(fd, buf + len, cap - len - 1, (off_t)len);
+		if (n < 0) {
+			*err = errno;
+		} else if (n == 0) {
+			buf[len] = '\0';
+			return buf;
+		} else if ((len += (size_t)n) < cap - 1) {
+			continue;
+		} else if (cap >= VM_PROC_MAX) {
+			*err = EFBIG;
+		} else if (!(bigger = realloc(buf, cap * 2))) {
+			*err = ENOMEM;
+		} else {
+			buf = bigger;
+			cap *= 2;
+		}
+	}
+	*err = buf ? *err : ENOMEM;
+	free(buf);
+	*err = -*err;
+	return NULL;
+}
+
+/*
+ * What the VM costs the host in memory now (vmm/sys/host_mem.h). Returns 0, or
+ * -errno when it cannot be known (@m is then untouched).
+ */
+static int vm__host_mem(struct vm *vm, struct host_mem *m)
+{
+	struct host_mem_status s;
+	uint64_t guest = 0, shared = 0, anon = 0;
+	char *text;
+	int err;
+
+	if (vm->status_fd < 0)
+		return -vm->status_err;
+	text = vm__read_proc(vm->status_fd, "pread.proc", &err);
+	if (!text)
+		return err;
+	err = host_mem__parse_status(text, &s);
+	free(text);
+	if (err)
+		return err;
+	if (vm->mmu.cfg.handler == MMU_HANDLER_KERNEL) {
+		if (vm->smaps_fd < 0)
+			return -vm->smaps_err;
+		text = vm__read_proc(vm->smaps_fd, "pread.proc", &err);
+		if (!text)
+			return err;
+		err = host_mem__parse_smaps_anon(text, (uintptr_t)vm->mmu.ram.host, &anon);
+		free(text);
+		guest = anon * 1024;
+	} else {
+		err = mmu__host_bytes(&vm->mmu, &guest);
+	}
+	if (!err && vm->dedup)
+		err = dedup__shared_bytes(vm->dedup, &shared);
+	if (err)
+		return err;
+	host_mem__combine(&s, (guest + shared) / 1024, anon, m);
+	return 0;
+}
+
+static void vm__host_mem_json(struct vm *vm, json_t *root)
+{
+	struct host_mem m;
+	int err = vm__host_mem(vm, &m);
+
+	if (err) {
+		json_object_set_new(root, "host_memory_kib", json_null());
+		json_object_set_new(root, "host_memory_error", json_string(strerror(-err)));
+		return;
+	}
+	json_object_set_new(root, "host_memory_kib",
+			    json_pack("{s:I,s:I,s:I,s:I}", "guest", (json_int_t)m.guest_kib,
+				      "monitor", (json_int_t)m.monitor_kib, "page_tables",
+				      (json_int_t)m.page_tables_kib, "program",
+				      (json_int_t)m.program_kib));
+}
+
+static void vm__host_mem_text(struct vm *vm, FILE *out)
+{
+	struct host_mem m;
+	int err = vm__host_mem(vm, &m);
+
+	if (err) {
+		fprintf(out, "  %-24s %12s  host memory cannot be read: %s\n", "host_memory", "-",
+			strerror(-err));
+		return;
+	}
+	fprintf(out, "  %-24s %12llu  KiB of host memory holding guest RAM\n", "host_guest_kib",
+		(unsigned long long)m.guest_kib);
+	fprintf(out, "  %-24s %12llu  KiB of the monitor's own memory (heap, stacks, buffers)\n",
+		"host_monitor_kib", (unsigned long long)m.monitor_kib);
+	fprintf(out, "  %-24s %12llu  KiB of the process's page tables\n", "host_page_tables_kib",
+		(unsigned long long)m.page_tables_kib);
+	fprintf(out, "  %-24s %12llu  KiB of the program's file pages, shared between VMs\n",
+		"host_program_kib", (unsigned long long)m.program_kib);
+}
+
+/* "kvm": KVM's own counters, or null and "kvm_error" saying why there are none. */
+static void vm__kvm_stats_json(struct vm *vm, json_t *root)
+{
+	json_t *kvm = kvm_stats__json(&vm->kvm_stats);
+
+	json_object_set_new(root, "kvm", kvm ?: json_null());
+	if (!kvm)
+		json_object_set_new(root, "kvm_error", json_string(vm->kvm_stats.why));
+}
+
+json_t *vm__stats_json(struct vm *vm)
+{
+	const struct bar *bars[3];
+	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
+	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
+	unsigned i, n = vm__stat_bars(vm, bars);
+	struct mmu_pages pages;
+	json_t *root, *devices;
+
+	mmu__pages(&vm->mmu, &pages);
+	root = mmu_stats__json(&vm->mmu.stats, &pages, vm->nr_vcpus);
+	devices = json_object();
+	if (!root || !devices) {
+		json_decref(root);
+		json_decref(devices);
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		json_object_set_new(devices, bars[i]->name, vm__bar_stats_json(bars[i]));
+	json_object_set_new(root, "devices", devices);
+	if (vm->dedup)
+		json_object_set_new(root, "dedup", dedup__json(vm->dedup));
+	json_object_set_new(
+		root, "unclaimed",
+		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
+	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
+	json_object_set_new(root, "times_s", vm__times_json(vm));
+	vm__host_mem_json(vm, root);
+	vm__kvm_stats_json(vm, root);
+	if (vm->boot_linux)
+		vm__linux_stats_json(vm, root);
+	return root;
+}
+
+void vm__print_stats(struct vm *vm, bool json, FILE *out)
+{
+	const struct bar *bars[3];
+	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
+	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
+	unsigned i, n = vm__stat_bars(vm, bars);
+	struct mmu_pages pages;
+	struct vm_times t;
+	json_t *root;
+
+	if (json) {
+		root = vm__stats_json(vm);
+		if (root && json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER) == 0)
+			fputc('\n', out);
+		json_decref(root);
+		return;
+	}
+	mmu__pages(&vm->mmu, &pages);
+	mmu_stats__print_text(&vm->mmu.stats, &pages, vm->nr_vcpus, out);
+	fprintf(out, "  %-24s %12llu  port I/O accesses no device claimed\n", "unclaimed_pio",
+		(unsigned long long)pio);
+	fprintf(out, "  %-24s %12llu  MMIO accesses no device claimed\n", "unclaimed_mmio",
+		(unsigned long long)mmio);
+	fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n", "tsc_khz",
+		vm->tsc_khz);
+	vm__times(vm, &t);
+	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to the vCPUs'\n", "setup_s",
+		t.setup);
+	fprintf(out, "  %-24s %12.3f  seconds the guest ran, until the VM stopped\n", "guest_s",
+		t.guest);
+	fprintf(out, "  %-24s %12.3f  seconds to stop the vCPU and handler threads\n", "stop_s",
+		t.stop);
+	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to these statistics\n",
+		"total_s", t.total);
+	vm__host_mem_text(vm, out);
+	kvm_stats__print_text(&vm->kvm_stats, out);
+	if (vm->boot_linux)
+		vm__linux_stats_text(vm, out);
+	for (i = 0; i < n; i++)
+		vm__bar_stats_text(bars[i], out);
+	if (vm->dedup)
+		dedup__print_text(vm->dedup, out);
+}
