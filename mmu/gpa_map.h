@@ -26,16 +26,6 @@ enum gpa_kind {
 	GPA_BAR, /* a device BAR: faults go to the device's nopage handler */
 };
 
-struct gpa_region;
-
-struct gpa_region_ops {
-	/*
-	 * Serve a fault on this region (a nopage handler): DONE, RETRY, OOM,
-	 * SIGBUS, or MMIO ("trap every access"). NULL: every access is MMIO.
-	 */
-	fault_t (*fault)(const struct gpa_region *r, struct fault_ctx *ctx);
-};
-
 struct gpa_region {
 	enum gpa_kind kind;
 	const char *name;
@@ -43,7 +33,6 @@ struct gpa_region {
 	uint64_t size;
 	uint8_t *host;	     /* guest-view host mapping; NULL when nothing is mapped */
 	const char *backing; /* "zero", "file:PATH", a device's name: for messages */
-	const struct gpa_region_ops *ops;
 	void *priv;
 };
 

@@ -267,9 +267,6 @@ uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want);
  */
 bool mmu__gpa_of_hva(const struct mmu *mmu, const void *hva, uint64_t *gpa);
 
-/* The ops of RAM regions: their faults go to mmu__handle_fault(). */
-extern const struct gpa_region_ops mmu_ram_ops;
-
 /*
  * Charge @n pages of device memory that backs guest-visible pages (a
  * BAR's) to the VM's budget, reclaiming clean RAM pages if that helps, and

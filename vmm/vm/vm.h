@@ -310,7 +310,7 @@ int vm__create_vcpus(struct vm *vm, uint64_t entry) __attribute__((warn_unused_r
 /* Report a failed write of boot state @what (-ENOMEM: the budget). An FL_EXIT_* status. */
 int vm__load_error(struct vm *vm, int err, const char *what);
 
-/* Devices with BARs (vm_devices.c), from vm__init() and vm__exit(). */
+/* Devices with BARs (vm_bars.c), from vm__init() and vm__exit(). */
 int vm__init_bars(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
 void vm__exit_bars(struct vm *vm);
 
@@ -331,6 +331,27 @@ void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char 
 void vm__print_stats(struct vm *vm, bool json, FILE *out);
 
 void vm__exit(struct vm *vm);
+
+/* ---- between the VM's own files ---- */
+
+/* mmu_ops.vcpu_of_tid: the vCPU index of thread @tid, or -1. vm.c. */
+int vm__vcpu_of_tid(void *owner, int tid);
+
+/*
+ * mmu_ops.fault_failed: a guest fault failed for good; apply the policy.
+ * A fault handler or vCPU thread. vm_oom.c.
+ */
+void vm__fault_failed(void *owner, struct fault_ctx *ctx, fault_t result, const char *why);
+
+/*
+ * Whether machine checks can reach the guest (KVM injects into every vCPU,
+ * the kernel poisons pages); with --on-oom mce and no way, say so and use
+ * kill. vm_oom.c.
+ */
+void vm__check_mce(struct vm *vm);
+
+/* Detach and close the front end; no request after it. vm_state.c. */
+void vm__close_frontend(struct vm *vm);
 
 /* ---- the vCPU threads (vcpu_run.c, vcpu_exit.c) ---- */
 

@@ -1,0 +1,70 @@
+/*
+ * What the files of mmu/ share and nobody else sees: the per-page state
+ * (resident, dirty, poisoned, held bits), the budget's arithmetic, and the
+ * steps of the fault path that fault-ahead, the monitor's accessor and
+ * reclaim reuse. Only the files of mmu/ include it.
+ */
+#ifndef FAULTLINE_MMU_INT_H
+#define FAULTLINE_MMU_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/bitmap.h"
+#include "mmu/mmu.h"
+
+static inline bool page_resident(const struct mmu *mmu, uint64_t pi)
+{
+	return bit_test(mmu->resident, pi);
+}
+
+static inline void pages_mark_resident(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	uint64_t pi;
+
+	for (pi = first; pi < first + n; pi++)
+		bit_set(mmu->resident, pi);
+}
+
+static inline void budget_uncharge(struct mmu *mmu, uint64_t n)
+{
+	__atomic_sub_fetch(&mmu->resident_pages, n, __ATOMIC_ACQ_REL);
+}
+
+static inline uint64_t mmu__limit(const struct mmu *mmu)
+{
+	return __atomic_load_n(&mmu->limit_pages, __ATOMIC_RELAXED);
+}
+
+static inline bool mmu__stopping(struct mmu *mmu)
+{
+	return __atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Install @n pages at host page @first from the backing, for the fault
+ * on page @pi (its window). Returns the bytes installed or -errno.
+ */
+int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t pi);
+
+/* Count a fault by its source (stats: faults, faults_uffd, ...). */
+void mmu__count_source(struct mmu *mmu, enum fault_source src);
+
+/*
+ * Count how a fault ended (stats: result_*) and, when it ended without its
+ * page, say why to the owner (mmu_ops.fault_failed).
+ */
+void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns);
+
+/*
+ * Drop up to @want clean file pages, mmu->reclaim_lock held (reclaim.c).
+ * Returns the pages dropped.
+ */
+uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want);
+
+struct uffd_msg;
+
+/* Serve one userfaultfd event through the engine, then fault-ahead (uffd.c). */
+void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg);
+
+#endif

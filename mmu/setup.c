@@ -1,0 +1,354 @@
+/*
+ * Guest RAM set-up (memfd, guest view, alias, userfaultfd registration),
+ * and the start and stop of the handler threads.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lib/bitmap.h"
+#include "lib/inject.h"
+#include "lib/log.h"
+#include "mmu/mmu.h"
+#include "mmu/mmu_int.h"
+#include "mmu/uffd_compat.h"
+
+#ifndef MFD_HUGE_2MB /* linux/memfd.h's, which clashes with sys/mman.h */
+#define MFD_HUGE_2MB (21U << 26)
+#endif
+
+static int mmu__fail(const char *what, int err)
+{
+	pr_err("cannot set up guest RAM: %s failed: %s", what, strerror(err));
+	return -err;
+}
+
+/*
+ * Map guest RAM's memfd. Huge pages are reserved by the guest view's
+ * mapping (@reserve), so that a host without enough of them fails here,
+ * at start, and not at some fault of the guest's.
+ */
+static void *mmu__map(struct mmu *mmu, const char *site, bool reserve)
+{
+	int err = inject__check(site);
+	void *p;
+
+	if (err) {
+		errno = err;
+		return MAP_FAILED;
+	}
+	p = mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | (reserve ? 0 : MAP_NORESERVE), mmu->memfd, 0);
+	return p;
+}
+
+/*
+ * The kernel baseline: private anonymous memory that nobody watches; the
+ * monitor writes through the guest view itself.
+ */
+static int mmu__init_anonymous(struct mmu *mmu)
+{
+	int err = inject__check("mmap.guest_ram");
+	void *p = err ? MAP_FAILED
+		      : mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED) {
+		err = err ? err : errno;
+		pr_err("cannot map guest RAM: %s (size: %llu bytes)", strerror(err),
+		       (unsigned long long)mmu->ram.size);
+		return -err;
+	}
+	mmu->ram.host = mmu->alias = p;
+	return 0;
+}
+
+static int mmu__init_memory(struct mmu *mmu)
+{
+	void *p;
+	int err;
+
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL) {
+		err = mmu__init_anonymous(mmu);
+		if (err)
+			return err;
+		goto bitmaps;
+	}
+	err = inject__check("memfd_create");
+	mmu->memfd =
+		err ? -1
+		    : memfd_create("faultline-ram",
+				   MFD_CLOEXEC | (mmu->cfg.huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
+	if (mmu->memfd < 0)
+		return mmu__fail(mmu->cfg.huge ? "memfd_create of 2 MiB huge pages (hugetlbfs)"
+					       : "memfd_create",
+				 err ? err : errno);
+	if (ftruncate(mmu->memfd, (off_t)mmu->ram.size) < 0)
+		return mmu__fail("ftruncate of the RAM memfd", errno);
+	p = mmu__map(mmu, "mmap.guest_ram", mmu->cfg.huge);
+	if (p == MAP_FAILED && mmu->cfg.huge) {
+		err = errno;
+		pr_err("cannot map guest RAM on huge pages: %s (%llu huge page%s of 2 MiB needed; "
+		       "reserve them with sysctl vm.nr_hugepages)",
+		       strerror(err), (unsigned long long)(mmu->ram.size >> 21),
+		       mmu->ram.size >> 21 == 1 ? "" : "s");
+		return -err;
+	}
+	if (p == MAP_FAILED) {
+		err = errno;
+		pr_err("cannot map guest RAM: %s (size: %llu bytes)", strerror(err),
+		       (unsigned long long)mmu->ram.size);
+		return -err;
+	}
+	mmu->ram.host = p;
+	if (mmu->cfg.huge) {
+		/* Never written: every read of it maps the kernel's zero page, nothing held. */
+		p = mmap(NULL, MMU_HUGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return mmu__fail("mmap of a huge page of zeros", errno);
+		mmu->huge_zero = p;
+	}
+	p = mmu__map(mmu, "mmap.alias", false);
+	if (p == MAP_FAILED)
+		return mmu__fail("mmap of the RAM alias", errno);
+	mmu->alias = p;
+bitmaps:
+	mmu->resident = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	mmu->dirty = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	mmu->poisoned = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	mmu->zeroed = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
+	if (!mmu->resident || !mmu->dirty || !mmu->poisoned || !mmu->zeroed)
+		return mmu__fail("allocation of the page bitmaps", ENOMEM);
+	return 0;
+}
+
+/*
+ * The features this kernel's userfaultfd offers: UFFDIO_API on a probe
+ * descriptor, since the handshake can be done only once per descriptor.
+ */
+static uint64_t mmu__uffd_probe(void)
+{
+	struct uffdio_api api = {.api = UFFD_API};
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	uint64_t features = 0;
+
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0)
+		features = api.features;
+	if (fd >= 0)
+		close(fd);
+	return features;
+}
+
+int mmu__uffd_init(struct mmu *mmu)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = (mmu->cfg.huge ? UFFD_FEATURE_MISSING_HUGETLBFS
+					   : UFFD_FEATURE_MISSING_SHMEM) |
+			    UFFD_FEATURE_THREAD_ID,
+	};
+	struct uffdio_register reg = {
+		.range = {.start = (uint64_t)(uintptr_t)mmu->ram.host, .len = mmu->ram.size},
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	/* hugetlbfs has no UFFDIO_ZEROPAGE: huge pages are copied from huge_zero */
+	uint64_t need = 1ULL << _UFFDIO_COPY | (mmu->cfg.huge ? 0 : 1ULL << _UFFDIO_ZEROPAGE);
+	int err = inject__check("userfaultfd");
+
+	mmu->uffd = err ? -1 : (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (mmu->uffd < 0) {
+		err = err ? err : errno;
+		pr_err("cannot set up guest RAM: userfaultfd failed: %s%s", strerror(err),
+		       err == EPERM ? "; run as root or set vm.unprivileged_userfaultfd=1" : "");
+		return -err;
+	}
+	mmu->uffd_features = mmu__uffd_probe();
+	/*
+	 * Optional: poisoning (--on-oom mce) and write-protect (reclaim of
+	 * file pages; dedup, which cannot go without it).
+	 */
+	api.features |= mmu->uffd_features & UFFD_FEATURE_POISON;
+	if ((mmu->backing_fd >= 0 || mmu->cfg.dedup) && !inject__check("uffd.wp") &&
+	    mmu->uffd_features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) {
+		api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+		reg.mode |= UFFDIO_REGISTER_MODE_WP;
+		need |= 1ULL << _UFFDIO_WRITEPROTECT;
+		mmu->wp = mmu->backing_fd >= 0;
+		mmu->uffd_wp = true;
+	}
+	mmu->uffd_features &= api.features;
+	if (ioctl(mmu->uffd, UFFDIO_API, &api) < 0)
+		return mmu__fail("UFFDIO_API (shared-memory faults need Linux 4.11)", errno);
+	if (ioctl(mmu->uffd, UFFDIO_REGISTER, &reg) < 0)
+		return mmu__fail("UFFDIO_REGISTER", errno);
+	if ((reg.ioctls & need) != need)
+		return mmu__fail("UFFDIO_REGISTER (no UFFDIO_COPY/ZEROPAGE on shmem)", ENOTSUP);
+	return 0;
+}
+
+static int mmu__open_backing(struct mmu *mmu, const char *path)
+{
+	struct stat st;
+
+	mmu->backing_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (mmu->backing_fd < 0 || fstat(mmu->backing_fd, &st) < 0) {
+		int err = errno;
+
+		pr_err("cannot open the backing file: %s (file: %s)", strerror(err), path);
+		return -err;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		pr_err("cannot use the backing file: not a regular file (file: %s)", path);
+		return -EINVAL;
+	}
+	mmu->backing_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* Enter the RAM banks into the guest-physical map. */
+static int mmu__map_ram(struct mmu *mmu, const struct mmu_config *cfg)
+{
+	unsigned i;
+
+	for (i = 0; i < mmu->ram.nr_banks; i++) {
+		const struct guest_ram_bank *b = &mmu->ram.banks[i];
+		const struct gpa_region r = {
+			.kind = GPA_RAM,
+			.name = i ? "ram-high" : "ram",
+			.gpa = b->gpa,
+			.size = b->size,
+			.host = mmu->ram.host + b->host_offset,
+			.backing = cfg->backing_file ? cfg->backing_file : "zero",
+			.priv = mmu,
+		};
+		int ret = gpa_map__add(&mmu->map, &r);
+
+		if (ret)
+			return mmu__fail("adding RAM to the guest-physical map", -ret);
+	}
+	return 0;
+}
+
+int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_ops *ops)
+{
+	int ret;
+
+	memset(mmu, 0, sizeof(*mmu));
+	mmu->memfd = mmu->uffd = mmu->backing_fd = mmu->stop_fd = -1;
+	mmu->cfg = *cfg;
+	mmu->ops = *ops;
+	pthread_mutex_init(&mmu->reclaim_lock, NULL);
+	ret = guest_ram__layout(&mmu->ram, cfg->ram_size);
+	if (ret)
+		return ret;
+	mmu->nr_pages = cfg->ram_size / MMU_PAGE_SIZE;
+	mmu->limit_pages = cfg->mem_limit ? cfg->mem_limit / MMU_PAGE_SIZE : mmu->nr_pages;
+	if (cfg->backing_file) {
+		ret = mmu__open_backing(mmu, cfg->backing_file);
+		if (ret)
+			return ret;
+	}
+	if (cfg->handler != MMU_HANDLER_FAULTLINE &&
+	    (cfg->backing_file || cfg->dedup || mmu->limit_pages < mmu->nr_pages)) {
+		pr_err("cannot set up guest RAM: the %s handler has no budget, backing file or "
+		       "dedup",
+		       cfg->handler == MMU_HANDLER_NAIVE ? "naive" : "kernel");
+		return -EINVAL;
+	}
+	ret = mmu__init_memory(mmu);
+	if (!ret && cfg->handler != MMU_HANDLER_KERNEL)
+		ret = mmu__uffd_init(mmu);
+	ret = ret ?: mmu__map_ram(mmu, cfg);
+	if (ret)
+		return ret;
+	mmu->stop_fd = inject__fail("eventfd.fault") ?: eventfd(0, EFD_CLOEXEC);
+	return mmu->stop_fd < 0 ? mmu__fail("eventfd", errno) : 0;
+}
+
+int mmu__start(struct mmu *mmu)
+{
+	unsigned i, n = mmu->cfg.nr_handlers;
+	void *(*body)(void *) = mmu__uffd_handler;
+
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
+		n = 0;
+	if (mmu->cfg.handler == MMU_HANDLER_NAIVE) {
+		n = 1;
+		body = mmu__naive_handler;
+	}
+	for (i = 0; i < n && i < MMU_MAX_HANDLERS; i++) {
+		int err = inject__check("pthread_create.fault");
+
+		err = err ?: pthread_create(&mmu->handlers[i], NULL, body, mmu);
+		if (err) {
+			pr_err("cannot start fault handler thread %u: %s", i, strerror(err));
+			return -err;
+		}
+		mmu->nr_handlers_started++;
+	}
+	__atomic_store_n(&mmu->running, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void mmu__waiting(struct mmu *mmu, bool *queued, unsigned *in_service)
+{
+	struct pollfd p = {.fd = mmu->uffd, .events = POLLIN};
+
+	*queued = mmu->uffd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+	*in_service = __atomic_load_n(&mmu->in_flight, __ATOMIC_ACQUIRE);
+}
+
+void mmu__stop(struct mmu *mmu)
+{
+	uint64_t one = 1;
+	unsigned i;
+
+	__atomic_store_n(&mmu->stopping, true, __ATOMIC_RELEASE);
+	if (mmu->stop_fd >= 0 && write(mmu->stop_fd, &one, sizeof(one)) < 0) {
+		/* an eventfd counter cannot overflow from these writes */
+	}
+	for (i = 0; i < mmu->nr_handlers_started; i++)
+		pthread_join(mmu->handlers[i], NULL);
+	mmu->nr_handlers_started = 0;
+}
+
+void mmu__exit(struct mmu *mmu)
+{
+	mmu__stop(mmu);
+	if (mmu->alias == mmu->ram.host)
+		mmu->alias = NULL; /* the kernel baseline has one view */
+	if (mmu->ram.host)
+		munmap(mmu->ram.host, mmu->ram.size);
+	if (mmu->alias && mmu->alias != mmu->ram.host)
+		munmap(mmu->alias, mmu->ram.size);
+	mmu->ram.host = mmu->alias = NULL;
+	free(mmu->resident);
+	free(mmu->dirty);
+	free(mmu->poisoned);
+	free(mmu->zeroed);
+	free(mmu->holds);
+	if (mmu->huge_zero)
+		munmap(mmu->huge_zero, MMU_HUGE_SIZE);
+	mmu->huge_zero = NULL;
+	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
+	if (mmu->uffd >= 0)
+		close(mmu->uffd);
+	if (mmu->memfd >= 0)
+		close(mmu->memfd);
+	if (mmu->backing_fd >= 0)
+		close(mmu->backing_fd);
+	if (mmu->stop_fd >= 0)
+		close(mmu->stop_fd);
+	mmu->uffd = mmu->memfd = mmu->backing_fd = mmu->stop_fd = -1;
+	pthread_mutex_destroy(&mmu->reclaim_lock);
+}
