@@ -107,19 +107,14 @@ static int mmu__access_pin(struct mmu *mmu, uint64_t gpa, uint64_t len, void **p
 	}
 	end = gpa + len;
 	for (page = gpa & ~(MMU_PAGE_SIZE - 1); page < end; page += MMU_PAGE_SIZE) {
-		struct fault_ctx ctx = {
-			.mmu = mmu,
-			.gpa = page,
-			.hva = guest_ram__ptr(&mmu->ram, page, MMU_PAGE_SIZE),
-			.access = FAULT_WRITE,
-			.vcpu = -1,
-			.flags = FAULT_FLAG_ALLOW_RETRY,
-			.source = FAULT_SRC_MONITOR,
-		};
-		uint64_t pi = (uint64_t)(ctx.hva - mmu->ram.host) / MMU_PAGE_SIZE;
-		uint64_t start = mmu__now_ns();
+		struct fault_ctx ctx;
+		uint64_t pi, start = mmu__now_ns();
 		fault_t r = FAULT_DONE;
 		int ret;
+
+		fault_ctx__init(&ctx, mmu, page, FAULT_WRITE, FAULT_SRC_MONITOR, -1,
+				FAULT_FLAG_ALLOW_RETRY);
+		pi = (uint64_t)(ctx.hva - mmu->ram.host) / MMU_PAGE_SIZE;
 
 		while ((ret = mmu__pin(mmu, pi, &ctx, &r, held)) != 0) {
 			if (ret == -EAGAIN)

@@ -50,17 +50,13 @@ static bool mmu__event_waiting(const struct mmu *mmu)
 static uint64_t mmu__ahead_chunk(const struct fault_ctx *fault, uint64_t first, uint64_t n)
 {
 	struct mmu *mmu = fault->mmu;
-	struct fault_ctx ctx = {
-		.mmu = mmu,
-		.gpa = guest_ram__gpa(&mmu->ram, first * MMU_PAGE_SIZE),
-		.hva = mmu->ram.host + first * MMU_PAGE_SIZE,
-		.access = FAULT_READ, /* nobody wrote them: clean, reclaimable file pages */
-		.vcpu = fault->vcpu,
-		.source = FAULT_SRC_UFFD,
-	};
+	struct fault_ctx ctx;
 	uint64_t k = 0, done;
 	int64_t ret;
 
+	/* Read: nobody wrote them, so they are clean, reclaimable file pages. */
+	fault_ctx__init(&ctx, mmu, guest_ram__gpa(&mmu->ram, first * MMU_PAGE_SIZE), FAULT_READ,
+			FAULT_SRC_UFFD, fault->vcpu, 0);
 	while (k < n && first + k < mmu->nr_pages && !page_resident(mmu, first + k) &&
 	       !bit_test(mmu->poisoned, first + k))
 		k++;

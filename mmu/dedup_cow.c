@@ -157,16 +157,13 @@ int64_t dedup__unmerge(struct dedup *d, uint64_t nr)
 
 	while ((uint64_t)done < nr && !__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE) &&
 	       knob(d, &d->knobs.run) == 2 && dedup__next_merged(d, &pi)) {
-		struct fault_ctx ctx = {
-			.mmu = mmu,
-			.gpa = guest_ram__gpa(&mmu->ram, pi * PAGE),
-			.hva = guest_page(d, pi),
-			.access = FAULT_WRITE,
-			.vcpu = -1,
-			.source = FAULT_SRC_MONITOR,
-		};
-		enum cow_charge was = mmu__charge_cow(mmu, &ctx, pi), charge = was;
+		enum cow_charge was, charge;
 		fault_t r = FAULT_DONE;
+		struct fault_ctx ctx;
+
+		fault_ctx__init(&ctx, mmu, guest_ram__gpa(&mmu->ram, pi * PAGE), FAULT_WRITE,
+				FAULT_SRC_MONITOR, -1, 0);
+		was = charge = mmu__charge_cow(mmu, &ctx, pi);
 
 		pthread_mutex_lock(&mmu->reclaim_lock);
 		dedup__wait_idle(d, pi);
@@ -280,19 +277,14 @@ static void *dedup__reader(void *arg)
 			uint8_t *hva =
 				(uint8_t *)(uintptr_t)(m->arg.pagefault.address & ~(PAGE - 1));
 			uint64_t off = (uint64_t)(hva - mmu->ram.host);
-			struct fault_ctx ctx = {
-				.mmu = mmu,
-				.hva = hva,
-				.access = FAULT_WRITE,
-				.vcpu = -1,
-				.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE |
-					 FAULT_FLAG_WP,
-				.source = FAULT_SRC_UFFD,
-			};
+			struct fault_ctx ctx;
 
 			if (m->event != UFFD_EVENT_PAGEFAULT || off >= mmu->ram.size)
 				continue; /* UFFD_EVENT_REMAP: a merge, read so that it goes on */
-			ctx.gpa = guest_ram__gpa(&mmu->ram, off);
+			fault_ctx__init(&ctx, mmu, guest_ram__gpa(&mmu->ram, off), FAULT_WRITE,
+					FAULT_SRC_UFFD, -1,
+					FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE |
+						FAULT_FLAG_WP);
 			if (mmu->ops.vcpu_of_tid)
 				ctx.vcpu = mmu->ops.vcpu_of_tid(mmu->ops.owner,
 								(int)m->arg.pagefault.feat.ptid);

@@ -27,6 +27,19 @@ uint64_t mmu__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+void fault_ctx__init(struct fault_ctx *ctx, struct mmu *mmu, uint64_t gpa, enum fault_access access,
+		     enum fault_source source, int vcpu, unsigned flags)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->mmu = mmu;
+	ctx->gpa = gpa & ~(MMU_PAGE_SIZE - 1);
+	ctx->hva = guest_ram__ptr(&mmu->ram, ctx->gpa, MMU_PAGE_SIZE);
+	ctx->access = access;
+	ctx->source = source;
+	ctx->vcpu = vcpu;
+	ctx->flags = flags;
+}
+
 /*
  * The fault-injection scope of a fault: "guest" for the guest's; for the
  * monitor's own, "load" before the VM runs and "device" after.

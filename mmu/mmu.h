@@ -351,6 +351,14 @@ int mmu__host_bytes(struct mmu *mmu, uint64_t *bytes) __attribute__((warn_unused
 /* CLOCK_MONOTONIC in nanoseconds: fault service time, retry and spin bounds. */
 uint64_t mmu__now_ns(void);
 
+/*
+ * A fault of @source at @gpa (page-aligned here) on @mmu, everything else
+ * zero: the guest-view address of the page when it is RAM (NULL for a
+ * BAR), @access, @vcpu (-1: none or the monitor) and FAULT_FLAG_* @flags.
+ */
+void fault_ctx__init(struct fault_ctx *ctx, struct mmu *mmu, uint64_t gpa, enum fault_access access,
+		     enum fault_source source, int vcpu, unsigned flags);
+
 /* uffd.c: the handler threads' bodies. */
 void *mmu__uffd_handler(void *arg);
 

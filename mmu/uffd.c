@@ -29,21 +29,17 @@ void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg)
 {
 	uint8_t *hva = (uint8_t *)(uintptr_t)(msg->arg.pagefault.address & ~(MMU_PAGE_SIZE - 1));
 	uint64_t off = (uint64_t)(hva - mmu->ram.host);
-	struct fault_ctx ctx = {
-		.mmu = mmu,
-		.hva = hva,
-		.access = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE ? FAULT_WRITE
-									       : FAULT_READ,
-		.vcpu = -1,
-		.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE |
-			 (msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP ? FAULT_FLAG_WP : 0),
-		.source = FAULT_SRC_UFFD,
-	};
+	uint64_t flags = msg->arg.pagefault.flags;
 	struct pollfd stop = {.fd = mmu->stop_fd, .events = POLLIN};
+	struct fault_ctx ctx;
 
 	if (msg->event != UFFD_EVENT_PAGEFAULT || off >= mmu->ram.size)
 		return;
-	ctx.gpa = guest_ram__gpa(&mmu->ram, off);
+	fault_ctx__init(&ctx, mmu, guest_ram__gpa(&mmu->ram, off),
+			flags & UFFD_PAGEFAULT_FLAG_WRITE ? FAULT_WRITE : FAULT_READ,
+			FAULT_SRC_UFFD, -1,
+			FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE |
+				(flags & UFFD_PAGEFAULT_FLAG_WP ? FAULT_FLAG_WP : 0));
 	if (mmu->ops.vcpu_of_tid)
 		ctx.vcpu = mmu->ops.vcpu_of_tid(mmu->ops.owner, (int)msg->arg.pagefault.feat.ptid);
 	/* Test-only: a resolver that never answers, until the MMU stops. */

@@ -151,16 +151,10 @@ enum vcpu_fault vcpu__serve_fault(struct vcpu *vcpu, uint64_t gpa, bool write,
 				  enum fault_source source)
 {
 	struct mmu *mmu = &vcpu->vm->mmu;
-	struct fault_ctx ctx = {
-		.mmu = mmu,
-		.gpa = gpa & ~(MMU_PAGE_SIZE - 1),
-		.hva = guest_ram__ptr(&mmu->ram, gpa & ~(MMU_PAGE_SIZE - 1), MMU_PAGE_SIZE),
-		.access = write ? FAULT_WRITE : FAULT_READ,
-		.vcpu = (int)vcpu->id,
-		.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE,
-		.source = source,
-	};
+	struct fault_ctx ctx;
 
+	fault_ctx__init(&ctx, mmu, gpa, write ? FAULT_WRITE : FAULT_READ, source, (int)vcpu->id,
+			FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE);
 	if (!ctx.hva)
 		return VCPU_FAULT_STOP;
 	if (mmu__handle_fault(&ctx) & FAULT_DONE)
@@ -207,17 +201,13 @@ static bool vcpu__mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, un
 static bool vcpu__handle_bar(struct vcpu *vcpu, struct bar *bar, uint64_t gpa, uint8_t *data,
 			     unsigned len, bool is_write)
 {
-	struct fault_ctx ctx = {
-		.mmu = &vcpu->vm->mmu,
-		.gpa = gpa & ~(MMU_PAGE_SIZE - 1),
-		.access = is_write ? FAULT_WRITE : FAULT_READ,
-		.vcpu = (int)vcpu->id,
-		.flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE,
-		.source = FAULT_SRC_MMIO_EXIT,
-	};
+	struct fault_ctx ctx;
 	char why[256];
 	fault_t r;
 
+	fault_ctx__init(&ctx, &vcpu->vm->mmu, gpa, is_write ? FAULT_WRITE : FAULT_READ,
+			FAULT_SRC_MMIO_EXIT, (int)vcpu->id,
+			FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_INTERRUPTIBLE);
 	do {
 		ctx.refault = false;
 		r = bar__access(bar, &ctx, gpa - bar->gpa, data, len, is_write, why, sizeof(why));
