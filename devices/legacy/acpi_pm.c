@@ -78,3 +78,40 @@ const struct bus_device_ops acpi_pm_ops = {
 	.read = acpi_pm__read,
 	.write = acpi_pm__write,
 };
+
+#define ACPI_PM_STATE_VERSION 1
+
+void acpi_pm__save(struct acpi_pm *pm, struct blob *b)
+{
+	size_t at = blob__section(b, "acpi-pm", ACPI_PM_STATE_VERSION);
+
+	pthread_mutex_lock(&pm->lock);
+	blob__u16(b, pm->status);
+	blob__u16(b, pm->enable);
+	blob__u16(b, pm->control);
+	pthread_mutex_unlock(&pm->lock);
+	blob__section_end(b, at);
+}
+
+int acpi_pm__restore(struct acpi_pm *pm, struct blob_reader *r)
+{
+	uint16_t version, status, enable, control;
+	struct blob_reader sub;
+
+	if (blob__enter(r, "acpi-pm", ACPI_PM_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	status = blob__get_u16(&sub);
+	enable = blob__get_u16(&sub);
+	control = blob__get_u16(&sub);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "acpi-pm: %s", sub.why);
+	if (!(control & PM1_SCI_EN) || (control & PM1_SLP_EN))
+		return blob__fail(r, "acpi-pm: control 0x%04x: SCI_EN is always set, SLP_EN never",
+				  control);
+	pthread_mutex_lock(&pm->lock);
+	pm->status = status;
+	pm->enable = enable;
+	pm->control = control;
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
+}

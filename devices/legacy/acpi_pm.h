@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "lib/blob.h"
 
 #define ACPI_PM1_EVT_PORT 0x600 /* PM1a status (2 bytes) and enable (2 bytes) */
 #define ACPI_PM1_CNT_PORT 0x604 /* PM1a control (2 bytes) */
@@ -30,5 +31,9 @@ extern const struct bus_device_ops acpi_pm_ops;
 int acpi_pm__init(struct acpi_pm *pm, void (*on_poweroff)(void *ctx), void *ctx)
 	__attribute__((warn_unused_result));
 void acpi_pm__exit(struct acpi_pm *pm);
+
+/* PM1a status, enable and control, as blob section "acpi-pm" (version 1), and back. */
+void acpi_pm__save(struct acpi_pm *pm, struct blob *b);
+int acpi_pm__restore(struct acpi_pm *pm, struct blob_reader *r);
 
 #endif

@@ -35,3 +35,34 @@ const struct bus_device_ops boot_timer_ops = {
 	.read = boot_timer__read,
 	.write = boot_timer__write,
 };
+
+#define BOOT_TIMER_STATE_VERSION 1
+
+void boot_timer__save(struct boot_timer *t, struct blob *b)
+{
+	size_t at = blob__section(b, "boot-timer", BOOT_TIMER_STATE_VERSION);
+
+	blob__u64(b, __atomic_load_n(&t->boot_ns, __ATOMIC_RELAXED));
+	blob__u64(b, __atomic_load_n(&t->writes, __ATOMIC_RELAXED));
+	blob__section_end(b, at);
+}
+
+int boot_timer__restore(struct boot_timer *t, struct blob_reader *r)
+{
+	struct blob_reader sub;
+	uint64_t boot_ns, writes;
+	uint16_t version;
+
+	if (blob__enter(r, "boot-timer", BOOT_TIMER_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	boot_ns = blob__get_u64(&sub);
+	writes = blob__get_u64(&sub);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "boot-timer: %s", sub.why);
+	if (boot_ns && !writes)
+		return blob__fail(r, "boot-timer: written at %llu ns but never written",
+				  (unsigned long long)boot_ns);
+	__atomic_store_n(&t->boot_ns, boot_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->writes, writes, __ATOMIC_RELAXED);
+	return 0;
+}

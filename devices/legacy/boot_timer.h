@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "lib/blob.h"
 
 #define BOOT_TIMER_PORT 0x510
 
@@ -20,5 +21,9 @@ struct boot_timer {
 };
 
 extern const struct bus_device_ops boot_timer_ops;
+
+/* When the guest wrote it and how often, as blob section "boot-timer" (version 1), and back. */
+void boot_timer__save(struct boot_timer *t, struct blob *b);
+int boot_timer__restore(struct boot_timer *t, struct blob_reader *r);
 
 #endif

@@ -84,3 +84,32 @@ const struct bus_device_ops cmos_ops = {
 	.read = cmos__read,
 	.write = cmos__write,
 };
+
+#define CMOS_STATE_VERSION 1
+
+void cmos__save(struct cmos *c, struct blob *b)
+{
+	size_t at = blob__section(b, "cmos", CMOS_STATE_VERSION);
+
+	pthread_mutex_lock(&c->lock);
+	blob__u8(b, c->index);
+	pthread_mutex_unlock(&c->lock);
+	blob__section_end(b, at);
+}
+
+int cmos__restore(struct cmos *c, struct blob_reader *r)
+{
+	struct blob_reader sub;
+	uint16_t version;
+	uint8_t index;
+
+	if (blob__enter(r, "cmos", CMOS_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	index = blob__get_u8(&sub);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "cmos: %s", sub.why);
+	pthread_mutex_lock(&c->lock);
+	c->index = index;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}

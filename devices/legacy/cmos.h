@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "lib/blob.h"
 
 #define CMOS_PORT     0x70
 #define CMOS_NR_PORTS 2
@@ -28,5 +29,9 @@ void cmos__exit(struct cmos *c);
 
 /* Register @reg (0x00-0x7f) at time @t (seconds since the epoch, UTC). */
 uint8_t cmos__register(uint8_t reg, int64_t t);
+
+/* The selected register, as blob section "cmos" (version 1), and back. */
+void cmos__save(struct cmos *c, struct blob *b);
+int cmos__restore(struct cmos *c, struct blob_reader *r);
 
 #endif

@@ -123,3 +123,45 @@ const struct bus_device_ops i8042_command_ops = {
 	.read = i8042__status_read,
 	.write = i8042__command_write,
 };
+
+#define I8042_STATE_VERSION 1
+
+void i8042__save(struct i8042 *k, struct blob *b)
+{
+	size_t at = blob__section(b, "i8042", I8042_STATE_VERSION);
+
+	pthread_mutex_lock(&k->lock);
+	blob__u8(b, k->ctr);
+	blob__u8(b, k->out);
+	blob__bool(b, k->out_full);
+	blob__u8(b, k->pending_cmd);
+	pthread_mutex_unlock(&k->lock);
+	blob__section_end(b, at);
+}
+
+int i8042__restore(struct i8042 *k, struct blob_reader *r)
+{
+	struct blob_reader sub;
+	uint8_t ctr, out, cmd;
+	uint16_t version;
+	bool full;
+
+	if (blob__enter(r, "i8042", I8042_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	ctr = blob__get_u8(&sub);
+	out = blob__get_u8(&sub);
+	full = blob__get_bool(&sub);
+	cmd = blob__get_u8(&sub);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "i8042: %s", sub.why);
+	if (cmd && cmd != CMD_WRITE_CTR && cmd != CMD_WRITE_OUTPORT)
+		return blob__fail(r, "i8042: command 0x%02x waits for its argument; none does",
+				  cmd);
+	pthread_mutex_lock(&k->lock);
+	k->ctr = ctr;
+	k->out = out;
+	k->out_full = full;
+	k->pending_cmd = cmd;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "lib/blob.h"
 
 #define I8042_DATA_PORT	   0x60
 #define I8042_COMMAND_PORT 0x64
@@ -33,5 +34,9 @@ extern const struct bus_device_ops i8042_data_ops, i8042_command_ops;
 int i8042__init(struct i8042 *k, void (*on_reset)(void *ctx), void *ctx)
 	__attribute__((warn_unused_result));
 void i8042__exit(struct i8042 *k);
+
+/* The command byte and output buffer, as blob section "i8042" (version 1), and back. */
+void i8042__save(struct i8042 *k, struct blob *b);
+int i8042__restore(struct i8042 *k, struct blob_reader *r);
 
 #endif

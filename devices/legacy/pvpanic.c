@@ -35,3 +35,28 @@ const struct bus_device_ops pvpanic_ops = {
 	.read = pvpanic__read,
 	.write = pvpanic__write,
 };
+
+#define PVPANIC_STATE_VERSION 1
+
+void pvpanic__save(struct pvpanic *p, struct blob *b)
+{
+	size_t at = blob__section(b, "pvpanic", PVPANIC_STATE_VERSION);
+
+	blob__u32(b, __atomic_load_n(&p->panics, __ATOMIC_RELAXED));
+	blob__section_end(b, at);
+}
+
+int pvpanic__restore(struct pvpanic *p, struct blob_reader *r)
+{
+	struct blob_reader sub;
+	uint16_t version;
+	uint32_t panics;
+
+	if (blob__enter(r, "pvpanic", PVPANIC_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	panics = blob__get_u32(&sub);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "pvpanic: %s", sub.why);
+	__atomic_store_n(&p->panics, panics, __ATOMIC_RELAXED);
+	return 0;
+}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "lib/blob.h"
 
 #define PVPANIC_PORT	 0x505
 #define PVPANIC_PANICKED 0x1
@@ -25,5 +26,9 @@ struct pvpanic {
 extern const struct bus_device_ops pvpanic_ops;
 
 void pvpanic__init(struct pvpanic *p, void (*on_panic)(void *ctx), void *ctx);
+
+/* The panics reported so far, as blob section "pvpanic" (version 1), and back. */
+void pvpanic__save(struct pvpanic *p, struct blob *b);
+int pvpanic__restore(struct pvpanic *p, struct blob_reader *r);
 
 #endif

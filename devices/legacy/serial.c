@@ -301,3 +301,60 @@ int serial__start_input(struct serial *s, int in_fd, int stop_fd)
 	s->input_started = true;
 	return 0;
 }
+
+#define SERIAL_STATE_VERSION 1
+
+void serial__save(struct serial *s, struct blob *b)
+{
+	size_t at = blob__section(b, "serial", SERIAL_STATE_VERSION);
+	unsigned i;
+
+	pthread_mutex_lock(&s->lock);
+	blob__u8(b, s->ier);
+	blob__u8(b, s->lcr);
+	blob__u8(b, s->mcr);
+	blob__u8(b, s->scr);
+	blob__u8(b, s->dll);
+	blob__u8(b, s->dlm);
+	blob__u8(b, s->fcr);
+	blob__bool(b, s->thr_int);
+	blob__u16(b, (uint16_t)s->rx_len);
+	for (i = 0; i < s->rx_len; i++)
+		blob__u8(b, s->rx[(s->rx_head + i) % SERIAL_RX_MAX]);
+	pthread_mutex_unlock(&s->lock);
+	blob__section_end(b, at);
+}
+
+int serial__restore(struct serial *s, struct blob_reader *r)
+{
+	uint8_t reg[7], rx[SERIAL_RX_MAX];
+	struct blob_reader sub;
+	uint16_t version, n;
+	bool thr_int;
+
+	if (blob__enter(r, "serial", SERIAL_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	blob__get_bytes(&sub, reg, sizeof(reg));
+	thr_int = blob__get_bool(&sub);
+	n = blob__get_u16(&sub);
+	if (n > SERIAL_RX_MAX)
+		return blob__fail(r, "serial: %u bytes of input, it holds %d", n, SERIAL_RX_MAX);
+	blob__get_bytes(&sub, rx, n);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "serial: %s", sub.why);
+	pthread_mutex_lock(&s->lock);
+	s->ier = reg[0] & 0x0f; /* the bits a 16550 has */
+	s->lcr = reg[1];
+	s->mcr = reg[2] & 0x1f;
+	s->scr = reg[3];
+	s->dll = reg[4];
+	s->dlm = reg[5];
+	s->fcr = reg[6];
+	s->thr_int = thr_int;
+	memcpy(s->rx, rx, n);
+	s->rx_head = 0;
+	s->rx_len = n;
+	serial__update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "lib/blob.h"
 
 #define SERIAL_COM1_PORT 0x3f8
 #define SERIAL_COM1_IRQ	 4
@@ -73,5 +74,13 @@ int serial__start_input(struct serial *s, int in_fd, int stop_fd)
 /* Write out a partial line and stop the input thread; called when the VM stops. */
 void serial__flush(struct serial *s);
 void serial__exit(struct serial *s);
+
+/*
+ * The registers and the bytes waiting for the guest, as blob section
+ * "serial" (version 1), and back; a line not yet written out is not state
+ * (the VM flushes it first). Restore: 0 or -EINVAL (r->why).
+ */
+void serial__save(struct serial *s, struct blob *b);
+int serial__restore(struct serial *s, struct blob_reader *r);
 
 #endif

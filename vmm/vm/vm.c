@@ -20,34 +20,6 @@
 #include "vmm/sys/seccomp.h"
 #include "vmm/vm/vm.h"
 
-static void vm__guest_exit(void *ctx, uint32_t status)
-{
-	struct vm *vm = ctx;
-
-	if (status > FL_GUEST_STATUS_MAX)
-		vm__stop(vm, FL_EXIT_GUEST,
-			 "guest exit status out of range: %u, the guest may use 0-%d (port: 0x%x)",
-			 status, FL_GUEST_STATUS_MAX, EXIT_DEV_PORT);
-	else
-		vm__stop(vm, (int)status, NULL);
-}
-
-static int vm__init_devices(struct vm *vm)
-{
-	int ret;
-
-	ret = serial__init(&vm->serial, STDOUT_FILENO);
-	if (ret)
-		return ret;
-	vm->exit_dev.on_exit = vm__guest_exit;
-	vm->exit_dev.ctx = vm;
-	ret = bus__register(&vm->pio_bus, SERIAL_COM1_PORT, SERIAL_NR_PORTS, "serial", &serial_ops,
-			    &vm->serial);
-	return ret
-		       ?: bus__register(&vm->pio_bus, EXIT_DEV_PORT, EXIT_DEV_NR_PORTS, "exit",
-					&exit_dev_ops, &vm->exit_dev);
-}
-
 int vm__vcpu_of_tid(void *owner, int tid)
 {
 	struct vm *vm = owner;
@@ -177,44 +149,28 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	vm->oom_pause_timeout_s = cfg->oom_pause_timeout_s;
 	vm->backing_file = cfg->backing_file;
 	vm->boot_linux = cfg->boot_linux;
-	vm->boot_timer.start_ns = cfg->start_ns;
 	vm->boot_timeout_s = cfg->boot_timeout_s;
 	vm->start_ns = cfg->start_ns;
 	ret = vm__init_ram(vm, cfg);
 	if (ret)
 		return cfg->backing_file && vm->mmu.backing_fd < 0 ? FL_EXIT_NOINPUT
 								   : FL_EXIT_INTERNAL;
-	ret = vm__init_devices(vm);
-	if (ret) {
-		pr_err("cannot register devices: %s", strerror(-ret));
-		return FL_EXIT_INTERNAL;
-	}
-	if (vm->boot_linux) {
-		ret = vm__init_linux(vm, cfg);
-		if (ret)
-			return ret;
-	}
 	vm->api_path = cfg->api;
-	return vm__init_bars(vm, cfg);
+	vm->board = vm->boot_linux ? &vm_board_linux : &vm_board_test;
+	return vm__create_devices(vm, cfg);
 }
 
 static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 {
-	static const struct fdt_pio_device devices[] = {
-		{"serial", "ns16550a", SERIAL_COM1_PORT, SERIAL_NR_PORTS},
-		{"exit", "faultline,exit", EXIT_DEV_PORT, EXIT_DEV_NR_PORTS},
-	};
-	struct fdt_mmio_device bars[3];
+	struct vm_guest_desc d = {0};
 	struct fdt_params p = {
 		.ram = &vm->mmu.ram,
 		.nr_vcpus = vm->nr_vcpus,
 		.cmdline = cfg->cmdline,
 		.guest_args = cfg->guest_args,
 		.nr_guest_args = cfg->nr_guest_args,
-		.devices = devices,
-		.nr_devices = sizeof(devices) / sizeof(devices[0]),
-		.mmio_devices = bars,
-		.nr_mmio_devices = vm__fdt_bar_devices(vm, bars),
+		.devices = d.pio,
+		.mmio_devices = d.mmio,
 	};
 	struct guest_access ga = mmu__guest_access(&vm->mmu);
 	int ret = 0;
@@ -222,6 +178,9 @@ static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
 
 	if (!buf)
 		return ret;
+	vm__describe_devices(vm, &d);
+	p.nr_devices = d.nr_pio;
+	p.nr_mmio_devices = d.nr_mmio;
 	ret = fdt__build(buf, BOOT_FDT_MAX, &p);
 	if (ret == -ENOSPC)
 		pr_err("the device tree does not fit in %llu KiB: shorten --cmdline or the guest "
@@ -434,8 +393,7 @@ out:
 	for (i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].thread_started)
 			pthread_join(vm->vcpus[i].thread, NULL);
-	if (vm->boot_linux)
-		vm__stop_linux(vm); /* guest memory is still served */
+	vm__stop_devices(vm); /* guest memory is still served */
 	if (vm->dedup)
 		dedup__stop(vm->dedup); /* before the MMU's handlers: a merge may wait on them */
 	mmu__stop(&vm->mmu);
@@ -456,16 +414,13 @@ void vm__exit(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	kvm_stats__close(&vm->kvm_stats);
-	vm__exit_bars(vm);
-	if (vm->boot_linux)
-		vm__exit_linux(vm);
+	vm__exit_devices(vm);
 	kvm__exit(&vm->kvm);
 	if (vm->dedup)
 		dedup__exit(vm->dedup);
 	free(vm->dedup);
 	vm->dedup = NULL;
 	mmu__exit(&vm->mmu);
-	serial__exit(&vm->serial);
 	bus__exit(&vm->pio_bus);
 	bus__exit(&vm->mmio_bus);
 	if (vm->stop_fd >= 0)

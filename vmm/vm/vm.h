@@ -30,6 +30,8 @@
 #include "devices/virtio/virtio_blk.h"
 #include "devices/virtio/virtio_console.h"
 #include "mmu/mmu.h"
+#include "lib/blob.h"
+#include "vmm/boot/acpi.h"
 #include "vmm/boot/elf.h"
 #include "vmm/boot/fdt.h"
 #include "vmm/boot/linux.h"
@@ -94,8 +96,10 @@ struct vm {
 	struct bus mmio_bus;
 	struct serial serial;
 	struct exit_dev exit_dev;
-	bool boot_linux;    /* a Linux boot: irqchip, PIT, legacy devices, quiet port probes */
-	struct i8042 i8042; /* Linux boots only, like cmos */
+	bool boot_linux; /* a Linux boot: irqchip, PIT, legacy devices, quiet port probes */
+	const struct vm_board *board; /* vm_board_linux or vm_board_test */
+	unsigned nr_created;	      /* of board->devices, from the first: create() was called */
+	struct i8042 i8042;	      /* Linux boots only, like cmos */
 	struct cmos cmos;
 	struct acpi_pm acpi_pm;
 	struct boot_timer boot_timer;
@@ -291,31 +295,13 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 		   const struct linux_layout *lay, const char *cmdline, const void *initrd)
 	__attribute__((warn_unused_result));
 
-/*
- * The in-kernel irqchip, the legacy devices and the virtio disks of a Linux
- * boot (vm_linux.c). Returns 0 or an FL_EXIT_* status (reported).
- */
-int vm__init_linux(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
-void vm__exit_linux(struct vm *vm);
-/*
- * After the vCPUs, before the MMU's handlers stop: the channel sends what
- * the guest wrote (waiting at most VM_CHANNEL_FLUSH_MS for its host program).
- */
-void vm__stop_linux(struct vm *vm);
-#define VM_CHANNEL_FLUSH_MS 1000
+#define VM_CHANNEL_FLUSH_MS 1000 /* the channel's last words at a stop (vm_virtio.c) */
 
 /* Create and set up every vCPU, entering at @entry. Returns 0 or FL_EXIT_INTERNAL. */
 int vm__create_vcpus(struct vm *vm, uint64_t entry) __attribute__((warn_unused_result));
 
 /* Report a failed write of boot state @what (-ENOMEM: the budget). An FL_EXIT_* status. */
 int vm__load_error(struct vm *vm, int err, const char *what);
-
-/* Devices with BARs (vm_bars.c), from vm__init() and vm__exit(). */
-int vm__init_bars(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
-void vm__exit_bars(struct vm *vm);
-
-/* Fill @out (2 entries) with the BAR devices for the device tree; their number. */
-unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out);
 
 /*
  * A BAR access failed for good (bar__access() did not return DONE): apply
@@ -331,6 +317,98 @@ void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char 
 void vm__print_stats(struct vm *vm, bool json, FILE *out);
 
 void vm__exit(struct vm *vm);
+
+/* ---- the device table (vm_board.c) ---- */
+
+#define VM_DESC_MAX 8
+
+/* What the guest is told of its devices (vm_device_ops.describe). */
+struct vm_guest_desc {
+	struct fdt_pio_device pio[VM_DESC_MAX]; /* the test guest's device tree */
+	unsigned nr_pio;
+	struct fdt_mmio_device mmio[VM_DESC_MAX]; /* its BAR nodes */
+	unsigned nr_mmio;
+	struct acpi_mmio_device acpi[ACPI_MAX_DEVICES]; /* a Linux guest's DSDT */
+	unsigned nr_acpi;
+};
+
+/*
+ * One kind of device, as the VM sees it. Its state lives in struct vm;
+ * these are what the VM does with it, in the board's order. A NULL op
+ * does nothing.
+ */
+struct vm_device_ops {
+	const char *name;
+	/*
+	 * Create it when @cfg asks for it, and register it on its bus.
+	 * Returns 0 (also when it is not asked for) or an FL_EXIT_* status
+	 * (reported). exit() undoes whatever part of it ran.
+	 */
+	int (*create)(struct vm *vm, const struct run_config *cfg);
+	/* Add what the guest is told of it (device tree, ACPI) to @d. */
+	void (*describe)(const struct vm *vm, struct vm_guest_desc *d);
+	/* --stats: lines of text; keys of @root, or of @devices for a BAR. */
+	void (*stats_text)(const struct vm *vm, FILE *out);
+	void (*stats_json)(const struct vm *vm, json_t *root, json_t *devices);
+	/*
+	 * Its state as a versioned blob (lib/blob.h), and back from one (bad
+	 * input: -EINVAL, reported, and the device keeps its state). No vCPU
+	 * runs. NULL: the device cannot be saved yet (vm__save_devices()).
+	 */
+	int (*save)(struct vm *vm, struct blob *b);
+	int (*restore)(struct vm *vm, struct blob_reader *r);
+	/* The vCPUs stopped; guest memory is still served. */
+	void (*stop)(struct vm *vm);
+	void (*exit)(struct vm *vm);
+};
+
+/* A machine: what it sets up first, then its devices, in order. */
+struct vm_board {
+	const char *name;
+	/* Before any device (the Linux board's irqchip). 0 or an FL_EXIT_* status. */
+	int (*init)(struct vm *vm, const struct run_config *cfg);
+	const struct vm_device_ops *const *devices;
+	unsigned nr_devices;
+};
+
+extern const struct vm_board vm_board_test;  /* the test guest: serial, exit, BARs */
+extern const struct vm_board vm_board_linux; /* a PC for Linux: legacy, virtio, BARs */
+
+/* The board's init, then each device's create. 0 or an FL_EXIT_* status (reported). */
+int vm__create_devices(struct vm *vm, const struct run_config *cfg)
+	__attribute__((warn_unused_result));
+void vm__describe_devices(const struct vm *vm, struct vm_guest_desc *d);
+/*
+ * Every device's state, each as a blob in @b: its name, then its own
+ * blob. -EOPNOTSUPP (reported, naming it) for a device without save.
+ */
+int vm__save_devices(struct vm *vm, struct blob *b) __attribute__((warn_unused_result));
+/*
+ * Back from vm__save_devices()'s blob, into a VM of the same board whose
+ * vCPUs have not run. 0 or -EINVAL (reported, saying why); then the
+ * devices before the bad one hold the blob's state, the rest their own.
+ */
+int vm__restore_devices(struct vm *vm, struct blob_reader *r) __attribute__((warn_unused_result));
+void vm__stop_devices(struct vm *vm);
+/* Each device's exit, the last created first. */
+void vm__exit_devices(struct vm *vm);
+
+/* The BAR devices' memory slots, before the first BAR (vm_bars.c). */
+void vm__init_bar_slots(struct vm *vm);
+
+/* The Linux board's irqchip (vm_linux.c): KVM_CREATE_IRQCHIP, the PIT. */
+int vm__init_linux_board(struct vm *vm, const struct run_config *cfg)
+	__attribute__((warn_unused_result));
+
+/* The devices' entries: vm_legacy.c, vm_virtio.c, vm_bars.c. */
+extern const struct vm_device_ops vm_serial_dev, vm_exit_dev, vm_i8042_dev, vm_cmos_dev,
+	vm_acpi_pm_dev, vm_boot_timer_dev, vm_pvpanic_dev;
+extern const struct vm_device_ops vm_disks_dev, vm_channel_dev, vm_balloon_dev;
+extern const struct vm_device_ops vm_shm_dev, vm_vram_dev, vm_dedup_dev;
+
+/* A counter of --stats: one text line, one JSON key (vm_stats.c). */
+void vm__counter_text(FILE *out, const char *name, const uint64_t *v, const char *help);
+void vm__counter_json(json_t *o, const char *name, const uint64_t *v);
 
 /* ---- between the VM's own files ---- */
 

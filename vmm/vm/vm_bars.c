@@ -1,7 +1,7 @@
 /*
  * The VM's devices with BARs (shm, vram): their memory slots, their place
- * in the guest-physical map and the device tree, and what happens when
- * one of their faults fails. Their statistics are vm_stats.c's.
+ * in the guest-physical map and the device tree, their statistics, and
+ * what happens when one of their faults fails.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -80,78 +80,145 @@ static int vm__add_bar(struct vm *vm, struct bar *bar)
 	return ret;
 }
 
-int vm__init_bars(struct vm *vm, const struct run_config *cfg)
+void vm__init_bar_slots(struct vm *vm)
 {
-	const struct bar_mapper mapper = {vm__bar_map, vm__bar_unmap, vm__bar_stopping, vm};
-	unsigned retries = cfg->fault_retries, ms = cfg->fault_timeout_ms;
-	int ret;
-
 	pthread_mutex_init(&vm->slot_lock, NULL);
 	vm->nr_bar_slots =
 		vm->kvm.nr_memslots > VM_BAR_SLOT_BASE ? vm->kvm.nr_memslots - VM_BAR_SLOT_BASE : 0;
 	if (vm->nr_bar_slots > VM_BAR_SLOTS)
 		vm->nr_bar_slots = VM_BAR_SLOTS;
-	if (cfg->shm_path) {
-		vm->shm = calloc(1, sizeof(*vm->shm));
-		if (!vm->shm)
-			return FL_EXIT_INTERNAL;
-		ret = shm__init(vm->shm, cfg->shm_path, cfg->shm_size, cfg->shm_doorbell,
-				VM_SHM_GPA, &mapper, retries, ms);
-		if (ret)
-			return ret == -ENOMEM || ret == -EINVAL ? FL_EXIT_INTERNAL
-								: FL_EXIT_NOINPUT;
-		if (vm__add_bar(vm, &vm->shm->bar))
-			return FL_EXIT_INTERNAL;
-	}
-	if (cfg->vram_size) {
-		vm->vram = calloc(1, sizeof(*vm->vram));
-		if (!vm->vram)
-			return FL_EXIT_INTERNAL;
-		if (vram__init(vm->vram, cfg->vram_size, cfg->vram_pool, VM_VRAM_GPA, &vm->mmu,
-			       &mapper, retries, ms) ||
-		    vm__add_bar(vm, &vm->vram->bar))
-			return FL_EXIT_INTERNAL;
-	}
-	if (vm->dedup) {
-		vm->dedup_dev = calloc(1, sizeof(*vm->dedup_dev));
-		if (!vm->dedup_dev ||
-		    dedup_dev__init(vm->dedup_dev, vm->dedup, VM_DEDUP_GPA, &mapper) ||
-		    vm__add_bar(vm, &vm->dedup_dev->bar))
-			return FL_EXIT_INTERNAL;
-	}
-	return 0;
 }
 
-void vm__exit_bars(struct vm *vm)
+static struct bar_mapper vm__bar_mapper(struct vm *vm)
 {
-	if (vm->shm)
-		shm__exit(vm->shm);
-	if (vm->vram)
-		vram__exit(vm->vram);
-	if (vm->dedup_dev)
-		dedup_dev__exit(vm->dedup_dev);
-	free(vm->shm);
-	free(vm->vram);
-	free(vm->dedup_dev);
-	vm->shm = NULL;
-	vm->vram = NULL;
-	vm->dedup_dev = NULL;
+	return (struct bar_mapper){vm__bar_map, vm__bar_unmap, vm__bar_stopping, vm};
 }
 
-unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out)
+static void vm__bar_stats_text(const struct bar *bar, FILE *out)
 {
-	unsigned n = 0;
+	const struct bar_counter *c;
+	unsigned i;
 
+	fprintf(out, "device %s (BAR at GPA 0x%llx, %llu bytes):\n", bar->name,
+		(unsigned long long)bar->gpa, (unsigned long long)bar->size);
+#define BAR_COUNTER_TEXT(name, help)                                                               \
+	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
+		(unsigned long long)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED), help);
+	BAR_COUNTERS(BAR_COUNTER_TEXT)
+#undef BAR_COUNTER_TEXT
+	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
+		fprintf(out, "  %-24s %12llu  %s\n", c->name,
+			(unsigned long long)__atomic_load_n(&bar->stats.dev[i], __ATOMIC_RELAXED),
+			c->help);
+}
+
+static json_t *vm__bar_stats_json(const struct bar *bar)
+{
+	json_t *o = json_object();
+	const struct bar_counter *c;
+	unsigned i;
+
+#define BAR_COUNTER_JSON(name, help)                                                               \
+	json_object_set_new(                                                                       \
+		o, #name,                                                                          \
+		json_integer((json_int_t)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED)));
+	BAR_COUNTERS(BAR_COUNTER_JSON)
+#undef BAR_COUNTER_JSON
+	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
+		json_object_set_new(o, c->name,
+				    json_integer((json_int_t)__atomic_load_n(&bar->stats.dev[i],
+									     __ATOMIC_RELAXED)));
+	return o;
+}
+
+static void vm__bar_stats(const struct bar *bar, json_t *devices)
+{
+	json_object_set_new(devices, bar->name, vm__bar_stats_json(bar));
+}
+
+/* ---- shm: a file's pages as a BAR (--shm) ---- */
+
+static int vm__shm_create(struct vm *vm, const struct run_config *cfg)
+{
+	const struct bar_mapper mapper = vm__bar_mapper(vm);
+	int ret;
+
+	if (!cfg->shm_path)
+		return 0;
+	vm->shm = calloc(1, sizeof(*vm->shm));
+	if (!vm->shm)
+		return FL_EXIT_INTERNAL;
+	ret = shm__init(vm->shm, cfg->shm_path, cfg->shm_size, cfg->shm_doorbell, VM_SHM_GPA,
+			&mapper, cfg->fault_retries, cfg->fault_timeout_ms);
+	if (ret) /* exit() undoes it */
+		return ret == -ENOMEM || ret == -EINVAL ? FL_EXIT_INTERNAL : FL_EXIT_NOINPUT;
+	return vm__add_bar(vm, &vm->shm->bar) ? FL_EXIT_INTERNAL : 0;
+}
+
+static void vm__shm_describe(const struct vm *vm, struct vm_guest_desc *d)
+{
 	if (vm->shm)
-		out[n++] = (struct fdt_mmio_device){
+		d->mmio[d->nr_mmio++] = (struct fdt_mmio_device){
 			.node = "shm",
 			.compatible = "faultline,shm",
 			.nr_regs = 2,
 			.reg = {{VM_SHM_GPA, SHM_DATA_OFFSET},
 				{VM_SHM_GPA + SHM_DATA_OFFSET, vm->shm->size}},
 		};
+}
+
+static void vm__shm_stats_text(const struct vm *vm, FILE *out)
+{
+	if (vm->shm)
+		vm__bar_stats_text(&vm->shm->bar, out);
+}
+
+static void vm__shm_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+{
+	(void)root;
+	if (vm->shm)
+		vm__bar_stats(&vm->shm->bar, devices);
+}
+
+static void vm__shm_exit(struct vm *vm)
+{
+	if (vm->shm)
+		shm__exit(vm->shm);
+	free(vm->shm);
+	vm->shm = NULL;
+}
+
+const struct vm_device_ops vm_shm_dev = {
+	.name = "shm",
+	.create = vm__shm_create,
+	.describe = vm__shm_describe,
+	.stats_text = vm__shm_stats_text,
+	.stats_json = vm__shm_stats_json,
+	.exit = vm__shm_exit,
+};
+
+/* ---- vram: device memory that migrates into a pool (--vram) ---- */
+
+static int vm__vram_create(struct vm *vm, const struct run_config *cfg)
+{
+	const struct bar_mapper mapper = vm__bar_mapper(vm);
+
+	if (!cfg->vram_size)
+		return 0;
+	vm->vram = calloc(1, sizeof(*vm->vram));
+	if (!vm->vram)
+		return FL_EXIT_INTERNAL;
+	if (vram__init(vm->vram, cfg->vram_size, cfg->vram_pool, VM_VRAM_GPA, &vm->mmu, &mapper,
+		       cfg->fault_retries, cfg->fault_timeout_ms) ||
+	    vm__add_bar(vm, &vm->vram->bar))
+		return FL_EXIT_INTERNAL;
+	return 0;
+}
+
+static void vm__vram_describe(const struct vm *vm, struct vm_guest_desc *d)
+{
 	if (vm->vram)
-		out[n++] = (struct fdt_mmio_device){
+		d->mmio[d->nr_mmio++] = (struct fdt_mmio_device){
 			.node = "vram",
 			.compatible = "faultline,vram",
 			.nr_regs = 1,
@@ -159,15 +226,94 @@ unsigned vm__fdt_bar_devices(const struct vm *vm, struct fdt_mmio_device *out)
 			.prop = "faultline,pool-size",
 			.prop_value = vm->vram->pool_pages * BAR_PAGE_SIZE,
 		};
+}
+
+static void vm__vram_stats_text(const struct vm *vm, FILE *out)
+{
+	if (vm->vram)
+		vm__bar_stats_text(&vm->vram->bar, out);
+}
+
+static void vm__vram_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+{
+	(void)root;
+	if (vm->vram)
+		vm__bar_stats(&vm->vram->bar, devices);
+}
+
+static void vm__vram_exit(struct vm *vm)
+{
+	if (vm->vram)
+		vram__exit(vm->vram);
+	free(vm->vram);
+	vm->vram = NULL;
+}
+
+const struct vm_device_ops vm_vram_dev = {
+	.name = "vram",
+	.create = vm__vram_create,
+	.describe = vm__vram_describe,
+	.stats_text = vm__vram_stats_text,
+	.stats_json = vm__vram_stats_json,
+	.exit = vm__vram_exit,
+};
+
+/* ---- the dedup device: the guest's view of dedup (--dedup on) ---- */
+
+static int vm__dedup_dev_create(struct vm *vm, const struct run_config *cfg)
+{
+	const struct bar_mapper mapper = vm__bar_mapper(vm);
+
+	(void)cfg;
+	if (!vm->dedup)
+		return 0;
+	vm->dedup_dev = calloc(1, sizeof(*vm->dedup_dev));
+	if (!vm->dedup_dev || dedup_dev__init(vm->dedup_dev, vm->dedup, VM_DEDUP_GPA, &mapper) ||
+	    vm__add_bar(vm, &vm->dedup_dev->bar))
+		return FL_EXIT_INTERNAL;
+	return 0;
+}
+
+static void vm__dedup_dev_describe(const struct vm *vm, struct vm_guest_desc *d)
+{
 	if (vm->dedup_dev)
-		out[n++] = (struct fdt_mmio_device){
+		d->mmio[d->nr_mmio++] = (struct fdt_mmio_device){
 			.node = "dedup",
 			.compatible = "faultline,dedup",
 			.nr_regs = 1,
 			.reg = {{VM_DEDUP_GPA, DEDUP_DEV_SIZE}},
 		};
-	return n;
 }
+
+static void vm__dedup_dev_stats_text(const struct vm *vm, FILE *out)
+{
+	if (vm->dedup_dev)
+		vm__bar_stats_text(&vm->dedup_dev->bar, out);
+}
+
+static void vm__dedup_dev_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+{
+	(void)root;
+	if (vm->dedup_dev)
+		vm__bar_stats(&vm->dedup_dev->bar, devices);
+}
+
+static void vm__dedup_dev_exit(struct vm *vm)
+{
+	if (vm->dedup_dev)
+		dedup_dev__exit(vm->dedup_dev);
+	free(vm->dedup_dev);
+	vm->dedup_dev = NULL;
+}
+
+const struct vm_device_ops vm_dedup_dev = {
+	.name = "dedup",
+	.create = vm__dedup_dev_create,
+	.describe = vm__dedup_dev_describe,
+	.stats_text = vm__dedup_dev_stats_text,
+	.stats_json = vm__dedup_dev_stats_json,
+	.exit = vm__dedup_dev_exit,
+};
 
 void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why)
 {

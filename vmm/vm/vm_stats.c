@@ -17,225 +17,16 @@
 
 #define VM_PROC_MAX (4U << 20) /* bytes read of a /proc file at most */
 
-static void vm__bar_stats_text(const struct bar *bar, FILE *out)
-{
-	const struct bar_counter *c;
-	unsigned i;
-
-	fprintf(out, "device %s (BAR at GPA 0x%llx, %llu bytes):\n", bar->name,
-		(unsigned long long)bar->gpa, (unsigned long long)bar->size);
-#define BAR_COUNTER_TEXT(name, help)                                                               \
-	fprintf(out, "  %-24s %12llu  %s\n", #name,                                                \
-		(unsigned long long)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED), help);
-	BAR_COUNTERS(BAR_COUNTER_TEXT)
-#undef BAR_COUNTER_TEXT
-	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
-		fprintf(out, "  %-24s %12llu  %s\n", c->name,
-			(unsigned long long)__atomic_load_n(&bar->stats.dev[i], __ATOMIC_RELAXED),
-			c->help);
-}
-
-static json_t *vm__bar_stats_json(const struct bar *bar)
-{
-	json_t *o = json_object();
-	const struct bar_counter *c;
-	unsigned i;
-
-#define BAR_COUNTER_JSON(name, help)                                                               \
-	json_object_set_new(                                                                       \
-		o, #name,                                                                          \
-		json_integer((json_int_t)__atomic_load_n(&bar->stats.name, __ATOMIC_RELAXED)));
-	BAR_COUNTERS(BAR_COUNTER_JSON)
-#undef BAR_COUNTER_JSON
-	for (i = 0, c = bar->dev_counters; c && c->name && i < BAR_DEV_COUNTERS; i++, c++)
-		json_object_set_new(o, c->name,
-				    json_integer((json_int_t)__atomic_load_n(&bar->stats.dev[i],
-									     __ATOMIC_RELAXED)));
-	return o;
-}
-
-/* virtio-blk counters, X(name, help). */
-#define VM_DISK_COUNTERS(X)                                                                        \
-	X(reads, "read requests served")                                                           \
-	X(writes, "write requests served")                                                         \
-	X(flushes, "flush requests (fdatasync)")                                                   \
-	X(bytes_read, "bytes read from the image")                                                 \
-	X(bytes_written, "bytes written to the image")                                             \
-	X(io_errors, "requests completed with IOERR")                                              \
-	X(unsupported, "requests of a type not offered")
-
-#define VM_CHANNEL_COUNTERS(X)                                                                     \
-	X(connections, "host programs that connected")                                             \
-	X(rx_bytes, "bytes from the host program to the guest")                                    \
-	X(tx_bytes, "bytes from the guest to the host program")                                    \
-	X(tx_dropped, "bytes the guest wrote while no host program was connected")
-
-#define VM_BALLOON_COUNTERS(X)                                                                     \
-	X(reports, "free page reports from the guest")                                             \
-	X(reported_bytes, "bytes they described")                                                  \
-	X(pages_dropped, "pages dropped from guest memory and the budget")                         \
-	X(pages_kept, "resident pages reported free but kept (a device touched them, or merged)")  \
-	X(inflated, "pages the guest put in the balloon unasked (dropped too)")                    \
-	X(errors, "reports whose pages could not be dropped (they stay resident)")                 \
-	X(stats_updates, "buffers of memory statistics the guest gave (ctl status; the last "      \
-			 "below)")
-
-static uint64_t vm__boot_us(const struct vm *vm)
-{
-	return __atomic_load_n(&vm->boot_timer.boot_ns, __ATOMIC_RELAXED) / 1000;
-}
-
-static void vm__counter_text(FILE *out, const char *name, const uint64_t *v, const char *help)
+void vm__counter_text(FILE *out, const char *name, const uint64_t *v, const char *help)
 {
 	fprintf(out, "  %-24s %12llu  %s\n", name,
 		(unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED), help);
 }
 
-static void vm__counter_json(json_t *o, const char *name, const uint64_t *v)
+void vm__counter_json(json_t *o, const char *name, const uint64_t *v)
 {
 	json_object_set_new(o, name,
 			    json_integer((json_int_t)__atomic_load_n(v, __ATOMIC_RELAXED)));
-}
-
-/* Over VM_DISK_COUNTERS or VM_CHANNEL_COUNTERS of the device at `dev`. */
-#define VM_COUNTER_TEXT(name, help) vm__counter_text(out, #name, &dev->name, help);
-#define VM_COUNTER_JSON(name, help) vm__counter_json(o, #name, &dev->name);
-#define VM_MALFORMED_HELP	    "malformed descriptor chains (the device stopped)"
-
-json_t *vm__balloon_json(const struct vm *vm, bool may_ask)
-{
-	struct virtio_balloon_stats st;
-	uint32_t target, actual;
-	json_t *o, *g;
-	unsigned t;
-
-	virtio_balloon__sizes(vm->balloon, &target, &actual);
-	o = json_pack("{s:i,s:i}", "target_pages", (int)target, "actual_pages", (int)actual);
-	virtio_balloon__guest_stats(vm->balloon, may_ask, 1000, 100, &st);
-	if (!o || !st.present)
-		return o;
-	g = json_object();
-	for (t = 0; g && t < VIRTIO_BALLOON_S_NR; t++)
-		if (st.present & 1U << t)
-			json_object_set_new(g, virtio_balloon__stat_name(t),
-					    json_integer((json_int_t)st.val[t]));
-	if (g)
-		json_object_set_new(g, "age_ms", json_integer((json_int_t)st.age_ms));
-	json_object_set_new(o, "guest_stats", g);
-	return o;
-}
-
-/* The balloon's sizes and the guest's last statistics, as text. */
-static void vm__balloon_text(const struct vm *vm, FILE *out)
-{
-	struct virtio_balloon_stats st;
-	uint32_t target, actual;
-	unsigned t;
-
-	virtio_balloon__sizes(vm->balloon, &target, &actual);
-	fprintf(out, "  %-24s %12u  pages the host asked the guest for (ctl balloon)\n",
-		"target_pages", target);
-	fprintf(out, "  %-24s %12u  pages in the balloon, as the guest's driver last said\n",
-		"actual_pages", actual);
-	virtio_balloon__guest_stats(vm->balloon, false, 0, 0, &st);
-	if (!st.present)
-		return;
-	fprintf(out, "guest memory statistics (its balloon driver's, %llu ms old):\n",
-		(unsigned long long)st.age_ms);
-	for (t = 0; t < VIRTIO_BALLOON_S_NR; t++)
-		if (st.present & 1U << t)
-			fprintf(out, "  %-24s %12llu\n", virtio_balloon__stat_name(t),
-				(unsigned long long)st.val[t]);
-}
-
-static void vm__linux_stats_text(const struct vm *vm, FILE *out)
-{
-	unsigned i;
-
-	fprintf(out, "  %-24s %12llu  start to the guest's boot-timer write (0: not written)\n",
-		"boot_time_us", (unsigned long long)vm__boot_us(vm));
-	for (i = 0; i < vm->nr_disks; i++) {
-		const struct virtio_blk *dev = &vm->disks[i];
-
-		fprintf(out, "disk vd%c (virtio-blk at GPA 0x%llx, %s%s):\n", 'a' + i,
-			(unsigned long long)dev->mmio.gpa, dev->path,
-			dev->read_only ? ", read-only" : "");
-		VM_DISK_COUNTERS(VM_COUNTER_TEXT)
-		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
-	}
-	if (vm->channel) {
-		const struct virtio_console *dev = vm->channel;
-
-		fprintf(out, "channel (virtio-console at GPA 0x%llx, socket %s):\n",
-			(unsigned long long)dev->mmio.gpa, dev->path);
-		VM_CHANNEL_COUNTERS(VM_COUNTER_TEXT)
-		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
-	}
-	if (vm->balloon) {
-		const struct virtio_balloon *dev = vm->balloon;
-
-		fprintf(out, "balloon (virtio-balloon at GPA 0x%llx, free page reporting):\n",
-			(unsigned long long)dev->mmio.gpa);
-		VM_BALLOON_COUNTERS(VM_COUNTER_TEXT)
-		vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
-		vm__balloon_text(vm, out);
-	}
-}
-
-static void vm__linux_stats_json(const struct vm *vm, json_t *root)
-{
-	json_t *disks = json_array();
-	unsigned i;
-
-	json_object_set_new(root, "boot_time_us", json_integer((json_int_t)vm__boot_us(vm)));
-	for (i = 0; disks && i < vm->nr_disks; i++) {
-		const struct virtio_blk *dev = &vm->disks[i];
-		json_t *o = json_pack("{s:s,s:b}", "path", dev->path, "read_only", dev->read_only);
-
-		if (o) {
-			VM_DISK_COUNTERS(VM_COUNTER_JSON)
-			vm__counter_json(o, "malformed", &dev->mmio.malformed);
-			json_array_append_new(disks, o);
-		}
-	}
-	json_object_set_new(root, "disks", disks);
-	if (vm->channel) {
-		const struct virtio_console *dev = vm->channel;
-		json_t *o = json_pack("{s:s}", "socket", dev->path);
-
-		if (o) {
-			VM_CHANNEL_COUNTERS(VM_COUNTER_JSON)
-			vm__counter_json(o, "malformed", &dev->mmio.malformed);
-		}
-		json_object_set_new(root, "channel", o);
-	}
-	if (vm->balloon) {
-		const struct virtio_balloon *dev = vm->balloon;
-		json_t *o = json_object(), *sizes = vm__balloon_json(vm, false);
-
-		if (o) {
-			VM_BALLOON_COUNTERS(VM_COUNTER_JSON)
-			vm__counter_json(o, "malformed", &dev->mmio.malformed);
-			if (sizes)
-				json_object_update(o, sizes); /* guest_stats, an object, last */
-		}
-		json_decref(sizes);
-		json_object_set_new(root, "balloon", o);
-	}
-}
-
-/* The BAR devices there are, for the stats; their number. */
-static unsigned vm__stat_bars(const struct vm *vm, const struct bar **bars)
-{
-	unsigned n = 0;
-
-	if (vm->shm)
-		bars[n++] = &vm->shm->bar;
-	if (vm->vram)
-		bars[n++] = &vm->vram->bar;
-	if (vm->dedup_dev)
-		bars[n++] = &vm->dedup_dev->bar;
-	return n;
 }
 
 /* Where the process's time went so far: seconds of setup, guest, stop, and in all. */
@@ -387,10 +178,9 @@ static void vm__kvm_stats_json(struct vm *vm, json_t *root)
 
 json_t *vm__stats_json(struct vm *vm)
 {
-	const struct bar *bars[3];
 	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
 	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
-	unsigned i, n = vm__stat_bars(vm, bars);
+	unsigned i;
 	struct mmu_pages pages;
 	json_t *root, *devices;
 
@@ -402,9 +192,7 @@ json_t *vm__stats_json(struct vm *vm)
 		json_decref(devices);
 		return NULL;
 	}
-	for (i = 0; i < n; i++)
-		json_object_set_new(devices, bars[i]->name, vm__bar_stats_json(bars[i]));
-	json_object_set_new(root, "devices", devices);
+	json_object_set_new(root, "devices", devices); /* filled below, in its place */
 	if (vm->dedup)
 		json_object_set_new(root, "dedup", dedup__json(vm->dedup));
 	json_object_set_new(
@@ -414,17 +202,17 @@ json_t *vm__stats_json(struct vm *vm)
 	json_object_set_new(root, "times_s", vm__times_json(vm));
 	vm__host_mem_json(vm, root);
 	vm__kvm_stats_json(vm, root);
-	if (vm->boot_linux)
-		vm__linux_stats_json(vm, root);
+	for (i = 0; i < vm->nr_created; i++)
+		if (vm->board->devices[i]->stats_json)
+			vm->board->devices[i]->stats_json(vm, root, devices);
 	return root;
 }
 
 void vm__print_stats(struct vm *vm, bool json, FILE *out)
 {
-	const struct bar *bars[3];
 	uint64_t pio = __atomic_load_n(&vm->pio_bus.unclaimed, __ATOMIC_RELAXED);
 	uint64_t mmio = __atomic_load_n(&vm->mmio_bus.unclaimed, __ATOMIC_RELAXED);
-	unsigned i, n = vm__stat_bars(vm, bars);
+	unsigned i;
 	struct mmu_pages pages;
 	struct vm_times t;
 	json_t *root;
@@ -455,10 +243,9 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		"total_s", t.total);
 	vm__host_mem_text(vm, out);
 	kvm_stats__print_text(&vm->kvm_stats, out);
-	if (vm->boot_linux)
-		vm__linux_stats_text(vm, out);
-	for (i = 0; i < n; i++)
-		vm__bar_stats_text(bars[i], out);
+	for (i = 0; i < vm->nr_created; i++)
+		if (vm->board->devices[i]->stats_text)
+			vm->board->devices[i]->stats_text(vm, out);
 	if (vm->dedup)
 		dedup__print_text(vm->dedup, out);
 }

@@ -1,0 +1,300 @@
+/*
+ * Device state as versioned blobs: the legacy devices' save and restore
+ * (devices/legacy/), and the board's blob of every device
+ * (vm__save_devices(), vmm/vm/vm_board.c) on a VM that never opens KVM.
+ * A blob read back is untrusted: every cut and every bad value is refused
+ * with a reason, and the device keeps its state.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/blob.h"
+#include "lib/log.h"
+#include "tests/unit/unit.h"
+#include "vmm/vm/vm.h"
+
+static struct vm vm;
+static int panics_seen;
+
+static void on_event(void *ctx)
+{
+	(void)ctx;
+	panics_seen++;
+}
+
+static void wr(const struct bus_device_ops *ops, void *dev, uint64_t off, uint8_t v)
+{
+	ck_assert_int_eq(ops->write(dev, off, &v, 1), 0);
+}
+
+static uint8_t rd(const struct bus_device_ops *ops, void *dev, uint64_t off)
+{
+	uint8_t v = 0xee;
+
+	ck_assert_int_eq(ops->read(dev, off, &v, 1), 0);
+	return v;
+}
+
+/* The Linux board's first seven devices, the legacy ones, at power-on. */
+static void legacy_up(void)
+{
+	memset(&vm, 0, sizeof(vm));
+	ck_assert_int_eq(serial__init(&vm.serial, -1), 0);
+	ck_assert_int_eq(i8042__init(&vm.i8042, on_event, NULL), 0);
+	ck_assert_int_eq(cmos__init(&vm.cmos), 0);
+	ck_assert_int_eq(acpi_pm__init(&vm.acpi_pm, on_event, NULL), 0);
+	pvpanic__init(&vm.pvpanic, on_event, NULL);
+	vm.boot_timer.start_ns = 1;
+	vm.board = &vm_board_linux;
+	vm.nr_created = 7;
+	ck_assert_ptr_eq(vm.board->devices[6], &vm_pvpanic_dev);
+}
+
+static void legacy_down(void)
+{
+	serial__exit(&vm.serial);
+	i8042__exit(&vm.i8042);
+	cmos__exit(&vm.cmos);
+	acpi_pm__exit(&vm.acpi_pm);
+}
+
+/* State no power-on device has: every register and buffer touched. */
+static void legacy_touch(void)
+{
+	static const char in[] = "hi";
+
+	wr(&serial_ops, &vm.serial, 3, 0x83); /* LCR: DLAB */
+	wr(&serial_ops, &vm.serial, 0, 0x03); /* DLL: 38400 baud */
+	wr(&serial_ops, &vm.serial, 3, 0x1b); /* LCR: 8E1 */
+	wr(&serial_ops, &vm.serial, 1, 0x01); /* IER: receive interrupts */
+	wr(&serial_ops, &vm.serial, 7, 0x5a); /* SCR */
+	ck_assert_uint_eq(serial__receive(&vm.serial, in, 2), 2);
+	wr(&i8042_command_ops, &vm.i8042, 0, 0x60); /* write the command byte: its argument waits */
+	wr(&cmos_ops, &vm.cmos, 0, 0x0a);
+	ck_assert_int_eq(acpi_pm_ops.write(&vm.acpi_pm, 2, &(uint16_t){0x0120}, 2), 0);
+	wr(&boot_timer_ops, &vm.boot_timer, 0, 1);
+	wr(&pvpanic_ops, &vm.pvpanic, 0, 1);
+}
+
+static void legacy_check_touched(void)
+{
+	ck_assert_uint_eq(rd(&serial_ops, &vm.serial, 7), 0x5a);
+	ck_assert_uint_eq(rd(&serial_ops, &vm.serial, 3), 0x1b);
+	ck_assert_uint_eq(rd(&serial_ops, &vm.serial, 1), 0x01);
+	ck_assert_uint_eq(rd(&serial_ops, &vm.serial, 0), 'h');
+	ck_assert_uint_eq(rd(&serial_ops, &vm.serial, 0), 'i');
+	wr(&serial_ops, &vm.serial, 3, 0x9b);
+	ck_assert_uint_eq(rd(&serial_ops, &vm.serial, 0), 0x03);
+	wr(&serial_ops, &vm.serial, 3, 0x1b);
+	wr(&i8042_data_ops, &vm.i8042, 0, 0x47); /* the waiting command takes it */
+	wr(&i8042_command_ops, &vm.i8042, 0, 0x20);
+	ck_assert_uint_eq(rd(&i8042_data_ops, &vm.i8042, 0), 0x47);
+	ck_assert_uint_eq(vm.cmos.index, 0x0a);
+	ck_assert_uint_eq(vm.acpi_pm.enable, 0x0120);
+	ck_assert_uint_ne(vm.boot_timer.boot_ns, 0);
+	ck_assert_uint_eq(vm.boot_timer.writes, 1);
+	ck_assert_uint_eq(vm.pvpanic.panics, 1);
+}
+
+static void save(struct blob *b)
+{
+	blob__init(b);
+	ck_assert_int_eq(vm__save_devices(&vm, b), 0);
+}
+
+static int restore(const struct blob *b, size_t len, char *log, size_t log_len)
+{
+	struct blob_reader r;
+
+	log__capture(log, log_len);
+	blob_reader__init(&r, b->buf, len);
+	return vm__restore_devices(&vm, &r);
+}
+
+/* Saved, then restored into devices at power-on: each holds what it held. */
+START_TEST(legacy_round_trip)
+{
+	char log[256];
+	struct blob b;
+	uint64_t boot_ns;
+
+	legacy_up();
+	legacy_touch();
+	boot_ns = vm.boot_timer.boot_ns;
+	save(&b);
+	legacy_down();
+	legacy_up();
+	ck_assert_uint_eq(rd(&serial_ops, &vm.serial, 7), 0);
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), 0);
+	ck_assert_str_eq(log, "");
+	ck_assert_uint_eq(vm.boot_timer.boot_ns, boot_ns);
+	legacy_check_touched();
+	legacy_down();
+	blob__free(&b);
+}
+END_TEST
+
+/* Every cut of a good blob is refused, and no device takes a cut state. */
+START_TEST(every_cut_refused)
+{
+	char log[256];
+	struct blob b;
+	size_t n;
+
+	legacy_up();
+	legacy_touch();
+	save(&b);
+	legacy_down();
+	for (n = 0; n < b.len; n++) {
+		legacy_up();
+		ck_assert_int_eq(restore(&b, n, log, sizeof(log)), -EINVAL);
+		ck_assert_msg(strstr(log, "faultline: cannot restore the devices' state: "),
+			      "cut at %zu: %s", n, log);
+		legacy_down();
+	}
+	legacy_up();
+	ck_assert_int_eq(restore(&b, 7, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: it ends 1 bytes "
+			      "early (at byte 6)\n");
+	legacy_down();
+	blob__free(&b);
+}
+END_TEST
+
+/* The blob's own header, and a byte too many. */
+START_TEST(header_and_trailer_refused)
+{
+	char log[256];
+	struct blob b;
+
+	legacy_up();
+	save(&b);
+	b.buf[0] ^= 1;
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: not a device state "
+			      "(magic 0x56444c47)\n");
+	b.buf[0] ^= 1;
+	b.buf[4] = 2;
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: device state of "
+			      "version 2, this faultline reads 1\n");
+	b.buf[4] = 1;
+	vm.nr_created = 6;
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: 7 devices, this VM "
+			      "has 6\n");
+	vm.nr_created = 7;
+	blob__u8(&b, 0);
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: 1 bytes are left "
+			      "over\n");
+	ck_assert_int_eq(restore(&b, b.len - 1, log, sizeof(log)), 0);
+	legacy_down();
+	blob__free(&b);
+}
+END_TEST
+
+/* Offset of the first byte of section @name's payload in @b. */
+static size_t payload(const struct blob *b, const char *name)
+{
+	size_t n = strlen(name), i;
+
+	for (i = 8; i + 1 + n + 6 <= b->len; i++)
+		if (b->buf[i] == n && !memcmp(b->buf + i + 1, name, n))
+			return i + 1 + n + 6;
+	ck_abort_msg("no section %s", name);
+	return 0;
+}
+
+/* Values no device could hold are refused, naming the device. */
+START_TEST(bad_values_refused)
+{
+	char log[256];
+	struct blob b;
+	size_t at;
+
+	legacy_up();
+	save(&b);
+	at = payload(&b, "serial") + 8; /* the input's length */
+	b.buf[at] = 0x01;
+	b.buf[at + 1] = 0x04; /* 1025 */
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: serial: 1025 bytes "
+			      "of input, it holds 1024\n");
+	legacy_down();
+	blob__free(&b);
+
+	legacy_up();
+	save(&b);
+	b.buf[payload(&b, "i8042") + 3] = 0x99;
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: i8042: command 0x99 "
+			      "waits for its argument; none does\n");
+	legacy_down();
+	blob__free(&b);
+
+	legacy_up();
+	save(&b);
+	at = payload(&b, "acpi-pm") + 4;
+	b.buf[at] = 0; /* SCI_EN clear */
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: acpi-pm: control "
+			      "0x0000: SCI_EN is always set, SLP_EN never\n");
+	legacy_down();
+	blob__free(&b);
+
+	legacy_up();
+	save(&b);
+	b.buf[payload(&b, "boot-timer")] = 1; /* written at 1 ns, 0 writes */
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: boot-timer: written "
+			      "at 1 ns but never written\n");
+	legacy_down();
+	blob__free(&b);
+
+	legacy_up();
+	save(&b);
+	b.buf[payload(&b, "serial") + 7] = 2; /* thr_int: a bool */
+	ck_assert_int_eq(restore(&b, b.len, log, sizeof(log)), -EINVAL);
+	ck_assert(strstr(log, "serial: byte 7 is 2, expected 0 or 1"));
+	legacy_down();
+	blob__free(&b);
+}
+END_TEST
+
+/* A board whose devices cannot all be saved yet says which, and saves nothing. */
+START_TEST(save_needs_every_device)
+{
+	char log[256];
+	struct blob b;
+
+	legacy_up();
+	vm.nr_created = 8; /* with the disks, which have no save yet */
+	blob__init(&b);
+	log__capture(log, sizeof(log));
+	ck_assert_int_eq(vm__save_devices(&vm, &b), -EOPNOTSUPP);
+	ck_assert_str_eq(
+		log, "faultline: cannot save the state of device virtio-blk: it has no save yet\n");
+	ck_assert_uint_eq(b.len, 0);
+	vm.nr_created = 7;
+	legacy_down();
+	blob__free(&b);
+}
+END_TEST
+
+Suite *state_suite(void)
+{
+	Suite *s = suite_create("state");
+	TCase *tc = tcase_create("state");
+
+	tcase_add_test(tc, legacy_round_trip);
+	tcase_add_test(tc, every_cut_refused);
+	tcase_add_test(tc, header_and_trailer_refused);
+	tcase_add_test(tc, bad_values_refused);
+	tcase_add_test(tc, save_needs_every_device);
+	suite_add_tcase(s, tc);
+	return s;
+}
