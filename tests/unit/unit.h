@@ -13,6 +13,8 @@ Suite *devices_suite(void);
 Suite *guest_ram_suite(void);
 Suite *inject_suite(void);
 Suite *mmu_suite(void);
+void mmu_budget_tcases(Suite *s);  /* test_mmu_budget.c */
+void mmu_failure_tcases(Suite *s); /* test_mmu_failures.c */
 Suite *gpa_map_suite(void);
 Suite *bar_suite(void);
 Suite *dedup_suite(void);
