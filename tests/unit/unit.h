@@ -18,6 +18,8 @@ void mmu_failure_tcases(Suite *s); /* test_mmu_failures.c */
 Suite *gpa_map_suite(void);
 Suite *bar_suite(void);
 Suite *dedup_suite(void);
+void dedup_cow_tcases(Suite *s);  /* test_dedup_cow.c */
+void dedup_race_tcases(Suite *s); /* test_dedup_races.c */
 Suite *bench_suite(void);
 Suite *linux_suite(void);
 Suite *linux_devices_suite(void);
