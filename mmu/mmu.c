@@ -192,7 +192,7 @@ static int64_t install_copy(struct mmu *mmu, const struct fault_ctx *ctx, uint8_
 }
 
 /* Wake whoever waits on page @pi (UFFDIO_WAKE). */
-static void mmu__wake(struct mmu *mmu, uint64_t pi)
+static void mmu_wake(struct mmu *mmu, uint64_t pi)
 {
 	struct uffdio_range r = {
 		.start = (uint64_t)(uintptr_t)(mmu->ram.host + pi * MMU_PAGE_SIZE),
@@ -213,7 +213,7 @@ static void mmu__wake(struct mmu *mmu, uint64_t pi)
  * it as missing. With dedup, a page being merged is left alone (the merge
  * wakes its writers when it ends) and a merged page gets its own copy.
  */
-static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
+static fault_t mmu_unprotect(struct fault_ctx *ctx, uint64_t pi)
 {
 	struct mmu *mmu = ctx->mmu;
 	struct uffdio_writeprotect wp = {
@@ -245,7 +245,7 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
 		}
 		r = fault__from_errno(-err);
 	} else {
-		mmu__wake(mmu, pi);
+		mmu_wake(mmu, pi);
 	}
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 	mmu__charge_cow_end(mmu, was, charge);
@@ -256,7 +256,7 @@ static fault_t mmu__unprotect(struct fault_ctx *ctx, uint64_t pi)
  * A read of a page being merged that came as an exit (not a userfaultfd
  * event): wait for the merge, then the vCPU goes on.
  */
-static void mmu__wait_merge(struct mmu *mmu, uint64_t pi)
+static void mmu_wait_merge(struct mmu *mmu, uint64_t pi)
 {
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	mmu->sharer->wait_idle(mmu->dedup, pi);
@@ -268,7 +268,7 @@ static void mmu__wait_merge(struct mmu *mmu, uint64_t pi)
  * the first write to a clean write-protected page, or a write to a page
  * dedup protected or merged.
  */
-static fault_t mmu__fault_resident(struct fault_ctx *ctx, uint64_t pi)
+static fault_t mmu_fault_resident(struct fault_ctx *ctx, uint64_t pi)
 {
 	struct mmu *mmu = ctx->mmu;
 
@@ -276,13 +276,13 @@ static fault_t mmu__fault_resident(struct fault_ctx *ctx, uint64_t pi)
 	    (mmu->uffd_wp && ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR &&
 	     (mmu->dedup || !bit_test(mmu->dirty, pi)))) {
 		MMU_STAT_INC(&mmu->stats, faults_wp);
-		return mmu__unprotect(ctx, pi);
+		return mmu_unprotect(ctx, pi);
 	}
 	if (mmu->dedup && ctx->source != FAULT_SRC_UFFD)
-		mmu__wait_merge(mmu, pi);
+		mmu_wait_merge(mmu, pi);
 	/* A waiter that raced with the install may have missed its wake-up. */
 	if (ctx->source == FAULT_SRC_UFFD)
-		mmu__wake(mmu, pi);
+		mmu_wake(mmu, pi);
 	return FAULT_DONE;
 }
 
@@ -326,7 +326,7 @@ static bool budget_wait_siblings(struct mmu *mmu)
  * Pages dedup released as zeros come back as zeros, whatever the backing
  * file holds there: zero them in @buf (pages [first, first + n)).
  */
-static void mmu__fill_zeroed(struct mmu *mmu, uint8_t *buf, uint64_t first, uint64_t n)
+static void mmu_fill_zeroed(struct mmu *mmu, uint8_t *buf, uint64_t first, uint64_t n)
 {
 	uint64_t i;
 
@@ -336,7 +336,7 @@ static void mmu__fill_zeroed(struct mmu *mmu, uint8_t *buf, uint64_t first, uint
 }
 
 /* Pages [first, first + n) are installed: they hold what the file holds again. */
-static void mmu__forget_zeroed(struct mmu *mmu, uint64_t first, uint64_t n)
+static void mmu_forget_zeroed(struct mmu *mmu, uint64_t first, uint64_t n)
 {
 	uint64_t i;
 
@@ -365,17 +365,26 @@ int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t
 		ctx->failed = "the backing file could not be read";
 		return err == -ENOMEM ? -ENOMEM : -EIO;
 	}
-	mmu__fill_zeroed(mmu, buf, first, n);
+	/*
+	 * Dedup releases zero pages under the reclaim lock (punched, then
+	 * marked zeroed). Without it here, a page released between the file's
+	 * read and the copy would get the file's contents back.
+	 */
+	if (mmu->dedup)
+		pthread_mutex_lock(&mmu->reclaim_lock);
+	mmu_fill_zeroed(mmu, buf, first, n);
 	/* A write fault dirties its page before anyone can see it clean. */
 	if (mmu->wp && (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
 		bit_set(mmu->dirty, pi);
 	ret = install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
 	if (ret > 0)
-		mmu__forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);
+		mmu_forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);
+	if (mmu->dedup)
+		pthread_mutex_unlock(&mmu->reclaim_lock);
 	if (mmu->wp && ret > (int64_t)((pi - first) * MMU_PAGE_SIZE) &&
 	    ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR) {
 		pages_mark_resident(mmu, pi, 1);
-		mmu__unprotect(ctx, pi);
+		mmu_unprotect(ctx, pi);
 	}
 	return ret;
 }
@@ -390,7 +399,7 @@ int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t
  * The kernel baseline has no userfaultfd: a fault that reaches the engine
  * (an MMIO exit or -EFAULT inside RAM) asks the kernel to populate the page.
  */
-static fault_t mmu__fault_kernel(struct fault_ctx *ctx)
+static fault_t mmu_fault_kernel(struct fault_ctx *ctx)
 {
 	uint8_t *page = ctx->hva;
 
@@ -401,7 +410,7 @@ static fault_t mmu__fault_kernel(struct fault_ctx *ctx)
 	return fault__from_errno(-errno);
 }
 
-static fault_t mmu__fault_once(struct fault_ctx *ctx)
+static fault_t mmu_fault_once(struct fault_ctx *ctx)
 {
 	struct mmu *mmu = ctx->mmu;
 	uint64_t pi = (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE, first, n, done;
@@ -411,11 +420,11 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	ctx->failed = NULL;
 	ctx->win_pages = 0;
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
-		return mmu__fault_kernel(ctx);
+		return mmu_fault_kernel(ctx);
 	if (bit_test(mmu->poisoned, pi)) {
 		/* A waiter meets the poison itself once woken: SIGBUS. */
 		if (ctx->source == FAULT_SRC_UFFD)
-			mmu__wake(mmu, pi);
+			mmu_wake(mmu, pi);
 		return FAULT_HWPOISON;
 	}
 	if (ctx->source == FAULT_SRC_SIGBUS) {
@@ -427,7 +436,7 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 		return FAULT_HWPOISON;
 	}
 	if (page_resident(mmu, pi))
-		return mmu__fault_resident(ctx, pi);
+		return mmu_fault_resident(ctx, pi);
 	fault_window(mmu, ctx, pi, &first, &n);
 	if (!budget_charge_reclaim(mmu, ctx, n)) {
 		if (n > 1 && !mmu->cfg.huge)
@@ -436,7 +445,7 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 		if (!budget_wait_siblings(mmu))
 			return FAULT_OOM;
 		if (page_resident(mmu, pi))
-			return mmu__fault_resident(ctx, pi);
+			return mmu_fault_resident(ctx, pi);
 		if (!budget_charge_reclaim(mmu, ctx, n))
 			return FAULT_OOM;
 	}
@@ -467,7 +476,7 @@ static fault_t mmu__fault_once(struct fault_ctx *ctx)
 	 * goes on, or faults again and is served.
 	 */
 	if (ret == -EEXIST && ctx->source == FAULT_SRC_UFFD)
-		mmu__wake(mmu, pi);
+		mmu_wake(mmu, pi);
 	if (ret < 0 && !ctx->err)
 		ctx->err = (int)-ret;
 	return fault__from_errno(ret < 0 ? (int)ret : -EIO);
@@ -532,7 +541,7 @@ void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 }
 
 /* The attempts of one fault, RETRY and FALLBACK within the bounds. */
-static fault_t mmu__fault_attempts(struct fault_ctx *ctx)
+static fault_t mmu_fault_attempts(struct fault_ctx *ctx)
 {
 	struct mmu *mmu = ctx->mmu;
 	uint64_t start = mmu__now_ns(), elapsed = 0;
@@ -540,7 +549,7 @@ static fault_t mmu__fault_attempts(struct fault_ctx *ctx)
 
 	mmu__count_source(mmu, ctx->source);
 	for (;;) {
-		r = mmu__fault_once(ctx);
+		r = mmu_fault_once(ctx);
 		if (r & FAULT_FALLBACK) {
 			MMU_STAT_INC(&mmu->stats, fallbacks);
 			ctx->flags |= FAULT_FLAG_NO_AROUND;
@@ -570,7 +579,7 @@ fault_t mmu__handle_fault(struct fault_ctx *ctx)
 
 	for (;;) {
 		ctx->refault = false;
-		r = mmu__fault_attempts(ctx);
+		r = mmu_fault_attempts(ctx);
 		if ((r & FAULT_DONE) || !ctx->refault || mmu__stopping(mmu))
 			return r;
 		/* The owner made room (--on-oom pause, resumed): a fault of its own. */

@@ -1,5 +1,6 @@
 /* The dedup engine's unit-test fixture (dedup_fixture.h). */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 struct dedup dd;
 pthread_mutex_t dd_failed_lock = PTHREAD_MUTEX_INITIALIZER;
 struct dd_failed_rec dd_failed;
+unsigned dd_fault_around = 1;
 
 void dd_fault_failed(void *owner, struct fault_ctx *ctx, fault_t result, const char *why)
 {
@@ -49,7 +51,7 @@ void setup_parts(const char *file, uint64_t limit, const struct dedup_knobs *kno
 		.ram_size = RAM,
 		.mem_limit = limit,
 		.backing_file = file,
-		.fault_around = 1,
+		.fault_around = dd_fault_around,
 		.max_retries = 8,
 		.retry_ms = 2000,
 		.nr_handlers = 2,
@@ -87,6 +89,7 @@ void teardown(void)
 	mmu__exit(&mmu);
 	snprintf(path, sizeof(path), "/tmp/faultline-dedup-%d", getpid());
 	unlink(path);
+	dd_fault_around = 1;
 	ck_assert_int_eq(inject__init(NULL), 0);
 }
 
@@ -176,4 +179,22 @@ void check_pattern(uint64_t n, uint64_t kinds)
 	for (i = 0; i < n; i++)
 		ck_assert_msg(bad_words(i, i % kinds) == 0, "page %llu lost its contents",
 			      (unsigned long long)i);
+}
+
+const char *dd_make_file(uint64_t pages)
+{
+	static char path[64];
+	uint64_t i, k, w;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/faultline-dedup-%d", getpid());
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	for (i = 0; i < pages; i++)
+		for (k = 0; k < PAGE / 8; k++) {
+			w = word_of(i % 2);
+			ck_assert_int_eq(write(fd, &w, 8), 8);
+		}
+	close(fd);
+	return path;
 }

@@ -37,6 +37,7 @@ extern char log_buf[1024]; /* mmu_fixture.c */
 extern struct dedup dd;
 extern pthread_mutex_t dd_failed_lock;
 extern struct dd_failed_rec dd_failed;
+extern unsigned dd_fault_around; /* the next setup's --fault-around (1) */
 
 /* A counter of dedup's, read while its threads may update it. */
 #define DSTAT(name) __atomic_load_n(&dd.stats.name, __ATOMIC_RELAXED)
@@ -65,5 +66,8 @@ void fill(uint64_t page, uint64_t kind);
 int bad_words(uint64_t page, uint64_t kind);
 void fill_pattern(uint64_t n, uint64_t kinds);
 void check_pattern(uint64_t n, uint64_t kinds);
+
+/* A backing file of @pages pages, page i holding content i % 2; removed by teardown(). */
+const char *dd_make_file(uint64_t pages);
 
 #endif

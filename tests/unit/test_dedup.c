@@ -488,28 +488,10 @@ END_TEST
 /* ---- a file-backed VM -------------------------------------------------------------------------
  */
 
-static const char *make_file(uint64_t pages)
-{
-	static char path[64];
-	uint64_t i, k, w;
-	int fd;
-
-	snprintf(path, sizeof(path), "/tmp/faultline-dedup-%d", getpid());
-	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-	ck_assert_int_ge(fd, 0);
-	for (i = 0; i < pages; i++)
-		for (k = 0; k < PAGE / 8; k++) {
-			w = word_of(i % 2);
-			ck_assert_int_eq(write(fd, &w, 8), 8);
-		}
-	close(fd);
-	return path;
-}
-
 START_TEST(file_pages_merge_and_zeroed_pages_stay_zero)
 {
 	teardown();
-	setup_with(make_file(32), 0, NULL, DEDUP_ON);
+	setup_with(dd_make_file(32), 0, NULL, DEDUP_ON);
 	check_pattern(32, 2); /* read from the file: clean */
 	memset((void *)guest_words(6), 0, PAGE);
 	pass();
