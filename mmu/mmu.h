@@ -161,7 +161,8 @@ struct mmu {
 /*
  * Create guest RAM (memfd, both views, userfaultfd registration) and open
  * the backing file. Returns 0 or -errno after reporting what failed (file,
- * syscall). Undo with mmu__exit().
+ * syscall; -EMEDIUMTYPE: the backing file is not a regular file). Undo
+ * with mmu__exit().
  */
 int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_ops *ops)
 	__attribute__((warn_unused_result));

@@ -27,7 +27,7 @@
 #define MFD_HUGE_2MB (21U << 26)
 #endif
 
-static int mmu__fail(const char *what, int err)
+static int mmu_fail(const char *what, int err)
 {
 	pr_err("cannot set up guest RAM: %s failed: %s", what, strerror(err));
 	return -err;
@@ -38,7 +38,7 @@ static int mmu__fail(const char *what, int err)
  * mapping (@reserve), so that a host without enough of them fails here,
  * at start, and not at some fault of the guest's.
  */
-static void *mmu__map(struct mmu *mmu, const char *site, bool reserve)
+static void *mmu_map(struct mmu *mmu, const char *site, bool reserve)
 {
 	int err = inject__check(site);
 	void *p;
@@ -56,7 +56,7 @@ static void *mmu__map(struct mmu *mmu, const char *site, bool reserve)
  * The kernel baseline: private anonymous memory that nobody watches; the
  * monitor writes through the guest view itself.
  */
-static int mmu__init_anonymous(struct mmu *mmu)
+static int mmu_init_anonymous(struct mmu *mmu)
 {
 	int err = inject__check("mmap.guest_ram");
 	void *p = err ? MAP_FAILED
@@ -73,13 +73,13 @@ static int mmu__init_anonymous(struct mmu *mmu)
 	return 0;
 }
 
-static int mmu__init_memory(struct mmu *mmu)
+static int mmu_init_memory(struct mmu *mmu)
 {
 	void *p;
 	int err;
 
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL) {
-		err = mmu__init_anonymous(mmu);
+		err = mmu_init_anonymous(mmu);
 		if (err)
 			return err;
 		goto bitmaps;
@@ -90,12 +90,12 @@ static int mmu__init_memory(struct mmu *mmu)
 		    : memfd_create("faultline-ram",
 				   MFD_CLOEXEC | (mmu->cfg.huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
 	if (mmu->memfd < 0)
-		return mmu__fail(mmu->cfg.huge ? "memfd_create of 2 MiB huge pages (hugetlbfs)"
-					       : "memfd_create",
-				 err ? err : errno);
+		return mmu_fail(mmu->cfg.huge ? "memfd_create of 2 MiB huge pages (hugetlbfs)"
+					      : "memfd_create",
+				err ? err : errno);
 	if (ftruncate(mmu->memfd, (off_t)mmu->ram.size) < 0)
-		return mmu__fail("ftruncate of the RAM memfd", errno);
-	p = mmu__map(mmu, "mmap.guest_ram", mmu->cfg.huge);
+		return mmu_fail("ftruncate of the RAM memfd", errno);
+	p = mmu_map(mmu, "mmap.guest_ram", mmu->cfg.huge);
 	if (p == MAP_FAILED && mmu->cfg.huge) {
 		err = errno;
 		pr_err("cannot map guest RAM on huge pages: %s (%llu huge page%s of 2 MiB needed; "
@@ -115,12 +115,12 @@ static int mmu__init_memory(struct mmu *mmu)
 		/* Never written: every read of it maps the kernel's zero page, nothing held. */
 		p = mmap(NULL, MMU_HUGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
-			return mmu__fail("mmap of a huge page of zeros", errno);
+			return mmu_fail("mmap of a huge page of zeros", errno);
 		mmu->huge_zero = p;
 	}
-	p = mmu__map(mmu, "mmap.alias", false);
+	p = mmu_map(mmu, "mmap.alias", false);
 	if (p == MAP_FAILED)
-		return mmu__fail("mmap of the RAM alias", errno);
+		return mmu_fail("mmap of the RAM alias", errno);
 	mmu->alias = p;
 bitmaps:
 	mmu->resident = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
@@ -128,7 +128,7 @@ bitmaps:
 	mmu->poisoned = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
 	mmu->zeroed = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
 	if (!mmu->resident || !mmu->dirty || !mmu->poisoned || !mmu->zeroed)
-		return mmu__fail("allocation of the page bitmaps", ENOMEM);
+		return mmu_fail("allocation of the page bitmaps", ENOMEM);
 	return 0;
 }
 
@@ -136,7 +136,7 @@ bitmaps:
  * The features this kernel's userfaultfd offers: UFFDIO_API on a probe
  * descriptor, since the handshake can be done only once per descriptor.
  */
-static uint64_t mmu__uffd_probe(void)
+static uint64_t mmu_uffd_probe(void)
 {
 	struct uffdio_api api = {.api = UFFD_API};
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
@@ -172,7 +172,7 @@ int mmu__uffd_init(struct mmu *mmu)
 		       err == EPERM ? "; run as root or set vm.unprivileged_userfaultfd=1" : "");
 		return -err;
 	}
-	mmu->uffd_features = mmu__uffd_probe();
+	mmu->uffd_features = mmu_uffd_probe();
 	/*
 	 * Optional: poisoning (--on-oom mce) and write-protect (reclaim of
 	 * file pages; dedup, which cannot go without it).
@@ -188,15 +188,15 @@ int mmu__uffd_init(struct mmu *mmu)
 	}
 	mmu->uffd_features &= api.features;
 	if (ioctl(mmu->uffd, UFFDIO_API, &api) < 0)
-		return mmu__fail("UFFDIO_API (shared-memory faults need Linux 4.11)", errno);
+		return mmu_fail("UFFDIO_API (shared-memory faults need Linux 4.11)", errno);
 	if (ioctl(mmu->uffd, UFFDIO_REGISTER, &reg) < 0)
-		return mmu__fail("UFFDIO_REGISTER", errno);
+		return mmu_fail("UFFDIO_REGISTER", errno);
 	if ((reg.ioctls & need) != need)
-		return mmu__fail("UFFDIO_REGISTER (no UFFDIO_COPY/ZEROPAGE on shmem)", ENOTSUP);
+		return mmu_fail("UFFDIO_REGISTER (no UFFDIO_COPY/ZEROPAGE on shmem)", ENOTSUP);
 	return 0;
 }
 
-static int mmu__open_backing(struct mmu *mmu, const char *path)
+static int mmu_open_backing(struct mmu *mmu, const char *path)
 {
 	struct stat st;
 
@@ -209,14 +209,14 @@ static int mmu__open_backing(struct mmu *mmu, const char *path)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		pr_err("cannot use the backing file: not a regular file (file: %s)", path);
-		return -EINVAL;
+		return -EMEDIUMTYPE;
 	}
 	mmu->backing_size = (uint64_t)st.st_size;
 	return 0;
 }
 
 /* Enter the RAM banks into the guest-physical map. */
-static int mmu__map_ram(struct mmu *mmu, const struct mmu_config *cfg)
+static int mmu_map_ram(struct mmu *mmu, const struct mmu_config *cfg)
 {
 	unsigned i;
 
@@ -234,7 +234,7 @@ static int mmu__map_ram(struct mmu *mmu, const struct mmu_config *cfg)
 		int ret = gpa_map__add(&mmu->map, &r);
 
 		if (ret)
-			return mmu__fail("adding RAM to the guest-physical map", -ret);
+			return mmu_fail("adding RAM to the guest-physical map", -ret);
 	}
 	return 0;
 }
@@ -254,7 +254,7 @@ int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_op
 	mmu->nr_pages = cfg->ram_size / MMU_PAGE_SIZE;
 	mmu->limit_pages = cfg->mem_limit ? cfg->mem_limit / MMU_PAGE_SIZE : mmu->nr_pages;
 	if (cfg->backing_file) {
-		ret = mmu__open_backing(mmu, cfg->backing_file);
+		ret = mmu_open_backing(mmu, cfg->backing_file);
 		if (ret)
 			return ret;
 	}
@@ -265,14 +265,14 @@ int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_op
 		       cfg->handler == MMU_HANDLER_NAIVE ? "naive" : "kernel");
 		return -EINVAL;
 	}
-	ret = mmu__init_memory(mmu);
+	ret = mmu_init_memory(mmu);
 	if (!ret && cfg->handler != MMU_HANDLER_KERNEL)
 		ret = mmu__uffd_init(mmu);
-	ret = ret ?: mmu__map_ram(mmu, cfg);
+	ret = ret ?: mmu_map_ram(mmu, cfg);
 	if (ret)
 		return ret;
 	mmu->stop_fd = inject__fail("eventfd.fault") ?: eventfd(0, EFD_CLOEXEC);
-	return mmu->stop_fd < 0 ? mmu__fail("eventfd", errno) : 0;
+	return mmu->stop_fd < 0 ? mmu_fail("eventfd", errno) : 0;
 }
 
 int mmu__start(struct mmu *mmu)

@@ -113,12 +113,33 @@ static void raw_tty(void)
 		atexit(restore_tty);
 }
 
-/* The control socket, when --api asks for one: 0 or an exit status. */
+/*
+ * The one map from a set-up error (-errno, already reported; vm.h, "Set-up
+ * errors") to the exit status.
+ */
+static int setup_status(int err)
+{
+	switch (err) {
+	case 0: return 0;
+	case -ENODEV: return FL_EXIT_NOKVM;
+	case -ENOENT:
+	case -EACCES:
+	case -EISDIR:
+	case -ENOTDIR:
+	case -ELOOP:
+	case -EROFS:
+	case -EMEDIUMTYPE: return FL_EXIT_NOINPUT;
+	case -ERANGE:
+	case -ENAMETOOLONG: return FL_EXIT_USAGE;
+	case -EDQUOT: return FL_EXIT_OOM;
+	default: return FL_EXIT_INTERNAL;
+	}
+}
+
+/* The control socket, when --api asks for one: 0 or -errno (reported). */
 static int open_api(struct vm *vm, const struct run_config *cfg)
 {
-	int ret = cfg->api ? vm_api__open(vm, cfg->api) : 0;
-
-	return ret == -ENAMETOOLONG ? FL_EXIT_USAGE : ret ? FL_EXIT_INTERNAL : 0;
+	return cfg->api ? vm_api__open(vm, cfg->api) : 0;
 }
 
 /* Run the loaded VM (when @status is 0), report how it stopped, tear it down. */
@@ -150,7 +171,7 @@ static int run_linux(struct run_config *cfg, const struct guest_ram *layout, con
 	void *initrd = NULL;
 	size_t initrd_len = 0;
 	struct vm vm;
-	int status;
+	int status, ret;
 
 	if (linux__parse(image, len, &li, why)) {
 		pr_err("invalid kernel image: %s (file: %s)", why, cfg->kernel);
@@ -173,9 +194,10 @@ static int run_linux(struct run_config *cfg, const struct guest_ram *layout, con
 		free(initrd);
 		return FL_EXIT_USAGE;
 	}
-	status = vm__init(&vm, cfg);
-	status = status ?: open_api(&vm, cfg);
-	status = status ?: vm__load_linux(&vm, cfg, &li, &lay, cmdline, initrd);
+	ret = vm__init(&vm, cfg);
+	ret = ret ?: open_api(&vm, cfg);
+	ret = ret ?: vm__load_linux(&vm, cfg, &li, &lay, cmdline, initrd);
+	status = setup_status(ret);
 	free(initrd);
 	if (!status)
 		raw_tty();
@@ -190,7 +212,7 @@ static int run(struct run_config *cfg)
 	size_t len = 0;
 	struct guest_ram layout;
 	struct vm vm;
-	int status;
+	int status, ret;
 
 	if (guest_ram__layout(&layout, cfg->mem))
 		return FL_EXIT_USAGE;
@@ -223,9 +245,10 @@ static int run(struct run_config *cfg)
 		free(image);
 		return FL_EXIT_IMAGE;
 	}
-	status = vm__init(&vm, cfg);
-	status = status ?: open_api(&vm, cfg);
-	status = status ?: vm__load(&vm, cfg, image, &img);
+	ret = vm__init(&vm, cfg);
+	ret = ret ?: open_api(&vm, cfg);
+	ret = ret ?: vm__load(&vm, cfg, image, &img);
+	status = setup_status(ret);
 	free(image);
 	return finish(&vm, cfg, status);
 }

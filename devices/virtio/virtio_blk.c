@@ -36,10 +36,10 @@ int virtio_blk__open(struct virtio_blk *b, const char *path, bool read_only, uns
 		pr_err("cannot open the disk image: %s (file: %s)", strerror(err), path);
 		return -err;
 	}
-	err = fstat(b->fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EINVAL;
+	err = fstat(b->fd, &st) < 0 ? errno : S_ISREG(st.st_mode) ? 0 : EMEDIUMTYPE;
 	if (err) {
 		pr_err("cannot use the disk image: %s (file: %s)",
-		       err == EINVAL ? "not a regular file" : strerror(err), path);
+		       err == EMEDIUMTYPE ? "not a regular file" : strerror(err), path);
 		close(b->fd);
 		b->fd = -1;
 		return -err;
@@ -60,7 +60,7 @@ void virtio_blk__close(struct virtio_blk *b)
 	b->fd = -1;
 }
 
-static uint64_t virtio_blk__features(void *dev)
+static uint64_t virtio_blk_features(void *dev)
 {
 	struct virtio_blk *b = dev;
 
@@ -68,7 +68,7 @@ static uint64_t virtio_blk__features(void *dev)
 	       (b->read_only ? 1ULL << VIRTIO_BLK_F_RO : 0);
 }
 
-static int virtio_blk__config_read(void *dev, uint64_t offset, void *data, unsigned len)
+static int virtio_blk_config_read(void *dev, uint64_t offset, void *data, unsigned len)
 {
 	struct virtio_blk *b = dev;
 	uint8_t cfg[24] = {0};
@@ -85,8 +85,8 @@ static int virtio_blk__config_read(void *dev, uint64_t offset, void *data, unsig
 }
 
 /* One data buffer of IN or OUT at byte @pos of the disk; 0 or -errno. */
-static int virtio_blk__rw(struct virtio_blk *b, const struct virtio_buf *buf, uint64_t pos,
-			  bool write)
+static int virtio_blk_rw(struct virtio_blk *b, const struct virtio_buf *buf, uint64_t pos,
+			 bool write)
 {
 	uint32_t done = 0;
 	int ret = inject__check(write ? "virtio_blk.pwrite" : "virtio_blk.pread");
@@ -111,8 +111,8 @@ static int virtio_blk__rw(struct virtio_blk *b, const struct virtio_buf *buf, ui
 }
 
 /* Serve one request; the status byte to return, or -1 for a malformed chain (broken). */
-static int virtio_blk__request(struct virtio_blk *b, struct virtio_mmio *vm,
-			       const struct virtio_chain *c, uint32_t *written)
+static int virtio_blk_request(struct virtio_blk *b, struct virtio_mmio *vm,
+			      const struct virtio_chain *c, uint32_t *written)
 {
 	const struct virtio_buf *hdr = &c->buf[0], *status = &c->buf[c->n - 1];
 	uint32_t type;
@@ -150,7 +150,7 @@ static int virtio_blk__request(struct virtio_blk *b, struct virtio_mmio *vm,
 			       VIRTIO_BLK_S_IOERR;
 		pos = sector * VIRTIO_BLK_SECTOR;
 		for (i = 1; i + 1 < c->n; i++) {
-			if (virtio_blk__rw(b, &c->buf[i], pos, write))
+			if (virtio_blk_rw(b, &c->buf[i], pos, write))
 				return __atomic_add_fetch(&b->io_errors, 1, __ATOMIC_RELAXED),
 				       VIRTIO_BLK_S_IOERR;
 			pos += c->buf[i].len;
@@ -180,14 +180,14 @@ static int virtio_blk__request(struct virtio_blk *b, struct virtio_mmio *vm,
 	}
 }
 
-static void virtio_blk__notify(void *dev, struct virtio_mmio *vm, unsigned queue)
+static void virtio_blk_notify(void *dev, struct virtio_mmio *vm, unsigned queue)
 {
 	struct virtio_blk *b = dev;
 	struct virtio_chain c;
 
 	while (virtio_mmio__pop(vm, queue, &c) == 1) {
 		uint32_t written = 0;
-		int status = virtio_blk__request(b, vm, &c, &written);
+		int status = virtio_blk_request(b, vm, &c, &written);
 		const struct virtio_buf *s = &c.buf[c.n - 1];
 
 		if (status < 0)
@@ -201,7 +201,7 @@ const struct virtio_dev_ops virtio_blk_ops = {
 	.name = "virtio-blk",
 	.device_id = VIRTIO_ID_BLOCK,
 	.nr_queues = 1,
-	.features = virtio_blk__features,
-	.config_read = virtio_blk__config_read,
-	.notify = virtio_blk__notify,
+	.features = virtio_blk_features,
+	.config_read = virtio_blk_config_read,
+	.notify = virtio_blk_notify,
 };

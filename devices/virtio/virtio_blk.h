@@ -34,7 +34,8 @@ extern const struct virtio_dev_ops virtio_blk_ops;
 
 /*
  * Open the image @path (read-only when @read_only) as disk number @index.
- * Returns 0, or -errno after reporting (naming the file).
+ * Returns 0, or -errno after reporting (naming the file; -EMEDIUMTYPE: not
+ * a regular file).
  */
 int virtio_blk__open(struct virtio_blk *b, const char *path, bool read_only, unsigned index)
 	__attribute__((warn_unused_result));

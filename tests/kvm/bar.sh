@@ -86,6 +86,9 @@ t_shm_bad_doorbell_and_file() {
 	guest --shm "$T/dir,size=4K" --guest-arg workload=shm
 	expect_rc 66
 	expect_err "faultline: cannot open the shm file: Is a directory (file: $T/dir)"
+	guest --shm "/dev/null,size=4K" --guest-arg workload=shm
+	expect_rc 66
+	expect_err "faultline: cannot map the shm file: No such device (file: /dev/null)"
 }
 
 t_shm_absent_from_the_device_tree() {

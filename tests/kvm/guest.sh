@@ -494,6 +494,18 @@ t_file_backing_missing() {
 	guest --backing "file:$T/nonexistent"
 	expect_rc 66
 	expect_err "faultline: cannot open the backing file: No such file or directory (file: $T/nonexistent)"
+	mkdir "$T/dir"
+	guest --backing "file:$T/dir"
+	expect_rc 66
+	expect_err "faultline: cannot use the backing file: not a regular file (file: $T/dir)"
+}
+
+# Boot state that does not fit in the budget stops the VM before it runs (75).
+t_boot_state_over_budget() {
+	guest --mem-limit 8K
+	expect_rc 75
+	expect_err_first "faultline: guest out of memory: no room in the budget for the * (budget 2 pages, resident * pages)"
+	[ ! -s "$T/out" ] || problem "the guest ran: $(head -c 200 "$T/out")"
 }
 
 t_copy_enomem_is_oom() {

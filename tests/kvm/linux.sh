@@ -558,6 +558,12 @@ t_linux_disk_errors() {
 	linux --disk "$T/none.img"
 	expect_rc 66
 	expect_err "faultline: cannot open the disk image: No such file or directory (file: $T/none.img)"
+	linux --disk "$T"
+	expect_rc 66
+	expect_err "faultline: cannot open the disk image: Is a directory (file: $T)"
+	linux --disk "$T,ro"
+	expect_rc 66
+	expect_err "faultline: cannot use the disk image: not a regular file (file: $T)"
 	: >"$T/file"
 	linux --channel "$T/file"
 	expect_rc 70

@@ -897,7 +897,7 @@ START_TEST(virtio_blk_image_errors)
 	ck_assert_str_eq(log_buf, "faultline: cannot open the disk image: No such file or "
 				  "directory (file: /nonexistent/disk.img)\n");
 	log__capture(log_buf, sizeof(log_buf));
-	ck_assert_int_eq(virtio_blk__open(&b, "/tmp", true, 0), -EINVAL);
+	ck_assert_int_eq(virtio_blk__open(&b, "/tmp", true, 0), -EMEDIUMTYPE);
 	ck_assert_str_eq(log_buf,
 			 "faultline: cannot use the disk image: not a regular file (file: /tmp)\n");
 	ck_assert_int_eq(b.fd, -1);

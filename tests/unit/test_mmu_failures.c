@@ -124,7 +124,7 @@ START_TEST(backing_file_not_regular)
 		const struct mmu_ops ops = {0};
 
 		log__capture(log_buf, sizeof(log_buf));
-		ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), -EINVAL);
+		ck_assert_int_eq(mmu__init(&mmu, &cfg, &ops), -EMEDIUMTYPE);
 		snprintf(want, sizeof(want),
 			 "faultline: cannot use the backing file: not a regular file (file: %s)\n",
 			 paths[i]);

@@ -32,7 +32,7 @@ int vm__vcpu_of_tid(void *owner, int tid)
 }
 
 /* A file of /proc for the statistics (inject site open.proc). */
-static void vm__open_proc(int *fd, int *err, const char *path)
+static void vm_open_proc(int *fd, int *err, const char *path)
 {
 	*err = inject__check("open.proc");
 	if (!*err) {
@@ -41,7 +41,7 @@ static void vm__open_proc(int *fd, int *err, const char *path)
 	}
 }
 
-static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
+static int vm_init_ram(struct vm *vm, const struct run_config *cfg)
 {
 	const struct mmu_config mc = {
 		.ram_size = cfg->mem,
@@ -94,7 +94,7 @@ static int vm__init_ram(struct vm *vm, const struct run_config *cfg)
  * vm__run() reads it, instead of killing faultline without its stop
  * message, its stats or its cleanup.
  */
-static void vm__block_signals(sigset_t *set)
+static void vm_block_signals(sigset_t *set)
 {
 	sigemptyset(set);
 	sigaddset(set, SIGINT);
@@ -110,7 +110,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	sigset_t blocked;
 	int ret;
 
-	vm__block_signals(&blocked);
+	vm_block_signals(&blocked);
 	memset(vm, 0, sizeof(*vm));
 	vm->stop_fd = vm->status_fd = vm->smaps_fd = -1;
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
@@ -122,27 +122,32 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&vm->state_cond, &attr);
 	pthread_condattr_destroy(&attr);
-	if (bus__init(&vm->pio_bus, "pio") || bus__init(&vm->mmio_bus, "mmio"))
-		return FL_EXIT_INTERNAL;
+	ret = bus__init(&vm->pio_bus, "pio");
+	ret = ret ?: bus__init(&vm->mmio_bus, "mmio");
+	if (ret) {
+		pr_err("cannot create the VM: pthread_rwlock_init failed: %s", strerror(-ret));
+		return ret;
+	}
 	vm->stop_fd = inject__fail("eventfd.vm") ?: eventfd(0, EFD_CLOEXEC);
 	if (vm->stop_fd < 0) {
-		pr_err("cannot create the VM: eventfd failed: %s", strerror(errno));
-		return FL_EXIT_INTERNAL;
+		ret = -errno;
+		pr_err("cannot create the VM: eventfd failed: %s", strerror(-ret));
+		return ret;
 	}
 	/*
 	 * Opened now: the seccomp filter allows no open() once the VM is
 	 * loaded. Anonymous RAM (the kernel baseline) is found in smaps.
 	 */
-	vm__open_proc(&vm->status_fd, &vm->status_err, "/proc/self/status");
+	vm_open_proc(&vm->status_fd, &vm->status_err, "/proc/self/status");
 	if (cfg->fault_handler == MMU_HANDLER_KERNEL)
-		vm__open_proc(&vm->smaps_fd, &vm->smaps_err, "/proc/self/smaps");
+		vm_open_proc(&vm->smaps_fd, &vm->smaps_err, "/proc/self/smaps");
 	ret = kvm__init(&vm->kvm, cfg->kvm_device);
 	if (ret)
-		return ret == -ENODEV ? FL_EXIT_NOKVM : FL_EXIT_INTERNAL;
+		return ret;
 	if (cfg->vcpus > vm->kvm.max_vcpus) {
 		pr_err("invalid option value: this KVM allows at most %u vCPUs (--vcpus: %u)",
 		       vm->kvm.max_vcpus, cfg->vcpus);
-		return FL_EXIT_USAGE;
+		return -ERANGE;
 	}
 	vm->on_oom = cfg->on_oom;
 	vm->seccomp = cfg->seccomp;
@@ -151,16 +156,15 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	vm->boot_linux = cfg->boot_linux;
 	vm->boot_timeout_s = cfg->boot_timeout_s;
 	vm->start_ns = cfg->start_ns;
-	ret = vm__init_ram(vm, cfg);
+	ret = vm_init_ram(vm, cfg);
 	if (ret)
-		return cfg->backing_file && vm->mmu.backing_fd < 0 ? FL_EXIT_NOINPUT
-								   : FL_EXIT_INTERNAL;
+		return ret;
 	vm->api_path = cfg->api;
 	vm->board = vm->boot_linux ? &vm_board_linux : &vm_board_test;
 	return vm__create_devices(vm, cfg);
 }
 
-static int vm__write_fdt(struct vm *vm, const struct run_config *cfg)
+static int vm_write_fdt(struct vm *vm, const struct run_config *cfg)
 {
 	struct vm_guest_desc d = {0};
 	struct fdt_params p = {
@@ -198,13 +202,13 @@ int vm__load_error(struct vm *vm, int err, const char *what)
 
 	if (err == -ENOMEM) {
 		mmu__pages(&vm->mmu, &pages);
-		pr_err("guest out of memory: %s does not fit in the budget (budget %llu pages, "
+		pr_err("guest out of memory: no room in the budget for %s (budget %llu pages, "
 		       "resident %llu pages)",
 		       what, (unsigned long long)pages.budget, (unsigned long long)pages.resident);
-		return FL_EXIT_OOM;
+		return -EDQUOT;
 	}
 	pr_err("cannot write %s into guest RAM: %s", what, strerror(-err));
-	return err == -ENOSPC ? FL_EXIT_USAGE : FL_EXIT_INTERNAL;
+	return err == -ENOSPC ? -ERANGE : err;
 }
 
 int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
@@ -219,9 +223,9 @@ int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
 	ret = elf__load(image, img, &ga);
 	if (ret)
 		return vm__load_error(vm, ret, "the kernel image");
-	ret = vm__write_fdt(vm, cfg);
+	ret = vm_write_fdt(vm, cfg);
 	if (ret)
-		return ret == -ENOSPC ? FL_EXIT_USAGE : vm__load_error(vm, ret, "the device tree");
+		return ret == -ENOSPC ? -ERANGE : vm__load_error(vm, ret, "the device tree");
 	if (cfg->prefault) {
 		ret = mmu__prefault(&vm->mmu);
 		if (ret)
@@ -236,7 +240,7 @@ int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
  * KVM without them (before Linux 5.14) runs the same; the statistics say
  * why they have none.
  */
-static void vm__open_kvm_stats(struct vm *vm)
+static void vm_open_kvm_stats(struct vm *vm)
 {
 	int *fds = malloc(vm->nr_vcpus * sizeof(*fds));
 	unsigned i;
@@ -257,29 +261,31 @@ int vm__create_vcpus(struct vm *vm, uint64_t entry)
 	const struct vcpu_boot boot = {
 		.entry = entry, .nr_vcpus = vm->nr_vcpus, .is_linux = vm->boot_linux};
 	unsigned i;
+	int ret;
 
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
-		return FL_EXIT_INTERNAL;
+		return -ENOMEM;
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		vm->vcpus[i].fd = -1;
-		if (vcpu__init(&vm->vcpus[i], &vm->kvm, i, &boot))
-			return FL_EXIT_INTERNAL;
+		ret = vcpu__init(&vm->vcpus[i], &vm->kvm, i, &boot);
+		if (ret)
+			return ret;
 		vm->vcpus[i].vm = vm;
 	}
 	vm->tsc_khz = vcpu__tsc_khz(&vm->vcpus[0]);
 	vm__check_mce(vm);
-	vm__open_kvm_stats(vm);
+	vm_open_kvm_stats(vm);
 	return 0;
 }
 
-/* A signalfd for the stop signals, which vm__block_signals() blocked. */
-static int vm__signalfd(void)
+/* A signalfd for the stop signals, which vm_block_signals() blocked. */
+static int vm_signalfd(void)
 {
 	sigset_t set;
 	int fd;
 
-	vm__block_signals(&set);
+	vm_block_signals(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	fd = inject__fail("signalfd") ?: signalfd(-1, &set, SFD_CLOEXEC);
 	if (fd < 0)
@@ -292,7 +298,7 @@ static int vm__signalfd(void)
  * once the guest's init has written the boot timer, 0 when it has run out.
  * The deadline counts from faultline's start, the boot timer's zero.
  */
-static int vm__boot_wait_ms(struct vm *vm)
+static int vm_boot_wait_ms(struct vm *vm)
 {
 	uint64_t deadline, now;
 
@@ -305,7 +311,7 @@ static int vm__boot_wait_ms(struct vm *vm)
 	return (int)((deadline - now + 999999) / 1000000);
 }
 
-static void vm__wait(struct vm *vm, int sig_fd)
+static void vm_wait(struct vm *vm, int sig_fd)
 {
 	struct pollfd fds[2] = {
 		{.fd = vm->stop_fd, .events = POLLIN},
@@ -315,7 +321,7 @@ static void vm__wait(struct vm *vm, int sig_fd)
 	int ms, n;
 
 	for (;;) {
-		ms = vm__boot_wait_ms(vm);
+		ms = vm_boot_wait_ms(vm);
 		if (ms == 0) {
 			vm__stop_from_outside(
 				vm, FL_EXIT_BOOT,
@@ -348,7 +354,7 @@ int vm__run(struct vm *vm)
 	unsigned i;
 	int sig_fd;
 
-	sig_fd = vm__signalfd();
+	sig_fd = vm_signalfd();
 	if (sig_fd < 0 || vcpu__setup_signals()) {
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot set up signal handling");
 		goto out;
@@ -386,7 +392,7 @@ int vm__run(struct vm *vm)
 			break;
 		}
 	}
-	vm__wait(vm, sig_fd);
+	vm_wait(vm, sig_fd);
 out:
 	__atomic_store_n(&vm->stopped_ns, mmu__now_ns(), __ATOMIC_RELEASE);
 	vm__close_frontend(vm); /* no request to a stopping VM */

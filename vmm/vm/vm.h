@@ -5,6 +5,9 @@
  * Lifecycle: vm__init() -> vm__load() -> vm__run() -> vm__exit().
  * Stopping: whichever thread first calls vm__stop() sets the exit status
  * and message; every vCPU is kicked out of KVM_RUN and vm__run() returns.
+ * A running VM's outcome is an exit status (lib/status.h) from the start:
+ * the guest's own 0-63 passes through the exit device unchanged. Set-up
+ * returns -errno instead ("Set-up errors" below).
  */
 #ifndef FAULTLINE_VM_H
 #define FAULTLINE_VM_H
@@ -164,14 +167,27 @@ struct vm {
 };
 
 /*
- * Open KVM, create the VM, map RAM and register devices. Returns 0 or a
- * faultline exit status (FL_EXIT_*) after reporting what failed.
+ * Set-up errors. vm__init(), vm__load(), vm__load_linux(), a board's init
+ * and a device's create return 0 or -errno, reported when returned; main()
+ * turns one into the exit status. The errno says whose the failure is:
+ *   -ENODEV     no usable KVM (the device, its API version, a capability);
+ *   -ENOENT, -EACCES, -EISDIR, -ENOTDIR, -ELOOP, -EROFS, -EMEDIUMTYPE (not
+ *               a regular file): a file the configuration names cannot be
+ *               used;
+ *   -ERANGE, -ENAMETOOLONG: an option's value cannot be met (more vCPUs
+ *               than KVM allows, a command line whose device tree does not
+ *               fit, a socket path too long);
+ *   -EDQUOT     boot state does not fit in the memory budget;
+ *   any other   a host call failed.
+ * Once the VM runs, a stop carries its outcome instead (vm__stop()).
  */
+
+/* Open KVM, create the VM, map RAM and register devices. */
 int vm__init(struct vm *vm, const struct run_config *cfg) __attribute__((warn_unused_result));
 
 /*
  * Copy the image into RAM, write boot structures and the device tree,
- * create the vCPUs. Returns 0 or an FL_EXIT_* status (reported).
+ * create the vCPUs. Returns 0 or a set-up error.
  */
 int vm__load(struct vm *vm, const struct run_config *cfg, const void *image,
 	     const struct elf_image *img) __attribute__((warn_unused_result));
@@ -289,7 +305,7 @@ void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char
  * (lay->initrd_size bytes) where linux__place() put them in @lay: also the
  * zero page, the MP and ACPI tables, the boot page tables, and the vCPUs
  * (the BSP at the 64-bit entry, the others waiting for the INIT/SIPI Linux
- * sends). vm_linux.c. Returns 0 or an FL_EXIT_* status (reported).
+ * sends). vm_linux.c. Returns 0 or a set-up error.
  */
 int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct linux_image *li,
 		   const struct linux_layout *lay, const char *cmdline, const void *initrd)
@@ -297,10 +313,13 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 
 #define VM_CHANNEL_FLUSH_MS 1000 /* the channel's last words at a stop (vm_virtio.c) */
 
-/* Create and set up every vCPU, entering at @entry. Returns 0 or FL_EXIT_INTERNAL. */
+/* Create and set up every vCPU, entering at @entry. Returns 0 or -errno (reported). */
 int vm__create_vcpus(struct vm *vm, uint64_t entry) __attribute__((warn_unused_result));
 
-/* Report a failed write of boot state @what (-ENOMEM: the budget). An FL_EXIT_* status. */
+/*
+ * Report a failed write of boot state @what (-ENOMEM: the budget). Returns
+ * the set-up error: -EDQUOT for the budget, -ERANGE when it does not fit.
+ */
 int vm__load_error(struct vm *vm, int err, const char *what);
 
 /*
@@ -341,8 +360,8 @@ struct vm_device_ops {
 	const char *name;
 	/*
 	 * Create it when @cfg asks for it, and register it on its bus.
-	 * Returns 0 (also when it is not asked for) or an FL_EXIT_* status
-	 * (reported). exit() undoes whatever part of it ran.
+	 * Returns 0 (also when it is not asked for) or a set-up error. exit()
+	 * undoes whatever part of it ran.
 	 */
 	int (*create)(struct vm *vm, const struct run_config *cfg);
 	/* Add what the guest is told of it (device tree, ACPI) to @d. */
@@ -365,7 +384,7 @@ struct vm_device_ops {
 /* A machine: what it sets up first, then its devices, in order. */
 struct vm_board {
 	const char *name;
-	/* Before any device (the Linux board's irqchip). 0 or an FL_EXIT_* status. */
+	/* Before any device (the Linux board's irqchip). 0 or a set-up error. */
 	int (*init)(struct vm *vm, const struct run_config *cfg);
 	const struct vm_device_ops *const *devices;
 	unsigned nr_devices;
@@ -374,7 +393,7 @@ struct vm_board {
 extern const struct vm_board vm_board_test;  /* the test guest: serial, exit, BARs */
 extern const struct vm_board vm_board_linux; /* a PC for Linux: legacy, virtio, BARs */
 
-/* The board's init, then each device's create. 0 or an FL_EXIT_* status (reported). */
+/* The board's init, then each device's create. 0 or a set-up error. */
 int vm__create_devices(struct vm *vm, const struct run_config *cfg)
 	__attribute__((warn_unused_result));
 void vm__describe_devices(const struct vm *vm, struct vm_guest_desc *d);

@@ -17,7 +17,7 @@
 #include "vmm/vm/vm.h"
 
 /* bar_mapper.map: a memory slot of one page. */
-static int vm__bar_map(void *owner, uint64_t gpa, uint8_t *host)
+static int vm_bar_map(void *owner, uint64_t gpa, uint8_t *host)
 {
 	struct vm *vm = owner;
 	unsigned i;
@@ -38,7 +38,7 @@ static int vm__bar_map(void *owner, uint64_t gpa, uint8_t *host)
 }
 
 /* bar_mapper.unmap: delete the slot; KVM zaps the page before returning. */
-static int vm__bar_unmap(void *owner, int handle, uint64_t gpa)
+static int vm_bar_unmap(void *owner, int handle, uint64_t gpa)
 {
 	struct vm *vm = owner;
 	int ret;
@@ -51,7 +51,7 @@ static int vm__bar_unmap(void *owner, int handle, uint64_t gpa)
 	return ret;
 }
 
-static bool vm__bar_stopping(void *owner)
+static bool vm_bar_stopping(void *owner)
 {
 	struct vm *vm = owner;
 	bool stopping;
@@ -62,7 +62,7 @@ static bool vm__bar_stopping(void *owner)
 	return stopping;
 }
 
-static int vm__add_bar(struct vm *vm, struct bar *bar)
+static int vm_add_bar(struct vm *vm, struct bar *bar)
 {
 	const struct gpa_region r = {
 		.kind = GPA_BAR,
@@ -89,12 +89,12 @@ void vm__init_bar_slots(struct vm *vm)
 		vm->nr_bar_slots = VM_BAR_SLOTS;
 }
 
-static struct bar_mapper vm__bar_mapper(struct vm *vm)
+static struct bar_mapper vm_bar_mapper(struct vm *vm)
 {
-	return (struct bar_mapper){vm__bar_map, vm__bar_unmap, vm__bar_stopping, vm};
+	return (struct bar_mapper){vm_bar_map, vm_bar_unmap, vm_bar_stopping, vm};
 }
 
-static void vm__bar_stats_text(const struct bar *bar, FILE *out)
+static void vm_bar_stats_text(const struct bar *bar, FILE *out)
 {
 	const struct bar_counter *c;
 	unsigned i;
@@ -112,7 +112,7 @@ static void vm__bar_stats_text(const struct bar *bar, FILE *out)
 			c->help);
 }
 
-static json_t *vm__bar_stats_json(const struct bar *bar)
+static json_t *vm_bar_stats_json(const struct bar *bar)
 {
 	json_t *o = json_object();
 	const struct bar_counter *c;
@@ -131,31 +131,31 @@ static json_t *vm__bar_stats_json(const struct bar *bar)
 	return o;
 }
 
-static void vm__bar_stats(const struct bar *bar, json_t *devices)
+static void vm_bar_stats(const struct bar *bar, json_t *devices)
 {
-	json_object_set_new(devices, bar->name, vm__bar_stats_json(bar));
+	json_object_set_new(devices, bar->name, vm_bar_stats_json(bar));
 }
 
 /* ---- shm: a file's pages as a BAR (--shm) ---- */
 
-static int vm__shm_create(struct vm *vm, const struct run_config *cfg)
+static int vm_shm_create(struct vm *vm, const struct run_config *cfg)
 {
-	const struct bar_mapper mapper = vm__bar_mapper(vm);
+	const struct bar_mapper mapper = vm_bar_mapper(vm);
 	int ret;
 
 	if (!cfg->shm_path)
 		return 0;
 	vm->shm = calloc(1, sizeof(*vm->shm));
 	if (!vm->shm)
-		return FL_EXIT_INTERNAL;
+		return -ENOMEM;
 	ret = shm__init(vm->shm, cfg->shm_path, cfg->shm_size, cfg->shm_doorbell, VM_SHM_GPA,
 			&mapper, cfg->fault_retries, cfg->fault_timeout_ms);
-	if (ret) /* exit() undoes it */
-		return ret == -ENOMEM || ret == -EINVAL ? FL_EXIT_INTERNAL : FL_EXIT_NOINPUT;
-	return vm__add_bar(vm, &vm->shm->bar) ? FL_EXIT_INTERNAL : 0;
+	if (ret) /* exit() undoes it; mmap's -ENODEV: the file cannot be mapped */
+		return ret == -ENODEV ? -EMEDIUMTYPE : ret;
+	return vm_add_bar(vm, &vm->shm->bar);
 }
 
-static void vm__shm_describe(const struct vm *vm, struct vm_guest_desc *d)
+static void vm_shm_describe(const struct vm *vm, struct vm_guest_desc *d)
 {
 	if (vm->shm)
 		d->mmio[d->nr_mmio++] = (struct fdt_mmio_device){
@@ -167,20 +167,20 @@ static void vm__shm_describe(const struct vm *vm, struct vm_guest_desc *d)
 		};
 }
 
-static void vm__shm_stats_text(const struct vm *vm, FILE *out)
+static void vm_shm_stats_text(const struct vm *vm, FILE *out)
 {
 	if (vm->shm)
-		vm__bar_stats_text(&vm->shm->bar, out);
+		vm_bar_stats_text(&vm->shm->bar, out);
 }
 
-static void vm__shm_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+static void vm_shm_stats_json(const struct vm *vm, json_t *root, json_t *devices)
 {
 	(void)root;
 	if (vm->shm)
-		vm__bar_stats(&vm->shm->bar, devices);
+		vm_bar_stats(&vm->shm->bar, devices);
 }
 
-static void vm__shm_exit(struct vm *vm)
+static void vm_shm_exit(struct vm *vm)
 {
 	if (vm->shm)
 		shm__exit(vm->shm);
@@ -190,32 +190,31 @@ static void vm__shm_exit(struct vm *vm)
 
 const struct vm_device_ops vm_shm_dev = {
 	.name = "shm",
-	.create = vm__shm_create,
-	.describe = vm__shm_describe,
-	.stats_text = vm__shm_stats_text,
-	.stats_json = vm__shm_stats_json,
-	.exit = vm__shm_exit,
+	.create = vm_shm_create,
+	.describe = vm_shm_describe,
+	.stats_text = vm_shm_stats_text,
+	.stats_json = vm_shm_stats_json,
+	.exit = vm_shm_exit,
 };
 
 /* ---- vram: device memory that migrates into a pool (--vram) ---- */
 
-static int vm__vram_create(struct vm *vm, const struct run_config *cfg)
+static int vm_vram_create(struct vm *vm, const struct run_config *cfg)
 {
-	const struct bar_mapper mapper = vm__bar_mapper(vm);
+	const struct bar_mapper mapper = vm_bar_mapper(vm);
+	int ret;
 
 	if (!cfg->vram_size)
 		return 0;
 	vm->vram = calloc(1, sizeof(*vm->vram));
 	if (!vm->vram)
-		return FL_EXIT_INTERNAL;
-	if (vram__init(vm->vram, cfg->vram_size, cfg->vram_pool, VM_VRAM_GPA, &vm->mmu, &mapper,
-		       cfg->fault_retries, cfg->fault_timeout_ms) ||
-	    vm__add_bar(vm, &vm->vram->bar))
-		return FL_EXIT_INTERNAL;
-	return 0;
+		return -ENOMEM;
+	ret = vram__init(vm->vram, cfg->vram_size, cfg->vram_pool, VM_VRAM_GPA, &vm->mmu, &mapper,
+			 cfg->fault_retries, cfg->fault_timeout_ms);
+	return ret ?: vm_add_bar(vm, &vm->vram->bar);
 }
 
-static void vm__vram_describe(const struct vm *vm, struct vm_guest_desc *d)
+static void vm_vram_describe(const struct vm *vm, struct vm_guest_desc *d)
 {
 	if (vm->vram)
 		d->mmio[d->nr_mmio++] = (struct fdt_mmio_device){
@@ -228,20 +227,20 @@ static void vm__vram_describe(const struct vm *vm, struct vm_guest_desc *d)
 		};
 }
 
-static void vm__vram_stats_text(const struct vm *vm, FILE *out)
+static void vm_vram_stats_text(const struct vm *vm, FILE *out)
 {
 	if (vm->vram)
-		vm__bar_stats_text(&vm->vram->bar, out);
+		vm_bar_stats_text(&vm->vram->bar, out);
 }
 
-static void vm__vram_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+static void vm_vram_stats_json(const struct vm *vm, json_t *root, json_t *devices)
 {
 	(void)root;
 	if (vm->vram)
-		vm__bar_stats(&vm->vram->bar, devices);
+		vm_bar_stats(&vm->vram->bar, devices);
 }
 
-static void vm__vram_exit(struct vm *vm)
+static void vm_vram_exit(struct vm *vm)
 {
 	if (vm->vram)
 		vram__exit(vm->vram);
@@ -251,30 +250,31 @@ static void vm__vram_exit(struct vm *vm)
 
 const struct vm_device_ops vm_vram_dev = {
 	.name = "vram",
-	.create = vm__vram_create,
-	.describe = vm__vram_describe,
-	.stats_text = vm__vram_stats_text,
-	.stats_json = vm__vram_stats_json,
-	.exit = vm__vram_exit,
+	.create = vm_vram_create,
+	.describe = vm_vram_describe,
+	.stats_text = vm_vram_stats_text,
+	.stats_json = vm_vram_stats_json,
+	.exit = vm_vram_exit,
 };
 
 /* ---- the dedup device: the guest's view of dedup (--dedup on) ---- */
 
-static int vm__dedup_dev_create(struct vm *vm, const struct run_config *cfg)
+static int vm_dedup_dev_create(struct vm *vm, const struct run_config *cfg)
 {
-	const struct bar_mapper mapper = vm__bar_mapper(vm);
+	const struct bar_mapper mapper = vm_bar_mapper(vm);
+	int ret;
 
 	(void)cfg;
 	if (!vm->dedup)
 		return 0;
 	vm->dedup_dev = calloc(1, sizeof(*vm->dedup_dev));
-	if (!vm->dedup_dev || dedup_dev__init(vm->dedup_dev, vm->dedup, VM_DEDUP_GPA, &mapper) ||
-	    vm__add_bar(vm, &vm->dedup_dev->bar))
-		return FL_EXIT_INTERNAL;
-	return 0;
+	if (!vm->dedup_dev)
+		return -ENOMEM;
+	ret = dedup_dev__init(vm->dedup_dev, vm->dedup, VM_DEDUP_GPA, &mapper);
+	return ret ?: vm_add_bar(vm, &vm->dedup_dev->bar);
 }
 
-static void vm__dedup_dev_describe(const struct vm *vm, struct vm_guest_desc *d)
+static void vm_dedup_dev_describe(const struct vm *vm, struct vm_guest_desc *d)
 {
 	if (vm->dedup_dev)
 		d->mmio[d->nr_mmio++] = (struct fdt_mmio_device){
@@ -285,20 +285,20 @@ static void vm__dedup_dev_describe(const struct vm *vm, struct vm_guest_desc *d)
 		};
 }
 
-static void vm__dedup_dev_stats_text(const struct vm *vm, FILE *out)
+static void vm_dedup_dev_stats_text(const struct vm *vm, FILE *out)
 {
 	if (vm->dedup_dev)
-		vm__bar_stats_text(&vm->dedup_dev->bar, out);
+		vm_bar_stats_text(&vm->dedup_dev->bar, out);
 }
 
-static void vm__dedup_dev_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+static void vm_dedup_dev_stats_json(const struct vm *vm, json_t *root, json_t *devices)
 {
 	(void)root;
 	if (vm->dedup_dev)
-		vm__bar_stats(&vm->dedup_dev->bar, devices);
+		vm_bar_stats(&vm->dedup_dev->bar, devices);
 }
 
-static void vm__dedup_dev_exit(struct vm *vm)
+static void vm_dedup_dev_exit(struct vm *vm)
 {
 	if (vm->dedup_dev)
 		dedup_dev__exit(vm->dedup_dev);
@@ -308,11 +308,11 @@ static void vm__dedup_dev_exit(struct vm *vm)
 
 const struct vm_device_ops vm_dedup_dev = {
 	.name = "dedup",
-	.create = vm__dedup_dev_create,
-	.describe = vm__dedup_dev_describe,
-	.stats_text = vm__dedup_dev_stats_text,
-	.stats_json = vm__dedup_dev_stats_json,
-	.exit = vm__dedup_dev_exit,
+	.create = vm_dedup_dev_create,
+	.describe = vm_dedup_dev_describe,
+	.stats_text = vm_dedup_dev_stats_text,
+	.stats_json = vm_dedup_dev_stats_json,
+	.exit = vm_dedup_dev_exit,
 };
 
 void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why)

@@ -17,11 +17,11 @@
 int vm__init_linux_board(struct vm *vm, const struct run_config *cfg)
 {
 	(void)cfg;
-	return kvm__create_irqchip(&vm->kvm) ? FL_EXIT_INTERNAL : 0;
+	return kvm__create_irqchip(&vm->kvm);
 }
 
 /* CPUID leaf 1 (signature in EAX, features in EDX) for the MP table's CPU entries. */
-static void vm__cpuid1(const struct vm *vm, uint32_t *eax, uint32_t *edx)
+static void vm_cpuid1(const struct vm *vm, uint32_t *eax, uint32_t *edx)
 {
 	uint32_t i;
 
@@ -33,7 +33,7 @@ static void vm__cpuid1(const struct vm *vm, uint32_t *eax, uint32_t *edx)
 		}
 }
 
-static int vm__write(struct vm *vm, uint64_t gpa, const void *src, size_t len, const char *what)
+static int vm_write(struct vm *vm, uint64_t gpa, const void *src, size_t len, const char *what)
 {
 	struct guest_access ga = mmu__guest_access(&vm->mmu);
 	int err = 0;
@@ -49,13 +49,13 @@ static int vm__write(struct vm *vm, uint64_t gpa, const void *src, size_t len, c
 }
 
 /* A bzImage's protected-mode part at 1 MiB, or a vmlinux's segments where they say. */
-static int vm__load_kernel(struct vm *vm, const struct linux_image *li)
+static int vm_load_kernel(struct vm *vm, const struct linux_image *li)
 {
 	struct guest_access ga = mmu__guest_access(&vm->mmu);
 	int ret;
 
 	if (li->format == LINUX_BZIMAGE)
-		return vm__write(vm, li->load_gpa, li->kernel, li->kernel_len, "the kernel image");
+		return vm_write(vm, li->load_gpa, li->kernel, li->kernel_len, "the kernel image");
 	ret = elf__load(li->kernel, &li->elf, &ga);
 	return ret ? vm__load_error(vm, ret, "the kernel image") : 0;
 }
@@ -75,25 +75,25 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 	ret = x86_boot__setup_memory(&vm->mmu.ram, &ga);
 	if (ret)
 		return vm__load_error(vm, ret, "the boot page tables");
-	vm__cpuid1(vm, &sig, &features);
+	vm_cpuid1(vm, &sig, &features);
 	mp_len = mptable__build(mp, sizeof(mp), LINUX_EBDA_GPA, vm->nr_vcpus, sig, features);
 	if (!mp_len) {
 		pr_err("cannot build the MP table for %u vCPUs", vm->nr_vcpus);
-		return FL_EXIT_INTERNAL;
+		return -ENOBUFS;
 	}
 	acpi_len = acpi__build(acpi, sizeof(acpi), ACPI_RSDP_GPA, desc.acpi, desc.nr_acpi,
 			       vm->nr_vcpus);
 	if (!acpi_len) {
 		pr_err("cannot build the ACPI tables for %u devices", desc.nr_acpi);
-		return FL_EXIT_INTERNAL;
+		return -ENOBUFS;
 	}
-	ret = vm__write(vm, LINUX_EBDA_GPA, mp, mp_len, "the MP table");
-	ret = ret ?: vm__write(vm, ACPI_RSDP_GPA, acpi, acpi_len, "the ACPI tables");
+	ret = vm_write(vm, LINUX_EBDA_GPA, mp, mp_len, "the MP table");
+	ret = ret ?: vm_write(vm, ACPI_RSDP_GPA, acpi, acpi_len, "the ACPI tables");
 	ret = ret
-		      ?: vm__write(vm, LINUX_CMDLINE_GPA, cmdline, lay->cmdline_len + 1,
-				   "the kernel command line");
-	ret = ret ?: vm__load_kernel(vm, li);
-	ret = ret ?: vm__write(vm, lay->initrd_gpa, initrd, lay->initrd_size, "the initrd");
+		      ?: vm_write(vm, LINUX_CMDLINE_GPA, cmdline, lay->cmdline_len + 1,
+				  "the kernel command line");
+	ret = ret ?: vm_load_kernel(vm, li);
+	ret = ret ?: vm_write(vm, lay->initrd_gpa, initrd, lay->initrd_size, "the initrd");
 	if (ret)
 		return ret;
 	bp = ga.ptr(ga.ctx, LINUX_BOOT_PARAMS_GPA, sizeof(*bp), &err);

@@ -13,7 +13,7 @@
 #include "lib/status.h"
 #include "vmm/vm/vm.h"
 
-static int vm__virtio_irq(void *ctx, unsigned irq, int level)
+static int vm_virtio_irq(void *ctx, unsigned irq, int level)
 {
 	struct vm *vm = ctx;
 
@@ -25,10 +25,10 @@ static const unsigned vm_virtio_irqs[VM_VIRTIO_MAX] = VM_VIRTIO_IRQS;
 /*
  * Put device @dev (@ops) on the next virtio-mmio window: its transport set
  * up (*@ready, when given, says so for the undo) and registered on the
- * bus. Returns 0, or FL_EXIT_INTERNAL after reporting.
+ * bus. Returns 0, or -errno after reporting.
  */
-static int vm__add_virtio(struct vm *vm, struct virtio_mmio *mmio, const struct virtio_dev_ops *ops,
-			  void *dev, bool *ready)
+static int vm_add_virtio(struct vm *vm, struct virtio_mmio *mmio, const struct virtio_dev_ops *ops,
+			 void *dev, bool *ready)
 {
 	unsigned slot = vm->nr_virtio;
 	uint64_t gpa = VM_VIRTIO_GPA + slot * VIRTIO_MMIO_SIZE;
@@ -37,13 +37,13 @@ static int vm__add_virtio(struct vm *vm, struct virtio_mmio *mmio, const struct 
 	if (slot == VM_VIRTIO_MAX) {
 		pr_err("cannot add %s: all %d virtio-mmio windows are taken", ops->name,
 		       VM_VIRTIO_MAX);
-		return FL_EXIT_INTERNAL;
+		return -ENOSPC;
 	}
 	ret = virtio_mmio__init(mmio, ops, dev, mmu__guest_access(&vm->mmu), gpa,
-				vm_virtio_irqs[slot], vm__virtio_irq, vm);
+				vm_virtio_irqs[slot], vm_virtio_irq, vm);
 	if (ret) {
 		pr_err("cannot set up the transport of %s: %s", ops->name, strerror(-ret));
-		return FL_EXIT_INTERNAL;
+		return ret;
 	}
 	if (ready)
 		*ready = true;
@@ -53,7 +53,7 @@ static int vm__add_virtio(struct vm *vm, struct virtio_mmio *mmio, const struct 
 	if (ret) {
 		pr_err("cannot register %s at GPA 0x%llx: %s", ops->name, (unsigned long long)gpa,
 		       strerror(-ret));
-		return FL_EXIT_INTERNAL;
+		return ret;
 	}
 	return 0;
 }
@@ -90,7 +90,7 @@ static int vm__add_virtio(struct vm *vm, struct virtio_mmio *mmio, const struct 
 #define VM_MALFORMED_HELP	    "malformed descriptor chains (the device stopped)"
 
 /* A device's window in the DSDT. */
-static void vm__acpi_window(struct vm_guest_desc *d, const struct virtio_mmio *mmio)
+static void vm_acpi_window(struct vm_guest_desc *d, const struct virtio_mmio *mmio)
 {
 	d->acpi[d->nr_acpi++] = (struct acpi_mmio_device){mmio->gpa, VIRTIO_MMIO_SIZE, mmio->irq};
 }
@@ -98,7 +98,7 @@ static void vm__acpi_window(struct vm_guest_desc *d, const struct virtio_mmio *m
 /* ---- the disks ---- */
 
 /* The virtio-blk disks of --disk, in order: /dev/vda, vdb, ... */
-static int vm__disks_create(struct vm *vm, const struct run_config *cfg)
+static int vm_disks_create(struct vm *vm, const struct run_config *cfg)
 {
 	unsigned i;
 	int ret;
@@ -107,31 +107,31 @@ static int vm__disks_create(struct vm *vm, const struct run_config *cfg)
 		return 0;
 	vm->disks = calloc(cfg->nr_disks, sizeof(*vm->disks));
 	if (!vm->disks)
-		return FL_EXIT_INTERNAL;
+		return -ENOMEM;
 	for (i = 0; i < cfg->nr_disks; i++) {
 		struct virtio_blk *b = &vm->disks[i];
 
 		b->fd = -1;
 		ret = virtio_blk__open(b, cfg->disks[i].path, cfg->disks[i].read_only, i);
 		if (ret)
-			return FL_EXIT_NOINPUT;
+			return ret;
 		vm->nr_disks++;
-		ret = vm__add_virtio(vm, &b->mmio, &virtio_blk_ops, b, NULL);
+		ret = vm_add_virtio(vm, &b->mmio, &virtio_blk_ops, b, NULL);
 		if (ret)
 			return ret;
 	}
 	return 0;
 }
 
-static void vm__disks_describe(const struct vm *vm, struct vm_guest_desc *d)
+static void vm_disks_describe(const struct vm *vm, struct vm_guest_desc *d)
 {
 	unsigned i;
 
 	for (i = 0; i < vm->nr_disks; i++)
-		vm__acpi_window(d, &vm->disks[i].mmio);
+		vm_acpi_window(d, &vm->disks[i].mmio);
 }
 
-static void vm__disks_stats_text(const struct vm *vm, FILE *out)
+static void vm_disks_stats_text(const struct vm *vm, FILE *out)
 {
 	unsigned i;
 
@@ -146,7 +146,7 @@ static void vm__disks_stats_text(const struct vm *vm, FILE *out)
 	}
 }
 
-static void vm__disks_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+static void vm_disks_stats_json(const struct vm *vm, json_t *root, json_t *devices)
 {
 	json_t *disks = json_array();
 	unsigned i;
@@ -165,7 +165,7 @@ static void vm__disks_stats_json(const struct vm *vm, json_t *root, json_t *devi
 	json_object_set_new(root, "disks", disks);
 }
 
-static void vm__disks_exit(struct vm *vm)
+static void vm_disks_exit(struct vm *vm)
 {
 	unsigned i;
 
@@ -180,17 +180,17 @@ static void vm__disks_exit(struct vm *vm)
 
 const struct vm_device_ops vm_disks_dev = {
 	.name = "virtio-blk",
-	.create = vm__disks_create,
-	.describe = vm__disks_describe,
-	.stats_text = vm__disks_stats_text,
-	.stats_json = vm__disks_stats_json,
-	.exit = vm__disks_exit,
+	.create = vm_disks_create,
+	.describe = vm_disks_describe,
+	.stats_text = vm_disks_stats_text,
+	.stats_json = vm_disks_stats_json,
+	.exit = vm_disks_exit,
 };
 
 /* ---- the channel ---- */
 
 /* The channel (--channel): the virtio-mmio window after the disks'. */
-static int vm__channel_create(struct vm *vm, const struct run_config *cfg)
+static int vm_channel_create(struct vm *vm, const struct run_config *cfg)
 {
 	struct virtio_console *c;
 	int ret;
@@ -199,28 +199,28 @@ static int vm__channel_create(struct vm *vm, const struct run_config *cfg)
 		return 0;
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return FL_EXIT_INTERNAL;
+		return -ENOMEM;
 	ret = virtio_console__open(c, cfg->channel);
 	if (ret) {
 		free(c);
-		return ret == -ENAMETOOLONG ? FL_EXIT_USAGE : FL_EXIT_INTERNAL;
+		return ret;
 	}
 	vm->channel = c;
-	ret = vm__add_virtio(vm, &c->mmio, &virtio_console_ops, c, &c->mmio_ready);
+	ret = vm_add_virtio(vm, &c->mmio, &virtio_console_ops, c, &c->mmio_ready);
 	if (ret)
 		return ret;
 	c->gate = vm__device_may_run;
 	c->gate_ctx = vm;
-	return virtio_console__start(c) ? FL_EXIT_INTERNAL : 0;
+	return virtio_console__start(c);
 }
 
-static void vm__channel_describe(const struct vm *vm, struct vm_guest_desc *d)
+static void vm_channel_describe(const struct vm *vm, struct vm_guest_desc *d)
 {
 	if (vm->channel)
-		vm__acpi_window(d, &vm->channel->mmio);
+		vm_acpi_window(d, &vm->channel->mmio);
 }
 
-static void vm__channel_stats_text(const struct vm *vm, FILE *out)
+static void vm_channel_stats_text(const struct vm *vm, FILE *out)
 {
 	const struct virtio_console *dev = vm->channel;
 
@@ -232,7 +232,7 @@ static void vm__channel_stats_text(const struct vm *vm, FILE *out)
 	vm__counter_text(out, "malformed", &dev->mmio.malformed, VM_MALFORMED_HELP);
 }
 
-static void vm__channel_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+static void vm_channel_stats_json(const struct vm *vm, json_t *root, json_t *devices)
 {
 	const struct virtio_console *dev = vm->channel;
 	json_t *o;
@@ -249,13 +249,13 @@ static void vm__channel_stats_json(const struct vm *vm, json_t *root, json_t *de
 }
 
 /* After the vCPUs, before the MMU's handlers stop: what the guest wrote goes out. */
-static void vm__channel_stop(struct vm *vm)
+static void vm_channel_stop(struct vm *vm)
 {
 	if (vm->channel)
 		virtio_console__stop(vm->channel, VM_CHANNEL_FLUSH_MS);
 }
 
-static void vm__channel_exit(struct vm *vm)
+static void vm_channel_exit(struct vm *vm)
 {
 	if (!vm->channel)
 		return;
@@ -269,18 +269,18 @@ static void vm__channel_exit(struct vm *vm)
 
 const struct vm_device_ops vm_channel_dev = {
 	.name = "virtio-console",
-	.create = vm__channel_create,
-	.describe = vm__channel_describe,
-	.stats_text = vm__channel_stats_text,
-	.stats_json = vm__channel_stats_json,
-	.stop = vm__channel_stop,
-	.exit = vm__channel_exit,
+	.create = vm_channel_create,
+	.describe = vm_channel_describe,
+	.stats_text = vm_channel_stats_text,
+	.stats_json = vm_channel_stats_json,
+	.stop = vm_channel_stop,
+	.exit = vm_channel_exit,
 };
 
 /* ---- the balloon ---- */
 
-static int vm__balloon_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *dropped,
-			       uint64_t *kept)
+static int vm_balloon_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *dropped,
+			      uint64_t *kept)
 {
 	struct vm *vm = ctx;
 
@@ -292,14 +292,14 @@ static int vm__balloon_discard(void *ctx, uint64_t gpa, uint64_t len, uint64_t *
  * device's lock, which is taken before vm->lock (a vCPU that waits in the
  * device for memory pauses the VM), never after it.
  */
-static void vm__balloon_changed(void *ctx, uint32_t target, uint32_t actual)
+static void vm_balloon_changed(void *ctx, uint32_t target, uint32_t actual)
 {
 	vm__event(ctx, "balloon",
 		  json_pack("{s:i,s:i}", "target_pages", (int)target, "actual_pages", (int)actual));
 }
 
 /* The balloon (--balloon): the virtio-mmio window after the channel's. */
-static int vm__balloon_create(struct vm *vm, const struct run_config *cfg)
+static int vm_balloon_create(struct vm *vm, const struct run_config *cfg)
 {
 	struct virtio_balloon *b;
 
@@ -309,14 +309,14 @@ static int vm__balloon_create(struct vm *vm, const struct run_config *cfg)
 	if (!b || mmu__allow_discard(&vm->mmu)) {
 		free(b);
 		pr_err("cannot set up the balloon: out of memory");
-		return FL_EXIT_INTERNAL;
+		return -ENOMEM;
 	}
-	b->discard = vm__balloon_discard;
+	b->discard = vm_balloon_discard;
 	b->discard_ctx = vm;
-	b->changed = vm__balloon_changed;
+	b->changed = vm_balloon_changed;
 	b->changed_ctx = vm;
 	vm->balloon = b;
-	return vm__add_virtio(vm, &b->mmio, &virtio_balloon_ops, b, &b->mmio_ready);
+	return vm_add_virtio(vm, &b->mmio, &virtio_balloon_ops, b, &b->mmio_ready);
 }
 
 json_t *vm__balloon_json(const struct vm *vm, bool may_ask)
@@ -342,14 +342,14 @@ json_t *vm__balloon_json(const struct vm *vm, bool may_ask)
 	return o;
 }
 
-static void vm__balloon_describe(const struct vm *vm, struct vm_guest_desc *d)
+static void vm_balloon_describe(const struct vm *vm, struct vm_guest_desc *d)
 {
 	if (vm->balloon)
-		vm__acpi_window(d, &vm->balloon->mmio);
+		vm_acpi_window(d, &vm->balloon->mmio);
 }
 
 /* The balloon's sizes and the guest's last statistics, as text. */
-static void vm__balloon_stats_text(const struct vm *vm, FILE *out)
+static void vm_balloon_stats_text(const struct vm *vm, FILE *out)
 {
 	const struct virtio_balloon *dev = vm->balloon;
 	struct virtio_balloon_stats st;
@@ -378,7 +378,7 @@ static void vm__balloon_stats_text(const struct vm *vm, FILE *out)
 				(unsigned long long)st.val[t]);
 }
 
-static void vm__balloon_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+static void vm_balloon_stats_json(const struct vm *vm, json_t *root, json_t *devices)
 {
 	const struct virtio_balloon *dev = vm->balloon;
 	json_t *o, *sizes;
@@ -398,7 +398,7 @@ static void vm__balloon_stats_json(const struct vm *vm, json_t *root, json_t *de
 	json_object_set_new(root, "balloon", o);
 }
 
-static void vm__balloon_exit(struct vm *vm)
+static void vm_balloon_exit(struct vm *vm)
 {
 	if (!vm->balloon)
 		return;
@@ -410,9 +410,9 @@ static void vm__balloon_exit(struct vm *vm)
 
 const struct vm_device_ops vm_balloon_dev = {
 	.name = "virtio-balloon",
-	.create = vm__balloon_create,
-	.describe = vm__balloon_describe,
-	.stats_text = vm__balloon_stats_text,
-	.stats_json = vm__balloon_stats_json,
-	.exit = vm__balloon_exit,
+	.create = vm_balloon_create,
+	.describe = vm_balloon_describe,
+	.stats_text = vm_balloon_stats_text,
+	.stats_json = vm_balloon_stats_json,
+	.exit = vm_balloon_exit,
 };
