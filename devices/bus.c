@@ -4,14 +4,14 @@
 
 #include "devices/bus.h"
 
-static int bus_range__cmp(const struct bus_range *a, const struct bus_range *b)
+static int bus_range_cmp(const struct bus_range *a, const struct bus_range *b)
 {
 	return a->base < b->base ? -1 : a->base > b->base;
 }
 
 /* libbsd leaves __unused undefined (a Linux struct member has that name). */
 #define __unused __attribute__((__unused__))
-RB_GENERATE_STATIC(bus_tree, bus_range, node, bus_range__cmp)
+RB_GENERATE_STATIC(bus_tree, bus_range, node, bus_range_cmp)
 #undef __unused
 
 int bus__init(struct bus *bus, const char *name)
@@ -45,7 +45,7 @@ void bus__exit(struct bus *bus)
 }
 
 /* The range with the greatest base <= @addr, or NULL. Caller holds the lock. */
-static struct bus_range *bus__floor(const struct bus *bus, uint64_t addr)
+static struct bus_range *bus_floor(const struct bus *bus, uint64_t addr)
 {
 	struct bus_range *n = RB_ROOT(&bus->tree), *best = NULL;
 
@@ -61,9 +61,9 @@ static struct bus_range *bus__floor(const struct bus *bus, uint64_t addr)
 }
 
 /* Whether [base, end] meets a registered range. Caller holds the lock. */
-static bool bus__overlaps(const struct bus *bus, uint64_t base, uint64_t end)
+static bool bus_overlaps(const struct bus *bus, uint64_t base, uint64_t end)
 {
-	struct bus_range *r = bus__floor(bus, end);
+	struct bus_range *r = bus_floor(bus, end);
 
 	return r && r->base + (r->len - 1) >= base;
 }
@@ -83,7 +83,7 @@ int bus__register(struct bus *bus, uint64_t base, uint64_t len, const char *name
 	*r = (struct bus_range){
 		.base = base, .len = len, .name = name, .ops = ops, .opaque = opaque, .refs = 1};
 	pthread_rwlock_wrlock(&bus->lock);
-	if (bus__overlaps(bus, base, end)) {
+	if (bus_overlaps(bus, base, end)) {
 		ret = -EEXIST;
 		free(r);
 	} else {
@@ -119,7 +119,7 @@ struct bus_range *bus__get(struct bus *bus, uint64_t addr, uint64_t len)
 	if (len == 0 || __builtin_add_overflow(addr, len - 1, &end))
 		return NULL;
 	pthread_rwlock_rdlock(&bus->lock);
-	r = bus__floor(bus, addr);
+	r = bus_floor(bus, addr);
 	if (r && end - r->base <= r->len - 1)
 		__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
 	else

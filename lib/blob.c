@@ -18,7 +18,7 @@ void blob__free(struct blob *b)
 	blob__init(b);
 }
 
-static uint8_t *blob__room(struct blob *b, size_t n)
+static uint8_t *blob_room(struct blob *b, size_t n)
 {
 	size_t cap;
 	uint8_t *p;
@@ -46,9 +46,9 @@ static uint8_t *blob__room(struct blob *b, size_t n)
 	return p;
 }
 
-static void blob__le(struct blob *b, uint64_t v, unsigned bytes)
+static void blob_le(struct blob *b, uint64_t v, unsigned bytes)
 {
-	uint8_t *p = blob__room(b, bytes);
+	uint8_t *p = blob_room(b, bytes);
 	unsigned i;
 
 	for (i = 0; p && i < bytes; i++)
@@ -57,32 +57,32 @@ static void blob__le(struct blob *b, uint64_t v, unsigned bytes)
 
 void blob__u8(struct blob *b, uint8_t v)
 {
-	blob__le(b, v, 1);
+	blob_le(b, v, 1);
 }
 
 void blob__u16(struct blob *b, uint16_t v)
 {
-	blob__le(b, v, 2);
+	blob_le(b, v, 2);
 }
 
 void blob__u32(struct blob *b, uint32_t v)
 {
-	blob__le(b, v, 4);
+	blob_le(b, v, 4);
 }
 
 void blob__u64(struct blob *b, uint64_t v)
 {
-	blob__le(b, v, 8);
+	blob_le(b, v, 8);
 }
 
 void blob__bool(struct blob *b, bool v)
 {
-	blob__le(b, v ? 1 : 0, 1);
+	blob_le(b, v ? 1 : 0, 1);
 }
 
 void blob__bytes(struct blob *b, const void *src, size_t n)
 {
-	uint8_t *p = blob__room(b, n);
+	uint8_t *p = blob_room(b, n);
 
 	if (p && n)
 		memcpy(p, src, n);
@@ -146,7 +146,7 @@ int blob__fail(struct blob_reader *r, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static const uint8_t *blob__take(struct blob_reader *r, size_t n)
+static const uint8_t *blob_take(struct blob_reader *r, size_t n)
 {
 	const uint8_t *p;
 
@@ -162,9 +162,9 @@ static const uint8_t *blob__take(struct blob_reader *r, size_t n)
 	return p;
 }
 
-static uint64_t blob__get_le(struct blob_reader *r, unsigned bytes)
+static uint64_t blob_get_le(struct blob_reader *r, unsigned bytes)
 {
-	const uint8_t *p = blob__take(r, bytes);
+	const uint8_t *p = blob_take(r, bytes);
 	uint64_t v = 0;
 	unsigned i;
 
@@ -175,22 +175,22 @@ static uint64_t blob__get_le(struct blob_reader *r, unsigned bytes)
 
 uint8_t blob__get_u8(struct blob_reader *r)
 {
-	return (uint8_t)blob__get_le(r, 1);
+	return (uint8_t)blob_get_le(r, 1);
 }
 
 uint16_t blob__get_u16(struct blob_reader *r)
 {
-	return (uint16_t)blob__get_le(r, 2);
+	return (uint16_t)blob_get_le(r, 2);
 }
 
 uint32_t blob__get_u32(struct blob_reader *r)
 {
-	return (uint32_t)blob__get_le(r, 4);
+	return (uint32_t)blob_get_le(r, 4);
 }
 
 uint64_t blob__get_u64(struct blob_reader *r)
 {
-	return blob__get_le(r, 8);
+	return blob_get_le(r, 8);
 }
 
 bool blob__get_bool(struct blob_reader *r)
@@ -205,7 +205,7 @@ bool blob__get_bool(struct blob_reader *r)
 
 void blob__get_bytes(struct blob_reader *r, void *dst, size_t n)
 {
-	const uint8_t *p = blob__take(r, n);
+	const uint8_t *p = blob_take(r, n);
 
 	if (p && n)
 		memcpy(dst, p, n);

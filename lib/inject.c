@@ -100,7 +100,7 @@ static bool rule_matches(const struct inject_rule *r, const char *site, const ch
 	return !strncmp(r->site, site, n) && r->site[n] == '@' && !strcmp(r->site + n + 1, scope);
 }
 
-static int inject__match(const char *site, const char *scope)
+static int inject_match(const char *site, const char *scope)
 {
 	unsigned i;
 
@@ -119,7 +119,7 @@ static int inject__match(const char *site, const char *scope)
 
 int inject__check(const char *site)
 {
-	return nr_rules ? inject__match(site, NULL) : 0;
+	return nr_rules ? inject_match(site, NULL) : 0;
 }
 
 int inject__check_scoped(const char *site, const char *scope)
@@ -128,8 +128,8 @@ int inject__check_scoped(const char *site, const char *scope)
 
 	if (!nr_rules)
 		return 0;
-	err = inject__match(site, NULL);
-	return err || !scope ? err : inject__match(site, scope);
+	err = inject_match(site, NULL);
+	return err || !scope ? err : inject_match(site, scope);
 }
 
 int inject__fail(const char *site)

@@ -9,8 +9,8 @@
 #include "lib/usock.h"
 
 /* Fill @addr with @path; -ENAMETOOLONG (reported) when it does not fit. */
-static int usock__addr(struct sockaddr_un *addr, const char *path, const char *verb,
-		       const char *what)
+static int usock_addr(struct sockaddr_un *addr, const char *path, const char *verb,
+		      const char *what)
 {
 	size_t len = strlen(path);
 
@@ -29,7 +29,7 @@ static int usock__addr(struct sockaddr_un *addr, const char *path, const char *v
  * The socket file at @addr is one nobody accepts on: remove it. Returns 0,
  * or -1 with errno EADDRINUSE.
  */
-static int usock__remove_stale(const struct sockaddr_un *addr)
+static int usock_remove_stale(const struct sockaddr_un *addr)
 {
 	struct stat st;
 	int fd, ret, err;
@@ -54,14 +54,14 @@ int usock__listen(const char *path, const char *what, int type_flags, int backlo
 	struct sockaddr_un addr;
 	int fd, err;
 
-	err = usock__addr(&addr, path, "listen on", what);
+	err = usock_addr(&addr, path, "listen on", what);
 	if (err)
 		return err;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
 	if (fd < 0)
 		goto fail;
 	if (bind(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0 &&
-	    (errno != EADDRINUSE || usock__remove_stale(&addr) < 0 ||
+	    (errno != EADDRINUSE || usock_remove_stale(&addr) < 0 ||
 	     bind(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0))
 		goto fail;
 	if (listen(fd, backlog) < 0) {
@@ -87,7 +87,7 @@ int usock__connect(const char *path, const char *what)
 	struct sockaddr_un addr;
 	int fd, err;
 
-	err = usock__addr(&addr, path, "connect to", what ? what : "socket");
+	err = usock_addr(&addr, path, "connect to", what ? what : "socket");
 	if (err)
 		return err;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -28,7 +28,7 @@
  * again. Returns 0, -EAGAIN when it is not resident (any more), or
  * -ECANCELED when the copy could not be made (*@broke: OOM or SIGBUS).
  */
-static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t *broke, bool held)
+static int mmu_pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t *broke, bool held)
 {
 	enum cow_charge was, charge;
 	int ret = 0;
@@ -58,8 +58,8 @@ static int mmu__pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t
 	return ret;
 }
 
-/* Give back what mmu__pin(held) took on pages [first, end). */
-static void mmu__unhold(struct mmu *mmu, uint64_t first, uint64_t end)
+/* Give back what mmu_pin(held) took on pages [first, end). */
+static void mmu_unhold(struct mmu *mmu, uint64_t first, uint64_t end)
 {
 	uint64_t pi;
 
@@ -78,7 +78,7 @@ static void mmu__unhold(struct mmu *mmu, uint64_t first, uint64_t end)
  * any other (an OOM goes to --on-oom once the VM runs). Returns true when
  * the owner made room and the access should be tried again.
  */
-static bool mmu__pin_failed(struct fault_ctx *ctx, fault_t r, uint64_t start)
+static bool mmu_pin_failed(struct fault_ctx *ctx, fault_t r, uint64_t start)
 {
 	struct mmu *mmu = ctx->mmu;
 	uint64_t elapsed = mmu__now_ns() - start;
@@ -94,7 +94,7 @@ static bool mmu__pin_failed(struct fault_ctx *ctx, fault_t r, uint64_t start)
 	return true;
 }
 
-static int mmu__access_pin(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr, bool held)
+static int mmu_access_pin(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr, bool held)
 {
 	uint8_t *host = guest_ram__ptr(&mmu->ram, gpa, len);
 	uint64_t page, end, first_pi = host ? (uint64_t)(host - mmu->ram.host) / MMU_PAGE_SIZE : 0;
@@ -116,15 +116,15 @@ static int mmu__access_pin(struct mmu *mmu, uint64_t gpa, uint64_t len, void **p
 				FAULT_FLAG_ALLOW_RETRY);
 		pi = (uint64_t)(ctx.hva - mmu->ram.host) / MMU_PAGE_SIZE;
 
-		while ((ret = mmu__pin(mmu, pi, &ctx, &r, held)) != 0) {
+		while ((ret = mmu_pin(mmu, pi, &ctx, &r, held)) != 0) {
 			if (ret == -EAGAIN)
 				r = mmu__handle_fault(&ctx);
-			else if (mmu__pin_failed(&ctx, r, start))
+			else if (mmu_pin_failed(&ctx, r, start))
 				continue;
 			if (!(r & FAULT_DONE)) {
 				/* Nothing stays held: give back the pages before this one. */
 				if (held)
-					mmu__unhold(mmu, first_pi, pi);
+					mmu_unhold(mmu, first_pi, pi);
 				return fault__to_errno(r);
 			}
 			start = mmu__now_ns();
@@ -136,12 +136,12 @@ static int mmu__access_pin(struct mmu *mmu, uint64_t gpa, uint64_t len, void **p
 
 int mmu__access(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 {
-	return mmu__access_pin(mmu, gpa, len, ptr, false);
+	return mmu_access_pin(mmu, gpa, len, ptr, false);
 }
 
 int mmu__access_held(struct mmu *mmu, uint64_t gpa, uint64_t len, void **ptr)
 {
-	return mmu__access_pin(mmu, gpa, len, ptr, true);
+	return mmu_access_pin(mmu, gpa, len, ptr, true);
 }
 
 void mmu__release(struct mmu *mmu, uint64_t gpa, uint64_t len)
@@ -153,10 +153,10 @@ void mmu__release(struct mmu *mmu, uint64_t gpa, uint64_t len)
 		return;
 	first = (uint64_t)(host - mmu->ram.host) / MMU_PAGE_SIZE;
 	end = (uint64_t)(host + len - mmu->ram.host + MMU_PAGE_SIZE - 1) / MMU_PAGE_SIZE;
-	mmu__unhold(mmu, first, end);
+	mmu_unhold(mmu, first, end);
 }
 
-static void *mmu__access_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+static void *mmu_access_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
 {
 	void *p = NULL;
 
@@ -164,7 +164,7 @@ static void *mmu__access_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
 	return *err ? NULL : p;
 }
 
-static void *mmu__access_held_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+static void *mmu_access_held_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
 {
 	void *p = NULL;
 
@@ -172,15 +172,14 @@ static void *mmu__access_held_ptr(void *ctx, uint64_t gpa, uint64_t len, int *er
 	return *err ? NULL : p;
 }
 
-static void mmu__release_range(void *ctx, uint64_t gpa, uint64_t len)
+static void mmu_release_range(void *ctx, uint64_t gpa, uint64_t len)
 {
 	mmu__release(ctx, gpa, len);
 }
 
 struct guest_access mmu__guest_access(struct mmu *mmu)
 {
-	return (struct guest_access){mmu__access_ptr, mmu, mmu__access_held_ptr,
-				     mmu__release_range};
+	return (struct guest_access){mmu_access_ptr, mmu, mmu_access_held_ptr, mmu_release_range};
 }
 
 int mmu__prefault(struct mmu *mmu)

@@ -39,7 +39,7 @@ static bool budget_charge_spare(struct mmu *mmu, uint64_t n, uint64_t spare)
 }
 
 /* Whether an event waits on the userfaultfd: a vCPU's fault goes first. */
-static bool mmu__event_waiting(const struct mmu *mmu)
+static bool mmu_event_waiting(const struct mmu *mmu)
 {
 	struct pollfd p = {.fd = mmu->uffd, .events = POLLIN};
 
@@ -47,7 +47,7 @@ static bool mmu__event_waiting(const struct mmu *mmu)
 }
 
 /* Install up to @n pages from host page @first ahead of need. Returns pages installed. */
-static uint64_t mmu__ahead_chunk(const struct fault_ctx *fault, uint64_t first, uint64_t n)
+static uint64_t mmu_ahead_chunk(const struct fault_ctx *fault, uint64_t first, uint64_t n)
 {
 	struct mmu *mmu = fault->mmu;
 	struct fault_ctx ctx;
@@ -94,10 +94,10 @@ uint64_t mmu__fault_ahead(const struct fault_ctx *ctx)
 	if (ahead > mmu->cfg.fault_ahead)
 		ahead = mmu->cfg.fault_ahead;
 	__atomic_store_n(&s->ahead, ahead, __ATOMIC_RELAXED);
-	while (done < ahead && !mmu__stopping(mmu) && !mmu__event_waiting(mmu)) {
-		got = mmu__ahead_chunk(ctx, end + done,
-				       ahead - done < MMU_AHEAD_CHUNK ? ahead - done
-								      : MMU_AHEAD_CHUNK);
+	while (done < ahead && !mmu__stopping(mmu) && !mmu_event_waiting(mmu)) {
+		got = mmu_ahead_chunk(ctx, end + done,
+				      ahead - done < MMU_AHEAD_CHUNK ? ahead - done
+								     : MMU_AHEAD_CHUNK);
 		done += got;
 		if (!got)
 			break;

@@ -59,7 +59,7 @@ const char *bar__result_name(fault_t r)
 	return "nothing";
 }
 
-static void bar__count(struct bar *bar, fault_t r)
+static void bar_count(struct bar *bar, fault_t r)
 {
 	if (r & FAULT_OOM)
 		BAR_STAT_INC(bar, nopage_oom);
@@ -74,7 +74,7 @@ static void bar__count(struct bar *bar, fault_t r)
 }
 
 /* Unmap page @pg, mapped. Caller holds the lock. */
-static int bar__unmap_locked(struct bar *bar, uint64_t pg)
+static int bar_unmap_locked(struct bar *bar, uint64_t pg)
 {
 	struct bar_page *p = &bar->pages[pg];
 	int ret = bar->mapper.unmap(bar->mapper.owner, p->handle, bar->gpa + pg * BAR_PAGE_SIZE);
@@ -91,7 +91,7 @@ static int bar__unmap_locked(struct bar *bar, uint64_t pg)
  * Out of memory slots: drop this BAR's next mapping after the clock hand,
  * other than @keep's. Caller holds the lock. True when one went.
  */
-static bool bar__evict_locked(struct bar *bar, uint64_t keep)
+static bool bar_evict_locked(struct bar *bar, uint64_t keep)
 {
 	uint64_t i, pg;
 
@@ -99,7 +99,7 @@ static bool bar__evict_locked(struct bar *bar, uint64_t keep)
 		pg = (bar->evict_hand + i) % bar->nr_pages;
 		if (pg == keep || bar->pages[pg].state != BAR_PAGE_MAPPED)
 			continue;
-		if (bar__unmap_locked(bar, pg))
+		if (bar_unmap_locked(bar, pg))
 			return false;
 		bar->evict_hand = pg + 1;
 		BAR_STAT_INC(bar, evictions);
@@ -109,13 +109,13 @@ static bool bar__evict_locked(struct bar *bar, uint64_t keep)
 }
 
 /* Map @page at page @pg, evicting a mapping if slots ran out. Caller holds the lock. */
-static int bar__map_locked(struct bar *bar, uint64_t pg, uint8_t *page)
+static int bar_map_locked(struct bar *bar, uint64_t pg, uint8_t *page)
 {
 	uint64_t gpa = bar->gpa + pg * BAR_PAGE_SIZE;
 	struct bar_page *p = &bar->pages[pg];
 	int h = bar->mapper.map(bar->mapper.owner, gpa, page);
 
-	if (h == -ENOSPC && bar__evict_locked(bar, pg))
+	if (h == -ENOSPC && bar_evict_locked(bar, pg))
 		h = bar->mapper.map(bar->mapper.owner, gpa, page);
 	if (h < 0)
 		return h;
@@ -133,8 +133,7 @@ int bar__map(struct bar *bar, uint64_t pgoff, uint8_t *page)
 	if (pgoff >= bar->nr_pages)
 		return -ERANGE;
 	pthread_mutex_lock(&bar->lock);
-	ret = bar->pages[pgoff].state == BAR_PAGE_NONE ? bar__map_locked(bar, pgoff, page)
-						       : -EEXIST;
+	ret = bar->pages[pgoff].state == BAR_PAGE_NONE ? bar_map_locked(bar, pgoff, page) : -EEXIST;
 	pthread_mutex_unlock(&bar->lock);
 	return ret;
 }
@@ -151,7 +150,7 @@ int bar__zap(struct bar *bar, uint64_t first, uint64_t n)
 		struct bar_page *p = &bar->pages[pg];
 
 		if (p->state == BAR_PAGE_MAPPED) {
-			err = bar__unmap_locked(bar, pg);
+			err = bar_unmap_locked(bar, pg);
 			if (err) {
 				ret = ret ?: err;
 				continue;
@@ -167,7 +166,7 @@ int bar__zap(struct bar *bar, uint64_t first, uint64_t n)
 	return ret;
 }
 
-static void bar__copy(uint8_t *at, void *data, unsigned len, bool is_write)
+static void bar_copy(uint8_t *at, void *data, unsigned len, bool is_write)
 {
 	if (is_write)
 		memcpy(at, data, len);
@@ -176,8 +175,8 @@ static void bar__copy(uint8_t *at, void *data, unsigned len, bool is_write)
 }
 
 /* A register access: the device's handler. */
-static fault_t bar__trap(struct bar *bar, struct fault_ctx *ctx, uint64_t offset, void *data,
-			 unsigned len, bool is_write, char *why, size_t why_len)
+static fault_t bar_trap(struct bar *bar, struct fault_ctx *ctx, uint64_t offset, void *data,
+			unsigned len, bool is_write, char *why, size_t why_len)
 {
 	int ret;
 
@@ -200,9 +199,9 @@ static fault_t bar__trap(struct bar *bar, struct fault_ctx *ctx, uint64_t offset
  * @seq: map it and complete the access on it, unless the page was zapped
  * meanwhile (RETRY). Takes the lock.
  */
-static fault_t bar__install(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, uint32_t seq,
-			    uint8_t *page, uint64_t in, void *data, unsigned len, bool is_write,
-			    char *why, size_t why_len)
+static fault_t bar_install(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, uint32_t seq,
+			   uint8_t *page, uint64_t in, void *data, unsigned len, bool is_write,
+			   char *why, size_t why_len)
 {
 	struct bar_page *p = &bar->pages[pg];
 	fault_t r = FAULT_DONE;
@@ -213,12 +212,12 @@ static fault_t bar__install(struct bar *bar, struct fault_ctx *ctx, uint64_t pg,
 		BAR_STAT_INC(bar, raced);
 		r = FAULT_RETRY;
 	} else if (p->state == BAR_PAGE_MAPPED) {
-		bar__copy(p->host + in, data, len, is_write); /* a sibling mapped it */
-	} else if ((ret = bar__map_locked(bar, pg, page)) == 0) {
-		bar__copy(page + in, data, len, is_write);
+		bar_copy(p->host + in, data, len, is_write); /* a sibling mapped it */
+	} else if ((ret = bar_map_locked(bar, pg, page)) == 0) {
+		bar_copy(page + in, data, len, is_write);
 	} else if (ret == -ENOSPC) {
 		BAR_STAT_INC(bar, unmapped_accesses);
-		bar__copy(page + in, data, len, is_write);
+		bar_copy(page + in, data, len, is_write);
 	} else {
 		ctx->err = -ret;
 		snprintf(why, why_len, "cannot map page 0x%llx of device %s into the guest: %s",
@@ -230,8 +229,8 @@ static fault_t bar__install(struct bar *bar, struct fault_ctx *ctx, uint64_t pg,
 }
 
 /* nopage failed for good: say what, in the BAR's words. */
-static fault_t bar__failed(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, fault_t r,
-			   uint64_t elapsed_ns, char *why, size_t why_len)
+static fault_t bar_failed(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, fault_t r,
+			  uint64_t elapsed_ns, char *why, size_t why_len)
 {
 	unsigned long long off = (unsigned long long)(pg * BAR_PAGE_SIZE);
 
@@ -251,9 +250,9 @@ static fault_t bar__failed(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, 
 }
 
 /* nopage said NONRAM: the page traps from now on, unless it was zapped meanwhile. */
-static fault_t bar__trap_first(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, uint32_t seq,
-			       uint64_t offset, void *data, unsigned len, bool is_write, char *why,
-			       size_t why_len)
+static fault_t bar_trap_first(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, uint32_t seq,
+			      uint64_t offset, void *data, unsigned len, bool is_write, char *why,
+			      size_t why_len)
 {
 	struct bar_page *p = &bar->pages[pg];
 
@@ -261,12 +260,12 @@ static fault_t bar__trap_first(struct bar *bar, struct fault_ctx *ctx, uint64_t 
 	if (p->seq == seq && p->state == BAR_PAGE_NONE)
 		p->state = BAR_PAGE_TRAP;
 	pthread_mutex_unlock(&bar->lock);
-	return bar__trap(bar, ctx, offset, data, len, is_write, why, why_len);
+	return bar_trap(bar, ctx, offset, data, len, is_write, why, why_len);
 }
 
 /* PAGE without a usable page, or no answer at all: a device bug, reported as SIGBUS. */
-static fault_t bar__bad_answer(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, char *why,
-			       size_t why_len)
+static fault_t bar_bad_answer(struct bar *bar, struct fault_ctx *ctx, uint64_t pg, char *why,
+			      size_t why_len)
 {
 	ctx->err = EFAULT;
 	snprintf(why, why_len,
@@ -276,8 +275,8 @@ static fault_t bar__bad_answer(struct bar *bar, struct fault_ctx *ctx, uint64_t 
 }
 
 /* One access within page @pg: the loop of the DOC comment. */
-static fault_t bar__access_page(struct bar *bar, struct fault_ctx *ctx, uint64_t offset, void *data,
-				unsigned len, bool is_write, char *why, size_t why_len)
+static fault_t bar_access_page(struct bar *bar, struct fault_ctx *ctx, uint64_t offset, void *data,
+			       unsigned len, bool is_write, char *why, size_t why_len)
 {
 	uint64_t pg = offset / BAR_PAGE_SIZE, in = offset % BAR_PAGE_SIZE;
 	uint64_t start = mmu__now_ns(), elapsed;
@@ -291,7 +290,7 @@ static fault_t bar__access_page(struct bar *bar, struct fault_ctx *ctx, uint64_t
 	for (;;) {
 		pthread_mutex_lock(&bar->lock);
 		if (p->state == BAR_PAGE_MAPPED) {
-			bar__copy(p->host + in, data, len, is_write);
+			bar_copy(p->host + in, data, len, is_write);
 			pthread_mutex_unlock(&bar->lock);
 			return FAULT_DONE;
 		}
@@ -299,7 +298,7 @@ static fault_t bar__access_page(struct bar *bar, struct fault_ctx *ctx, uint64_t
 		seq = p->seq;
 		pthread_mutex_unlock(&bar->lock);
 		if (trap)
-			return bar__trap(bar, ctx, offset, data, len, is_write, why, why_len);
+			return bar_trap(bar, ctx, offset, data, len, is_write, why, why_len);
 		page = NULL;
 		ctx->gpa = bar->gpa + pg * BAR_PAGE_SIZE;
 		ctx->err = 0;
@@ -307,27 +306,27 @@ static fault_t bar__access_page(struct bar *bar, struct fault_ctx *ctx, uint64_t
 		if (inj)
 			ctx->err = inj;
 		r = inj ? fault__from_errno(-inj) : bar->ops->nopage(bar, pg, ctx, &page);
-		bar__count(bar, r);
+		bar_count(bar, r);
 		if (r & FAULT_ERROR)
-			return bar__failed(bar, ctx, pg, r, 0, why, why_len);
+			return bar_failed(bar, ctx, pg, r, 0, why, why_len);
 		if (r & FAULT_MMIO)
-			return bar__trap_first(bar, ctx, pg, seq, offset, data, len, is_write, why,
-					       why_len);
+			return bar_trap_first(bar, ctx, pg, seq, offset, data, len, is_write, why,
+					      why_len);
 		if (r & FAULT_DONE) {
 			if (!page || ((uintptr_t)page & (BAR_PAGE_SIZE - 1)))
-				return bar__bad_answer(bar, ctx, pg, why, why_len);
-			r = bar__install(bar, ctx, pg, seq, page, in, data, len, is_write, why,
-					 why_len);
+				return bar_bad_answer(bar, ctx, pg, why, why_len);
+			r = bar_install(bar, ctx, pg, seq, page, in, data, len, is_write, why,
+					why_len);
 			if (r != FAULT_RETRY)
 				return r;
 		} else if (!(r & FAULT_RETRY)) {
-			return bar__bad_answer(bar, ctx, pg, why, why_len);
+			return bar_bad_answer(bar, ctx, pg, why, why_len);
 		}
 		elapsed = mmu__now_ns() - start;
 		if (ctx->attempt + 1 >= bar->max_retries ||
 		    elapsed >= (uint64_t)bar->retry_ms * 1000000ULL ||
 		    (bar->mapper.stopping && bar->mapper.stopping(bar->mapper.owner)))
-			return bar__failed(bar, ctx, pg, FAULT_RETRY, elapsed, why, why_len);
+			return bar_failed(bar, ctx, pg, FAULT_RETRY, elapsed, why, why_len);
 		ctx->attempt++;
 		ctx->flags |= FAULT_FLAG_TRIED;
 		usleep(ctx->attempt < 10 ? 1U << ctx->attempt : 1000);
@@ -351,13 +350,13 @@ fault_t bar__access(struct bar *bar, struct fault_ctx *ctx, uint64_t offset, voi
 	}
 	first = (unsigned)(BAR_PAGE_SIZE - offset % BAR_PAGE_SIZE);
 	if (first >= len)
-		return bar__access_page(bar, ctx, offset, data, len, is_write, why, why_len);
+		return bar_access_page(bar, ctx, offset, data, len, is_write, why, why_len);
 	/* Straddling two pages: each half on its own page. */
-	r = bar__access_page(bar, ctx, offset, bytes, first, is_write, why, why_len);
+	r = bar_access_page(bar, ctx, offset, bytes, first, is_write, why, why_len);
 	if (r != FAULT_DONE)
 		return r;
 	ctx->attempt = 0;
 	ctx->flags &= ~FAULT_FLAG_TRIED;
-	return bar__access_page(bar, ctx, offset + first, bytes + first, len - first, is_write, why,
-				why_len);
+	return bar_access_page(bar, ctx, offset + first, bytes + first, len - first, is_write, why,
+			       why_len);
 }

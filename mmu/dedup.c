@@ -113,7 +113,7 @@ uint64_t dedup__count_maps(const struct dedup *d)
 	return n;
 }
 
-static uint64_t dedup__max_map_count(void)
+static uint64_t dedup_max_map_count(void)
 {
 	char buf[32] = "";
 	int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
@@ -125,9 +125,9 @@ static uint64_t dedup__max_map_count(void)
 	return v ? v : 65530; /* the kernel's default */
 }
 
-static void dedup__set_map_limit(struct dedup *d)
+static void dedup_set_map_limit(struct dedup *d)
 {
-	uint64_t max = dedup__max_map_count(), reserve = max / 8;
+	uint64_t max = dedup_max_map_count(), reserve = max / 8;
 
 	if (reserve < DEDUP_MAP_RESERVE_MIN)
 		reserve = DEDUP_MAP_RESERVE_MIN;
@@ -272,7 +272,7 @@ bool dedup__candidate(const struct dedup *d, uint64_t pi)
 }
 
 /* Write-protect page @pi of the guest view (@on), or lift it (which wakes writers). */
-static int dedup__protect(struct dedup *d, uint64_t pi, bool on)
+static int dedup_protect(struct dedup *d, uint64_t pi, bool on)
 {
 	struct uffdio_writeprotect wp = {
 		.range = {.start = (uint64_t)(uintptr_t)guest_page(d, pi), .len = PAGE},
@@ -293,12 +293,12 @@ bool dedup__was_protected(const struct dedup *d, uint64_t pi)
 
 void dedup__unprotect(struct dedup *d, uint64_t pi, bool was_protected)
 {
-	if (!was_protected && dedup__protect(d, pi, false)) {
+	if (!was_protected && dedup_protect(d, pi, false)) {
 		/* the page stays protected: its next write is a fault that lifts it */
 	}
 }
 
-static void dedup__wake_uffd(int uffd, uint8_t *page)
+static void dedup_wake_uffd(int uffd, uint8_t *page)
 {
 	struct uffdio_range r = {.start = (uint64_t)(uintptr_t)page, .len = PAGE};
 
@@ -309,8 +309,8 @@ static void dedup__wake_uffd(int uffd, uint8_t *page)
 
 void dedup__wake(struct dedup *d, uint64_t pi)
 {
-	dedup__wake_uffd(d->uffd, guest_page(d, pi));
-	dedup__wake_uffd(d->mmu->uffd, guest_page(d, pi));
+	dedup_wake_uffd(d->uffd, guest_page(d, pi));
+	dedup_wake_uffd(d->mmu->uffd, guest_page(d, pi));
 }
 
 /*
@@ -329,13 +329,13 @@ void dedup__unbusy(struct dedup *d, uint64_t pi)
 
 /* ---- set-up ---------------------------------------------------------------------------- */
 
-static int dedup__fail(const char *what, int err)
+static int dedup_fail(const char *what, int err)
 {
 	pr_err("cannot set up dedup: %s failed: %s", what, strerror(err));
 	return -err;
 }
 
-static int dedup__init_uffd(struct dedup *d)
+static int dedup_init_uffd(struct dedup *d)
 {
 	struct uffdio_api api = {
 		.api = UFFD_API,
@@ -346,14 +346,14 @@ static int dedup__init_uffd(struct dedup *d)
 
 	d->uffd = err ? -1 : (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (d->uffd < 0)
-		return dedup__fail("userfaultfd", err ? err : errno);
+		return dedup_fail("userfaultfd", err ? err : errno);
 	if (ioctl(d->uffd, UFFDIO_API, &api) < 0)
-		return dedup__fail("UFFDIO_API (write-protect of shared memory needs Linux 5.19)",
-				   errno);
+		return dedup_fail("UFFDIO_API (write-protect of shared memory needs Linux 5.19)",
+				  errno);
 	return 0;
 }
 
-static int dedup__init_state(struct dedup *d)
+static int dedup_init_state(struct dedup *d)
 {
 	uint64_t words = bitmap_words(d->mmu->nr_pages), i;
 
@@ -364,7 +364,7 @@ static int dedup__init_state(struct dedup *d)
 	d->nomerge = calloc(words, sizeof(unsigned long));
 	d->waiting = calloc(words, sizeof(unsigned long));
 	if (!d->rmap || !d->slots || !d->merged || !d->busy || !d->nomerge || !d->waiting)
-		return dedup__fail("allocation of the page state", ENOMEM);
+		return dedup_fail("allocation of the page state", ENOMEM);
 	for (i = 0; i < d->mmu->nr_pages; i++)
 		d->rmap[i].pi = i;
 	return 0;
@@ -406,29 +406,29 @@ int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 	else
 		dedup__default_knobs(&d->knobs);
 	if (!mmu->uffd_wp)
-		return dedup__fail("write-protect of guest RAM", EOPNOTSUPP);
-	ret = dedup__init_state(d);
-	ret = ret ?: dedup__init_uffd(d);
+		return dedup_fail("write-protect of guest RAM", EOPNOTSUPP);
+	ret = dedup_init_state(d);
+	ret = ret ?: dedup_init_uffd(d);
 	if (ret)
 		return ret;
 	d->stable_fd = memfd_create("faultline-dedup", MFD_CLOEXEC);
 	if (d->stable_fd < 0)
-		return dedup__fail("memfd_create", errno);
+		return dedup_fail("memfd_create", errno);
 	if (ftruncate(d->stable_fd, (off_t)mmu->ram.size) < 0)
-		return dedup__fail("ftruncate of the shared-page memfd", errno);
+		return dedup_fail("ftruncate of the shared-page memfd", errno);
 	d->stable = mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
 			 d->stable_fd, 0);
 	if (d->stable == MAP_FAILED) {
 		d->stable = NULL;
-		return dedup__fail("mmap of the shared-page memfd", errno);
+		return dedup_fail("mmap of the shared-page memfd", errno);
 	}
 	d->stop_fd = inject__fail("eventfd.dedup") ?: eventfd(0, EFD_CLOEXEC);
 	if (d->stop_fd < 0)
-		return dedup__fail("eventfd", errno);
+		return dedup_fail("eventfd", errno);
 	d->zero_checksum = XXH3_64bits(dedup_zero_page, PAGE);
 	d->maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	d->maps = dedup__count_maps(d);
-	dedup__set_map_limit(d);
+	dedup_set_map_limit(d);
 	mmu->sharer = &dedup_sharer_ops;
 	mmu->dedup = d;
 	return 0;

@@ -167,7 +167,7 @@ struct dedup {
 	bool stopping;
 	bool scanner_started, reader_started;
 	pthread_t scanner, reader;
-	cpu_set_t cpus; /* the scanner's affinity when it started: see dedup__share_cpu() */
+	cpu_set_t cpus; /* the scanner's affinity when it started: see dedup_share_cpu() */
 	int stop_fd;
 };
 

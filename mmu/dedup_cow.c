@@ -34,7 +34,7 @@
  * already there, or a hole), registered as the rest of the guest view.
  * Lock held. 0 or -errno.
  */
-static int dedup__map_own(struct dedup *d, uint64_t pi)
+static int dedup_map_own(struct dedup *d, uint64_t pi)
 {
 	struct mmu *mmu = d->mmu;
 	struct uffdio_register reg = {
@@ -60,7 +60,7 @@ static int dedup__map_own(struct dedup *d, uint64_t pi)
 }
 
 /* Merged page @pi no longer uses its shared page. Lock held. */
-static void dedup__unshare(struct dedup *d, uint64_t pi, bool keep_charge)
+static void dedup_unshare(struct dedup *d, uint64_t pi, bool keep_charge)
 {
 	struct dedup_node *node = d->rmap[pi].node;
 
@@ -74,7 +74,7 @@ static void dedup__unshare(struct dedup *d, uint64_t pi, bool keep_charge)
 }
 
 /* A break failed: dedup stops merging for this VM. Lock held. */
-static fault_t dedup__break_failed(struct dedup *d, struct fault_ctx *ctx, int err)
+static fault_t dedup_break_failed(struct dedup *d, struct fault_ctx *ctx, int err)
 {
 	uint64_t was = 1;
 
@@ -104,21 +104,21 @@ fault_t dedup__break_cow(struct dedup *d, struct fault_ctx *ctx, uint64_t pi,
 	if (!last && *charge == COW_CHARGED)
 		*charge = COW_UNCHARGED;
 	else if (!last && (*charge == COW_NO_ROOM || mmu__charge_locked(mmu, 1)))
-		return dedup__break_failed(d, ctx, ENOMEM);
+		return dedup_break_failed(d, ctx, ENOMEM);
 	err = inject__check("dedup.cow");
 	if (!err &&
 	    pwrite(mmu->memfd, stable_page(d, node), PAGE, (off_t)(pi * PAGE)) != (ssize_t)PAGE)
 		err = errno ? errno : EIO;
-	err = err ?: -dedup__map_own(d, pi);
+	err = err ?: -dedup_map_own(d, pi);
 	if (err) {
 		if (punch_pages(mmu->memfd, pi, 1) < 0) {
 			/* a copy that stays allocated, unused, until the VM ends */
 		}
 		if (!last)
 			mmu__uncharge(mmu, 1);
-		return dedup__break_failed(d, ctx, err);
+		return dedup_break_failed(d, ctx, err);
 	}
-	dedup__unshare(d, pi, last);
+	dedup_unshare(d, pi, last);
 	D_STAT_INC(d, cow_breaks);
 	dedup__wake(d, pi);
 	return FAULT_DONE;
@@ -128,16 +128,16 @@ int dedup__discard(struct dedup *d, uint64_t pi)
 {
 	int ret = punch_pages(d->mmu->memfd, pi, 1);
 
-	ret = ret ?: dedup__map_own(d, pi);
+	ret = ret ?: dedup_map_own(d, pi);
 	if (ret)
 		return ret;
 	bit_test_clear(d->mmu->resident, pi);
-	dedup__unshare(d, pi, false);
+	dedup_unshare(d, pi, false);
 	return 0;
 }
 
 /* The next merged page at or after the unmerge cursor; false when none. */
-static bool dedup__next_merged(struct dedup *d, uint64_t *pi)
+static bool dedup_next_merged(struct dedup *d, uint64_t *pi)
 {
 	uint64_t n, i = d->unmerge_cursor;
 
@@ -156,7 +156,7 @@ int64_t dedup__unmerge(struct dedup *d, uint64_t nr)
 	uint64_t pi;
 
 	while ((uint64_t)done < nr && !__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE) &&
-	       knob(d, &d->knobs.run) == 2 && dedup__next_merged(d, &pi)) {
+	       knob(d, &d->knobs.run) == 2 && dedup_next_merged(d, &pi)) {
 		enum cow_charge was, charge;
 		fault_t r = FAULT_DONE;
 		struct fault_ctx ctx;
@@ -215,7 +215,7 @@ void dedup__sleep(struct dedup *d, uint64_t ms, bool forever)
  * and between batches (!@on) both may run wherever they could before. Only
  * with merging on (zero mode moves no mapping). A failure costs speed only.
  */
-static void dedup__share_cpu(struct dedup *d, bool on)
+static void dedup_share_cpu(struct dedup *d, bool on)
 {
 	const cpu_set_t *set = &d->cpus;
 	cpu_set_t one;
@@ -234,7 +234,7 @@ static void dedup__share_cpu(struct dedup *d, bool on)
 	}
 }
 
-static void *dedup__scanner(void *arg)
+static void *dedup_scanner(void *arg)
 {
 	struct dedup *d = arg;
 
@@ -245,9 +245,9 @@ static void *dedup__scanner(void *arg)
 		bool idle = run == 0;
 
 		if (run == 1) {
-			dedup__share_cpu(d, true);
+			dedup_share_cpu(d, true);
 			dedup__scan(d, batch);
-			dedup__share_cpu(d, false);
+			dedup_share_cpu(d, false);
 		} else if (run == 2)
 			idle = dedup__unmerge(d, batch) <= 0;
 		dedup__sleep(d, knob(d, &d->knobs.sleep_ms), idle);
@@ -256,7 +256,7 @@ static void *dedup__scanner(void *arg)
 }
 
 /* Write faults on merged pages, and the mremap events of merges. */
-static void *dedup__reader(void *arg)
+static void *dedup_reader(void *arg)
 {
 	struct dedup *d = arg;
 	struct mmu *mmu = d->mmu;
@@ -298,7 +298,7 @@ int dedup__start_reader(struct dedup *d)
 {
 	int err = inject__check("pthread_create.dedup");
 
-	err = err ?: pthread_create(&d->reader, NULL, dedup__reader, d);
+	err = err ?: pthread_create(&d->reader, NULL, dedup_reader, d);
 	d->reader_started = !err;
 	if (err)
 		pr_err("cannot start the dedup fault reader: %s", strerror(err));
@@ -312,7 +312,7 @@ int dedup__start(struct dedup *d)
 	if (err)
 		return err;
 	err = inject__check("pthread_create.dedup");
-	err = err ?: pthread_create(&d->scanner, NULL, dedup__scanner, d);
+	err = err ?: pthread_create(&d->scanner, NULL, dedup_scanner, d);
 	d->scanner_started = !err;
 	if (err)
 		pr_err("cannot start the dedup scanner: %s", strerror(err));

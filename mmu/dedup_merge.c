@@ -33,7 +33,7 @@
  * ever sees it writable. Lock not held (mremap waits for the dedup reader
  * to read its event).
  */
-static int dedup__map_shared(struct dedup *d, uint64_t pi, uint64_t n, uint64_t slot)
+static int dedup_map_shared(struct dedup *d, uint64_t pi, uint64_t n, uint64_t slot)
 {
 	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_WP};
 	struct uffdio_writeprotect wp = {.mode = UFFDIO_WRITEPROTECT_MODE_WP};
@@ -67,7 +67,7 @@ fail:
  * Busy pages [@pi, @pi + @n) map @nodes now: their own memory goes with one
  * punch, and they are merged. Lock held.
  */
-static void dedup__merged(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes)
+static void dedup_merged(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes)
 {
 	struct mmu *mmu = d->mmu;
 	uint64_t i;
@@ -103,8 +103,8 @@ static void dedup__merged(struct dedup *d, uint64_t pi, uint64_t n, struct dedup
  * dropped around the mapping changes. @ret: each page's result, 0 or
  * -errno (its reference dropped, the page as it was).
  */
-static void dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes,
-			      int *ret)
+static void dedup_merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes,
+			     int *ret)
 {
 	struct mmu *mmu = d->mmu;
 	uint64_t a, b, i;
@@ -114,7 +114,7 @@ static void dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct d
 	for (a = 0; a < n; a = b) {
 		for (b = a + 1; b < n && nodes[b]->slot == nodes[a]->slot + (b - a); b++)
 			;
-		err = dedup__map_shared(d, pi + a, b - a, nodes[a]->slot);
+		err = dedup_map_shared(d, pi + a, b - a, nodes[a]->slot);
 		if (err)
 			D_STAT_INC(d, merge_errors);
 		for (i = a; i < b; i++)
@@ -125,7 +125,7 @@ static void dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct d
 		for (b = a + 1; b < n && !ret[b] == !ret[a]; b++)
 			;
 		if (!ret[a]) {
-			dedup__merged(d, pi + a, b - a, nodes + a);
+			dedup_merged(d, pi + a, b - a, nodes + a);
 			continue;
 		}
 		for (i = a; i < b; i++)
@@ -135,7 +135,7 @@ static void dedup__merge_into(struct dedup *d, uint64_t pi, uint64_t n, struct d
 }
 
 /* End the merge of @pi: failed ones get their protection back as it was. Lock held. */
-static void dedup__merge_end(struct dedup *d, uint64_t pi, bool was_protected, int ret)
+static void dedup_merge_end(struct dedup *d, uint64_t pi, bool was_protected, int ret)
 {
 	if (ret)
 		dedup__unprotect(d, pi, was_protected);
@@ -143,7 +143,7 @@ static void dedup__merge_end(struct dedup *d, uint64_t pi, bool was_protected, i
 }
 
 /* Write-protect pages [@first, @first + @n) of the guest view in one call. */
-static int dedup__protect_range(struct dedup *d, uint64_t first, uint64_t n, const char *site)
+static int dedup_protect_range(struct dedup *d, uint64_t first, uint64_t n, const char *site)
 {
 	struct uffdio_writeprotect wp = {
 		.range = {.start = (uint64_t)(uintptr_t)guest_page(d, first), .len = n * PAGE},
@@ -164,8 +164,8 @@ static int dedup__protect_range(struct dedup *d, uint64_t first, uint64_t n, con
  * left as it was. @was: each page's protection before. Lock held on entry
  * and exit.
  */
-static void dedup__merge_stretch(struct dedup *d, uint64_t pi, uint64_t n,
-				 struct dedup_node **nodes, const bool *was)
+static void dedup_merge_stretch(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_node **nodes,
+				const bool *was)
 {
 	bool same[DEDUP_MERGE_RUN_MAX];
 	int ret[DEDUP_MERGE_RUN_MAX];
@@ -176,7 +176,7 @@ static void dedup__merge_stretch(struct dedup *d, uint64_t pi, uint64_t n,
 			dedup__node_put(d, nodes[i], false);
 		return;
 	}
-	if (dedup__protect_range(d, pi, n, "dedup.protect")) {
+	if (dedup_protect_range(d, pi, n, "dedup.protect")) {
 		D_STAT_ADD(d, merge_errors, n);
 		for (i = 0; i < n; i++) {
 			dedup__unprotect(d, pi + i, was[i]);
@@ -198,9 +198,9 @@ static void dedup__merge_stretch(struct dedup *d, uint64_t pi, uint64_t n,
 			;
 		if (!same[a])
 			continue;
-		dedup__merge_into(d, pi + a, b - a, nodes + a, ret + a);
+		dedup_merge_into(d, pi + a, b - a, nodes + a, ret + a);
 		for (i = a; i < b; i++)
-			dedup__merge_end(d, pi + i, was[i], ret[i]);
+			dedup_merge_end(d, pi + i, was[i], ret[i]);
 	}
 }
 
@@ -208,7 +208,7 @@ static void dedup__merge_stretch(struct dedup *d, uint64_t pi, uint64_t n,
  * Merge the pending run: of its pages, the ones still candidates, a
  * stretch at a time. The others drop their references. Lock held.
  */
-static void dedup__merge_run(struct dedup *d)
+static void dedup_merge_run(struct dedup *d)
 {
 	uint64_t first = d->run_first, n = d->run_n, a = 0, b;
 	bool was[DEDUP_MERGE_RUN_MAX];
@@ -221,7 +221,7 @@ static void dedup__merge_run(struct dedup *d)
 		}
 		for (b = a; b < n && dedup__candidate(d, first + b); b++)
 			was[b] = dedup__was_protected(d, first + b);
-		dedup__merge_stretch(d, first + a, b - a, d->run_nodes + a, was + a);
+		dedup_merge_stretch(d, first + a, b - a, d->run_nodes + a, was + a);
 		a = b;
 	}
 }
@@ -231,11 +231,11 @@ static void dedup__merge_run(struct dedup *d)
  * run, which is merged first unless @pi continues it. The reference is
  * taken first, since merging drops the lock. Lock held.
  */
-static void dedup__add_merge(struct dedup *d, uint64_t pi, struct dedup_node *node)
+static void dedup_add_merge(struct dedup *d, uint64_t pi, struct dedup_node *node)
 {
 	node->refs++;
 	if (d->run_n && (pi != d->run_first + d->run_n || d->run_n == DEDUP_MERGE_RUN_MAX))
-		dedup__merge_run(d);
+		dedup_merge_run(d);
 	if (!d->run_n)
 		d->run_first = pi;
 	d->run_nodes[d->run_n++] = node;
@@ -248,8 +248,8 @@ static void dedup__add_merge(struct dedup *d, uint64_t pi, struct dedup_node *no
  * its own charge over (so merging works with a full budget). Lock held.
  * How many were made (in @nodes); 0 when none could be.
  */
-static uint64_t dedup__nodes_new(struct dedup *d, const uint8_t *src, uint64_t n,
-				 const uint64_t *sums, struct dedup_node **nodes)
+static uint64_t dedup_nodes_new(struct dedup *d, const uint8_t *src, uint64_t n,
+				const uint64_t *sums, struct dedup_node **nodes)
 {
 	uint64_t slot = 0, i, made = 0;
 	int err = inject__check("dedup.node");
@@ -285,28 +285,28 @@ fail:
  * time, each stretch merged with one mapping on either side; the merges
  * end (@was_a, @was_b: each page's protection before). Lock held.
  */
-static void dedup__merge_equal_pairs(struct dedup *d, uint64_t a, uint64_t b, uint64_t n,
-				     const uint64_t *sums, const bool *was_a, const bool *was_b)
+static void dedup_merge_equal_pairs(struct dedup *d, uint64_t a, uint64_t b, uint64_t n,
+				    const uint64_t *sums, const bool *was_a, const bool *was_b)
 {
 	struct dedup_node *nodes[DEDUP_MERGE_RUN_MAX];
 	int ra[DEDUP_MERGE_RUN_MAX], rb[DEDUP_MERGE_RUN_MAX];
 	uint64_t i, j, k;
 
 	for (i = 0; i < n; i += k) {
-		k = dedup__nodes_new(d, alias_page(d, a + i), n - i, sums + i, nodes);
+		k = dedup_nodes_new(d, alias_page(d, a + i), n - i, sums + i, nodes);
 		if (k) {
 			for (j = 0; j < k; j++)
 				nodes[j]->refs = 2;
-			dedup__merge_into(d, a + i, k, nodes, ra + i);
-			dedup__merge_into(d, b + i, k, nodes, rb + i);
+			dedup_merge_into(d, a + i, k, nodes, ra + i);
+			dedup_merge_into(d, b + i, k, nodes, rb + i);
 		} else {
 			k = n - i; /* no shared page: the rest stays as it was */
 			for (j = i; j < n; j++)
 				ra[j] = rb[j] = -ENOMEM;
 		}
 		for (j = i; j < i + k; j++) {
-			dedup__merge_end(d, a + j, was_a[j], ra[j]);
-			dedup__merge_end(d, b + j, was_b[j], rb[j]);
+			dedup_merge_end(d, a + j, was_a[j], ra[j]);
+			dedup_merge_end(d, b + j, was_b[j], rb[j]);
 		}
 	}
 }
@@ -319,8 +319,8 @@ static void dedup__merge_equal_pairs(struct dedup *d, uint64_t a, uint64_t b, ui
  * stretch of them is merged with one mapping on either side. @sums: the
  * pairs' checksums. Lock held on entry and exit.
  */
-static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, uint64_t n,
-				      const uint64_t *sums)
+static void dedup_merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, uint64_t n,
+				     const uint64_t *sums)
 {
 	bool was_a[DEDUP_MERGE_RUN_MAX], was_b[DEDUP_MERGE_RUN_MAX], same[DEDUP_MERGE_RUN_MAX];
 	uint64_t i, s, e;
@@ -331,8 +331,8 @@ static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, u
 	}
 	if (!dedup__maps_allow(d, 2 * n))
 		return;
-	if (dedup__protect_range(d, a, n, "dedup.protect") ||
-	    dedup__protect_range(d, b, n, "dedup.protect")) {
+	if (dedup_protect_range(d, a, n, "dedup.protect") ||
+	    dedup_protect_range(d, b, n, "dedup.protect")) {
 		D_STAT_ADD(d, merge_errors, n);
 		for (i = 0; i < n; i++) {
 			dedup__unprotect(d, a + i, was_a[i]);
@@ -354,8 +354,8 @@ static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, u
 		for (e = s; e < n && same[e] == same[s]; e++)
 			;
 		if (same[s])
-			dedup__merge_equal_pairs(d, a + s, b + s, e - s, sums + s, was_a + s,
-						 was_b + s);
+			dedup_merge_equal_pairs(d, a + s, b + s, e - s, sums + s, was_a + s,
+						was_b + s);
 	}
 }
 
@@ -363,7 +363,7 @@ static void dedup__merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, u
  * Merge the pending pairs: a stretch at a time of those whose pages are
  * both still candidates. Lock held.
  */
-static void dedup__merge_pairs(struct dedup *d)
+static void dedup_merge_pairs(struct dedup *d)
 {
 	uint64_t n = d->pair_n, s = 0, e;
 
@@ -374,8 +374,8 @@ static void dedup__merge_pairs(struct dedup *d)
 		     e++)
 			;
 		if (e > s)
-			dedup__merge_pair_stretch(d, d->pair_a + s, d->pair_b + s, e - s,
-						  d->pair_sums + s);
+			dedup_merge_pair_stretch(d, d->pair_a + s, d->pair_b + s, e - s,
+						 d->pair_sums + s);
 		s = e == s ? s + 1 : e;
 	}
 }
@@ -385,7 +385,7 @@ static void dedup__merge_pairs(struct dedup *d)
  * hold the same bytes: the pair joins the pending pairs (@a leaves the
  * index). Lock held.
  */
-static void dedup__add_pair(struct dedup *d, uint64_t a, uint64_t b, uint64_t sum)
+static void dedup_add_pair(struct dedup *d, uint64_t a, uint64_t b, uint64_t sum)
 {
 	RB_REMOVE(dedup_unstable, &d->unstable_tree, &d->rmap[a]);
 	d->rmap[a].seq = 0;
@@ -403,7 +403,7 @@ static void dedup__add_pair(struct dedup *d, uint64_t a, uint64_t b, uint64_t su
  * this pass's unstable index, holds the same bytes, which no shared page
  * holds. Lock held.
  */
-static bool dedup__continues_pairs(struct dedup *d, uint64_t pi, uint64_t sum)
+static bool dedup_continues_pairs(struct dedup *d, uint64_t pi, uint64_t sum)
 {
 	uint64_t a = d->pair_a + d->pair_n;
 
@@ -417,7 +417,7 @@ static bool dedup__continues_pairs(struct dedup *d, uint64_t pi, uint64_t sum)
  * An equal page from this pass's unstable index, not @pi itself; stale
  * entries met on the way are dropped. Lock held.
  */
-static struct dedup_rmap *dedup__unstable_find(struct dedup *d, uint64_t checksum, uint64_t pi)
+static struct dedup_rmap *dedup_unstable_find(struct dedup *d, uint64_t checksum, uint64_t pi)
 {
 	struct dedup_rmap key = {.checksum = checksum, .pi = 0}, *r, *next;
 
@@ -444,7 +444,7 @@ static struct dedup_rmap *dedup__unstable_find(struct dedup *d, uint64_t checksu
  * The checksum gate: true when page @pi kept its checksum since the last
  * pass. Updates the checksum and the volatile count. Lock held.
  */
-static bool dedup__checksum_gate(struct dedup *d, struct dedup_rmap *r, uint64_t sum)
+static bool dedup_checksum_gate(struct dedup *d, struct dedup_rmap *r, uint64_t sum)
 {
 	bool same = r->checksummed && r->checksum == sum;
 
@@ -469,10 +469,10 @@ static bool dedup__checksum_gate(struct dedup *d, struct dedup_rmap *r, uint64_t
  * Punch protected zero pages [@first, @first + @n) out of guest RAM and
  * uncharge them. They leave the resident bitmap before the punch, so that a
  * fault after it installs them again (and one before it that finds them
- * mapped wakes its waiter: mmu__fault_once()). A file-backed VM marks them
+ * mapped wakes its waiter: mmu_fault_once()). A file-backed VM marks them
  * so that the file is not read for them. Lock held.
  */
-static void dedup__punch_zeros(struct dedup *d, uint64_t first, uint64_t n, const bool *was)
+static void dedup_punch_zeros(struct dedup *d, uint64_t first, uint64_t n, const bool *was)
 {
 	struct mmu *mmu = d->mmu;
 	uint64_t i;
@@ -506,7 +506,7 @@ static void dedup__punch_zeros(struct dedup *d, uint64_t first, uint64_t n, cons
  * stretch. A page written since is left as it was. Their next access is a
  * missing-page fault that installs zeros. Lock held.
  */
-static void dedup__release_zeros(struct dedup *d)
+static void dedup_release_zeros(struct dedup *d)
 {
 	uint64_t end = d->zero_first + d->zero_n, a = d->zero_first, b, i, keep;
 	bool was[DEDUP_ZERO_RUN_MAX];
@@ -519,7 +519,7 @@ static void dedup__release_zeros(struct dedup *d)
 		}
 		for (b = a; b < end && dedup__candidate(d, b); b++)
 			was[b - a] = dedup__was_protected(d, b);
-		if (dedup__protect_range(d, a, b - a, "dedup.zero_protect")) {
+		if (dedup_protect_range(d, a, b - a, "dedup.zero_protect")) {
 			D_STAT_ADD(d, merge_errors, b - a);
 			for (i = a; i < b; i++)
 				dedup__unprotect(d, i, was[i - a]);
@@ -530,26 +530,26 @@ static void dedup__release_zeros(struct dedup *d)
 		for (i = keep = a; i < b; i++) {
 			if (!memcmp(alias_page(d, i), dedup_zero_page, PAGE))
 				continue;
-			dedup__punch_zeros(d, keep, i - keep, was + (keep - a));
+			dedup_punch_zeros(d, keep, i - keep, was + (keep - a));
 			dedup__unprotect(d, i, was[i - a]);
 			keep = i + 1;
 		}
-		dedup__punch_zeros(d, keep, b - keep, was + (keep - a));
+		dedup_punch_zeros(d, keep, b - keep, was + (keep - a));
 		a = b;
 	}
 }
 
 /* Zero page @pi joins the pending run, which is released first unless @pi continues it. */
-static void dedup__add_zero(struct dedup *d, uint64_t pi)
+static void dedup_add_zero(struct dedup *d, uint64_t pi)
 {
 	if (d->zero_n && (pi != d->zero_first + d->zero_n || d->zero_n == DEDUP_ZERO_RUN_MAX))
-		dedup__release_zeros(d);
+		dedup_release_zeros(d);
 	if (!d->zero_n)
 		d->zero_first = pi;
 	d->zero_n++;
 }
 
-static void dedup__scan_page(struct dedup *d, uint64_t pi)
+static void dedup_scan_page(struct dedup *d, uint64_t pi)
 {
 	struct mmu *mmu = d->mmu;
 	struct dedup_rmap *r = &d->rmap[pi], *peer;
@@ -561,32 +561,32 @@ static void dedup__scan_page(struct dedup *d, uint64_t pi)
 	if (!dedup__candidate(d, pi))
 		goto out;
 	sum = XXH3_64bits(alias_page(d, pi), PAGE);
-	if (!dedup__checksum_gate(d, r, sum))
+	if (!dedup_checksum_gate(d, r, sum))
 		goto out;
 	if (sum == d->zero_checksum && !memcmp(alias_page(d, pi), dedup_zero_page, PAGE)) {
-		dedup__add_zero(d, pi);
+		dedup_add_zero(d, pi);
 		goto out;
 	}
 	if (d->mode != DEDUP_ON || r->seq == d->seq)
 		goto out;
-	if (d->pair_n && dedup__continues_pairs(d, pi, sum)) {
-		dedup__add_pair(d, d->pair_a + d->pair_n, pi, sum);
+	if (d->pair_n && dedup_continues_pairs(d, pi, sum)) {
+		dedup_add_pair(d, d->pair_a + d->pair_n, pi, sum);
 		goto out;
 	}
 	/* Pending pairs are merged first: their shared pages may be this page's. */
 	if (d->pair_n) {
-		dedup__merge_pairs(d);
+		dedup_merge_pairs(d);
 		if (!dedup__candidate(d, pi)) /* the lock was dropped */
 			goto out;
 	}
 	node = dedup__stable_find(d, sum, alias_page(d, pi));
 	if (node) {
-		dedup__add_merge(d, pi, node);
+		dedup_add_merge(d, pi, node);
 		goto out;
 	}
-	peer = dedup__unstable_find(d, sum, pi);
+	peer = dedup_unstable_find(d, sum, pi);
 	if (peer) {
-		dedup__add_pair(d, peer->pi, pi, sum);
+		dedup_add_pair(d, peer->pi, pi, sum);
 		goto out;
 	}
 	r->seq = d->seq;
@@ -600,22 +600,22 @@ out:
  * Release the pending zero pages, merge the pending pairs and run (all the
  * scanner's own): at the end of each batch and of each pass.
  */
-static void dedup__flush(struct dedup *d)
+static void dedup_flush(struct dedup *d)
 {
 	if (!d->zero_n && !d->run_n && !d->pair_n)
 		return;
 	pthread_mutex_lock(&d->mmu->reclaim_lock);
 	if (d->zero_n)
-		dedup__release_zeros(d);
+		dedup_release_zeros(d);
 	if (d->pair_n)
-		dedup__merge_pairs(d);
+		dedup_merge_pairs(d);
 	if (d->run_n)
-		dedup__merge_run(d);
+		dedup_merge_run(d);
 	pthread_mutex_unlock(&d->mmu->reclaim_lock);
 }
 
 /* A pass ended: the unstable index starts again, the mapping count is refreshed. */
-static void dedup__pass_done(struct dedup *d)
+static void dedup_pass_done(struct dedup *d)
 {
 	uint64_t maps = dedup__count_maps(d);
 
@@ -634,13 +634,13 @@ uint64_t dedup__scan(struct dedup *d, uint64_t nr)
 	uint64_t n;
 
 	for (n = 0; n < nr && !__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE); n++) {
-		dedup__scan_page(d, d->cursor);
+		dedup_scan_page(d, d->cursor);
 		if (++d->cursor == d->mmu->nr_pages) {
 			d->cursor = 0;
-			dedup__flush(d);
-			dedup__pass_done(d);
+			dedup_flush(d);
+			dedup_pass_done(d);
 		}
 	}
-	dedup__flush(d);
+	dedup_flush(d);
 	return n;
 }

@@ -81,7 +81,7 @@ uint64_t guest_ram__gpa(const struct guest_ram *ram, uint64_t off)
 	return ~0ULL;
 }
 
-static void *guest_ram__direct_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
+static void *guest_ram_direct_ptr(void *ctx, uint64_t gpa, uint64_t len, int *err)
 {
 	void *p = guest_ram__ptr(ctx, gpa, len);
 
@@ -92,5 +92,5 @@ static void *guest_ram__direct_ptr(void *ctx, uint64_t gpa, uint64_t len, int *e
 
 struct guest_access guest_ram__direct(struct guest_ram *ram)
 {
-	return (struct guest_access){.ptr = guest_ram__direct_ptr, .ctx = ram};
+	return (struct guest_access){.ptr = guest_ram_direct_ptr, .ctx = ram};
 }

@@ -24,7 +24,7 @@
 #include "mmu/uffd_compat.h"
 
 /* One event of the naive baseline: a page of zeros, or the engine when that fails. */
-static void mmu__naive_serve(struct mmu *mmu, struct uffd_msg *msg)
+static void mmu_naive_serve(struct mmu *mmu, struct uffd_msg *msg)
 {
 	static const uint8_t zeros[MMU_PAGE_SIZE] __attribute__((aligned(MMU_PAGE_SIZE)));
 	uint64_t start = mmu__now_ns(), off;
@@ -86,7 +86,7 @@ void *mmu__naive_handler(void *arg)
 		__atomic_add_fetch(&mmu->in_flight, 1, __ATOMIC_ACQ_REL); /* from before the read */
 		if (read(mmu->uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) &&
 		    msg.event == UFFD_EVENT_PAGEFAULT)
-			mmu__naive_serve(mmu, &msg);
+			mmu_naive_serve(mmu, &msg);
 		__atomic_sub_fetch(&mmu->in_flight, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;

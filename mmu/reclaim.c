@@ -22,7 +22,7 @@
 #include "mmu/uffd_compat.h"
 
 /* The kernel baseline keeps no bitmap: ask the kernel (mincore). */
-static uint64_t mmu__kernel_resident(const struct mmu *mmu)
+static uint64_t mmu_kernel_resident(const struct mmu *mmu)
 {
 	unsigned char *vec = malloc(mmu->nr_pages);
 	uint64_t i, n = 0;
@@ -40,7 +40,7 @@ void mmu__pages(struct mmu *mmu, struct mmu_pages *pages)
 	pages->budget = mmu__limit(mmu);
 	pages->resident = __atomic_load_n(&mmu->resident_pages, __ATOMIC_ACQUIRE);
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
-		pages->resident = mmu__kernel_resident(mmu);
+		pages->resident = mmu_kernel_resident(mmu);
 }
 
 int mmu__host_bytes(struct mmu *mmu, uint64_t *bytes)
@@ -66,7 +66,7 @@ bool mmu__can_poison(const struct mmu *mmu)
  * A merged page about to be poisoned (a copy-on-write break that ran out
  * of memory, --on-oom mce) gives its shared page up: its contents are lost.
  */
-static int mmu__poison_merged(struct mmu *mmu, uint64_t pi)
+static int mmu_poison_merged(struct mmu *mmu, uint64_t pi)
 {
 	int err = 0;
 
@@ -83,7 +83,7 @@ static int mmu__poison_merged(struct mmu *mmu, uint64_t pi)
  * zeros) may keep the kernel's write-protect marker in its empty entry,
  * which UFFDIO_POISON takes for a present page: lift it.
  */
-static int mmu__clear_wp_marker(struct mmu *mmu, uint8_t *hva)
+static int mmu_clear_wp_marker(struct mmu *mmu, uint8_t *hva)
 {
 	struct uffdio_writeprotect wp = {
 		.range = {.start = (uint64_t)(uintptr_t)hva, .len = MMU_PAGE_SIZE},
@@ -108,7 +108,7 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 	if (bit_test(mmu->poisoned, pi))
 		return 0;
 	if (mmu->dedup) {
-		err = mmu__poison_merged(mmu, pi);
+		err = mmu_poison_merged(mmu, pi);
 		if (err)
 			return err;
 	}
@@ -123,7 +123,7 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 	if (!err && ioctl(mmu->uffd, UFFDIO_POISON, &p) < 0)
 		err = errno;
 	if (err == EEXIST && mmu->uffd_wp && !page_resident(mmu, pi) &&
-	    mmu__clear_wp_marker(mmu, hva) == 0) {
+	    mmu_clear_wp_marker(mmu, hva) == 0) {
 		err = 0;
 		if (ioctl(mmu->uffd, UFFDIO_POISON, &p) < 0)
 			err = errno;
@@ -139,8 +139,8 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 	return 0;
 }
 
-static int mmu__punch(struct mmu *mmu, uint64_t first, uint64_t n);
-static uint64_t mmu__reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n);
+static int mmu_punch(struct mmu *mmu, uint64_t first, uint64_t n);
+static uint64_t mmu_reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n);
 
 int mmu__allow_discard(struct mmu *mmu)
 {
@@ -152,7 +152,7 @@ int mmu__allow_discard(struct mmu *mmu)
 }
 
 /* May page @pi go? Taken out of the resident bitmap if so. Reclaim lock held. */
-static bool mmu__discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
+static bool mmu_discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 {
 	if (!page_resident(mmu, pi) || bit_test(mmu->poisoned, pi))
 		return false;
@@ -179,18 +179,18 @@ static bool mmu__discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
  * dropping are resident again and all its resident pages are kept. Caller
  * holds reclaim_lock.
  */
-static int mmu__discard_huge(struct mmu *mmu, uint64_t pi, uint64_t last, uint64_t *dropped,
-			     uint64_t *kept)
+static int mmu_discard_huge(struct mmu *mmu, uint64_t pi, uint64_t last, uint64_t *dropped,
+			    uint64_t *kept)
 {
 	const uint64_t n = MMU_HUGE_SIZE / MMU_PAGE_SIZE;
 	uint64_t h, i, k;
 	int err = 0;
 
 	for (h = (pi + n - 1) & ~(n - 1); h + n <= last; h += n) {
-		for (i = 0; i < n && mmu__discardable(mmu, h + i, kept); i++)
+		for (i = 0; i < n && mmu_discardable(mmu, h + i, kept); i++)
 			;
 		if (i == n) {
-			if (mmu__reclaim_run(mmu, h, n) == n)
+			if (mmu_reclaim_run(mmu, h, n) == n)
 				*dropped += n;
 			else
 				err = -EIO; /* the huge page is resident again */
@@ -221,18 +221,18 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
 	last = pi + (end - first) / MMU_PAGE_SIZE;
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	if (mmu->cfg.huge) {
-		err = mmu__discard_huge(mmu, pi, last, dropped, kept);
+		err = mmu_discard_huge(mmu, pi, last, dropped, kept);
 		pi = last + 1; /* the loop below has nothing to do */
 	}
 	for (; pi <= last; pi++) {
-		bool drop = pi < last && mmu__discardable(mmu, pi, kept);
+		bool drop = pi < last && mmu_discardable(mmu, pi, kept);
 
 		if (drop && run_n && run_first + run_n == pi) {
 			run_n++;
 			continue;
 		}
 		if (run_n) {
-			uint64_t got = mmu__reclaim_run(mmu, run_first, run_n), i;
+			uint64_t got = mmu_reclaim_run(mmu, run_first, run_n), i;
 
 			*dropped += got;
 			if (got < run_n)
@@ -250,7 +250,7 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
 }
 
 /* Punch [first, first + n) out of the memfd: both views lose the pages. */
-static int mmu__punch(struct mmu *mmu, uint64_t first, uint64_t n)
+static int mmu_punch(struct mmu *mmu, uint64_t first, uint64_t n)
 {
 	int err = inject__check("reclaim.punch");
 
@@ -266,11 +266,11 @@ static int mmu__punch(struct mmu *mmu, uint64_t first, uint64_t n)
  * Drop the run [first, first + n) of clean pages, already taken out of the
  * resident bitmap. On failure they are resident again. Returns pages dropped.
  */
-static uint64_t mmu__reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n)
+static uint64_t mmu_reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n)
 {
 	if (!n)
 		return 0;
-	if (mmu__punch(mmu, first, n)) {
+	if (mmu_punch(mmu, first, n)) {
 		pages_mark_resident(mmu, first, n);
 		return 0;
 	}
@@ -299,17 +299,17 @@ uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want)
 		if (clean && run_n && run_first + run_n == pi) {
 			run_n++;
 		} else {
-			got += mmu__reclaim_run(mmu, run_first, run_n);
+			got += mmu_reclaim_run(mmu, run_first, run_n);
 			run_first = pi;
 			run_n = clean;
 		}
 		if (++pi == mmu->nr_pages) {
-			got += mmu__reclaim_run(mmu, run_first, run_n);
+			got += mmu_reclaim_run(mmu, run_first, run_n);
 			run_n = 0;
 			pi = 0;
 		}
 	}
-	got += mmu__reclaim_run(mmu, run_first, run_n);
+	got += mmu_reclaim_run(mmu, run_first, run_n);
 	mmu->reclaim_hand = pi;
 	MMU_STAT_ADD(&mmu->stats, pages_reclaimed, got);
 	return got;

@@ -64,7 +64,7 @@ void mmu_stats__print_text(const struct mmu_stats *s, const struct mmu_pages *p,
 		(unsigned long long)s->latency_max_ns);
 }
 
-static json_t *mmu_stats__latency_json(const struct mmu_stats *s)
+static json_t *mmu_stats_latency_json(const struct mmu_stats *s)
 {
 	json_t *buckets = json_array();
 	unsigned b;
@@ -99,7 +99,7 @@ json_t *mmu_stats__json(const struct mmu_stats *s, const struct mmu_pages *p, un
 			    json_pack("{s:I,s:I,s:I}", "ram", (json_int_t)p->ram, "budget",
 				      (json_int_t)p->budget, "resident", (json_int_t)p->resident));
 	json_object_set_new(root, "vcpu_faults", vcpus);
-	json_object_set_new(root, "fault_latency_ns", mmu_stats__latency_json(s));
+	json_object_set_new(root, "fault_latency_ns", mmu_stats_latency_json(s));
 	return root;
 }
 

@@ -56,7 +56,7 @@ void mmu__serve(struct mmu *mmu, const struct uffd_msg *msg)
  * sleeping for up to spin_us, so that a vCPU faulting again soon does not
  * pay for a wake-up of this thread. Returns the bytes read, or 0.
  */
-static ssize_t mmu__spin_read(struct mmu *mmu, struct uffd_msg *msgs, size_t len)
+static ssize_t mmu_spin_read(struct mmu *mmu, struct uffd_msg *msgs, size_t len)
 {
 	uint64_t end;
 
@@ -103,7 +103,7 @@ void *mmu__uffd_handler(void *arg)
 
 			for (i = 0; i < nr; i++)
 				mmu__serve(mmu, &msgs[i]);
-			n = mmu__spin_read(mmu, msgs, sizeof(msgs));
+			n = mmu_spin_read(mmu, msgs, sizeof(msgs));
 		}
 		/* n < 0 is EAGAIN: another handler took the events */
 		__atomic_sub_fetch(&mmu->in_flight, 1, __ATOMIC_RELEASE);

@@ -3,14 +3,14 @@
 
 #include "devices/bar/dedup_dev.h"
 
-static fault_t dedup_dev__nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ctx,
-				 uint8_t **page)
+static fault_t dedup_dev_nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ctx,
+				uint8_t **page)
 {
 	(void)bar, (void)pgoff, (void)ctx, (void)page;
 	return FAULT_MMIO; /* registers: every access traps */
 }
 
-static int dedup_dev__read(struct bar *bar, uint64_t offset, void *data, unsigned len)
+static int dedup_dev_read(struct bar *bar, uint64_t offset, void *data, unsigned len)
 {
 	struct dedup_dev *dev = bar->priv;
 	uint64_t v = 0;
@@ -35,7 +35,7 @@ static int dedup_dev__read(struct bar *bar, uint64_t offset, void *data, unsigne
 	return 0;
 }
 
-static int dedup_dev__write(struct bar *bar, uint64_t offset, const void *data, unsigned len)
+static int dedup_dev_write(struct bar *bar, uint64_t offset, const void *data, unsigned len)
 {
 	struct dedup_dev *dev = bar->priv;
 	uint64_t v = 0;
@@ -47,9 +47,9 @@ static int dedup_dev__write(struct bar *bar, uint64_t offset, const void *data, 
 }
 
 static const struct bar_ops dedup_dev_ops = {
-	.nopage = dedup_dev__nopage,
-	.read = dedup_dev__read,
-	.write = dedup_dev__write,
+	.nopage = dedup_dev_nopage,
+	.read = dedup_dev_read,
+	.write = dedup_dev_write,
 };
 
 int dedup_dev__init(struct dedup_dev *dev, struct dedup *dedup, uint64_t gpa,

@@ -18,7 +18,7 @@ static const struct bar_counter shm_counters[] = {
 };
 
 /* Page 0: registers. Data pages: the file's page, or SIGBUS past its end. */
-static fault_t shm__nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ctx, uint8_t **page)
+static fault_t shm_nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ctx, uint8_t **page)
 {
 	struct shm_dev *shm = bar->priv;
 	uint64_t off = (pgoff - 1) * BAR_PAGE_SIZE;
@@ -38,7 +38,7 @@ static fault_t shm__nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ct
 	return FAULT_DONE;
 }
 
-static void shm__ring(struct shm_dev *shm, uint64_t value)
+static void shm_ring(struct shm_dev *shm, uint64_t value)
 {
 	char line[32];
 	int n;
@@ -52,7 +52,7 @@ static void shm__ring(struct shm_dev *shm, uint64_t value)
 		__atomic_add_fetch(&shm->bar.stats.dev[SHM_COUNTER_DROPPED], 1, __ATOMIC_RELAXED);
 }
 
-static int shm__read(struct bar *bar, uint64_t offset, void *data, unsigned len)
+static int shm_read(struct bar *bar, uint64_t offset, void *data, unsigned len)
 {
 	struct shm_dev *shm = bar->priv;
 	uint64_t v;
@@ -77,24 +77,24 @@ static int shm__read(struct bar *bar, uint64_t offset, void *data, unsigned len)
 	return 0;
 }
 
-static int shm__write(struct bar *bar, uint64_t offset, const void *data, unsigned len)
+static int shm_write(struct bar *bar, uint64_t offset, const void *data, unsigned len)
 {
 	uint64_t v = 0;
 
 	if (offset != SHM_REG_DOORBELL || (len != 8 && len != 4))
 		return -EINVAL; /* only the doorbell is writable */
 	memcpy(&v, data, len);
-	shm__ring(bar->priv, v);
+	shm_ring(bar->priv, v);
 	return 0;
 }
 
 static const struct bar_ops shm_ops = {
-	.nopage = shm__nopage,
-	.read = shm__read,
-	.write = shm__write,
+	.nopage = shm_nopage,
+	.read = shm_read,
+	.write = shm_write,
 };
 
-static int shm__open_doorbell(struct shm_dev *shm, const char *path)
+static int shm_open_doorbell(struct shm_dev *shm, const char *path)
 {
 	struct stat st;
 	int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC;
@@ -133,7 +133,7 @@ int shm__init(struct shm_dev *shm, const char *path, uint64_t size, const char *
 		pr_err("cannot map the shm file: %s (file: %s)", strerror(errno), path);
 		return ret;
 	}
-	if (doorbell && (ret = shm__open_doorbell(shm, doorbell)))
+	if (doorbell && (ret = shm_open_doorbell(shm, doorbell)))
 		return ret;
 	ret = bar__init(&shm->bar, "shm", gpa, size + SHM_DATA_OFFSET, &shm_ops, shm, mapper,
 			max_retries, retry_ms);

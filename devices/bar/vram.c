@@ -12,7 +12,7 @@ static const struct bar_counter vram_counters[] = {
 	{NULL, NULL},
 };
 
-static uint8_t *vram__slot(const struct vram_dev *vram, uint64_t slot)
+static uint8_t *vram_slot(const struct vram_dev *vram, uint64_t slot)
 {
 	return vram->pool + slot * BAR_PAGE_SIZE;
 }
@@ -21,7 +21,7 @@ static uint8_t *vram__slot(const struct vram_dev *vram, uint64_t slot)
  * Free pool slot @slot: zap its page out of the guest's view, then copy it
  * to system memory. Caller holds vram->lock. 0 or the zap's error.
  */
-static int vram__evict(struct vram_dev *vram, uint64_t slot)
+static int vram_evict(struct vram_dev *vram, uint64_t slot)
 {
 	int64_t pg = vram->page_in[slot];
 	int ret;
@@ -31,7 +31,7 @@ static int vram__evict(struct vram_dev *vram, uint64_t slot)
 	ret = bar__zap(&vram->bar, (uint64_t)pg, 1);
 	if (ret)
 		return ret;
-	memcpy(vram->sys + (uint64_t)pg * BAR_PAGE_SIZE, vram__slot(vram, slot), BAR_PAGE_SIZE);
+	memcpy(vram->sys + (uint64_t)pg * BAR_PAGE_SIZE, vram_slot(vram, slot), BAR_PAGE_SIZE);
 	vram->slot_of[pg] = -1;
 	vram->page_in[slot] = -1;
 	__atomic_add_fetch(&vram->bar.stats.dev[VRAM_COUNTER_TO_SYSTEM], 1, __ATOMIC_RELAXED);
@@ -39,22 +39,22 @@ static int vram__evict(struct vram_dev *vram, uint64_t slot)
 }
 
 /* Move BAR page @pg from system memory into the pool. Caller holds vram->lock. */
-static int vram__migrate_in(struct vram_dev *vram, uint64_t pg)
+static int vram_migrate_in(struct vram_dev *vram, uint64_t pg)
 {
 	uint64_t slot = vram->hand;
-	int ret = vram__evict(vram, slot);
+	int ret = vram_evict(vram, slot);
 
 	if (ret)
 		return ret;
 	vram->hand = (slot + 1) % vram->pool_pages;
-	memcpy(vram__slot(vram, slot), vram->sys + pg * BAR_PAGE_SIZE, BAR_PAGE_SIZE);
+	memcpy(vram_slot(vram, slot), vram->sys + pg * BAR_PAGE_SIZE, BAR_PAGE_SIZE);
 	vram->slot_of[pg] = (int64_t)slot;
 	vram->page_in[slot] = (int64_t)pg;
 	__atomic_add_fetch(&vram->bar.stats.dev[VRAM_COUNTER_TO_POOL], 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
-static fault_t vram__nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ctx, uint8_t **page)
+static fault_t vram_nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *ctx, uint8_t **page)
 {
 	struct vram_dev *vram = bar->priv;
 	fault_t r = FAULT_RETRY; /* REFAULT: the page moved, look again */
@@ -71,11 +71,11 @@ static fault_t vram__nopage(struct bar *bar, uint64_t pgoff, struct fault_ctx *c
 		vram->charged[pgoff] = 1;
 	}
 	if (vram->slot_of[pgoff] >= 0) {
-		*page = vram__slot(vram, (uint64_t)vram->slot_of[pgoff]);
+		*page = vram_slot(vram, (uint64_t)vram->slot_of[pgoff]);
 		r = FAULT_DONE;
 		goto out;
 	}
-	ret = vram__migrate_in(vram, pgoff);
+	ret = vram_migrate_in(vram, pgoff);
 	if (ret) {
 		ctx->err = -ret;
 		r = FAULT_SIGBUS;
@@ -86,10 +86,10 @@ out:
 }
 
 static const struct bar_ops vram_ops = {
-	.nopage = vram__nopage,
+	.nopage = vram_nopage,
 };
 
-static void *vram__alloc(uint64_t bytes)
+static void *vram_alloc(uint64_t bytes)
 {
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -110,8 +110,8 @@ int vram__init(struct vram_dev *vram, uint64_t size, uint64_t pool, uint64_t gpa
 	vram->mmu = mmu;
 	vram->nr_pages = n;
 	vram->pool_pages = pool / BAR_PAGE_SIZE;
-	vram->pool = vram__alloc(pool);
-	vram->sys = vram__alloc(size);
+	vram->pool = vram_alloc(pool);
+	vram->sys = vram_alloc(size);
 	vram->slot_of = calloc(n, sizeof(*vram->slot_of));
 	vram->page_in = calloc(vram->pool_pages, sizeof(*vram->page_in));
 	vram->charged = calloc(n, 1);

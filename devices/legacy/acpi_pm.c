@@ -25,14 +25,14 @@ void acpi_pm__exit(struct acpi_pm *pm)
 }
 
 /* The 6 register bytes as the guest sees them. Lock held. */
-static void acpi_pm__bytes(const struct acpi_pm *pm, uint8_t *b)
+static void acpi_pm_bytes(const struct acpi_pm *pm, uint8_t *b)
 {
 	memcpy(b + PM1_STATUS_OFF, &pm->status, 2);
 	memcpy(b + PM1_ENABLE_OFF, &pm->enable, 2);
 	memcpy(b + PM1_CONTROL_OFF, &pm->control, 2);
 }
 
-static int acpi_pm__read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int acpi_pm_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	struct acpi_pm *pm = opaque;
 	uint8_t b[8] = {0};
@@ -40,13 +40,13 @@ static int acpi_pm__read(void *opaque, uint64_t offset, void *data, unsigned len
 	if (len > 4 || offset + len > ACPI_PM_NR_PORTS)
 		return -EINVAL;
 	pthread_mutex_lock(&pm->lock);
-	acpi_pm__bytes(pm, b);
+	acpi_pm_bytes(pm, b);
 	pthread_mutex_unlock(&pm->lock);
 	memcpy(data, b + offset, len);
 	return 0;
 }
 
-static int acpi_pm__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int acpi_pm_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct acpi_pm *pm = opaque;
 	uint8_t b[8] = {0};
@@ -56,7 +56,7 @@ static int acpi_pm__write(void *opaque, uint64_t offset, const void *data, unsig
 	if (len > 4 || offset + len > ACPI_PM_NR_PORTS)
 		return -EINVAL;
 	pthread_mutex_lock(&pm->lock);
-	acpi_pm__bytes(pm, b);
+	acpi_pm_bytes(pm, b);
 	memcpy(b + offset, data, len);
 	if (offset < PM1_ENABLE_OFF) {
 		memcpy(&status, b + PM1_STATUS_OFF, 2);
@@ -75,8 +75,8 @@ static int acpi_pm__write(void *opaque, uint64_t offset, const void *data, unsig
 }
 
 const struct bus_device_ops acpi_pm_ops = {
-	.read = acpi_pm__read,
-	.write = acpi_pm__write,
+	.read = acpi_pm_read,
+	.write = acpi_pm_write,
 };
 
 #define ACPI_PM_STATE_VERSION 1

@@ -4,7 +4,7 @@
 
 #include "devices/legacy/boot_timer.h"
 
-static int boot_timer__read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int boot_timer_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	(void)opaque;
 	(void)offset;
@@ -12,7 +12,7 @@ static int boot_timer__read(void *opaque, uint64_t offset, void *data, unsigned 
 	return 0;
 }
 
-static int boot_timer__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int boot_timer_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct boot_timer *t = opaque;
 	struct timespec ts;
@@ -32,8 +32,8 @@ static int boot_timer__write(void *opaque, uint64_t offset, const void *data, un
 }
 
 const struct bus_device_ops boot_timer_ops = {
-	.read = boot_timer__read,
-	.write = boot_timer__write,
+	.read = boot_timer_read,
+	.write = boot_timer_write,
 };
 
 #define BOOT_TIMER_STATE_VERSION 1

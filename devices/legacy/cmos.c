@@ -52,7 +52,7 @@ uint8_t cmos__register(uint8_t reg, int64_t t)
 	}
 }
 
-static int cmos__read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int cmos_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	struct cmos *c = opaque;
 	uint8_t v = 0;
@@ -67,7 +67,7 @@ static int cmos__read(void *opaque, uint64_t offset, void *data, unsigned len)
 	return 0;
 }
 
-static int cmos__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int cmos_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct cmos *c = opaque;
 
@@ -81,8 +81,8 @@ static int cmos__write(void *opaque, uint64_t offset, const void *data, unsigned
 }
 
 const struct bus_device_ops cmos_ops = {
-	.read = cmos__read,
-	.write = cmos__write,
+	.read = cmos_read,
+	.write = cmos_write,
 };
 
 #define CMOS_STATE_VERSION 1

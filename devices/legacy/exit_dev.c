@@ -3,7 +3,7 @@
 
 #include "devices/legacy/exit_dev.h"
 
-static int exit_dev__read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int exit_dev_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	uint32_t v = offset == 0 ? EXIT_DEV_MAGIC : 0;
 
@@ -14,7 +14,7 @@ static int exit_dev__read(void *opaque, uint64_t offset, void *data, unsigned le
 	return 0;
 }
 
-static int exit_dev__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int exit_dev_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct exit_dev *dev = opaque;
 	uint32_t v = 0;
@@ -27,6 +27,6 @@ static int exit_dev__write(void *opaque, uint64_t offset, const void *data, unsi
 }
 
 const struct bus_device_ops exit_dev_ops = {
-	.read = exit_dev__read,
-	.write = exit_dev__write,
+	.read = exit_dev_read,
+	.write = exit_dev_write,
 };

@@ -31,13 +31,13 @@ void i8042__exit(struct i8042 *k)
 	pthread_mutex_destroy(&k->lock);
 }
 
-static void i8042__reply(struct i8042 *k, uint8_t v)
+static void i8042_reply(struct i8042 *k, uint8_t v)
 {
 	k->out = v;
 	k->out_full = true;
 }
 
-static int i8042__data_read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int i8042_data_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	struct i8042 *k = opaque;
 
@@ -51,7 +51,7 @@ static int i8042__data_read(void *opaque, uint64_t offset, void *data, unsigned 
 	return 0;
 }
 
-static int i8042__data_write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int i8042_data_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct i8042 *k = opaque;
 	uint8_t v = *(const uint8_t *)data;
@@ -73,7 +73,7 @@ static int i8042__data_write(void *opaque, uint64_t offset, const void *data, un
 	return 0;
 }
 
-static int i8042__status_read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int i8042_status_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	struct i8042 *k = opaque;
 
@@ -88,7 +88,7 @@ static int i8042__status_read(void *opaque, uint64_t offset, void *data, unsigne
 	return 0;
 }
 
-static int i8042__command_write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int i8042_command_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct i8042 *k = opaque;
 	uint8_t v = *(const uint8_t *)data;
@@ -103,11 +103,11 @@ static int i8042__command_write(void *opaque, uint64_t offset, const void *data,
 	pthread_mutex_lock(&k->lock);
 	k->pending_cmd = 0;
 	switch (v) {
-	case CMD_READ_CTR: i8042__reply(k, k->ctr); break;
+	case CMD_READ_CTR: i8042_reply(k, k->ctr); break;
 	case CMD_WRITE_CTR:
 	case CMD_WRITE_OUTPORT: k->pending_cmd = v; break;
-	case CMD_SELF_TEST: i8042__reply(k, SELF_TEST_OK); break;
-	case CMD_KBD_TEST: i8042__reply(k, PORT_TEST_OK); break;
+	case CMD_SELF_TEST: i8042_reply(k, SELF_TEST_OK); break;
+	case CMD_KBD_TEST: i8042_reply(k, PORT_TEST_OK); break;
 	default: break; /* enable/disable a port, and the rest: nothing to do */
 	}
 	pthread_mutex_unlock(&k->lock);
@@ -115,13 +115,13 @@ static int i8042__command_write(void *opaque, uint64_t offset, const void *data,
 }
 
 const struct bus_device_ops i8042_data_ops = {
-	.read = i8042__data_read,
-	.write = i8042__data_write,
+	.read = i8042_data_read,
+	.write = i8042_data_write,
 };
 
 const struct bus_device_ops i8042_command_ops = {
-	.read = i8042__status_read,
-	.write = i8042__command_write,
+	.read = i8042_status_read,
+	.write = i8042_command_write,
 };
 
 #define I8042_STATE_VERSION 1

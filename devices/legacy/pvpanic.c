@@ -10,7 +10,7 @@ void pvpanic__init(struct pvpanic *p, void (*on_panic)(void *ctx), void *ctx)
 	p->ctx = ctx;
 }
 
-static int pvpanic__read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int pvpanic_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	(void)opaque;
 	if (offset || len != 1)
@@ -19,7 +19,7 @@ static int pvpanic__read(void *opaque, uint64_t offset, void *data, unsigned len
 	return 0;
 }
 
-static int pvpanic__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int pvpanic_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct pvpanic *p = opaque;
 
@@ -32,8 +32,8 @@ static int pvpanic__write(void *opaque, uint64_t offset, const void *data, unsig
 }
 
 const struct bus_device_ops pvpanic_ops = {
-	.read = pvpanic__read,
-	.write = pvpanic__write,
+	.read = pvpanic_read,
+	.write = pvpanic_write,
 };
 
 #define PVPANIC_STATE_VERSION 1

@@ -58,7 +58,7 @@ void serial__set_irq(struct serial *s, void (*set_irq)(void *ctx, int level), vo
 }
 
 /* Caller holds s->lock. Output errors are not the guest's to see. */
-static void serial__flush_locked(struct serial *s)
+static void serial_flush_locked(struct serial *s)
 {
 	size_t done = 0;
 
@@ -74,7 +74,7 @@ static void serial__flush_locked(struct serial *s)
 	s->len = 0;
 }
 
-static void serial__stop_input(struct serial *s)
+static void serial_stop_input(struct serial *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->input_stopping = true;
@@ -87,9 +87,9 @@ static void serial__stop_input(struct serial *s)
 
 void serial__flush(struct serial *s)
 {
-	serial__stop_input(s);
+	serial_stop_input(s);
 	pthread_mutex_lock(&s->lock);
-	serial__flush_locked(s);
+	serial_flush_locked(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -101,7 +101,7 @@ void serial__exit(struct serial *s)
 }
 
 /* The interrupt identification the 16550 gives, highest priority first. */
-static uint8_t serial__iir(const struct serial *s)
+static uint8_t serial_iir(const struct serial *s)
 {
 	uint8_t fifo = s->fcr & UART_FCR_ENABLE ? UART_IIR_FIFO : 0;
 
@@ -113,9 +113,9 @@ static uint8_t serial__iir(const struct serial *s)
 }
 
 /* Caller holds s->lock: set the line to whether an interrupt is pending. */
-static void serial__update_irq(struct serial *s)
+static void serial_update_irq(struct serial *s)
 {
-	bool level = !(serial__iir(s) & UART_IIR_NO_INT);
+	bool level = !(serial_iir(s) & UART_IIR_NO_INT);
 
 	if (level == s->irq_level || !s->set_irq)
 		return;
@@ -123,12 +123,12 @@ static void serial__update_irq(struct serial *s)
 	s->set_irq(s->irq_ctx, level);
 }
 
-static void serial__tx(struct serial *s, char c)
+static void serial_tx(struct serial *s, char c)
 {
 	s->tx_bytes++;
 	s->line[s->len++] = c;
 	if (c == '\n' || s->len == sizeof(s->line))
-		serial__flush_locked(s);
+		serial_flush_locked(s);
 }
 
 size_t serial__receive(struct serial *s, const void *buf, size_t len)
@@ -142,12 +142,12 @@ size_t serial__receive(struct serial *s, const void *buf, size_t len)
 		s->rx_len++;
 	}
 	s->rx_bytes += n;
-	serial__update_irq(s);
+	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
 
-static uint8_t serial__rx_pop(struct serial *s)
+static uint8_t serial_rx_pop(struct serial *s)
 {
 	uint8_t v;
 
@@ -160,7 +160,7 @@ static uint8_t serial__rx_pop(struct serial *s)
 	return v;
 }
 
-static uint8_t serial__msr(const struct serial *s)
+static uint8_t serial_msr(const struct serial *s)
 {
 	uint8_t m = s->mcr;
 
@@ -170,7 +170,7 @@ static uint8_t serial__msr(const struct serial *s)
 	return (uint8_t)((m & 0x01) << 5 | (m & 0x02) << 3 | (m & 0x04) << 4 | (m & 0x08) << 4);
 }
 
-static int serial__read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int serial_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	struct serial *s = opaque;
 	uint8_t v = 0;
@@ -179,26 +179,26 @@ static int serial__read(void *opaque, uint64_t offset, void *data, unsigned len)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	switch (offset) {
-	case UART_RBR_THR: v = s->lcr & UART_LCR_DLAB ? s->dll : serial__rx_pop(s); break;
+	case UART_RBR_THR: v = s->lcr & UART_LCR_DLAB ? s->dll : serial_rx_pop(s); break;
 	case UART_IER: v = s->lcr & UART_LCR_DLAB ? s->dlm : s->ier; break;
 	case UART_IIR_FCR:
-		v = serial__iir(s);
+		v = serial_iir(s);
 		if ((v & 0x0f) == UART_IIR_THRI)
 			s->thr_int = false; /* reading IIR acknowledges THRE */
 		break;
 	case UART_LCR: v = s->lcr; break;
 	case UART_MCR: v = s->mcr; break;
 	case UART_LSR: v = UART_LSR_THRE | UART_LSR_TEMT | (s->rx_len ? UART_LSR_DR : 0); break;
-	case UART_MSR: v = serial__msr(s); break;
+	case UART_MSR: v = serial_msr(s); break;
 	case UART_SCR: v = s->scr; break;
 	}
-	serial__update_irq(s);
+	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	*(uint8_t *)data = v;
 	return 0;
 }
 
-static int serial__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int serial_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct serial *s = opaque;
 	uint8_t v = *(const uint8_t *)data;
@@ -211,7 +211,7 @@ static int serial__write(void *opaque, uint64_t offset, const void *data, unsign
 		if (s->lcr & UART_LCR_DLAB) {
 			s->dll = v;
 		} else {
-			serial__tx(s, (char)v);
+			serial_tx(s, (char)v);
 			s->thr_int = true; /* sent at once: the holding register is empty again */
 		}
 		break;
@@ -223,7 +223,7 @@ static int serial__write(void *opaque, uint64_t offset, const void *data, unsign
 		if ((v & UART_IER_THRI) && !(s->ier & UART_IER_THRI))
 			s->thr_int = true;
 		s->ier = v & 0x0f;
-		serial__flush_locked(s);
+		serial_flush_locked(s);
 		break;
 	case UART_IIR_FCR:
 		s->fcr = v & UART_FCR_ENABLE;
@@ -237,17 +237,17 @@ static int serial__write(void *opaque, uint64_t offset, const void *data, unsign
 	case UART_SCR: s->scr = v; break;
 	default: break; /* read-only LSR/MSR: writes have no effect */
 	}
-	serial__update_irq(s);
+	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
 const struct bus_device_ops serial_ops = {
-	.read = serial__read,
-	.write = serial__write,
+	.read = serial_read,
+	.write = serial_write,
 };
 
-static void *serial__input_thread(void *arg)
+static void *input_thread(void *arg)
 {
 	struct serial *s = arg;
 	uint8_t buf[SERIAL_RX_MAX];
@@ -295,7 +295,7 @@ int serial__start_input(struct serial *s, int in_fd, int stop_fd)
 	s->in_fd = in_fd;
 	s->stop_fd = stop_fd;
 	s->input_stopping = false;
-	ret = ret ?: pthread_create(&s->input, NULL, serial__input_thread, s);
+	ret = ret ?: pthread_create(&s->input, NULL, input_thread, s);
 	if (ret)
 		return -ret;
 	s->input_started = true;
@@ -354,7 +354,7 @@ int serial__restore(struct serial *s, struct blob_reader *r)
 	memcpy(s->rx, rx, n);
 	s->rx_head = 0;
 	s->rx_len = n;
-	serial__update_irq(s);
+	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

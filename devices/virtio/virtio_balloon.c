@@ -13,14 +13,14 @@
 /* What a queue is for, once the features are known (see VIRTIO_BALLOON_Q_STATS). */
 enum balloon_queue { BQ_INFLATE, BQ_DEFLATE, BQ_STATS, BQ_REPORTING, BQ_NONE };
 
-static uint64_t virtio_balloon__features(void *dev)
+static uint64_t virtio_balloon_features(void *dev)
 {
 	(void)dev;
 	return 1ULL << VIRTIO_BALLOON_F_REPORTING | 1ULL << VIRTIO_BALLOON_F_DEFLATE_ON_OOM |
 	       1ULL << VIRTIO_BALLOON_F_STATS_VQ;
 }
 
-static enum balloon_queue virtio_balloon__queue(const struct virtio_mmio *vm, unsigned q)
+static enum balloon_queue virtio_balloon_queue(const struct virtio_mmio *vm, unsigned q)
 {
 	bool stats = vm->drv_features & 1ULL << VIRTIO_BALLOON_F_STATS_VQ;
 
@@ -82,7 +82,7 @@ static int host_lock(struct virtio_balloon *b)
 }
 
 /* num_pages and actual, little-endian; nothing after them is offered. */
-static int virtio_balloon__config_read(void *dev, uint64_t offset, void *data, unsigned len)
+static int virtio_balloon_config_read(void *dev, uint64_t offset, void *data, unsigned len)
 {
 	struct virtio_balloon *b = dev;
 	uint32_t cfg[2] = {__atomic_load_n(&b->num_pages, __ATOMIC_RELAXED),
@@ -95,7 +95,7 @@ static int virtio_balloon__config_read(void *dev, uint64_t offset, void *data, u
 }
 
 /* The driver says how many pages the balloon holds (actual); nothing else is writable. */
-static int virtio_balloon__config_write(void *dev, uint64_t offset, const void *data, unsigned len)
+static int virtio_balloon_config_write(void *dev, uint64_t offset, const void *data, unsigned len)
 {
 	struct virtio_balloon *b = dev;
 	uint32_t was = b->actual, now;
@@ -130,7 +130,7 @@ void virtio_balloon__sizes(struct virtio_balloon *b, uint32_t *target, uint32_t 
 }
 
 /* Drop one range the guest gave; false when it is not guest RAM (the chain is malformed). */
-static bool virtio_balloon__drop(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
+static bool virtio_balloon_drop(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
 {
 	uint64_t dropped = 0, kept = 0;
 	int ret = b->discard(b->discard_ctx, gpa, len, &dropped, &kept);
@@ -145,7 +145,7 @@ static bool virtio_balloon__drop(struct virtio_balloon *b, uint64_t gpa, uint64_
 }
 
 /* A free page report: every buffer is a free range, device-writable, unmapped. */
-static int virtio_balloon__report(struct virtio_balloon *b, const struct virtio_chain *c, char *why)
+static int virtio_balloon_report(struct virtio_balloon *b, const struct virtio_chain *c, char *why)
 {
 	unsigned i;
 
@@ -154,7 +154,7 @@ static int virtio_balloon__report(struct virtio_balloon *b, const struct virtio_
 			snprintf(why, VIRTIO_WHY_LEN, "a free page report in a read-only buffer");
 			return -1;
 		}
-		if (!virtio_balloon__drop(b, c->buf[i].gpa, c->buf[i].len)) {
+		if (!virtio_balloon_drop(b, c->buf[i].gpa, c->buf[i].len)) {
 			snprintf(why, VIRTIO_WHY_LEN,
 				 "a free page report outside guest RAM (GPA 0x%llx, %u bytes)",
 				 (unsigned long long)c->buf[i].gpa, c->buf[i].len);
@@ -167,11 +167,11 @@ static int virtio_balloon__report(struct virtio_balloon *b, const struct virtio_
 }
 
 /* Drop the run of @n pages from PFN @first; false when it is not guest RAM. */
-static bool virtio_balloon__drop_pfns(struct virtio_balloon *b, uint32_t first, uint32_t n,
-				      char *why)
+static bool virtio_balloon_drop_pfns(struct virtio_balloon *b, uint32_t first, uint32_t n,
+				     char *why)
 {
-	if (virtio_balloon__drop(b, (uint64_t)first << VIRTIO_BALLOON_PFN_SHIFT,
-				 (uint64_t)n << VIRTIO_BALLOON_PFN_SHIFT)) {
+	if (virtio_balloon_drop(b, (uint64_t)first << VIRTIO_BALLOON_PFN_SHIFT,
+				(uint64_t)n << VIRTIO_BALLOON_PFN_SHIFT)) {
 		__atomic_add_fetch(&b->inflated, n, __ATOMIC_RELAXED);
 		return true;
 	}
@@ -186,8 +186,8 @@ static bool virtio_balloon__drop_pfns(struct virtio_balloon *b, uint32_t first, 
  * driver sends while another is kept returns the older. Tags past the ones
  * kept are skipped. Lock held.
  */
-static int virtio_balloon__stats(struct virtio_balloon *b, struct virtio_mmio *vm,
-				 const struct virtio_chain *c, char *why)
+static int balloon_read_stats(struct virtio_balloon *b, struct virtio_mmio *vm,
+			      const struct virtio_chain *c, char *why)
 {
 	uint64_t val[VIRTIO_BALLOON_S_NR];
 	uint32_t present = 0;
@@ -267,7 +267,7 @@ void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigne
 }
 
 /* The driver reset the device: its queues, and the buffer kept, are gone. Lock held. */
-static void virtio_balloon__reset(void *dev)
+static void virtio_balloon_reset(void *dev)
 {
 	struct virtio_balloon *b = dev;
 
@@ -275,8 +275,7 @@ static void virtio_balloon__reset(void *dev)
 }
 
 /* Pages the driver put in the balloon: arrays of 32-bit PFNs, dropped in runs. */
-static int virtio_balloon__inflate(struct virtio_balloon *b, const struct virtio_chain *c,
-				   char *why)
+static int virtio_balloon_inflate(struct virtio_balloon *b, const struct virtio_chain *c, char *why)
 {
 	uint32_t first = 0, n = 0;
 	unsigned i, k;
@@ -297,32 +296,32 @@ static int virtio_balloon__inflate(struct virtio_balloon *b, const struct virtio
 				n++;
 				continue;
 			}
-			if (n && !virtio_balloon__drop_pfns(b, first, n, why))
+			if (n && !virtio_balloon_drop_pfns(b, first, n, why))
 				return -1;
 			first = pfn;
 			n = 1;
 		}
 	}
-	return n && !virtio_balloon__drop_pfns(b, first, n, why) ? -1 : 0;
+	return n && !virtio_balloon_drop_pfns(b, first, n, why) ? -1 : 0;
 }
 
-static void virtio_balloon__notify(void *dev, struct virtio_mmio *vm, unsigned queue)
+static void virtio_balloon_notify(void *dev, struct virtio_mmio *vm, unsigned queue)
 {
 	struct virtio_balloon *b = dev;
 	char why[VIRTIO_WHY_LEN];
 	struct virtio_chain c;
 
-	enum balloon_queue kind = virtio_balloon__queue(vm, queue);
+	enum balloon_queue kind = virtio_balloon_queue(vm, queue);
 
 	while (virtio_mmio__pop(vm, queue, &c) == 1) {
 		int ret = 0;
 
 		if (kind == BQ_REPORTING)
-			ret = virtio_balloon__report(b, &c, why);
+			ret = virtio_balloon_report(b, &c, why);
 		else if (kind == BQ_INFLATE)
-			ret = virtio_balloon__inflate(b, &c, why);
+			ret = virtio_balloon_inflate(b, &c, why);
 		else if (kind == BQ_STATS)
-			ret = virtio_balloon__stats(b, vm, &c, why);
+			ret = balloon_read_stats(b, vm, &c, why);
 		if (ret == -ENOMEM)
 			return; /* stopping for the budget, as virtio_mmio__pop() does */
 		if (ret) {
@@ -340,9 +339,9 @@ const struct virtio_dev_ops virtio_balloon_ops = {
 	.nr_queues = 4,
 	/* 2: the stats queue (read through the accessor) or the reports; 3: the reports */
 	.unmapped_queues = 1U << 2 | 1U << 3,
-	.features = virtio_balloon__features,
-	.config_read = virtio_balloon__config_read,
-	.config_write = virtio_balloon__config_write,
-	.notify = virtio_balloon__notify,
-	.reset = virtio_balloon__reset,
+	.features = virtio_balloon_features,
+	.config_read = virtio_balloon_config_read,
+	.config_write = virtio_balloon_config_write,
+	.notify = virtio_balloon_notify,
+	.reset = virtio_balloon_reset,
 };

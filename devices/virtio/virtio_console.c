@@ -72,7 +72,7 @@ void virtio_console__close(struct virtio_console *c)
 	c->peer_fd = c->listen_fd = c->kick_fd = c->stop_fd = -1;
 }
 
-static void console__kick(struct virtio_console *c)
+static void console_kick(struct virtio_console *c)
 {
 	uint64_t one = 1;
 
@@ -84,13 +84,13 @@ static void console__kick(struct virtio_console *c)
 /* ---- chains --------------------------------------------------------------------------- */
 
 /* The next chain of queue @q, or 0 while the driver has not set the queue up. Lock held. */
-static int console__pop(struct virtio_console *c, unsigned q, struct virtio_chain *ch)
+static int console_pop(struct virtio_console *c, unsigned q, struct virtio_chain *ch)
 {
 	return c->mmio.q[q].ready ? virtio_mmio__pop(&c->mmio, q, ch) : 0;
 }
 
 /* Copy up to @len bytes into @ch's buffers; -1 when one of them is not the device's to write. */
-static int64_t console__fill(const struct virtio_chain *ch, const uint8_t *src, size_t len)
+static int64_t console_fill(const struct virtio_chain *ch, const uint8_t *src, size_t len)
 {
 	size_t done = 0;
 	unsigned i;
@@ -108,7 +108,7 @@ static int64_t console__fill(const struct virtio_chain *ch, const uint8_t *src, 
 }
 
 /* Copy up to @len bytes out of @ch's buffers; -1 when one of them is device-writable. */
-static int64_t console__gather(const struct virtio_chain *ch, uint8_t *dst, size_t len)
+static int64_t console_gather(const struct virtio_chain *ch, uint8_t *dst, size_t len)
 {
 	size_t done = 0;
 	unsigned i;
@@ -126,7 +126,7 @@ static int64_t console__gather(const struct virtio_chain *ch, uint8_t *dst, size
 }
 
 /* Whether every buffer of @ch is the device's to read. */
-static bool console__readable(const struct virtio_chain *ch)
+static bool console_readable(const struct virtio_chain *ch)
 {
 	unsigned i;
 
@@ -139,11 +139,11 @@ static bool console__readable(const struct virtio_chain *ch)
 /* ---- control messages ----------------------------------------------------------------- */
 
 /* Hand the guest the control messages waiting, while it has buffers for them. Lock held. */
-static void console__ctrl_flush(struct virtio_console *c)
+static void console_ctrl_flush(struct virtio_console *c)
 {
 	struct virtio_chain ch;
 
-	while (c->nr_ctrl && console__pop(c, Q_CTRL_RX, &ch) > 0) {
+	while (c->nr_ctrl && console_pop(c, Q_CTRL_RX, &ch) > 0) {
 		const struct virtio_console_ctrl *m = &c->ctrl[0];
 		uint8_t msg[CTRL_HDR_LEN + sizeof(VIRTIO_CONSOLE_PORT_NAME)];
 		size_t len = CTRL_HDR_LEN;
@@ -157,7 +157,7 @@ static void console__ctrl_flush(struct virtio_console *c)
 			       sizeof(VIRTIO_CONSOLE_PORT_NAME) - 1);
 			len += sizeof(VIRTIO_CONSOLE_PORT_NAME) - 1;
 		}
-		n = console__fill(&ch, msg, len);
+		n = console_fill(&ch, msg, len);
 		if (n != (int64_t)len) {
 			virtio_mmio__break(&c->mmio,
 					   n < 0 ? "control receive buffer is not writable"
@@ -170,7 +170,7 @@ static void console__ctrl_flush(struct virtio_console *c)
 }
 
 /* Send a control message about port 0; a PORT_OPEN not yet taken is updated instead. */
-static void console__ctrl(struct virtio_console *c, uint16_t event, uint16_t value, bool name)
+static void console_ctrl(struct virtio_console *c, uint16_t event, uint16_t value, bool name)
 {
 	unsigned i;
 
@@ -183,57 +183,57 @@ static void console__ctrl(struct virtio_console *c, uint16_t event, uint16_t val
 		return; /* not reached: DEVICE_ADD, PORT_NAME and one PORT_OPEN at most */
 	c->ctrl[c->nr_ctrl++] = (struct virtio_console_ctrl){
 		.id = PORT_ID, .event = event, .value = value, .name = name};
-	console__ctrl_flush(c);
+	console_ctrl_flush(c);
 }
 
 /* Tell the guest whether a host program is connected, if that changed. Lock held. */
-static void console__tell_host(struct virtio_console *c)
+static void console_tell_host(struct virtio_console *c)
 {
 	bool connected = c->peer_fd >= 0;
 
 	if (!c->port_ready || c->host_told == connected)
 		return;
 	c->host_told = connected;
-	console__ctrl(c, CTRL_PORT_OPEN, connected, false);
+	console_ctrl(c, CTRL_PORT_OPEN, connected, false);
 }
 
-static void console__ctrl_event(struct virtio_console *c, uint32_t id, uint16_t event,
-				uint16_t value)
+static void console_ctrl_event(struct virtio_console *c, uint32_t id, uint16_t event,
+			       uint16_t value)
 {
 	switch (event) {
 	case CTRL_DEVICE_READY:
 		if (value == 1 && !c->port_added) {
 			c->port_added = true;
-			console__ctrl(c, CTRL_DEVICE_ADD, 0, false);
+			console_ctrl(c, CTRL_DEVICE_ADD, 0, false);
 		}
 		break;
 	case CTRL_PORT_READY:
 		if (id != PORT_ID || value != 1 || c->port_ready)
 			break;
 		c->port_ready = true;
-		console__ctrl(c, CTRL_PORT_NAME, 1, true);
-		console__tell_host(c);
+		console_ctrl(c, CTRL_PORT_NAME, 1, true);
+		console_tell_host(c);
 		break;
 	case CTRL_PORT_OPEN:
 		if (id != PORT_ID)
 			break;
 		c->guest_open = value;
-		console__kick(c); /* held bytes may go now */
+		console_kick(c); /* held bytes may go now */
 		break;
 	default: break; /* others are the device's to send, or not about port 0 */
 	}
 }
 
 /* Control messages from the guest, answered at once: its vCPU spins until they are used. */
-static void console__ctrl_tx(struct virtio_console *c)
+static void console_ctrl_tx(struct virtio_console *c)
 {
 	struct virtio_chain ch;
 
-	while (console__pop(c, Q_CTRL_TX, &ch) > 0) {
+	while (console_pop(c, Q_CTRL_TX, &ch) > 0) {
 		uint8_t msg[CTRL_HDR_LEN];
 		uint16_t event, value;
 		uint32_t id;
-		int64_t n = console__gather(&ch, msg, sizeof(msg));
+		int64_t n = console_gather(&ch, msg, sizeof(msg));
 
 		if (n != CTRL_HDR_LEN) {
 			virtio_mmio__break(&c->mmio,
@@ -245,20 +245,20 @@ static void console__ctrl_tx(struct virtio_console *c)
 		memcpy(&event, msg + 4, 2);
 		memcpy(&value, msg + 6, 2);
 		virtio_mmio__push_chain(&c->mmio, Q_CTRL_TX, &ch, 0);
-		console__ctrl_event(c, id, event, value);
+		console_ctrl_event(c, id, event, value);
 	}
 }
 
 /* ---- data ----------------------------------------------------------------------------- */
 
-static void console__disconnect(struct virtio_console *c)
+static void console_disconnect(struct virtio_console *c)
 {
 	close(c->peer_fd);
 	c->peer_fd = -1;
-	console__tell_host(c);
+	console_tell_host(c);
 }
 
-static void console__accept(struct virtio_console *c)
+static void console_accept(struct virtio_console *c)
 {
 	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -266,10 +266,10 @@ static void console__accept(struct virtio_console *c)
 		return; /* gone before we took it */
 	c->peer_fd = fd;
 	__atomic_add_fetch(&c->connections, 1, __ATOMIC_RELAXED);
-	console__tell_host(c);
+	console_tell_host(c);
 }
 
-static void console__read(struct virtio_console *c)
+static void console_read(struct virtio_console *c)
 {
 	ssize_t n = recv(c->peer_fd, c->rx, sizeof(c->rx), MSG_DONTWAIT);
 
@@ -277,17 +277,17 @@ static void console__read(struct virtio_console *c)
 		c->rx_len = (uint32_t)n;
 		c->rx_off = 0;
 	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-		console__disconnect(c);
+		console_disconnect(c);
 	}
 }
 
 /* Bytes from the host into the guest's receive buffers, once it has the port open. */
-static void console__rx(struct virtio_console *c)
+static void console_rx(struct virtio_console *c)
 {
 	struct virtio_chain ch;
 
-	while (c->rx_off < c->rx_len && c->guest_open && console__pop(c, Q_RX, &ch) > 0) {
-		int64_t n = console__fill(&ch, c->rx + c->rx_off, c->rx_len - c->rx_off);
+	while (c->rx_off < c->rx_len && c->guest_open && console_pop(c, Q_RX, &ch) > 0) {
+		int64_t n = console_fill(&ch, c->rx + c->rx_off, c->rx_len - c->rx_off);
 
 		if (n < 0) {
 			virtio_mmio__break(&c->mmio, "receive buffer is not writable");
@@ -302,7 +302,7 @@ static void console__rx(struct virtio_console *c)
 }
 
 /* What is left of the chain in hand, from the current buffer and offset. */
-static uint64_t console__tx_left(const struct virtio_console *c)
+static uint64_t console_tx_left(const struct virtio_console *c)
 {
 	uint64_t left = 0;
 	unsigned i;
@@ -316,13 +316,13 @@ static uint64_t console__tx_left(const struct virtio_console *c)
  * The guest's bytes to the host program, without blocking: a chain only
  * partly sent stays in hand until the socket takes more (POLLOUT).
  */
-static void console__tx(struct virtio_console *c)
+static void console_tx(struct virtio_console *c)
 {
 	for (;;) {
 		if (!c->tx_busy) {
-			if (console__pop(c, Q_TX, &c->tx) <= 0)
+			if (console_pop(c, Q_TX, &c->tx) <= 0)
 				return;
-			if (!console__readable(&c->tx)) {
+			if (!console_readable(&c->tx)) {
 				virtio_mmio__break(&c->mmio, "transmit buffer is device-writable");
 				return;
 			}
@@ -330,7 +330,7 @@ static void console__tx(struct virtio_console *c)
 			c->tx_buf = c->tx_off = 0;
 		}
 		if (c->peer_fd < 0) {
-			__atomic_add_fetch(&c->tx_dropped, console__tx_left(c), __ATOMIC_RELAXED);
+			__atomic_add_fetch(&c->tx_dropped, console_tx_left(c), __ATOMIC_RELAXED);
 			c->tx_buf = c->tx.n;
 		}
 		while (c->tx_buf < c->tx.n) {
@@ -343,7 +343,7 @@ static void console__tx(struct virtio_console *c)
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
 				return;
 			if (n < 0) {
-				console__disconnect(c); /* the rest is dropped above */
+				console_disconnect(c); /* the rest is dropped above */
 				break;
 			}
 			c->tx_off += (uint32_t)n;
@@ -360,7 +360,7 @@ static void console__tx(struct virtio_console *c)
 	}
 }
 
-static void *console__thread(void *arg)
+static void *console_thread(void *arg)
 {
 	struct virtio_console *c = arg;
 
@@ -398,11 +398,11 @@ static void *console__thread(void *arg)
 			break;
 		pthread_mutex_lock(&c->mmio.lock);
 		if (c->peer_fd < 0 && (fds[2].revents & POLLIN))
-			console__accept(c);
+			console_accept(c);
 		else if (c->peer_fd >= 0 && fds[2].revents && !c->rx_len)
-			console__read(c);
-		console__rx(c);
-		console__tx(c);
+			console_read(c);
+		console_rx(c);
+		console_tx(c);
 		pthread_mutex_unlock(&c->mmio.lock);
 	}
 	return NULL;
@@ -421,7 +421,7 @@ int virtio_console__start(struct virtio_console *c)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = err ?: pthread_create(&c->thread, NULL, console__thread, c);
+	err = err ?: pthread_create(&c->thread, NULL, console_thread, c);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		pr_err("cannot start the channel thread: %s (file: %s)", strerror(err), c->path);
@@ -431,7 +431,7 @@ int virtio_console__start(struct virtio_console *c)
 	return 0;
 }
 
-static uint64_t console__now_ms(void)
+static uint64_t console_now_ms(void)
 {
 	struct timespec ts;
 
@@ -441,7 +441,7 @@ static uint64_t console__now_ms(void)
 
 void virtio_console__stop(struct virtio_console *c, int flush_ms)
 {
-	uint64_t one = 1, end = console__now_ms() + (uint64_t)flush_ms;
+	uint64_t one = 1, end = console_now_ms() + (uint64_t)flush_ms;
 
 	if (!c->thread_started)
 		return;
@@ -454,9 +454,9 @@ void virtio_console__stop(struct virtio_console *c, int flush_ms)
 	pthread_mutex_lock(&c->mmio.lock);
 	for (;;) {
 		struct pollfd p = {.fd = c->peer_fd, .events = POLLOUT};
-		uint64_t now = console__now_ms();
+		uint64_t now = console_now_ms();
 
-		console__tx(c);
+		console_tx(c);
 		if (!c->tx_busy || c->peer_fd < 0 || now >= end)
 			break;
 		pthread_mutex_unlock(&c->mmio.lock);
@@ -464,7 +464,7 @@ void virtio_console__stop(struct virtio_console *c, int flush_ms)
 		pthread_mutex_lock(&c->mmio.lock);
 	}
 	if (c->tx_busy) {
-		__atomic_add_fetch(&c->tx_dropped, console__tx_left(c), __ATOMIC_RELAXED);
+		__atomic_add_fetch(&c->tx_dropped, console_tx_left(c), __ATOMIC_RELAXED);
 		c->tx_busy = false;
 	}
 	pthread_mutex_unlock(&c->mmio.lock);
@@ -472,13 +472,13 @@ void virtio_console__stop(struct virtio_console *c, int flush_ms)
 
 /* ---- the transport's operations ---------------------------------------------------------- */
 
-static uint64_t console__features(void *dev)
+static uint64_t console_features(void *dev)
 {
 	(void)dev;
 	return 1ULL << VIRTIO_CONSOLE_F_MULTIPORT;
 }
 
-static int console__config_read(void *dev, uint64_t offset, void *data, unsigned len)
+static int console_config_read(void *dev, uint64_t offset, void *data, unsigned len)
 {
 	uint8_t cfg[12] = {0}; /* cols, rows (no size offered), max_nr_ports, emerg_wr */
 	uint32_t ports = 1;
@@ -493,20 +493,20 @@ static int console__config_read(void *dev, uint64_t offset, void *data, unsigned
 	return 0;
 }
 
-static void console__notify(void *dev, struct virtio_mmio *vm, unsigned queue)
+static void console_notify(void *dev, struct virtio_mmio *vm, unsigned queue)
 {
 	struct virtio_console *c = dev;
 
 	(void)vm;
 	if (queue == Q_CTRL_TX)
-		console__ctrl_tx(c);
+		console_ctrl_tx(c);
 	else if (queue == Q_CTRL_RX)
-		console__ctrl_flush(c);
+		console_ctrl_flush(c);
 	else
-		console__kick(c); /* receive buffers, or bytes to send: the thread's */
+		console_kick(c); /* receive buffers, or bytes to send: the thread's */
 }
 
-static void console__reset(void *dev)
+static void console_reset(void *dev)
 {
 	struct virtio_console *c = dev;
 
@@ -519,8 +519,8 @@ const struct virtio_dev_ops virtio_console_ops = {
 	.name = "virtio-console",
 	.device_id = VIRTIO_ID_CONSOLE,
 	.nr_queues = 4,
-	.features = console__features,
-	.config_read = console__config_read,
-	.notify = console__notify,
-	.reset = console__reset,
+	.features = console_features,
+	.config_read = console_config_read,
+	.notify = console_notify,
+	.reset = console_reset,
 };

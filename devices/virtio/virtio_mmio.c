@@ -51,7 +51,7 @@ struct virtq_desc {
 #define virtq__fail(why, ...) log__why(why, VIRTIO_WHY_LEN, -EINVAL, __VA_ARGS__)
 
 /* @gpa..+@len in the monitor's view; NULL with *@err: -ENOMEM (the budget), else outside RAM. */
-static void *virtq__map(const struct guest_access *ga, uint64_t gpa, uint64_t len, int *err)
+static void *virtq_map(const struct guest_access *ga, uint64_t gpa, uint64_t len, int *err)
 {
 	*err = 0;
 	return ga->ptr(ga->ctx, gpa, len, err);
@@ -73,7 +73,7 @@ void virtq__release(const struct guest_access *ga, const struct virtio_chain *c)
 }
 
 /* Why a buffer could not be mapped, for the messages. */
-static const char *virtq__unmapped(int err)
+static const char *virtq_unmapped(int err)
 {
 	return err == -ENOMEM ? "does not fit in the memory budget" : "outside guest RAM";
 }
@@ -97,12 +97,12 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 		return virtq__fail(why, "misaligned ring (desc 0x%llx, avail 0x%llx, used 0x%llx)",
 				   (unsigned long long)q->desc, (unsigned long long)q->avail,
 				   (unsigned long long)q->used);
-	avail = virtq__map(ga, q->avail, 6 + 2ULL * q->num, &err);
-	table = avail ? virtq__map(ga, q->desc, 16ULL * q->num, &err) : NULL;
+	avail = virtq_map(ga, q->avail, 6 + 2ULL * q->num, &err);
+	table = avail ? virtq_map(ga, q->desc, 16ULL * q->num, &err) : NULL;
 	if (!avail || !table)
-		return virtq__unmapped_fail(
-			why, err, "%s ring %s (GPA 0x%llx)", avail ? "descriptor" : "available",
-			virtq__unmapped(err), (unsigned long long)(avail ? q->desc : q->avail));
+		return virtq__unmapped_fail(why, err, "%s ring %s (GPA 0x%llx)",
+					    avail ? "descriptor" : "available", virtq_unmapped(err),
+					    (unsigned long long)(avail ? q->desc : q->avail));
 	avail_idx = __atomic_load_n(&avail[1], __ATOMIC_ACQUIRE);
 	if (avail_idx == q->last_avail)
 		return 0;
@@ -138,7 +138,7 @@ int virtq__pop(struct virtq *q, const struct guest_access *ga, struct virtio_cha
 			virtq__release(ga, c);
 			return virtq__unmapped_fail(
 				why, err, "descriptor %u: buffer %s (GPA 0x%llx, %u bytes)", i,
-				virtq__unmapped(err), (unsigned long long)d.addr, d.len);
+				virtq_unmapped(err), (unsigned long long)d.addr, d.len);
 		}
 		if (!(d.flags & DESC_F_NEXT))
 			break;
@@ -156,12 +156,12 @@ int virtq__push(struct virtq *q, const struct guest_access *ga, uint16_t head, u
 		char *why)
 {
 	int err;
-	uint16_t *used = virtq__map(ga, q->used, 6 + 8ULL * q->num, &err);
+	uint16_t *used = virtq_map(ga, q->used, 6 + 8ULL * q->num, &err);
 	uint32_t elem[2] = {head, len};
 
 	if (!used)
 		return virtq__unmapped_fail(why, err, "used ring %s (GPA 0x%llx)",
-					    virtq__unmapped(err), (unsigned long long)q->used);
+					    virtq_unmapped(err), (unsigned long long)q->used);
 	memcpy((uint8_t *)used + 4 + 8 * (q->used_idx % q->num), elem, sizeof(elem));
 	q->used_idx++;
 	/* seq_cst: ordered before the read of the driver's flags in virtq__wants_irq(). */
@@ -172,7 +172,7 @@ int virtq__push(struct virtq *q, const struct guest_access *ga, uint16_t head, u
 bool virtq__wants_irq(const struct virtq *q, const struct guest_access *ga)
 {
 	int err;
-	const uint16_t *avail = virtq__map(ga, q->avail, 2, &err);
+	const uint16_t *avail = virtq_map(ga, q->avail, 2, &err);
 
 	return !avail || !(__atomic_load_n(&avail[0], __ATOMIC_SEQ_CST) & AVAIL_F_NO_INTERRUPT);
 }
@@ -198,7 +198,7 @@ void virtio_mmio__exit(struct virtio_mmio *vm)
 }
 
 /* Raise an edge on the device's line for interrupt cause @cause. Lock held. */
-static void virtio_mmio__interrupt(struct virtio_mmio *vm, uint32_t cause)
+static void virtio_mmio_interrupt(struct virtio_mmio *vm, uint32_t cause)
 {
 	int ret;
 
@@ -213,7 +213,7 @@ static void virtio_mmio__interrupt(struct virtio_mmio *vm, uint32_t cause)
 
 void virtio_mmio__config_changed(struct virtio_mmio *vm)
 {
-	virtio_mmio__interrupt(vm, INT_CONFIG_CHANGE);
+	virtio_mmio_interrupt(vm, INT_CONFIG_CHANGE);
 }
 
 void virtio_mmio__break(struct virtio_mmio *vm, const char *why)
@@ -225,7 +225,7 @@ void virtio_mmio__break(struct virtio_mmio *vm, const char *why)
 	pr_err("%s at GPA 0x%llx: %s; the device stops until the guest resets it", vm->ops->name,
 	       (unsigned long long)vm->gpa, why);
 	vm->status |= VIRTIO_STATUS_NEEDS_RESET;
-	virtio_mmio__interrupt(vm, INT_CONFIG_CHANGE);
+	virtio_mmio_interrupt(vm, INT_CONFIG_CHANGE);
 }
 
 int virtio_mmio__pop(struct virtio_mmio *vm, unsigned queue, struct virtio_chain *c)
@@ -274,10 +274,10 @@ void virtio_mmio__push(struct virtio_mmio *vm, unsigned queue, uint16_t head, ui
 		return;
 	}
 	if (virtq__wants_irq(&vm->q[queue], &vm->ga))
-		virtio_mmio__interrupt(vm, INT_USED_BUFFER);
+		virtio_mmio_interrupt(vm, INT_USED_BUFFER);
 }
 
-static void virtio_mmio__reset(struct virtio_mmio *vm)
+static void virtio_mmio_reset(struct virtio_mmio *vm)
 {
 	vm->status = 0;
 	vm->dev_features_sel = vm->drv_features_sel = vm->queue_sel = vm->int_status = 0;
@@ -288,19 +288,19 @@ static void virtio_mmio__reset(struct virtio_mmio *vm)
 		vm->ops->reset(vm->dev);
 }
 
-static uint64_t virtio_mmio__features(struct virtio_mmio *vm)
+static uint64_t virtio_mmio_features(struct virtio_mmio *vm)
 {
 	return vm->ops->features(vm->dev) | 1ULL << VIRTIO_F_VERSION_1;
 }
 
-static struct virtq *virtio_mmio__queue(struct virtio_mmio *vm)
+static struct virtq *virtio_mmio_queue(struct virtio_mmio *vm)
 {
 	return vm->queue_sel < vm->ops->nr_queues ? &vm->q[vm->queue_sel] : NULL;
 }
 
-static uint32_t virtio_mmio__reg_read(struct virtio_mmio *vm, uint64_t offset)
+static uint32_t virtio_mmio_reg_read(struct virtio_mmio *vm, uint64_t offset)
 {
-	struct virtq *q = virtio_mmio__queue(vm);
+	struct virtq *q = virtio_mmio_queue(vm);
 
 	switch (offset) {
 	case REG_MAGIC: return VIRTIO_MMIO_MAGIC;
@@ -309,7 +309,7 @@ static uint32_t virtio_mmio__reg_read(struct virtio_mmio *vm, uint64_t offset)
 	case REG_VENDOR_ID: return VIRTIO_MMIO_VENDOR;
 	case REG_DEVICE_FEATURES:
 		return vm->dev_features_sel > 1 ? 0
-						: (uint32_t)(virtio_mmio__features(vm) >>
+						: (uint32_t)(virtio_mmio_features(vm) >>
 							     (32 * vm->dev_features_sel));
 	case REG_QUEUE_NUM_MAX: return q ? VIRTQ_SIZE_MAX : 0;
 	case REG_QUEUE_READY: return q ? q->ready : 0;
@@ -320,7 +320,7 @@ static uint32_t virtio_mmio__reg_read(struct virtio_mmio *vm, uint64_t offset)
 	}
 }
 
-static void virtio_mmio__set_addr(uint64_t *addr, bool high, uint32_t v)
+static void virtio_mmio_set_addr(uint64_t *addr, bool high, uint32_t v)
 {
 	if (high)
 		*addr = (*addr & 0xffffffffULL) | (uint64_t)v << 32;
@@ -329,9 +329,9 @@ static void virtio_mmio__set_addr(uint64_t *addr, bool high, uint32_t v)
 }
 
 /* A register write; returns -EINVAL for one the guest may not make now. Lock held. */
-static int virtio_mmio__reg_write(struct virtio_mmio *vm, uint64_t offset, uint32_t v)
+static int virtio_mmio_reg_write(struct virtio_mmio *vm, uint64_t offset, uint32_t v)
 {
-	struct virtq *q = virtio_mmio__queue(vm);
+	struct virtq *q = virtio_mmio_queue(vm);
 
 	switch (offset) {
 	case REG_DEVICE_FEATURES_SEL: vm->dev_features_sel = v; return 0;
@@ -346,11 +346,11 @@ static int virtio_mmio__reg_write(struct virtio_mmio *vm, uint64_t offset, uint3
 	case REG_INTERRUPT_ACK: vm->int_status &= ~v; return 0;
 	case REG_STATUS:
 		if (v == 0) {
-			virtio_mmio__reset(vm);
+			virtio_mmio_reset(vm);
 			return 0;
 		}
 		/* FEATURES_OK only for a subset of ours that includes VERSION_1. */
-		if ((v & STATUS_FEATURES_OK) && ((vm->drv_features & ~virtio_mmio__features(vm)) ||
+		if ((v & STATUS_FEATURES_OK) && ((vm->drv_features & ~virtio_mmio_features(vm)) ||
 						 !(vm->drv_features & 1ULL << VIRTIO_F_VERSION_1)))
 			v &= ~STATUS_FEATURES_OK;
 		vm->status = v | (vm->status & VIRTIO_STATUS_NEEDS_RESET);
@@ -376,21 +376,21 @@ static int virtio_mmio__reg_write(struct virtio_mmio *vm, uint64_t offset, uint3
 		return 0;
 	case REG_QUEUE_DESC_LOW:
 	case REG_QUEUE_DESC_HIGH:
-		virtio_mmio__set_addr(&q->desc, offset == REG_QUEUE_DESC_HIGH, v);
+		virtio_mmio_set_addr(&q->desc, offset == REG_QUEUE_DESC_HIGH, v);
 		return 0;
 	case REG_QUEUE_DRIVER_LOW:
 	case REG_QUEUE_DRIVER_HIGH:
-		virtio_mmio__set_addr(&q->avail, offset == REG_QUEUE_DRIVER_HIGH, v);
+		virtio_mmio_set_addr(&q->avail, offset == REG_QUEUE_DRIVER_HIGH, v);
 		return 0;
 	case REG_QUEUE_DEVICE_LOW:
 	case REG_QUEUE_DEVICE_HIGH:
-		virtio_mmio__set_addr(&q->used, offset == REG_QUEUE_DEVICE_HIGH, v);
+		virtio_mmio_set_addr(&q->used, offset == REG_QUEUE_DEVICE_HIGH, v);
 		return 0;
 	}
 	return 0; /* read-only registers: writes are ignored, as the spec allows */
 }
 
-static int virtio_mmio__read(void *opaque, uint64_t offset, void *data, unsigned len)
+static int virtio_mmio_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	struct virtio_mmio *vm = opaque;
 	uint32_t v;
@@ -402,14 +402,14 @@ static int virtio_mmio__read(void *opaque, uint64_t offset, void *data, unsigned
 	} else if (len != 4 || (offset & 3)) {
 		ret = -EINVAL;
 	} else {
-		v = virtio_mmio__reg_read(vm, offset);
+		v = virtio_mmio_reg_read(vm, offset);
 		memcpy(data, &v, 4);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
 
-static int virtio_mmio__write(void *opaque, uint64_t offset, const void *data, unsigned len)
+static int virtio_mmio_write(void *opaque, uint64_t offset, const void *data, unsigned len)
 {
 	struct virtio_mmio *vm = opaque;
 	uint32_t v;
@@ -427,12 +427,12 @@ static int virtio_mmio__write(void *opaque, uint64_t offset, const void *data, u
 		return -EINVAL;
 	memcpy(&v, data, 4);
 	pthread_mutex_lock(&vm->lock);
-	ret = virtio_mmio__reg_write(vm, offset, v);
+	ret = virtio_mmio_reg_write(vm, offset, v);
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
 
 const struct bus_device_ops virtio_mmio_ops = {
-	.read = virtio_mmio__read,
-	.write = virtio_mmio__write,
+	.read = virtio_mmio_read,
+	.write = virtio_mmio_write,
 };

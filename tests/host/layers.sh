@@ -69,3 +69,18 @@ t_layers_bad_usage() {
 	expect_rc 2
 	expect_err "scripts/layers: no such folder: $T/none"
 }
+
+# A static function keeps a plain name; object__verb is for what a header
+# exports (and a static inline in a header is exported).
+t_layers_static_names() {
+	layer_tree mmu/a.c: mmu/a.h:
+	printf '%s\n' 'static int mmu__helper(int x);' 'int mmu__init(void);' \
+		'static inline void plain_name(void) {}' 'static const struct s *bar__lookup(int k)' \
+		'static int table[] = {f__g(1)};' >"$T/tree/mmu/a.c"
+	echo 'static inline int mmu__inline(void) { return 0; }' >"$T/tree/mmu/a.h"
+	cmd scripts/layers "$T/tree"
+	expect_rc 1
+	expect_out "mmu/a.c:1: static function mmu__helper has a public name (object__verb is for what a header exports)"
+	expect_out "mmu/a.c:4: static function bar__lookup has a public name (object__verb is for what a header exports)"
+	[ "$(wc -l <"$T/out")" = 2 ] || problem "expected 2 lines: $(tr '\n' ';' <"$T/out")"
+}

@@ -16,11 +16,11 @@
 #include "mmu/mmu.h"
 #include "vmm/api/api.h"
 
-static char *api__refuse(struct api *api, const char *fmt, ...)
+static char *api_refuse(struct api *api, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* A refusal: {"ok": false, "error": why}. NULL only without memory. */
-static char *api__refuse(struct api *api, const char *fmt, ...)
+static char *api_refuse(struct api *api, const char *fmt, ...)
 {
 	char why[API_WHY_LEN];
 	json_t *reply;
@@ -38,7 +38,7 @@ static char *api__refuse(struct api *api, const char *fmt, ...)
 }
 
 /* "status, pause, ...": the command names, for the unknown-command reply. */
-static void api__names(const struct api *api, char *buf, size_t len)
+static void api_names(const struct api *api, char *buf, size_t len)
 {
 	size_t used = 0;
 	unsigned i;
@@ -49,7 +49,7 @@ static void api__names(const struct api *api, char *buf, size_t len)
 					 api->commands[i].name);
 }
 
-static const struct api_command *api__find(const struct api *api, const char *name)
+static const struct api_command *api_find(const struct api *api, const char *name)
 {
 	unsigned i;
 
@@ -63,8 +63,8 @@ static const struct api_command *api__find(const struct api *api, const char *na
  * Run @cmd (NULL: nothing to run) on @request into a reply that starts with
  * "ok" and then @first's fields. Returns its text; NULL only without memory.
  */
-static char *api__run(struct api *api, const struct api_command *cmd, const char *name,
-		      json_t *request, json_t *first)
+static char *api_run(struct api *api, const struct api_command *cmd, const char *name,
+		     json_t *request, json_t *first)
 {
 	char why[API_WHY_LEN] = "";
 	json_t *reply = json_pack("{s:b}", "ok", 1);
@@ -75,7 +75,7 @@ static char *api__run(struct api *api, const struct api_command *cmd, const char
 		return NULL;
 	}
 	if (cmd && cmd->run(api->ctx, request, reply, why))
-		text = api__refuse(api, "%s: %s", name, why[0] ? why : "refused");
+		text = api_refuse(api, "%s: %s", name, why[0] ? why : "refused");
 	else
 		text = json_dumps(reply, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(reply);
@@ -83,7 +83,7 @@ static char *api__run(struct api *api, const struct api_command *cmd, const char
 }
 
 /* Close stream @i (the last one takes its place). Thread only. */
-static void api__drop_stream(struct api *api, unsigned i)
+static void api_drop_stream(struct api *api, unsigned i)
 {
 	unsigned n = api->nr_streams - 1;
 
@@ -93,7 +93,7 @@ static void api__drop_stream(struct api *api, unsigned i)
 }
 
 /* Send @line and its newline to every stream, closing those that cannot take it now. */
-static void api__broadcast(struct api *api, const char *line)
+static void api_broadcast(struct api *api, const char *line)
 {
 	size_t len = strlen(line);
 	unsigned i = 0;
@@ -112,13 +112,13 @@ static void api__broadcast(struct api *api, const char *line)
 		}
 		/* Full, or gone: a part of a line would break the stream anyway. */
 		__atomic_add_fetch(&api->streams_dropped, 1, __ATOMIC_RELAXED);
-		api__drop_stream(api, i);
+		api_drop_stream(api, i);
 	}
 	free(buf);
 }
 
 /* Send what was published, in order, and a "lost" event where the queue was full. */
-static void api__flush(struct api *api)
+static void api_flush(struct api *api)
 {
 	char *queued[API_QUEUED], lost[64];
 	unsigned n, i;
@@ -132,13 +132,13 @@ static void api__flush(struct api *api)
 	api->lost = 0;
 	pthread_mutex_unlock(&api->events_lock);
 	for (i = 0; i < n; i++) {
-		api__broadcast(api, queued[i]);
+		api_broadcast(api, queued[i]);
 		free(queued[i]);
 	}
 	if (nlost) {
 		snprintf(lost, sizeof(lost), "{\"event\":\"lost\",\"count\":%llu}",
 			 (unsigned long long)nlost);
-		api__broadcast(api, lost);
+		api_broadcast(api, lost);
 	}
 }
 
@@ -179,20 +179,20 @@ void api__publish(struct api *api, const char *name, json_t *fields)
  * status that opens it is taken, so that every change after that status
  * reaches it as an event. Events queued before it go to the others only.
  */
-static char *api__open_stream(struct api *api, json_t *request, int fd)
+static char *api_open_stream(struct api *api, json_t *request, int fd)
 {
 	json_t *first;
 	char *text;
 
 	if (fd < 0)
-		return api__refuse(api, "events: a stream needs a connection of its own");
+		return api_refuse(api, "events: a stream needs a connection of its own");
 	if (api->nr_streams == API_STREAMS)
-		return api__refuse(api, "events: %d streams are open already", API_STREAMS);
-	api__flush(api);
+		return api_refuse(api, "events: %d streams are open already", API_STREAMS);
+	api_flush(api);
 	api->streams[api->nr_streams] = fd;
 	__atomic_store_n(&api->nr_streams, api->nr_streams + 1, __ATOMIC_RELEASE);
 	first = json_pack("{s:s}", "event", "status");
-	text = first ? api__run(api, api__find(api, "status"), "events", request, first) : NULL;
+	text = first ? api_run(api, api_find(api, "status"), "events", request, first) : NULL;
 	json_decref(first);
 	if (!text || strncmp(text, "{\"ok\":true", 10))
 		__atomic_store_n(&api->nr_streams, api->nr_streams - 1, __ATOMIC_RELEASE);
@@ -211,25 +211,25 @@ char *api__reply(struct api *api, const char *line, size_t len, int fd)
 	__atomic_add_fetch(&api->requests, 1, __ATOMIC_RELAXED);
 	request = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!request)
-		return api__refuse(api, "the request is not JSON: %s (at byte %d)", jerr.text,
-				   jerr.position);
+		return api_refuse(api, "the request is not JSON: %s (at byte %d)", jerr.text,
+				  jerr.position);
 	name = json_string_value(json_object_get(request, "command"));
 	if (!json_is_object(request) || !name) {
 		json_decref(request);
-		return api__refuse(api,
-				   "the request is not a JSON object with a \"command\" string");
+		return api_refuse(api,
+				  "the request is not a JSON object with a \"command\" string");
 	}
 	if (!strcmp(name, "events")) {
-		text = api__open_stream(api, request, fd);
+		text = api_open_stream(api, request, fd);
 		json_decref(request);
 		return text;
 	}
-	cmd = api__find(api, name);
+	cmd = api_find(api, name);
 	if (!cmd) {
-		api__names(api, names, sizeof(names));
-		text = api__refuse(api, "unknown command: %s (commands: %s, events)", name, names);
+		api_names(api, names, sizeof(names));
+		text = api_refuse(api, "unknown command: %s (commands: %s, events)", name, names);
 	} else {
-		text = api__run(api, cmd, name, request, NULL);
+		text = api_run(api, cmd, name, request, NULL);
 	}
 	json_decref(request);
 	return text;
@@ -241,7 +241,7 @@ char *api__reply(struct api *api, const char *line, size_t len, int fd)
  * API_REQUEST_MAX, -ETIMEDOUT, -ECANCELED when the thread is told to end,
  * or -errno.
  */
-static ssize_t api__read_request(struct api *api, int fd, char *buf)
+static ssize_t api_read_request(struct api *api, int fd, char *buf)
 {
 	uint64_t deadline = mmu__now_ns() + API_REQUEST_MS * 1000000ULL, now;
 	size_t used = 0;
@@ -281,7 +281,7 @@ static ssize_t api__read_request(struct api *api, int fd, char *buf)
 }
 
 /* Write the reply and a newline; a client that does not read loses it. */
-static void api__send(int fd, const char *text)
+static void api_send(int fd, const char *text)
 {
 	struct timeval tv = {.tv_sec = API_REQUEST_MS / 1000};
 	size_t len = strlen(text), done = 0;
@@ -300,7 +300,7 @@ static void api__send(int fd, const char *text)
 }
 
 /* Is @fd one of the streams? Thread only. */
-static bool api__is_stream(const struct api *api, int fd)
+static bool api_is_stream(const struct api *api, int fd)
 {
 	unsigned i;
 
@@ -310,10 +310,10 @@ static bool api__is_stream(const struct api *api, int fd)
 	return false;
 }
 
-static void api__serve(struct api *api, int fd)
+static void api_serve(struct api *api, int fd)
 {
 	char buf[API_REQUEST_MAX + 1];
-	ssize_t len = api__read_request(api, fd, buf);
+	ssize_t len = api_read_request(api, fd, buf);
 	char *text;
 
 	if (len == -ECANCELED || len == -ECONNRESET) {
@@ -323,31 +323,31 @@ static void api__serve(struct api *api, int fd)
 	if (len < 0)
 		__atomic_add_fetch(&api->requests, 1, __ATOMIC_RELAXED);
 	if (len == -EMSGSIZE)
-		text = api__refuse(api, "the request is longer than %d bytes", API_REQUEST_MAX);
+		text = api_refuse(api, "the request is longer than %d bytes", API_REQUEST_MAX);
 	else if (len == -ETIMEDOUT)
-		text = api__refuse(api, "no whole request line within %d ms", API_REQUEST_MS);
+		text = api_refuse(api, "no whole request line within %d ms", API_REQUEST_MS);
 	else if (len < 0)
-		text = api__refuse(api, "cannot read the request: %s", strerror((int)-len));
+		text = api_refuse(api, "cannot read the request: %s", strerror((int)-len));
 	else
 		text = api__reply(api, buf, (size_t)len, fd);
 	if (text)
-		api__send(fd, text); /* out of memory: the client sees the connection close */
+		api_send(fd, text); /* out of memory: the client sees the connection close */
 	free(text);
-	if (!api__is_stream(api, fd))
+	if (!api_is_stream(api, fd))
 		close(fd);
 }
 
 /* A stream's client sent something or left: what it sends means nothing. */
-static void api__stream_input(struct api *api, unsigned i)
+static void api_stream_input(struct api *api, unsigned i)
 {
 	char buf[256];
 	ssize_t n = recv(api->streams[i], buf, sizeof(buf), MSG_DONTWAIT);
 
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-		api__drop_stream(api, i);
+		api_drop_stream(api, i);
 }
 
-static void *api__thread(void *arg)
+static void *api_thread(void *arg)
 {
 	struct api *api = arg;
 
@@ -371,7 +371,7 @@ static void *api__thread(void *arg)
 			break;
 		}
 		if (fds[2].revents && read(api->event_fd, &count, sizeof(count)) > 0)
-			api__flush(api);
+			api_flush(api);
 		if (fds[1].revents)
 			break;
 		/*
@@ -382,18 +382,18 @@ static void *api__thread(void *arg)
 		for (i = n; i-- > 0;)
 			if (fds[3 + i].revents && i < api->nr_streams &&
 			    api->streams[i] == fds[3 + i].fd)
-				api__stream_input(api, i);
+				api_stream_input(api, i);
 		if (!fds[0].revents)
 			continue;
 		fd = accept4(api->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd >= 0)
-			api__serve(api, fd);
+			api_serve(api, fd);
 		/* else the client left before its turn, or EAGAIN */
 	}
 	/* The owner published its last event (its stop) before it ended us. */
-	api__flush(api);
+	api_flush(api);
 	while (api->nr_streams)
-		api__drop_stream(api, api->nr_streams - 1);
+		api_drop_stream(api, api->nr_streams - 1);
 	return NULL;
 }
 
@@ -436,7 +436,7 @@ int api__start(struct api *api)
 	/* Signals are the vCPU threads' and vm__run()'s, never this thread's. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = ret ?: pthread_create(&api->thread, NULL, api__thread, api);
+	ret = ret ?: pthread_create(&api->thread, NULL, api_thread, api);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ret) {
 		pr_err("cannot start the control socket's thread: %s (file: %s)", strerror(ret),

@@ -18,13 +18,13 @@
 
 #define VM_API_PARK_MS 500 /* pause: how long to wait for the vCPUs to park */
 
-static const char *vm__on_oom_name(enum vm_oom_policy p)
+static const char *vm_on_oom_name(enum vm_oom_policy p)
 {
 	return p == VM_OOM_MCE ? "mce" : p == VM_OOM_PAUSE ? "pause" : "kill";
 }
 
 /* Refuse a command that changes state once the VM is stopping. */
-static int vm__api_stopping(struct vm *vm, char *why)
+static int vm_api_stopping(struct vm *vm, char *why)
 {
 	bool stopping;
 
@@ -37,7 +37,7 @@ static int vm__api_stopping(struct vm *vm, char *why)
 }
 
 /* Where the vCPUs and the fault handlers are now (vcpu__where(), mmu__waiting()). */
-static json_t *vm__where_json(struct vm *vm)
+static json_t *vm_where_json(struct vm *vm)
 {
 	uint64_t now = mmu__now_ns();
 	json_t *o, *vcpus = json_array();
@@ -60,7 +60,7 @@ static json_t *vm__where_json(struct vm *vm)
 	return o;
 }
 
-static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
+static int vm_api_status(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
 	struct mmu_pages pages;
@@ -76,10 +76,10 @@ static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 		      (int)vm->nr_vcpus, "vcpus_parked", (int)vm->nr_parked, "vcpus_halted",
 		      (int)vm->nr_halted, "guest_clock", vm->clock_stopped ? "stopped" : "running",
 		      "pages", "ram", (json_int_t)pages.ram, "budget", (json_int_t)pages.budget,
-		      "resident", (json_int_t)pages.resident, "on_oom", vm__on_oom_name(vm->on_oom),
+		      "resident", (json_int_t)pages.resident, "on_oom", vm_on_oom_name(vm->on_oom),
 		      "pauses", (json_int_t)vm->pauses, "oom_pauses", (json_int_t)vm->oom_pauses);
 	if (o)
-		json_object_set_new(o, "where", vm__where_json(vm));
+		json_object_set_new(o, "where", vm_where_json(vm));
 	if (o && vm->pause == VM_PAUSED_OOM && !vm->stopping) {
 		uint64_t now = mmu__now_ns();
 
@@ -105,13 +105,13 @@ static int vm__api_status(void *ctx, json_t *request, json_t *reply, char *why)
 	return 0;
 }
 
-static int vm__api_pause(void *ctx, json_t *request, json_t *reply, char *why)
+static int vm_api_pause(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
 	enum vm_pause was;
 
 	(void)request;
-	if (vm__api_stopping(vm, why))
+	if (vm_api_stopping(vm, why))
 		return -1;
 	was = vm__pause(vm);
 	json_object_set_new(reply, "was", json_string(vm__pause_name(was)));
@@ -120,18 +120,18 @@ static int vm__api_pause(void *ctx, json_t *request, json_t *reply, char *why)
 	return 0;
 }
 
-static int vm__api_resume(void *ctx, json_t *request, json_t *reply, char *why)
+static int vm_api_resume(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
 
 	(void)request;
-	if (vm__api_stopping(vm, why))
+	if (vm_api_stopping(vm, why))
 		return -1;
 	json_object_set_new(reply, "was", json_string(vm__pause_name(vm__resume(vm))));
 	return 0;
 }
 
-static int vm__api_mem_limit(void *ctx, json_t *request, json_t *reply, char *why)
+static int vm_api_mem_limit(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
 	json_t *v = json_object_get(request, "bytes");
@@ -172,7 +172,7 @@ static int vm__api_mem_limit(void *ctx, json_t *request, json_t *reply, char *wh
 	return 0;
 }
 
-static int vm__api_balloon(void *ctx, json_t *request, json_t *reply, char *why)
+static int vm_api_balloon(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
 	json_t *v = json_object_get(request, "bytes");
@@ -199,7 +199,7 @@ static int vm__api_balloon(void *ctx, json_t *request, json_t *reply, char *why)
 			 (long long)bytes, (unsigned long long)vm->mmu.ram.size);
 		return -1;
 	}
-	if (vm__api_stopping(vm, why))
+	if (vm_api_stopping(vm, why))
 		return -1;
 	if (virtio_balloon__set_target(vm->balloon, (uint32_t)((uint64_t)bytes / MMU_PAGE_SIZE))) {
 		snprintf(why, API_WHY_LEN,
@@ -213,7 +213,7 @@ static int vm__api_balloon(void *ctx, json_t *request, json_t *reply, char *why)
 	return 0;
 }
 
-static int vm__api_stats(void *ctx, json_t *request, json_t *reply, char *why)
+static int vm_api_stats(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	json_t *stats = vm__stats_json(ctx);
 
@@ -226,14 +226,14 @@ static int vm__api_stats(void *ctx, json_t *request, json_t *reply, char *why)
 	return 0;
 }
 
-static int vm__api_stop(void *ctx, json_t *request, json_t *reply, char *why)
+static int vm_api_stop(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
 	char oom[VM_STOP_MSG_LEN];
 
 	(void)request;
 	(void)reply;
-	if (vm__api_stopping(vm, why))
+	if (vm_api_stopping(vm, why))
 		return -1;
 	pthread_mutex_lock(&vm->lock);
 	snprintf(oom, sizeof(oom), "%s", vm->pause == VM_PAUSED_OOM ? vm->pause_msg : "");
@@ -245,31 +245,31 @@ static int vm__api_stop(void *ctx, json_t *request, json_t *reply, char *why)
 }
 
 static const struct api_command vm_commands[] = {
-	{"status", vm__api_status},	  {"pause", vm__api_pause}, {"resume", vm__api_resume},
-	{"mem-limit", vm__api_mem_limit}, {"stats", vm__api_stats}, {"stop", vm__api_stop},
-	{"balloon", vm__api_balloon},
+	{"status", vm_api_status},	 {"pause", vm_api_pause}, {"resume", vm_api_resume},
+	{"mem-limit", vm_api_mem_limit}, {"stats", vm_api_stats}, {"stop", vm_api_stop},
+	{"balloon", vm_api_balloon},
 };
 
-static int vm_api__start(void *ctx)
+static int vm_api_start(void *ctx)
 {
 	return api__start(ctx);
 }
 
-static void vm_api__publish(void *ctx, const char *name, json_t *fields)
+static void vm_api_publish(void *ctx, const char *name, json_t *fields)
 {
 	api__publish(ctx, name, fields);
 }
 
-static void vm_api__close(void *ctx)
+static void vm_api_close(void *ctx)
 {
 	api__close(ctx);
 	free(ctx);
 }
 
 static const struct vm_frontend_ops vm_api_ops = {
-	.start = vm_api__start,
-	.publish = vm_api__publish,
-	.close = vm_api__close,
+	.start = vm_api_start,
+	.publish = vm_api_publish,
+	.close = vm_api_close,
 };
 
 int vm_api__open(struct vm *vm, const char *path)

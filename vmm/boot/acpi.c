@@ -67,7 +67,7 @@ static void put64(uint8_t *p, uint64_t v)
 	memcpy(p, &v, 8);
 }
 
-static void acpi__header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
+static void acpi_header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 {
 	memcpy(t, sig, 4);
 	put32(t + 4, len);
@@ -79,7 +79,7 @@ static void acpi__header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 	put32(t + 32, 1);
 }
 
-static void acpi__finish(uint8_t *t, uint32_t len)
+static void acpi_finish(uint8_t *t, uint32_t len)
 {
 	put32(t + 4, len);
 	t[9] = 0;
@@ -183,7 +183,7 @@ static size_t aml_pvpanic_device(uint8_t *p)
 	return aml_device(p, "PEVT", "QEMU0001", -1, crs, sizeof(crs));
 }
 
-static size_t acpi__dsdt(uint8_t *t, const struct acpi_mmio_device *devs, unsigned nr)
+static size_t acpi_dsdt(uint8_t *t, const struct acpi_mmio_device *devs, unsigned nr)
 {
 	uint8_t devices[ACPI_MAX_DEVICES * 80 + 64], *p = t + ACPI_HDR_LEN;
 	size_t dlen = 0, body;
@@ -212,15 +212,15 @@ static size_t acpi__dsdt(uint8_t *t, const struct acpi_mmio_device *devs, unsign
 	p += 4;
 	memcpy(p, devices, dlen);
 	p += dlen;
-	acpi__header(t, "DSDT", 0, DSDT_REVISION);
-	acpi__finish(t, (uint32_t)(p - t));
+	acpi_header(t, "DSDT", 0, DSDT_REVISION);
+	acpi_finish(t, (uint32_t)(p - t));
 	return (size_t)(p - t);
 }
 
-static void acpi__fadt(uint8_t *t, uint64_t dsdt)
+static void acpi_fadt(uint8_t *t, uint64_t dsdt)
 {
 	memset(t, 0, FADT_LEN);
-	acpi__header(t, "FACP", FADT_LEN, FADT_REVISION);
+	acpi_header(t, "FACP", FADT_LEN, FADT_REVISION);
 	put32(t + 40, (uint32_t)dsdt);
 	put16(t + 46, ACPI_SCI_IRQ);
 	put32(t + 56, ACPI_PM1_EVT_PORT);
@@ -235,11 +235,11 @@ static void acpi__fadt(uint8_t *t, uint64_t dsdt)
 	t[131] = 5; /* FADT minor version: ACPI 6.5 */
 	put64(t + 140, dsdt);
 	memcpy(t + 268, "FAULTLN\0", 8); /* hypervisor vendor identity */
-	acpi__finish(t, FADT_LEN);
+	acpi_finish(t, FADT_LEN);
 }
 
 /* MADT: a local APIC per CPU (APIC ID = index), the I/O APIC, NMI on LINT1. */
-static size_t acpi__madt(uint8_t *t, unsigned nr_cpus)
+static size_t acpi_madt(uint8_t *t, unsigned nr_cpus)
 {
 	uint8_t *p = t + ACPI_HDR_LEN;
 	unsigned i;
@@ -267,8 +267,8 @@ static size_t acpi__madt(uint8_t *t, unsigned nr_cpus)
 	put16(p + 3, 0);
 	p[5] = 1; /* LINT1 */
 	p += 6;
-	acpi__header(t, "APIC", 0, MADT_REVISION);
-	acpi__finish(t, (uint32_t)(p - t));
+	acpi_header(t, "APIC", 0, MADT_REVISION);
+	acpi_finish(t, (uint32_t)(p - t));
 	return (size_t)(p - t);
 }
 
@@ -290,14 +290,14 @@ size_t acpi__build(void *buf, size_t len, uint64_t gpa, const struct acpi_mmio_d
 	xsdt = rsdp + xsdt_off;
 	fadt = rsdp + fadt_off;
 	dsdt = rsdp + dsdt_off;
-	end = dsdt_off + acpi__dsdt(dsdt, devs, nr_devs);
+	end = dsdt_off + acpi_dsdt(dsdt, devs, nr_devs);
 	madt_off = (end + 15) & ~(size_t)15;
-	end = madt_off + acpi__madt(rsdp + madt_off, nr_cpus);
-	acpi__fadt(fadt, gpa + dsdt_off);
-	acpi__header(xsdt, "XSDT", 0, 1);
+	end = madt_off + acpi_madt(rsdp + madt_off, nr_cpus);
+	acpi_fadt(fadt, gpa + dsdt_off);
+	acpi_header(xsdt, "XSDT", 0, 1);
 	put64(xsdt + ACPI_HDR_LEN, gpa + fadt_off);
 	put64(xsdt + ACPI_HDR_LEN + 8, gpa + madt_off);
-	acpi__finish(xsdt, ACPI_HDR_LEN + 8 * XSDT_ENTRIES);
+	acpi_finish(xsdt, ACPI_HDR_LEN + 8 * XSDT_ENTRIES);
 	memcpy(rsdp, "RSD PTR ", 8);
 	memcpy(rsdp + 9, "FAULTL", 6);
 	rsdp[15] = 2; /* revision: ACPI 2.0+, with the XSDT */

@@ -10,7 +10,7 @@
 
 #define elf__reject(why, ...) log__why(why, ELF_WHY_LEN, -ENOEXEC, __VA_ARGS__)
 
-static int elf__check_header(const Elf64_Ehdr *eh, size_t len, char why[ELF_WHY_LEN])
+static int elf_check_header(const Elf64_Ehdr *eh, size_t len, char why[ELF_WHY_LEN])
 {
 	uint64_t ph_end;
 
@@ -48,8 +48,8 @@ void elf__phdr(const void *buf, uint64_t phoff, unsigned i, Elf64_Phdr *ph)
 	memcpy(ph, (const uint8_t *)buf + phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
 }
 
-static int elf__add_segment(struct elf_image *img, const Elf64_Phdr *ph, unsigned idx, size_t len,
-			    uint64_t load_min, uint64_t load_max, char why[ELF_WHY_LEN])
+static int elf_add_segment(struct elf_image *img, const Elf64_Phdr *ph, unsigned idx, size_t len,
+			   uint64_t load_min, uint64_t load_max, char why[ELF_WHY_LEN])
 {
 	uint64_t file_end, mem_end;
 	unsigned i;
@@ -104,7 +104,7 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 	if (len < sizeof(*eh))
 		return elf__reject(why, "truncated: %zu bytes, an ELF header needs %zu", len,
 				   sizeof(*eh));
-	ret = elf__check_header(eh, len, why);
+	ret = elf_check_header(eh, len, why);
 	if (ret)
 		return ret;
 	for (i = 0; i < eh->e_phnum; i++) {
@@ -115,7 +115,7 @@ int elf__parse(const void *buf, size_t len, uint64_t load_min, uint64_t load_max
 			return elf__reject(why, "dynamically linked: need a static executable");
 		if (ph.p_type != PT_LOAD)
 			continue;
-		ret = elf__add_segment(img, &ph, i, len, load_min, load_max, why);
+		ret = elf_add_segment(img, &ph, i, len, load_min, load_max, why);
 		if (ret)
 			return ret;
 		if ((ph.p_flags & PF_X) && eh->e_entry >= ph.p_paddr &&

@@ -7,7 +7,7 @@
 
 /* Each helper returns a libfdt error (< 0) or 0; the caller maps it once. */
 
-static int fdt__memory(void *fdt, const struct guest_ram *ram)
+static int fdt_memory(void *fdt, const struct guest_ram *ram)
 {
 	fdt64_t reg[GUEST_RAM_MAX_BANKS * 2];
 	unsigned i;
@@ -23,7 +23,7 @@ static int fdt__memory(void *fdt, const struct guest_ram *ram)
 	return ret ?: fdt_end_node(fdt);
 }
 
-static int fdt__cpus(void *fdt, unsigned nr_vcpus)
+static int fdt_cpus(void *fdt, unsigned nr_vcpus)
 {
 	char name[24];
 	unsigned i;
@@ -42,7 +42,7 @@ static int fdt__cpus(void *fdt, unsigned nr_vcpus)
 	return ret ?: fdt_end_node(fdt);
 }
 
-static int fdt__chosen(void *fdt, const struct fdt_params *p)
+static int fdt_chosen(void *fdt, const struct fdt_params *p)
 {
 	char key[FDT_GUEST_KEY_MAX + 1];
 	unsigned i;
@@ -64,7 +64,7 @@ static int fdt__chosen(void *fdt, const struct fdt_params *p)
 	return ret ?: fdt_end_node(fdt);
 }
 
-static int fdt__devices(void *fdt, const struct fdt_params *p)
+static int fdt_devices(void *fdt, const struct fdt_params *p)
 {
 	char name[48];
 	unsigned i;
@@ -83,7 +83,7 @@ static int fdt__devices(void *fdt, const struct fdt_params *p)
 	return ret;
 }
 
-static int fdt__mmio_devices(void *fdt, const struct fdt_params *p)
+static int fdt_mmio_devices(void *fdt, const struct fdt_params *p)
 {
 	char name[48];
 	unsigned i, j;
@@ -123,11 +123,11 @@ int fdt__build(void *buf, size_t size, const struct fdt_params *p)
 	ret = ret ?: fdt_property_string(buf, "model", "faultline microVM");
 	ret = ret ?: fdt_property_cell(buf, "#address-cells", 2);
 	ret = ret ?: fdt_property_cell(buf, "#size-cells", 2);
-	ret = ret ?: fdt__memory(buf, p->ram);
-	ret = ret ?: fdt__cpus(buf, p->nr_vcpus);
-	ret = ret ?: fdt__chosen(buf, p);
-	ret = ret ?: fdt__devices(buf, p);
-	ret = ret ?: fdt__mmio_devices(buf, p);
+	ret = ret ?: fdt_memory(buf, p->ram);
+	ret = ret ?: fdt_cpus(buf, p->nr_vcpus);
+	ret = ret ?: fdt_chosen(buf, p);
+	ret = ret ?: fdt_devices(buf, p);
+	ret = ret ?: fdt_mmio_devices(buf, p);
 	ret = ret ?: fdt_end_node(buf);
 	ret = ret ?: fdt_finish(buf);
 	if (ret == -FDT_ERR_NOSPACE)

@@ -33,7 +33,7 @@ bool linux__is_bzimage(const void *buf, size_t len)
 	return magic == HDR_MAGIC;
 }
 
-static int linux__parse_bzimage(const void *buf, size_t len, struct linux_image *li, char *why)
+static int linux_parse_bzimage(const void *buf, size_t len, struct linux_image *li, char *why)
 {
 	const uint8_t *p = buf;
 	struct setup_header *h = &li->hdr;
@@ -117,7 +117,7 @@ bool linux__is_vmlinux(const void *buf, size_t len)
  * e_entry, and the setup header a bzImage would carry is made up here with
  * the fields the kernel reads from the zero page.
  */
-static int linux__parse_vmlinux(const void *buf, size_t len, struct linux_image *li, char *why)
+static int linux_parse_vmlinux(const void *buf, size_t len, struct linux_image *li, char *why)
 {
 	struct setup_header *h = &li->hdr;
 	uint64_t lo = UINT64_MAX, hi = 0;
@@ -163,8 +163,8 @@ static int linux__parse_vmlinux(const void *buf, size_t len, struct linux_image 
 int linux__parse(const void *buf, size_t len, struct linux_image *li, char *why)
 {
 	if (linux__is_vmlinux(buf, len))
-		return linux__parse_vmlinux(buf, len, li, why);
-	return linux__parse_bzimage(buf, len, li, why);
+		return linux_parse_vmlinux(buf, len, li, why);
+	return linux_parse_bzimage(buf, len, li, why);
 }
 
 int linux__place(const struct linux_image *li, const struct guest_ram *ram, uint64_t initrd_size,
@@ -214,8 +214,8 @@ int linux__place(const struct linux_image *li, const struct guest_ram *ram, uint
 	return 0;
 }
 
-static void linux__e820_add(struct boot_e820_entry *e, unsigned *n, uint64_t addr, uint64_t size,
-			    uint32_t type)
+static void linux_e820_add(struct boot_e820_entry *e, unsigned *n, uint64_t addr, uint64_t size,
+			   uint32_t type)
 {
 	if (!size || *n == LINUX_E820_MAX)
 		return;
@@ -230,13 +230,13 @@ unsigned linux__e820(const struct guest_ram *ram, struct boot_e820_entry *e)
 	uint64_t low = ram->banks[0].size;
 	unsigned n = 0, i;
 
-	linux__e820_add(e, &n, 0, LINUX_EBDA_GPA, LINUX_E820_RAM);
-	linux__e820_add(e, &n, LINUX_EBDA_GPA, LINUX_KERNEL_GPA - LINUX_EBDA_GPA,
-			LINUX_E820_RESERVED);
+	linux_e820_add(e, &n, 0, LINUX_EBDA_GPA, LINUX_E820_RAM);
+	linux_e820_add(e, &n, LINUX_EBDA_GPA, LINUX_KERNEL_GPA - LINUX_EBDA_GPA,
+		       LINUX_E820_RESERVED);
 	if (low > LINUX_KERNEL_GPA)
-		linux__e820_add(e, &n, LINUX_KERNEL_GPA, low - LINUX_KERNEL_GPA, LINUX_E820_RAM);
+		linux_e820_add(e, &n, LINUX_KERNEL_GPA, low - LINUX_KERNEL_GPA, LINUX_E820_RAM);
 	for (i = 1; i < ram->nr_banks; i++)
-		linux__e820_add(e, &n, ram->banks[i].gpa, ram->banks[i].size, LINUX_E820_RAM);
+		linux_e820_add(e, &n, ram->banks[i].gpa, ram->banks[i].size, LINUX_E820_RAM);
 	return n;
 }
 

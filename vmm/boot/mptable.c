@@ -81,7 +81,7 @@ size_t mptable__size(unsigned nr_cpus)
 	       (MPTABLE_ISA_IRQS + MP_LINTS) * sizeof(struct mpc_irq);
 }
 
-static uint8_t mptable__checksum(const void *p, size_t len)
+static uint8_t mptable_checksum(const void *p, size_t len)
 {
 	const uint8_t *b = p;
 	uint8_t sum = 0;
@@ -150,11 +150,11 @@ size_t mptable__build(void *buf, size_t len, uint64_t gpa, unsigned nr_cpus, uin
 	memcpy(h->product, "MICROVM     ", 12);
 	h->count = (uint16_t)(nr_cpus + 1 + 1 + MPTABLE_ISA_IRQS + MP_LINTS);
 	h->lapic = MPTABLE_LAPIC_GPA;
-	h->checksum = mptable__checksum(h, h->length);
+	h->checksum = mptable_checksum(h, h->length);
 	memcpy(mpf->signature, "_MP_", 4);
 	mpf->physptr = (uint32_t)(gpa + sizeof(*mpf));
 	mpf->length = 1;
 	mpf->specrev = MP_SPEC_REV;
-	mpf->checksum = mptable__checksum(mpf, sizeof(*mpf));
+	mpf->checksum = mptable_checksum(mpf, sizeof(*mpf));
 	return size;
 }

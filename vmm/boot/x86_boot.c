@@ -32,7 +32,7 @@ uint64_t x86_boot__map_size(const struct guest_ram *ram)
 	return top > GUEST_RAM_HIGH_BASE ? top : GUEST_RAM_HIGH_BASE;
 }
 
-static void x86_boot__gdt(uint64_t *gdt)
+static void x86_boot_gdt(uint64_t *gdt)
 {
 	/* Flat code (L=1) and data segments; base 0, limit 4 GiB. */
 	gdt[0] = 0;
@@ -61,7 +61,7 @@ int x86_boot__setup_memory(const struct guest_ram *ram, const struct guest_acces
 	pd = pdpt ? ga->ptr(ga->ctx, BOOT_PD_GPA, nr_pds * 4096, &err) : NULL;
 	if (!pd)
 		return err;
-	x86_boot__gdt(gdt);
+	x86_boot_gdt(gdt);
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);
 	pml4[0] = BOOT_PDPT_GPA | PTE_P | PTE_RW;
@@ -72,7 +72,7 @@ int x86_boot__setup_memory(const struct guest_ram *ram, const struct guest_acces
 	return 0;
 }
 
-static void x86_boot__segment(struct kvm_segment *seg, uint16_t selector, uint8_t type)
+static void x86_boot_segment(struct kvm_segment *seg, uint16_t selector, uint8_t type)
 {
 	memset(seg, 0, sizeof(*seg));
 	seg->selector = selector;
@@ -85,9 +85,9 @@ static void x86_boot__segment(struct kvm_segment *seg, uint16_t selector, uint8_
 
 void x86_boot__sregs(struct kvm_sregs *sregs)
 {
-	x86_boot__segment(&sregs->cs, BOOT_SEL_CODE, 0xb); /* execute/read, accessed */
+	x86_boot_segment(&sregs->cs, BOOT_SEL_CODE, 0xb); /* execute/read, accessed */
 	sregs->cs.l = 1;
-	x86_boot__segment(&sregs->ds, BOOT_SEL_DATA, 0x3); /* read/write, accessed */
+	x86_boot_segment(&sregs->ds, BOOT_SEL_DATA, 0x3); /* read/write, accessed */
 	sregs->ds.db = 1;
 	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
 

@@ -9,7 +9,7 @@
 #include "lib/usock.h"
 #include "vmm/cmd/channel.h"
 
-static void channel__usage(FILE *out)
+static void channel_usage(FILE *out)
 {
 	fprintf(out, "Usage: faultline channel SOCKET\n"
 		     "\n"
@@ -50,7 +50,7 @@ int channel__main(int argc, char **argv)
 	int fd, err;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		channel__usage(stdout);
+		channel_usage(stdout);
 		return 0;
 	}
 	if (argc != 2 || argv[1][0] == '-') {

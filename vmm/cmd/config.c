@@ -11,69 +11,69 @@ static json_t *config_doc; /* every string in a run_config points into it */
 
 #define CONFIG_ROOT_MAX 256 /* bytes of "root=/dev/vdX ro" appended for a root drive */
 
-static int config__bad(const char *path, const char *key, const char *what)
+static int config_bad(const char *path, const char *key, const char *what)
 {
 	pr_err("invalid config: %s: %s (file: %s)", key, what, path);
 	return -EINVAL;
 }
 
-static int config__string(const char *path, const char *key, json_t *v, const char **out)
+static int config_string(const char *path, const char *key, json_t *v, const char **out)
 {
 	if (!json_is_string(v))
-		return config__bad(path, key, "expected a string");
+		return config_bad(path, key, "expected a string");
 	*out = json_string_value(v);
 	return 0;
 }
 
-static int config__bool(const char *path, const char *key, json_t *v, bool *out)
+static int config_bool(const char *path, const char *key, json_t *v, bool *out)
 {
 	if (!json_is_boolean(v))
-		return config__bad(path, key, "expected true or false");
+		return config_bad(path, key, "expected true or false");
 	*out = json_is_true(v);
 	return 0;
 }
 
-static int config__mem(const char *path, const char *key, json_t *v, uint64_t unit, uint64_t *mem)
+static int config_mem(const char *path, const char *key, json_t *v, uint64_t unit, uint64_t *mem)
 {
 	if (json_is_integer(v) && json_integer_value(v) > 0 &&
 	    (uint64_t)json_integer_value(v) <= VM_MEM_MAX / unit)
 		*mem = (uint64_t)json_integer_value(v) * unit;
 	else if (!json_is_string(v) || unit != 1 || size__parse(json_string_value(v), mem))
-		return config__bad(path, key,
-				   unit == 1 ? "expected a size like \"256M\" or a number of bytes"
-					     : "expected a number of MiB");
+		return config_bad(path, key,
+				  unit == 1 ? "expected a size like \"256M\" or a number of bytes"
+					    : "expected a number of MiB");
 	if (*mem < VM_MEM_MIN || *mem > VM_MEM_MAX || *mem % VM_MEM_ALIGN)
-		return config__bad(path, key, "guest RAM must be 4M..63G, a multiple of 2M");
+		return config_bad(path, key, "guest RAM must be 4M..63G, a multiple of 2M");
 	return 0;
 }
 
-static int config__vcpus(const char *path, const char *key, json_t *v, unsigned *vcpus)
+static int config_vcpus(const char *path, const char *key, json_t *v, unsigned *vcpus)
 {
 	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 	    json_integer_value(v) > VM_VCPUS_MAX)
-		return config__bad(path, key, "expected a number from 1 to 64");
+		return config_bad(path, key, "expected a number from 1 to 64");
 	*vcpus = (unsigned)json_integer_value(v);
 	return 0;
 }
 
-static int config__add_disk(const char *path, const char *key, struct run_config *cfg,
-			    const char *disk, bool ro)
+static int config_add_disk(const char *path, const char *key, struct run_config *cfg,
+			   const char *disk, bool ro)
 {
 	if (cfg->nr_disks == VM_MAX_DISKS)
-		return config__bad(path, key, "at most 4 disks");
+		return config_bad(path, key, "at most 4 disks");
 	cfg->disks[cfg->nr_disks].path = disk;
 	cfg->disks[cfg->nr_disks].read_only = ro;
 	cfg->nr_disks++;
 	return 0;
 }
 
-static int config__disks(const char *path, json_t *v, struct run_config *cfg)
+static int config_disks(const char *path, json_t *v, struct run_config *cfg)
 {
 	size_t i;
 	json_t *d;
 
 	if (!json_is_array(v))
-		return config__bad(path, "disks", "expected an array");
+		return config_bad(path, "disks", "expected an array");
 	cfg->nr_disks = 0;
 	json_array_foreach(v, i, d)
 	{
@@ -82,12 +82,12 @@ static int config__disks(const char *path, json_t *v, struct run_config *cfg)
 		json_t *x;
 
 		if (json_is_string(d)) {
-			if (config__add_disk(path, "disks", cfg, json_string_value(d), false))
+			if (config_add_disk(path, "disks", cfg, json_string_value(d), false))
 				return -EINVAL;
 			continue;
 		}
 		if (!json_is_object(d) || !json_is_string(p) || (ro && !json_is_boolean(ro)))
-			return config__bad(
+			return config_bad(
 				path, "disks",
 				"expected a path or {\"path\": PATH, \"read_only\": BOOL}");
 		json_object_foreach(d, k, x) if (strcmp(k, "path") && strcmp(k, "read_only"))
@@ -95,14 +95,14 @@ static int config__disks(const char *path, json_t *v, struct run_config *cfg)
 			pr_err("invalid config: disks: unknown key \"%s\" (file: %s)", k, path);
 			return -EINVAL;
 		}
-		if (config__add_disk(path, "disks", cfg, json_string_value(p), json_is_true(ro)))
+		if (config_add_disk(path, "disks", cfg, json_string_value(p), json_is_true(ro)))
 			return -EINVAL;
 	}
 	return 0;
 }
 
 /* faultline's own format: every key known. */
-static int config__native(const char *path, json_t *root, struct run_config *cfg)
+static int config_native(const char *path, json_t *root, struct run_config *cfg)
 {
 	const char *key;
 	json_t *v;
@@ -111,25 +111,25 @@ static int config__native(const char *path, json_t *root, struct run_config *cfg
 	json_object_foreach(root, key, v)
 	{
 		if (!strcmp(key, "kernel"))
-			ret = config__string(path, key, v, &cfg->kernel);
+			ret = config_string(path, key, v, &cfg->kernel);
 		else if (!strcmp(key, "initrd"))
-			ret = config__string(path, key, v, &cfg->initrd);
+			ret = config_string(path, key, v, &cfg->initrd);
 		else if (!strcmp(key, "cmdline"))
-			ret = config__string(path, key, v, &cfg->cmdline);
+			ret = config_string(path, key, v, &cfg->cmdline);
 		else if (!strcmp(key, "mem"))
-			ret = config__mem(path, key, v, 1, &cfg->mem);
+			ret = config_mem(path, key, v, 1, &cfg->mem);
 		else if (!strcmp(key, "vcpus"))
-			ret = config__vcpus(path, key, v, &cfg->vcpus);
+			ret = config_vcpus(path, key, v, &cfg->vcpus);
 		else if (!strcmp(key, "disks"))
-			ret = config__disks(path, v, cfg);
+			ret = config_disks(path, v, cfg);
 		else if (!strcmp(key, "channel"))
-			ret = config__string(path, key, v, &cfg->channel);
+			ret = config_string(path, key, v, &cfg->channel);
 		else if (!strcmp(key, "api"))
-			ret = config__string(path, key, v, &cfg->api);
+			ret = config_string(path, key, v, &cfg->api);
 		else if (!strcmp(key, "balloon"))
-			ret = config__bool(path, key, v, &cfg->balloon);
+			ret = config_bool(path, key, v, &cfg->balloon);
 		else if (!strcmp(key, "hugepages"))
-			ret = config__bool(path, key, v, &cfg->hugepages);
+			ret = config_bool(path, key, v, &cfg->hugepages);
 		else {
 			pr_err("invalid config: unknown key \"%s\"; faultline knows kernel, "
 			       "initrd, cmdline, mem, vcpus, disks, channel, api, balloon and "
@@ -144,7 +144,7 @@ static int config__native(const char *path, json_t *root, struct run_config *cfg
 	return 0;
 }
 
-static void config__ignored(const char *path, const char *section, const char *key)
+static void config_ignored(const char *path, const char *section, const char *key)
 {
 	pr_err("config: ignoring the Firecracker key %s%s\"%s\": faultline has no such setting "
 	       "(file: %s)",
@@ -152,7 +152,7 @@ static void config__ignored(const char *path, const char *section, const char *k
 }
 
 /* The part of a Firecracker config faultline honours; the rest is named as ignored. */
-static int config__firecracker(const char *path, json_t *root, struct run_config *cfg)
+static int config_firecracker(const char *path, json_t *root, struct run_config *cfg)
 {
 	static char root_arg[CONFIG_ROOT_MAX];
 	const char *key, *sub;
@@ -166,16 +166,16 @@ static int config__firecracker(const char *path, json_t *root, struct run_config
 			json_object_foreach(v, sub, x)
 			{
 				if (!strcmp(sub, "kernel_image_path"))
-					ret = config__string(path, "boot-source.kernel_image_path",
-							     x, &cfg->kernel);
+					ret = config_string(path, "boot-source.kernel_image_path",
+							    x, &cfg->kernel);
 				else if (!strcmp(sub, "initrd_path"))
-					ret = config__string(path, "boot-source.initrd_path", x,
-							     &cfg->initrd);
+					ret = config_string(path, "boot-source.initrd_path", x,
+							    &cfg->initrd);
 				else if (!strcmp(sub, "boot_args"))
-					ret = config__string(path, "boot-source.boot_args", x,
-							     &cfg->cmdline);
+					ret = config_string(path, "boot-source.boot_args", x,
+							    &cfg->cmdline);
 				else
-					config__ignored(path, key, sub);
+					config_ignored(path, key, sub);
 				if (ret)
 					return ret;
 			}
@@ -183,13 +183,13 @@ static int config__firecracker(const char *path, json_t *root, struct run_config
 			json_object_foreach(v, sub, x)
 			{
 				if (!strcmp(sub, "vcpu_count"))
-					ret = config__vcpus(path, "machine-config.vcpu_count", x,
-							    &cfg->vcpus);
+					ret = config_vcpus(path, "machine-config.vcpu_count", x,
+							   &cfg->vcpus);
 				else if (!strcmp(sub, "mem_size_mib"))
-					ret = config__mem(path, "machine-config.mem_size_mib", x,
-							  1ULL << 20, &cfg->mem);
+					ret = config_mem(path, "machine-config.mem_size_mib", x,
+							 1ULL << 20, &cfg->mem);
 				else
-					config__ignored(path, key, sub);
+					config_ignored(path, key, sub);
 				if (ret)
 					return ret;
 			}
@@ -202,11 +202,11 @@ static int config__firecracker(const char *path, json_t *root, struct run_config
 				json_t *rootdev = json_object_get(x, "is_root_device");
 
 				if (!json_is_string(p) || (ro && !json_is_boolean(ro)))
-					return config__bad(path, "drives",
-							   "each drive needs a path_on_host string "
-							   "and a boolean is_read_only");
-				if (config__add_disk(path, "drives", cfg, json_string_value(p),
-						     json_is_true(ro)))
+					return config_bad(path, "drives",
+							  "each drive needs a path_on_host string "
+							  "and a boolean is_read_only");
+				if (config_add_disk(path, "drives", cfg, json_string_value(p),
+						    json_is_true(ro)))
 					return -EINVAL;
 				if (json_is_true(rootdev))
 					snprintf(root_arg, sizeof(root_arg), " root=/dev/vd%c %s",
@@ -215,11 +215,11 @@ static int config__firecracker(const char *path, json_t *root, struct run_config
 			}
 		} else if (!strcmp(key, "boot-source") || !strcmp(key, "machine-config") ||
 			   !strcmp(key, "drives")) {
-			return config__bad(path, key,
-					   json_is_array(v) ? "expected an object"
-							    : "expected an array");
+			return config_bad(path, key,
+					  json_is_array(v) ? "expected an object"
+							   : "expected an array");
 		} else {
-			config__ignored(path, NULL, key);
+			config_ignored(path, NULL, key);
 		}
 	}
 	if (root_arg[0]) {
@@ -250,8 +250,8 @@ int config__load(const char *path, struct run_config *cfg)
 		return -EINVAL;
 	}
 	if (!json_is_object(config_doc))
-		return config__bad(path, "(top level)", "expected a JSON object");
+		return config_bad(path, "(top level)", "expected a JSON object");
 	if (json_object_get(config_doc, "boot-source"))
-		return config__firecracker(path, config_doc, cfg);
-	return config__native(path, config_doc, cfg);
+		return config_firecracker(path, config_doc, cfg);
+	return config_native(path, config_doc, cfg);
 }

@@ -23,7 +23,7 @@
 #define CTL_EXIT_NO    1	  /* the VM refused the request, or ended while waited for */
 #define CTL_EXIT_TIMER 124	  /* wait: the time ran out (as timeout(1)) */
 
-static void ctl__usage(FILE *out)
+static void ctl_usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: faultline ctl SOCKET COMMAND [ARG]\n"
@@ -71,7 +71,7 @@ static void ctl__usage(FILE *out)
  * Read the whole reply from @fd until the VM closes the connection, within
  * CTL_REPLY_MS. Returns its length, or -errno (-ETIMEDOUT, -EMSGSIZE).
  */
-static ssize_t ctl__read_reply(int fd, char *buf, size_t max)
+static ssize_t ctl_read_reply(int fd, char *buf, size_t max)
 {
 	uint64_t deadline = mmu__now_ns() + CTL_REPLY_MS * 1000000ULL, now;
 	size_t used = 0;
@@ -104,7 +104,7 @@ static ssize_t ctl__read_reply(int fd, char *buf, size_t max)
  * @quiet: a socket that cannot be connected to is not reported, and
  * -ENOENT/-ECONNREFUSED come back as 66 for wait to retry.
  */
-static int ctl__request(const char *path, json_t *request, json_t **reply, bool quiet)
+static int ctl_request(const char *path, json_t *request, json_t **reply, bool quiet)
 {
 	char *text = json_dumps(request, JSON_COMPACT), *buf = malloc(CTL_REPLY_MAX);
 	json_error_t jerr;
@@ -125,7 +125,7 @@ static int ctl__request(const char *path, json_t *request, json_t **reply, bool 
 	if (send(fd, text, strlen(text), MSG_NOSIGNAL) == (ssize_t)strlen(text) &&
 	    send(fd, "\n", 1, MSG_NOSIGNAL) == 1) {
 		shutdown(fd, SHUT_WR);
-		n = ctl__read_reply(fd, buf, CTL_REPLY_MAX);
+		n = ctl_read_reply(fd, buf, CTL_REPLY_MAX);
 	} else {
 		n = -errno;
 	}
@@ -155,7 +155,7 @@ out:
 }
 
 /* A refusal is reported and is status 1; else print the reply's other fields. */
-static int ctl__finish(const char *path, json_t *reply)
+static int ctl_finish(const char *path, json_t *reply)
 {
 	int ret = 0;
 
@@ -175,7 +175,7 @@ static int ctl__finish(const char *path, json_t *reply)
 	return ret;
 }
 
-static bool ctl__state_matches(const char *state, const char *want)
+static bool ctl_state_matches(const char *state, const char *want)
 {
 	if (!state)
 		return false;
@@ -195,7 +195,7 @@ struct ctl_stream {
  * Open an event stream: connect, send {"command": "events"}. Returns 0, or
  * the exit status (66: not there, reported unless @quiet; 64, 70).
  */
-static int ctl__stream_open(struct ctl_stream *st, const char *path, bool quiet)
+static int ctl_stream_open(struct ctl_stream *st, const char *path, bool quiet)
 {
 	static const char req[] = "{\"command\":\"events\"}\n";
 
@@ -218,7 +218,7 @@ static int ctl__stream_open(struct ctl_stream *st, const char *path, bool quiet)
  * -ENODATA at the end of the stream, -ETIMEDOUT, -EBADMSG (not a JSON
  * object, or a line too long) or -errno.
  */
-static int ctl__stream_next(struct ctl_stream *st, uint64_t deadline, json_t **line)
+static int ctl_stream_next(struct ctl_stream *st, uint64_t deadline, json_t **line)
 {
 	json_error_t jerr;
 	char *nl;
@@ -256,7 +256,7 @@ static int ctl__stream_next(struct ctl_stream *st, uint64_t deadline, json_t **l
 }
 
 /* A stream's line that is not what the protocol says: 70, reported. */
-static int ctl__stream_broken(const char *path, int err)
+static int ctl_stream_broken(const char *path, int err)
 {
 	pr_err("ctl: the event stream broke: %s (socket: %s)",
 	       err == -EBADMSG ? "a line that is not a JSON object" : strerror(-err), path);
@@ -264,9 +264,9 @@ static int ctl__stream_broken(const char *path, int err)
 }
 
 /* The stream's first line: the status it starts from, or a refusal (1). */
-static int ctl__stream_first(struct ctl_stream *st, const char *path, json_t **first)
+static int ctl_stream_first(struct ctl_stream *st, const char *path, json_t **first)
 {
-	int err = ctl__stream_next(st, mmu__now_ns() + CTL_REPLY_MS * 1000000ULL, first);
+	int err = ctl_stream_next(st, mmu__now_ns() + CTL_REPLY_MS * 1000000ULL, first);
 
 	if (err == -ENODATA || err == -ETIMEDOUT) {
 		pr_err("ctl: no reply from the VM: %s (socket: %s)",
@@ -274,15 +274,15 @@ static int ctl__stream_first(struct ctl_stream *st, const char *path, json_t **f
 		return FL_EXIT_INTERNAL;
 	}
 	if (err)
-		return ctl__stream_broken(path, err);
+		return ctl_stream_broken(path, err);
 	if (!json_is_true(json_object_get(*first, "ok")))
-		return ctl__finish(path, *first); /* reports the refusal: 1 */
+		return ctl_finish(path, *first); /* reports the refusal: 1 */
 	json_object_del(*first, "ok");
 	return 0;
 }
 
 /* Print @line as one compact JSON line, now. */
-static void ctl__print_line(json_t *line)
+static void ctl_print_line(json_t *line)
 {
 	json_dumpf(line, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
@@ -290,7 +290,7 @@ static void ctl__print_line(json_t *line)
 }
 
 /* events: the status it starts from, then every event, until the VM ends. */
-static int ctl__events(const char *path)
+static int ctl_events(const char *path)
 {
 	struct ctl_stream *st = malloc(sizeof(*st));
 	json_t *line;
@@ -300,18 +300,18 @@ static int ctl__events(const char *path)
 		pr_err("ctl: out of memory");
 		return FL_EXIT_INTERNAL;
 	}
-	ret = ctl__stream_open(st, path, false);
+	ret = ctl_stream_open(st, path, false);
 	if (ret)
 		goto out_free;
-	ret = ctl__stream_first(st, path, &line);
+	ret = ctl_stream_first(st, path, &line);
 	if (ret)
 		goto out;
 	do {
-		ctl__print_line(line);
+		ctl_print_line(line);
 		json_decref(line);
-	} while (!(err = ctl__stream_next(st, 0, &line)));
+	} while (!(err = ctl_stream_next(st, 0, &line)));
 	if (err != -ENODATA)
-		ret = ctl__stream_broken(path, err);
+		ret = ctl_stream_broken(path, err);
 out:
 	close(st->fd);
 out_free:
@@ -323,22 +323,22 @@ out_free:
  * wait: follow the event stream until the state is @want. The socket may
  * not be there yet: it is looked for every CTL_WAIT_MS until @deadline.
  */
-static int ctl__wait_stream(struct ctl_stream *st, const char *path, const char *want,
-			    uint64_t deadline, unsigned long s)
+static int ctl_wait_stream(struct ctl_stream *st, const char *path, const char *want,
+			   uint64_t deadline, unsigned long s)
 {
 	json_t *line, *request, *status;
 	int ret, err;
 
-	while ((ret = ctl__stream_open(st, path, true)) == FL_EXIT_NOINPUT) {
+	while ((ret = ctl_stream_open(st, path, true)) == FL_EXIT_NOINPUT) {
 		if (deadline && mmu__now_ns() >= deadline)
 			goto timeout;
 		usleep(CTL_WAIT_MS * 1000);
 	}
 	if (ret)
 		return ret;
-	ret = ctl__stream_first(st, path, &line);
-	for (err = 0; !ret && !err; err = ctl__stream_next(st, deadline, &line)) {
-		if (!ctl__state_matches(json_string_value(json_object_get(line, "state")), want)) {
+	ret = ctl_stream_first(st, path, &line);
+	for (err = 0; !ret && !err; err = ctl_stream_next(st, deadline, &line)) {
+		if (!ctl_state_matches(json_string_value(json_object_get(line, "state")), want)) {
 			json_decref(line);
 			continue;
 		}
@@ -346,7 +346,7 @@ static int ctl__wait_stream(struct ctl_stream *st, const char *path, const char 
 		close(st->fd);
 		st->fd = -1;
 		request = json_pack("{s:s}", "command", "status");
-		ret = request ? ctl__request(path, request, &status, true) : FL_EXIT_INTERNAL;
+		ret = request ? ctl_request(path, request, &status, true) : FL_EXIT_INTERNAL;
 		json_decref(request);
 		if (ret == FL_EXIT_NOINPUT) {
 			json_object_del(line, "event");
@@ -356,14 +356,14 @@ static int ctl__wait_stream(struct ctl_stream *st, const char *path, const char 
 			ret = 0;
 		}
 		json_decref(line);
-		return ret ? ret : ctl__finish(path, status);
+		return ret ? ret : ctl_finish(path, status);
 	}
 	if (ret)
 		return ret;
 	if (err == -ETIMEDOUT)
 		goto timeout;
 	if (err != -ENODATA)
-		return ctl__stream_broken(path, err);
+		return ctl_stream_broken(path, err);
 	pr_err("ctl: the VM ended before it was %s (socket: %s)", want, path);
 	return CTL_EXIT_NO;
 timeout:
@@ -371,7 +371,7 @@ timeout:
 	return CTL_EXIT_TIMER;
 }
 
-static int ctl__wait(const char *path, const char *want, const char *secs)
+static int ctl_wait(const char *path, const char *want, const char *secs)
 {
 	uint64_t deadline = 0;
 	struct ctl_stream *st;
@@ -400,7 +400,7 @@ static int ctl__wait(const char *path, const char *want, const char *secs)
 		return FL_EXIT_INTERNAL;
 	}
 	st->fd = -1;
-	ret = ctl__wait_stream(st, path, want, deadline, s);
+	ret = ctl_wait_stream(st, path, want, deadline, s);
 	if (st->fd >= 0)
 		close(st->fd);
 	free(st);
@@ -415,7 +415,7 @@ int ctl__main(int argc, char **argv)
 	int ret;
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		ctl__usage(stdout);
+		ctl_usage(stdout);
 		return 0;
 	}
 	if (argc < 3 || argv[1][0] == '-') {
@@ -425,9 +425,9 @@ int ctl__main(int argc, char **argv)
 	path = argv[1];
 	cmd = argv[2];
 	if (!strcmp(cmd, "wait") && (argc == 4 || argc == 5))
-		return ctl__wait(path, argv[3], argc == 5 ? argv[4] : NULL);
+		return ctl_wait(path, argv[3], argc == 5 ? argv[4] : NULL);
 	if (!strcmp(cmd, "events") && argc == 3)
-		return ctl__events(path);
+		return ctl_events(path);
 	if (!strcmp(cmd, "balloon") && argc == 4) {
 		if (size__parse(argv[3], &bytes)) {
 			pr_err("usage: expected a size like 256M or 1G, or 0 (ctl balloon: %s)",
@@ -452,7 +452,7 @@ int ctl__main(int argc, char **argv)
 		pr_err("usage: wrong number of arguments for %s; see 'faultline ctl --help'", cmd);
 		return FL_EXIT_USAGE;
 	}
-	ret = ctl__request(path, request, &reply, false);
+	ret = ctl_request(path, request, &reply, false);
 	json_decref(request);
-	return ret ? ret : ctl__finish(path, reply);
+	return ret ? ret : ctl_finish(path, reply);
 }

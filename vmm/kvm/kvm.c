@@ -35,7 +35,7 @@ int kvm__ioctl(int fd, unsigned long req, unsigned long arg, const char *name)
 	return ioctl(fd, req, arg);
 }
 
-static int kvm__check_caps(struct kvm *kvm, const char *path)
+static int kvm_check_caps(struct kvm *kvm, const char *path)
 {
 	size_t i;
 	int n;
@@ -57,7 +57,7 @@ static int kvm__check_caps(struct kvm *kvm, const char *path)
 	return 0;
 }
 
-static int kvm__get_cpuid(struct kvm *kvm)
+static int kvm_get_cpuid(struct kvm *kvm)
 {
 	kvm->cpuid = calloc(1, sizeof(*kvm->cpuid) +
 				       KVM_CPUID_MAX_ENTRIES * sizeof(kvm->cpuid->entries[0]));
@@ -78,7 +78,7 @@ static int kvm__get_cpuid(struct kvm *kvm)
  * Machine-check injection is optional: without it a guest cannot be told
  * about a lost page (--on-oom mce). Record why it is missing.
  */
-static void kvm__probe_mce(struct kvm *kvm)
+static void kvm_probe_mce(struct kvm *kvm)
 {
 	int banks = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_MCE);
 
@@ -97,7 +97,7 @@ static void kvm__probe_mce(struct kvm *kvm)
 	}
 }
 
-static int kvm__open(struct kvm *kvm, const char *path)
+static int kvm_open(struct kvm *kvm, const char *path)
 {
 	int version, err;
 
@@ -128,9 +128,9 @@ int kvm__init(struct kvm *kvm, const char *path)
 
 	memset(kvm, 0, sizeof(*kvm));
 	kvm->vm_fd = -1;
-	ret = kvm__open(kvm, path);
-	ret = ret ?: kvm__check_caps(kvm, path);
-	ret = ret ?: kvm__get_cpuid(kvm);
+	ret = kvm_open(kvm, path);
+	ret = ret ?: kvm_check_caps(kvm, path);
+	ret = ret ?: kvm_get_cpuid(kvm);
 	if (ret)
 		goto err_close;
 	n = kvm__ioctl(kvm->sys_fd, KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
@@ -140,7 +140,7 @@ int kvm__init(struct kvm *kvm, const char *path)
 		goto err_close;
 	}
 	kvm->run_size = (size_t)n;
-	kvm__probe_mce(kvm);
+	kvm_probe_mce(kvm);
 	kvm->vm_fd = kvm__ioctl(kvm->sys_fd, KVM_CREATE_VM, 0, "KVM_CREATE_VM");
 	if (kvm->vm_fd < 0) {
 		ret = -errno;

@@ -15,7 +15,7 @@
 #include "vmm/boot/x86_boot.h"
 #include "vmm/kvm/vcpu.h"
 
-static int vcpu__ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name)
+static int vcpu_ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const char *name)
 {
 	if (kvm__ioctl(vcpu->fd, req, (unsigned long)arg, name) < 0) {
 		int err = errno;
@@ -38,7 +38,7 @@ static int vcpu__ioctl(struct vcpu *vcpu, unsigned long req, void *arg, const ch
 	 1U << KVM_FEATURE_CLOCKSOURCE2 | 1U << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT)
 
 /* KVM's supported CPUID, with this vCPU's APIC ID in the leaves that carry it. */
-static int vcpu__set_cpuid(struct vcpu *vcpu)
+static int vcpu_set_cpuid(struct vcpu *vcpu)
 {
 	const struct kvm_cpuid2 *supported = vcpu->kvm->cpuid;
 	size_t size = sizeof(*supported) + supported->nent * sizeof(supported->entries[0]);
@@ -61,22 +61,22 @@ static int vcpu__set_cpuid(struct vcpu *vcpu)
 		else if (e->function == KVM_CPUID_FEATURES)
 			e->eax &= VCPU_KVM_FEATURES;
 	}
-	ret = vcpu__ioctl(vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
+	ret = vcpu_ioctl(vcpu, KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
 	free(cpuid);
 	return ret;
 }
 
-static int vcpu__set_entry_state(struct vcpu *vcpu, const struct vcpu_boot *boot)
+static int vcpu_set_entry_state(struct vcpu *vcpu, const struct vcpu_boot *boot)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
 	int ret;
 
-	ret = vcpu__ioctl(vcpu, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
+	ret = vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
 	if (ret)
 		return ret;
 	x86_boot__sregs(&sregs);
-	ret = vcpu__ioctl(vcpu, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
+	ret = vcpu_ioctl(vcpu, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
 	if (ret)
 		return ret;
 	x86_boot__regs(&regs, boot->entry, vcpu->id, boot->nr_vcpus);
@@ -84,7 +84,7 @@ static int vcpu__set_entry_state(struct vcpu *vcpu, const struct vcpu_boot *boot
 		regs.rdi = regs.rdx = 0;
 		regs.rsi = LINUX_BOOT_PARAMS_GPA; /* the 64-bit boot protocol */
 	}
-	return vcpu__ioctl(vcpu, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+	return vcpu_ioctl(vcpu, KVM_SET_REGS, &regs, "KVM_SET_REGS");
 }
 
 #define APIC_LVT_LINT0	 0x350
@@ -100,7 +100,7 @@ static int vcpu__set_entry_state(struct vcpu *vcpu, const struct vcpu_boot *boot
  * XCR0 as Linux sets it: every state component the CPUID we give offers
  * (leaf 0xd, sub-leaf 0), or 0 when it offers no XSAVE.
  */
-static uint64_t vcpu__guest_xcr0(const struct kvm_cpuid2 *cpuid)
+static uint64_t vcpu_guest_xcr0(const struct kvm_cpuid2 *cpuid)
 {
 	bool xsave = false;
 	uint64_t xcr0 = 0;
@@ -125,14 +125,14 @@ static uint64_t vcpu__guest_xcr0(const struct kvm_cpuid2 *cpuid)
  * XSAVE off, and the nested KVM reloads the XCR0 it knows, x87 only, on
  * every entry. With XCR0 set here both agree from the start.
  */
-static int vcpu__set_xcr0(struct vcpu *vcpu)
+static int vcpu_set_xcr0(struct vcpu *vcpu)
 {
-	uint64_t xcr0 = vcpu__guest_xcr0(vcpu->kvm->cpuid);
+	uint64_t xcr0 = vcpu_guest_xcr0(vcpu->kvm->cpuid);
 	struct kvm_xcrs xcrs = {.nr_xcrs = 1, .xcrs = {{.xcr = 0, .value = xcr0}}};
 
 	if (!xcr0)
 		return 0;
-	return vcpu__ioctl(vcpu, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
+	return vcpu_ioctl(vcpu, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS");
 }
 
 /*
@@ -140,7 +140,7 @@ static int vcpu__set_xcr0(struct vcpu *vcpu)
  * the PIC's interrupts (ExtINT), LINT1 NMIs; the x87 and SSE control words
  * at their reset values; fast string operations on; XCR0 (above).
  */
-static int vcpu__setup_linux(struct vcpu *vcpu)
+static int vcpu_setup_linux(struct vcpu *vcpu)
 {
 	struct kvm_lapic_state lapic;
 	struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
@@ -151,14 +151,14 @@ static int vcpu__setup_linux(struct vcpu *vcpu)
 	uint32_t lint0 = APIC_MODE_EXTINT, lint1 = APIC_MODE_NMI;
 	int ret;
 
-	ret = vcpu__ioctl(vcpu, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
+	ret = vcpu_ioctl(vcpu, KVM_GET_LAPIC, &lapic, "KVM_GET_LAPIC");
 	if (ret)
 		return ret;
 	memcpy(&lapic.regs[APIC_LVT_LINT0], &lint0, sizeof(lint0));
 	memcpy(&lapic.regs[APIC_LVT_LINT1], &lint1, sizeof(lint1));
-	ret = vcpu__ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
-	ret = ret ?: vcpu__ioctl(vcpu, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
-	ret = ret ?: vcpu__set_xcr0(vcpu);
+	ret = vcpu_ioctl(vcpu, KVM_SET_LAPIC, &lapic, "KVM_SET_LAPIC");
+	ret = ret ?: vcpu_ioctl(vcpu, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
+	ret = ret ?: vcpu_set_xcr0(vcpu);
 	if (ret)
 		return ret;
 	errno = 0;
@@ -190,7 +190,7 @@ static int vcpu__setup_linux(struct vcpu *vcpu)
  * VM runs without machine checks and says so where it matters
  * (--on-oom mce).
  */
-static void vcpu__setup_mce(struct vcpu *vcpu)
+static void vcpu_setup_mce(struct vcpu *vcpu)
 {
 	struct kvm *kvm = vcpu->kvm;
 	uint64_t cap = kvm->mce_cap, banks = cap & 0xff;
@@ -223,12 +223,12 @@ int vcpu__inject_mce(struct vcpu *vcpu, uint64_t gpa)
 
 	if (!vcpu->mce)
 		return -EOPNOTSUPP;
-	ret = vcpu__ioctl(vcpu, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
+	ret = vcpu_ioctl(vcpu, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
 	if (ret)
 		return ret;
 	if (!(sregs.cr4 & CR4_MCE))
 		return 1;
-	return vcpu__ioctl(vcpu, KVM_X86_SET_MCE, &mce, "KVM_X86_SET_MCE");
+	return vcpu_ioctl(vcpu, KVM_X86_SET_MCE, &mce, "KVM_X86_SET_MCE");
 }
 
 int vcpu__init(struct vcpu *vcpu, struct kvm *kvm, unsigned id, const struct vcpu_boot *boot)
@@ -254,15 +254,15 @@ int vcpu__init(struct vcpu *vcpu, struct kvm *kvm, unsigned id, const struct vcp
 		goto err_close;
 	}
 	vcpu->run = run;
-	ret = vcpu__set_cpuid(vcpu);
+	ret = vcpu_set_cpuid(vcpu);
 	if (!ret && boot->is_linux)
-		ret = vcpu__setup_linux(vcpu);
+		ret = vcpu_setup_linux(vcpu);
 	/* A Linux AP waits, as KVM created it, for the INIT and SIPI its BSP sends. */
 	if (!ret && (!boot->is_linux || id == 0))
-		ret = vcpu__set_entry_state(vcpu, boot);
+		ret = vcpu_set_entry_state(vcpu, boot);
 	if (ret)
 		goto err_unmap;
-	vcpu__setup_mce(vcpu);
+	vcpu_setup_mce(vcpu);
 	return 0;
 
 err_unmap:
@@ -317,7 +317,7 @@ void vcpu__kick(struct vcpu *vcpu)
 		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
 }
 
-static void vcpu__kick_handler(int sig)
+static void vcpu_kick_handler(int sig)
 {
 	(void)sig; /* only there to make KVM_RUN return -EINTR */
 }
@@ -327,7 +327,7 @@ int vcpu__setup_kick(void)
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = vcpu__kick_handler;
+	sa.sa_handler = vcpu_kick_handler;
 	sigemptyset(&sa.sa_mask);
 	if ((inject__fail("sigaction.vcpu") ?: sigaction(VCPU_KICK_SIGNAL, &sa, NULL)) < 0) {
 		int err = errno;

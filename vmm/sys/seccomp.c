@@ -112,7 +112,7 @@ static const unsigned long allowed_ioctls[] = {
 };
 
 /* Decimal @v into @buf (at least 12 bytes), for the signal handler. */
-static size_t seccomp__itoa(char *buf, long v)
+static size_t seccomp_itoa(char *buf, long v)
 {
 	char tmp[24];
 	size_t n = 0, i = 0;
@@ -132,7 +132,7 @@ static size_t seccomp__itoa(char *buf, long v)
  * A call outside the list: a bug of faultline's, or a subverted monitor.
  * Say which, with async-signal-safe calls only, and end with status 70.
  */
-static void seccomp__sigsys(int sig, siginfo_t *si, void *uc)
+static void seccomp_sigsys(int sig, siginfo_t *si, void *uc)
 {
 	static const char a[] = "faultline: the seccomp filter stopped a system call that "
 				"faultline does not allow: number ";
@@ -145,9 +145,9 @@ static void seccomp__sigsys(int sig, siginfo_t *si, void *uc)
 	(void)sig;
 	(void)uc;
 	r = write(STDERR_FILENO, a, sizeof(a) - 1);
-	r = write(STDERR_FILENO, num, seccomp__itoa(num, si->si_syscall));
+	r = write(STDERR_FILENO, num, seccomp_itoa(num, si->si_syscall));
 	r = write(STDERR_FILENO, b, sizeof(b) - 1);
-	r = write(STDERR_FILENO, num, seccomp__itoa(num, (long)gettid()));
+	r = write(STDERR_FILENO, num, seccomp_itoa(num, (long)gettid()));
 	r = write(STDERR_FILENO, c, sizeof(c) - 1);
 	(void)r;
 	_exit(FL_EXIT_INTERNAL);
@@ -176,7 +176,7 @@ int seccomp__install(enum seccomp_mode mode)
 	 */
 	json_object_seed(0);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = seccomp__sigsys;
+	sa.sa_sigaction = seccomp_sigsys;
 	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	if ((inject__fail("sigaction.seccomp") ?: sigaction(SIGSYS, &sa, NULL)) < 0) {

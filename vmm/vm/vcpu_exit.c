@@ -92,8 +92,8 @@ static const char *internal_error_name(uint32_t suberror)
  * few, and the guest goes on (a read found all ones). A device that
  * rejects an access stops the VM naming it.
  */
-static bool vcpu__bus_error(struct vcpu *vcpu, struct bus *bus, int ret, uint64_t addr,
-			    unsigned len, bool is_write, const char *dev)
+static bool vcpu_bus_error(struct vcpu *vcpu, struct bus *bus, int ret, uint64_t addr, unsigned len,
+			   bool is_write, const char *dev)
 {
 	bool pio = bus == &vcpu->vm->pio_bus;
 	const char *space = pio ? "port I/O" : "MMIO", *at = pio ? "port" : "GPA";
@@ -120,7 +120,7 @@ static bool vcpu__bus_error(struct vcpu *vcpu, struct bus *bus, int ret, uint64_
 	return false;
 }
 
-static bool vcpu__handle_io(struct vcpu *vcpu)
+static bool vcpu_handle_io(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
@@ -140,8 +140,8 @@ static bool vcpu__handle_io(struct vcpu *vcpu)
 
 		ret = bus__access(&vcpu->vm->pio_bus, run->io.port, data, run->io.size, is_write,
 				  &dev);
-		if (ret && !vcpu__bus_error(vcpu, &vcpu->vm->pio_bus, ret, run->io.port,
-					    run->io.size, is_write, dev))
+		if (ret && !vcpu_bus_error(vcpu, &vcpu->vm->pio_bus, ret, run->io.port,
+					   run->io.size, is_write, dev))
 			return false;
 	}
 	return true;
@@ -167,8 +167,8 @@ enum vcpu_fault vcpu__serve_fault(struct vcpu *vcpu, uint64_t gpa, bool write,
  * exit. Resuming would drop a write or invent a read: serve the page
  * through the fault path, then complete the access on it.
  */
-static bool vcpu__mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, unsigned len,
-			      bool is_write)
+static bool vcpu_mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, unsigned len,
+			     bool is_write)
 {
 	struct mmu *mmu = &vcpu->vm->mmu;
 	uint64_t last = gpa + len - 1;
@@ -198,8 +198,8 @@ static bool vcpu__mmio_in_ram(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, un
  * failure goes to the VM's policy. With a machine check injected, the
  * access is dropped and a read finds all ones.
  */
-static bool vcpu__handle_bar(struct vcpu *vcpu, struct bar *bar, uint64_t gpa, uint8_t *data,
-			     unsigned len, bool is_write)
+static bool vcpu_handle_bar(struct vcpu *vcpu, struct bar *bar, uint64_t gpa, uint8_t *data,
+			    unsigned len, bool is_write)
 {
 	struct fault_ctx ctx;
 	char why[256];
@@ -222,7 +222,7 @@ static bool vcpu__handle_bar(struct vcpu *vcpu, struct bar *bar, uint64_t gpa, u
 	return true;
 }
 
-static bool vcpu__handle_mmio(struct vcpu *vcpu)
+static bool vcpu_handle_mmio(struct vcpu *vcpu)
 {
 	const struct gpa_region *region;
 	struct kvm_run *run = vcpu->run;
@@ -237,15 +237,15 @@ static bool vcpu__handle_mmio(struct vcpu *vcpu)
 	region = gpa_map__find(&vcpu->vm->mmu.map, gpa);
 	if (region && region->kind == GPA_RAM &&
 	    guest_ram__ptr(&vcpu->vm->mmu.ram, gpa, run->mmio.len))
-		return vcpu__mmio_in_ram(vcpu, gpa, run->mmio.data, run->mmio.len,
-					 run->mmio.is_write);
-	if (region && region->kind == GPA_BAR)
-		return vcpu__handle_bar(vcpu, region->priv, gpa, run->mmio.data, run->mmio.len,
+		return vcpu_mmio_in_ram(vcpu, gpa, run->mmio.data, run->mmio.len,
 					run->mmio.is_write);
+	if (region && region->kind == GPA_BAR)
+		return vcpu_handle_bar(vcpu, region->priv, gpa, run->mmio.data, run->mmio.len,
+				       run->mmio.is_write);
 	ret = bus__access(&vcpu->vm->mmio_bus, gpa, run->mmio.data, run->mmio.len,
 			  run->mmio.is_write, &dev);
-	return !ret || vcpu__bus_error(vcpu, &vcpu->vm->mmio_bus, ret, gpa, run->mmio.len,
-				       run->mmio.is_write, dev);
+	return !ret || vcpu_bus_error(vcpu, &vcpu->vm->mmio_bus, ret, gpa, run->mmio.len,
+				      run->mmio.is_write, dev);
 }
 
 /* kvm_run.memory_fault (Linux 6.8), newer than our headers. */
@@ -269,7 +269,7 @@ bool vcpu__handle_memory_fault(struct vcpu *vcpu)
 	return vcpu__serve_fault(vcpu, mf->gpa, true, FAULT_SRC_EFAULT) != VCPU_FAULT_STOP;
 }
 
-static bool vcpu__handle_system_event(struct vcpu *vcpu)
+static bool vcpu_handle_system_event(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
@@ -289,7 +289,7 @@ static bool vcpu__handle_system_event(struct vcpu *vcpu)
 	}
 }
 
-static bool vcpu__handle_internal_error(struct vcpu *vcpu)
+static bool vcpu_handle_internal_error(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	char data[160] = "";
@@ -313,8 +313,8 @@ bool vcpu__handle_exit(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 
 	switch (run->exit_reason) {
-	case KVM_EXIT_IO: return vcpu__handle_io(vcpu);
-	case KVM_EXIT_MMIO: return vcpu__handle_mmio(vcpu);
+	case KVM_EXIT_IO: return vcpu_handle_io(vcpu);
+	case KVM_EXIT_MMIO: return vcpu_handle_mmio(vcpu);
 	case KVM_EXIT_INTR: return true; /* a kick; the loop checks whether to stop */
 	case KVM_EXIT_HLT: vm__vcpu_halted(vcpu->vm, vcpu->id); return false;
 	case KVM_EXIT_SHUTDOWN:
@@ -327,8 +327,8 @@ bool vcpu__handle_exit(struct vcpu *vcpu)
 			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
 			  run->fail_entry.cpu);
 		return false;
-	case KVM_EXIT_INTERNAL_ERROR: return vcpu__handle_internal_error(vcpu);
-	case KVM_EXIT_SYSTEM_EVENT: return vcpu__handle_system_event(vcpu);
+	case KVM_EXIT_INTERNAL_ERROR: return vcpu_handle_internal_error(vcpu);
+	case KVM_EXIT_SYSTEM_EVENT: return vcpu_handle_system_event(vcpu);
 	default:
 		VCPU_STOP(vcpu, FL_EXIT_GUEST, "unhandled KVM exit %s (%u)",
 			  vcpu__exit_name(run->exit_reason), run->exit_reason);

@@ -22,7 +22,7 @@ static __thread struct vcpu *vcpu_current;
  * KVM_RUN returns -EINTR. Note the address for the vCPU loop. Any other
  * SIGBUS is a bug of ours: die of it.
  */
-static void vcpu__sigbus_handler(int sig, siginfo_t *si, void *uc)
+static void vcpu_sigbus_handler(int sig, siginfo_t *si, void *uc)
 {
 	struct vcpu *vcpu = vcpu_current;
 
@@ -42,7 +42,7 @@ static void vcpu__sigbus_handler(int sig, siginfo_t *si, void *uc)
  * whose policy injects a machine check or stops the VM. Returns true to
  * enter the guest again.
  */
-static bool vcpu__handle_sigbus(struct vcpu *vcpu)
+static bool vcpu_handle_sigbus(struct vcpu *vcpu)
 {
 	uintptr_t hva = __atomic_exchange_n(&vcpu->sigbus_hva, 0, __ATOMIC_ACQ_REL);
 	uint64_t gpa;
@@ -58,7 +58,7 @@ static bool vcpu__handle_sigbus(struct vcpu *vcpu)
 	return vcpu__serve_fault(vcpu, gpa, false, FAULT_SRC_SIGBUS) != VCPU_FAULT_STOP;
 }
 
-static void *vcpu__thread(void *arg)
+static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	sigset_t kick;
@@ -83,7 +83,7 @@ static void *vcpu__thread(void *arg)
 			__atomic_add_fetch(&vcpu->exits, 1, __ATOMIC_RELEASE);
 		}
 		if (__atomic_load_n(&vcpu->sigbus_hva, __ATOMIC_ACQUIRE) &&
-		    !vcpu__handle_sigbus(vcpu))
+		    !vcpu_handle_sigbus(vcpu))
 			break;
 		if (ret < 0) {
 			int err = errno;
@@ -111,7 +111,7 @@ int vcpu__start(struct vcpu *vcpu)
 {
 	int ret = inject__check("pthread_create.vcpu");
 
-	ret = ret ?: pthread_create(&vcpu->thread, NULL, vcpu__thread, vcpu);
+	ret = ret ?: pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 
 	if (ret)
 		return -ret;
@@ -128,7 +128,7 @@ int vcpu__setup_signals(void)
 		return err;
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
-	sa.sa_sigaction = vcpu__sigbus_handler;
+	sa.sa_sigaction = vcpu_sigbus_handler;
 	sa.sa_flags = SA_SIGINFO;
 	if ((inject__fail("sigaction.vcpu") ?: sigaction(SIGBUS, &sa, NULL)) < 0) {
 		err = errno;

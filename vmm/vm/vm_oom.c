@@ -60,7 +60,7 @@ void vm__inject_mce(struct vm *vm, struct fault_ctx *ctx, int status, const char
  * with the check pending); a userfaultfd fault wakes the vCPU, whose
  * access fails with SIGBUS, which comes back here as HWPOISON.
  */
-static void vm__oom_mce(struct vm *vm, struct fault_ctx *ctx, const char *oom)
+static void vm_oom_mce(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 {
 	int ret;
 
@@ -104,7 +104,7 @@ void vm__fault_failed(void *owner, struct fault_ctx *ctx, fault_t result, const 
 		if (vm->on_oom == VM_OOM_PAUSE)
 			vm__oom_pause(vm, ctx, oom);
 		else if (vm->on_oom == VM_OOM_MCE && !device)
-			vm__oom_mce(vm, ctx, oom);
+			vm_oom_mce(vm, ctx, oom);
 		else
 			vm__stop(vm, FL_EXIT_OOM, "%s%s", oom,
 				 vm->on_oom == VM_OOM_MCE

@@ -25,7 +25,7 @@
 #include "vmm/sys/seccomp.h"
 #include "vmm/vm/vm.h"
 
-static void vm__kick_all(struct vm *vm)
+static void vm_kick_all(struct vm *vm)
 {
 	unsigned i;
 
@@ -39,7 +39,7 @@ static void vm__kick_all(struct vm *vm)
  * over. Caller holds vm->lock, so that events go out in the order of the
  * changes they report.
  */
-static void vm__event_locked(struct vm *vm, const char *name, json_t *fields)
+static void vm_event_locked(struct vm *vm, const char *name, json_t *fields)
 {
 	if (vm->frontend)
 		vm->frontend->publish(vm->frontend_ctx, name, fields);
@@ -55,7 +55,7 @@ void vm__set_frontend(struct vm *vm, const struct vm_frontend_ops *ops, void *ct
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/* Under the lock: an event is published under it (vm__event_locked()). */
+/* Under the lock: an event is published under it (vm_event_locked()). */
 void vm__close_frontend(struct vm *vm)
 {
 	const struct vm_frontend_ops *ops;
@@ -74,12 +74,12 @@ void vm__close_frontend(struct vm *vm)
 void vm__event(struct vm *vm, const char *name, json_t *fields)
 {
 	pthread_mutex_lock(&vm->lock);
-	vm__event_locked(vm, name, fields);
+	vm_event_locked(vm, name, fields);
 	pthread_mutex_unlock(&vm->lock);
 }
 
 /* Note where every vCPU and the fault handlers are (vm__print_where()). Caller holds vm->lock. */
-static void vm__take_where_locked(struct vm *vm)
+static void vm_take_where_locked(struct vm *vm)
 {
 	uint64_t now = mmu__now_ns();
 	unsigned i;
@@ -102,7 +102,7 @@ static __attribute__((format(printf, 4, 0))) void vm__vstop(struct vm *vm, int s
 		return;
 	}
 	if (where && vm->vcpus)
-		vm__take_where_locked(vm); /* before the kick below moves them */
+		vm_take_where_locked(vm); /* before the kick below moves them */
 	vm->stopping = true;
 	vm->status = status;
 	if (fmt)
@@ -111,12 +111,12 @@ static __attribute__((format(printf, 4, 0))) void vm__vstop(struct vm *vm, int s
 		snprintf(reason, sizeof(reason), "%s", vm->stop_msg);
 	else
 		snprintf(reason, sizeof(reason), "the guest exited with status %d", status);
-	vm__event_locked(vm, "stopping",
-			 json_pack("{s:s,s:i,s:s}", "state", "stopping", "status", status, "reason",
-				   reason));
+	vm_event_locked(vm, "stopping",
+			json_pack("{s:s,s:i,s:s}", "state", "stopping", "status", status, "reason",
+				  reason));
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
-	vm__kick_all(vm);
+	vm_kick_all(vm);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the eventfd counter cannot overflow from one write */
 	}
@@ -195,16 +195,16 @@ enum vm_pause vm__pause(struct vm *vm)
 	if (was == VM_RUNNING && !vm->stopping) {
 		vm->pause = VM_PAUSED;
 		vm->pauses++;
-		vm__event_locked(vm, "paused", json_pack("{s:s}", "state", "paused"));
+		vm_event_locked(vm, "paused", json_pack("{s:s}", "state", "paused"));
 		pthread_cond_broadcast(&vm->state_cond);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	if (was == VM_RUNNING)
-		vm__kick_all(vm);
+		vm_kick_all(vm);
 	return was;
 }
 
-static void vm__clock_failed_locked(struct vm *vm, const char *ioctl, int err)
+static void vm_clock_failed_locked(struct vm *vm, const char *ioctl, int err)
 {
 	if (!vm->clock_warned)
 		pr_err("warning: %s failed: %s; the guest clock ran on while the VM was paused",
@@ -223,14 +223,14 @@ enum vm_pause vm__resume(struct vm *vm)
 		int err = kvm__set_clock(&vm->kvm, vm->clock_ns);
 
 		if (err)
-			vm__clock_failed_locked(vm, "KVM_SET_CLOCK", err);
+			vm_clock_failed_locked(vm, "KVM_SET_CLOCK", err);
 	}
 	vm->clock_stopped = false;
 	vm->pause = VM_RUNNING;
 	vm->pause_msg[0] = '\0';
 	vm->oom_deadline_ns = 0;
 	if (was != VM_RUNNING && !vm->stopping)
-		vm__event_locked(
+		vm_event_locked(
 			vm, "resumed",
 			json_pack("{s:s,s:s}", "state", "running", "was", vm__pause_name(was)));
 	pthread_cond_broadcast(&vm->state_cond);
@@ -242,7 +242,7 @@ enum vm_pause vm__resume(struct vm *vm)
  * Wait for a change of state until @deadline (mmu__now_ns(): state_cond
  * runs on CLOCK_MONOTONIC). Returns ETIMEDOUT past it. Caller holds vm->lock.
  */
-static int vm__wait_until_locked(struct vm *vm, uint64_t deadline)
+static int vm_wait_until_locked(struct vm *vm, uint64_t deadline)
 {
 	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ULL),
 			      .tv_nsec = (long)(deadline % 1000000000ULL)};
@@ -258,7 +258,7 @@ unsigned vm__wait_parked(struct vm *vm, unsigned ms)
 	pthread_mutex_lock(&vm->lock);
 	while (vm->pause != VM_RUNNING && !vm->stopping &&
 	       vm->nr_parked + vm->nr_halted < vm->nr_vcpus)
-		if (vm__wait_until_locked(vm, deadline) == ETIMEDOUT)
+		if (vm_wait_until_locked(vm, deadline) == ETIMEDOUT)
 			break;
 	parked = vm->nr_parked;
 	pthread_mutex_unlock(&vm->lock);
@@ -271,7 +271,7 @@ unsigned vm__wait_parked(struct vm *vm, unsigned ms)
  * --on-oom kill would; whichever waiter sees the deadline first does it.
  * Caller holds vm->lock.
  */
-static void vm__wait_running_locked(struct vm *vm)
+static void vm_wait_running_locked(struct vm *vm)
 {
 	char oom[VM_STOP_MSG_LEN];
 	uint64_t deadline;
@@ -282,8 +282,8 @@ static void vm__wait_running_locked(struct vm *vm)
 			pthread_cond_wait(&vm->state_cond, &vm->lock);
 			continue;
 		}
-		if (vm__wait_until_locked(vm, deadline) != ETIMEDOUT ||
-		    vm->pause != VM_PAUSED_OOM || vm->stopping || vm->oom_deadline_ns != deadline)
+		if (vm_wait_until_locked(vm, deadline) != ETIMEDOUT || vm->pause != VM_PAUSED_OOM ||
+		    vm->stopping || vm->oom_deadline_ns != deadline)
 			continue;
 		snprintf(oom, sizeof(oom), "%s", vm->pause_msg);
 		pthread_mutex_unlock(&vm->lock);
@@ -300,7 +300,7 @@ static void vm__wait_running_locked(struct vm *vm)
  * does not pass for the guest (no watchdog wakes up to a CPU stuck for the
  * length of the pause). Caller holds vm->lock.
  */
-static void vm__parked_locked(struct vm *vm)
+static void vm_parked_locked(struct vm *vm)
 {
 	int err;
 
@@ -311,16 +311,16 @@ static void vm__parked_locked(struct vm *vm)
 		return;
 	err = kvm__get_clock(&vm->kvm, &vm->clock_ns);
 	if (err)
-		vm__clock_failed_locked(vm, "KVM_GET_CLOCK", err);
+		vm_clock_failed_locked(vm, "KVM_GET_CLOCK", err);
 	else
 		vm->clock_stopped = true;
 }
 
 /* Wait, counted as parked, while the VM is paused. Caller holds vm->lock. */
-static void vm__park_locked(struct vm *vm)
+static void vm_park_locked(struct vm *vm)
 {
-	vm__parked_locked(vm);
-	vm__wait_running_locked(vm);
+	vm_parked_locked(vm);
+	vm_wait_running_locked(vm);
 	vm->nr_parked--;
 }
 
@@ -330,7 +330,7 @@ bool vm__vcpu_may_run(struct vm *vm)
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause != VM_RUNNING && !vm->stopping)
-		vm__park_locked(vm);
+		vm_park_locked(vm);
 	run = !vm->stopping;
 	pthread_mutex_unlock(&vm->lock);
 	return run;
@@ -342,7 +342,7 @@ bool vm__device_may_run(void *arg)
 	bool run;
 
 	pthread_mutex_lock(&vm->lock);
-	vm__wait_running_locked(vm);
+	vm_wait_running_locked(vm);
 	run = !vm->stopping;
 	pthread_mutex_unlock(&vm->lock);
 	return run;
@@ -379,18 +379,18 @@ void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 		pr_err("%s; the VM is paused (--on-oom pause): raise the budget with 'faultline "
 		       "ctl %s mem-limit SIZE', then 'faultline ctl %s resume'",
 		       oom, vm->api_path, vm->api_path);
-		vm__event_locked(vm, "paused-oom",
-				 json_pack("{s:s,s:s,s:i}", "state", "paused-oom", "oom", oom,
-					   "timeout_s", (int)vm->oom_pause_timeout_s));
+		vm_event_locked(vm, "paused-oom",
+				json_pack("{s:s,s:s,s:i}", "state", "paused-oom", "oom", oom,
+					  "timeout_s", (int)vm->oom_pause_timeout_s));
 	}
 	if (on_vcpu)
-		vm__parked_locked(vm);
+		vm_parked_locked(vm);
 	pthread_cond_broadcast(&vm->state_cond);
 	pthread_mutex_unlock(&vm->lock);
 	if (first)
-		vm__kick_all(vm);
+		vm_kick_all(vm);
 	pthread_mutex_lock(&vm->lock);
-	vm__wait_running_locked(vm);
+	vm_wait_running_locked(vm);
 	if (on_vcpu)
 		vm->nr_parked--;
 	ctx->refault = !vm->stopping;

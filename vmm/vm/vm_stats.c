@@ -34,7 +34,7 @@ struct vm_times {
 	double setup, guest, stop, total;
 };
 
-static void vm__times(const struct vm *vm, struct vm_times *t)
+static void vm_read_times(const struct vm *vm, struct vm_times *t)
 {
 	uint64_t now = mmu__now_ns();
 	uint64_t run = __atomic_load_n(&vm->run_ns, __ATOMIC_ACQUIRE);
@@ -48,17 +48,17 @@ static void vm__times(const struct vm *vm, struct vm_times *t)
 	t->total = (double)(now - vm->start_ns) / 1e9;
 }
 
-static json_t *vm__times_json(const struct vm *vm)
+static json_t *vm_times_json(const struct vm *vm)
 {
 	struct vm_times t;
 
-	vm__times(vm, &t);
+	vm_read_times(vm, &t);
 	return json_pack("{s:f,s:f,s:f,s:f}", "setup", t.setup, "guest", t.guest, "stop", t.stop,
 			 "total", t.total);
 }
 
 /* The whole of a /proc file opened before (@fd), NUL-terminated; NULL with -errno in *err. */
-static char *vm__read_proc(int fd, const char *site, int *err)
+static char *vm_read_proc(int fd, const char *site, int *err)
 {
 	size_t len = 0, cap = 16384;
 	char *buf = malloc(cap), *bigger;
@@ -93,7 +93,7 @@ static char *vm__read_proc(int fd, const char *site, int *err)
  * What the VM costs the host in memory now (vmm/sys/host_mem.h). Returns 0, or
  * -errno when it cannot be known (@m is then untouched).
  */
-static int vm__host_mem(struct vm *vm, struct host_mem *m)
+static int vm_host_mem(struct vm *vm, struct host_mem *m)
 {
 	struct host_mem_status s;
 	uint64_t guest = 0, shared = 0, anon = 0;
@@ -102,7 +102,7 @@ static int vm__host_mem(struct vm *vm, struct host_mem *m)
 
 	if (vm->status_fd < 0)
 		return -vm->status_err;
-	text = vm__read_proc(vm->status_fd, "pread.proc", &err);
+	text = vm_read_proc(vm->status_fd, "pread.proc", &err);
 	if (!text)
 		return err;
 	err = host_mem__parse_status(text, &s);
@@ -112,7 +112,7 @@ static int vm__host_mem(struct vm *vm, struct host_mem *m)
 	if (vm->mmu.cfg.handler == MMU_HANDLER_KERNEL) {
 		if (vm->smaps_fd < 0)
 			return -vm->smaps_err;
-		text = vm__read_proc(vm->smaps_fd, "pread.proc", &err);
+		text = vm_read_proc(vm->smaps_fd, "pread.proc", &err);
 		if (!text)
 			return err;
 		err = host_mem__parse_smaps_anon(text, (uintptr_t)vm->mmu.ram.host, &anon);
@@ -129,10 +129,10 @@ static int vm__host_mem(struct vm *vm, struct host_mem *m)
 	return 0;
 }
 
-static void vm__host_mem_json(struct vm *vm, json_t *root)
+static void vm_host_mem_json(struct vm *vm, json_t *root)
 {
 	struct host_mem m;
-	int err = vm__host_mem(vm, &m);
+	int err = vm_host_mem(vm, &m);
 
 	if (err) {
 		json_object_set_new(root, "host_memory_kib", json_null());
@@ -146,10 +146,10 @@ static void vm__host_mem_json(struct vm *vm, json_t *root)
 				      (json_int_t)m.program_kib));
 }
 
-static void vm__host_mem_text(struct vm *vm, FILE *out)
+static void vm_host_mem_text(struct vm *vm, FILE *out)
 {
 	struct host_mem m;
-	int err = vm__host_mem(vm, &m);
+	int err = vm_host_mem(vm, &m);
 
 	if (err) {
 		fprintf(out, "  %-24s %12s  host memory cannot be read: %s\n", "host_memory", "-",
@@ -167,7 +167,7 @@ static void vm__host_mem_text(struct vm *vm, FILE *out)
 }
 
 /* "kvm": KVM's own counters, or null and "kvm_error" saying why there are none. */
-static void vm__kvm_stats_json(struct vm *vm, json_t *root)
+static void vm_kvm_stats_json(struct vm *vm, json_t *root)
 {
 	json_t *kvm = kvm_stats__json(&vm->kvm_stats);
 
@@ -199,9 +199,9 @@ json_t *vm__stats_json(struct vm *vm)
 		root, "unclaimed",
 		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
 	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
-	json_object_set_new(root, "times_s", vm__times_json(vm));
-	vm__host_mem_json(vm, root);
-	vm__kvm_stats_json(vm, root);
+	json_object_set_new(root, "times_s", vm_times_json(vm));
+	vm_host_mem_json(vm, root);
+	vm_kvm_stats_json(vm, root);
 	for (i = 0; i < vm->nr_created; i++)
 		if (vm->board->devices[i]->stats_json)
 			vm->board->devices[i]->stats_json(vm, root, devices);
@@ -232,7 +232,7 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		(unsigned long long)mmio);
 	fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n", "tsc_khz",
 		vm->tsc_khz);
-	vm__times(vm, &t);
+	vm_read_times(vm, &t);
 	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to the vCPUs'\n", "setup_s",
 		t.setup);
 	fprintf(out, "  %-24s %12.3f  seconds the guest ran, until the VM stopped\n", "guest_s",
@@ -241,7 +241,7 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		t.stop);
 	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to these statistics\n",
 		"total_s", t.total);
-	vm__host_mem_text(vm, out);
+	vm_host_mem_text(vm, out);
 	kvm_stats__print_text(&vm->kvm_stats, out);
 	for (i = 0; i < vm->nr_created; i++)
 		if (vm->board->devices[i]->stats_text)
