@@ -93,6 +93,16 @@ void teardown(void)
 	ck_assert_int_eq(inject__init(NULL), 0);
 }
 
+TCase *dd_tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 /*
  * Wait until every fault taken has ended: a writer goes on as soon as its
  * page is installed, before the handler marks it resident.

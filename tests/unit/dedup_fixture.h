@@ -9,6 +9,7 @@
 #ifndef FAULTLINE_TESTS_DEDUP_FIXTURE_H
 #define FAULTLINE_TESTS_DEDUP_FIXTURE_H
 
+#include <check.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,6 +55,9 @@ void setup_with(const char *file, uint64_t limit, const struct dedup_knobs *knob
 		enum dedup_mode mode);
 void setup(void);
 void teardown(void);
+
+/* A tcase of @s named @name, on setup() and teardown(), 60 s per test. */
+TCase *dd_tcase(Suite *s, const char *name);
 
 uint64_t resident(void); /* mmu_fixture.c */
 void settle_faults(void);

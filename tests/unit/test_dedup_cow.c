@@ -458,9 +458,7 @@ void dedup_cow_tcases(Suite *s)
 {
 	TCase *tc_cow, *tc_unmerge;
 
-	tc_cow = tcase_create("cow");
-	tcase_add_checked_fixture(tc_cow, setup, teardown);
-	tcase_set_timeout(tc_cow, 60);
+	tc_cow = dd_tcase(s, "cow");
 	tcase_add_test(tc_cow, guest_write_breaks_sharing);
 	tcase_add_test(tc_cow, last_sharer_takes_the_charge_over);
 	tcase_add_test(tc_cow, monitor_access_breaks_and_pins);
@@ -473,11 +471,7 @@ void dedup_cow_tcases(Suite *s)
 	tcase_add_test(tc_cow, injected_cow_io_error_fails_the_access);
 	tcase_add_test(tc_cow, injected_map_failure_leaves_pages_as_they_were);
 	tcase_add_test(tc_cow, injected_node_failure_leaves_pages_as_they_were);
-	suite_add_tcase(s, tc_cow);
-	tc_unmerge = tcase_create("unmerge");
-	tcase_add_checked_fixture(tc_unmerge, setup, teardown);
-	tcase_set_timeout(tc_unmerge, 60);
+	tc_unmerge = dd_tcase(s, "unmerge");
 	tcase_add_test(tc_unmerge, unmerge_is_interruptible_and_resumable);
 	tcase_add_test(tc_unmerge, unmerge_out_of_budget_stops);
-	suite_add_tcase(s, tc_unmerge);
 }

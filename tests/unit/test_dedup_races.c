@@ -339,21 +339,15 @@ void dedup_race_tcases(Suite *s)
 {
 	TCase *tc_races, *tc_setup;
 
-	tc_races = tcase_create("races");
-	tcase_add_checked_fixture(tc_races, setup, teardown);
-	tcase_set_timeout(tc_races, 60);
+	tc_races = dd_tcase(s, "races");
 	tcase_add_test(tc_races, no_write_is_lost_while_the_scanner_runs);
 	tcase_add_test(tc_races, no_write_is_lost_to_zero_releases);
 	tcase_add_test(tc_races, zero_release_during_a_file_window_keeps_zeros);
 	tcase_add_test(tc_races, write_during_a_merge_is_woken_when_it_ends);
 	tcase_add_test(tc_races, scanner_and_reader_share_a_cpu_for_a_batch);
-	suite_add_tcase(s, tc_races);
-	tc_setup = tcase_create("setup");
-	tcase_add_checked_fixture(tc_setup, setup, teardown);
-	tcase_set_timeout(tc_setup, 60);
+	tc_setup = dd_tcase(s, "setup");
 	tcase_add_test(tc_setup, dedup_needs_write_protect);
 	tcase_add_test(tc_setup, injected_dedup_userfaultfd);
 	tcase_add_test(tc_setup, injected_dedup_eventfd);
 	tcase_add_test(tc_setup, injected_dedup_threads);
-	suite_add_tcase(s, tc_setup);
 }
