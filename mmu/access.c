@@ -33,21 +33,21 @@ static int mmu_pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t 
 	enum cow_charge was, charge;
 	int ret = 0;
 
-	if (!mmu->dedup && !mmu->discards && (!mmu->wp || bit_test(mmu->dirty, pi)))
+	if (!mmu->dedup && !mmu->discards && (!mmu->wp || bit_test(mmu->bits.dirty, pi)))
 		return page_resident(mmu, pi) ? 0 : -EAGAIN;
 	was = charge = mmu__charge_cow(mmu, ctx, pi);
 	pthread_mutex_lock(&mmu->reclaim_lock);
 	if (mmu->dedup)
-		mmu->sharer->wait_idle(mmu->dedup, pi);
+		page_bits__wait(&mmu->bits, pi, &mmu->reclaim_lock);
 	if (!page_resident(mmu, pi))
 		ret = -EAGAIN;
-	else if (mmu->dedup && mmu->sharer->merged(mmu->dedup, pi) &&
+	else if (page_bits__merged(&mmu->bits, pi) &&
 		 (*broke = mmu->sharer->break_cow(mmu->dedup, ctx, pi, &charge)) != FAULT_DONE)
 		ret = -ECANCELED;
 	if (!ret && mmu->dedup)
-		mmu->sharer->pin(mmu->dedup, pi);
+		page_bits__pin(&mmu->bits, pi);
 	if (!ret && mmu->wp)
-		bit_set(mmu->dirty, pi);
+		bit_set(mmu->bits.dirty, pi);
 	/* Under the lock mmu__discard() takes: it sees the mark, or we see the page gone. */
 	if (!ret && mmu->discards && held && mmu->holds[pi] < MMU_HELD_FOR_GOOD)
 		mmu->holds[pi]++;

@@ -58,7 +58,7 @@ static uint64_t mmu_ahead_chunk(const struct fault_ctx *fault, uint64_t first, u
 	fault_ctx__init(&ctx, mmu, guest_ram__gpa(&mmu->ram, first * MMU_PAGE_SIZE), FAULT_READ,
 			FAULT_SRC_UFFD, fault->vcpu, 0);
 	while (k < n && first + k < mmu->nr_pages && !page_resident(mmu, first + k) &&
-	       !bit_test(mmu->poisoned, first + k))
+	       !bit_test(mmu->bits.poisoned, first + k))
 		k++;
 	if (!k || !budget_charge_spare(mmu, k, mmu->cfg.fault_ahead))
 		return 0;

@@ -236,39 +236,10 @@ struct dedup_node *dedup__stable_find(struct dedup *d, uint64_t checksum, const 
 
 /* ---- page state ---------------------------------------------------------------- */
 
-bool dedup__page_busy(const struct dedup *d, uint64_t pi)
-{
-	return bit_test(d->busy, pi);
-}
-
-bool dedup__page_merged(const struct dedup *d, uint64_t pi)
-{
-	return bit_test(d->merged, pi);
-}
-
-void dedup__wait_idle(struct dedup *d, uint64_t pi)
-{
-	while (bit_test(d->busy, pi))
-		pthread_cond_wait(&d->idle, &d->mmu->reclaim_lock);
-}
-
-void dedup__park(struct dedup *d, uint64_t pi)
-{
-	bit_set(d->waiting, pi);
-}
-
-void dedup__pin(struct dedup *d, uint64_t pi)
-{
-	bit_set(d->nomerge, pi);
-}
-
 /* Whether the scanner may look at page @pi. Lock held. */
 bool dedup__candidate(const struct dedup *d, uint64_t pi)
 {
-	const struct mmu *mmu = d->mmu;
-
-	return bit_test(mmu->resident, pi) && !bit_test(mmu->poisoned, pi) &&
-	       !bit_test(d->merged, pi) && !bit_test(d->busy, pi) && !bit_test(d->nomerge, pi);
+	return page_bits__mergeable(&d->mmu->bits, pi);
 }
 
 /* Write-protect page @pi of the guest view (@on), or lift it (which wakes writers). */
@@ -288,7 +259,7 @@ static int dedup_protect(struct dedup *d, uint64_t pi, bool on)
  */
 bool dedup__was_protected(const struct dedup *d, uint64_t pi)
 {
-	return d->mmu->wp && !bit_test(d->mmu->dirty, pi);
+	return d->mmu->wp && !bit_test(d->mmu->bits.dirty, pi);
 }
 
 void dedup__unprotect(struct dedup *d, uint64_t pi, bool was_protected)
@@ -321,9 +292,7 @@ void dedup__wake(struct dedup *d, uint64_t pi)
  */
 void dedup__unbusy(struct dedup *d, uint64_t pi)
 {
-	bit_test_clear(d->busy, pi);
-	pthread_cond_broadcast(&d->idle);
-	if (bit_test_clear(d->waiting, pi))
+	if (page_bits__unbusy(&d->mmu->bits, pi))
 		dedup__wake(d, pi);
 }
 
@@ -359,11 +328,7 @@ static int dedup_init_state(struct dedup *d)
 
 	d->rmap = calloc(d->mmu->nr_pages, sizeof(*d->rmap));
 	d->slots = calloc(words, sizeof(unsigned long));
-	d->merged = calloc(words, sizeof(unsigned long));
-	d->busy = calloc(words, sizeof(unsigned long));
-	d->nomerge = calloc(words, sizeof(unsigned long));
-	d->waiting = calloc(words, sizeof(unsigned long));
-	if (!d->rmap || !d->slots || !d->merged || !d->busy || !d->nomerge || !d->waiting)
+	if (!d->rmap || !d->slots)
 		return dedup_fail("allocation of the page state", ENOMEM);
 	for (i = 0; i < d->mmu->nr_pages; i++)
 		d->rmap[i].pi = i;
@@ -372,14 +337,9 @@ static int dedup_init_state(struct dedup *d)
 
 /* What mmu.c calls, and all it knows of dedup (mmu.h). */
 static const struct mmu_sharer_ops dedup_sharer_ops = {
-	.busy = dedup__page_busy,
-	.merged = dedup__page_merged,
-	.park = dedup__park,
-	.wait_idle = dedup__wait_idle,
 	.break_cow = dedup__break_cow,
 	.discard = dedup__discard,
 	.wake = dedup__wake,
-	.pin = dedup__pin,
 };
 
 int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
@@ -395,7 +355,6 @@ int dedup__init(struct dedup *d, struct mmu *mmu, enum dedup_mode mode,
 	d->seq = 1;
 	RB_INIT(&d->stable_tree);
 	RB_INIT(&d->unstable_tree);
-	pthread_cond_init(&d->idle, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* dedup__sleep()'s deadline */
 	pthread_cond_init(&d->wake, &attr);
@@ -458,10 +417,6 @@ void dedup__exit(struct dedup *d)
 		close(d->stop_fd);
 	free(d->rmap);
 	free(d->slots);
-	free(d->merged);
-	free(d->busy);
-	free(d->nomerge);
-	free(d->waiting);
 	memset(d, 0, sizeof(*d));
 	d->uffd = d->stable_fd = d->stop_fd = d->maps_fd = -1;
 }

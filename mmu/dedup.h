@@ -139,11 +139,6 @@ struct dedup {
 	unsigned long *slots;	 /* the stable memfd's slots in use, under mmu->reclaim_lock */
 	uint64_t slot_hint;	 /* every slot below it is in use */
 	struct dedup_rmap *rmap; /* by host page index */
-	/* By host page index, under mmu->reclaim_lock. */
-	unsigned long *merged;
-	unsigned long *busy;
-	unsigned long *nomerge; /* the monitor holds pointers into it: never merged */
-	unsigned long *waiting; /* a write fault was left pending while it was busy */
 	struct dedup_stable stable_tree;
 	struct dedup_unstable unstable_tree;
 	uint64_t refs_committed; /* guest pages merged */
@@ -159,9 +154,8 @@ struct dedup {
 	/* Pairs of candidates found in a row (pages pair_a + i and pair_b + i), not merged yet. */
 	uint64_t pair_a, pair_b, pair_n;
 	uint64_t pair_sums[DEDUP_MERGE_RUN_MAX];
-	uint64_t maps;	     /* mappings of the process, estimated */
-	uint64_t map_limit;  /* merging stops before maps reaches it */
-	pthread_cond_t idle; /* broadcast when a page stops being busy */
+	uint64_t maps;	    /* mappings of the process, estimated */
+	uint64_t map_limit; /* merging stops before maps reaches it */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wake; /* the scanner sleeps on it */
 	bool stopping;
@@ -219,20 +213,6 @@ uint64_t dedup__scan(struct dedup *d, uint64_t nr);
 int64_t dedup__unmerge(struct dedup *d, uint64_t nr);
 
 /*
- * Called by mmu.c with mmu->reclaim_lock held, for a resident page @pi:
- * dedup__page_busy() says whether a merge owns it (the caller leaves a
- * userfaultfd write fault pending and says so with dedup__park(): the
- * merge wakes it when it ends; other callers wait on dedup__wait_idle());
- * dedup__page_merged() whether it maps a shared page.
- */
-bool dedup__page_busy(const struct dedup *d, uint64_t pi);
-bool dedup__page_merged(const struct dedup *d, uint64_t pi);
-void dedup__park(struct dedup *d, uint64_t pi);
-
-/* Wait, with mmu->reclaim_lock held, until page @pi is not busy. */
-void dedup__wait_idle(struct dedup *d, uint64_t pi);
-
-/*
  * Give merged page @pi its own copy (a guest write or the monitor's
  * access), charged to the budget: with the page *@charge holds
  * (mmu__charge_cow(), before the lock; taken over: *@charge becomes
@@ -254,9 +234,6 @@ int dedup__discard(struct dedup *d, uint64_t pi) __attribute__((warn_unused_resu
 
 /* Wake writers waiting on page @pi's shared mapping. */
 void dedup__wake(struct dedup *d, uint64_t pi);
-
-/* Never merge page @pi (the monitor holds a pointer into it). Lock held. */
-void dedup__pin(struct dedup *d, uint64_t pi);
 
 /* "off", "zero" or "on". */
 const char *dedup__mode_name(enum dedup_mode mode);

@@ -53,7 +53,7 @@ static int dedup_map_own(struct dedup *d, uint64_t pi)
 		return -errno;
 	if (ioctl(mmu->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		/* Contents are right; only its faults are lost: never merge it again. */
-		bit_set(d->nomerge, pi);
+		page_bits__pin(&d->mmu->bits, pi);
 		D_STAT_INC(d, merge_errors);
 	}
 	return 0;
@@ -64,7 +64,7 @@ static void dedup_unshare(struct dedup *d, uint64_t pi, bool keep_charge)
 {
 	struct dedup_node *node = d->rmap[pi].node;
 
-	bit_test_clear(d->merged, pi);
+	bit_test_clear(d->mmu->bits.merged, pi);
 	d->rmap[pi].node = NULL;
 	d->rmap[pi].checksummed = false;
 	d->maps -= d->maps >= DEDUP_MAPS_PER_MERGE ? DEDUP_MAPS_PER_MERGE : d->maps;
@@ -131,7 +131,7 @@ int dedup__discard(struct dedup *d, uint64_t pi)
 	ret = ret ?: dedup_map_own(d, pi);
 	if (ret)
 		return ret;
-	bit_test_clear(d->mmu->resident, pi);
+	bit_test_clear(d->mmu->bits.resident, pi);
 	dedup_unshare(d, pi, false);
 	return 0;
 }
@@ -142,7 +142,7 @@ static bool dedup_next_merged(struct dedup *d, uint64_t *pi)
 	uint64_t n, i = d->unmerge_cursor;
 
 	for (n = 0; n < d->mmu->nr_pages; n++, i = (i + 1) % d->mmu->nr_pages)
-		if (bit_test(d->merged, i)) {
+		if (page_bits__merged(&d->mmu->bits, i)) {
 			*pi = i;
 			return true;
 		}
@@ -166,8 +166,8 @@ int64_t dedup__unmerge(struct dedup *d, uint64_t nr)
 		was = charge = mmu__charge_cow(mmu, &ctx, pi);
 
 		pthread_mutex_lock(&mmu->reclaim_lock);
-		dedup__wait_idle(d, pi);
-		if (bit_test(d->merged, pi))
+		page_bits__wait(&d->mmu->bits, pi, &d->mmu->reclaim_lock);
+		if (page_bits__merged(&d->mmu->bits, pi))
 			r = dedup__break_cow(d, &ctx, pi, &charge);
 		pthread_mutex_unlock(&mmu->reclaim_lock);
 		mmu__charge_cow_end(mmu, was, charge);

@@ -81,9 +81,9 @@ static void dedup_merged(struct dedup *d, uint64_t pi, uint64_t n, struct dedup_
 
 		if (ret >= 0 && node->charged)
 			mmu__uncharge(mmu, 1);
-		node->charged = true;	     /* the first page's charge is the shared page's now */
-		bit_set(mmu->dirty, pi + i); /* never reclaimed as a clean file page */
-		bit_set(d->merged, pi + i);
+		node->charged = true; /* the first page's charge is the shared page's now */
+		bit_set(mmu->bits.dirty, pi + i); /* never reclaimed as a clean file page */
+		bit_set(mmu->bits.merged, pi + i);
 		d->rmap[pi + i].node = node;
 		d->maps += DEDUP_MAPS_PER_MERGE;
 		if (!node->in_tree) {
@@ -187,7 +187,7 @@ static void dedup_merge_stretch(struct dedup *d, uint64_t pi, uint64_t n, struct
 	for (i = 0; i < n; i++) {
 		same[i] = !memcmp(alias_page(d, pi + i), stable_page(d, nodes[i]), PAGE);
 		if (same[i]) {
-			bit_set(d->busy, pi + i);
+			bit_set(d->mmu->bits.busy, pi + i);
 			continue;
 		}
 		dedup__unprotect(d, pi + i, was[i]);
@@ -343,8 +343,8 @@ static void dedup_merge_pair_stretch(struct dedup *d, uint64_t a, uint64_t b, ui
 	for (i = 0; i < n; i++) {
 		same[i] = !memcmp(alias_page(d, a + i), alias_page(d, b + i), PAGE);
 		if (same[i]) {
-			bit_set(d->busy, a + i);
-			bit_set(d->busy, b + i);
+			bit_set(d->mmu->bits.busy, a + i);
+			bit_set(d->mmu->bits.busy, b + i);
 			continue;
 		}
 		dedup__unprotect(d, a + i, was_a[i]);
@@ -480,10 +480,10 @@ static void dedup_punch_zeros(struct dedup *d, uint64_t first, uint64_t n, const
 	if (!n)
 		return;
 	for (i = first; i < first + n; i++)
-		bit_test_clear(mmu->resident, i);
+		bit_test_clear(mmu->bits.resident, i);
 	if (inject__check("dedup.zero_punch") || punch_pages(mmu->memfd, first, n) < 0) {
 		for (i = first; i < first + n; i++) {
-			bit_set(mmu->resident, i);
+			bit_set(mmu->bits.resident, i);
 			dedup__unprotect(d, i, was[i - first]);
 		}
 		D_STAT_ADD(d, merge_errors, n);
@@ -491,7 +491,7 @@ static void dedup_punch_zeros(struct dedup *d, uint64_t first, uint64_t n, const
 	}
 	for (i = first; i < first + n; i++) {
 		if (mmu->wp)
-			bit_set(mmu->zeroed, i);
+			bit_set(mmu->bits.zeroed, i);
 		d->rmap[i].checksummed = false;
 	}
 	mmu__uncharge(mmu, n);

@@ -81,9 +81,9 @@ static void fault_window(const struct mmu *mmu, const struct fault_ctx *ctx, uin
 
 	if (whi > mmu->nr_pages)
 		whi = mmu->nr_pages;
-	while (lo > wlo && !page_resident(mmu, lo - 1) && !bit_test(mmu->poisoned, lo - 1))
+	while (lo > wlo && !page_resident(mmu, lo - 1) && !bit_test(mmu->bits.poisoned, lo - 1))
 		lo--;
-	while (hi < whi && !page_resident(mmu, hi) && !bit_test(mmu->poisoned, hi))
+	while (hi < whi && !page_resident(mmu, hi) && !bit_test(mmu->bits.poisoned, hi))
 		hi++;
 	*first = lo;
 	*count = hi - lo;
@@ -226,15 +226,15 @@ static fault_t mmu_unprotect(struct fault_ctx *ctx, uint64_t pi)
 	int err = 0;
 
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	if (mmu->dedup && mmu->sharer->busy(mmu->dedup, pi)) {
+	if (page_bits__busy(&mmu->bits, pi)) {
 		if (ctx->source != FAULT_SRC_UFFD)
-			mmu->sharer->wait_idle(mmu->dedup, pi);
+			page_bits__wait(&mmu->bits, pi, &mmu->reclaim_lock);
 		else
-			mmu->sharer->park(mmu->dedup, pi);
-	} else if (mmu->dedup && mmu->sharer->merged(mmu->dedup, pi)) {
+			page_bits__park(&mmu->bits, pi);
+	} else if (page_bits__merged(&mmu->bits, pi)) {
 		r = mmu->sharer->break_cow(mmu->dedup, ctx, pi, &charge);
 	} else if (page_resident(mmu, pi)) {
-		bit_set(mmu->dirty, pi);
+		bit_set(mmu->bits.dirty, pi);
 		MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
 		err = inject__check("UFFDIO_WRITEPROTECT");
 		if (!err && ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
@@ -259,7 +259,7 @@ static fault_t mmu_unprotect(struct fault_ctx *ctx, uint64_t pi)
 static void mmu_wait_merge(struct mmu *mmu, uint64_t pi)
 {
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	mmu->sharer->wait_idle(mmu->dedup, pi);
+	page_bits__wait(&mmu->bits, pi, &mmu->reclaim_lock);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 }
 
@@ -274,7 +274,7 @@ static fault_t mmu_fault_resident(struct fault_ctx *ctx, uint64_t pi)
 
 	if (ctx->flags & FAULT_FLAG_WP ||
 	    (mmu->uffd_wp && ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR &&
-	     (mmu->dedup || !bit_test(mmu->dirty, pi)))) {
+	     (mmu->dedup || !bit_test(mmu->bits.dirty, pi)))) {
 		MMU_STAT_INC(&mmu->stats, faults_wp);
 		return mmu_unprotect(ctx, pi);
 	}
@@ -331,7 +331,7 @@ static void mmu_fill_zeroed(struct mmu *mmu, uint8_t *buf, uint64_t first, uint6
 	uint64_t i;
 
 	for (i = 0; mmu->dedup && i < n; i++)
-		if (bit_test(mmu->zeroed, first + i))
+		if (bit_test(mmu->bits.zeroed, first + i))
 			memset(buf + i * MMU_PAGE_SIZE, 0, MMU_PAGE_SIZE);
 }
 
@@ -341,7 +341,7 @@ static void mmu_forget_zeroed(struct mmu *mmu, uint64_t first, uint64_t n)
 	uint64_t i;
 
 	for (i = 0; mmu->dedup && i < n; i++)
-		bit_test_clear(mmu->zeroed, first + i);
+		bit_test_clear(mmu->bits.zeroed, first + i);
 }
 
 /* Install @n pages at host page @first from the backing (mmu/mmu_int.h). */
@@ -375,7 +375,7 @@ int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t
 	mmu_fill_zeroed(mmu, buf, first, n);
 	/* A write fault dirties its page before anyone can see it clean. */
 	if (mmu->wp && (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
-		bit_set(mmu->dirty, pi);
+		bit_set(mmu->bits.dirty, pi);
 	ret = install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
 	if (ret > 0)
 		mmu_forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);
@@ -421,7 +421,7 @@ static fault_t mmu_fault_once(struct fault_ctx *ctx)
 	ctx->win_pages = 0;
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
 		return mmu_fault_kernel(ctx);
-	if (bit_test(mmu->poisoned, pi)) {
+	if (bit_test(mmu->bits.poisoned, pi)) {
 		/* A waiter meets the poison itself once woken: SIGBUS. */
 		if (ctx->source == FAULT_SRC_UFFD)
 			mmu_wake(mmu, pi);
@@ -430,8 +430,8 @@ static fault_t mmu_fault_once(struct fault_ctx *ctx)
 	if (ctx->source == FAULT_SRC_SIGBUS) {
 		/* The host poisoned the page: its contents are gone. */
 		ctx->err = EHWPOISON;
-		bit_set(mmu->poisoned, pi);
-		if (bit_test_clear(mmu->resident, pi))
+		bit_set(mmu->bits.poisoned, pi);
+		if (bit_test_clear(mmu->bits.resident, pi))
 			budget_uncharge(mmu, 1);
 		return FAULT_HWPOISON;
 	}
@@ -637,7 +637,7 @@ int mmu__charge_locked(struct mmu *mmu, uint64_t n)
 enum cow_charge mmu__charge_cow(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t pi)
 {
 	/* Without the lock: a page merged after this look is charged under it. */
-	if (!mmu->dedup || !mmu->sharer->merged(mmu->dedup, pi))
+	if (!page_bits__merged(&mmu->bits, pi))
 		return COW_UNCHARGED;
 	if (!budget_charge_waiting(mmu, ctx, 1))
 		return COW_NO_ROOM;

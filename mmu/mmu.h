@@ -38,6 +38,7 @@
 #include "mmu/fault.h"
 #include "mmu/gpa_map.h"
 #include "mmu/guest_ram.h"
+#include "mmu/page_bits.h"
 #include "mmu/stats.h"
 
 #define MMU_PAGE_SIZE	     4096ULL
@@ -128,17 +129,13 @@ struct mmu {
 	 * then). A charge that fails while this is not 0 may fit once they end.
 	 */
 	uint64_t charging;
-	/* Bitmaps by host page index, updated atomically. */
-	unsigned long *resident; /* installed and charged */
-	unsigned long *dirty;	 /* written or pinned since installed: not reclaimable */
-	unsigned long *poisoned; /* UFFDIO_POISON'ed or reported poisoned by the host */
-	uint64_t uffd_features;	 /* what the kernel offers (UFFDIO_API) */
-	unsigned long *zeroed;	 /* released by dedup as zeros: installed as zeros */
-	uint8_t *holds;		 /* mmu__allow_discard(): device pointers into the page now */
-	bool discards;		 /* mmu__allow_discard() was called: pins count in holds */
-	bool wp;		 /* file pages are installed write-protected, reclaimable */
-	bool uffd_wp;		 /* the guest view is registered for write-protect */
-	struct dedup *dedup;	 /* NULL: dedup off */
+	struct page_bits bits;	/* every page's state (page_bits.h) */
+	uint64_t uffd_features; /* what the kernel offers (UFFDIO_API) */
+	uint8_t *holds;		/* mmu__allow_discard(): device pointers into the page now */
+	bool discards;		/* mmu__allow_discard() was called: pins count in holds */
+	bool wp;		/* file pages are installed write-protected, reclaimable */
+	bool uffd_wp;		/* the guest view is registered for write-protect */
+	struct dedup *dedup;	/* NULL: dedup off */
 	const struct mmu_sharer_ops *sharer; /* dedup's, when dedup is set */
 	pthread_mutex_t reclaim_lock; /* page state: reclaim, dedup, write-protect faults, pins */
 	uint64_t reclaim_hand;	      /* where the next reclaim scan starts */
@@ -294,23 +291,19 @@ enum cow_charge {
 
 /*
  * The page sharer's side of the seam (mmu/dedup.c plugs in; nothing else
- * of it is known here). Each is called with mmu->reclaim_lock held, for a
- * resident page @pi: busy says a merge owns it now (a writer parks or
- * waits), merged that it maps a shared page, break_cow gives it its own
- * copy with the page *@charge holds (mmu__charge_cow()), discard forgets
- * its contents before a poison, wake wakes the writers waiting on it, and
- * pin keeps it from ever being merged. mmu/dedup.h says more of each.
+ * of it is known here). The sharer keeps its page state in mmu->bits
+ * (merged, busy, nomerge, waiting), where the MMU reads it. These are the
+ * steps only the sharer can take, each called with mmu->reclaim_lock held
+ * for a resident page @pi: break_cow gives a merged page its own copy
+ * with the page *@charge holds (mmu__charge_cow()), discard forgets a
+ * merged page's contents before a poison, and wake wakes the writers
+ * waiting on its shared mapping. mmu/dedup.h says more of each.
  */
 struct mmu_sharer_ops {
-	bool (*busy)(const struct dedup *d, uint64_t pi);
-	bool (*merged)(const struct dedup *d, uint64_t pi);
-	void (*park)(struct dedup *d, uint64_t pi);
-	void (*wait_idle)(struct dedup *d, uint64_t pi);
 	fault_t (*break_cow)(struct dedup *d, struct fault_ctx *ctx, uint64_t pi,
 			     enum cow_charge *charge);
 	int (*discard)(struct dedup *d, uint64_t pi);
 	void (*wake)(struct dedup *d, uint64_t pi);
-	void (*pin)(struct dedup *d, uint64_t pi);
 };
 
 /*

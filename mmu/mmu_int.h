@@ -1,6 +1,6 @@
 /*
- * What the files of mmu/ share and nobody else sees: the per-page state
- * (resident, dirty, poisoned, held bits), the budget's arithmetic, and the
+ * What the files of mmu/ share and nobody else sees: shorthands for the
+ * page bits (page_bits.h), the budget's arithmetic, and the
  * steps of the fault path that fault-ahead, the monitor's accessor and
  * reclaim reuse. Only the files of mmu/ include it.
  */
@@ -15,7 +15,7 @@
 
 static inline bool page_resident(const struct mmu *mmu, uint64_t pi)
 {
-	return bit_test(mmu->resident, pi);
+	return page_bits__resident(&mmu->bits, pi);
 }
 
 static inline void pages_mark_resident(struct mmu *mmu, uint64_t first, uint64_t n)
@@ -23,7 +23,7 @@ static inline void pages_mark_resident(struct mmu *mmu, uint64_t first, uint64_t
 	uint64_t pi;
 
 	for (pi = first; pi < first + n; pi++)
-		bit_set(mmu->resident, pi);
+		bit_set(mmu->bits.resident, pi);
 }
 
 static inline void budget_uncharge(struct mmu *mmu, uint64_t n)

@@ -40,8 +40,8 @@ static void mmu_naive_serve(struct mmu *mmu, struct uffd_msg *msg)
 	MMU_STAT_INC(&mmu->stats, uffdio_copy);
 	errno = inject__check("naive.copy");
 	if (!errno && ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0) {
-		if (!bit_test(mmu->resident, off / MMU_PAGE_SIZE)) {
-			bit_set(mmu->resident, off / MMU_PAGE_SIZE);
+		if (!bit_test(mmu->bits.resident, off / MMU_PAGE_SIZE)) {
+			bit_set(mmu->bits.resident, off / MMU_PAGE_SIZE);
 			__atomic_add_fetch(&mmu->resident_pages, 1, __ATOMIC_ACQ_REL);
 		}
 		MMU_STAT_INC(&mmu->stats, faults);

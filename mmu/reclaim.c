@@ -71,8 +71,8 @@ static int mmu_poison_merged(struct mmu *mmu, uint64_t pi)
 	int err = 0;
 
 	pthread_mutex_lock(&mmu->reclaim_lock);
-	mmu->sharer->wait_idle(mmu->dedup, pi);
-	if (mmu->sharer->merged(mmu->dedup, pi))
+	page_bits__wait(&mmu->bits, pi, &mmu->reclaim_lock);
+	if (page_bits__merged(&mmu->bits, pi))
 		err = mmu->sharer->discard(mmu->dedup, pi);
 	pthread_mutex_unlock(&mmu->reclaim_lock);
 	return err;
@@ -105,7 +105,7 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 	if (!mmu__can_poison(mmu))
 		return -EOPNOTSUPP;
 	pi = (uint64_t)(hva - mmu->ram.host) / MMU_PAGE_SIZE;
-	if (bit_test(mmu->poisoned, pi))
+	if (bit_test(mmu->bits.poisoned, pi))
 		return 0;
 	if (mmu->dedup) {
 		err = mmu_poison_merged(mmu, pi);
@@ -118,7 +118,7 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 	 * Marked before the ioctl wakes the waiter: its SIGBUS must find the
 	 * page poisoned by us, not take it for a host memory error.
 	 */
-	bit_set(mmu->poisoned, pi);
+	bit_set(mmu->bits.poisoned, pi);
 	err = inject__check("UFFDIO_POISON");
 	if (!err && ioctl(mmu->uffd, UFFDIO_POISON, &p) < 0)
 		err = errno;
@@ -129,7 +129,7 @@ int mmu__poison(struct mmu *mmu, uint64_t gpa)
 			err = errno;
 	}
 	if (err) {
-		bit_test_clear(mmu->poisoned, pi);
+		bit_test_clear(mmu->bits.poisoned, pi);
 		return -err;
 	}
 	if (mmu->dedup)
@@ -154,12 +154,12 @@ int mmu__allow_discard(struct mmu *mmu)
 /* May page @pi go? Taken out of the resident bitmap if so. Reclaim lock held. */
 static bool mmu_discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 {
-	if (!page_resident(mmu, pi) || bit_test(mmu->poisoned, pi))
+	if (!page_resident(mmu, pi) || bit_test(mmu->bits.poisoned, pi))
 		return false;
 	if (mmu->holds[pi] ||
 	    (mmu->dedup &&
-	     (mmu->sharer->busy(mmu->dedup, pi) || mmu->sharer->merged(mmu->dedup, pi))) ||
-	    !bit_test_clear(mmu->resident, pi)) {
+	     (page_bits__busy(&mmu->bits, pi) || page_bits__merged(&mmu->bits, pi))) ||
+	    !bit_test_clear(mmu->bits.resident, pi)) {
 		(*kept)++;
 		return false;
 	}
@@ -169,7 +169,7 @@ static bool mmu_discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 	 * after us.
 	 */
 	if (mmu->wp)
-		bit_test_clear(mmu->dirty, pi);
+		bit_test_clear(mmu->bits.dirty, pi);
 	return true;
 }
 
@@ -239,7 +239,7 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
 				err = -EIO; /* the run is resident again */
 			/* and dirty: never reclaimed on the word of a bit we cleared */
 			for (i = 0; !got && mmu->wp && i < run_n; i++)
-				bit_set(mmu->dirty, run_first + i);
+				bit_set(mmu->bits.dirty, run_first + i);
 		}
 		run_first = pi;
 		run_n = drop;
@@ -292,9 +292,9 @@ uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want)
 		 * resident bitmap before the punch makes a fault that comes
 		 * after the punch install it again rather than find it present.
 		 */
-		bool clean = !bit_test(mmu->dirty, pi) && page_resident(mmu, pi) &&
-			     !(mmu->dedup && mmu->sharer->busy(mmu->dedup, pi)) &&
-			     bit_test_clear(mmu->resident, pi);
+		bool clean = !bit_test(mmu->bits.dirty, pi) && page_resident(mmu, pi) &&
+			     !page_bits__busy(&mmu->bits, pi) &&
+			     bit_test_clear(mmu->bits.resident, pi);
 
 		if (clean && run_n && run_first + run_n == pi) {
 			run_n++;

@@ -123,11 +123,7 @@ static int mmu_init_memory(struct mmu *mmu)
 		return mmu_fail("mmap of the RAM alias", errno);
 	mmu->alias = p;
 bitmaps:
-	mmu->resident = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
-	mmu->dirty = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
-	mmu->poisoned = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
-	mmu->zeroed = calloc((mmu->nr_pages + 63) / 64, sizeof(unsigned long));
-	if (!mmu->resident || !mmu->dirty || !mmu->poisoned || !mmu->zeroed)
+	if (page_bits__init(&mmu->bits, mmu->nr_pages))
 		return mmu_fail("allocation of the page bitmaps", ENOMEM);
 	return 0;
 }
@@ -332,15 +328,11 @@ void mmu__exit(struct mmu *mmu)
 	if (mmu->alias && mmu->alias != mmu->ram.host)
 		munmap(mmu->alias, mmu->ram.size);
 	mmu->ram.host = mmu->alias = NULL;
-	free(mmu->resident);
-	free(mmu->dirty);
-	free(mmu->poisoned);
-	free(mmu->zeroed);
+	page_bits__exit(&mmu->bits);
 	free(mmu->holds);
 	if (mmu->huge_zero)
 		munmap(mmu->huge_zero, MMU_HUGE_SIZE);
 	mmu->huge_zero = NULL;
-	mmu->resident = mmu->dirty = mmu->poisoned = mmu->zeroed = NULL;
 	if (mmu->uffd >= 0)
 		close(mmu->uffd);
 	if (mmu->memfd >= 0)

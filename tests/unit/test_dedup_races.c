@@ -138,17 +138,17 @@ START_TEST(write_during_a_merge_is_woken_when_it_ends)
 	ck_assert_int_eq(pthread_create(&scanner, NULL, scan_thread, NULL), 0);
 	p.fd = dd.uffd;
 	ck_assert_int_eq(poll(&p, 1, 5000), 1); /* page 0's UFFD_EVENT_REMAP, unread */
-	ck_assert(dedup__page_busy(&dd, 1));
+	ck_assert(page_bits__busy(&mmu.bits, 1));
 	ck_assert_int_eq(pthread_create(&writer, NULL, write_thread, NULL), 0);
-	WAIT_FOR(bit_test(dd.waiting, 1));
-	ck_assert_msg(bit_test(dd.waiting, 1), "the write was not left pending");
+	WAIT_FOR(bit_test(mmu.bits.waiting, 1));
+	ck_assert_msg(bit_test(mmu.bits.waiting, 1), "the write was not left pending");
 	ck_assert_int_eq(__atomic_load_n(&written, __ATOMIC_ACQUIRE), 0);
 	ck_assert_int_eq(dedup__start_reader(&dd), 0);
 	pthread_join(scanner, NULL);
 	WAIT_FOR(__atomic_load_n(&written, __ATOMIC_ACQUIRE));
 	ck_assert_msg(__atomic_load_n(&written, __ATOMIC_ACQUIRE), "the writer was never woken");
 	pthread_join(writer, NULL);
-	ck_assert(!bit_test(dd.waiting, 1));
+	ck_assert(!bit_test(mmu.bits.waiting, 1));
 	ck_assert_uint_eq(guest_words(1)[3], 42);
 	ck_assert_uint_eq(guest_words(1)[4], word_of(7));
 	ck_assert_int_eq(bad_words(0, 7), 0);

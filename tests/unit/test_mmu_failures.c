@@ -189,6 +189,15 @@ START_TEST(injected_alias_mmap)
 }
 END_TEST
 
+/* The fifth of the eight page bitmaps cannot be allocated: nothing leaks (ASan). */
+START_TEST(injected_page_bits)
+{
+	expect_setup_failure("calloc.page_bits:ENOMEM:4", -ENOMEM,
+			     "faultline: cannot set up guest RAM: allocation of the page bitmaps "
+			     "failed: Cannot allocate memory\n");
+}
+END_TEST
+
 /*
  * The second of three handler threads cannot start: mmu__start() says which
  * and fails, and mmu__exit() stops the one that did start (no hang, no leak).
@@ -558,12 +567,12 @@ START_TEST(discard_file_page_comes_back_from_the_file)
 	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path, .handlers = 1});
 	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
 	touch(&wr);
-	ck_assert(bit_test(mmu.dirty, 2));
+	ck_assert(bit_test(mmu.bits.dirty, 2));
 	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, PAGE, &dropped, &kept), 0);
 	ck_assert_uint_eq(dropped, 1);
-	ck_assert(!bit_test(mmu.dirty, 2));
+	ck_assert(!bit_test(mmu.bits.dirty, 2));
 	touch(&rd);
-	ck_assert(!bit_test(mmu.dirty, 2));
+	ck_assert(!bit_test(mmu.bits.dirty, 2));
 	free(data);
 	mmu_teardown();
 }
@@ -597,6 +606,7 @@ void mmu_failure_tcases(Suite *s)
 	tcase_add_test(tc, injected_userfaultfd);
 	tcase_add_test(tc, injected_memfd_create);
 	tcase_add_test(tc, injected_alias_mmap);
+	tcase_add_test(tc, injected_page_bits);
 	tcase_add_test(tc, injected_stop_eventfd);
 	tcase_add_test(tc, injected_handler_thread);
 	tcase_add_test(tc, injected_unprotect_failure);
