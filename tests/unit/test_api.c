@@ -77,21 +77,39 @@ static int fake_status(void *ctx, json_t *request, json_t *reply, char *why)
 	return 0;
 }
 
-static const struct api_command fake_commands[] = {
-	{"echo", fake_echo},
-	{"refuse", fake_refuse},
-	{"block", fake_block},
-	{"status", fake_status},
-};
-
 static struct api api;
+
+/* take: writes "taken" into the request's first descriptor; says how many it had. */
+static int fake_take(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	int fd = api__take_fd(&api, 0), n = fd >= 0, more;
+
+	(void)ctx;
+	(void)request;
+	(void)why;
+	if (fd >= 0) {
+		ck_assert_int_eq(write(fd, "taken", 5), 5);
+		close(fd);
+	}
+	while ((more = api__take_fd(&api, (unsigned)n)) >= 0) {
+		close(more);
+		n++;
+	}
+	json_object_set_new(reply, "fds", json_integer(n));
+	return 0;
+}
+
+static const struct api_command fake_commands[] = {
+	{"echo", fake_echo},   {"refuse", fake_refuse}, {"block", fake_block},
+	{"status", fake_status}, {"take", fake_take},
+};
 static char sock_path[64];
 
 static void api_open(void)
 {
 	snprintf(sock_path, sizeof(sock_path), "/tmp/faultline-api-%d.sock", getpid());
 	log__capture(log_buf, sizeof(log_buf));
-	ck_assert_int_eq(api__open(&api, sock_path, fake_commands, 4, the_ctx), 0);
+	ck_assert_int_eq(api__open(&api, sock_path, fake_commands, 5, the_ctx), 0);
 	echoes = 0;
 }
 
@@ -113,7 +131,7 @@ START_TEST(replies)
 	expect_reply("{\"command\":\"refuse\"}", "{\"ok\":false,\"error\":\"refuse: not now\"}");
 	expect_reply("{\"command\":\"frob\"}",
 		     "{\"ok\":false,\"error\":\"unknown command: frob (commands: echo, refuse, "
-		     "block, status, events)\"}");
+		     "block, status, take, events)\"}");
 	expect_reply("[\"echo\"]", "{\"ok\":false,\"error\":\"the request is not a JSON object "
 				   "with a \\\"command\\\" string\"}");
 	expect_reply("{\"command\":7}", "{\"ok\":false,\"error\":\"the request is not a JSON "
@@ -187,6 +205,69 @@ START_TEST(over_the_socket)
 	api__close(&api);
 	ck_assert_int_eq(access(sock_path, F_OK), -1);
 	ck_assert_str_eq(log_buf, "");
+}
+END_TEST
+
+/* Send @req with @n copies of @fd (SCM_RIGHTS); the reply in @out. */
+static void exchange_fds(const char *req, int fd, unsigned n, char *out, size_t len)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(8 * sizeof(int))];
+	} ctl;
+	struct iovec iov = {.iov_base = (void *)req, .iov_len = strlen(req)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = CMSG_SPACE(n * sizeof(int))};
+	struct cmsghdr *c;
+	size_t used = 0;
+	unsigned i;
+	ssize_t got;
+	int s;
+
+	memset(&ctl, 0, sizeof(ctl));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(n * sizeof(int));
+	for (i = 0; i < n; i++)
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
+	memcpy(addr.sun_path, sock_path, strlen(sock_path) + 1);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(connect(s, (const struct sockaddr *)&addr, sizeof(addr)), 0);
+	ck_assert_int_eq(sendmsg(s, &msg, MSG_NOSIGNAL), (ssize_t)strlen(req));
+	shutdown(s, SHUT_WR);
+	while ((got = read(s, out + used, len - 1 - used)) > 0)
+		used += (size_t)got;
+	out[used] = '\0';
+	close(s);
+}
+
+/*
+ * A request may carry descriptors: the command takes them; more than
+ * API_FDS_MAX are refused, every one closed.
+ */
+START_TEST(descriptors_with_a_request)
+{
+	char tmpl[] = "/tmp/faultline-api-fd-XXXXXX", reply[512], buf[16] = "";
+	int fd = mkstemp(tmpl);
+
+	ck_assert_int_ge(fd, 0);
+	unlink(tmpl);
+	api_open();
+	ck_assert_int_eq(api__start(&api), 0);
+	exchange_fds("{\"command\":\"take\"}\n", fd, 2, reply, sizeof(reply));
+	ck_assert_str_eq(reply, "{\"ok\":true,\"fds\":2}\n");
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf) - 1, 0), 5);
+	ck_assert_str_eq(buf, "taken");
+	exchange_fds("{\"command\":\"take\"}\n", fd, 5, reply, sizeof(reply));
+	ck_assert_str_eq(reply, "{\"ok\":false,\"error\":\"the request carries more than 4 file "
+				"descriptors\"}\n");
+	exchange_fds("{\"command\":\"echo\"}\n", fd, 1, reply, sizeof(reply));
+	ck_assert_str_eq(reply, "{\"ok\":true,\"value\":null,\"ctx\":\"the-ctx\"}\n");
+	api__close(&api);
+	close(fd);
 }
 END_TEST
 
@@ -486,6 +567,7 @@ Suite *api_suite(void)
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, replies);
+	tcase_add_test(tc, descriptors_with_a_request);
 	tcase_add_test(tc, over_the_socket);
 	tcase_add_test(tc, socket_errors);
 	tcase_add_test(tc, event_streams);

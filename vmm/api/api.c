@@ -235,6 +235,73 @@ char *api__reply(struct api *api, const char *line, size_t len, int fd)
 	return text;
 }
 
+/* Close the descriptors the last request carried and nobody took. */
+static void api_close_fds(struct api *api)
+{
+	while (api->nr_req_fds)
+		if (api->req_fds[--api->nr_req_fds] >= 0)
+			close(api->req_fds[api->nr_req_fds]);
+}
+
+int api__take_fd(struct api *api, unsigned i)
+{
+	int fd;
+
+	if (i >= api->nr_req_fds)
+		return -1;
+	fd = api->req_fds[i];
+	api->req_fds[i] = -1;
+	return fd;
+}
+
+/*
+ * recv() that keeps the descriptors the bytes carry, up to API_FDS_MAX;
+ * more, or a control message cut short, is refused (E2BIG, every one
+ * closed).
+ */
+static ssize_t api_recv(struct api *api, int fd, char *buf, size_t len)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(API_FDS_MAX * sizeof(int))];
+	} ctl;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf)};
+	struct cmsghdr *c;
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	bool bad = false;
+
+	if (n < 0)
+		return n;
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t i, nr;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nr = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < nr; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (api->nr_req_fds < API_FDS_MAX)
+				api->req_fds[api->nr_req_fds++] = got;
+			else {
+				close(got);
+				bad = true;
+			}
+		}
+	}
+	if (bad || (msg.msg_flags & MSG_CTRUNC)) {
+		api_close_fds(api);
+		errno = E2BIG;
+		return -1;
+	}
+	return n;
+}
+
 /*
  * Read one request line from @fd within API_REQUEST_MS: up to a newline, or
  * the end of the stream. Returns its length, -EMSGSIZE when longer than
@@ -264,7 +331,7 @@ static ssize_t api_read_request(struct api *api, int fd, char *buf)
 			return -ECANCELED;
 		if (!fds[0].revents)
 			continue;
-		n = read(fd, buf + used, API_REQUEST_MAX + 1 - used);
+		n = api_recv(api, fd, buf + used, API_REQUEST_MAX + 1 - used);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -326,10 +393,14 @@ static void api_serve(struct api *api, int fd)
 		text = api_refuse(api, "the request is longer than %d bytes", API_REQUEST_MAX);
 	else if (len == -ETIMEDOUT)
 		text = api_refuse(api, "no whole request line within %d ms", API_REQUEST_MS);
+	else if (len == -E2BIG)
+		text = api_refuse(api, "the request carries more than %d file descriptors",
+				  API_FDS_MAX);
 	else if (len < 0)
 		text = api_refuse(api, "cannot read the request: %s", strerror((int)-len));
 	else
 		text = api__reply(api, buf, (size_t)len, fd);
+	api_close_fds(api);
 	if (text)
 		api_send(fd, text); /* out of memory: the client sees the connection close */
 	free(text);

@@ -14,6 +14,11 @@
  * the owner publishes (api__publish()) follows as a line of its own, until
  * the VM ends and the socket closes. A stream that does not take its line
  * at once (a client that stopped reading) is closed, never waited for.
+ *
+ * A request may carry up to API_FDS_MAX file descriptors (SCM_RIGHTS with
+ * its bytes): files the VM writes without opening anything itself (a
+ * snapshot's). A command takes them with api__take_fd(); the rest are
+ * closed after the reply.
  */
 #ifndef FAULTLINE_API_H
 #define FAULTLINE_API_H
@@ -29,6 +34,7 @@
 #define API_WHY_LEN	256
 #define API_STREAMS	16  /* event streams open at a time */
 #define API_QUEUED	256 /* events published and not yet sent */
+#define API_FDS_MAX	4   /* file descriptors a request may carry (SCM_RIGHTS) */
 
 struct api_command {
 	const char *name;
@@ -61,6 +67,10 @@ struct api {
 	unsigned nr_queued;
 	uint64_t lost;		  /* under events_lock: the queue was full */
 	uint64_t streams_dropped; /* atomic: streams closed for not reading */
+
+	/* The request being served: the descriptors it carried. Thread only. */
+	int req_fds[API_FDS_MAX];
+	unsigned nr_req_fds;
 };
 
 /*
@@ -94,5 +104,11 @@ void api__publish(struct api *api, const char *name, json_t *fields);
  * none, and "events" is refused): an "events" request makes it a stream.
  */
 char *api__reply(struct api *api, const char *line, size_t len, int fd);
+
+/*
+ * The request's descriptor @i, now the caller's to close; -1 when it
+ * carried fewer. From a command's run(), on the serving thread.
+ */
+int api__take_fd(struct api *api, unsigned i);
 
 #endif

@@ -26,7 +26,8 @@
  * an fd opened before; sched_setaffinity: dedup's scanner keeps itself and
  * its reader on one CPU for a batch), the serial input, channel and
  * control-socket threads (poll, read, write, accept4, send, setsockopt,
- * shutdown), the main thread (signalfd, joins, the stats, unlinking its own
+ * shutdown; recvmsg for the descriptors a snapshot request carries, which
+ * it writes and ftruncates), the main thread (signalfd, joins, the stats, unlinking its own
  * sockets at the end), glibc underneath (futex, malloc's mmap/brk, thread
  * start and exit, clock_gettime and getcpu where the vDSO is not used).
  */
@@ -78,6 +79,8 @@ static const int allowed[] = {
 	SCMP_SYS(setsockopt),
 	SCMP_SYS(sendto),
 	SCMP_SYS(recvfrom),
+	SCMP_SYS(recvmsg),
+	SCMP_SYS(ftruncate),
 	SCMP_SYS(shutdown),
 	SCMP_SYS(unlink),
 	SCMP_SYS(getrandom),
@@ -101,6 +104,17 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_IRQ_LINE,
 	KVM_GET_CLOCK,
 	KVM_SET_CLOCK,
+	/* A snapshot (vm_snapshot.c) reads every vCPU's state and the VM's chips. */
+	KVM_GET_XSAVE,
+	KVM_GET_XSAVE2,
+	KVM_GET_XCRS,
+	KVM_GET_DEBUGREGS,
+	KVM_GET_VCPU_EVENTS,
+	KVM_GET_LAPIC,
+	KVM_GET_MP_STATE,
+	KVM_GET_MSRS,
+	KVM_GET_IRQCHIP,
+	KVM_GET_PIT2,
 	UFFDIO_COPY,
 	UFFDIO_ZEROPAGE,
 	UFFDIO_WAKE,
@@ -153,15 +167,8 @@ static void seccomp_sigsys(int sig, siginfo_t *si, void *uc)
 	_exit(FL_EXIT_INTERNAL);
 }
 
-int seccomp__install(enum seccomp_mode mode)
+void seccomp__prepare(void)
 {
-	struct sigaction sa;
-	scmp_filter_ctx ctx;
-	unsigned i;
-	int ret;
-
-	if (mode == SECCOMP_OFF)
-		return 0;
 	/*
 	 * glibc's malloc opens files in threads' own arenas: it counts the CPUs
 	 * (/sys/devices/system/cpu/online) for a thread's first arena, and reads
@@ -175,6 +182,18 @@ int seccomp__install(enum seccomp_mode mode)
 	/* And jansson's hash seed, read from /dev/urandom with the first object (--stats, --api).
 	 */
 	json_object_seed(0);
+}
+
+int seccomp__install(enum seccomp_mode mode)
+{
+	struct sigaction sa;
+	scmp_filter_ctx ctx;
+	unsigned i;
+	int ret;
+
+	if (mode == SECCOMP_OFF)
+		return 0;
+	seccomp__prepare();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = seccomp_sigsys;
 	sa.sa_flags = SA_SIGINFO;

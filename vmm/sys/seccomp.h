@@ -15,6 +15,14 @@ enum seccomp_mode {
 };
 
 /*
+ * What must happen before the first thread that may run under the filter
+ * starts: one malloc arena, the time zone and jansson's seed read now, so
+ * that no file is opened for them later. seccomp__install() calls it; a
+ * restore, which starts the fault handlers early, calls it first.
+ */
+void seccomp__prepare(void);
+
+/*
  * Install the filter on every thread of the process (TSYNC) and the SIGSYS
  * handler that reports a call it stopped. Returns 0 or -errno (reported).
  */
