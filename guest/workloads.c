@@ -231,6 +231,49 @@ static int halt(const struct guest *g, uint32_t cpu)
 	halt_forever();
 }
 
+/*
+ * snap: pages=N (256) rounds=R (1000). Each vCPU owns N pages after the
+ * image. Round r checks that every word still holds round r - 1's value
+ * (zeros before the first) and writes pattern(gpa) + r. vCPU 0 says every
+ * 10th round it finished. Snapshotted and restored mid-run, it goes on
+ * from its round and finds every page as it left it.
+ */
+static int snap(const struct guest *g, uint32_t cpu)
+{
+	uint64_t n, rounds, base, r, p, k;
+
+	if (guest_arg_u64(g, "pages", 256, &n) || guest_arg_u64(g, "rounds", 1000, &rounds))
+		return GUEST_EXIT_ARGS;
+	if (n == 0 || n > (g->ram_end - g->ram_start) / PAGE_SIZE / g->ncpus) {
+		if (cpu == 0)
+			gprintf("snap: %lu pages on %u vCPUs do not fit\n", n, g->ncpus);
+		return GUEST_EXIT_NOMEM;
+	}
+	base = g->ram_start + cpu * n * PAGE_SIZE;
+	for (r = 1; r <= rounds; r++) {
+		for (p = 0; p < n; p++) {
+			volatile uint64_t *page = (uint64_t *)(base + p * PAGE_SIZE);
+
+			for (k = 0; k < PAGE_SIZE / 8; k++) {
+				uint64_t gpa = base + p * PAGE_SIZE + k * 8;
+				uint64_t want = r == 1 ? 0 : pattern(gpa) + r - 1;
+
+				if (page[k] != want) {
+					gprintf("snap: round %lu: GPA 0x%lx holds 0x%lx, expected "
+						"0x%lx\n",
+						r, gpa, page[k], want);
+					return GUEST_EXIT_VERIFY;
+				}
+				page[k] = pattern(gpa) + r;
+			}
+		}
+		if (cpu == 0 && r % 10 == 0)
+			gprintf("snap: round %lu\n", r);
+	}
+	gprintf("snap: vCPU %u checked %lu pages in %lu rounds\n", cpu, n, rounds);
+	return GUEST_EXIT_OK;
+}
+
 const struct workload workloads[] = {
 	{"hello", hello},
 	{"touch", touch_report},
@@ -244,5 +287,6 @@ const struct workload workloads[] = {
 	{"vram", vram_workload},
 	{"dedup", dedup_workload},
 	{"bench", bench_workload},
+	{"snap", snap},
 	{NULL, NULL},
 };

@@ -28,7 +28,9 @@
 	  "told of")                                                                               \
 	X(FL_EXIT_OOM, 75, "the guest ran out of memory and was not told by a machine check")      \
 	X(FL_EXIT_STOPPED, 76, "stopped through the control socket (faultline ctl SOCKET stop)")   \
-	X(FL_EXIT_BOOT, 77, "the Linux guest's init did not start within --boot-timeout")
+	X(FL_EXIT_BOOT, 77, "the Linux guest's init did not start within --boot-timeout")          \
+	X(FL_EXIT_SNAPSHOT, 78,                                                                    \
+	  "the snapshot of --restore is corrupt, of another version, or for another host")
 
 enum fl_exit_status {
 #define FL_EXIT_ENUM(name, value, text) name = value,

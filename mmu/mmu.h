@@ -189,7 +189,7 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
 /*
  * Start the userfaultfd handler threads; from now on the monitor's own
  * accesses that run out of memory go to ops->fault_failed() too. Returns 0
- * or -errno (reported).
+ * or -errno (reported). A second call does nothing.
  */
 int mmu__start(struct mmu *mmu) __attribute__((warn_unused_result));
 

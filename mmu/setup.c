@@ -276,6 +276,8 @@ int mmu__start(struct mmu *mmu)
 	unsigned i, n = mmu->cfg.nr_handlers;
 	void *(*body)(void *) = mmu__uffd_handler;
 
+	if (__atomic_load_n(&mmu->running, __ATOMIC_ACQUIRE))
+		return 0; /* started early (a restore) */
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
 		n = 0;
 	if (mmu->cfg.handler == MMU_HANDLER_NAIVE) {

@@ -24,6 +24,7 @@
 #include "vmm/cmd/channel.h"
 #include "vmm/cmd/cli.h"
 #include "vmm/cmd/ctl.h"
+#include "vmm/vm/snapshot.h"
 #include "vmm/vm/vm.h"
 
 #ifndef FAULTLINE_VERSION
@@ -132,6 +133,7 @@ static int setup_status(int err)
 	case -ERANGE:
 	case -ENAMETOOLONG: return FL_EXIT_USAGE;
 	case -EDQUOT: return FL_EXIT_OOM;
+	case -EPROTO: return FL_EXIT_SNAPSHOT;
 	default: return FL_EXIT_INTERNAL;
 	}
 }
@@ -204,6 +206,31 @@ static int run_linux(struct run_config *cfg, const struct guest_ram *layout, con
 	return finish(&vm, cfg, status);
 }
 
+/*
+ * Start from a snapshot (--restore DIR): its manifest and state are checked
+ * before KVM is opened; its memory is the fault engine's backing file.
+ */
+static int run_restore(struct run_config *cfg)
+{
+	struct snapshot snap;
+	struct vm vm;
+	int status, ret;
+
+	status = snapshot__open(&snap, cfg->restore, cfg);
+	if (status) {
+		snapshot__close(&snap);
+		return status;
+	}
+	ret = vm__init(&vm, cfg);
+	ret = ret ?: open_api(&vm, cfg);
+	ret = ret ?: vm__restore(&vm, &snap);
+	status = setup_status(ret);
+	snapshot__close(&snap);
+	if (!status && cfg->boot_linux)
+		raw_tty();
+	return finish(&vm, cfg, status);
+}
+
 static int run(struct run_config *cfg)
 {
 	struct elf_image img;
@@ -214,6 +241,8 @@ static int run(struct run_config *cfg)
 	struct vm vm;
 	int status, ret;
 
+	if (cfg->restore)
+		return run_restore(cfg);
 	if (guest_ram__layout(&layout, cfg->mem))
 		return FL_EXIT_USAGE;
 	status = read_file(cfg->kernel, "kernel image", cfg->mem, &image, &len);

@@ -43,7 +43,7 @@ static void check_run(const struct run_config *c)
 {
 	unsigned i;
 
-	fuzz__check(c->kernel, "accepted without a kernel");
+	fuzz__check(c->kernel || c->restore, "accepted without a kernel or a snapshot");
 	fuzz__check(c->mem >= VM_MEM_MIN && c->mem <= VM_MEM_MAX && !(c->mem % VM_MEM_ALIGN),
 		    "accepted --mem %llu", (unsigned long long)c->mem);
 	fuzz__check(c->vcpus >= 1 && c->vcpus <= VM_VCPUS_MAX, "accepted %u vCPUs", c->vcpus);
@@ -51,7 +51,7 @@ static void check_run(const struct run_config *c)
 	for (i = 0; i < c->nr_disks; i++)
 		fuzz__check(c->disks[i].path, "disk %u without a path", i);
 	fuzz__check(c->nr_guest_args <= VM_MAX_GUEST_ARGS, "%u guest arguments", c->nr_guest_args);
-	fuzz__check(c->mem_limit <= c->mem, "a budget of %llu over --mem %llu",
+	fuzz__check(c->restore || c->mem_limit <= c->mem, "a budget of %llu over --mem %llu",
 		    (unsigned long long)c->mem_limit, (unsigned long long)c->mem);
 	fuzz__check(c->on_oom != VM_OOM_PAUSE || c->api, "--on-oom pause without --api");
 }

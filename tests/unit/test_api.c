@@ -100,7 +100,7 @@ static int fake_take(void *ctx, json_t *request, json_t *reply, char *why)
 }
 
 static const struct api_command fake_commands[] = {
-	{"echo", fake_echo},   {"refuse", fake_refuse}, {"block", fake_block},
+	{"echo", fake_echo},	 {"refuse", fake_refuse}, {"block", fake_block},
 	{"status", fake_status}, {"take", fake_take},
 };
 static char sock_path[64];
@@ -217,7 +217,9 @@ static void exchange_fds(const char *req, int fd, unsigned n, char *out, size_t 
 		char buf[CMSG_SPACE(8 * sizeof(int))];
 	} ctl;
 	struct iovec iov = {.iov_base = (void *)req, .iov_len = strlen(req)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
 			     .msg_controllen = CMSG_SPACE(n * sizeof(int))};
 	struct cmsghdr *c;
 	size_t used = 0;

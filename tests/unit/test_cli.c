@@ -145,8 +145,10 @@ START_TEST(run_errors)
 		const char *msg;
 	} cases[] = {
 		{{"run", NULL},
-		 "faultline: usage: run needs --kernel FILE or a --config naming one; see "
-		 "'faultline --help'\n"},
+		 "faultline: usage: run needs --kernel FILE, a --config naming one, or --restore "
+		 "DIR; see 'faultline --help'\n"},
+		{{"run", "--restore", "D", "--vcpus"},
+		 "faultline: usage: option needs a value (--vcpus)\n"},
 		{{"run", "--kernel", "k", "--bogus"},
 		 "faultline: usage: unknown option (--bogus); see 'faultline --help'\n"},
 		{{"run", "--kernel", NULL}, "faultline: usage: option needs a value (--kernel)\n"},
@@ -440,6 +442,45 @@ START_TEST(device_options)
 }
 END_TEST
 
+/* --restore: what may change is taken, what the snapshot fixes is refused by name. */
+START_TEST(restore_option)
+{
+	static const char *const fixed[][2] = {
+		{"--mem", "256M"}, {"--vcpus", "2"},	  {"--kernel", "k"},
+		{"--disk", "d"},   {"--cmdline", "x"},	  {"--dedup", "on"},
+		{"--config", "c"}, {"--backing", "zero"}, {"--guest-arg", "a=1"},
+	};
+	enum cli_command cmd;
+	struct run_config cfg;
+	char want[256];
+	unsigned i;
+
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--mem-limit", "64M", "--on-oom", "mce",
+			       "--api", "S", "--fault-around", "16", "--stats"),
+			 0);
+	ck_assert_str_eq(cfg.restore, "D");
+	ck_assert_ptr_null(cfg.kernel);
+	ck_assert(cfg.mem_limit_given && cfg.on_oom_given);
+	ck_assert_uint_eq(cfg.mem_limit, 64 << 20);
+	ck_assert_int_eq(cfg.on_oom, VM_OOM_MCE);
+	ck_assert_uint_eq(cfg.fault_around, 16);
+	ck_assert_int_eq(PARSE("run", "--restore", "D"), 0);
+	ck_assert(!cfg.mem_limit_given && !cfg.on_oom_given);
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		/* --config reads its file first: one that is not there fails before. */
+		if (!strcmp(fixed[i][0], "--config"))
+			continue;
+		ck_assert_int_eq(PARSE("run", "--restore", "D", fixed[i][0], fixed[i][1]), -EINVAL);
+		snprintf(want, sizeof(want),
+			 "faultline: usage: the snapshot fixes the guest, its RAM, vCPUs and "
+			 "devices; "
+			 "%s cannot be given with --restore\n",
+			 fixed[i][0]);
+		ck_assert_str_eq(log_buf, want);
+	}
+}
+END_TEST
+
 START_TEST(help_and_version)
 {
 	enum cli_command cmd;
@@ -509,6 +550,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, dedup_option);
 	tcase_add_test(tc, hugepages_option);
 	tcase_add_test(tc, help_and_version);
+	tcase_add_test(tc, restore_option);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -272,13 +272,44 @@ START_TEST(save_needs_every_device)
 	struct blob b;
 
 	legacy_up();
-	vm.nr_created = 8; /* with the disks, which have no save yet */
+	vm.nr_created = 8;
+	vm.nr_disks = 1; /* a disk, whose state has no save yet */
 	blob__init(&b);
 	log__capture(log, sizeof(log));
 	ck_assert_int_eq(vm__save_devices(&vm, &b), -EOPNOTSUPP);
-	ck_assert_str_eq(
-		log, "faultline: cannot save the state of device virtio-blk: it has no save yet\n");
-	ck_assert_uint_eq(b.len, 0);
+	ck_assert_str_eq(log, "faultline: cannot save the state of device virtio-blk (--disk): it "
+			      "has no save yet\n");
+	vm.nr_disks = 0;
+	vm.nr_created = 7;
+	legacy_down();
+	blob__free(&b);
+}
+END_TEST
+
+/*
+ * The whole Linux board without its virtio and BAR devices saves: each of
+ * those is an empty section. Restored into a VM that has one, it is
+ * refused, naming it.
+ */
+START_TEST(absent_devices_round_trip)
+{
+	char log[256];
+	struct blob_reader r;
+	struct blob b;
+
+	legacy_up();
+	vm.nr_created = vm_board_linux.nr_devices;
+	blob__init(&b);
+	ck_assert_int_eq(vm__save_devices(&vm, &b), 0);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(vm__restore_devices(&vm, &r), 0);
+	vm.nr_disks = 1;
+	blob_reader__init(&r, b.buf, b.len);
+	log__capture(log, sizeof(log));
+	ck_assert_int_eq(vm__restore_devices(&vm, &r), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: virtio-blk: the "
+			      "snapshot has none, this VM has one\n");
+	vm.nr_disks = 0;
 	vm.nr_created = 7;
 	legacy_down();
 	blob__free(&b);
@@ -295,6 +326,7 @@ Suite *state_suite(void)
 	tcase_add_test(tc, header_and_trailer_refused);
 	tcase_add_test(tc, bad_values_refused);
 	tcase_add_test(tc, save_needs_every_device);
+	tcase_add_test(tc, absent_devices_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -29,6 +29,7 @@ Suite *seccomp_suite(void);
 Suite *kvm_stats_suite(void);
 Suite *blob_suite(void);
 Suite *state_suite(void);
+Suite *snapshot_suite(void);
 Suite *page_bits_suite(void);
 
 /* Assert that the captured messages are exactly @want. */

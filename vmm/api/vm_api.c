@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/status.h"
 #include "vmm/api/api.h"
 #include "vmm/api/vm_api.h"
 #include "vmm/kvm/vcpu.h"
+#include "vmm/vm/snapshot.h"
 #include "vmm/vm/vm.h"
 
 #define VM_API_PARK_MS 500 /* pause: how long to wait for the vCPUs to park */
@@ -244,10 +246,39 @@ static int vm_api_stop(void *ctx, json_t *request, json_t *reply, char *why)
 	return 0;
 }
 
+/*
+ * snapshot: the request carries the state file's and the memory file's
+ * descriptors, in that order (faultline ctl makes them); "resume": true
+ * lets the VM run on after it. The reply has the manifest to write.
+ */
+static int vm_api_snapshot(void *ctx, json_t *request, json_t *reply, char *why)
+{
+	struct vm *vm = ctx;
+	struct api *api = vm->frontend_ctx;
+	json_t *resume = json_object_get(request, "resume");
+	int state_fd = api__take_fd(api, 0), memory_fd = api__take_fd(api, 1), ret = -1;
+	char swhy[SNAPSHOT_WHY_LEN] = "";
+
+	if (resume && !json_is_boolean(resume))
+		snprintf(why, API_WHY_LEN, "expected \"resume\" to be true or false");
+	else if (json_object_get(request, "diff"))
+		snprintf(why, API_WHY_LEN, "diff snapshots are not supported yet");
+	else if (!vm_api_stopping(vm, why)) {
+		ret = vm__snapshot(vm, state_fd, memory_fd, json_is_true(resume), reply, swhy);
+		if (ret)
+			snprintf(why, API_WHY_LEN, "%s", swhy);
+	}
+	if (state_fd >= 0)
+		close(state_fd);
+	if (memory_fd >= 0)
+		close(memory_fd);
+	return ret;
+}
+
 static const struct api_command vm_commands[] = {
-	{"status", vm_api_status},	 {"pause", vm_api_pause}, {"resume", vm_api_resume},
-	{"mem-limit", vm_api_mem_limit}, {"stats", vm_api_stats}, {"stop", vm_api_stop},
-	{"balloon", vm_api_balloon},
+	{"status", vm_api_status},	 {"pause", vm_api_pause},	{"resume", vm_api_resume},
+	{"mem-limit", vm_api_mem_limit}, {"stats", vm_api_stats},	{"stop", vm_api_stop},
+	{"balloon", vm_api_balloon},	 {"snapshot", vm_api_snapshot},
 };
 
 static int vm_api_start(void *ctx)

@@ -376,8 +376,8 @@ static int parse_vram(char *arg, struct run_config *cfg)
 static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 {
 	switch (c) {
-	case 'l': return parse_mem_limit(arg, &cfg->mem_limit);
-	case 'o': return parse_on_oom(arg, cfg);
+	case 'l': cfg->mem_limit_given = true; return parse_mem_limit(arg, &cfg->mem_limit);
+	case 'o': cfg->on_oom_given = true; return parse_on_oom(arg, cfg);
 	case 'b': return parse_backing(arg, &cfg->backing_file);
 	case 'F': return parse_handler(arg, &cfg->fault_handler);
 	case 'r': return parse_number("fault-retries", arg, 1, 1000, &cfg->fault_retries);
@@ -458,13 +458,27 @@ static int check_hugepages(struct run_config *cfg)
 	return 0;
 }
 
+/* The options a snapshot fixes: refused with --restore. */
+#define CLI_RESTORE_FIXED "CkidnBWmcagpPHVDbF"
+
+/* The long name of option @c. */
+static const char *cli_option_name(int c)
+{
+	const struct option *o;
+
+	for (o = run_options; o->name; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
+
 /* Long options only, plus -h. */
 static const char run_shortopts[] = ":h";
 
 static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_config *cfg)
 {
 	int c, ret = 0;
-
+	const char *fixed = NULL; /* an option a snapshot fixes (--restore) */
 	bool disks_from_cli = false;
 
 	/* First --config, so that the other options override what it says. */
@@ -479,8 +493,12 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 	}
 	optind = 0; /* glibc: start over, forgetting a cluster a previous parse left */
 	while ((c = getopt_long(argc, argv, run_shortopts, run_options, NULL)) != -1) {
+		if (c > 0 && strchr(CLI_RESTORE_FIXED, c) && !fixed)
+			fixed = cli_option_name(c);
 		switch (c) {
 		case 'C': break;
+		case 'R': cfg->restore = optarg; break;
+		case 'U': cfg->paused = true; break;
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
 		case 'n': cfg->channel = optarg; break;
@@ -533,9 +551,20 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		pr_err("usage: unexpected argument (%s); see 'faultline --help'", argv[optind]);
 		return -EINVAL;
 	}
-	if (!cfg->kernel) {
-		pr_err("usage: run needs --kernel FILE or a --config naming one; see 'faultline "
-		       "--help'");
+	if (cfg->restore && fixed) {
+		pr_err("usage: the snapshot fixes the guest, its RAM, vCPUs and devices; --%s "
+		       "cannot be given with --restore",
+		       fixed);
+		return -EINVAL;
+	}
+	if (!cfg->kernel && !cfg->restore) {
+		pr_err("usage: run needs --kernel FILE, a --config naming one, or --restore DIR; "
+		       "see 'faultline --help'");
+		return -EINVAL;
+	}
+	if (cfg->paused && !cfg->api) {
+		pr_err("usage: --paused needs --api SOCKET, the control socket through which the "
+		       "VM is resumed");
 		return -EINVAL;
 	}
 	if (cfg->on_oom == VM_OOM_PAUSE && !cfg->api) {
@@ -543,7 +572,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		       "which the VM is resumed (--on-oom: pause)");
 		return -EINVAL;
 	}
-	if (cfg->mem_limit > cfg->mem)
+	if (cfg->mem_limit > cfg->mem && !cfg->restore) /* a snapshot's RAM: snapshot__open() */
 		cfg->mem_limit = cfg->mem;
 	if (cfg->fault_handler != MMU_HANDLER_FAULTLINE &&
 	    ((cfg->mem_limit && cfg->mem_limit < cfg->mem) || cfg->backing_file ||
@@ -556,7 +585,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 	}
 	if (cfg->hugepages && check_hugepages(cfg))
 		return -EINVAL;
-	if (!cfg->fault_threads)
+	if (!cfg->fault_threads && !cfg->restore)
 		cfg->fault_threads = 1 + (cfg->vcpus - 1) / 4;
 	return 0;
 }

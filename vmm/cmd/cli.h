@@ -48,7 +48,8 @@
 	  "(1..86400) with status 77, saying where each vCPU was (default: no limit)")             \
 	X("api", 'A', 1, "SOCKET",                                                                 \
 	  "the control socket: faultline listens on the Unix socket SOCKET for 'faultline ctl "    \
-	  "SOCKET COMMAND' (status, pause, resume, mem-limit, stats, stop, events, wait)")         \
+	  "SOCKET COMMAND' (status, pause, resume, mem-limit, stats, stop, events, wait, "         \
+	  "snapshot)")                                                                             \
 	X("mem", 'm', 1, "SIZE",                                                                   \
 	  "guest RAM, e.g. 256M or 2G (default 128M; 4M..63G, a multiple of 2M)")                  \
 	X("vcpus", 'c', 1, "N", "number of vCPUs (default 1, at most 64)")                         \
@@ -103,6 +104,13 @@
 	  "the monitor's system-call filter: on (default) lets each thread make only the calls "   \
 	  "running a VM needs and stops faultline (70) on any other; log lets every call through " \
 	  "and has the kernel log the others; off installs none")                                  \
+	X("paused", 'U', 0, "",                                                                    \
+	  "start with the vCPUs paused, until 'faultline ctl SOCKET resume' (needs --api): a "     \
+	  "restored VM then waits where the snapshot left it")                                     \
+	X("restore", 'R', 1, "DIR",                                                                \
+	  "start from the snapshot in DIR ('faultline ctl SOCKET snapshot DIR') instead of "       \
+	  "booting: its memory is read as the guest touches it; --api, --mem-limit, --on-oom, "    \
+	  "--stats, --seccomp and the --fault-* tuning may be given, the rest is the snapshot's")  \
 	X("help", 'h', 0, "", "show this help")
 
 enum cli_command {

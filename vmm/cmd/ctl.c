@@ -1,11 +1,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -16,12 +19,13 @@
 #include "vmm/cmd/cli.h"
 #include "vmm/cmd/ctl.h"
 
-#define CTL_REPLY_MAX  (1 << 20)
-#define CTL_REPLY_MS   5000	  /* for the whole reply */
-#define CTL_WAIT_MS    20	  /* wait: between two looks for a socket not there yet */
-#define CTL_LINE_MAX   (64 << 10) /* a line of an event stream */
-#define CTL_EXIT_NO    1	  /* the VM refused the request, or ended while waited for */
-#define CTL_EXIT_TIMER 124	  /* wait: the time ran out (as timeout(1)) */
+#define CTL_REPLY_MAX	(1 << 20)
+#define CTL_REPLY_MS	5000	   /* for the whole reply */
+#define CTL_SNAPSHOT_MS 600000	   /* a snapshot's reply: it writes all of guest RAM */
+#define CTL_WAIT_MS	20	   /* wait: between two looks for a socket not there yet */
+#define CTL_LINE_MAX	(64 << 10) /* a line of an event stream */
+#define CTL_EXIT_NO	1	   /* the VM refused the request, or ended while waited for */
+#define CTL_EXIT_TIMER	124	   /* wait: the time ran out (as timeout(1)) */
 
 static void ctl_usage(FILE *out)
 {
@@ -49,6 +53,11 @@ static void ctl_usage(FILE *out)
 		"                      faultline drops; 0 gives them all back\n"
 		"  stats               the counters of --stats=json, now\n"
 		"  stop                stop the VM; faultline exits with status %d\n"
+		"  snapshot DIR [--resume]\n"
+		"                      pause the VM and write a snapshot into the new\n"
+		"                      directory DIR (manifest.json, state, memory); the VM\n"
+		"                      stays paused, or runs on with --resume; start one\n"
+		"                      with 'faultline run --restore DIR' (docs/snapshots.md)\n"
 		"  events              follow the VM: its status as one JSON line, then a\n"
 		"                      line per change (paused, paused-oom, resumed,\n"
 		"                      mem-limit, balloon, stopping with the exit status\n"
@@ -69,11 +78,11 @@ static void ctl_usage(FILE *out)
 
 /*
  * Read the whole reply from @fd until the VM closes the connection, within
- * CTL_REPLY_MS. Returns its length, or -errno (-ETIMEDOUT, -EMSGSIZE).
+ * @ms. Returns its length, or -errno (-ETIMEDOUT, -EMSGSIZE).
  */
-static ssize_t ctl_read_reply(int fd, char *buf, size_t max)
+static ssize_t ctl_read_reply(int fd, char *buf, size_t max, unsigned ms)
 {
-	uint64_t deadline = mmu__now_ns() + CTL_REPLY_MS * 1000000ULL, now;
+	uint64_t deadline = mmu__now_ns() + ms * 1000000ULL, now;
 	size_t used = 0;
 
 	for (;;) {
@@ -104,7 +113,44 @@ static ssize_t ctl_read_reply(int fd, char *buf, size_t max)
  * @quiet: a socket that cannot be connected to is not reported, and
  * -ENOENT/-ECONNREFUSED come back as 66 for wait to retry.
  */
+/* The request line, and @nr_fds descriptors with its first byte (SCM_RIGHTS). */
+static int ctl_send(int fd, const char *text, const int *fds, unsigned nr_fds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctl;
+	struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+	size_t len = strlen(text);
+
+	if (nr_fds) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = CMSG_SPACE(nr_fds * sizeof(int));
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, nr_fds * sizeof(int));
+	}
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL) != (ssize_t)len || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
+		return -1;
+	return 0;
+}
+
+static int ctl_request_fds(const char *path, json_t *request, const int *fds, unsigned nr_fds,
+			   unsigned ms, json_t **reply, bool quiet);
+
 static int ctl_request(const char *path, json_t *request, json_t **reply, bool quiet)
+{
+	return ctl_request_fds(path, request, NULL, 0, CTL_REPLY_MS, reply, quiet);
+}
+
+static int ctl_request_fds(const char *path, json_t *request, const int *fds, unsigned nr_fds,
+			   unsigned ms, json_t **reply, bool quiet)
 {
 	char *text = json_dumps(request, JSON_COMPACT), *buf = malloc(CTL_REPLY_MAX);
 	json_error_t jerr;
@@ -122,10 +168,9 @@ static int ctl_request(const char *path, json_t *request, json_t **reply, bool q
 		ret = fd == -ENAMETOOLONG ? FL_EXIT_USAGE : FL_EXIT_NOINPUT;
 		goto out;
 	}
-	if (send(fd, text, strlen(text), MSG_NOSIGNAL) == (ssize_t)strlen(text) &&
-	    send(fd, "\n", 1, MSG_NOSIGNAL) == 1) {
+	if (!ctl_send(fd, text, fds, nr_fds)) {
 		shutdown(fd, SHUT_WR);
-		n = ctl_read_reply(fd, buf, CTL_REPLY_MAX);
+		n = ctl_read_reply(fd, buf, CTL_REPLY_MAX, ms);
 	} else {
 		n = -errno;
 	}
@@ -407,6 +452,132 @@ static int ctl_wait(const char *path, const char *want, const char *secs)
 	return ret;
 }
 
+/* Remove what a failed snapshot left in @tmp. */
+static void ctl_snapshot_cleanup(const char *tmp)
+{
+	char path[PATH_MAX + 64];
+	const char *names[] = {"state", "memory", "manifest.json"};
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmp, names[i]);
+		unlink(path);
+	}
+	rmdir(tmp);
+}
+
+static int ctl_sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = fsync(fd);
+	close(fd);
+	return ret;
+}
+
+/* Write the manifest the VM returned, then give the directory its name. */
+static int ctl_snapshot_finish(const char *tmp, const char *dir, json_t *manifest)
+{
+	char path[PATH_MAX + 64], parent[PATH_MAX], *slash;
+	int fd;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/manifest.json", tmp);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	f = fd < 0 ? NULL : fdopen(fd, "w");
+	if (!f || json_dumpf(manifest, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) ||
+	    fputc('\n', f) == EOF || fflush(f) || fsync(fileno(f))) {
+		pr_err("ctl: cannot write the snapshot's manifest: %s (file: %s)", strerror(errno),
+		       path);
+		if (f)
+			fclose(f);
+		else if (fd >= 0)
+			close(fd);
+		return FL_EXIT_INTERNAL;
+	}
+	fclose(f);
+	if (ctl_sync_dir(tmp) || renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE)) {
+		pr_err("ctl: cannot name the snapshot directory: %s (file: %s)", strerror(errno),
+		       dir);
+		return FL_EXIT_INTERNAL;
+	}
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash)
+		*(slash == parent ? slash + 1 : slash) = '\0';
+	ctl_sync_dir(slash ? parent : ".");
+	return 0;
+}
+
+/*
+ * snapshot DIR [--resume]: the files are made here, under DIR.partial-XXXXXX
+ * beside DIR, passed to the VM to write, and named DIR once whole; on any
+ * failure nothing is left.
+ */
+static int ctl_snapshot(const char *path, const char *arg, bool resume)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX + 32], file[PATH_MAX + 48];
+	int fds[2] = {-1, -1}, ret;
+	json_t *request, *reply = NULL, *manifest;
+	struct stat st;
+	size_t len = strlen(arg);
+	unsigned i;
+
+	while (len > 1 && arg[len - 1] == '/')
+		len--;
+	if (!len || len >= sizeof(dir)) {
+		pr_err("usage: expected a directory to create (ctl snapshot: %s)", arg);
+		return FL_EXIT_USAGE;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)len, arg);
+	if (lstat(dir, &st) == 0) {
+		pr_err("ctl: the snapshot directory exists; name a new one (file: %s)", dir);
+		return FL_EXIT_USAGE;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", dir);
+	if (!mkdtemp(tmp)) {
+		pr_err("ctl: cannot create the snapshot directory: %s (file: %s)", strerror(errno),
+		       tmp);
+		return FL_EXIT_NOINPUT;
+	}
+	for (i = 0; i < 2; i++) {
+		snprintf(file, sizeof(file), "%s/%s", tmp, i ? "memory" : "state");
+		fds[i] = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fds[i] < 0) {
+			pr_err("ctl: cannot create a snapshot file: %s (file: %s)", strerror(errno),
+			       file);
+			if (i)
+				close(fds[0]);
+			ctl_snapshot_cleanup(tmp);
+			return FL_EXIT_NOINPUT;
+		}
+	}
+	request = json_pack("{s:s,s:b}", "command", "snapshot", "resume", resume);
+	ret = request ? ctl_request_fds(path, request, fds, 2, CTL_SNAPSHOT_MS, &reply, false)
+		      : FL_EXIT_INTERNAL;
+	json_decref(request);
+	close(fds[0]);
+	close(fds[1]);
+	manifest = reply ? json_object_get(reply, "manifest") : NULL;
+	if (!ret && json_is_true(json_object_get(reply, "ok")) && !json_is_object(manifest)) {
+		pr_err("ctl: the VM's reply has no manifest (socket: %s)", path);
+		ret = FL_EXIT_INTERNAL;
+	}
+	if (!ret && json_is_true(json_object_get(reply, "ok")))
+		ret = ctl_snapshot_finish(tmp, dir, manifest);
+	if (ret || !json_is_true(json_object_get(reply, "ok")))
+		ctl_snapshot_cleanup(tmp);
+	if (ret) {
+		json_decref(reply);
+		return ret;
+	}
+	json_object_del(reply, "manifest");
+	json_object_set_new(reply, "dir", json_string(dir));
+	return ctl_finish(path, reply);
+}
+
 int ctl__main(int argc, char **argv)
 {
 	const char *path, *cmd;
@@ -428,6 +599,14 @@ int ctl__main(int argc, char **argv)
 		return ctl_wait(path, argv[3], argc == 5 ? argv[4] : NULL);
 	if (!strcmp(cmd, "events") && argc == 3)
 		return ctl_events(path);
+	if (!strcmp(cmd, "snapshot") && (argc == 4 || argc == 5)) {
+		if (argc == 5 && strcmp(argv[4], "--resume")) {
+			pr_err("usage: faultline ctl SOCKET snapshot DIR [--resume] (unknown: %s)",
+			       argv[4]);
+			return FL_EXIT_USAGE;
+		}
+		return ctl_snapshot(path, argv[3], argc == 5);
+	}
 	if (!strcmp(cmd, "balloon") && argc == 4) {
 		if (size__parse(argv[3], &bytes)) {
 			pr_err("usage: expected a size like 256M or 1G, or 0 (ctl balloon: %s)",
@@ -445,7 +624,7 @@ int ctl__main(int argc, char **argv)
 		}
 		request = json_pack("{s:s,s:I}", "command", cmd, "bytes", (json_int_t)bytes);
 	} else if (argc == 3 && strcmp(cmd, "wait") && strcmp(cmd, "mem-limit") &&
-		   strcmp(cmd, "balloon")) {
+		   strcmp(cmd, "balloon") && strcmp(cmd, "snapshot")) {
 		/* Any other name goes to the VM, whose reply names the commands it knows. */
 		request = json_pack("{s:s}", "command", cmd);
 	} else {

@@ -168,7 +168,9 @@ void kvm__exit(struct kvm *kvm)
 	if (kvm->sys_fd >= 0)
 		close(kvm->sys_fd);
 	free(kvm->cpuid);
+	free(kvm->msr_list);
 	kvm->cpuid = NULL;
+	kvm->msr_list = NULL;
 	kvm->vm_fd = kvm->sys_fd = -1;
 }
 

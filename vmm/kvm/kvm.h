@@ -21,6 +21,9 @@ struct kvm {
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID */
 	uint64_t mce_cap;	  /* MCG_CAP KVM supports, banks in 7:0; 0: cannot inject */
 	char mce_why[96];	  /* why mce_cap is 0 */
+	/* For snapshots, read once before the seccomp filter (kvm_state.c). */
+	struct kvm_msr_list *msr_list; /* KVM_GET_MSR_INDEX_LIST; NULL: it failed */
+	size_t xsave_size;	       /* bytes of a vCPU's XSAVE area (KVM_CAP_XSAVE2) */
 };
 
 /*

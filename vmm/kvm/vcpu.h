@@ -51,6 +51,12 @@ struct vcpu {
 	uint32_t last_exit;
 	struct vcpu_where at_stop; /* where it was when the VM was stopped from outside */
 	uint64_t stop_rip;	   /* then: its RIP once out of KVM_RUN; 0: unknown */
+	/*
+	 * It executed HLT in a VM without the in-kernel irqchip, and waits
+	 * for the VM's end (vm__vcpu_halted(), under vm->lock); or, restored
+	 * from a snapshot, it was so and waits from its start.
+	 */
+	bool halted;
 };
 
 /* The bank faultline's machine checks are reported in. */

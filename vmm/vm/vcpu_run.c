@@ -71,7 +71,11 @@ static void *vcpu_thread(void *arg)
 	/* Test-only: a call the seccomp filter does not allow, from a vCPU thread. */
 	if (inject__check("seccomp.probe"))
 		syscall(SYS_getppid);
-	while (vm__vcpu_may_run(vcpu->vm)) {
+	if (vcpu->halted) { /* restored so: it waits as it did */
+		vm__vcpu_halted(vcpu->vm, vcpu->id);
+		return NULL;
+	}
+	while (vm__vcpu_may_run(vcpu->vm, vcpu)) {
 		int ret;
 
 		__atomic_store_n(&vcpu->run_since_ns, mmu__now_ns() ?: 1, __ATOMIC_RELAXED);

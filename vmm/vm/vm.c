@@ -16,6 +16,7 @@
 #include "lib/status.h"
 #include "vmm/boot/fdt.h"
 #include "vmm/boot/x86_boot.h"
+#include "vmm/kvm/kvm_state.h"
 #include "vmm/kvm/vcpu.h"
 #include "vmm/sys/seccomp.h"
 #include "vmm/vm/vm.h"
@@ -117,6 +118,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	vm->kvm_stats.vm_fd = -1;
 	vm->mmu.memfd = vm->mmu.uffd = vm->mmu.backing_fd = vm->mmu.stop_fd = -1;
 	vm->nr_vcpus = cfg->vcpus;
+	vm->start_paused = cfg->paused;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -144,6 +146,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	ret = kvm__init(&vm->kvm, cfg->kvm_device);
 	if (ret)
 		return ret;
+	kvm__probe_state(&vm->kvm); /* for a snapshot, while files may still be opened */
 	if (cfg->vcpus > vm->kvm.max_vcpus) {
 		pr_err("invalid option value: this KVM allows at most %u vCPUs (--vcpus: %u)",
 		       vm->kvm.max_vcpus, cfg->vcpus);
@@ -382,6 +385,8 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the control socket");
 		goto out;
 	}
+	if (vm->start_paused)
+		vm__pause(vm); /* --paused: the vCPUs park before they enter the guest */
 	__atomic_store_n(&vm->run_ns, mmu__now_ns(), __ATOMIC_RELEASE);
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		int ret = vcpu__start(&vm->vcpus[i]);

@@ -136,6 +136,7 @@ struct vm {
 	const struct vm_frontend_ops *frontend; /* NULL: none (vm__set_frontend()) */
 	void *frontend_ctx;
 	const char *api_path; /* --api, for messages; NULL: none */
+	bool start_paused;    /* --paused */
 
 	pthread_mutex_t lock;	   /* protects everything below */
 	pthread_cond_t state_cond; /* broadcast when stopping, pause or nr_parked change */
@@ -178,6 +179,7 @@ struct vm {
  *               than KVM allows, a command line whose device tree does not
  *               fit, a socket path too long);
  *   -EDQUOT     boot state does not fit in the memory budget;
+ *   -EPROTO     a snapshot's state does not fit this VM or host (vm__restore());
  *   any other   a host call failed.
  * Once the VM runs, a stop carries its outcome instead (vm__stop()).
  */
@@ -243,10 +245,11 @@ const char *vm__pause_name(enum vm_pause pause);
 unsigned vm__wait_parked(struct vm *vm, unsigned ms);
 
 /*
- * The vCPU loop asks before every KVM_RUN: waits while the VM is paused,
- * returns false once it is stopping. vCPU thread.
+ * The vCPU loop asks before every KVM_RUN: waits while the VM is paused
+ * (its last exit completed first, vcpu__settle()), returns false once it
+ * is stopping. @vcpu's thread.
  */
-bool vm__vcpu_may_run(struct vm *vm);
+bool vm__vcpu_may_run(struct vm *vm, struct vcpu *vcpu);
 
 /*
  * A device's own thread (the channel's, the serial input's) asks before it
@@ -408,6 +411,16 @@ int vm__save_devices(struct vm *vm, struct blob *b) __attribute__((warn_unused_r
  * devices before the bad one hold the blob's state, the rest their own.
  */
 int vm__restore_devices(struct vm *vm, struct blob_reader *r) __attribute__((warn_unused_result));
+/*
+ * The save and restore of a device that can be saved only when absent (its
+ * state is not saved yet): an empty section @name, or -EOPNOTSUPP reported
+ * naming it and its @option when @present. A restore into a VM that has
+ * it fails (-EINVAL, @r says why).
+ */
+int vm__save_absent(struct blob *b, const char *name, const char *option, bool present)
+	__attribute__((warn_unused_result));
+int vm__restore_absent(struct blob_reader *r, const char *name, bool present)
+	__attribute__((warn_unused_result));
 void vm__stop_devices(struct vm *vm);
 /* Each device's exit, the last created first. */
 void vm__exit_devices(struct vm *vm);

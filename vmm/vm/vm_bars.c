@@ -188,6 +188,16 @@ static void vm_shm_exit(struct vm *vm)
 	vm->shm = NULL;
 }
 
+static int vm_shm_save(struct vm *vm, struct blob *b)
+{
+	return vm__save_absent(b, "shm", "--shm", vm->shm != NULL);
+}
+
+static int vm_shm_restore(struct vm *vm, struct blob_reader *r)
+{
+	return vm__restore_absent(r, "shm", vm->shm != NULL);
+}
+
 const struct vm_device_ops vm_shm_dev = {
 	.name = "shm",
 	.create = vm_shm_create,
@@ -195,6 +205,8 @@ const struct vm_device_ops vm_shm_dev = {
 	.stats_text = vm_shm_stats_text,
 	.stats_json = vm_shm_stats_json,
 	.exit = vm_shm_exit,
+	.save = vm_shm_save,
+	.restore = vm_shm_restore,
 };
 
 /* ---- vram: device memory that migrates into a pool (--vram) ---- */
@@ -248,6 +260,16 @@ static void vm_vram_exit(struct vm *vm)
 	vm->vram = NULL;
 }
 
+static int vm_vram_save(struct vm *vm, struct blob *b)
+{
+	return vm__save_absent(b, "vram", "--vram", vm->vram != NULL);
+}
+
+static int vm_vram_restore(struct vm *vm, struct blob_reader *r)
+{
+	return vm__restore_absent(r, "vram", vm->vram != NULL);
+}
+
 const struct vm_device_ops vm_vram_dev = {
 	.name = "vram",
 	.create = vm_vram_create,
@@ -255,6 +277,8 @@ const struct vm_device_ops vm_vram_dev = {
 	.stats_text = vm_vram_stats_text,
 	.stats_json = vm_vram_stats_json,
 	.exit = vm_vram_exit,
+	.save = vm_vram_save,
+	.restore = vm_vram_restore,
 };
 
 /* ---- the dedup device: the guest's view of dedup (--dedup on) ---- */
@@ -306,6 +330,16 @@ static void vm_dedup_dev_exit(struct vm *vm)
 	vm->dedup_dev = NULL;
 }
 
+static int vm_dedup_save(struct vm *vm, struct blob *b)
+{
+	return vm__save_absent(b, "dedup", "--dedup", vm->dedup_dev != NULL);
+}
+
+static int vm_dedup_restore(struct vm *vm, struct blob_reader *r)
+{
+	return vm__restore_absent(r, "dedup", vm->dedup_dev != NULL);
+}
+
 const struct vm_device_ops vm_dedup_dev = {
 	.name = "dedup",
 	.create = vm_dedup_dev_create,
@@ -313,6 +347,8 @@ const struct vm_device_ops vm_dedup_dev = {
 	.stats_text = vm_dedup_dev_stats_text,
 	.stats_json = vm_dedup_dev_stats_json,
 	.exit = vm_dedup_dev_exit,
+	.save = vm_dedup_save,
+	.restore = vm_dedup_restore,
 };
 
 void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char *why)

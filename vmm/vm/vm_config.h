@@ -78,6 +78,10 @@ struct run_config {
 	enum dedup_mode dedup;
 	struct dedup_knobs dedup_knobs;
 	enum seccomp_mode seccomp;
+	const char *restore;  /* --restore DIR: the snapshot to start from; NULL: boot */
+	bool paused;	      /* --paused: the vCPUs wait for ctl resume from the start */
+	bool mem_limit_given; /* --mem-limit on the command line: it overrides a snapshot's */
+	bool on_oom_given;    /* --on-oom likewise */
 };
 
 #endif

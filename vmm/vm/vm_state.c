@@ -21,6 +21,7 @@
 #include "lib/status.h"
 #include "vmm/boot/fdt.h"
 #include "vmm/boot/x86_boot.h"
+#include "vmm/kvm/kvm_state.h"
 #include "vmm/kvm/vcpu.h"
 #include "vmm/sys/seccomp.h"
 #include "vmm/vm/vm.h"
@@ -324,11 +325,17 @@ static void vm_park_locked(struct vm *vm)
 	vm->nr_parked--;
 }
 
-bool vm__vcpu_may_run(struct vm *vm)
+bool vm__vcpu_may_run(struct vm *vm, struct vcpu *vcpu)
 {
 	bool run;
 
 	pthread_mutex_lock(&vm->lock);
+	if (vm->pause != VM_RUNNING && !vm->stopping) {
+		/* Its last exit completes first: a snapshot reads consistent registers. */
+		pthread_mutex_unlock(&vm->lock);
+		vcpu__settle(vcpu);
+		pthread_mutex_lock(&vm->lock);
+	}
 	if (vm->pause != VM_RUNNING && !vm->stopping)
 		vm_park_locked(vm);
 	run = !vm->stopping;
@@ -402,6 +409,7 @@ void vm__vcpu_halted(struct vm *vm, unsigned vcpu_id)
 	bool all;
 
 	pthread_mutex_lock(&vm->lock);
+	vm->vcpus[vcpu_id].halted = true;
 	all = ++vm->nr_halted == vm->nr_vcpus;
 	pthread_mutex_unlock(&vm->lock);
 	if (all)

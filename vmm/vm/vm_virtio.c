@@ -178,6 +178,16 @@ static void vm_disks_exit(struct vm *vm)
 	vm->nr_disks = 0;
 }
 
+static int vm_disks_save(struct vm *vm, struct blob *b)
+{
+	return vm__save_absent(b, "virtio-blk", "--disk", vm->nr_disks != 0);
+}
+
+static int vm_disks_restore(struct vm *vm, struct blob_reader *r)
+{
+	return vm__restore_absent(r, "virtio-blk", vm->nr_disks != 0);
+}
+
 const struct vm_device_ops vm_disks_dev = {
 	.name = "virtio-blk",
 	.create = vm_disks_create,
@@ -185,6 +195,8 @@ const struct vm_device_ops vm_disks_dev = {
 	.stats_text = vm_disks_stats_text,
 	.stats_json = vm_disks_stats_json,
 	.exit = vm_disks_exit,
+	.save = vm_disks_save,
+	.restore = vm_disks_restore,
 };
 
 /* ---- the channel ---- */
@@ -267,6 +279,16 @@ static void vm_channel_exit(struct vm *vm)
 	vm->channel = NULL;
 }
 
+static int vm_channel_save(struct vm *vm, struct blob *b)
+{
+	return vm__save_absent(b, "virtio-console", "--channel", vm->channel != NULL);
+}
+
+static int vm_channel_restore(struct vm *vm, struct blob_reader *r)
+{
+	return vm__restore_absent(r, "virtio-console", vm->channel != NULL);
+}
+
 const struct vm_device_ops vm_channel_dev = {
 	.name = "virtio-console",
 	.create = vm_channel_create,
@@ -275,6 +297,8 @@ const struct vm_device_ops vm_channel_dev = {
 	.stats_json = vm_channel_stats_json,
 	.stop = vm_channel_stop,
 	.exit = vm_channel_exit,
+	.save = vm_channel_save,
+	.restore = vm_channel_restore,
 };
 
 /* ---- the balloon ---- */
@@ -408,6 +432,16 @@ static void vm_balloon_exit(struct vm *vm)
 	vm->balloon = NULL;
 }
 
+static int vm_balloon_save(struct vm *vm, struct blob *b)
+{
+	return vm__save_absent(b, "virtio-balloon", "--balloon", vm->balloon != NULL);
+}
+
+static int vm_balloon_restore(struct vm *vm, struct blob_reader *r)
+{
+	return vm__restore_absent(r, "virtio-balloon", vm->balloon != NULL);
+}
+
 const struct vm_device_ops vm_balloon_dev = {
 	.name = "virtio-balloon",
 	.create = vm_balloon_create,
@@ -415,4 +449,6 @@ const struct vm_device_ops vm_balloon_dev = {
 	.stats_text = vm_balloon_stats_text,
 	.stats_json = vm_balloon_stats_json,
 	.exit = vm_balloon_exit,
+	.save = vm_balloon_save,
+	.restore = vm_balloon_restore,
 };

@@ -1,0 +1,215 @@
+# Sourced by tests/kvm/run: its helpers (cmd, expect_*, guest) are defined there,
+# and api.sh's (api_vm, ctl, expect_ctl, expect_crc).
+
+# ---- snapshots (faultline ctl SOCKET snapshot DIR, run --restore DIR; vmm/vm/vm_snapshot.c,
+# vmm/vm/vm_restore.c, vmm/kvm/kvm_state.c) ----------------------------------------------------------
+
+# Wait up to 120 s for a line of $T/out matching the fixed string $1.
+wait_out() {
+	i=0
+	while ! grep -qF -- "$1" "$T/out" 2>/dev/null && [ $i -lt 1200 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	grep -qF -- "$1" "$T/out" || problem "no '$1' on stdout within 120 s: $(tail -n 3 "$T/out" | tr '\n' '|') $(tr '\n' '|' <"$T/err")"
+}
+# Stop the VM api_vm started and wait for it; its exit status in $vmrc.
+stop_vm() {
+	ctl stop
+	wait $vm
+	vmrc=$?
+}
+# A field of the manifest: `"$1": VALUE,` as json_dumpf indents it (by $2 spaces).
+expect_manifest() {
+	grep -qxF -- "$1" "$2/manifest.json" ||
+		problem "the manifest lacks the line: $1 ($(tr -d ' \n' <"$2/manifest.json" | head -c 400))"
+}
+# No snapshot directory and no partial one is left under $T for the name $1.
+expect_no_snapshot() {
+	[ ! -e "$1" ] || problem "$1 exists after a failed snapshot"
+	set -- "$1".partial-*
+	[ ! -e "$1" ] || problem "a partial snapshot is left behind: $1"
+}
+
+SNAP_ARGS="--vcpus 2 --mem 64M --guest-arg workload=snap --guest-arg pages=16 --guest-arg rounds=2000"
+
+# The test guest on 2 vCPUs writing and checking its pages round after
+# round, snapshotted mid-run and stopped: restored twice from the same
+# directory, it goes on from its round and finds every page as it was.
+t_snapshot_test_guest_restores_mid_run() {
+	# shellcheck disable=SC2086
+	api_vm $SNAP_ARGS
+	wait_out "snap: round 20"
+	ctl snapshot "$T/snap"
+	expect_crc 0
+	expect_ctl '  "state": "paused",'
+	stop_vm
+	[ "$vmrc" = 76 ] || problem "the snapshotted VM exited $vmrc, expected 76 (ctl stop)"
+	last=$(sed -n 's/^snap: round \([0-9]*\)$/\1/p' "$T/out" | tail -n 1)
+	expect_manifest '  "faultline_snapshot": 1,' "$T/snap"
+	expect_manifest '    "board": "test",' "$T/snap"
+	expect_manifest '    "vcpus": 2,' "$T/snap"
+	[ "$(ls -ln "$T/snap/memory" | awk '{print $5}')" = 67108864 ] || problem "the memory file is not 64 MiB"
+	[ "$(du -k "$T/snap/memory" | cut -f1)" -lt 8192 ] ||
+		problem "the memory file holds $(du -k "$T/snap/memory" | cut -f1) KiB: not sparse"
+	for n in 1 2; do
+		if [ $n = 1 ]; then
+			cmd "$FL" run --restore "$T/snap" --stats=json
+		else
+			# --paused: it waits where the snapshot left it until resumed.
+			S=$T/paused.sock
+			"$FL" run --restore "$T/snap" --stats=json --paused --api "$S" >"$T/out" 2>"$T/err" &
+			vm=$!
+			ctl wait paused 90
+			expect_crc 0
+			expect_ctl '  "state": "paused",'
+			grep -q "^snap: round" "$T/out" && problem "the paused VM printed: $(head -n 1 "$T/out")"
+			ctl resume
+			expect_crc 0
+			wait $vm
+			rc=$?
+		fi
+		expect_rc 0
+		expect_out "snap: vCPU 0 checked 16 pages in 2000 rounds"
+		expect_out "snap: vCPU 1 checked 16 pages in 2000 rounds"
+		first=$(sed -n 's/^snap: round \([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+		[ -n "$first" ] && [ "$first" -ge "$last" ] ||
+			problem "restore $n: the first round printed is '$first', the snapshot was after round $last"
+		[ "$(stat backing_reads)" -gt 0 ] || problem "restore $n: nothing read from the memory file"
+	done
+}
+
+# A snapshot of a VM paused out of memory, restored with a larger budget:
+# the fault that waited is served again and the guest loses nothing.
+t_snapshot_paused_oom_restored_with_room() {
+	api_vm --mem 128M --mem-limit 16M --on-oom pause --guest-arg workload=touch \
+		--guest-arg pages=8192
+	ctl wait paused-oom 90
+	expect_crc 0
+	ctl snapshot "$T/oom"
+	expect_crc 0
+	expect_ctl '  "state": "paused",'
+	stop_vm
+	expect_manifest '    "on_oom": "pause",' "$T/oom"
+	cmd "$FL" run --restore "$T/oom" --mem-limit 128M --on-oom kill --stats=json
+	expect_rc 0
+	expect_out "touch: verified 8192 pages on 1 vCPUs"
+}
+
+# --resume: the VM runs on after the snapshot and finishes on its own.
+t_snapshot_resume() {
+	# shellcheck disable=SC2086
+	api_vm $SNAP_ARGS
+	wait_out "snap: round 10"
+	ctl snapshot "$T/resumed" --resume
+	expect_crc 0
+	expect_ctl '  "state": "running",'
+	wait $vm
+	vmrc=$?
+	[ "$vmrc" = 0 ] || problem "the VM exited $vmrc after the snapshot, expected 0"
+	grep -qxF "snap: vCPU 0 checked 16 pages in 2000 rounds" "$T/out" ||
+		problem "the resumed VM did not finish its rounds"
+}
+
+# Bad snapshots are refused before anything runs, naming the file and the
+# field; the snapshot directory of the first test is the model.
+t_snapshot_bad_input() {
+	# shellcheck disable=SC2086
+	api_vm $SNAP_ARGS
+	wait_out "snap: round 10"
+	ctl snapshot "$T/good"
+	expect_crc 0
+	# A directory that exists: refused, and nothing in it touched.
+	ctl snapshot "$T/good"
+	expect_crc 64
+	grep -qxF "faultline: ctl: the snapshot directory exists; name a new one (file: $T/good)" "$T/ctl.err" ||
+		problem "ctl snapshot into an existing directory: $(cat "$T/ctl.err")"
+	stop_vm
+	bad() { rm -rf "$T/bad" && cp -r "$T/good" "$T/bad"; }
+
+	bad
+	printf 'X' | dd of="$T/bad/state" bs=1 seek=100 conv=notrunc 2>/dev/null
+	cmd "$FL" run --restore "$T/bad"
+	expect_rc 78
+	expect_err "faultline: cannot restore the snapshot: its checksum does not match: the file changed or is corrupt (field: files.state.xxh3) (file: $T/bad/state)"
+
+	bad
+	sed -i 's/"faultline_snapshot": 1/"faultline_snapshot": 2/' "$T/bad/manifest.json"
+	cmd "$FL" run --restore "$T/bad"
+	expect_rc 78
+	expect_err "faultline: cannot restore the snapshot: a snapshot of version 2, this faultline reads 1 (field: faultline_snapshot) (file: $T/bad/manifest.json)"
+
+	bad
+	truncate -s 32M "$T/bad/memory"
+	cmd "$FL" run --restore "$T/bad"
+	expect_rc 78
+	expect_err "faultline: cannot restore the snapshot: 33554432 bytes, the manifest says 67108864 (field: files.memory.bytes) (file: $T/bad/memory)"
+
+	bad
+	head -c 100 "$T/good/manifest.json" >"$T/bad/manifest.json"
+	cmd "$FL" run --restore "$T/bad"
+	expect_rc 78
+	expect_err_has "faultline: cannot restore the snapshot: not a JSON object:"
+
+	bad
+	sed -i 's/"1.ecx": "0x[0-9a-f]*"/"1.ecx": "0xffffffff"/' "$T/bad/manifest.json"
+	cmd "$FL" run --restore "$T/bad"
+	expect_rc 78
+	expect_err_has "faultline: cannot restore the snapshot: this host lacks CPU features the snapshot's vCPUs were given: CPUID 1.ecx bits"
+
+	bad
+	rm "$T/bad/state"
+	cmd "$FL" run --restore "$T/bad"
+	expect_rc 66
+	expect_err "faultline: cannot restore the snapshot: cannot read it: No such file or directory (file: $T/bad/state)"
+
+	cmd "$FL" run --restore "$T/good" --mem 128M
+	expect_rc 64
+	expect_err "faultline: usage: the snapshot fixes the guest, its RAM, vCPUs and devices; --mem cannot be given with --restore"
+	cmd "$FL" run --restore "$T/nothing-here"
+	expect_rc 66
+}
+
+# A snapshot that cannot be taken leaves the VM running as it was and no
+# directory behind: a VM with --dedup, and a write that fails (injected).
+t_snapshot_refused_leaves_nothing() {
+	api_vm --dedup on --guest-arg workload=spin
+	ctl snapshot "$T/dedup"
+	expect_crc 1
+	grep -qxF "faultline: ctl: snapshot: cannot snapshot this VM: merged pages are not saved yet (--dedup) (socket: $S)" "$T/ctl.err" ||
+		problem "ctl snapshot of a dedup VM: $(cat "$T/ctl.err")"
+	expect_no_snapshot "$T/dedup"
+	ctl status
+	expect_ctl '  "state": "running",'
+	stop_vm
+	FAULTLINE_INJECT=snapshot.write:ENOSPC api_vm --guest-arg workload=spin
+	ctl snapshot "$T/full"
+	expect_crc 1
+	grep -qxF "faultline: ctl: snapshot: cannot write the state file: No space left on device (socket: $S)" "$T/ctl.err" ||
+		problem "ctl snapshot on a full disk: $(cat "$T/ctl.err")"
+	expect_no_snapshot "$T/full"
+	ctl status
+	expect_ctl '  "state": "running",'
+	stop_vm
+}
+
+# The done-when of the snapshot issue: Linux on 2 vCPUs printing ticks,
+# snapshotted at tick 20 and stopped, restored: it prints the ticks from
+# where it was to 300 and exits 0.
+t_snapshot_linux_ticks() {
+	S=$T/linux.sock
+	"$FL" run --config configs/default.json --api "$S" --cmdline "console=ttyS0 quiet faultline.run='i=0; while [ \$i -lt 300 ]; do i=\$((i+1)); echo tick \$i; sleep 0.1; done'" >"$T/out" 2>"$T/err" &
+	vm=$!
+	wait_out "tick 20"
+	ctl snapshot "$T/linux"
+	expect_crc 0
+	stop_vm
+	expect_manifest '    "board": "linux",' "$T/linux"
+	cmd "$FL" run --restore "$T/linux"
+	tr -d '\r' <"$T/out" >"$T/out.lf" && mv "$T/out.lf" "$T/out"
+	expect_rc 0
+	expect_out "tick 300"
+	first=$(sed -n 's/^tick \([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+	[ -n "$first" ] && [ "$first" -ge 20 ] && [ "$first" -le 40 ] ||
+		problem "the restored guest's first tick is '$first', the snapshot was at about tick 20"
+}

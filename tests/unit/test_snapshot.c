@@ -1,0 +1,263 @@
+/*
+ * Reading a snapshot back (vmm/vm/vm_restore.c) without KVM: the manifest's
+ * checks, each refusal naming the file and the field, and the checks of
+ * the state and memory files against it (size, checksum). A snapshot is
+ * untrusted input.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "lib/log.h"
+#include "lib/status.h"
+#include "tests/unit/unit.h"
+#include "vmm/kvm/kvm_state.h"
+#include "vmm/vm/snapshot.h"
+
+#define CPUID                                                                                      \
+	"\"cpuid\": {\"1.ecx\": \"0x1\", \"1.edx\": \"0x2\", \"7.0.ebx\": \"0\", \"7.0.ecx\": "    \
+	"\"0\", \"7.0.edx\": \"0\", \"0x80000001.ecx\": \"0\", \"0x80000001.edx\": \"0\", "        \
+	"\"0xd.0.eax\": \"0x7\"}"
+
+static char log_buf[1024];
+
+/* A manifest of this host's CPU vendor, with @vm as its "vm" and @files as its "files". */
+static char *manifest(const char *version, const char *vm, const char *files)
+{
+	char vendor[13], *text;
+
+	kvm__cpu_vendor(vendor);
+	ck_assert_int_gt(asprintf(&text,
+				  "{\"faultline_snapshot\": %s, \"host\": {\"cpu_vendor\": \"%s\", "
+				  "%s}, \"vm\": %s, \"files\": %s}",
+				  version, vendor, CPUID, vm, files),
+			 0);
+	return text;
+}
+
+#define GOOD_VM                                                                                    \
+	"{\"board\": \"linux\", \"mem\": 67108864, \"vcpus\": 2, \"budget_pages\": 8192, "         \
+	"\"on_oom\": \"pause\", \"on_oom_timeout_s\": 60}"
+
+static int parse(const char *text, struct snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "D");
+	log_buf[0] = '\0';
+	log__capture(log_buf, sizeof(log_buf));
+	return snapshot__parse_manifest(s, text, strlen(text));
+}
+
+START_TEST(a_good_manifest_reads_back)
+{
+	char *text = manifest("1", GOOD_VM, "{}");
+	struct snapshot s;
+
+	ck_assert_int_eq(parse(text, &s), 0);
+	ck_assert(s.linux_board);
+	ck_assert_uint_eq(s.mem, 64 << 20);
+	ck_assert_uint_eq(s.vcpus, 2);
+	ck_assert_uint_eq(s.limit_pages, 8192);
+	ck_assert_int_eq(s.on_oom, VM_OOM_PAUSE);
+	ck_assert_uint_eq(s.oom_pause_timeout_s, 60);
+	ck_assert_uint_eq(s.cpuid[0], 1);
+	ck_assert_uint_eq(s.cpuid[7], 7);
+	ck_assert_str_eq(log_buf, "");
+	snapshot__close(&s);
+	free(text);
+}
+END_TEST
+
+static const struct bad_manifest {
+	const char *version, *vm, *why;
+} bad_manifests[] = {
+	{"2", GOOD_VM,
+	 "a snapshot of version 2, this faultline reads 1 (field: faultline_snapshot)"},
+	{"\"1\"", GOOD_VM, "expected a whole number of 0..4294967295 (field: faultline_snapshot)"},
+	{"1", "{\"board\": \"arm\"}", "expected \"linux\" or \"test\" (field: vm.board)"},
+	{"1",
+	 "{\"board\": \"test\", \"mem\": 67108865, \"vcpus\": 2, \"budget_pages\": 1, \"on_oom\": "
+	 "\"kill\", \"on_oom_timeout_s\": 0}",
+	 "67108865 bytes is not a multiple of 2 MiB (field: vm.mem)"},
+	{"1",
+	 "{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 0, \"budget_pages\": 1, \"on_oom\": "
+	 "\"kill\", \"on_oom_timeout_s\": 0}",
+	 "expected a whole number of 1..64 (field: vm.vcpus)"},
+	{"1",
+	 "{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": 16385, "
+	 "\"on_oom\": \"kill\", \"on_oom_timeout_s\": 0}",
+	 "expected a whole number of 1..16384 (field: vm.budget_pages)"},
+	{"1",
+	 "{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": 1, \"on_oom\": "
+	 "\"maybe\", \"on_oom_timeout_s\": 0}",
+	 "expected \"kill\", \"mce\" or \"pause\" (field: vm.on_oom)"},
+};
+
+START_TEST(a_bad_manifest_names_its_field)
+{
+	const struct bad_manifest *b = &bad_manifests[_i];
+	char *text = manifest(b->version, b->vm, "{}"), want[512];
+	struct snapshot s;
+
+	ck_assert_int_eq(parse(text, &s), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want), "faultline: cannot restore the snapshot: %s (file: D/%s)\n",
+		 b->why, SNAPSHOT_MANIFEST);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+	free(text);
+}
+END_TEST
+
+START_TEST(another_vendor_and_bad_json_are_refused)
+{
+	struct snapshot s;
+	char vendor[13];
+	char *text;
+
+	kvm__cpu_vendor(vendor);
+	ck_assert_int_gt(asprintf(&text,
+				  "{\"faultline_snapshot\": 1, \"host\": {\"cpu_vendor\": \"%s\", "
+				  "%s}, \"vm\": %s}",
+				  strcmp(vendor, "GenuineIntel") ? "GenuineIntel" : "AuthenticAMD",
+				  CPUID, GOOD_VM),
+			 0);
+	ck_assert_int_eq(parse(text, &s), FL_EXIT_SNAPSHOT);
+	ck_assert_ptr_nonnull(strstr(log_buf, "host, this one is "));
+	ck_assert_ptr_nonnull(strstr(log_buf, "(field: host.cpu_vendor) (file: D/manifest.json)"));
+	snapshot__close(&s);
+	free(text);
+	ck_assert_int_eq(parse("{\"faultline_snapshot\": 1,", &s), FL_EXIT_SNAPSHOT);
+	ck_assert_ptr_nonnull(strstr(log_buf, "cannot restore the snapshot: not a JSON object: "));
+	snapshot__close(&s);
+	ck_assert_int_eq(parse("[1]", &s), FL_EXIT_SNAPSHOT);
+	ck_assert_ptr_nonnull(strstr(log_buf, "not a JSON object: another value"));
+	snapshot__close(&s);
+}
+END_TEST
+
+/* A snapshot directory: the manifest for @state and a memory file of @mem_bytes. */
+static void write_dir(const char *dir, const char *state, uint64_t mem_bytes, const char *sum)
+{
+	char path[256], files[256], hex[17], *text;
+	FILE *f;
+
+	snprintf(hex, sizeof(hex), "%016llx",
+		 (unsigned long long)XXH3_64bits(state, strlen(state)));
+	snprintf(files, sizeof(files),
+		 "{\"state\": {\"bytes\": %zu, \"xxh3\": \"%s\"}, \"memory\": {\"bytes\": "
+		 "67108864, \"xxh3\": \"0\"}}",
+		 strlen(state), sum ? sum : hex);
+	text = manifest("1", GOOD_VM, files);
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_MANIFEST);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	free(text);
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_STATE);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(state, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_MEMORY);
+	ck_assert_int_eq(truncate(path, 0) == 0 || errno == ENOENT, 1);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(truncate(path, (off_t)mem_bytes), 0);
+}
+
+static int open_dir(const char *dir, struct snapshot *s, struct run_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->api = "api.sock";
+	log_buf[0] = '\0';
+	log__capture(log_buf, sizeof(log_buf));
+	return snapshot__open(s, dir, cfg);
+}
+
+START_TEST(the_files_are_checked_against_the_manifest)
+{
+	char dir[] = "/tmp/faultline-snapshot-XXXXXX", want[512], path[300];
+	struct run_config cfg;
+	struct snapshot s;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	write_dir(dir, "state bytes", 64 << 20, NULL);
+	ck_assert_int_eq(open_dir(dir, &s, &cfg), 0);
+	ck_assert_uint_eq(cfg.mem, 64 << 20);
+	ck_assert_uint_eq(cfg.vcpus, 2);
+	ck_assert(cfg.boot_linux);
+	ck_assert_uint_eq(cfg.mem_limit, 8192ULL * 4096);
+	ck_assert_int_eq(cfg.on_oom, VM_OOM_PAUSE);
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	ck_assert_str_eq(cfg.backing_file, path);
+	snapshot__close(&s);
+
+	write_dir(dir, "state bytes", 64 << 20, "0123456789abcdef");
+	ck_assert_int_eq(open_dir(dir, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: its checksum does not match: the file "
+		 "changed or is corrupt (field: files.state.xxh3) (file: %s/state)\n",
+		 dir);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+
+	write_dir(dir, "state bytes", 32 << 20, NULL);
+	ck_assert_int_eq(open_dir(dir, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: 33554432 bytes, the manifest says "
+		 "67108864 (field: files.memory.bytes) (file: %s/memory)\n",
+		 dir);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	unlink(path);
+	ck_assert_int_eq(open_dir(dir, &s, &cfg), FL_EXIT_NOINPUT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: cannot read it: No such file or "
+		 "directory (file: %s/state)\n",
+		 dir);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/manifest.json", dir);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+START_TEST(a_vcpu_state_that_is_cut_is_refused)
+{
+	struct blob_reader r;
+	static const uint8_t junk[] = "vcpu";
+
+	blob_reader__init(&r, junk, sizeof(junk));
+	ck_assert_int_eq(vcpu__parse_state(&r, 0, 4096), -EINVAL);
+	ck_assert(r.err);
+	ck_assert_str_ne(r.why, "");
+}
+END_TEST
+
+Suite *snapshot_suite(void)
+{
+	Suite *s = suite_create("snapshot");
+	TCase *tc = tcase_create("snapshot");
+
+	tcase_add_test(tc, a_good_manifest_reads_back);
+	tcase_add_loop_test(tc, a_bad_manifest_names_its_field, 0,
+			    sizeof(bad_manifests) / sizeof(bad_manifests[0]));
+	tcase_add_test(tc, another_vendor_and_bad_json_are_refused);
+	tcase_add_test(tc, the_files_are_checked_against_the_manifest);
+	tcase_add_test(tc, a_vcpu_state_that_is_cut_is_refused);
+	suite_add_tcase(s, tc);
+	return s;
+}

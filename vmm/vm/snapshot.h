@@ -1,0 +1,82 @@
+/*
+ * Snapshots of a running VM (docs/snapshots.md). A snapshot is a
+ * directory of three files:
+ *   manifest.json  what the VM is (version, host CPU, RAM, vCPUs, board,
+ *                  devices) and a size and XXH3 checksum of the others;
+ *   state          KVM's state of the VM and every vCPU, the devices'
+ *                  blobs and the MMU's budget (lib/blob.h sections);
+ *   memory         guest RAM as a sparse file in host-offset order, the
+ *                  layout --backing file: reads; pages never touched or all
+ *                  zeros are holes.
+ * The VM writes the state and the memory into descriptors the client
+ * passes on the control socket, and returns the manifest: it opens no
+ * file once it runs (the seccomp filter). `faultline ctl` makes the
+ * directory, under a temporary name until the whole snapshot is there.
+ */
+#ifndef FAULTLINE_SNAPSHOT_H
+#define FAULTLINE_SNAPSHOT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/vm/vm.h"
+
+#define SNAPSHOT_VERSION  1
+#define SNAPSHOT_MANIFEST "manifest.json"
+#define SNAPSHOT_STATE	  "state"
+#define SNAPSHOT_MEMORY	  "memory"
+#define SNAPSHOT_WHY_LEN  256
+#define SNAPSHOT_PATH_MAX 4096
+
+/*
+ * Snapshot @vm: pause it (if it runs), write its state into @state_fd and
+ * its memory into @memory_fd (both empty regular files), then resume it
+ * when @resume and it ran. Adds to @reply the "manifest" to write beside
+ * them, the bytes written, pages and what each part took. 0, or -1 with
+ * @why (SNAPSHOT_WHY_LEN bytes) saying why; the VM is left as it was.
+ * Any thread but a vCPU's.
+ */
+int vm__snapshot(struct vm *vm, int state_fd, int memory_fd, bool resume, json_t *reply, char *why);
+
+/* A snapshot read back: its manifest checked, its state file read and checked. */
+struct snapshot {
+	char dir[SNAPSHOT_PATH_MAX];
+	char memory_path[SNAPSHOT_PATH_MAX + 16];
+	json_t *manifest;
+	uint8_t *state;
+	size_t state_len;
+	bool linux_board;
+	uint64_t mem;
+	unsigned vcpus;
+	uint64_t limit_pages; /* the budget when it was taken */
+	enum vm_oom_policy on_oom;
+	unsigned oom_pause_timeout_s;
+	uint32_t cpuid[8]; /* KVM_CPUID_WORDS (vmm/kvm/kvm_state.h) */
+};
+
+/*
+ * Read the snapshot in @dir and fill @cfg with what it fixes (board, RAM,
+ * vCPUs, the memory file as backing; the budget and --on-oom unless the
+ * command line set them). Returns 0, or an exit status after reporting
+ * what is wrong, naming the file and the field: 66 a file cannot be read,
+ * 78 the snapshot is corrupt, of another version or for another host.
+ */
+int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg);
+void snapshot__close(struct snapshot *s);
+
+/*
+ * The manifest's checks of snapshot__open(), on its @text (@len bytes):
+ * version, host, VM. 0 or 78 after reporting. s->dir names it in messages.
+ * snapshot__close() frees what it kept.
+ */
+int snapshot__parse_manifest(struct snapshot *s, const char *text, size_t len);
+
+/*
+ * Instead of vm__load(): create the vCPUs and give them, the VM's chips
+ * and the devices the snapshot's state. Returns 0 or a set-up error;
+ * -EPROTO (reported): the state does not fit this VM or host.
+ */
+int vm__restore(struct vm *vm, const struct snapshot *s) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * Starting from a snapshot: check its manifest and state file before
+ * anything is created, then give a VM of the same shape its state. Guest
+ * memory is the backing file of the fault engine, read page by page as
+ * the guest touches it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "lib/log.h"
+#include "lib/status.h"
+#include "vmm/kvm/kvm_state.h"
+#include "vmm/sys/seccomp.h"
+#include "vmm/vm/snapshot.h"
+
+#define SNAPSHOT_MAGIC	   0x53534c46U /* "FLSS" */
+#define SNAPSHOT_STATE_MAX (64U << 20)
+
+/* Report a bad snapshot: the file, what is wrong, the field. Returns 78. */
+static __attribute__((format(printf, 3, 4))) int
+snapshot_bad(const struct snapshot *s, const char *file, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_err("cannot restore the snapshot: %s (file: %s/%s)", msg, s->dir, file);
+	return FL_EXIT_SNAPSHOT;
+}
+
+/* The object member @key of @o, of JSON type @type; NULL when it is not. */
+static json_t *manifest_get(json_t *o, const char *key, json_type type)
+{
+	json_t *v = json_object_get(o, key);
+
+	return v && json_typeof(v) == type ? v : NULL;
+}
+
+static int manifest_u64(const struct snapshot *s, json_t *o, const char *path, const char *key,
+			uint64_t min, uint64_t max, uint64_t *out)
+{
+	json_t *v = manifest_get(o, key, JSON_INTEGER);
+
+	if (!v || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < min ||
+	    (uint64_t)json_integer_value(v) > max)
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected a whole number of %" PRIu64 "..%" PRIu64
+				    " (field: %s%s)",
+				    min, max, path, key);
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int manifest_hex(const struct snapshot *s, json_t *o, const char *path, const char *key,
+			uint64_t *out)
+{
+	json_t *v = manifest_get(o, key, JSON_STRING);
+	const char *t = v ? json_string_value(v) : NULL;
+	char *end;
+
+	errno = 0;
+	*out = t ? strtoull(t, &end, 16) : 0;
+	if (!t || !*t || *end || errno)
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected a hexadecimal string (field: %s%s)", path, key);
+	return 0;
+}
+
+/* Read @name into a buffer of at most @max bytes. 0 or an exit status. */
+static int snapshot_read(struct snapshot *s, const char *name, size_t max, uint8_t **buf,
+			 size_t *len)
+{
+	char path[SNAPSHOT_PATH_MAX + 32];
+	struct stat st;
+	size_t done = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		pr_err("cannot restore the snapshot: cannot read it: %s (file: %s)",
+		       fd < 0 || errno ? strerror(errno) : "not a regular file", path);
+		if (fd >= 0)
+			close(fd);
+		return FL_EXIT_NOINPUT;
+	}
+	if ((uint64_t)st.st_size > max) {
+		close(fd);
+		return snapshot_bad(s, name, "%lld bytes, more than the %zu a snapshot's %s has",
+				    (long long)st.st_size, max, name);
+	}
+	*len = (size_t)st.st_size;
+	*buf = malloc(*len + 1);
+	while (*buf && done < *len) {
+		ssize_t n = read(fd, *buf + done, *len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			pr_err("cannot restore the snapshot: cannot read it: %s (file: %s)",
+			       n < 0 ? strerror(errno) : "it shrank while read", path);
+			free(*buf);
+			*buf = NULL;
+			close(fd);
+			return FL_EXIT_NOINPUT;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	if (!*buf) {
+		pr_err("cannot restore the snapshot: out of memory (file: %s)", path);
+		return FL_EXIT_INTERNAL;
+	}
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+static int manifest_vm(struct snapshot *s, json_t *vm)
+{
+	const char *board, *on_oom;
+	uint64_t v = 0;
+	int ret;
+
+	board = json_string_value(manifest_get(vm, "board", JSON_STRING));
+	if (!board || (strcmp(board, "linux") && strcmp(board, "test")))
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected \"linux\" or \"test\" (field: vm.board)");
+	s->linux_board = !strcmp(board, "linux");
+	ret = manifest_u64(s, vm, "vm.", "mem", VM_MEM_MIN, VM_MEM_MAX, &s->mem);
+	if (!ret && s->mem % VM_MEM_ALIGN)
+		ret = snapshot_bad(s, SNAPSHOT_MANIFEST,
+				   "%" PRIu64 " bytes is not a multiple of 2 MiB (field: vm.mem)",
+				   s->mem);
+	ret = ret ?: manifest_u64(s, vm, "vm.", "vcpus", 1, VM_VCPUS_MAX, &v);
+	s->vcpus = (unsigned)v;
+	ret = ret
+		      ?: manifest_u64(s, vm, "vm.", "budget_pages", 1, s->mem / MMU_PAGE_SIZE,
+				      &s->limit_pages);
+	ret = ret ?: manifest_u64(s, vm, "vm.", "on_oom_timeout_s", 0, 86400, &v);
+	if (ret)
+		return ret;
+	s->oom_pause_timeout_s = (unsigned)v;
+	on_oom = json_string_value(manifest_get(vm, "on_oom", JSON_STRING));
+	if (on_oom && !strcmp(on_oom, "kill"))
+		s->on_oom = VM_OOM_KILL;
+	else if (on_oom && !strcmp(on_oom, "mce"))
+		s->on_oom = VM_OOM_MCE;
+	else if (on_oom && !strcmp(on_oom, "pause"))
+		s->on_oom = VM_OOM_PAUSE;
+	else
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected \"kill\", \"mce\" or \"pause\" (field: vm.on_oom)");
+	return 0;
+}
+
+static int manifest_host(struct snapshot *s, json_t *host)
+{
+	const char *vendor = json_string_value(manifest_get(host, "cpu_vendor", JSON_STRING));
+	json_t *cpuid = manifest_get(host, "cpuid", JSON_OBJECT);
+	char mine[13], path[32];
+	unsigned i;
+
+	kvm__cpu_vendor(mine);
+	if (!vendor || !cpuid)
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected host.cpu_vendor and host.cpuid (field: host)");
+	if (strcmp(vendor, mine))
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "taken on a %s host, this one is %s (field: host.cpu_vendor)",
+				    vendor, mine);
+	for (i = 0; i < KVM_CPUID_WORDS; i++) {
+		uint64_t w;
+		int ret = manifest_hex(s, cpuid, "host.cpuid.", kvm_cpuid_words[i], &w);
+
+		if (ret)
+			return ret;
+		if (w > UINT32_MAX) {
+			snprintf(path, sizeof(path), "%s", kvm_cpuid_words[i]);
+			return snapshot_bad(s, SNAPSHOT_MANIFEST,
+					    "more than 32 bits (field: host.cpuid.%s)", path);
+		}
+		s->cpuid[i] = (uint32_t)w;
+	}
+	return 0;
+}
+
+/* files.NAME: its size, and its checksum when @data is there to check. */
+static int manifest_file(struct snapshot *s, json_t *files, const char *name, const uint8_t *data,
+			 uint64_t size)
+{
+	json_t *f = manifest_get(files, name, JSON_OBJECT);
+	char path[64];
+	uint64_t bytes, sum;
+	int ret;
+
+	snprintf(path, sizeof(path), "files.%s.", name);
+	if (!f)
+		return snapshot_bad(s, SNAPSHOT_MANIFEST, "missing (field: files.%s)", name);
+	ret = manifest_u64(s, f, path, "bytes", 0, UINT64_MAX >> 1, &bytes);
+	ret = ret ?: manifest_hex(s, f, path, "xxh3", &sum);
+	if (ret)
+		return ret;
+	if (bytes != size)
+		return snapshot_bad(s, name,
+				    "%" PRIu64 " bytes, the manifest says %" PRIu64
+				    " (field: files.%s.bytes)",
+				    size, bytes, name);
+	if (data && XXH3_64bits(data, size) != sum)
+		return snapshot_bad(s, name,
+				    "its checksum does not match: the file changed or is corrupt "
+				    "(field: files.%s.xxh3)",
+				    name);
+	return 0;
+}
+
+static int snapshot_memory_size(struct snapshot *s, uint64_t *size)
+{
+	struct stat st;
+
+	snprintf(s->memory_path, sizeof(s->memory_path), "%s/%s", s->dir, SNAPSHOT_MEMORY);
+	if (stat(s->memory_path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		pr_err("cannot restore the snapshot: cannot read it: %s (file: %s)",
+		       errno ? strerror(errno) : "not a regular file", s->memory_path);
+		return FL_EXIT_NOINPUT;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int snapshot__parse_manifest(struct snapshot *s, const char *text, size_t len)
+{
+	json_error_t jerr;
+	uint64_t version;
+	int ret;
+
+	s->manifest = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(s->manifest))
+		return snapshot_bad(s, SNAPSHOT_MANIFEST, "not a JSON object: %s (line %d)",
+				    s->manifest ? "another value" : jerr.text, jerr.line);
+	ret = manifest_u64(s, s->manifest, "", "faultline_snapshot", 0, UINT32_MAX, &version);
+	if (ret)
+		return ret;
+	if (version != SNAPSHOT_VERSION)
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "a snapshot of version %" PRIu64 ", this faultline reads %d "
+				    "(field: faultline_snapshot)",
+				    version, SNAPSHOT_VERSION);
+	ret = manifest_host(s, manifest_get(s->manifest, "host", JSON_OBJECT));
+	return ret ?: manifest_vm(s, manifest_get(s->manifest, "vm", JSON_OBJECT));
+}
+
+int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
+{
+	uint8_t *text = NULL;
+	size_t len;
+	uint64_t mem_size;
+	json_t *files;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	if (strlen(dir) >= sizeof(s->dir)) {
+		pr_err("cannot restore the snapshot: the path is too long (--restore %s)", dir);
+		return FL_EXIT_USAGE;
+	}
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	ret = snapshot_read(s, SNAPSHOT_MANIFEST, 1 << 20, &text, &len);
+	if (ret)
+		return ret;
+	ret = snapshot__parse_manifest(s, (const char *)text, len);
+	free(text);
+	if (ret)
+		return ret;
+	files = manifest_get(s->manifest, "files", JSON_OBJECT);
+	ret = snapshot_read(s, SNAPSHOT_STATE, SNAPSHOT_STATE_MAX, &s->state, &s->state_len);
+	ret = ret ?: manifest_file(s, files, SNAPSHOT_STATE, s->state, s->state_len);
+	ret = ret ?: snapshot_memory_size(s, &mem_size);
+	/* The memory is not read here: the guest reads it page by page. */
+	ret = ret ?: manifest_file(s, files, SNAPSHOT_MEMORY, NULL, mem_size);
+	if (!ret && mem_size != s->mem)
+		ret = snapshot_bad(s, SNAPSHOT_MEMORY,
+				   "%" PRIu64 " bytes for %" PRIu64 " bytes of RAM (field: vm.mem)",
+				   mem_size, s->mem);
+	if (ret)
+		return ret;
+	cfg->boot_linux = s->linux_board;
+	cfg->mem = s->mem;
+	cfg->vcpus = s->vcpus;
+	cfg->backing_file = s->memory_path;
+	cfg->cmdline = "";
+	if (!cfg->mem_limit_given)
+		cfg->mem_limit = s->limit_pages * MMU_PAGE_SIZE;
+	if (cfg->mem_limit > cfg->mem)
+		cfg->mem_limit = cfg->mem;
+	if (!cfg->on_oom_given) {
+		cfg->on_oom = s->on_oom;
+		cfg->oom_pause_timeout_s = s->oom_pause_timeout_s;
+	}
+	if (cfg->on_oom == VM_OOM_PAUSE && !cfg->api) {
+		pr_err("usage: the snapshot's --on-oom pause needs --api SOCKET; give one, or "
+		       "another --on-oom");
+		return FL_EXIT_USAGE;
+	}
+	if (!cfg->fault_threads)
+		cfg->fault_threads = 1 + (cfg->vcpus - 1) / 4;
+	return 0;
+}
+
+void snapshot__close(struct snapshot *s)
+{
+	json_decref(s->manifest);
+	free(s->state);
+	s->manifest = NULL;
+	s->state = NULL;
+}
+
+/* Report a state file that does not fit; returns -EPROTO. */
+static int restore_bad(const struct snapshot *s, const char *why)
+{
+	pr_err("cannot restore the snapshot: %s (file: %s/%s)", why, s->dir, SNAPSHOT_STATE);
+	return -EPROTO;
+}
+
+static int restore_header(const struct snapshot *s, struct blob_reader *r)
+{
+	uint32_t magic = blob__get_u32(r);
+	uint16_t version = blob__get_u16(r);
+
+	if (!r->err && magic != SNAPSHOT_MAGIC)
+		blob__fail(r, "not a faultline state file (magic 0x%08x)", magic);
+	else if (!r->err && version != SNAPSHOT_VERSION)
+		blob__fail(r, "state of version %u, this faultline reads %d", version,
+			   SNAPSHOT_VERSION);
+	return r->err ? restore_bad(s, r->why) : 0;
+}
+
+static int restore_mmu(const struct snapshot *s, struct blob_reader *r)
+{
+	struct blob_reader sub;
+	uint16_t version;
+
+	if (blob__enter(r, "mmu", 1, &version, &sub))
+		return restore_bad(s, r->why);
+	(void)blob__get_u64(&sub); /* the budget: the manifest's, or --mem-limit */
+	if (blob_reader__done(&sub))
+		return restore_bad(s, sub.why);
+	return 0;
+}
+
+static int restore_cpuid(struct vm *vm, const struct snapshot *s)
+{
+	uint32_t bits;
+	int i = kvm__cpuid_missing(&vm->kvm, s->cpuid, &bits);
+	char why[160];
+
+	if (i < 0)
+		return 0;
+	snprintf(why, sizeof(why),
+		 "this host lacks CPU features the snapshot's vCPUs were given: CPUID %s bits "
+		 "0x%08x (field: host.cpuid.%s)",
+		 kvm_cpuid_words[i], bits, kvm_cpuid_words[i]);
+	pr_err("cannot restore the snapshot: %s (file: %s/%s)", why, s->dir, SNAPSHOT_MANIFEST);
+	return -EPROTO;
+}
+
+int vm__restore(struct vm *vm, const struct snapshot *s)
+{
+	struct blob_reader r, devices;
+	uint64_t clock_ns;
+	uint16_t version;
+	unsigned i;
+	int ret;
+
+	ret = restore_cpuid(vm, s);
+	ret = ret ?: vm__create_vcpus(vm, 0);
+	/*
+	 * KVM touches guest pages while it takes some state: the kvmclock MSRs
+	 * map the guest's clock page at once (KVM_SET_MSRS). Those are faults
+	 * on the memory file, served by the handlers, which start now.
+	 */
+	if (!ret)
+		seccomp__prepare(); /* before the handlers: no thread may open a file later */
+	ret = ret ?: mmu__start(&vm->mmu);
+	if (ret)
+		return ret;
+	blob_reader__init(&r, s->state, s->state_len);
+	ret = restore_header(s, &r);
+	if (ret)
+		return ret;
+	ret = kvm__restore(&vm->kvm, vm->boot_linux, &r, &clock_ns);
+	if (ret)
+		return r.err ? restore_bad(s, r.why) : -EPROTO;
+	ret = restore_mmu(s, &r);
+	if (ret)
+		return ret;
+	if (blob__enter(&r, "devices", 1, &version, &devices))
+		return restore_bad(s, r.why);
+	if (vm__restore_devices(vm, &devices))
+		return restore_bad(s, "a device's state does not fit (above)");
+	if (blob__get_u32(&r) != vm->nr_vcpus && !r.err)
+		blob__fail(&r, "the state of a number of vCPUs other than %u", vm->nr_vcpus);
+	for (i = 0; !r.err && i < vm->nr_vcpus; i++) {
+		ret = vcpu__restore(&vm->vcpus[i], vm->boot_linux, &r, &vm->vcpus[i].halted);
+		if (ret && !r.err)
+			return -EPROTO; /* KVM refused it: reported */
+	}
+	if (blob_reader__done(&r))
+		return restore_bad(s, r.why);
+	ret = kvm__set_clock(&vm->kvm, clock_ns);
+	if (ret) {
+		pr_err("KVM_SET_CLOCK failed: %s", strerror(-ret));
+		return -EPROTO;
+	}
+	return 0;
+}

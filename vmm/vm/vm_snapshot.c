@@ -1,0 +1,347 @@
+/*
+ * Taking a snapshot: pause, save KVM's and the devices' state, write guest
+ * memory as a sparse file, and describe both in a manifest.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "lib/inject.h"
+#include "lib/log.h"
+#include "mmu/page_bits.h"
+#include "vmm/kvm/kvm_state.h"
+#include "vmm/vm/snapshot.h"
+
+#ifndef FAULTLINE_VERSION
+#define FAULTLINE_VERSION "unknown"
+#endif
+
+#define SNAPSHOT_PARK_MS   5000	       /* for the vCPUs to leave the guest */
+#define SNAPSHOT_RUN_PAGES 256	       /* pages written with one pwrite at most */
+#define SNAPSHOT_MAGIC	   0x53534c46U /* "FLSS" */
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (mmu__now_ns() - t0) / 1000000ULL;
+}
+
+static const char *snapshot_on_oom(enum vm_oom_policy p)
+{
+	return p == VM_OOM_MCE ? "mce" : p == VM_OOM_PAUSE ? "pause" : "kill";
+}
+
+/* All of @len bytes at @off; 0 or -errno. */
+static int snapshot_pwrite(int fd, const void *p, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = inject__fail("snapshot.write")
+				    ?: pwrite(fd, (const char *)p + done, len - done,
+					      (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* An empty regular file the client passed. */
+static int snapshot_check_fd(int fd, const char *what, char *why)
+{
+	struct stat st;
+
+	if (fd < 0) {
+		snprintf(why, SNAPSHOT_WHY_LEN,
+			 "the request carries no file for the %s (faultline ctl passes two)", what);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "the file for the %s is not an empty regular file",
+			 what);
+		return -1;
+	}
+	return 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[MMU_PAGE_SIZE];
+
+	return !memcmp(p, zero, MMU_PAGE_SIZE);
+}
+
+/*
+ * Guest page @pi as the guest sees it: resident pages from the monitor's
+ * view, others from the backing file (a restored VM), else zeros (NULL).
+ */
+static const uint8_t *snapshot_page(struct mmu *m, uint64_t pi, uint8_t *buf, int *err)
+{
+	uint64_t off = pi * MMU_PAGE_SIZE;
+	ssize_t n;
+
+	if (page_bits__resident(&m->bits, pi))
+		return m->alias + off;
+	if (m->backing_fd < 0 || off >= m->backing_size)
+		return NULL;
+	n = pread(m->backing_fd, buf, MMU_PAGE_SIZE, (off_t)off);
+	if (n < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	memset(buf + n, 0, MMU_PAGE_SIZE - (size_t)n);
+	return buf;
+}
+
+struct snapshot_mem {
+	uint64_t pages_written, bytes;
+	XXH64_hash_t sum;
+};
+
+/*
+ * Write guest RAM into @fd, sizing it to RAM first so that holes read as
+ * zeros. Under the reclaim lock, so that no clean page is dropped while it
+ * is read. 0 or -errno.
+ */
+static int snapshot_memory(struct vm *vm, int fd, struct snapshot_mem *out)
+{
+	static const uint8_t zero[MMU_PAGE_SIZE];
+	struct mmu *m = &vm->mmu;
+	XXH3_state_t *st = XXH3_createState();
+	uint8_t *buf = malloc(MMU_PAGE_SIZE);
+	uint64_t pi, run = 0, run_start = 0;
+	int err = 0;
+
+	if (!st || !buf) {
+		XXH3_freeState(st);
+		free(buf);
+		return -ENOMEM;
+	}
+	XXH3_64bits_reset(st);
+	if (ftruncate(fd, (off_t)m->ram.size) < 0)
+		err = -errno;
+	pthread_mutex_lock(&m->reclaim_lock);
+	for (pi = 0; !err && pi < m->nr_pages; pi++) {
+		const uint8_t *p = snapshot_page(m, pi, buf, &err);
+		bool data = p && !page_is_zero(p);
+
+		XXH3_64bits_update(st, p ? p : zero, MMU_PAGE_SIZE);
+		/* Runs of resident pages go out of the monitor's view in one write. */
+		if (run &&
+		    (!data || p != m->alias + pi * MMU_PAGE_SIZE || run == SNAPSHOT_RUN_PAGES)) {
+			err = snapshot_pwrite(fd, m->alias + run_start * MMU_PAGE_SIZE,
+					      run * MMU_PAGE_SIZE, run_start * MMU_PAGE_SIZE);
+			run = 0;
+		}
+		if (err || !data)
+			continue;
+		out->pages_written++;
+		if (p == m->alias + pi * MMU_PAGE_SIZE) {
+			if (!run++)
+				run_start = pi;
+		} else {
+			err = snapshot_pwrite(fd, p, MMU_PAGE_SIZE, pi * MMU_PAGE_SIZE);
+		}
+	}
+	if (!err && run)
+		err = snapshot_pwrite(fd, m->alias + run_start * MMU_PAGE_SIZE, run * MMU_PAGE_SIZE,
+				      run_start * MMU_PAGE_SIZE);
+	pthread_mutex_unlock(&m->reclaim_lock);
+	if (!err && (inject__fail("snapshot.fsync") ?: fsync(fd)) < 0)
+		err = -errno;
+	out->sum = XXH3_64bits_digest(st);
+	out->bytes = m->ram.size;
+	XXH3_freeState(st);
+	free(buf);
+	return err;
+}
+
+/* KVM's state, the budget, the devices and the vCPUs, in that order. */
+static int snapshot_state(struct vm *vm, struct blob *b, char *why)
+{
+	uint64_t clock_ns = vm->clock_ns;
+	unsigned i;
+	int ret;
+
+	if (!vm->clock_stopped && kvm__get_clock(&vm->kvm, &clock_ns)) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "KVM_GET_CLOCK failed: %s", strerror(errno));
+		return -1;
+	}
+	blob__u32(b, SNAPSHOT_MAGIC);
+	blob__u16(b, SNAPSHOT_VERSION);
+	ret = kvm__save(&vm->kvm, vm->boot_linux, clock_ns, b);
+	if (!ret) {
+		size_t at = blob__section(b, "mmu", 1);
+
+		blob__u64(b, __atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED));
+		blob__section_end(b, at);
+		at = blob__section(b, "devices", 1);
+		ret = vm__save_devices(vm, b);
+		blob__section_end(b, at);
+	}
+	blob__u32(b, vm->nr_vcpus);
+	for (i = 0; !ret && i < vm->nr_vcpus; i++) {
+		bool halted;
+
+		pthread_mutex_lock(&vm->lock);
+		halted = vm->vcpus[i].halted;
+		pthread_mutex_unlock(&vm->lock);
+		ret = vcpu__save(&vm->vcpus[i], vm->boot_linux, halted, vm->tsc_khz, b);
+	}
+	ret = ret ?: blob__end(b);
+	if (ret) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "cannot save the VM's state: %s%s", strerror(-ret),
+			 ret == -EOPNOTSUPP ? " (the VM's stderr names the device)" : "");
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *snapshot_file_json(uint64_t bytes, XXH64_hash_t sum)
+{
+	char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)sum);
+	return json_pack("{s:I,s:s}", "bytes", (json_int_t)bytes, "xxh3", hex);
+}
+
+static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
+				 const struct snapshot_mem *mem)
+{
+	uint32_t words[KVM_CPUID_WORDS];
+	json_t *cpuid = json_object(), *devices = json_array();
+	char vendor[13], hex[16], created[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	unsigned i;
+
+	kvm__cpu_vendor(vendor);
+	kvm__cpuid_words(&vm->kvm, words);
+	for (i = 0; cpuid && i < KVM_CPUID_WORDS; i++) {
+		snprintf(hex, sizeof(hex), "0x%08x", words[i]);
+		json_object_set_new(cpuid, kvm_cpuid_words[i], json_string(hex));
+	}
+	for (i = 0; devices && i < vm->nr_created; i++)
+		json_array_append_new(devices, json_string(vm->board->devices[i]->name));
+	gmtime_r(&now, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack(
+		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i},s:o*,s:[],s:{s:o*,s:o*}}",
+		"faultline_snapshot", SNAPSHOT_VERSION, "faultline_version", FAULTLINE_VERSION,
+		"created", created, "host", "cpu_vendor", vendor, "cpuid", cpuid, "vm", "board",
+		vm->board->name, "mem", (json_int_t)vm->mmu.ram.size, "vcpus", (int)vm->nr_vcpus,
+		"budget_pages", (json_int_t)__atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED),
+		"on_oom", snapshot_on_oom(vm->on_oom), "on_oom_timeout_s",
+		(int)vm->oom_pause_timeout_s, "devices", devices, "disks", "files", SNAPSHOT_STATE,
+		snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
+		SNAPSHOT_MEMORY, snapshot_file_json(mem->bytes, mem->sum));
+}
+
+/* What this VM cannot snapshot yet; NULL: it can. */
+static const char *snapshot_unsupported(const struct vm *vm)
+{
+	if (vm->mmu.cfg.handler != MMU_HANDLER_FAULTLINE)
+		return "the baseline fault handlers keep no page state (--fault-handler)";
+	if (vm->mmu.cfg.huge)
+		return "guest RAM on huge pages cannot be restored from a file (--hugepages)";
+	if (vm->dedup)
+		return "merged pages are not saved yet (--dedup)";
+	if (vm->nr_disks)
+		return "the state of virtio-blk is not saved yet (--disk)";
+	if (vm->channel)
+		return "the state of the channel's virtio-console is not saved yet (--channel)";
+	if (vm->balloon)
+		return "the state of virtio-balloon is not saved yet (--balloon)";
+	if (vm->shm || vm->vram)
+		return "the state of the BAR devices is not saved yet (--shm, --vram)";
+	return NULL;
+}
+
+/* Pause, unless paused already, and wait for every vCPU to leave the guest. */
+static int snapshot_pause(struct vm *vm, enum vm_pause *was, char *why)
+{
+	unsigned parked, halted;
+
+	*was = vm__pause(vm);
+	parked = vm__wait_parked(vm, SNAPSHOT_PARK_MS);
+	pthread_mutex_lock(&vm->lock);
+	halted = vm->nr_halted;
+	pthread_mutex_unlock(&vm->lock);
+	if (parked + halted >= vm->nr_vcpus)
+		return 0;
+	snprintf(why, SNAPSHOT_WHY_LEN,
+		 "%u of %u vCPUs did not leave the guest within %d ms (one may wait in the "
+		 "kernel for a page)",
+		 vm->nr_vcpus - parked - halted, vm->nr_vcpus, SNAPSHOT_PARK_MS);
+	return -1;
+}
+
+int vm__snapshot(struct vm *vm, int state_fd, int memory_fd, bool resume, json_t *reply, char *why)
+{
+	uint64_t t0 = mmu__now_ns(), t_pause, t_state, t_mem;
+	struct snapshot_mem mem = {0};
+	const char *unsupported = snapshot_unsupported(vm);
+	enum vm_pause was = VM_PAUSED;
+	struct blob b;
+	json_t *manifest;
+	int ret = -1, err;
+
+	if (unsupported) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "cannot snapshot this VM: %s", unsupported);
+		return -1;
+	}
+	if (snapshot_check_fd(state_fd, "state", why) ||
+	    snapshot_check_fd(memory_fd, "memory", why))
+		return -1;
+	blob__init(&b);
+	if (snapshot_pause(vm, &was, why))
+		goto out;
+	t_pause = ms_since(t0);
+	if (snapshot_state(vm, &b, why))
+		goto out;
+	err = snapshot_pwrite(state_fd, b.buf, b.len, 0);
+	if (!err && (inject__fail("snapshot.fsync") ?: fsync(state_fd)) < 0)
+		err = -errno;
+	if (err) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "cannot write the state file: %s", strerror(-err));
+		goto out;
+	}
+	t_state = ms_since(t0) - t_pause;
+	err = snapshot_memory(vm, memory_fd, &mem);
+	if (err) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "cannot write the memory file: %s", strerror(-err));
+		goto out;
+	}
+	t_mem = ms_since(t0) - t_pause - t_state;
+	manifest = snapshot_manifest(vm, &b, &mem);
+	if (!manifest) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "out of memory");
+		goto out;
+	}
+	json_object_set_new(reply, "manifest", manifest);
+	json_object_set_new(reply, "files",
+			    json_pack("{s:I,s:I}", SNAPSHOT_STATE, (json_int_t)b.len,
+				      SNAPSHOT_MEMORY, (json_int_t)mem.bytes));
+	json_object_set_new(reply, "pages_written", json_integer((json_int_t)mem.pages_written));
+	json_object_set_new(reply, "times_ms",
+			    json_pack("{s:I,s:I,s:I}", "pause", (json_int_t)t_pause, "state",
+				      (json_int_t)t_state, "memory", (json_int_t)t_mem));
+	ret = 0;
+out:
+	blob__free(&b);
+	if (was == VM_RUNNING && (resume || ret))
+		vm__resume(vm);
+	json_object_set_new(
+		reply, "state",
+		json_string(vm__pause_name(was == VM_RUNNING && resume ? VM_RUNNING : VM_PAUSED)));
+	return ret;
+}
