@@ -225,10 +225,11 @@ static int run_restore(struct run_config *cfg)
 	ret = ret ?: open_api(&vm, cfg);
 	ret = ret ?: vm__restore(&vm, &snap);
 	status = setup_status(ret);
-	snapshot__close(&snap);
 	if (!status && cfg->boot_linux)
 		raw_tty();
-	return finish(&vm, cfg, status);
+	status = finish(&vm, cfg, status);
+	snapshot__close(&snap); /* after the VM: the disks' paths are the manifest's */
+	return status;
 }
 
 static int run(struct run_config *cfg)

@@ -436,3 +436,108 @@ const struct bus_device_ops virtio_mmio_ops = {
 	.read = virtio_mmio_read,
 	.write = virtio_mmio_write,
 };
+
+#define VIRTIO_MMIO_STATE_VERSION 1
+
+void virtio_mmio__save(struct virtio_mmio *vm, struct blob *b)
+{
+	size_t at = blob__section(b, "virtio-mmio", VIRTIO_MMIO_STATE_VERSION);
+	unsigned i;
+
+	pthread_mutex_lock(&vm->lock);
+	blob__u32(b, vm->status);
+	blob__u32(b, vm->dev_features_sel);
+	blob__u32(b, vm->drv_features_sel);
+	blob__u32(b, vm->queue_sel);
+	blob__u32(b, vm->int_status);
+	blob__u64(b, vm->drv_features);
+	blob__u8(b, (uint8_t)strnlen(vm->broken, sizeof(vm->broken) - 1));
+	blob__bytes(b, vm->broken, strnlen(vm->broken, sizeof(vm->broken) - 1));
+	blob__u8(b, (uint8_t)vm->ops->nr_queues);
+	for (i = 0; i < vm->ops->nr_queues; i++) {
+		const struct virtq *q = &vm->q[i];
+
+		blob__u16(b, q->num);
+		blob__bool(b, q->ready);
+		blob__u64(b, q->desc);
+		blob__u64(b, q->avail);
+		blob__u64(b, q->used);
+		blob__u16(b, q->last_avail);
+		blob__u16(b, q->used_idx);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	blob__section_end(b, at);
+}
+
+static int virtio_mmio_read_state(struct virtio_mmio *vm, struct blob_reader *r,
+				  struct virtio_mmio *t)
+{
+	uint8_t why_len, nr;
+	unsigned i;
+
+	t->status = blob__get_u32(r);
+	t->dev_features_sel = blob__get_u32(r);
+	t->drv_features_sel = blob__get_u32(r);
+	t->queue_sel = blob__get_u32(r);
+	t->int_status = blob__get_u32(r);
+	t->drv_features = blob__get_u64(r);
+	why_len = blob__get_u8(r);
+	if (!r->err && why_len >= sizeof(t->broken))
+		return blob__fail(r, "%s: a reason of %u bytes", vm->ops->name, why_len);
+	blob__get_bytes(r, t->broken, why_len);
+	t->broken[why_len] = '\0';
+	nr = blob__get_u8(r);
+	if (!r->err && nr != vm->ops->nr_queues)
+		return blob__fail(r, "%s: %u queues, the device has %u", vm->ops->name, nr,
+				  vm->ops->nr_queues);
+	for (i = 0; !r->err && i < nr; i++) {
+		struct virtq *q = &t->q[i];
+
+		q->num = blob__get_u16(r);
+		q->ready = blob__get_bool(r);
+		q->desc = blob__get_u64(r);
+		q->avail = blob__get_u64(r);
+		q->used = blob__get_u64(r);
+		q->last_avail = blob__get_u16(r);
+		q->used_idx = blob__get_u16(r);
+		if (!r->err && (q->num > VIRTQ_SIZE_MAX || (q->num & (q->num - 1))))
+			return blob__fail(r, "%s: queue %u of %u entries", vm->ops->name, i,
+					  q->num);
+	}
+	if (r->err)
+		return -EINVAL;
+	if (t->status > 0xff || t->int_status > 3 || t->queue_sel >= VIRTIO_MAX_QUEUES ||
+	    t->dev_features_sel > 1 || t->drv_features_sel > 1)
+		return blob__fail(r, "%s: a register out of range (status 0x%x)", vm->ops->name,
+				  t->status);
+	if (t->drv_features & ~virtio_mmio_features(vm))
+		return blob__fail(
+			r, "%s: features 0x%llx the device does not offer", vm->ops->name,
+			(unsigned long long)(t->drv_features & ~virtio_mmio_features(vm)));
+	return 0;
+}
+
+int virtio_mmio__restore(struct virtio_mmio *vm, struct blob_reader *r)
+{
+	struct virtio_mmio t = {0};
+	struct blob_reader sub;
+	uint16_t version;
+	unsigned i;
+
+	if (blob__enter(r, "virtio-mmio", VIRTIO_MMIO_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	if (virtio_mmio_read_state(vm, &sub, &t) || blob_reader__done(&sub))
+		return blob__fail(r, "%s", sub.why);
+	pthread_mutex_lock(&vm->lock);
+	vm->status = t.status;
+	vm->dev_features_sel = t.dev_features_sel;
+	vm->drv_features_sel = t.drv_features_sel;
+	vm->queue_sel = t.queue_sel;
+	vm->int_status = t.int_status;
+	vm->drv_features = t.drv_features;
+	memcpy(vm->broken, t.broken, sizeof(vm->broken));
+	for (i = 0; i < vm->ops->nr_queues; i++)
+		vm->q[i] = t.q[i];
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}

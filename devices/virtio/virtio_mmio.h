@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
+#include "lib/blob.h"
 #include "mmu/guest_ram.h"
 
 #define VIRTIO_MMIO_SIZE	  0x1000
@@ -154,5 +155,20 @@ void virtio_mmio__config_changed(struct virtio_mmio *vm);
 /* For ops->notify, lock held: the device cannot go on (DEVICE_NEEDS_RESET); @why is reported once.
  */
 void virtio_mmio__break(struct virtio_mmio *vm, const char *why);
+
+/*
+ * The transport's registers and every queue's addresses and indices, as
+ * blob section "virtio-mmio". Devices that serve each request on the vCPU
+ * that notified them (virtio-blk) hold nothing in flight once the vCPUs
+ * are out of the guest, so this is all their state. Under the lock.
+ */
+void virtio_mmio__save(struct virtio_mmio *vm, struct blob *b);
+/*
+ * Back from one: every value is checked first (queue sizes, features the
+ * device offers, the status); a bad one is refused (-EINVAL, @r says why)
+ * and the transport keeps its state.
+ */
+int virtio_mmio__restore(struct virtio_mmio *vm, struct blob_reader *r)
+	__attribute__((warn_unused_result));
 
 #endif

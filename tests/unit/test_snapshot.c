@@ -34,7 +34,7 @@ static char *manifest(const char *version, const char *vm, const char *files)
 	kvm__cpu_vendor(vendor);
 	ck_assert_int_gt(asprintf(&text,
 				  "{\"faultline_snapshot\": %s, \"host\": {\"cpu_vendor\": \"%s\", "
-				  "%s}, \"vm\": %s, \"files\": %s}",
+				  "%s}, \"vm\": %s, \"disks\": [], \"files\": %s}",
 				  version, vendor, CPUID, vm, files),
 			 0);
 	return text;

@@ -272,14 +272,14 @@ START_TEST(save_needs_every_device)
 	struct blob b;
 
 	legacy_up();
-	vm.nr_created = 8;
-	vm.nr_disks = 1; /* a disk, whose state has no save yet */
+	vm.nr_created = 9;
+	vm.channel = (struct virtio_console *)&b; /* a channel, whose state has no save yet */
 	blob__init(&b);
 	log__capture(log, sizeof(log));
 	ck_assert_int_eq(vm__save_devices(&vm, &b), -EOPNOTSUPP);
-	ck_assert_str_eq(log, "faultline: cannot save the state of device virtio-blk (--disk): it "
-			      "has no save yet\n");
-	vm.nr_disks = 0;
+	ck_assert_str_eq(log, "faultline: cannot save the state of device virtio-console "
+			      "(--channel): it has no save yet\n");
+	vm.channel = NULL;
 	vm.nr_created = 7;
 	legacy_down();
 	blob__free(&b);
@@ -307,12 +307,99 @@ START_TEST(absent_devices_round_trip)
 	blob_reader__init(&r, b.buf, b.len);
 	log__capture(log, sizeof(log));
 	ck_assert_int_eq(vm__restore_devices(&vm, &r), -EINVAL);
-	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: virtio-blk: the "
-			      "snapshot has none, this VM has one\n");
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: virtio-blk: 0 "
+			      "disks, this VM has 1\n");
 	vm.nr_disks = 0;
+	vm.balloon = (struct virtio_balloon *)&b;
+	blob_reader__init(&r, b.buf, b.len);
+	log__capture(log, sizeof(log));
+	ck_assert_int_eq(vm__restore_devices(&vm, &r), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: virtio-balloon: the "
+			      "snapshot has none, this VM has one\n");
+	vm.balloon = NULL;
 	vm.nr_created = 7;
 	legacy_down();
 	blob__free(&b);
+}
+END_TEST
+
+/* A disk's transport with its queues set up, as a driver leaves it. */
+static void blk_up(struct virtio_blk *d, const char *path)
+{
+	ck_assert_int_eq(virtio_blk__open(d, path, false, 0), 0);
+	ck_assert_int_eq(virtio_mmio__init(&d->mmio, &virtio_blk_ops, d, (struct guest_access){0},
+					   0xc0000000, 5, NULL, NULL),
+			 0);
+}
+
+/*
+ * virtio-mmio's state: the registers and each queue's addresses and
+ * indices come back as they were; a queue size that is no power of two,
+ * a feature the device does not offer or a wrong number of queues is
+ * refused, and the transport keeps its state.
+ */
+START_TEST(virtio_mmio_round_trip)
+{
+	char path[] = "/tmp/faultline-state-disk-XXXXXX";
+	struct virtio_blk a, c;
+	struct blob_reader r;
+	struct blob b;
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	blk_up(&a, path);
+	blk_up(&c, path);
+	a.mmio.status = 0x0f;
+	a.mmio.drv_features = 1ULL << VIRTIO_F_VERSION_1;
+	a.mmio.queue_sel = 0;
+	a.mmio.int_status = 1;
+	a.mmio.q[0] = (struct virtq){.num = 128,
+				     .ready = true,
+				     .desc = 0x10000,
+				     .avail = 0x11000,
+				     .used = 0x12000,
+				     .last_avail = 7,
+				     .used_idx = 7};
+	blob__init(&b);
+	virtio_mmio__save(&a.mmio, &b);
+	ck_assert_int_eq(blob__end(&b), 0);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(virtio_mmio__restore(&c.mmio, &r), 0);
+	ck_assert_int_eq(blob_reader__done(&r), 0);
+	ck_assert_uint_eq(c.mmio.status, 0x0f);
+	ck_assert_uint_eq(c.mmio.int_status, 1);
+	ck_assert(c.mmio.q[0].ready);
+	ck_assert_uint_eq(c.mmio.q[0].num, 128);
+	ck_assert_uint_eq(c.mmio.q[0].used, 0x12000);
+	ck_assert_uint_eq(c.mmio.q[0].last_avail, 7);
+	blob__free(&b);
+
+	a.mmio.q[0].num = 96;
+	blob__init(&b);
+	virtio_mmio__save(&a.mmio, &b);
+	blob_reader__init(&r, b.buf, b.len);
+	c.mmio.q[0].num = 64;
+	ck_assert_int_eq(virtio_mmio__restore(&c.mmio, &r), -EINVAL);
+	ck_assert_str_eq(r.why, "virtio-blk: queue 0 of 96 entries");
+	ck_assert_uint_eq(c.mmio.q[0].num, 64);
+	blob__free(&b);
+
+	a.mmio.q[0].num = 128;
+	a.mmio.drv_features |= 1ULL << 60;
+	blob__init(&b);
+	virtio_mmio__save(&a.mmio, &b);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(virtio_mmio__restore(&c.mmio, &r), -EINVAL);
+	ck_assert_str_eq(r.why,
+			 "virtio-blk: features 0x1000000000000000 the device does not offer");
+	blob__free(&b);
+	virtio_mmio__exit(&a.mmio);
+	virtio_mmio__exit(&c.mmio);
+	virtio_blk__close(&a);
+	virtio_blk__close(&c);
+	unlink(path);
 }
 END_TEST
 
@@ -327,6 +414,7 @@ Suite *state_suite(void)
 	tcase_add_test(tc, bad_values_refused);
 	tcase_add_test(tc, save_needs_every_device);
 	tcase_add_test(tc, absent_devices_round_trip);
+	tcase_add_test(tc, virtio_mmio_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -260,6 +260,70 @@ int snapshot__parse_manifest(struct snapshot *s, const char *text, size_t len)
 	return ret ?: manifest_vm(s, manifest_get(s->manifest, "vm", JSON_OBJECT));
 }
 
+/*
+ * The snapshot's disks: their paths, unless --disk gave as many others;
+ * each image must have the size it had, and one at its own path the same
+ * modification time (what the guest wrote before the snapshot is on it,
+ * and nothing since).
+ */
+static int snapshot_disks(struct snapshot *s, struct run_config *cfg)
+{
+	json_t *disks = manifest_get(s->manifest, "disks", JSON_ARRAY), *d;
+	bool given = cfg->nr_disks != 0;
+	size_t i;
+
+	if (!disks || json_array_size(disks) > VM_MAX_DISKS)
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected at most %d disks (field: disks)", VM_MAX_DISKS);
+	if (given && cfg->nr_disks != json_array_size(disks)) {
+		pr_err("usage: the snapshot has %zu disks; --disk gave %u (--restore %s)",
+		       json_array_size(disks), cfg->nr_disks, s->dir);
+		return FL_EXIT_USAGE;
+	}
+	json_array_foreach(disks, i, d)
+	{
+		const char *path = json_string_value(manifest_get(d, "path", JSON_STRING));
+		json_t *ro = json_object_get(d, "read_only");
+		char field[32];
+		uint64_t bytes, mtime;
+		struct stat st;
+		int ret;
+
+		snprintf(field, sizeof(field), "disks[%zu].", i);
+		if (!path || !json_is_boolean(ro))
+			return snapshot_bad(s, SNAPSHOT_MANIFEST,
+					    "expected a path and read_only (field: disks[%zu])", i);
+		ret = manifest_u64(s, d, field, "bytes", 0, INT64_MAX, &bytes);
+		ret = ret ?: manifest_u64(s, d, field, "mtime_ns", 0, INT64_MAX, &mtime);
+		if (ret)
+			return ret;
+		if (!given)
+			cfg->disks[i].path = path;
+		cfg->disks[i].read_only = json_is_true(ro);
+		if (stat(cfg->disks[i].path, &st) < 0) {
+			pr_err("cannot restore the snapshot: cannot read disk %zu: %s (file: %s)",
+			       i, strerror(errno), cfg->disks[i].path);
+			return FL_EXIT_NOINPUT;
+		}
+		if ((uint64_t)st.st_size != bytes) {
+			pr_err("cannot restore the snapshot: disk %zu is %lld bytes, the "
+			       "snapshot's "
+			       "was %" PRIu64 " (field: disks[%zu].bytes) (file: %s)",
+			       i, (long long)st.st_size, bytes, i, cfg->disks[i].path);
+			return FL_EXIT_SNAPSHOT;
+		}
+		if (!given &&
+		    (uint64_t)(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec) != mtime) {
+			pr_err("cannot restore the snapshot: disk %zu changed since the snapshot "
+			       "(field: disks[%zu].mtime_ns) (file: %s)",
+			       i, i, cfg->disks[i].path);
+			return FL_EXIT_SNAPSHOT;
+		}
+	}
+	cfg->nr_disks = (unsigned)json_array_size(disks);
+	return 0;
+}
+
 int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 {
 	uint8_t *text = NULL;
@@ -291,6 +355,7 @@ int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 		ret = snapshot_bad(s, SNAPSHOT_MEMORY,
 				   "%" PRIu64 " bytes for %" PRIu64 " bytes of RAM (field: vm.mem)",
 				   mem_size, s->mem);
+	ret = ret ?: snapshot_disks(s, cfg);
 	if (ret)
 		return ret;
 	cfg->boot_linux = s->linux_board;

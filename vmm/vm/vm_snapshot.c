@@ -214,8 +214,39 @@ static json_t *snapshot_file_json(uint64_t bytes, XXH64_hash_t sum)
 	return json_pack("{s:I,s:s}", "bytes", (json_int_t)bytes, "xxh3", hex);
 }
 
+/*
+ * Each disk, synced so that what the guest wrote is on it, with its path,
+ * size and modification time: a restore refuses a disk that changed.
+ */
+static json_t *snapshot_disks(struct vm *vm, char *why)
+{
+	json_t *disks = json_array();
+	unsigned i;
+
+	for (i = 0; disks && i < vm->nr_disks; i++) {
+		const struct virtio_blk *d = &vm->disks[i];
+		struct stat st;
+
+		if ((!d->read_only && fdatasync(d->fd) < 0) || fstat(d->fd, &st) < 0) {
+			snprintf(why, SNAPSHOT_WHY_LEN, "cannot sync disk %u: %s (file: %s)", i,
+				 strerror(errno), d->path);
+			json_decref(disks);
+			return NULL;
+		}
+		json_array_append_new(disks,
+				      json_pack("{s:s,s:I,s:I,s:b}", "path", d->path, "bytes",
+						(json_int_t)st.st_size, "mtime_ns",
+						(json_int_t)(st.st_mtim.tv_sec * 1000000000LL +
+							     st.st_mtim.tv_nsec),
+						"read_only", d->read_only));
+	}
+	if (!disks && !why[0])
+		snprintf(why, SNAPSHOT_WHY_LEN, "out of memory");
+	return disks;
+}
+
 static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
-				 const struct snapshot_mem *mem)
+				 const struct snapshot_mem *mem, json_t *disks)
 {
 	uint32_t words[KVM_CPUID_WORDS];
 	json_t *cpuid = json_object(), *devices = json_array();
@@ -235,14 +266,14 @@ static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
 	gmtime_r(&now, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_pack(
-		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i},s:o*,s:[],s:{s:o*,s:o*}}",
+		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i},s:o*,s:o,s:{s:o*,s:o*}}",
 		"faultline_snapshot", SNAPSHOT_VERSION, "faultline_version", FAULTLINE_VERSION,
 		"created", created, "host", "cpu_vendor", vendor, "cpuid", cpuid, "vm", "board",
 		vm->board->name, "mem", (json_int_t)vm->mmu.ram.size, "vcpus", (int)vm->nr_vcpus,
 		"budget_pages", (json_int_t)__atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED),
 		"on_oom", snapshot_on_oom(vm->on_oom), "on_oom_timeout_s",
-		(int)vm->oom_pause_timeout_s, "devices", devices, "disks", "files", SNAPSHOT_STATE,
-		snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
+		(int)vm->oom_pause_timeout_s, "devices", devices, "disks", disks, "files",
+		SNAPSHOT_STATE, snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
 		SNAPSHOT_MEMORY, snapshot_file_json(mem->bytes, mem->sum));
 }
 
@@ -255,8 +286,6 @@ static const char *snapshot_unsupported(const struct vm *vm)
 		return "guest RAM on huge pages cannot be restored from a file (--hugepages)";
 	if (vm->dedup)
 		return "merged pages are not saved yet (--dedup)";
-	if (vm->nr_disks)
-		return "the state of virtio-blk is not saved yet (--disk)";
 	if (vm->channel)
 		return "the state of the channel's virtio-console is not saved yet (--channel)";
 	if (vm->balloon)
@@ -292,7 +321,7 @@ int vm__snapshot(struct vm *vm, int state_fd, int memory_fd, bool resume, json_t
 	const char *unsupported = snapshot_unsupported(vm);
 	enum vm_pause was = VM_PAUSED;
 	struct blob b;
-	json_t *manifest;
+	json_t *manifest, *disks;
 	int ret = -1, err;
 
 	if (unsupported) {
@@ -322,7 +351,10 @@ int vm__snapshot(struct vm *vm, int state_fd, int memory_fd, bool resume, json_t
 		goto out;
 	}
 	t_mem = ms_since(t0) - t_pause - t_state;
-	manifest = snapshot_manifest(vm, &b, &mem);
+	disks = snapshot_disks(vm, why);
+	if (!disks)
+		goto out;
+	manifest = snapshot_manifest(vm, &b, &mem, disks);
 	if (!manifest) {
 		snprintf(why, SNAPSHOT_WHY_LEN, "out of memory");
 		goto out;
