@@ -387,6 +387,7 @@ int vm__run(struct vm *vm)
 	}
 	if (vm->start_paused)
 		vm__pause(vm); /* --paused: the vCPUs park before they enter the guest */
+	vm->reads_before_run = __atomic_load_n(&vm->mmu.stats.backing_reads, __ATOMIC_RELAXED);
 	__atomic_store_n(&vm->run_ns, mmu__now_ns(), __ATOMIC_RELEASE);
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		int ret = vcpu__start(&vm->vcpus[i]);

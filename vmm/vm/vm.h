@@ -135,8 +135,10 @@ struct vm {
 
 	const struct vm_frontend_ops *frontend; /* NULL: none (vm__set_frontend()) */
 	void *frontend_ctx;
-	const char *api_path; /* --api, for messages; NULL: none */
-	bool start_paused;    /* --paused */
+	const char *api_path;	   /* --api, for messages; NULL: none */
+	bool start_paused;	   /* --paused */
+	bool restored;		   /* started from a snapshot (vm__restore()) */
+	uint64_t reads_before_run; /* restored: backing-file reads before the vCPUs started */
 
 	pthread_mutex_t lock;	   /* protects everything below */
 	pthread_cond_t state_cond; /* broadcast when stopping, pause or nr_parked change */

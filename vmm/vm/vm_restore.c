@@ -481,6 +481,7 @@ int vm__restore(struct vm *vm, const struct snapshot *s)
 	}
 	if (blob_reader__done(&r))
 		return restore_bad(s, r.why);
+	vm->restored = true;
 	ret = kvm__set_clock(&vm->kvm, clock_ns);
 	if (ret) {
 		pr_err("KVM_SET_CLOCK failed: %s", strerror(-ret));

@@ -200,6 +200,10 @@ json_t *vm__stats_json(struct vm *vm)
 		json_pack("{s:I,s:I}", "pio", (json_int_t)pio, "mmio", (json_int_t)mmio));
 	json_object_set_new(root, "tsc_khz", json_integer(vm->tsc_khz));
 	json_object_set_new(root, "times_s", vm_times_json(vm));
+	if (vm->restored)
+		json_object_set_new(root, "restore",
+				    json_pack("{s:I}", "backing_reads_before_run",
+					      (json_int_t)vm->reads_before_run));
 	vm_host_mem_json(vm, root);
 	vm_kvm_stats_json(vm, root);
 	for (i = 0; i < vm->nr_created; i++)
@@ -232,6 +236,10 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		(unsigned long long)mmio);
 	fprintf(out, "  %-24s %12u  the guest's TSC frequency in kHz (0: unknown)\n", "tsc_khz",
 		vm->tsc_khz);
+	if (vm->restored)
+		fprintf(out,
+			"  %-24s %12llu  reads from the snapshot's memory before the vCPUs ran\n",
+			"backing_reads_before_run", (unsigned long long)vm->reads_before_run);
 	vm_read_times(vm, &t);
 	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to the vCPUs'\n", "setup_s",
 		t.setup);
