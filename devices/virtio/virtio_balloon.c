@@ -345,3 +345,61 @@ const struct virtio_dev_ops virtio_balloon_ops = {
 	.notify = virtio_balloon_notify,
 	.reset = virtio_balloon_reset,
 };
+
+void virtio_balloon__save(struct virtio_balloon *b, struct blob *blob)
+{
+	size_t at = blob__section(blob, "virtio-balloon", 1);
+	uint64_t now = mmu__now_ns();
+	unsigned i;
+
+	pthread_mutex_lock(&b->mmio.lock);
+	blob__u32(blob, b->num_pages);
+	blob__u32(blob, b->actual);
+	blob__u32(blob, b->stats_present);
+	for (i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+		blob__u64(blob, b->stats[i]);
+	blob__u64(blob, b->stats_ns && now > b->stats_ns ? now - b->stats_ns : 0); /* their age */
+	blob__bool(blob, b->stats_held);
+	blob__u16(blob, b->stats_head);
+	pthread_mutex_unlock(&b->mmio.lock);
+	virtio_mmio__save(&b->mmio, blob); /* last: it is restored last */
+	blob__section_end(blob, at);
+}
+
+int virtio_balloon__restore(struct virtio_balloon *b, struct blob_reader *r)
+{
+	uint64_t stats[VIRTIO_BALLOON_S_NR], age;
+	uint32_t num_pages, actual, present;
+	struct blob_reader sub;
+	uint16_t version, head;
+	unsigned i;
+	bool held;
+
+	if (blob__enter(r, "virtio-balloon", 1, &version, &sub))
+		return -EINVAL;
+	num_pages = blob__get_u32(&sub);
+	actual = blob__get_u32(&sub);
+	present = blob__get_u32(&sub);
+	for (i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+		stats[i] = blob__get_u64(&sub);
+	age = blob__get_u64(&sub);
+	held = blob__get_bool(&sub);
+	head = blob__get_u16(&sub);
+	if (!sub.err && held && head >= VIRTQ_SIZE_MAX)
+		blob__fail(&sub, "virtio-balloon: a held buffer at entry %u", head);
+	if (!sub.err && (present >> VIRTIO_BALLOON_S_NR))
+		blob__fail(&sub, "virtio-balloon: statistics tags 0x%x", present);
+	/* The transport checks all of its own before it takes any of it. */
+	if (sub.err || virtio_mmio__restore(&b->mmio, &sub) || blob_reader__done(&sub))
+		return blob__fail(r, "%s", sub.why);
+	pthread_mutex_lock(&b->mmio.lock);
+	__atomic_store_n(&b->num_pages, num_pages, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->actual, actual, __ATOMIC_RELAXED);
+	b->stats_present = present;
+	memcpy(b->stats, stats, sizeof(stats));
+	b->stats_ns = age ? mmu__now_ns() - age : 0;
+	b->stats_held = held;
+	b->stats_head = head;
+	pthread_mutex_unlock(&b->mmio.lock);
+	return 0;
+}

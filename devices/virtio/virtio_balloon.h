@@ -109,4 +109,16 @@ void virtio_balloon__guest_stats(struct virtio_balloon *b, bool may_ask, unsigne
 /* The name of statistics tag @tag ("free_memory"), NULL past VIRTIO_BALLOON_S_NR. */
 const char *virtio_balloon__stat_name(unsigned tag);
 
+/*
+ * The balloon's state as blob section "virtio-balloon": its transport, the
+ * target and the driver's count, the last statistics and the buffer they
+ * came in (held until they are asked for again). The pages in the balloon
+ * are the guest's to leave alone: they were dropped, and read as zeros.
+ * A restore checks every value (-EINVAL, @r says why) and keeps the
+ * device's state on a bad one.
+ */
+void virtio_balloon__save(struct virtio_balloon *b, struct blob *blob);
+int virtio_balloon__restore(struct virtio_balloon *b, struct blob_reader *r)
+	__attribute__((warn_unused_result));
+
 #endif

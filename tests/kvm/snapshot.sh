@@ -245,3 +245,32 @@ t_snapshot_linux_disk() {
 	[ "$(grep -c after-restore-60 "$T/copy.img")" -ge 1 ] ||
 		problem "the restored guest's write is not in the disk image"
 }
+
+# Linux with a balloon holding 32 MiB, snapshotted and stopped: restored, the
+# balloon still holds them, and it deflates on request through the queues
+# it had.
+t_snapshot_linux_balloon() {
+	S=$T/bal.sock
+	"$FL" run --config configs/default.json --balloon --api "$S" --cmdline "console=ttyS0 quiet faultline.run='i=0; while [ \$i -lt 150 ]; do i=\$((i+1)); echo tick \$i; sleep 0.1; done'" >"$T/out" 2>"$T/err" &
+	vm=$!
+	wait_out "tick 5"
+	ctl balloon 32M
+	expect_crc 0
+	balloon_actual 8192
+	ctl snapshot "$T/bsnap"
+	expect_crc 0
+	stop_vm
+	expect_manifest '    "balloon": true' "$T/bsnap"
+	S=$T/bal2.sock
+	"$FL" run --restore "$T/bsnap" --api "$S" >"$T/out" 2>"$T/err" &
+	vm=$!
+	ctl wait running 90
+	balloon_actual 8192
+	ctl balloon 0
+	expect_crc 0
+	balloon_actual 0
+	wait $vm
+	vmrc=$?
+	[ "$vmrc" = 0 ] || problem "the restored VM exited $vmrc: $(tail -n 2 "$T/err" | tr '\n' '|')"
+	tr -d '\r' <"$T/out" | grep -qx "tick 150" || problem "the restored guest did not reach tick 150"
+}

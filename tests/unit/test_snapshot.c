@@ -42,7 +42,7 @@ static char *manifest(const char *version, const char *vm, const char *files)
 
 #define GOOD_VM                                                                                    \
 	"{\"board\": \"linux\", \"mem\": 67108864, \"vcpus\": 2, \"budget_pages\": 8192, "         \
-	"\"on_oom\": \"pause\", \"on_oom_timeout_s\": 60}"
+	"\"on_oom\": \"pause\", \"on_oom_timeout_s\": 60, \"balloon\": true}"
 
 static int parse(const char *text, struct snapshot *s)
 {

@@ -315,7 +315,7 @@ START_TEST(absent_devices_round_trip)
 	log__capture(log, sizeof(log));
 	ck_assert_int_eq(vm__restore_devices(&vm, &r), -EINVAL);
 	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: virtio-balloon: the "
-			      "snapshot has none, this VM has one\n");
+			      "snapshot has no balloon, this VM has one\n");
 	vm.balloon = NULL;
 	vm.nr_created = 7;
 	legacy_down();
@@ -403,6 +403,59 @@ START_TEST(virtio_mmio_round_trip)
 }
 END_TEST
 
+/*
+ * The balloon's state: the target, the driver's count, the statistics and
+ * their held buffer come back; a held buffer past any queue is refused and
+ * the device keeps its state.
+ */
+START_TEST(balloon_round_trip)
+{
+	struct virtio_balloon a = {0}, c = {0};
+	struct blob_reader r;
+	struct blob b;
+
+	ck_assert_int_eq(virtio_mmio__init(&a.mmio, &virtio_balloon_ops, &a,
+					   (struct guest_access){0}, 0xc0001000, 6, NULL, NULL),
+			 0);
+	ck_assert_int_eq(virtio_mmio__init(&c.mmio, &virtio_balloon_ops, &c,
+					   (struct guest_access){0}, 0xc0001000, 6, NULL, NULL),
+			 0);
+	a.num_pages = 8192;
+	a.actual = 4096;
+	a.stats[4] = 123456;
+	a.stats_present = 1U << 4;
+	a.stats_held = true;
+	a.stats_head = 3;
+	a.mmio.q[0] = (struct virtq){.num = 64, .ready = true, .desc = 0x20000};
+	blob__init(&b);
+	virtio_balloon__save(&a, &b);
+	ck_assert_int_eq(blob__end(&b), 0);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(virtio_balloon__restore(&c, &r), 0);
+	ck_assert_int_eq(blob_reader__done(&r), 0);
+	ck_assert_uint_eq(c.num_pages, 8192);
+	ck_assert_uint_eq(c.actual, 4096);
+	ck_assert_uint_eq(c.stats[4], 123456);
+	ck_assert_uint_eq(c.stats_present, 1U << 4);
+	ck_assert(c.stats_held);
+	ck_assert_uint_eq(c.stats_head, 3);
+	ck_assert_uint_eq(c.mmio.q[0].num, 64);
+	blob__free(&b);
+
+	a.stats_head = VIRTQ_SIZE_MAX;
+	a.num_pages = 1;
+	blob__init(&b);
+	virtio_balloon__save(&a, &b);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(virtio_balloon__restore(&c, &r), -EINVAL);
+	ck_assert_str_eq(r.why, "virtio-balloon: a held buffer at entry 256");
+	ck_assert_uint_eq(c.num_pages, 8192);
+	blob__free(&b);
+	virtio_mmio__exit(&a.mmio);
+	virtio_mmio__exit(&c.mmio);
+}
+END_TEST
+
 Suite *state_suite(void)
 {
 	Suite *s = suite_create("state");
@@ -415,6 +468,7 @@ Suite *state_suite(void)
 	tcase_add_test(tc, save_needs_every_device);
 	tcase_add_test(tc, absent_devices_round_trip);
 	tcase_add_test(tc, virtio_mmio_round_trip);
+	tcase_add_test(tc, balloon_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

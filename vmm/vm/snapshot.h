@@ -47,6 +47,7 @@ struct snapshot {
 	uint8_t *state;
 	size_t state_len;
 	bool linux_board;
+	bool balloon; /* the VM has a virtio-balloon (--balloon) */
 	uint64_t mem;
 	unsigned vcpus;
 	uint64_t limit_pages; /* the budget when it was taken */

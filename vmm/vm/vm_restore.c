@@ -161,6 +161,10 @@ static int manifest_vm(struct snapshot *s, json_t *vm)
 	else
 		return snapshot_bad(s, SNAPSHOT_MANIFEST,
 				    "expected \"kill\", \"mce\" or \"pause\" (field: vm.on_oom)");
+	if (!json_is_boolean(json_object_get(vm, "balloon")))
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected true or false (field: vm.balloon)");
+	s->balloon = json_is_true(json_object_get(vm, "balloon"));
 	return 0;
 }
 
@@ -359,6 +363,7 @@ int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 	if (ret)
 		return ret;
 	cfg->boot_linux = s->linux_board;
+	cfg->balloon = s->balloon;
 	cfg->mem = s->mem;
 	cfg->vcpus = s->vcpus;
 	cfg->backing_file = s->memory_path;

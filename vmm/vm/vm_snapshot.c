@@ -266,14 +266,15 @@ static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
 	gmtime_r(&now, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_pack(
-		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i},s:o*,s:o,s:{s:o*,s:o*}}",
+		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i,s:b},s:o*,s:o,s:{s:o*,s:o*}}",
 		"faultline_snapshot", SNAPSHOT_VERSION, "faultline_version", FAULTLINE_VERSION,
 		"created", created, "host", "cpu_vendor", vendor, "cpuid", cpuid, "vm", "board",
 		vm->board->name, "mem", (json_int_t)vm->mmu.ram.size, "vcpus", (int)vm->nr_vcpus,
 		"budget_pages", (json_int_t)__atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED),
 		"on_oom", snapshot_on_oom(vm->on_oom), "on_oom_timeout_s",
-		(int)vm->oom_pause_timeout_s, "devices", devices, "disks", disks, "files",
-		SNAPSHOT_STATE, snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
+		(int)vm->oom_pause_timeout_s, "balloon", vm->balloon != NULL, "devices", devices,
+		"disks", disks, "files", SNAPSHOT_STATE,
+		snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
 		SNAPSHOT_MEMORY, snapshot_file_json(mem->bytes, mem->sum));
 }
 
@@ -288,8 +289,6 @@ static const char *snapshot_unsupported(const struct vm *vm)
 		return "merged pages are not saved yet (--dedup)";
 	if (vm->channel)
 		return "the state of the channel's virtio-console is not saved yet (--channel)";
-	if (vm->balloon)
-		return "the state of virtio-balloon is not saved yet (--balloon)";
 	if (vm->shm || vm->vram)
 		return "the state of the BAR devices is not saved yet (--shm, --vram)";
 	return NULL;

@@ -474,14 +474,35 @@ static void vm_balloon_exit(struct vm *vm)
 	vm->balloon = NULL;
 }
 
+/* Whether there is a balloon, then its state. */
 static int vm_balloon_save(struct vm *vm, struct blob *b)
 {
-	return vm__save_absent(b, "virtio-balloon", "--balloon", vm->balloon != NULL);
+	size_t at = blob__section(b, "balloon", 1);
+
+	blob__bool(b, vm->balloon != NULL);
+	if (vm->balloon)
+		virtio_balloon__save(vm->balloon, b);
+	blob__section_end(b, at);
+	return 0;
 }
 
 static int vm_balloon_restore(struct vm *vm, struct blob_reader *r)
 {
-	return vm__restore_absent(r, "virtio-balloon", vm->balloon != NULL);
+	struct blob_reader sub;
+	uint16_t version;
+	bool had;
+
+	if (blob__enter(r, "balloon", 1, &version, &sub))
+		return -EINVAL;
+	had = blob__get_bool(&sub);
+	if (!sub.err && had != (vm->balloon != NULL))
+		blob__fail(&sub, "the snapshot %s, this VM %s",
+			   had ? "has a balloon" : "has no balloon", had ? "has none" : "has one");
+	if (!sub.err && had && virtio_balloon__restore(vm->balloon, &sub))
+		return blob__fail(r, "%s", sub.why);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "virtio-balloon: %s", sub.why);
+	return 0;
 }
 
 const struct vm_device_ops vm_balloon_dev = {
