@@ -1,9 +1,11 @@
 /*
  * Fuzz target: what `faultline run --restore DIR` reads before it trusts a
  * snapshot: the manifest (snapshot__parse_manifest()) and a vCPU's state
- * section (vcpu__parse_state()).
+ * section (vcpu__parse_state()), and the state blobs of the virtio devices
+ * (virtio_mmio__restore() under virtio-blk, virtio_balloon__restore()).
  *
- * The input is the manifest's text, a NUL, then the bytes of a state blob.
+ * The input is the manifest's text, a NUL, then the bytes of a state blob,
+ * read as each of those in turn.
  *
  * Invariants, beyond "no crash, no sanitizer report": an accepted manifest
  * describes a VM the monitor can build (RAM, vCPUs and budget within their
@@ -13,6 +15,8 @@
 #include <string.h>
 
 #include "lib/blob.h"
+#include "devices/virtio/virtio_balloon.h"
+#include "devices/virtio/virtio_blk.h"
 #include "lib/log.h"
 #include "tests/fuzz/fuzz.h"
 #include "vmm/kvm/kvm_state.h"
@@ -49,9 +53,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	snapshot__close(&s);
 	if (nul) {
-		blob_reader__init(&r, nul + 1, size - text_len - 1);
+		static struct virtio_blk blk = {.fd = -1, .capacity = 2048};
+		static struct virtio_balloon bal;
+		const uint8_t *state = nul + 1;
+		size_t len = size - text_len - 1;
+
+		blob_reader__init(&r, state, len);
 		ret = vcpu__parse_state(&r, 0, 4096);
 		fuzz__check(!ret || r.err, "a vCPU state refused (%d) without a reason", ret);
+		fuzz__check(virtio_mmio__init(&blk.mmio, &virtio_blk_ops, &blk,
+					      (struct guest_access){0}, 0xc0000000, 5, NULL,
+					      NULL) == 0,
+			    "virtio_mmio__init");
+		blob_reader__init(&r, state, len);
+		ret = virtio_mmio__restore(&blk.mmio, &r);
+		fuzz__check(!ret || r.err, "a transport state refused without a reason");
+		fuzz__check(ret || (blk.mmio.q[0].num & (blk.mmio.q[0].num - 1)) == 0,
+			    "a queue of %u entries taken", blk.mmio.q[0].num);
+		virtio_mmio__exit(&blk.mmio);
+		fuzz__check(virtio_mmio__init(&bal.mmio, &virtio_balloon_ops, &bal,
+					      (struct guest_access){0}, 0xc0001000, 6, NULL,
+					      NULL) == 0,
+			    "virtio_mmio__init");
+		blob_reader__init(&r, state, len);
+		ret = virtio_balloon__restore(&bal, &r);
+		fuzz__check(ret || bal.stats_head < VIRTQ_SIZE_MAX || !bal.stats_held,
+			    "a held buffer at %u taken", bal.stats_head);
+		virtio_mmio__exit(&bal.mmio);
 	}
 	return 0;
 }
