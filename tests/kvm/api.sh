@@ -244,7 +244,7 @@ t_api_pause_resume_stop() {
 	grep -q '^      "faults": [1-9][0-9]*,$' "$T/ctl" || problem "stats: no faults counted: $(head -c 300 "$T/ctl")"
 	ctl frobnicate
 	expect_crc 1
-	grep -qxF "faultline: ctl: unknown command: frobnicate (commands: status, pause, resume, mem-limit, stats, stop, balloon, events) (socket: $S)" "$T/ctl.err" ||
+	grep -qxF "faultline: ctl: unknown command: frobnicate (commands: status, pause, resume, mem-limit, stats, stop, balloon, snapshot, events) (socket: $S)" "$T/ctl.err" ||
 		problem "unknown command: $(cat "$T/ctl.err")"
 	ctl balloon 1M
 	expect_crc 1

@@ -171,14 +171,14 @@ t_snapshot_bad_input() {
 }
 
 # A snapshot that cannot be taken leaves the VM running as it was and no
-# directory behind: a VM with --dedup, and a write that fails (injected).
+# directory behind: a VM with a BAR device, and a write that fails (injected).
 t_snapshot_refused_leaves_nothing() {
-	api_vm --dedup on --guest-arg workload=spin
-	ctl snapshot "$T/dedup"
+	api_vm --vram size=64K --guest-arg workload=spin
+	ctl snapshot "$T/vram"
 	expect_crc 1
-	grep -qxF "faultline: ctl: snapshot: cannot snapshot this VM: merged pages are not saved yet (--dedup) (socket: $S)" "$T/ctl.err" ||
-		problem "ctl snapshot of a dedup VM: $(cat "$T/ctl.err")"
-	expect_no_snapshot "$T/dedup"
+	grep -qxF "faultline: ctl: snapshot: cannot snapshot this VM: the state of the BAR devices is not saved yet (--shm, --vram) (socket: $S)" "$T/ctl.err" ||
+		problem "ctl snapshot of a VM with vram: $(cat "$T/ctl.err")"
+	expect_no_snapshot "$T/vram"
 	ctl status
 	expect_ctl '  "state": "running",'
 	stop_vm
@@ -273,4 +273,21 @@ t_snapshot_linux_balloon() {
 	vmrc=$?
 	[ "$vmrc" = 0 ] || problem "the restored VM exited $vmrc: $(tail -n 2 "$T/err" | tr '\n' '|')"
 	tr -d '\r' <"$T/out" | grep -qx "tick 150" || problem "the restored guest did not reach tick 150"
+}
+
+# A VM whose pages dedup merged, snapshotted once they are: each merged
+# page is written whole, as the guest sees it, and the restored guest's
+# check of every byte comes out as without a snapshot.
+t_snapshot_dedup_merged_pages() {
+	api_vm --mem 64M --dedup "$DEDUP" --guest-arg workload=dedup --guest-arg scans=10
+	wait_out "dedup: merged:"
+	ctl snapshot "$T/dd"
+	expect_crc 0
+	written=$(sed -n 's/^  "pages_written": \([0-9]*\),$/\1/p' "$T/ctl")
+	stop_vm
+	expect_manifest '      "mode": "on",' "$T/dd"
+	[ "${written:-0}" -ge 4096 ] || problem "$written pages written: the merged pages are not all there"
+	cmd "$FL" run --restore "$T/dd" --stats=json
+	expect_rc 0
+	expect_out "dedup: verified 4096 pages, crc32 65cb51bf"
 }

@@ -42,7 +42,7 @@ static char *manifest(const char *version, const char *vm, const char *files)
 
 #define GOOD_VM                                                                                    \
 	"{\"board\": \"linux\", \"mem\": 67108864, \"vcpus\": 2, \"budget_pages\": 8192, "         \
-	"\"on_oom\": \"pause\", \"on_oom_timeout_s\": 60, \"balloon\": true}"
+	"\"on_oom\": \"pause\", \"on_oom_timeout_s\": 60, \"balloon\": true, \"dedup\": null}"
 
 static int parse(const char *text, struct snapshot *s)
 {
@@ -67,7 +67,30 @@ START_TEST(a_good_manifest_reads_back)
 	ck_assert_uint_eq(s.oom_pause_timeout_s, 60);
 	ck_assert_uint_eq(s.cpuid[0], 1);
 	ck_assert_uint_eq(s.cpuid[7], 7);
+	ck_assert_int_eq(s.dedup, DEDUP_OFF);
 	ck_assert_str_eq(log_buf, "");
+	snapshot__close(&s);
+	free(text);
+	text = manifest("1",
+			"{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": "
+			"1, \"on_oom\": \"kill\", \"on_oom_timeout_s\": 0, \"balloon\": false, "
+			"\"dedup\": {\"mode\": \"on\", \"run\": 1, \"pages_to_scan\": 4096, "
+			"\"sleep_ms\": 1, \"max_page_sharing\": 256, \"map_limit\": 0}}",
+			"{}");
+	ck_assert_int_eq(parse(text, &s), 0);
+	ck_assert_int_eq(s.dedup, DEDUP_ON);
+	ck_assert_uint_eq(s.dedup_knobs.pages_to_scan, 4096);
+	ck_assert_uint_eq(s.dedup_knobs.sleep_ms, 1);
+	snapshot__close(&s);
+	free(text);
+	text = manifest("1",
+			"{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": "
+			"1, \"on_oom\": \"kill\", \"on_oom_timeout_s\": 0, \"balloon\": false, "
+			"\"dedup\": {\"mode\": \"on\", \"run\": 7}}",
+			"{}");
+	ck_assert_int_eq(parse(text, &s), FL_EXIT_SNAPSHOT);
+	ck_assert_str_eq(log_buf, "faultline: cannot restore the snapshot: expected a whole number "
+				  "of 0..2 (field: vm.dedup.run) (file: D/manifest.json)\n");
 	snapshot__close(&s);
 	free(text);
 }

@@ -47,7 +47,9 @@ struct snapshot {
 	uint8_t *state;
 	size_t state_len;
 	bool linux_board;
-	bool balloon; /* the VM has a virtio-balloon (--balloon) */
+	bool balloon;	       /* the VM has a virtio-balloon (--balloon) */
+	enum dedup_mode dedup; /* --dedup, and its knobs as they were */
+	struct dedup_knobs dedup_knobs;
 	uint64_t mem;
 	unsigned vcpus;
 	uint64_t limit_pages; /* the budget when it was taken */

@@ -330,14 +330,35 @@ static void vm_dedup_dev_exit(struct vm *vm)
 	vm->dedup_dev = NULL;
 }
 
+/*
+ * Its registers are dedup's knobs and counters: the knobs go in the
+ * manifest, the counters start again. Whether there is one, only.
+ */
 static int vm_dedup_save(struct vm *vm, struct blob *b)
 {
-	return vm__save_absent(b, "dedup", "--dedup", vm->dedup_dev != NULL);
+	size_t at = blob__section(b, "dedup", 1);
+
+	blob__bool(b, vm->dedup_dev != NULL);
+	blob__section_end(b, at);
+	return 0;
 }
 
 static int vm_dedup_restore(struct vm *vm, struct blob_reader *r)
 {
-	return vm__restore_absent(r, "dedup", vm->dedup_dev != NULL);
+	struct blob_reader sub;
+	uint16_t version;
+	bool had;
+
+	if (blob__enter(r, "dedup", 1, &version, &sub))
+		return -EINVAL;
+	had = blob__get_bool(&sub);
+	if (!sub.err && had != (vm->dedup_dev != NULL))
+		blob__fail(&sub, "the snapshot %s, this VM %s",
+			   had ? "has a dedup device" : "has no dedup device",
+			   had ? "has none" : "has one");
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "dedup: %s", sub.why);
+	return 0;
 }
 
 const struct vm_device_ops vm_dedup_dev = {

@@ -126,6 +126,34 @@ static int snapshot_read(struct snapshot *s, const char *name, size_t max, uint8
 	return 0;
 }
 
+/* vm.dedup: null, or its mode and every knob, each within its bounds. */
+static int manifest_dedup(struct snapshot *s, json_t *d)
+{
+	const char *mode;
+	uint64_t v = 0;
+	int ret = 0;
+
+	s->dedup = DEDUP_OFF;
+	dedup__default_knobs(&s->dedup_knobs);
+	if (json_is_null(d))
+		return 0;
+	mode = json_string_value(json_object_get(d, "mode"));
+	if (mode && !strcmp(mode, "on"))
+		s->dedup = DEDUP_ON;
+	else if (mode && !strcmp(mode, "zero"))
+		s->dedup = DEDUP_ZERO;
+	else
+		return snapshot_bad(
+			s, SNAPSHOT_MANIFEST,
+			"expected null, or a mode \"on\" or \"zero\" (field: vm.dedup)");
+#define MANIFEST_KNOB(name, def, min, max, help)                                                   \
+	ret = ret ?: manifest_u64(s, d, "vm.dedup.", #name, min, max, &v);                         \
+	s->dedup_knobs.name = v;
+	DEDUP_KNOBS(MANIFEST_KNOB)
+#undef MANIFEST_KNOB
+	return ret;
+}
+
 static int manifest_vm(struct snapshot *s, json_t *vm)
 {
 	const char *board, *on_oom;
@@ -165,7 +193,7 @@ static int manifest_vm(struct snapshot *s, json_t *vm)
 		return snapshot_bad(s, SNAPSHOT_MANIFEST,
 				    "expected true or false (field: vm.balloon)");
 	s->balloon = json_is_true(json_object_get(vm, "balloon"));
-	return 0;
+	return manifest_dedup(s, json_object_get(vm, "dedup"));
 }
 
 static int manifest_host(struct snapshot *s, json_t *host)
@@ -364,6 +392,8 @@ int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 		return ret;
 	cfg->boot_linux = s->linux_board;
 	cfg->balloon = s->balloon;
+	cfg->dedup = s->dedup;
+	cfg->dedup_knobs = s->dedup_knobs;
 	cfg->mem = s->mem;
 	cfg->vcpus = s->vcpus;
 	cfg->backing_file = s->memory_path;

@@ -81,14 +81,23 @@ static bool page_is_zero(const uint8_t *p)
 }
 
 /*
- * Guest page @pi as the guest sees it: resident pages from the monitor's
- * view, others from the backing file (a restored VM), else zeros (NULL).
+ * Guest page @pi as the guest sees it: merged pages from the guest view,
+ * resident ones from the monitor's, others from the backing file (a
+ * restored VM), else zeros (NULL). Reclaim lock held.
  */
 static const uint8_t *snapshot_page(struct mmu *m, uint64_t pi, uint8_t *buf, int *err)
 {
 	uint64_t off = pi * MMU_PAGE_SIZE;
 	ssize_t n;
 
+	/* A page dedup moves now is neither here nor there: wait for the move. */
+	while (page_bits__busy(&m->bits, pi))
+		page_bits__wait(&m->bits, pi, &m->reclaim_lock);
+	/* A merged page is a shared page the guest view maps: its own is a hole. */
+	if (page_bits__merged(&m->bits, pi)) {
+		memcpy(buf, m->ram.host + off, MMU_PAGE_SIZE);
+		return buf;
+	}
 	if (page_bits__resident(&m->bits, pi))
 		return m->alias + off;
 	if (m->backing_fd < 0 || off >= m->backing_size)
@@ -245,6 +254,25 @@ static json_t *snapshot_disks(struct vm *vm, char *why)
 	return disks;
 }
 
+/* --dedup: its mode and knobs as they are now; null when off. Merges are not saved. */
+static json_t *snapshot_dedup(const struct vm *vm)
+{
+	json_t *o;
+
+	if (!vm->dedup)
+		return json_null();
+	o = json_pack("{s:s}", "mode", dedup__mode_name(vm->dedup->mode));
+#define SNAPSHOT_KNOB(name, def, min, max, help)                                                   \
+	json_object_set_new(o, #name,                                                              \
+			    json_integer((json_int_t)__atomic_load_n(&vm->dedup->knobs.name,       \
+								     __ATOMIC_RELAXED)));
+	if (o) {
+		DEDUP_KNOBS(SNAPSHOT_KNOB)
+	}
+#undef SNAPSHOT_KNOB
+	return o ?: json_null();
+}
+
 static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
 				 const struct snapshot_mem *mem, json_t *disks)
 {
@@ -266,14 +294,15 @@ static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
 	gmtime_r(&now, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_pack(
-		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i,s:b},s:o*,s:o,s:{s:o*,s:o*}}",
+		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i,s:b,s:o},s:o*,s:o,s:{s:o*,s:"
+		"o*}}",
 		"faultline_snapshot", SNAPSHOT_VERSION, "faultline_version", FAULTLINE_VERSION,
 		"created", created, "host", "cpu_vendor", vendor, "cpuid", cpuid, "vm", "board",
 		vm->board->name, "mem", (json_int_t)vm->mmu.ram.size, "vcpus", (int)vm->nr_vcpus,
 		"budget_pages", (json_int_t)__atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED),
 		"on_oom", snapshot_on_oom(vm->on_oom), "on_oom_timeout_s",
-		(int)vm->oom_pause_timeout_s, "balloon", vm->balloon != NULL, "devices", devices,
-		"disks", disks, "files", SNAPSHOT_STATE,
+		(int)vm->oom_pause_timeout_s, "balloon", vm->balloon != NULL, "dedup",
+		snapshot_dedup(vm), "devices", devices, "disks", disks, "files", SNAPSHOT_STATE,
 		snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
 		SNAPSHOT_MEMORY, snapshot_file_json(mem->bytes, mem->sum));
 }
@@ -285,8 +314,6 @@ static const char *snapshot_unsupported(const struct vm *vm)
 		return "the baseline fault handlers keep no page state (--fault-handler)";
 	if (vm->mmu.cfg.huge)
 		return "guest RAM on huge pages cannot be restored from a file (--hugepages)";
-	if (vm->dedup)
-		return "merged pages are not saved yet (--dedup)";
 	if (vm->channel)
 		return "the state of the channel's virtio-console is not saved yet (--channel)";
 	if (vm->shm || vm->vram)
