@@ -1,7 +1,9 @@
 /*
  * Device state as versioned blobs: the legacy devices' save and restore
- * (devices/legacy/), and the board's blob of every device
- * (vm__save_devices(), vmm/vm/vm_board.c) on a VM that never opens KVM.
+ * (devices/legacy/), virtio-mmio's and the balloon's (devices/virtio/),
+ * and the board's blob of every device through the table's entries
+ * (vm__save_devices(), vmm/vm/vm_board.c; the entries in vm_legacy.c,
+ * vm_virtio.c and vm_bars.c) on a VM that never opens KVM.
  * A blob read back is untrusted: every cut and every bad value is refused
  * with a reason, and the device keeps its state.
  */
