@@ -163,6 +163,11 @@ t_snapshot_bad_input() {
 	expect_rc 66
 	expect_err "faultline: cannot restore the snapshot: cannot read it: No such file or directory (file: $T/bad/state)"
 
+	# KVM refusing a vCPU's state: the restore stops there, naming the ioctl.
+	FAULTLINE_INJECT=KVM_SET_MSRS:EINVAL cmd "$FL" run --restore "$T/good"
+	expect_rc 78
+	expect_err "faultline: KVM_SET_MSRS failed: Invalid argument (vCPU 0)"
+
 	cmd "$FL" run --restore "$T/good" --mem 128M
 	expect_rc 64
 	expect_err "faultline: usage: the snapshot fixes the guest, its RAM, vCPUs and devices; --mem cannot be given with --restore"
@@ -182,15 +187,21 @@ t_snapshot_refused_leaves_nothing() {
 	ctl status
 	expect_ctl '  "state": "running",'
 	stop_vm
-	FAULTLINE_INJECT=snapshot.write:ENOSPC api_vm --guest-arg workload=spin
-	ctl snapshot "$T/full"
-	expect_crc 1
-	grep -qxF "faultline: ctl: snapshot: cannot write the state file: No space left on device (socket: $S)" "$T/ctl.err" ||
-		problem "ctl snapshot on a full disk: $(cat "$T/ctl.err")"
-	expect_no_snapshot "$T/full"
-	ctl status
-	expect_ctl '  "state": "running",'
-	stop_vm
+	for f in "snapshot.write:ENOSPC|cannot write the state file: No space left on device" \
+		"snapshot.fsync:EIO:1|cannot write the memory file: Input/output error" \
+		"KVM_GET_MSRS:EIO|cannot save the VM's state: Input/output error"; do
+		FAULTLINE_INJECT=${f%%|*} api_vm --guest-arg workload=spin
+		ctl snapshot "$T/full"
+		expect_crc 1
+		grep -qxF "faultline: ctl: snapshot: ${f#*|} (socket: $S)" "$T/ctl.err" ||
+			problem "ctl snapshot with ${f%%|*}: $(cat "$T/ctl.err")"
+		expect_no_snapshot "$T/full"
+		ctl status
+		expect_ctl '  "state": "running",'
+		stop_vm
+	done
+	grep -qxF "faultline: KVM_GET_MSRS failed: Input/output error (vCPU 0)" "$T/err" ||
+		problem "the VM did not name the ioctl that failed: $(head -n 3 "$T/err")"
 }
 
 # The done-when of the snapshot issue: Linux on 2 vCPUs printing ticks,
@@ -198,7 +209,7 @@ t_snapshot_refused_leaves_nothing() {
 # where it was to 300 and exits 0.
 t_snapshot_linux_ticks() {
 	S=$T/linux.sock
-	"$FL" run --config configs/default.json --api "$S" --cmdline "console=ttyS0 quiet faultline.run='i=0; while [ \$i -lt 300 ]; do i=\$((i+1)); echo tick \$i; sleep 0.1; done'" >"$T/out" 2>"$T/err" &
+	"$FL" run --config configs/default.json --api "$S" --cmdline "console=ttyS0 quiet faultline.run='i=0; while [ \$i -lt 300 ]; do i=\$((i+1)); echo tick \$i; sleep 0.1; done; echo forks=\$(dmesg | grep -c virtual.machine.fork)'" >"$T/out" 2>"$T/err" &
 	vm=$!
 	wait_out "tick 20"
 	ctl snapshot "$T/linux"
@@ -212,6 +223,8 @@ t_snapshot_linux_ticks() {
 	first=$(sed -n 's/^tick \([0-9]*\)$/\1/p' "$T/out" | head -n 1)
 	[ -n "$first" ] && [ "$first" -ge 20 ] && [ "$first" -le 40 ] ||
 		problem "the restored guest's first tick is '$first', the snapshot was at about tick 20"
+	# A new VM generation ID: the guest's random numbers were reseeded.
+	expect_out "forks=1"
 }
 
 # Linux with a disk it has mounted and written, snapshotted and stopped:

@@ -427,6 +427,21 @@ START_TEST(acpi_tables)
 
 		ck_assert_ptr_nonnull(memmem(dsdt, len, pvpanic, sizeof(pvpanic)));
 	}
+	{
+		/* Device (VGEN) { _HID "VMGENCTR", ADDR Package (2) { 0xe1000, 0 } } */
+		static const uint8_t vgen[] = {0x5b, 0x82, 38,	 'V',  'G',  'E', 'N',	0x08,
+					       '_',  'H',  'I',	 'D',  0x0d, 'V', 'M',	'G',
+					       'E',  'N',  'C',	 'T',  'R',  0,	  0x08, 'A',
+					       'D',  'D',  'R',	 0x12, 12,   2,	  0x0c, 0x00,
+					       0x10, 0x0e, 0x00, 0x0c, 0,    0,	  0,	0};
+		/* Method (_EVT, 1) { Notify (\_SB.VGEN, 0x80) } */
+		static const uint8_t evt[] = {0x14, 19,	 '_', 'E', 'V', 'T', 1,	  0x86, 0x5c, 0x2e,
+					      '_',  'S', 'B', '_', 'V', 'G', 'E', 'N',	0x0a, 0x80};
+
+		ck_assert_ptr_nonnull(memmem(dsdt, len, vgen, sizeof(vgen)));
+		ck_assert_ptr_nonnull(memmem(dsdt, len, "ACPI0013", 8));
+		ck_assert_ptr_nonnull(memmem(dsdt, len, evt, sizeof(evt)));
+	}
 	ck_assert_uint_eq(acpi__build(buf, 512, ACPI_RSDP_GPA, devs, 2, 2), 0);
 	ck_assert_uint_eq(acpi__build(buf, sizeof(buf), ACPI_RSDP_GPA, devs, 9, 2), 0);
 }

@@ -30,8 +30,12 @@
 #define AML_SCOPE   0x10
 #define AML_BUFFER  0x11
 #define AML_PACKAGE 0x12
+#define AML_DWORD   0x0c
+#define AML_METHOD  0x14
+#define AML_DUAL    0x2e
 #define AML_EXT	    0x5b
 #define AML_DEVICE  0x82
+#define AML_NOTIFY  0x86
 #define AML_ROOT    0x5c
 
 /* Resource descriptors of _CRS. */
@@ -183,9 +187,87 @@ static size_t aml_pvpanic_device(uint8_t *p)
 	return aml_device(p, "PEVT", "QEMU0001", -1, crs, sizeof(crs));
 }
 
+/* Wrap @body (@len bytes) as Device (...) { body }, the name first in @body. */
+static size_t aml_wrap_device(uint8_t *p, const uint8_t *body, size_t len)
+{
+	size_t k;
+
+	p[0] = AML_EXT;
+	p[1] = AML_DEVICE;
+	k = 2 + aml_pkglen(p + 2, len);
+	memcpy(p + k, body, len);
+	return k + len;
+}
+
+/* Device (VGEN) { Name (_HID, "VMGENCTR"), Name (ADDR, Package (2) { low, high }) } */
+static size_t aml_vmgenid_device(uint8_t *p)
+{
+	uint8_t body[64], *b = body;
+
+	memcpy(b, "VGEN", 4);
+	b += 4;
+	b += aml_name(b, "_HID");
+	*b++ = AML_STRING;
+	memcpy(b, "VMGENCTR", 9);
+	b += 9;
+	b += aml_name(b, "ADDR");
+	*b++ = AML_PACKAGE;
+	b += aml_pkglen(b, 11);
+	*b++ = 2;
+	*b++ = AML_DWORD;
+	put32(b, (uint32_t)ACPI_VMGENID_GPA);
+	b += 4;
+	*b++ = AML_DWORD;
+	put32(b, (uint32_t)(ACPI_VMGENID_GPA >> 32));
+	b += 4;
+	return aml_wrap_device(p, body, (size_t)(b - body));
+}
+
+/*
+ * Device (GED0) { Name (_HID, "ACPI0013"), Name (_CRS, { Interrupt (edge)
+ * { ACPI_GED_IRQ } }), Method (_EVT, 1) { Notify (\_SB.VGEN, 0x80) } }
+ */
+static size_t aml_ged_device(uint8_t *p)
+{
+	uint8_t body[96], *b = body;
+
+	memcpy(b, "GED0", 4);
+	b += 4;
+	b += aml_name(b, "_HID");
+	*b++ = AML_STRING;
+	memcpy(b, "ACPI0013", 9);
+	b += 9;
+	b += aml_name(b, "_CRS");
+	*b++ = AML_BUFFER;
+	b += aml_pkglen(b, 2 + 11);
+	*b++ = AML_BYTE;
+	*b++ = 11;
+	*b++ = RES_EXT_IRQ;
+	put16(b, 6);
+	b[2] = 0x03; /* consumer, edge-triggered, active high, exclusive */
+	b[3] = 1;
+	put32(b + 4, ACPI_GED_IRQ);
+	b += 8;
+	*b++ = RES_END;
+	*b++ = 0;
+	*b++ = AML_METHOD;
+	b += aml_pkglen(b, 4 + 1 + 1 + 10 + 2);
+	memcpy(b, "_EVT", 4);
+	b += 4;
+	*b++ = 1; /* one argument, not serialized */
+	*b++ = AML_NOTIFY;
+	*b++ = AML_ROOT;
+	*b++ = AML_DUAL;
+	memcpy(b, "_SB_VGEN", 8);
+	b += 8;
+	*b++ = AML_BYTE;
+	*b++ = 0x80; /* the generation changed */
+	return aml_wrap_device(p, body, (size_t)(b - body));
+}
+
 static size_t acpi_dsdt(uint8_t *t, const struct acpi_mmio_device *devs, unsigned nr)
 {
-	uint8_t devices[ACPI_MAX_DEVICES * 80 + 64], *p = t + ACPI_HDR_LEN;
+	uint8_t devices[ACPI_MAX_DEVICES * 80 + 256], *p = t + ACPI_HDR_LEN;
 	size_t dlen = 0, body;
 	unsigned i;
 
@@ -203,6 +285,8 @@ static size_t acpi_dsdt(uint8_t *t, const struct acpi_mmio_device *devs, unsigne
 	for (i = 0; i < nr; i++)
 		dlen += aml_virtio_device(devices + dlen, i, &devs[i]);
 	dlen += aml_pvpanic_device(devices + dlen);
+	dlen += aml_vmgenid_device(devices + dlen);
+	dlen += aml_ged_device(devices + dlen);
 	/* Scope (\_SB) { devices } */
 	body = 5 + dlen;
 	*p++ = AML_SCOPE;
@@ -280,8 +364,8 @@ size_t acpi__build(void *buf, size_t len, uint64_t gpa, const struct acpi_mmio_d
 
 	if (nr_devs > ACPI_MAX_DEVICES || nr_cpus == 0 || nr_cpus > ACPI_MAX_CPUS ||
 	    len < xsdt_off + ACPI_HDR_LEN + 8 * XSDT_ENTRIES + FADT_LEN + 64 + ACPI_HDR_LEN + 32 +
-			    ACPI_MAX_DEVICES * 80 + ACPI_HDR_LEN + 8 + 8 * ACPI_MAX_CPUS + 12 + 6 +
-			    32)
+			    ACPI_MAX_DEVICES * 80 + 192 + ACPI_HDR_LEN + 8 + 8 * ACPI_MAX_CPUS +
+			    12 + 6 + 32)
 		return 0;
 	memset(buf, 0, len);
 	fadt_off = xsdt_off + ACPI_HDR_LEN + 8 * XSDT_ENTRIES;

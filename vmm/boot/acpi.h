@@ -11,7 +11,8 @@
  * devices/legacy/acpi_pm.h, no SMI command port (always in ACPI mode) and an 8042;
  * the DSDT holds \_S5 (sleep type 5), one device per virtio-mmio window
  * with its memory range and edge-triggered interrupt, and the pvpanic
- * device (QEMU0001, devices/legacy/pvpanic.h) with its port.
+ * device (QEMU0001, devices/legacy/pvpanic.h) with its port, and the VM
+ * generation ID with the event device that announces a new one.
  */
 #ifndef FAULTLINE_ACPI_H
 #define FAULTLINE_ACPI_H
@@ -28,6 +29,16 @@
 #define ACPI_IOAPIC_GPA	  0xfec00000U
 #define ACPI_SCI_IRQ	  9
 #define ACPI_PVPANIC_PORT 0x505 /* devices/legacy/pvpanic.h */
+/*
+ * The VM generation ID: 16 bytes the monitor writes at this GPA (reserved
+ * memory below 1 MiB), named by device VGEN ("VMGENCTR", its ADDR). On a
+ * restore the monitor writes a new one and pulses ACPI_GED_IRQ: the
+ * Generic Event Device GED0 ("ACPI0013") then notifies VGEN, and Linux's
+ * vmgenid driver reseeds the guest's random numbers.
+ */
+#define ACPI_VMGENID_GPA 0xe1000ULL
+#define ACPI_VMGENID_LEN 16
+#define ACPI_GED_IRQ	 3
 
 struct acpi_mmio_device {
 	uint64_t gpa;

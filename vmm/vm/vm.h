@@ -316,6 +316,13 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 		   const struct linux_layout *lay, const char *cmdline, const void *initrd)
 	__attribute__((warn_unused_result));
 
+/*
+ * The Linux board's VM generation ID (vmm/boot/acpi.h): write a new random
+ * one and, with @announce, tell the guest (a restore: its random numbers
+ * reseed). 0 or a set-up error (reported).
+ */
+int vm__new_generation(struct vm *vm, bool announce) __attribute__((warn_unused_result));
+
 #define VM_CHANNEL_FLUSH_MS 1000 /* the channel's last words at a stop (vm_virtio.c) */
 
 /* Create and set up every vCPU, entering at @entry. Returns 0 or -errno (reported). */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "lib/log.h"
 #include "lib/status.h"
@@ -46,6 +47,27 @@ static int vm_write(struct vm *vm, uint64_t gpa, const void *src, size_t len, co
 		return vm__load_error(vm, err, what);
 	memcpy(dst, src, len);
 	return 0;
+}
+
+int vm__new_generation(struct vm *vm, bool announce)
+{
+	uint8_t id[ACPI_VMGENID_LEN];
+	int ret;
+
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+		ret = errno ? -errno : -EIO;
+		pr_err("cannot make a VM generation ID: getrandom failed: %s", strerror(-ret));
+		return ret;
+	}
+	ret = vm_write(vm, ACPI_VMGENID_GPA, id, sizeof(id), "the VM generation ID");
+	if (ret || !announce)
+		return ret;
+	/* An edge on the event device's line: the guest's GED runs _EVT. */
+	ret = kvm__irq_line(&vm->kvm, ACPI_GED_IRQ, 1) ?: kvm__irq_line(&vm->kvm, ACPI_GED_IRQ, 0);
+	if (ret)
+		pr_err("KVM_IRQ_LINE failed: %s (GSI %d: the VM generation ID's event)",
+		       strerror(-ret), ACPI_GED_IRQ);
+	return ret;
 }
 
 /* A bzImage's protected-mode part at 1 MiB, or a vmlinux's segments where they say. */
@@ -89,6 +111,7 @@ int vm__load_linux(struct vm *vm, const struct run_config *cfg, const struct lin
 	}
 	ret = vm_write(vm, LINUX_EBDA_GPA, mp, mp_len, "the MP table");
 	ret = ret ?: vm_write(vm, ACPI_RSDP_GPA, acpi, acpi_len, "the ACPI tables");
+	ret = ret ?: vm__new_generation(vm, false);
 	ret = ret
 		      ?: vm_write(vm, LINUX_CMDLINE_GPA, cmdline, lay->cmdline_len + 1,
 				  "the kernel command line");

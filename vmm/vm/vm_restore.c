@@ -516,6 +516,9 @@ int vm__restore(struct vm *vm, const struct snapshot *s)
 	}
 	if (blob_reader__done(&r))
 		return restore_bad(s, r.why);
+	/* A restored guest is another VM than the one snapshotted: a new generation. */
+	if (vm->boot_linux && vm__new_generation(vm, true))
+		return -EPROTO;
 	vm->restored = true;
 	ret = kvm__set_clock(&vm->kvm, clock_ns);
 	if (ret) {
