@@ -273,7 +273,8 @@ t_snapshot_linux_balloon() {
 	ctl snapshot "$T/bsnap"
 	expect_crc 0
 	stop_vm
-	expect_manifest '    "balloon": true' "$T/bsnap"
+	grep -qE '^    "balloon": true,?$' "$T/bsnap/manifest.json" ||
+		problem "the manifest does not say the VM has a balloon"
 	S=$T/bal2.sock
 	"$FL" run --restore "$T/bsnap" --api "$S" >"$T/out" 2>"$T/err" &
 	vm=$!
