@@ -115,6 +115,39 @@ static size_t aml_name(uint8_t *p, const char *seg)
 	return 5;
 }
 
+/* Wrap @body (@len bytes) as Device (...) { body }, the name first in @body. */
+static size_t aml_wrap_device(uint8_t *p, const uint8_t *body, size_t len)
+{
+	size_t k;
+
+	p[0] = AML_EXT;
+	p[1] = AML_DEVICE;
+	k = 2 + aml_pkglen(p + 2, len);
+	memcpy(p + k, body, len);
+	return k + len;
+}
+
+/* Name (_HID, "@hid"): an 8-character ID. */
+static size_t aml_hid(uint8_t *p, const char *hid)
+{
+	size_t k = aml_name(p, "_HID");
+
+	p[k] = AML_STRING;
+	memcpy(p + k + 1, hid, 9);
+	return k + 10;
+}
+
+/* An Extended Interrupt descriptor: consumer, edge-triggered, active high, exclusive. */
+static size_t res_ext_irq(uint8_t *p, uint32_t irq)
+{
+	p[0] = RES_EXT_IRQ;
+	put16(p + 1, 6);
+	p[3] = 0x03;
+	p[4] = 1;
+	put32(p + 5, irq);
+	return 9;
+}
+
 /*
  * Device (@name) { Name (_HID, @hid), [Name (_UID, @uid),] Name (_CRS, Buffer { @crs }) }
  * with @crs (@crs_len bytes, its end tag included). @uid < 0: no _UID.
@@ -123,14 +156,10 @@ static size_t aml_device(uint8_t *p, const char *name, const char *hid, int uid,
 			 size_t crs_len)
 {
 	uint8_t body[96], *b = body;
-	size_t len, k;
 
 	memcpy(b, name, 4);
 	b += 4;
-	b += aml_name(b, "_HID");
-	*b++ = AML_STRING;
-	memcpy(b, hid, 9);
-	b += 9;
+	b += aml_hid(b, hid);
 	if (uid >= 0) {
 		b += aml_name(b, "_UID");
 		*b++ = AML_BYTE;
@@ -143,12 +172,7 @@ static size_t aml_device(uint8_t *p, const char *name, const char *hid, int uid,
 	*b++ = (uint8_t)crs_len;
 	memcpy(b, crs, crs_len);
 	b += crs_len;
-	len = (size_t)(b - body);
-	p[0] = AML_EXT;
-	p[1] = AML_DEVICE;
-	k = 2 + aml_pkglen(p + 2, len);
-	memcpy(p + k, body, len);
-	return k + len;
+	return aml_wrap_device(p, body, (size_t)(b - body));
 }
 
 /* Device (VRnn) { _HID "LNRO0005", _UID n, _CRS { Memory32Fixed, Interrupt } } */
@@ -163,12 +187,7 @@ static size_t aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio_d
 	put32(b + 3, (uint32_t)d->gpa);
 	put32(b + 7, d->size);
 	b += 11;
-	*b++ = RES_EXT_IRQ;
-	put16(b, 6);
-	b[2] = 0x03; /* consumer, edge-triggered, active high, exclusive */
-	b[3] = 1;
-	put32(b + 4, d->irq);
-	b += 8;
+	b += res_ext_irq(b, d->irq);
 	*b++ = RES_END;
 	*b++ = 0;
 	return aml_device(p, name, "LNRO0005", (int)n, crs, sizeof(crs));
@@ -187,18 +206,6 @@ static size_t aml_pvpanic_device(uint8_t *p)
 	return aml_device(p, "PEVT", "QEMU0001", -1, crs, sizeof(crs));
 }
 
-/* Wrap @body (@len bytes) as Device (...) { body }, the name first in @body. */
-static size_t aml_wrap_device(uint8_t *p, const uint8_t *body, size_t len)
-{
-	size_t k;
-
-	p[0] = AML_EXT;
-	p[1] = AML_DEVICE;
-	k = 2 + aml_pkglen(p + 2, len);
-	memcpy(p + k, body, len);
-	return k + len;
-}
-
 /* Device (VGEN) { Name (_HID, "VMGENCTR"), Name (ADDR, Package (2) { low, high }) } */
 static size_t aml_vmgenid_device(uint8_t *p)
 {
@@ -206,10 +213,7 @@ static size_t aml_vmgenid_device(uint8_t *p)
 
 	memcpy(b, "VGEN", 4);
 	b += 4;
-	b += aml_name(b, "_HID");
-	*b++ = AML_STRING;
-	memcpy(b, "VMGENCTR", 9);
-	b += 9;
+	b += aml_hid(b, "VMGENCTR");
 	b += aml_name(b, "ADDR");
 	*b++ = AML_PACKAGE;
 	b += aml_pkglen(b, 11);
@@ -233,21 +237,13 @@ static size_t aml_ged_device(uint8_t *p)
 
 	memcpy(b, "GED0", 4);
 	b += 4;
-	b += aml_name(b, "_HID");
-	*b++ = AML_STRING;
-	memcpy(b, "ACPI0013", 9);
-	b += 9;
+	b += aml_hid(b, "ACPI0013");
 	b += aml_name(b, "_CRS");
 	*b++ = AML_BUFFER;
 	b += aml_pkglen(b, 2 + 11);
 	*b++ = AML_BYTE;
 	*b++ = 11;
-	*b++ = RES_EXT_IRQ;
-	put16(b, 6);
-	b[2] = 0x03; /* consumer, edge-triggered, active high, exclusive */
-	b[3] = 1;
-	put32(b + 4, ACPI_GED_IRQ);
-	b += 8;
+	b += res_ext_irq(b, ACPI_GED_IRQ);
 	*b++ = RES_END;
 	*b++ = 0;
 	*b++ = AML_METHOD;
