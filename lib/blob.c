@@ -213,6 +213,11 @@ void blob__get_bytes(struct blob_reader *r, void *dst, size_t n)
 		memset(dst, 0, n);
 }
 
+void blob__skip(struct blob_reader *r, size_t n)
+{
+	(void)blob_take(r, n);
+}
+
 int blob__enter(struct blob_reader *r, const char *name, uint16_t max_version, uint16_t *version,
 		struct blob_reader *sub)
 {

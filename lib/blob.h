@@ -55,6 +55,7 @@ uint32_t blob__get_u32(struct blob_reader *r);
 uint64_t blob__get_u64(struct blob_reader *r);
 bool blob__get_bool(struct blob_reader *r); /* a byte 0 or 1; anything else is an error */
 void blob__get_bytes(struct blob_reader *r, void *p, size_t n);
+void blob__skip(struct blob_reader *r, size_t n); /* past @n bytes, read later from a copy of @r */
 
 /*
  * Enter the section that comes next: it must be named @name and have a

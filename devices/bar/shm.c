@@ -156,3 +156,43 @@ void shm__exit(struct shm_dev *shm)
 	shm->map = NULL;
 	shm->fd = shm->doorbell_fd = -1;
 }
+
+#define SHM_STATE_VERSION 1
+
+void shm__save(struct shm_dev *shm, struct blob *b)
+{
+	size_t at = blob__section(b, "shm", SHM_STATE_VERSION);
+
+	blob__u64(b, __atomic_load_n(&shm->last_ring, __ATOMIC_RELAXED));
+	blob__u64(b, __atomic_load_n(&shm->bar.stats.dev[SHM_COUNTER_RINGS], __ATOMIC_ACQUIRE));
+	blob__section_end(b, at);
+}
+
+int shm__restore(struct shm_dev *shm, struct blob_reader *r)
+{
+	struct blob_reader sub;
+	uint16_t version;
+	uint64_t last, rings;
+
+	if (blob__enter(r, "shm", SHM_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	last = blob__get_u64(&sub);
+	rings = blob__get_u64(&sub);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "shm: %s", sub.why);
+	__atomic_store_n(&shm->last_ring, last, __ATOMIC_RELAXED);
+	__atomic_store_n(&shm->bar.stats.dev[SHM_COUNTER_RINGS], rings, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* fsync() writes the file's dirty pages, those the guest dirtied through the mapping too. */
+int shm__sync(struct shm_dev *shm)
+{
+	if (fsync(shm->fd) < 0) {
+		int err = errno;
+
+		pr_err("cannot sync the shm file: %s (file: %s)", strerror(err), shm->path);
+		return -err;
+	}
+	return 0;
+}

@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "lib/blob.h"
 #include "mmu/bar.h"
 
 #define SHM_MAGIC	    0x0100004d48534c46ULL /* "FLSHM\0\0\1" */
@@ -56,5 +57,15 @@ int shm__init(struct shm_dev *shm, const char *path, uint64_t size, const char *
 	      uint64_t gpa, const struct bar_mapper *mapper, unsigned max_retries,
 	      unsigned retry_ms) __attribute__((warn_unused_result));
 void shm__exit(struct shm_dev *shm);
+
+/*
+ * Its state as blob section "shm": the doorbell's last value and the rings
+ * so far (both registers the guest reads). The file is the host's: a
+ * snapshot syncs it (shm__sync()), and a restore maps it as it is then.
+ */
+void shm__save(struct shm_dev *shm, struct blob *b);
+int shm__restore(struct shm_dev *shm, struct blob_reader *r) __attribute__((warn_unused_result));
+/* What the guest wrote into the file, on the disk. 0, or -errno after reporting. */
+int shm__sync(struct shm_dev *shm) __attribute__((warn_unused_result));
 
 #endif

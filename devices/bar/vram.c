@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -151,4 +152,104 @@ void vram__exit(struct vram_dev *vram)
 	free(vram->charged);
 	pthread_mutex_destroy(&vram->lock);
 	memset(vram, 0, sizeof(*vram));
+}
+
+#define VRAM_STATE_VERSION 1
+
+/* BAR page @pg as the guest sees it. Lock held. */
+static const uint8_t *vram_page(const struct vram_dev *vram, uint64_t pg)
+{
+	return vram->slot_of[pg] >= 0 ? vram_slot(vram, (uint64_t)vram->slot_of[pg])
+				      : vram->sys + pg * BAR_PAGE_SIZE;
+}
+
+void vram__save(struct vram_dev *vram, struct blob *b)
+{
+	size_t at = blob__section(b, "vram", VRAM_STATE_VERSION);
+	uint64_t pg, n = 0;
+
+	pthread_mutex_lock(&vram->lock);
+	for (pg = 0; pg < vram->nr_pages; pg++)
+		n += vram->charged[pg];
+	blob__u64(b, vram->nr_pages);
+	blob__u64(b, vram->pool_pages);
+	blob__u64(b, n);
+	for (pg = 0; pg < vram->nr_pages; pg++)
+		if (vram->charged[pg]) {
+			blob__u64(b, pg);
+			blob__bytes(b, vram_page(vram, pg), BAR_PAGE_SIZE);
+		}
+	pthread_mutex_unlock(&vram->lock);
+	blob__section_end(b, at);
+}
+
+/* The pages of a state: each index in range, in order. Returns how many, or -1 (@r says why). */
+static int64_t vram_check_pages(const struct vram_dev *vram, struct blob_reader *r)
+{
+	uint64_t nr = blob__get_u64(r), pool = blob__get_u64(r), n = blob__get_u64(r), i;
+	int64_t prev = -1;
+
+	if (!r->err && (nr != vram->nr_pages || pool != vram->pool_pages))
+		blob__fail(r,
+			   "vram: a BAR of %" PRIu64 " pages with a pool of %" PRIu64
+			   ", this one has %" PRIu64 " and %" PRIu64,
+			   nr, pool, vram->nr_pages, vram->pool_pages);
+	if (!r->err && n > nr)
+		blob__fail(r, "vram: %" PRIu64 " pages of %" PRIu64, n, nr);
+	for (i = 0; !r->err && i < n; i++) {
+		uint64_t pg = blob__get_u64(r);
+
+		if (!r->err && (pg >= nr || (int64_t)pg <= prev))
+			blob__fail(r, "vram: page %" PRIu64 " out of range or order", pg);
+		prev = (int64_t)pg;
+		blob__skip(r, BAR_PAGE_SIZE);
+	}
+	return r->err ? -1 : (int64_t)n;
+}
+
+int vram__restore(struct vram_dev *vram, struct blob_reader *r)
+{
+	struct blob_reader sub, pages;
+	uint64_t pg, i, old = 0;
+	uint16_t version;
+	int64_t n;
+
+	if (blob__enter(r, "vram", VRAM_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	pages = sub;
+	n = vram_check_pages(vram, &pages);
+	if (n < 0 || blob_reader__done(&pages))
+		return blob__fail(r, "%s", pages.why);
+	pthread_mutex_lock(&vram->lock);
+	if (n && mmu__charge(vram->mmu, (uint64_t)n)) {
+		pthread_mutex_unlock(&vram->lock);
+		return blob__fail(r, "vram: its %" PRId64 " pages do not fit the budget", n);
+	}
+	/* Out of the guest's view first: a page the pool held is the guest's no more. */
+	if (bar__zap(&vram->bar, 0, vram->nr_pages)) {
+		mmu__uncharge(vram->mmu, (uint64_t)n);
+		pthread_mutex_unlock(&vram->lock);
+		return blob__fail(r, "vram: cannot take its pages out of the guest's view");
+	}
+	for (pg = 0; pg < vram->nr_pages; pg++) {
+		old += vram->charged[pg];
+		vram->charged[pg] = 0;
+		vram->slot_of[pg] = -1;
+	}
+	for (i = 0; i < vram->pool_pages; i++)
+		vram->page_in[i] = -1;
+	vram->hand = 0;
+	memset(vram->sys, 0, vram->nr_pages * BAR_PAGE_SIZE);
+	(void)blob__get_u64(&sub);
+	(void)blob__get_u64(&sub);
+	(void)blob__get_u64(&sub);
+	for (i = 0; i < (uint64_t)n; i++) {
+		pg = blob__get_u64(&sub);
+		blob__get_bytes(&sub, vram->sys + pg * BAR_PAGE_SIZE, BAR_PAGE_SIZE);
+		vram->charged[pg] = 1;
+	}
+	if (old)
+		mmu__uncharge(vram->mmu, old);
+	pthread_mutex_unlock(&vram->lock);
+	return 0;
 }

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "lib/blob.h"
 #include "mmu/bar.h"
 #include "mmu/mmu.h"
 
@@ -47,5 +48,19 @@ int vram__init(struct vram_dev *vram, uint64_t size, uint64_t pool, uint64_t gpa
 	       const struct bar_mapper *mapper, unsigned max_retries, unsigned retry_ms)
 	__attribute__((warn_unused_result));
 void vram__exit(struct vram_dev *vram);
+
+/*
+ * Its state as blob section "vram": the BAR's size and pool, then each page
+ * charged to the budget (each one the guest touched) as the guest sees it,
+ * from the pool or system memory. Under vram->lock.
+ */
+void vram__save(struct vram_dev *vram, struct blob *b);
+/*
+ * Back from one, into a device of the same size and pool: the pages go to
+ * system memory (the pool fills again as the guest touches them) and are
+ * charged to the budget. Bad input, or a budget they do not fit: -EINVAL,
+ * @r says why, and the device keeps its state.
+ */
+int vram__restore(struct vram_dev *vram, struct blob_reader *r) __attribute__((warn_unused_result));
 
 #endif

@@ -265,6 +265,7 @@ static void console_accept(struct virtio_console *c)
 	if (fd < 0)
 		return; /* gone before we took it */
 	c->peer_fd = fd;
+	c->tx_wait_host = false;
 	__atomic_add_fetch(&c->connections, 1, __ATOMIC_RELAXED);
 	console_tell_host(c);
 }
@@ -312,6 +313,23 @@ static uint64_t console_tx_left(const struct virtio_console *c)
 	return left - c->tx_off;
 }
 
+/* A restored chain: past what went to the host program before the snapshot. */
+static void console_tx_skip(struct virtio_console *c)
+{
+	while (c->tx_skip && c->tx_buf < c->tx.n) {
+		uint32_t n = c->tx.buf[c->tx_buf].len;
+
+		if (c->tx_skip < n) {
+			c->tx_off = (uint32_t)c->tx_skip;
+			c->tx_skip = 0;
+			break;
+		}
+		c->tx_skip -= n;
+		c->tx_buf++;
+	}
+	c->tx_skip = 0;
+}
+
 /*
  * The guest's bytes to the host program, without blocking: a chain only
  * partly sent stays in hand until the socket takes more (POLLOUT).
@@ -320,6 +338,8 @@ static void console_tx(struct virtio_console *c)
 {
 	for (;;) {
 		if (!c->tx_busy) {
+			if (c->tx_wait_host && c->peer_fd < 0)
+				return; /* queued before a snapshot: for the next host program */
 			if (console_pop(c, Q_TX, &c->tx) <= 0)
 				return;
 			if (!console_readable(&c->tx)) {
@@ -328,6 +348,7 @@ static void console_tx(struct virtio_console *c)
 			}
 			c->tx_busy = true;
 			c->tx_buf = c->tx_off = 0;
+			console_tx_skip(c);
 		}
 		if (c->peer_fd < 0) {
 			__atomic_add_fetch(&c->tx_dropped, console_tx_left(c), __ATOMIC_RELAXED);
@@ -357,6 +378,22 @@ static void console_tx(struct virtio_console *c)
 			virtio_mmio__push_chain(&c->mmio, Q_TX, &c->tx, 0);
 			c->tx_busy = false;
 		}
+	}
+}
+
+/*
+ * Wait for the gate, then take the lock while the VM still runs. False:
+ * the VM stops.
+ */
+static bool console_enter(struct virtio_console *c)
+{
+	for (;;) {
+		if (c->gate && !c->gate(c->gate_ctx))
+			return false;
+		pthread_mutex_lock(&c->mmio.lock);
+		if (!c->running || c->running(c->gate_ctx))
+			return true;
+		pthread_mutex_unlock(&c->mmio.lock);
 	}
 }
 
@@ -394,13 +431,13 @@ static void *console_thread(void *arg)
 			/* EAGAIN: another wake-up took it */
 		}
 		/* Paused: what the host sends waits in the socket, the guest's in its ring. */
-		if (c->gate && !c->gate(c->gate_ctx))
+		if (!console_enter(c))
 			break;
-		pthread_mutex_lock(&c->mmio.lock);
 		if (c->peer_fd < 0 && (fds[2].revents & POLLIN))
 			console_accept(c);
 		else if (c->peer_fd >= 0 && fds[2].revents && !c->rx_len)
 			console_read(c);
+		console_tell_host(c); /* a restore: the host program left */
 		console_rx(c);
 		console_tx(c);
 		pthread_mutex_unlock(&c->mmio.lock);
@@ -409,10 +446,9 @@ static void *console_thread(void *arg)
 }
 
 /*
- * The thread starts while the VM is being set up, before vm__run() blocks
- * the stop signals: it is created with every signal blocked, or a SIGTERM
- * for the process could be taken by it and kill faultline without its stop
- * message, its stats or the socket file's removal.
+ * The thread is created with every signal blocked, whoever starts it: a
+ * SIGTERM for the process taken by it would kill faultline without its
+ * stop message, its stats or the socket file's removal.
  */
 int virtio_console__start(struct virtio_console *c)
 {
@@ -470,6 +506,107 @@ void virtio_console__stop(struct virtio_console *c, int flush_ms)
 	pthread_mutex_unlock(&c->mmio.lock);
 }
 
+/* ---- snapshots ------------------------------------------------------------------------ */
+
+#define CONSOLE_STATE_VERSION 1
+
+void virtio_console__save(struct virtio_console *c, struct blob *b)
+{
+	size_t at = blob__section(b, "virtio-console", CONSOLE_STATE_VERSION);
+	uint64_t sent = 0;
+	unsigned i;
+
+	pthread_mutex_lock(&c->mmio.lock);
+	blob__bool(b, c->port_added);
+	blob__bool(b, c->port_ready);
+	blob__bool(b, c->guest_open);
+	blob__bool(b, c->host_told);
+	blob__u8(b, (uint8_t)c->nr_ctrl);
+	for (i = 0; i < c->nr_ctrl; i++) {
+		blob__u32(b, c->ctrl[i].id);
+		blob__u16(b, c->ctrl[i].event);
+		blob__u16(b, c->ctrl[i].value);
+		blob__bool(b, c->ctrl[i].name);
+	}
+	blob__u32(b, c->rx_len - c->rx_off);
+	blob__bytes(b, c->rx + c->rx_off, c->rx_len - c->rx_off);
+	for (i = 0; c->tx_busy && i < c->tx_buf; i++)
+		sent += c->tx.buf[i].len;
+	blob__u64(b, c->tx_busy ? sent + c->tx_off : c->tx_skip);
+	virtio_mmio__save_locked(&c->mmio, b, c->tx_busy ? 1U << Q_TX : 0);
+	pthread_mutex_unlock(&c->mmio.lock);
+	blob__section_end(b, at);
+}
+
+/* A control message only the device sends, about port 0. */
+static bool console_ctrl_valid(const struct virtio_console_ctrl *m)
+{
+	return m->id == PORT_ID && m->value <= 1 &&
+	       (m->event == CTRL_DEVICE_ADD || m->event == CTRL_PORT_OPEN ||
+		m->event == CTRL_PORT_NAME) &&
+	       m->name == (m->event == CTRL_PORT_NAME);
+}
+
+int virtio_console__restore(struct virtio_console *c, struct blob_reader *r)
+{
+	struct virtio_console_ctrl ctrl[VIRTIO_CONSOLE_CTRL_MAX];
+	uint8_t rx[VIRTIO_CONSOLE_RX_BUF];
+	bool added, ready, open, told;
+	struct blob_reader sub;
+	uint32_t rx_len = 0;
+	uint16_t version;
+	uint64_t skip;
+	unsigned i, nr;
+
+	if (blob__enter(r, "virtio-console", CONSOLE_STATE_VERSION, &version, &sub))
+		return -EINVAL;
+	added = blob__get_bool(&sub);
+	ready = blob__get_bool(&sub);
+	open = blob__get_bool(&sub);
+	told = blob__get_bool(&sub);
+	nr = blob__get_u8(&sub);
+	if (!sub.err && nr > VIRTIO_CONSOLE_CTRL_MAX)
+		blob__fail(&sub, "virtio-console: %u control messages waiting, at most %d", nr,
+			   VIRTIO_CONSOLE_CTRL_MAX);
+	for (i = 0; !sub.err && i < nr; i++) {
+		ctrl[i].id = blob__get_u32(&sub);
+		ctrl[i].event = blob__get_u16(&sub);
+		ctrl[i].value = blob__get_u16(&sub);
+		ctrl[i].name = blob__get_bool(&sub);
+		if (!sub.err && !console_ctrl_valid(&ctrl[i]))
+			blob__fail(&sub,
+				   "virtio-console: control message %u (event %u) is not one "
+				   "the device sends",
+				   i, ctrl[i].event);
+	}
+	if (!sub.err)
+		rx_len = blob__get_u32(&sub);
+	if (!sub.err && rx_len > sizeof(rx))
+		blob__fail(&sub, "virtio-console: %u bytes from the host held, at most %zu", rx_len,
+			   sizeof(rx));
+	if (!sub.err)
+		blob__get_bytes(&sub, rx, rx_len);
+	skip = blob__get_u64(&sub);
+	if (sub.err || virtio_mmio__restore(&c->mmio, &sub) || blob_reader__done(&sub))
+		return blob__fail(r, "%s", sub.why);
+	pthread_mutex_lock(&c->mmio.lock);
+	c->port_added = added;
+	c->port_ready = ready;
+	c->guest_open = open;
+	c->host_told = told;
+	memcpy(c->ctrl, ctrl, nr * sizeof(ctrl[0]));
+	c->nr_ctrl = nr;
+	memcpy(c->rx, rx, rx_len);
+	c->rx_len = rx_len;
+	c->rx_off = 0;
+	c->tx_busy = false;
+	c->tx_skip = skip;
+	c->tx_wait_host = true;
+	pthread_mutex_unlock(&c->mmio.lock);
+	console_kick(c); /* the thread tells the guest the host program left */
+	return 0;
+}
+
 /* ---- the transport's operations ---------------------------------------------------------- */
 
 static uint64_t console_features(void *dev)
@@ -513,6 +650,8 @@ static void console_reset(void *dev)
 	c->port_added = c->port_ready = c->guest_open = c->host_told = false;
 	c->nr_ctrl = 0;
 	c->tx_busy = false;
+	c->tx_skip = 0;
+	c->tx_wait_host = false;
 }
 
 const struct virtio_dev_ops virtio_console_ops = {

@@ -53,6 +53,13 @@ struct virtio_console {
 	 * never waits. Set before virtio_console__start().
 	 */
 	bool (*gate)(void *ctx);
+	/*
+	 * Asked again, under mmio.lock, once the gate let the thread go:
+	 * whether the VM still runs (false: back to the gate). A pause that
+	 * began in between stops the thread before it touches anything a
+	 * snapshot saves. NULL: always.
+	 */
+	bool (*running)(void *ctx);
 	void *gate_ctx;
 	struct virtio_mmio mmio;
 	bool mmio_ready; /* mmio initialised (its lock exists) */
@@ -69,6 +76,8 @@ struct virtio_console {
 	struct virtio_chain tx;
 	unsigned tx_buf;
 	uint32_t tx_off, tx_len;
+	uint64_t tx_skip;  /* a restore: bytes of the next chain sent before the snapshot */
+	bool tx_wait_host; /* a restore: what the guest queued waits for a host program */
 	/* atomic, for --stats */
 	uint64_t connections, rx_bytes, tx_bytes, tx_dropped;
 };
@@ -83,7 +92,10 @@ extern const struct virtio_dev_ops virtio_console_ops;
 int virtio_console__open(struct virtio_console *c, const char *path)
 	__attribute__((warn_unused_result));
 
-/* Start the channel's thread once c->mmio is set up. Returns 0 or -errno (reported). */
+/*
+ * Start the channel's thread once c->mmio is set up, after a restore if
+ * there is one (vm__run()). Returns 0 or -errno (reported).
+ */
 int virtio_console__start(struct virtio_console *c) __attribute__((warn_unused_result));
 
 /*
@@ -91,6 +103,25 @@ int virtio_console__start(struct virtio_console *c) __attribute__((warn_unused_r
  * @flush_ms for a slow host program). Guest memory must still be served.
  */
 void virtio_console__stop(struct virtio_console *c, int flush_ms);
+
+/*
+ * The device's state, as blob section "virtio-console" holding the
+ * transport's: the port's state as the guest knows it, control messages
+ * not yet taken, the host's bytes not yet in the guest's buffers, and how
+ * much of a transmit chain in hand was sent (the chain is saved as not yet
+ * taken, and sent from there after a restore). Under mmio.lock.
+ */
+void virtio_console__save(struct virtio_console *c, struct blob *b);
+/*
+ * Back from one, before virtio_console__start(): every value is checked
+ * (-EINVAL, @r says why; the device keeps its state). The host side is
+ * the new socket, with nobody connected: a guest that was told a host
+ * program was connected is told it left, and sees the port open again
+ * when one connects. What the guest had queued to send waits for that
+ * host program instead of being dropped.
+ */
+int virtio_console__restore(struct virtio_console *c, struct blob_reader *r)
+	__attribute__((warn_unused_result));
 
 /* Close the sockets and remove the socket file. */
 void virtio_console__close(struct virtio_console *c);

@@ -439,12 +439,11 @@ const struct bus_device_ops virtio_mmio_ops = {
 
 #define VIRTIO_MMIO_STATE_VERSION 1
 
-void virtio_mmio__save(struct virtio_mmio *vm, struct blob *b)
+void virtio_mmio__save_locked(struct virtio_mmio *vm, struct blob *b, uint32_t in_hand)
 {
 	size_t at = blob__section(b, "virtio-mmio", VIRTIO_MMIO_STATE_VERSION);
 	unsigned i;
 
-	pthread_mutex_lock(&vm->lock);
 	blob__u32(b, vm->status);
 	blob__u32(b, vm->dev_features_sel);
 	blob__u32(b, vm->drv_features_sel);
@@ -462,11 +461,18 @@ void virtio_mmio__save(struct virtio_mmio *vm, struct blob *b)
 		blob__u64(b, q->desc);
 		blob__u64(b, q->avail);
 		blob__u64(b, q->used);
-		blob__u16(b, q->last_avail);
+		/* Its avail entry stays: the driver reuses none before the chain is used. */
+		blob__u16(b, (uint16_t)(q->last_avail - (in_hand >> i & 1)));
 		blob__u16(b, q->used_idx);
 	}
-	pthread_mutex_unlock(&vm->lock);
 	blob__section_end(b, at);
+}
+
+void virtio_mmio__save(struct virtio_mmio *vm, struct blob *b)
+{
+	pthread_mutex_lock(&vm->lock);
+	virtio_mmio__save_locked(vm, b, 0);
+	pthread_mutex_unlock(&vm->lock);
 }
 
 static int virtio_mmio_read_state(struct virtio_mmio *vm, struct blob_reader *r,

@@ -164,6 +164,12 @@ void virtio_mmio__break(struct virtio_mmio *vm, const char *why);
  */
 void virtio_mmio__save(struct virtio_mmio *vm, struct blob *b);
 /*
+ * The same, lock held, for a device that saves its own state with it: each
+ * queue q in bit q of @in_hand has one chain the device took and has not
+ * returned, saved as not yet taken, so that a restored device takes it again.
+ */
+void virtio_mmio__save_locked(struct virtio_mmio *vm, struct blob *b, uint32_t in_hand);
+/*
  * Back from one: every value is checked first (queue sizes, features the
  * device offers, the status); a bad one is refused (-EINVAL, @r says why)
  * and the transport keeps its state.

@@ -2,7 +2,8 @@
  * Fuzz target: what `faultline run --restore DIR` reads before it trusts a
  * snapshot: the manifest (snapshot__parse_manifest()) and a vCPU's state
  * section (vcpu__parse_state()), and the state blobs of the virtio devices
- * (virtio_mmio__restore() under virtio-blk, virtio_balloon__restore()).
+ * (virtio_mmio__restore() under virtio-blk, virtio_balloon__restore(),
+ * virtio_console__restore()).
  *
  * The input is the manifest's text, a NUL, then the bytes of a state blob,
  * read as each of those in turn.
@@ -17,6 +18,7 @@
 #include "lib/blob.h"
 #include "devices/virtio/virtio_balloon.h"
 #include "devices/virtio/virtio_blk.h"
+#include "devices/virtio/virtio_console.h"
 #include "lib/log.h"
 #include "tests/fuzz/fuzz.h"
 #include "vmm/kvm/kvm_state.h"
@@ -55,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (nul) {
 		static struct virtio_blk blk = {.fd = -1, .capacity = 2048};
 		static struct virtio_balloon bal;
+		static struct virtio_console con;
 		const uint8_t *state = nul + 1;
 		size_t len = size - text_len - 1;
 
@@ -80,6 +83,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz__check(ret || bal.stats_head < VIRTQ_SIZE_MAX || !bal.stats_held,
 			    "a held buffer at %u taken", bal.stats_head);
 		virtio_mmio__exit(&bal.mmio);
+		memset(&con, 0, sizeof(con));
+		con.listen_fd = con.peer_fd = con.kick_fd = con.stop_fd = -1;
+		fuzz__check(virtio_mmio__init(&con.mmio, &virtio_console_ops, &con,
+					      (struct guest_access){0}, 0xc0002000, 7, NULL,
+					      NULL) == 0,
+			    "virtio_mmio__init");
+		blob_reader__init(&r, state, len);
+		ret = virtio_console__restore(&con, &r);
+		fuzz__check(!ret || r.err, "a channel state refused without a reason");
+		fuzz__check(con.nr_ctrl <= VIRTIO_CONSOLE_CTRL_MAX &&
+				    con.rx_len <= VIRTIO_CONSOLE_RX_BUF,
+			    "took %u control messages, %u held bytes", con.nr_ctrl, con.rx_len);
+		virtio_mmio__exit(&con.mmio);
 	}
 	return 0;
 }

@@ -535,6 +535,17 @@ t_linux_channel_waits_while_paused() {
 	expect_stat rx_bytes 5
 }
 
+# The channel's thread starts with the vCPUs (after a restore gave the
+# device its state): one that cannot start ends the VM before it runs.
+t_linux_channel_thread_fails() {
+	S=$T/ch.sock
+	FAULTLINE_INJECT=pthread_create.channel:EAGAIN cmd "$FL" run --config configs/default.json --channel "$S"
+	expect_rc 70
+	expect_err "faultline: cannot start the channel thread: Resource temporarily unavailable (file: $S)"
+	expect_err "faultline: cannot start a device's thread (above)"
+	[ ! -e "$S" ] || problem "the channel socket is left behind"
+}
+
 # 300000 bytes each way, in more pieces than any buffer holds.
 t_linux_channel_bulk() {
 	channel_vm "until exec 3<>$P && read -r go <&3; do exec 3<&-; sleep 0.2; done; head -c 300000 <&3 | md5sum; yes 01234567 | head -c 300000 >&3"

@@ -637,6 +637,150 @@ START_TEST(shm_missing_file)
 }
 END_TEST
 
+/* shm's state: the doorbell's last value and the rings come back; a cut one is refused. */
+START_TEST(shm_state_round_trip)
+{
+	char path[] = "/tmp/faultline-shm-XXXXXX";
+	struct fault_ctx ctx = {.flags = FAULT_FLAG_ALLOW_RETRY};
+	struct shm_dev a, c;
+	struct blob_reader r;
+	struct blob b;
+	uint64_t v;
+	int fd;
+
+	memset(&mapper, 0, sizeof(mapper));
+	mapper.slots = -1;
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, PG), 0);
+	ck_assert_int_eq(shm__init(&a, path, PG, NULL, 0xd0000000, &dev_mapper, 8, 1000), 0);
+	ck_assert_int_eq(shm__init(&c, path, PG, NULL, 0xd0000000, &dev_mapper, 8, 1000), 0);
+	for (v = 41; v <= 42; v++)
+		ck_assert_uint_eq(
+			bar__access(&a.bar, &ctx, SHM_REG_DOORBELL, &v, 8, true, why, 256),
+			FAULT_DONE);
+	ck_assert_int_eq(shm__sync(&a), 0);
+	blob__init(&b);
+	shm__save(&a, &b);
+	ck_assert_int_eq(blob__end(&b), 0);
+	blob_reader__init(&r, b.buf, b.len - 1);
+	ck_assert_int_eq(shm__restore(&c, &r), -EINVAL);
+	ck_assert_uint_eq(bar__access(&c.bar, &ctx, SHM_REG_RINGS, &v, 8, false, why, 256),
+			  FAULT_DONE);
+	ck_assert_uint_eq(v, 0);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(shm__restore(&c, &r), 0);
+	ck_assert_int_eq(blob_reader__done(&r), 0);
+	ck_assert_uint_eq(bar__access(&c.bar, &ctx, SHM_REG_RINGS, &v, 8, false, why, 256),
+			  FAULT_DONE);
+	ck_assert_uint_eq(v, 2);
+	ck_assert_uint_eq(bar__access(&c.bar, &ctx, SHM_REG_DOORBELL, &v, 8, false, why, 256),
+			  FAULT_DONE);
+	ck_assert_uint_eq(v, 42);
+	blob__free(&b);
+	shm__exit(&a);
+	shm__exit(&c);
+	close(fd);
+	unlink(path);
+}
+END_TEST
+
+static uint64_t vram_read(struct vram_dev *v, uint64_t pg)
+{
+	struct fault_ctx ctx = {.flags = FAULT_FLAG_ALLOW_RETRY};
+	uint64_t x = 0xeeee;
+
+	ck_assert_uint_eq(bar__access(&v->bar, &ctx, pg * PG + 16, &x, 8, false, why, sizeof(why)),
+			  FAULT_DONE);
+	return x;
+}
+
+/*
+ * vram's state: each page the guest touched, from the pool or system
+ * memory, comes back with its charge; pages never touched stay uncharged
+ * zeros. A BAR of another size, pages out of order, or a budget they do
+ * not fit are refused, and the device keeps its state.
+ */
+START_TEST(vram_state_round_trip)
+{
+	struct fault_ctx ctx = {.flags = FAULT_FLAG_ALLOW_RETRY};
+	static const uint64_t touched[] = {0, 3, 5};
+	struct vram_dev a, c, other;
+	struct mmu mmu, mmu2;
+	struct blob_reader r;
+	struct blob b, bad;
+	uint64_t v, i;
+
+	memset(&mapper, 0, sizeof(mapper));
+	mapper.slots = -1;
+	memset(&mmu, 0, sizeof(mmu));
+	memset(&mmu2, 0, sizeof(mmu2));
+	mmu.limit_pages = 100;
+	mmu2.limit_pages = 100;
+	ck_assert_int_eq(vram__init(&a, 8 * PG, 2 * PG, 0xe0000000, &mmu, &dev_mapper, 8, 1000), 0);
+	for (i = 0; i < 3; i++) {
+		v = 1000 + touched[i];
+		ck_assert_uint_eq(bar__access(&a.bar, &ctx, touched[i] * PG + 16, &v, 8, true, why,
+					      sizeof(why)),
+				  FAULT_DONE);
+	}
+	ck_assert_int_ge(a.slot_of[5], 0); /* in the pool */
+	ck_assert_int_lt(a.slot_of[0], 0); /* moved out to system memory */
+	blob__init(&b);
+	vram__save(&a, &b);
+	ck_assert_int_eq(blob__end(&b), 0);
+	vram__exit(&a);
+
+	ck_assert_int_eq(vram__init(&c, 8 * PG, 2 * PG, 0xe0000000, &mmu2, &dev_mapper, 8, 1000),
+			 0);
+	mmu2.limit_pages = 2;
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(vram__restore(&c, &r), -EINVAL);
+	ck_assert_str_eq(r.why, "vram: its 3 pages do not fit the budget");
+	ck_assert_uint_eq(mmu2.resident_pages, 0);
+	mmu2.limit_pages = 100;
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(vram__restore(&c, &r), 0);
+	ck_assert_int_eq(blob_reader__done(&r), 0);
+	ck_assert_uint_eq(mmu2.resident_pages, 3);
+	for (i = 0; i < 3; i++)
+		ck_assert_uint_eq(vram_read(&c, touched[i]), 1000 + touched[i]);
+	ck_assert_uint_eq(vram_read(&c, 1), 0);
+	ck_assert_uint_eq(mmu2.resident_pages, 4); /* page 1: charged on its first touch */
+
+	ck_assert_int_eq(
+		vram__init(&other, 16 * PG, 2 * PG, 0xe0000000, &mmu2, &dev_mapper, 8, 1000), 0);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(vram__restore(&other, &r), -EINVAL);
+	ck_assert_str_eq(r.why, "vram: a BAR of 8 pages with a pool of 2, this one has 16 and 2");
+	vram__exit(&other);
+
+	blob__init(&bad);
+	{
+		size_t at = blob__section(&bad, "vram", 1);
+		static const uint8_t page[PG];
+
+		blob__u64(&bad, 8);
+		blob__u64(&bad, 2);
+		blob__u64(&bad, 2);
+		blob__u64(&bad, 5);
+		blob__bytes(&bad, page, PG);
+		blob__u64(&bad, 3);
+		blob__bytes(&bad, page, PG);
+		blob__section_end(&bad, at);
+	}
+	blob_reader__init(&r, bad.buf, bad.len);
+	ck_assert_int_eq(vram__restore(&c, &r), -EINVAL);
+	ck_assert_str_eq(r.why, "vram: page 3 out of range or order");
+	ck_assert_uint_eq(vram_read(&c, 3), 1003);
+	ck_assert_uint_eq(mmu2.resident_pages, 4);
+	blob__free(&bad);
+	blob__free(&b);
+	vram__exit(&c);
+	ck_assert_uint_eq(mmu2.resident_pages, 0);
+}
+END_TEST
+
 /* vram: a 2-page pool behind 8 pages; contents survive migrations both ways. */
 START_TEST(vram_migrates_and_keeps_bytes)
 {
@@ -737,6 +881,8 @@ Suite *bar_suite(void)
 	tcase_add_test(tc, shm_missing_file);
 	tcase_add_test(tc, vram_migrates_and_keeps_bytes);
 	tcase_add_test(tc, vram_over_budget_is_oom);
+	tcase_add_test(tc, shm_state_round_trip);
+	tcase_add_test(tc, vram_state_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -49,7 +49,8 @@ static char log_buf[1024];
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
 static enum { GATE_RUNNING, GATE_PAUSED, GATE_STOPPING } gate_state;
-static int gate_waits; /* times the thread found the VM paused */
+static int gate_waits;	/* times the thread found the VM paused */
+static int gate_passes; /* times the gate lets the thread go while paused: a pause just after */
 
 static bool test_gate(void *ctx)
 {
@@ -57,10 +58,27 @@ static bool test_gate(void *ctx)
 
 	(void)ctx;
 	pthread_mutex_lock(&gate_lock);
+	if (gate_passes > 0) {
+		gate_passes--;
+		pthread_mutex_unlock(&gate_lock);
+		return true;
+	}
 	if (gate_state == GATE_PAUSED)
 		gate_waits++;
 	while (gate_state == GATE_PAUSED)
 		pthread_cond_wait(&gate_cond, &gate_lock);
+	run = gate_state == GATE_RUNNING;
+	pthread_mutex_unlock(&gate_lock);
+	return run;
+}
+
+/* vm__device_running(): the same state, without waiting. */
+static bool test_running(void *ctx)
+{
+	bool run;
+
+	(void)ctx;
+	pthread_mutex_lock(&gate_lock);
 	run = gate_state == GATE_RUNNING;
 	pthread_mutex_unlock(&gate_lock);
 	return run;
@@ -98,14 +116,11 @@ static uint64_t q_desc(unsigned q)
 	return 0x10000 + q * 0x4000ULL;
 }
 
-/* What the Linux driver does: MULTIPORT, four queues of 8, DRIVER_OK; then the thread. */
-static void chan_setup(struct chan_fixture *f)
+/* The device on its socket (@n tells two apart), its thread not started. */
+static void chan_prepare(struct chan_fixture *f, int n)
 {
-	uint32_t ports;
-	unsigned q;
-
 	memset(f, 0, sizeof(*f));
-	snprintf(f->path, sizeof(f->path), "/tmp/faultline-chan-%d.sock", getpid());
+	snprintf(f->path, sizeof(f->path), "/tmp/faultline-chan-%d-%d.sock", getpid(), n);
 	unlink(f->path);
 	ck_assert_int_eq(guest_ram__init(&f->ram, 4 << 20), 0);
 	ck_assert_int_eq(virtio_console__open(&f->c, f->path), 0);
@@ -113,6 +128,17 @@ static void chan_setup(struct chan_fixture *f)
 					   guest_ram__direct(&f->ram), DEVICE_GPA, 6, chan_irq, f),
 			 0);
 	f->c.mmio_ready = true;
+	f->c.gate = test_gate;
+	f->c.running = test_running;
+}
+
+/* What the Linux driver does: MULTIPORT, four queues of 8, DRIVER_OK; then the thread. */
+static void chan_setup(struct chan_fixture *f)
+{
+	uint32_t ports;
+	unsigned q;
+
+	chan_prepare(f, 0);
 	ck_assert_uint_eq(vreg(&f->c.mmio, R_DEVICE_ID), 3);
 	set_vreg(&f->c.mmio, R_STATUS, 0x03);
 	ck_assert_uint_eq(vreg(&f->c.mmio, R_DEVICE_FEATURES), 1U << 1); /* MULTIPORT */
@@ -133,8 +159,7 @@ static void chan_setup(struct chan_fixture *f)
 	}
 	set_vreg(&f->c.mmio, R_STATUS, 0x0f);
 	set_gate(GATE_RUNNING);
-	gate_waits = 0;
-	f->c.gate = test_gate;
+	gate_waits = gate_passes = 0;
 	ck_assert_int_eq(virtio_console__start(&f->c), 0);
 }
 
@@ -375,6 +400,146 @@ START_TEST(channel_waits_while_paused)
 }
 END_TEST
 
+/*
+ * A pause that begins after the gate let the thread go: the thread asks
+ * again under the device's lock, touches nothing, and waits at the gate.
+ */
+START_TEST(channel_pause_after_the_gate)
+{
+	struct chan_fixture f;
+	char buf[64] = "";
+	int host, i;
+
+	chan_setup(&f);
+	handshake(&f);
+	host = connect_host(&f);
+	expect_ctrl(&f, 6 /* PORT_OPEN */, 1, NULL);
+	guest_ctrl(&f, 2, 0, 6 /* PORT_OPEN */, 1);
+	add_buf(&f, Q_RX, 20, NULL, 256, true, false);
+	usleep(50 * 1000);
+	pthread_mutex_lock(&gate_lock);
+	gate_state = GATE_PAUSED;
+	gate_passes = 1;
+	pthread_mutex_unlock(&gate_lock);
+	ck_assert_int_eq(send(host, "late", 4, 0), 4);
+	for (i = 0; i < 2000 && !gate_waited(); i++)
+		usleep(1000);
+	ck_assert_int_eq(gate_waited(), 1);
+	usleep(20 * 1000);
+	ck_assert_int_eq(gate_passes, 0);
+	ck_assert_uint_eq(used_idx(&f, Q_RX), 0);
+	ck_assert_uint_eq(f.c.rx_len, 0); /* not even read off the socket */
+	set_gate(GATE_RUNNING);
+	ck_assert_uint_eq(next_used(&f, Q_RX, buf, sizeof(buf)), 4);
+	ck_assert_str_eq(buf, "late");
+	close(host);
+	chan_teardown(&f);
+}
+END_TEST
+
+/*
+ * A snapshot of the channel restored on a new socket (the memory copied as
+ * a snapshot's would be): the guest is told its host program left, gets
+ * the bytes the old one sent that it had not taken, and sees the port open
+ * again when a host program connects. A transmit chain half sent before
+ * the snapshot is taken again and sent from where it stopped.
+ */
+START_TEST(channel_restored_on_a_new_socket)
+{
+	struct chan_fixture f, g;
+	char buf[64] = "";
+	struct blob_reader r;
+	struct blob b;
+	int host;
+
+	chan_setup(&f);
+	handshake(&f);
+	host = connect_host(&f);
+	expect_ctrl(&f, 6 /* PORT_OPEN */, 1, NULL);
+	guest_ctrl(&f, 2, 0, 6 /* PORT_OPEN */, 1);
+	ck_assert_int_eq(send(host, "held", 4, 0), 4); /* no receive buffer: held */
+	usleep(50 * 1000);
+	set_gate(GATE_PAUSED);
+	add_buf(&f, Q_TX, 21, "abcdef", 6, false, true);
+	pthread_mutex_lock(&f.c.mmio.lock);
+	ck_assert_uint_eq(f.c.rx_len, 4);
+	ck_assert_int_eq(virtio_mmio__pop(&f.c.mmio, Q_TX, &f.c.tx), 1);
+	f.c.tx_busy = true; /* "ab" went out; the socket took no more */
+	f.c.tx_buf = 0;
+	f.c.tx_off = 2;
+	pthread_mutex_unlock(&f.c.mmio.lock);
+	blob__init(&b);
+	virtio_console__save(&f.c, &b);
+	ck_assert_int_eq(blob__end(&b), 0);
+
+	chan_prepare(&g, 1);
+	memcpy(guest_ram__ptr(&g.ram, 0, 4 << 20), guest_ram__ptr(&f.ram, 0, 4 << 20), 4 << 20);
+	memcpy(g.avail_idx, f.avail_idx, sizeof(g.avail_idx));
+	memcpy(g.used_seen, f.used_seen, sizeof(g.used_seen));
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(virtio_console__restore(&g.c, &r), 0);
+	ck_assert_int_eq(blob_reader__done(&r), 0);
+	ck_assert(g.c.port_ready && g.c.guest_open && g.c.host_told && !g.c.tx_busy);
+	ck_assert_uint_eq(g.c.tx_skip, 2);
+	ck_assert_uint_eq(g.c.mmio.q[Q_TX].last_avail, 0); /* the chain in hand: not taken */
+	set_gate(GATE_RUNNING);
+	ck_assert_int_eq(virtio_console__start(&g.c), 0);
+	expect_ctrl(&g, 6 /* PORT_OPEN */, 0, NULL); /* the old host program is gone */
+	add_buf(&g, Q_RX, 20, NULL, 256, true, false);
+	ck_assert_uint_eq(next_used(&g, Q_RX, buf, sizeof(buf)), 4);
+	ck_assert_str_eq(buf, "held");
+
+	close(host);
+	host = connect_host(&g);
+	add_buf(&g, Q_CTRL_RX, 14, NULL, 64, true, false);
+	expect_ctrl(&g, 6 /* PORT_OPEN */, 1, NULL);
+	set_vreg(&g.c.mmio, R_QUEUE_NOTIFY, Q_TX);
+	memset(buf, 0, sizeof(buf));
+	ck_assert_int_eq(recv(host, buf, sizeof(buf), 0), 4);
+	ck_assert_str_eq(buf, "cdef");
+	ck_assert_uint_eq(next_used(&g, Q_TX, NULL, 0), 0);
+	ck_assert_uint_eq(counter(&g.c.tx_dropped), 0);
+	close(host);
+	blob__free(&b);
+	chan_teardown(&g);
+	chan_teardown(&f);
+}
+END_TEST
+
+/*
+ * A state the device could not have saved is refused, naming what, and
+ * the device keeps its own: a control message only the driver sends, more
+ * held bytes than the buffer holds.
+ */
+START_TEST(channel_bad_state_refused)
+{
+	struct chan_fixture f;
+	struct blob_reader r;
+	struct blob b;
+
+	chan_setup(&f);
+	handshake(&f);
+	pthread_mutex_lock(&f.c.mmio.lock);
+	f.c.nr_ctrl = 1;
+	f.c.ctrl[0] = (struct virtio_console_ctrl){.id = 0, .event = 3, .value = 1};
+	pthread_mutex_unlock(&f.c.mmio.lock);
+	blob__init(&b);
+	virtio_console__save(&f.c, &b);
+	pthread_mutex_lock(&f.c.mmio.lock);
+	f.c.nr_ctrl = 0;
+	f.c.port_ready = false;
+	pthread_mutex_unlock(&f.c.mmio.lock);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(virtio_console__restore(&f.c, &r), -EINVAL);
+	ck_assert_str_eq(r.why, "virtio-console: control message 0 (event 3) is not one the "
+				"device sends");
+	ck_assert(!f.c.port_ready);
+	ck_assert_uint_eq(f.c.nr_ctrl, 0);
+	blob__free(&b);
+	chan_teardown(&f);
+}
+END_TEST
+
 /* What the guest queued but never notified still reaches the host when the VM stops. */
 START_TEST(channel_flush_at_stop)
 {
@@ -524,6 +689,9 @@ Suite *channel_suite(void)
 	tcase_add_test(tc, channel_bytes_both_ways);
 	tcase_add_test(tc, channel_flush_at_stop);
 	tcase_add_test(tc, channel_waits_while_paused);
+	tcase_add_test(tc, channel_pause_after_the_gate);
+	tcase_add_test(tc, channel_restored_on_a_new_socket);
+	tcase_add_test(tc, channel_bad_state_refused);
 	tcase_add_test(tc, channel_malformed_and_reset);
 	tcase_add_test(tc, channel_socket_errors);
 	suite_add_tcase(s, tc);

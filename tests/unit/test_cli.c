@@ -445,10 +445,11 @@ END_TEST
 /* --restore: what may change is taken, what the snapshot fixes is refused by name. */
 START_TEST(restore_option)
 {
-	static const char *const fixed[][2] = {
-		{"--mem", "256M"},   {"--vcpus", "2"},	    {"--kernel", "k"},
-		{"--balloon", NULL}, {"--cmdline", "x"},    {"--dedup", "on"},
-		{"--config", "c"},   {"--backing", "zero"}, {"--guest-arg", "a=1"},
+	static char shm[] = "f,size=4K", vram[] = "size=8K"; /* split in place */
+	const char *const fixed[][2] = {
+		{"--mem", "256M"},	{"--vcpus", "2"},  {"--kernel", "k"}, {"--balloon", NULL},
+		{"--cmdline", "x"},	{"--dedup", "on"}, {"--config", "c"}, {"--backing", "zero"},
+		{"--guest-arg", "a=1"}, {"--shm", shm},	   {"--vram", vram},
 	};
 	enum cli_command cmd;
 	struct run_config cfg;
@@ -469,6 +470,9 @@ START_TEST(restore_option)
 	/* The disks' paths may change: a copy of each image. */
 	ck_assert_int_eq(PARSE("run", "--restore", "D", "--disk", "copy.img"), 0);
 	ck_assert_uint_eq(cfg.nr_disks, 1);
+	/* So may the channel's socket: its host side is a new one. */
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--channel", "new.sock"), 0);
+	ck_assert_str_eq(cfg.channel, "new.sock");
 	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		/* --config reads its file first: one that is not there fails before. */
 		if (!strcmp(fixed[i][0], "--config"))

@@ -42,7 +42,8 @@ static char *manifest(const char *version, const char *vm, const char *files)
 
 #define GOOD_VM                                                                                    \
 	"{\"board\": \"linux\", \"mem\": 67108864, \"vcpus\": 2, \"budget_pages\": 8192, "         \
-	"\"on_oom\": \"pause\", \"on_oom_timeout_s\": 60, \"balloon\": true, \"dedup\": null}"
+	"\"on_oom\": \"pause\", \"on_oom_timeout_s\": 60, \"balloon\": true, \"channel\": false, " \
+	"\"shm\": null, \"vram\": null, \"dedup\": null}"
 
 static int parse(const char *text, struct snapshot *s)
 {
@@ -74,6 +75,7 @@ START_TEST(a_good_manifest_reads_back)
 	text = manifest("1",
 			"{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": "
 			"1, \"on_oom\": \"kill\", \"on_oom_timeout_s\": 0, \"balloon\": false, "
+			"\"channel\": false, \"shm\": null, \"vram\": null, "
 			"\"dedup\": {\"mode\": \"on\", \"run\": 1, \"pages_to_scan\": 4096, "
 			"\"sleep_ms\": 1, \"max_page_sharing\": 256, \"map_limit\": 0}}",
 			"{}");
@@ -81,11 +83,29 @@ START_TEST(a_good_manifest_reads_back)
 	ck_assert_int_eq(s.dedup, DEDUP_ON);
 	ck_assert_uint_eq(s.dedup_knobs.pages_to_scan, 4096);
 	ck_assert_uint_eq(s.dedup_knobs.sleep_ms, 1);
+	ck_assert(!s.channel && !s.shm_path && !s.vram_size);
 	snapshot__close(&s);
 	free(text);
 	text = manifest("1",
 			"{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": "
 			"1, \"on_oom\": \"kill\", \"on_oom_timeout_s\": 0, \"balloon\": false, "
+			"\"channel\": true, \"shm\": {\"path\": \"/tmp/s\", \"bytes\": 8192, "
+			"\"doorbell\": null}, \"vram\": {\"bytes\": 65536, \"pool\": 8192}, "
+			"\"dedup\": null}",
+			"{}");
+	ck_assert_int_eq(parse(text, &s), 0);
+	ck_assert(s.channel);
+	ck_assert_str_eq(s.shm_path, "/tmp/s");
+	ck_assert_ptr_null(s.shm_doorbell);
+	ck_assert_uint_eq(s.shm_size, 8192);
+	ck_assert_uint_eq(s.vram_size, 65536);
+	ck_assert_uint_eq(s.vram_pool, 8192);
+	snapshot__close(&s);
+	free(text);
+	text = manifest("1",
+			"{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": "
+			"1, \"on_oom\": \"kill\", \"on_oom_timeout_s\": 0, \"balloon\": false, "
+			"\"channel\": false, \"shm\": null, \"vram\": null, "
 			"\"dedup\": {\"mode\": \"on\", \"run\": 7}}",
 			"{}");
 	ck_assert_int_eq(parse(text, &s), FL_EXIT_SNAPSHOT);
@@ -119,6 +139,22 @@ static const struct bad_manifest {
 	 "{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": 1, \"on_oom\": "
 	 "\"maybe\", \"on_oom_timeout_s\": 0}",
 	 "expected \"kill\", \"mce\" or \"pause\" (field: vm.on_oom)"},
+#define VM_UP_TO_BALLOON                                                                           \
+	"{\"board\": \"test\", \"mem\": 67108864, \"vcpus\": 1, \"budget_pages\": 1, \"on_oom\": " \
+	"\"kill\", \"on_oom_timeout_s\": 0, \"balloon\": false, "
+	{"1", VM_UP_TO_BALLOON "\"shm\": null}", "expected true or false (field: vm.channel)"},
+	{"1", VM_UP_TO_BALLOON "\"channel\": false, \"shm\": {\"bytes\": 4096}}",
+	 "expected null, or a path, bytes and a doorbell (field: vm.shm)"},
+	{"1",
+	 VM_UP_TO_BALLOON
+	 "\"channel\": false, \"shm\": {\"path\": \"f\", \"bytes\": 4097, \"doorbell\": null}}",
+	 "4097 bytes is not a multiple of 4 KiB (field: vm.shm.bytes)"},
+	{"1", VM_UP_TO_BALLOON "\"channel\": false, \"shm\": null, \"vram\": 3}",
+	 "expected null, or bytes and a pool (field: vm.vram)"},
+	{"1",
+	 VM_UP_TO_BALLOON "\"channel\": false, \"shm\": null, \"vram\": {\"bytes\": 8192, "
+			  "\"pool\": 16384}}",
+	 "a pool larger than the BAR (field: vm.vram.pool)"},
 };
 
 START_TEST(a_bad_manifest_names_its_field)

@@ -270,18 +270,21 @@ END_TEST
 /* A board whose devices cannot all be saved yet says which, and saves nothing. */
 START_TEST(save_needs_every_device)
 {
+	static const struct vm_device_ops unsaved = {.name = "unsaved"};
+	static const struct vm_device_ops *const devices[] = {&vm_serial_dev, &unsaved};
+	static const struct vm_board board = {.name = "test", .devices = devices, .nr_devices = 2};
 	char log[256];
 	struct blob b;
 
 	legacy_up();
-	vm.nr_created = 9;
-	vm.channel = (struct virtio_console *)&b; /* a channel, whose state has no save yet */
+	vm.board = &board;
+	vm.nr_created = 2;
 	blob__init(&b);
 	log__capture(log, sizeof(log));
 	ck_assert_int_eq(vm__save_devices(&vm, &b), -EOPNOTSUPP);
-	ck_assert_str_eq(log, "faultline: cannot save the state of device virtio-console "
-			      "(--channel): it has no save yet\n");
-	vm.channel = NULL;
+	ck_assert_str_eq(log, "faultline: cannot save the state of device unsaved: it has no save "
+			      "yet\n");
+	vm.board = &vm_board_linux;
 	vm.nr_created = 7;
 	legacy_down();
 	blob__free(&b);
@@ -319,6 +322,20 @@ START_TEST(absent_devices_round_trip)
 	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: virtio-balloon: the "
 			      "snapshot has no balloon, this VM has one\n");
 	vm.balloon = NULL;
+	vm.channel = (struct virtio_console *)&b;
+	blob_reader__init(&r, b.buf, b.len);
+	log__capture(log, sizeof(log));
+	ck_assert_int_eq(vm__restore_devices(&vm, &r), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: virtio-console: the "
+			      "snapshot has no channel, this VM has one\n");
+	vm.channel = NULL;
+	vm.vram = (struct vram_dev *)&b;
+	blob_reader__init(&r, b.buf, b.len);
+	log__capture(log, sizeof(log));
+	ck_assert_int_eq(vm__restore_devices(&vm, &r), -EINVAL);
+	ck_assert_str_eq(log, "faultline: cannot restore the devices' state: vram: the snapshot "
+			      "has none, this VM has one\n");
+	vm.vram = NULL;
 	vm.nr_created = 7;
 	legacy_down();
 	blob__free(&b);

@@ -459,7 +459,7 @@ static int check_hugepages(struct run_config *cfg)
 }
 
 /* The options a snapshot fixes: refused with --restore. */
-#define CLI_RESTORE_FIXED "CkinBWmcagpPHVDbF"
+#define CLI_RESTORE_FIXED "CkiBWmcagpPHVDbF"
 
 /* The long name of option @c. */
 static const char *cli_option_name(int c)

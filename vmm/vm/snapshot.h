@@ -22,12 +22,13 @@
 
 #include "vmm/vm/vm.h"
 
-#define SNAPSHOT_VERSION  1
-#define SNAPSHOT_MANIFEST "manifest.json"
-#define SNAPSHOT_STATE	  "state"
-#define SNAPSHOT_MEMORY	  "memory"
-#define SNAPSHOT_WHY_LEN  256
-#define SNAPSHOT_PATH_MAX 4096
+#define SNAPSHOT_VERSION   1
+#define SNAPSHOT_MANIFEST  "manifest.json"
+#define SNAPSHOT_STATE	   "state"
+#define SNAPSHOT_MEMORY	   "memory"
+#define SNAPSHOT_WHY_LEN   256
+#define SNAPSHOT_PATH_MAX  4096
+#define SNAPSHOT_STATE_MAX (64U << 20) /* bytes of a state file, at most */
 
 /*
  * Snapshot @vm: pause it (if it runs), write its state into @state_fd and
@@ -47,8 +48,13 @@ struct snapshot {
 	uint8_t *state;
 	size_t state_len;
 	bool linux_board;
-	bool balloon;	       /* the VM has a virtio-balloon (--balloon) */
-	enum dedup_mode dedup; /* --dedup, and its knobs as they were */
+	bool balloon;	      /* the VM has a virtio-balloon (--balloon) */
+	bool channel;	      /* the VM has a channel (--channel: a restore names a socket) */
+	const char *shm_path; /* --shm: NULL without (strings: the manifest's) */
+	const char *shm_doorbell;
+	uint64_t shm_size;
+	uint64_t vram_size, vram_pool; /* --vram: 0 without */
+	enum dedup_mode dedup;	       /* --dedup, and its knobs as they were */
 	struct dedup_knobs dedup_knobs;
 	uint64_t mem;
 	unsigned vcpus;

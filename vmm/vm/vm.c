@@ -362,7 +362,7 @@ int vm__run(struct vm *vm)
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot set up signal handling");
 		goto out;
 	}
-	/* Before any thread that serves the guest runs; the channel's, running, gets it too. */
+	/* Before any thread that serves the guest runs. */
 	if (seccomp__install(vm->seccomp)) {
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot install the seccomp filter (--seccomp)");
 		goto out;
@@ -375,6 +375,10 @@ int vm__run(struct vm *vm)
 	vm->serial.gate_ctx = vm;
 	if (vm->boot_linux && serial__start_input(&vm->serial, STDIN_FILENO, vm->stop_fd)) {
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start the serial input thread");
+		goto out;
+	}
+	if (vm__start_devices(vm)) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot start a device's thread (above)");
 		goto out;
 	}
 	if (vm->dedup && dedup__start(vm->dedup)) {

@@ -259,6 +259,13 @@ bool vm__vcpu_may_run(struct vm *vm, struct vcpu *vcpu);
  * the devices too; returns false once the VM is stopping. @vm: struct vm.
  */
 bool vm__device_may_run(void *vm);
+/*
+ * Whether the VM runs now, without waiting: a device thread asks again
+ * under its own lock before it touches the guest, so that nothing it does
+ * crosses a pause that began after vm__device_may_run() let it go (a
+ * snapshot saves the device under that lock). @vm: struct vm.
+ */
+bool vm__device_running(void *vm);
 
 /*
  * --on-oom pause: report @oom, pause the VM and wait until it resumes
@@ -388,6 +395,11 @@ struct vm_device_ops {
 	 */
 	int (*save)(struct vm *vm, struct blob *b);
 	int (*restore)(struct vm *vm, struct blob_reader *r);
+	/*
+	 * Optional: start its own threads, once the VM is built and restored
+	 * and the seccomp filter is in, before the vCPUs. 0 or -errno (reported).
+	 */
+	int (*start)(struct vm *vm);
 	/* The vCPUs stopped; guest memory is still served. */
 	void (*stop)(struct vm *vm);
 	void (*exit)(struct vm *vm);
@@ -420,17 +432,9 @@ int vm__save_devices(struct vm *vm, struct blob *b) __attribute__((warn_unused_r
  * devices before the bad one hold the blob's state, the rest their own.
  */
 int vm__restore_devices(struct vm *vm, struct blob_reader *r) __attribute__((warn_unused_result));
-/*
- * The save and restore of a device that can be saved only when absent (its
- * state is not saved yet): an empty section @name, or -EOPNOTSUPP reported
- * naming it and its @option when @present. A restore into a VM that has
- * it fails (-EINVAL, @r says why).
- */
-int vm__save_absent(struct blob *b, const char *name, const char *option, bool present)
-	__attribute__((warn_unused_result));
-int vm__restore_absent(struct blob_reader *r, const char *name, bool present)
-	__attribute__((warn_unused_result));
 void vm__stop_devices(struct vm *vm);
+/* Each device's start, in order; the first error. */
+int vm__start_devices(struct vm *vm) __attribute__((warn_unused_result));
 /* Each device's exit, the last created first. */
 void vm__exit_devices(struct vm *vm);
 

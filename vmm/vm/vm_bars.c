@@ -188,14 +188,66 @@ static void vm_shm_exit(struct vm *vm)
 	vm->shm = NULL;
 }
 
+/*
+ * Whether the VM has device @name (section "NAME-dev"), then its state by
+ * @save; the restore side: the same, refusing a VM that differs.
+ */
+static size_t vm_bar_save_begin(struct blob *b, const char *name, bool present)
+{
+	char sec[16];
+	size_t at;
+
+	snprintf(sec, sizeof(sec), "%s-dev", name);
+	at = blob__section(b, sec, 1);
+	blob__bool(b, present);
+	return at;
+}
+
+static int vm_bar_restore_begin(struct blob_reader *r, const char *name, bool present,
+				struct blob_reader *sub, bool *had)
+{
+	uint16_t version;
+	char sec[16];
+
+	snprintf(sec, sizeof(sec), "%s-dev", name);
+	if (blob__enter(r, sec, 1, &version, sub))
+		return -EINVAL;
+	*had = blob__get_bool(sub);
+	if (!sub->err && *had != present)
+		return blob__fail(r, "%s: the snapshot %s, this VM %s", name,
+				  *had ? "has one" : "has none", *had ? "has none" : "has one");
+	return sub->err ? blob__fail(r, "%s: %s", name, sub->why) : 0;
+}
+
+static int vm_bar_restore_end(struct blob_reader *r, const char *name, struct blob_reader *sub)
+{
+	return blob_reader__done(sub) ? blob__fail(r, "%s: %s", name, sub->why) : 0;
+}
+
+/* What the guest wrote into the file goes to the disk with the snapshot. */
 static int vm_shm_save(struct vm *vm, struct blob *b)
 {
-	return vm__save_absent(b, "shm", "--shm", vm->shm != NULL);
+	size_t at = vm_bar_save_begin(b, "shm", vm->shm != NULL);
+	int ret = 0;
+
+	if (vm->shm) {
+		shm__save(vm->shm, b);
+		ret = shm__sync(vm->shm);
+	}
+	blob__section_end(b, at);
+	return ret;
 }
 
 static int vm_shm_restore(struct vm *vm, struct blob_reader *r)
 {
-	return vm__restore_absent(r, "shm", vm->shm != NULL);
+	struct blob_reader sub;
+	bool had;
+
+	if (vm_bar_restore_begin(r, "shm", vm->shm != NULL, &sub, &had))
+		return -EINVAL;
+	if (had && shm__restore(vm->shm, &sub))
+		return blob__fail(r, "%s", sub.why);
+	return vm_bar_restore_end(r, "shm", &sub);
 }
 
 const struct vm_device_ops vm_shm_dev = {
@@ -262,12 +314,24 @@ static void vm_vram_exit(struct vm *vm)
 
 static int vm_vram_save(struct vm *vm, struct blob *b)
 {
-	return vm__save_absent(b, "vram", "--vram", vm->vram != NULL);
+	size_t at = vm_bar_save_begin(b, "vram", vm->vram != NULL);
+
+	if (vm->vram)
+		vram__save(vm->vram, b);
+	blob__section_end(b, at);
+	return 0;
 }
 
 static int vm_vram_restore(struct vm *vm, struct blob_reader *r)
 {
-	return vm__restore_absent(r, "vram", vm->vram != NULL);
+	struct blob_reader sub;
+	bool had;
+
+	if (vm_bar_restore_begin(r, "vram", vm->vram != NULL, &sub, &had))
+		return -EINVAL;
+	if (had && vram__restore(vm->vram, &sub))
+		return blob__fail(r, "%s", sub.why);
+	return vm_bar_restore_end(r, "vram", &sub);
 }
 
 const struct vm_device_ops vm_vram_dev = {

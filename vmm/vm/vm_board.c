@@ -66,28 +66,6 @@ void vm__describe_devices(const struct vm *vm, struct vm_guest_desc *d)
 			vm->board->devices[i]->describe(vm, d);
 }
 
-int vm__save_absent(struct blob *b, const char *name, const char *option, bool present)
-{
-	if (present) {
-		pr_err("cannot save the state of device %s (%s): it has no save yet", name, option);
-		return -EOPNOTSUPP;
-	}
-	blob__section_end(b, blob__section(b, name, 1));
-	return 0;
-}
-
-int vm__restore_absent(struct blob_reader *r, const char *name, bool present)
-{
-	struct blob_reader sub;
-	uint16_t version;
-
-	if (blob__enter(r, name, 1, &version, &sub))
-		return -EINVAL;
-	if (blob_reader__done(&sub))
-		return blob__fail(r, "%s: %s", name, sub.why);
-	return present ? blob__fail(r, "%s: the snapshot has none, this VM has one", name) : 0;
-}
-
 int vm__save_devices(struct vm *vm, struct blob *b)
 {
 	unsigned i;
@@ -133,6 +111,20 @@ int vm__restore_devices(struct vm *vm, struct blob_reader *r)
 		pr_err("cannot restore the devices' state: %s", r->why);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int vm__start_devices(struct vm *vm)
+{
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < vm->nr_created; i++)
+		if (vm->board->devices[i]->start) {
+			ret = vm->board->devices[i]->start(vm);
+			if (ret)
+				return ret;
+		}
 	return 0;
 }
 

@@ -22,8 +22,7 @@
 #include "vmm/sys/seccomp.h"
 #include "vmm/vm/snapshot.h"
 
-#define SNAPSHOT_MAGIC	   0x53534c46U /* "FLSS" */
-#define SNAPSHOT_STATE_MAX (64U << 20)
+#define SNAPSHOT_MAGIC 0x53534c46U /* "FLSS" */
 
 /* Report a bad snapshot: the file, what is wrong, the field. Returns 78. */
 static __attribute__((format(printf, 3, 4))) int
@@ -154,6 +153,54 @@ static int manifest_dedup(struct snapshot *s, json_t *d)
 	return ret;
 }
 
+/* A BAR's size: 4 KiB..256 MiB, a multiple of 4 KiB. */
+static int manifest_bar_size(const struct snapshot *s, json_t *o, const char *path, const char *key,
+			     uint64_t *out)
+{
+	int ret = manifest_u64(s, o, path, key, 4096, 256ULL << 20, out);
+
+	if (!ret && *out % 4096)
+		ret = snapshot_bad(s, SNAPSHOT_MANIFEST,
+				   "%" PRIu64 " bytes is not a multiple of 4 KiB (field: %s%s)",
+				   *out, path, key);
+	return ret;
+}
+
+/* vm.shm: null, or the file, its size and the doorbell (a path or null). */
+static int manifest_shm(struct snapshot *s, json_t *o)
+{
+	json_t *bell = json_object_get(o, "doorbell");
+
+	if (json_is_null(o))
+		return 0;
+	s->shm_path = json_string_value(json_object_get(o, "path"));
+	if (!json_is_object(o) || !s->shm_path || !s->shm_path[0] ||
+	    !(json_is_null(bell) || json_is_string(bell)))
+		return snapshot_bad(
+			s, SNAPSHOT_MANIFEST,
+			"expected null, or a path, bytes and a doorbell (field: vm.shm)");
+	s->shm_doorbell = json_string_value(bell);
+	return manifest_bar_size(s, o, "vm.shm.", "bytes", &s->shm_size);
+}
+
+/* vm.vram: null, or its size and pool. */
+static int manifest_vram(struct snapshot *s, json_t *o)
+{
+	int ret;
+
+	if (json_is_null(o))
+		return 0;
+	if (!json_is_object(o))
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected null, or bytes and a pool (field: vm.vram)");
+	ret = manifest_bar_size(s, o, "vm.vram.", "bytes", &s->vram_size);
+	ret = ret ?: manifest_bar_size(s, o, "vm.vram.", "pool", &s->vram_pool);
+	if (!ret && s->vram_pool > s->vram_size)
+		ret = snapshot_bad(s, SNAPSHOT_MANIFEST,
+				   "a pool larger than the BAR (field: vm.vram.pool)");
+	return ret;
+}
+
 static int manifest_vm(struct snapshot *s, json_t *vm)
 {
 	const char *board, *on_oom;
@@ -193,6 +240,14 @@ static int manifest_vm(struct snapshot *s, json_t *vm)
 		return snapshot_bad(s, SNAPSHOT_MANIFEST,
 				    "expected true or false (field: vm.balloon)");
 	s->balloon = json_is_true(json_object_get(vm, "balloon"));
+	if (!json_is_boolean(json_object_get(vm, "channel")))
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected true or false (field: vm.channel)");
+	s->channel = json_is_true(json_object_get(vm, "channel"));
+	ret = manifest_shm(s, json_object_get(vm, "shm"));
+	ret = ret ?: manifest_vram(s, json_object_get(vm, "vram"));
+	if (ret)
+		return ret;
 	return manifest_dedup(s, json_object_get(vm, "dedup"));
 }
 
@@ -390,8 +445,22 @@ int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 	ret = ret ?: snapshot_disks(s, cfg);
 	if (ret)
 		return ret;
+	if (s->channel != (cfg->channel != NULL)) {
+		pr_err("usage: %s (--restore %s)",
+		       s->channel
+			       ? "the snapshot has a channel: give --channel SOCKET, a new socket "
+				 "for its host side"
+			       : "the snapshot has no channel: --channel cannot add one",
+		       s->dir);
+		return FL_EXIT_USAGE;
+	}
 	cfg->boot_linux = s->linux_board;
 	cfg->balloon = s->balloon;
+	cfg->shm_path = s->shm_path;
+	cfg->shm_size = s->shm_size;
+	cfg->shm_doorbell = s->shm_doorbell;
+	cfg->vram_size = s->vram_size;
+	cfg->vram_pool = s->vram_pool;
 	cfg->dedup = s->dedup;
 	cfg->dedup_knobs = s->dedup_knobs;
 	cfg->mem = s->mem;

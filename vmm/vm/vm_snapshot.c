@@ -207,6 +207,13 @@ static int snapshot_state(struct vm *vm, struct blob *b, char *why)
 		ret = vcpu__save(&vm->vcpus[i], vm->boot_linux, halted, vm->tsc_khz, b);
 	}
 	ret = ret ?: blob__end(b);
+	if (!ret && b->len > SNAPSHOT_STATE_MAX) {
+		snprintf(why, SNAPSHOT_WHY_LEN,
+			 "the state is %zu bytes, more than the %u a state file holds (the pages "
+			 "of --vram the guest touched)",
+			 b->len, SNAPSHOT_STATE_MAX);
+		return -1;
+	}
 	if (ret) {
 		snprintf(why, SNAPSHOT_WHY_LEN, "cannot save the VM's state: %s%s", strerror(-ret),
 			 ret == -EOPNOTSUPP ? " (the VM's stderr names the device)" : "");
@@ -273,6 +280,25 @@ static json_t *snapshot_dedup(const struct vm *vm)
 	return o ?: json_null();
 }
 
+/* The BAR devices' options (--shm, --vram); null for one the VM has not. */
+static json_t *snapshot_shm(const struct vm *vm)
+{
+	if (!vm->shm)
+		return json_null();
+	return json_pack("{s:s,s:I,s:s?}", "path", vm->shm->path, "bytes",
+			 (json_int_t)vm->shm->size, "doorbell", vm->shm->doorbell_path)
+		       ?: json_null();
+}
+
+static json_t *snapshot_vram(const struct vm *vm)
+{
+	if (!vm->vram)
+		return json_null();
+	return json_pack("{s:I,s:I}", "bytes", (json_int_t)(vm->vram->nr_pages * BAR_PAGE_SIZE),
+			 "pool", (json_int_t)(vm->vram->pool_pages * BAR_PAGE_SIZE))
+		       ?: json_null();
+}
+
 static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
 				 const struct snapshot_mem *mem, json_t *disks)
 {
@@ -294,14 +320,16 @@ static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
 	gmtime_r(&now, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_pack(
-		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i,s:b,s:o},s:o*,s:o,s:{s:o*,s:"
+		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i,s:b,s:b,s:o,s:o,s:o},s:o*,s:"
+		"o,s:{s:o*,s:"
 		"o*}}",
 		"faultline_snapshot", SNAPSHOT_VERSION, "faultline_version", FAULTLINE_VERSION,
 		"created", created, "host", "cpu_vendor", vendor, "cpuid", cpuid, "vm", "board",
 		vm->board->name, "mem", (json_int_t)vm->mmu.ram.size, "vcpus", (int)vm->nr_vcpus,
 		"budget_pages", (json_int_t)__atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED),
 		"on_oom", snapshot_on_oom(vm->on_oom), "on_oom_timeout_s",
-		(int)vm->oom_pause_timeout_s, "balloon", vm->balloon != NULL, "dedup",
+		(int)vm->oom_pause_timeout_s, "balloon", vm->balloon != NULL, "channel",
+		vm->channel != NULL, "shm", snapshot_shm(vm), "vram", snapshot_vram(vm), "dedup",
 		snapshot_dedup(vm), "devices", devices, "disks", disks, "files", SNAPSHOT_STATE,
 		snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
 		SNAPSHOT_MEMORY, snapshot_file_json(mem->bytes, mem->sum));
@@ -314,10 +342,6 @@ static const char *snapshot_unsupported(const struct vm *vm)
 		return "the baseline fault handlers keep no page state (--fault-handler)";
 	if (vm->mmu.cfg.huge)
 		return "guest RAM on huge pages cannot be restored from a file (--hugepages)";
-	if (vm->channel)
-		return "the state of the channel's virtio-console is not saved yet (--channel)";
-	if (vm->shm || vm->vram)
-		return "the state of the BAR devices is not saved yet (--shm, --vram)";
 	return NULL;
 }
 

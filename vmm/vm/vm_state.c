@@ -355,6 +355,17 @@ bool vm__device_may_run(void *arg)
 	return run;
 }
 
+bool vm__device_running(void *arg)
+{
+	struct vm *vm = arg;
+	bool run;
+
+	pthread_mutex_lock(&vm->lock);
+	run = vm->pause == VM_RUNNING && !vm->stopping;
+	pthread_mutex_unlock(&vm->lock);
+	return run;
+}
+
 void vm__oom_pause(struct vm *vm, struct fault_ctx *ctx, const char *oom)
 {
 	bool first, on_vcpu;

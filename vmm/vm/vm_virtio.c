@@ -264,8 +264,15 @@ static int vm_channel_create(struct vm *vm, const struct run_config *cfg)
 	if (ret)
 		return ret;
 	c->gate = vm__device_may_run;
+	c->running = vm__device_running;
 	c->gate_ctx = vm;
-	return virtio_console__start(c);
+	return 0;
+}
+
+/* Its thread starts once a restore, if any, gave the device its state. */
+static int vm_channel_start(struct vm *vm)
+{
+	return vm->channel ? virtio_console__start(vm->channel) : 0;
 }
 
 static void vm_channel_describe(const struct vm *vm, struct vm_guest_desc *d)
@@ -321,14 +328,35 @@ static void vm_channel_exit(struct vm *vm)
 	vm->channel = NULL;
 }
 
+/* Whether there is a channel, then its state. */
 static int vm_channel_save(struct vm *vm, struct blob *b)
 {
-	return vm__save_absent(b, "virtio-console", "--channel", vm->channel != NULL);
+	size_t at = blob__section(b, "channel", 1);
+
+	blob__bool(b, vm->channel != NULL);
+	if (vm->channel)
+		virtio_console__save(vm->channel, b);
+	blob__section_end(b, at);
+	return 0;
 }
 
 static int vm_channel_restore(struct vm *vm, struct blob_reader *r)
 {
-	return vm__restore_absent(r, "virtio-console", vm->channel != NULL);
+	struct blob_reader sub;
+	uint16_t version;
+	bool had;
+
+	if (blob__enter(r, "channel", 1, &version, &sub))
+		return -EINVAL;
+	had = blob__get_bool(&sub);
+	if (!sub.err && had != (vm->channel != NULL))
+		blob__fail(&sub, "the snapshot %s, this VM %s",
+			   had ? "has a channel" : "has no channel", had ? "has none" : "has one");
+	if (!sub.err && had && virtio_console__restore(vm->channel, &sub))
+		return blob__fail(r, "%s", sub.why);
+	if (blob_reader__done(&sub))
+		return blob__fail(r, "virtio-console: %s", sub.why);
+	return 0;
 }
 
 const struct vm_device_ops vm_channel_dev = {
@@ -341,6 +369,7 @@ const struct vm_device_ops vm_channel_dev = {
 	.exit = vm_channel_exit,
 	.save = vm_channel_save,
 	.restore = vm_channel_restore,
+	.start = vm_channel_start,
 };
 
 /* ---- the balloon ---- */
