@@ -33,7 +33,8 @@ static int mmu_pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t 
 	enum cow_charge was, charge;
 	int ret = 0;
 
-	if (!mmu->dedup && !mmu->discards && (!mmu->wp || bit_test(mmu->bits.dirty, pi)))
+	if (!mmu->dedup && !mmu->discards && (!mmu->wp || bit_test(mmu->bits.dirty, pi)) &&
+	    (!mmu->cfg.track_writes || bit_test(mmu->bits.written, pi)))
 		return page_resident(mmu, pi) ? 0 : -EAGAIN;
 	was = charge = mmu__charge_cow(mmu, ctx, pi);
 	pthread_mutex_lock(&mmu->reclaim_lock);
@@ -48,6 +49,8 @@ static int mmu_pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t 
 		page_bits__pin(&mmu->bits, pi);
 	if (!ret && mmu->wp)
 		bit_set(mmu->bits.dirty, pi);
+	if (!ret && mmu->cfg.track_writes) /* the monitor writes through its own view */
+		bit_set(mmu->bits.written, pi);
 	/* Under the lock mmu__discard() takes: it sees the mark, or we see the page gone. */
 	if (!ret && mmu->discards && held && mmu->holds[pi] < MMU_HELD_FOR_GOOD)
 		mmu->holds[pi]++;

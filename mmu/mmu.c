@@ -93,6 +93,13 @@ static void fault_window(const struct mmu *mmu, const struct fault_ctx *ctx, uin
  * Fill @buf with @n pages of backing content starting at host page @first.
  * Returns 0, or -EIO / -errno when the file cannot be read.
  */
+/* The file page @pi is read from: the backing file's, or its layer's. */
+static int backing_fd_of(const struct mmu *mmu, uint64_t pi)
+{
+	return mmu->layer_of && mmu->layer_of[pi] ? mmu->layer_fds[mmu->layer_of[pi] - 1]
+						  : mmu->backing_fd;
+}
+
 static int backing_fill(struct mmu *mmu, const struct fault_ctx *ctx, uint8_t *buf, uint64_t first,
 			uint64_t n)
 {
@@ -109,8 +116,17 @@ static int backing_fill(struct mmu *mmu, const struct fault_ctx *ctx, uint8_t *b
 	if (err)
 		return -err;
 	while (done < len) {
-		ssize_t r = pread(mmu->backing_fd, buf + done, len - done, (off_t)(off + done));
+		int fd = backing_fd_of(mmu, (off + done) / MMU_PAGE_SIZE);
+		uint64_t run = MMU_PAGE_SIZE - (off + done) % MMU_PAGE_SIZE;
+		ssize_t r;
 
+		/* The pages that follow in the same file go in the same read. */
+		while (done + run < len &&
+		       backing_fd_of(mmu, (off + done + run) / MMU_PAGE_SIZE) == fd)
+			run += MMU_PAGE_SIZE;
+		if (run > len - done)
+			run = len - done;
+		r = pread(fd, buf + done, run, (off_t)(off + done));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -120,6 +136,79 @@ static int backing_fill(struct mmu *mmu, const struct fault_ctx *ctx, uint8_t *b
 		done += (uint64_t)r;
 	}
 	return 0;
+}
+
+int mmu__read_page(struct mmu *mmu, uint64_t pi, uint8_t *buf)
+{
+	const struct fault_ctx ctx = {.mmu = mmu, .source = FAULT_SRC_MONITOR};
+
+	if (bit_test(mmu->bits.zeroed, pi)) {
+		memset(buf, 0, MMU_PAGE_SIZE);
+		return 0;
+	}
+	return backing_fill(mmu, &ctx, buf, pi, 1);
+}
+
+int mmu__add_layer(struct mmu *mmu, int fd, const unsigned long *pages)
+{
+	uint64_t pi;
+
+	if (mmu->backing_fd < 0)
+		return -EINVAL;
+	if (mmu->nr_layers == MMU_MAX_LAYERS)
+		return -E2BIG;
+	if (!mmu->layer_of && !(mmu->layer_of = calloc(mmu->nr_pages, 1)))
+		return -ENOMEM;
+	mmu->layer_fds[mmu->nr_layers++] = fd;
+	for (pi = 0; pi < mmu->nr_pages; pi++)
+		if (bit_test(pages, pi))
+			mmu->layer_of[pi] = (uint8_t)mmu->nr_layers;
+	return 0;
+}
+
+int mmu__writes_reset_locked(struct mmu *mmu)
+{
+	uint64_t pi, first = 0, n = 0;
+	int err = 0;
+
+	/*
+	 * Protect first, then forget: a write between the two faults, and its
+	 * fault waits for the lock held here, so it marks the page after us.
+	 */
+	for (pi = 0; pi <= mmu->nr_pages && !err; pi++) {
+		bool protect = pi < mmu->nr_pages && page_resident(mmu, pi) &&
+			       !page_bits__merged(&mmu->bits, pi);
+
+		if (pi < mmu->nr_pages)
+			page_bits__wait(&mmu->bits, pi, &mmu->reclaim_lock);
+		if (protect && n && first + n == pi) {
+			n++;
+			continue;
+		}
+		if (n) {
+			struct uffdio_writeprotect wp = {
+				.range = {.start = (uint64_t)(uintptr_t)(mmu->ram.host +
+									 first * MMU_PAGE_SIZE),
+					  .len = n * MMU_PAGE_SIZE},
+				.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+			};
+
+			MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
+			err = inject__check("UFFDIO_WRITEPROTECT.reset");
+			if (!err && ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+				err = errno;
+		}
+		first = pi;
+		n = protect;
+	}
+	for (pi = 0; !err && pi < mmu->nr_pages; pi++) {
+		/* A device holding a pointer into the page may write it any time. */
+		if (mmu->holds && mmu->holds[pi])
+			bit_set(mmu->bits.written, pi);
+		else
+			bit_test_clear(mmu->bits.written, pi);
+	}
+	return -err;
 }
 
 /*
@@ -226,6 +315,8 @@ static fault_t mmu_unprotect(struct fault_ctx *ctx, uint64_t pi)
 	int err = 0;
 
 	pthread_mutex_lock(&mmu->reclaim_lock);
+	if (mmu->cfg.track_writes) /* before the write: set before anyone can miss it */
+		bit_set(mmu->bits.written, pi);
 	if (page_bits__busy(&mmu->bits, pi)) {
 		if (ctx->source != FAULT_SRC_UFFD)
 			page_bits__wait(&mmu->bits, pi, &mmu->reclaim_lock);
@@ -274,7 +365,7 @@ static fault_t mmu_fault_resident(struct fault_ctx *ctx, uint64_t pi)
 
 	if (ctx->flags & FAULT_FLAG_WP ||
 	    (mmu->uffd_wp && ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR &&
-	     (mmu->dedup || !bit_test(mmu->bits.dirty, pi)))) {
+	     (mmu->dedup || mmu->cfg.track_writes || !bit_test(mmu->bits.dirty, pi)))) {
 		MMU_STAT_INC(&mmu->stats, faults_wp);
 		return mmu_unprotect(ctx, pi);
 	}
@@ -376,6 +467,9 @@ int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t
 	/* A write fault dirties its page before anyone can see it clean. */
 	if (mmu->wp && (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
 		bit_set(mmu->bits.dirty, pi);
+	if (mmu->cfg.track_writes &&
+	    (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
+		bit_set(mmu->bits.written, pi);
 	ret = install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
 	if (ret > 0)
 		mmu_forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);

@@ -45,6 +45,7 @@
 #define MMU_FAULT_AROUND_MAX 512
 #define MMU_HUGE_SIZE	     (2ULL << 20) /* --hugepages: one fault, 512 pages */
 #define MMU_MAX_HANDLERS     16
+#define MMU_MAX_LAYERS	     32	  /* diff snapshots over one full one */
 #define MMU_RECLAIM_BATCH    32	  /* clean pages dropped per reclaim */
 #define MMU_FAULT_AHEAD_MAX  4096 /* pages a sequential stream is served ahead, at most */
 #define MMU_AHEAD_CHUNK	     64	  /* pages per install of fault-ahead */
@@ -75,6 +76,7 @@ struct mmu_config {
 	unsigned fault_ahead;	  /* pages installed ahead of a sequential stream, 0: off */
 	bool dedup;		  /* write-protect guest RAM for dedup (mmu/dedup.h) */
 	bool huge;		  /* RAM on 2 MiB hugetlbfs pages; fault_around is 512 */
+	bool track_writes;	  /* --diff-snapshots: pages written since mmu__writes_reset() */
 	enum mmu_handler handler;
 };
 
@@ -119,6 +121,14 @@ struct mmu {
 	int uffd;
 	int backing_fd;
 	uint64_t backing_size;
+	/*
+	 * Layers over the backing file (a diff snapshot's memory files, oldest
+	 * first): page i is read from layer_fds[layer_of[i] - 1], or from the
+	 * backing file when layer_of[i] is 0. NULL: the backing file only.
+	 */
+	uint8_t *layer_of;
+	int layer_fds[MMU_MAX_LAYERS];
+	unsigned nr_layers;
 	uint64_t nr_pages;
 	uint64_t limit_pages;	 /* the budget; atomic (mmu__set_limit) */
 	uint64_t resident_pages; /* atomic */
@@ -192,6 +202,36 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
  * or -errno (reported). A second call does nothing.
  */
 int mmu__start(struct mmu *mmu) __attribute__((warn_unused_result));
+
+/*
+ * A layer over the backing file, before mmu__start(): @fd (a file of RAM's
+ * size, owned by the engine from now on) holds the pages set in @pages
+ * (one bit per page). Later layers cover earlier ones. 0, or -E2BIG past
+ * MMU_MAX_LAYERS, -ENOMEM, or -EINVAL without a backing file.
+ */
+int mmu__add_layer(struct mmu *mmu, int fd, const unsigned long *pages)
+	__attribute__((warn_unused_result));
+
+/*
+ * Page @pi as the guest would see it on its next touch, were it not
+ * resident: zeros (dedup released it, or nothing backs it), or the backing
+ * file's or its layer's page. Into @buf (a page). 0 or -errno.
+ */
+int mmu__read_page(struct mmu *mmu, uint64_t pi, uint8_t *buf) __attribute__((warn_unused_result));
+
+/* --diff-snapshots: whether page @pi was written, or dropped, since the last reset. */
+static inline bool mmu__written(const struct mmu *mmu, uint64_t pi)
+{
+	return bit_test(mmu->bits.written, pi);
+}
+
+/*
+ * --diff-snapshots, reclaim lock held, no vCPU in the guest: forget what
+ * was written and write-protect every resident page again, so that the
+ * next write to each one is seen. 0, or -errno of UFFDIO_WRITEPROTECT
+ * (what is written from then on may be missed: take a full snapshot).
+ */
+int mmu__writes_reset_locked(struct mmu *mmu) __attribute__((warn_unused_result));
 
 /*
  * What waits for the handlers now, for a report on a VM that hangs:

@@ -11,6 +11,8 @@
  *   dirty     written or pinned since installed: not reclaimable.
  *   poisoned  UFFDIO_POISON'ed, or reported poisoned by the host.
  *   zeroed    released by dedup as zeros: the next install is zeros.
+ *   written   --diff-snapshots: written, or made a first touch again,
+ *             since the last snapshot (mmu__writes_reset()).
  * The page sharer's bits (all clear without dedup):
  *   merged    maps a shared page: a write breaks copy-on-write.
  *   busy      a merge owns the page now: a writer parks or waits.
@@ -35,6 +37,7 @@ struct page_bits {
 	unsigned long *busy;
 	unsigned long *nomerge;
 	unsigned long *waiting;
+	unsigned long *written;
 	pthread_cond_t idle; /* broadcast, under the lock, when a page stops being busy */
 	bool ready;	     /* page_bits__init() ran: idle is initialised */
 };

@@ -170,6 +170,8 @@ static bool mmu_discardable(struct mmu *mmu, uint64_t pi, uint64_t *kept)
 	 */
 	if (mmu->wp)
 		bit_test_clear(mmu->bits.dirty, pi);
+	if (mmu->cfg.track_writes) /* its contents change: zeros, or the file's */
+		bit_set(mmu->bits.written, pi);
 	return true;
 }
 

@@ -174,13 +174,19 @@ int mmu__uffd_init(struct mmu *mmu)
 	 * file pages; dedup, which cannot go without it).
 	 */
 	api.features |= mmu->uffd_features & UFFD_FEATURE_POISON;
-	if ((mmu->backing_fd >= 0 || mmu->cfg.dedup) && !inject__check("uffd.wp") &&
-	    mmu->uffd_features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) {
+	if ((mmu->backing_fd >= 0 || mmu->cfg.dedup || mmu->cfg.track_writes) &&
+	    !inject__check("uffd.wp") && mmu->uffd_features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) {
 		api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 		reg.mode |= UFFDIO_REGISTER_MODE_WP;
 		need |= 1ULL << _UFFDIO_WRITEPROTECT;
-		mmu->wp = mmu->backing_fd >= 0;
+		/* Installed protected: the first write to each page is seen. */
+		mmu->wp = mmu->backing_fd >= 0 || mmu->cfg.track_writes;
 		mmu->uffd_wp = true;
+	}
+	if (mmu->cfg.track_writes && !mmu->uffd_wp) {
+		pr_err("cannot set up guest RAM: --diff-snapshots needs userfaultfd write-protect "
+		       "on shared memory (Linux 5.19)");
+		return -ENOTSUP;
 	}
 	mmu->uffd_features &= api.features;
 	if (ioctl(mmu->uffd, UFFDIO_API, &api) < 0)
@@ -341,6 +347,10 @@ void mmu__exit(struct mmu *mmu)
 		close(mmu->memfd);
 	if (mmu->backing_fd >= 0)
 		close(mmu->backing_fd);
+	while (mmu->nr_layers)
+		close(mmu->layer_fds[--mmu->nr_layers]);
+	free(mmu->layer_of);
+	mmu->layer_of = NULL;
 	if (mmu->stop_fd >= 0)
 		close(mmu->stop_fd);
 	mmu->uffd = mmu->memfd = mmu->backing_fd = mmu->stop_fd = -1;

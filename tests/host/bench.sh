@@ -136,10 +136,10 @@ t_fault_ahead_bad_value() {
 t_fault_handler_baseline_limits() {
 	cmd "$FL" run --kernel "$G" --fault-handler naive --mem-limit 64M
 	expect_rc 64
-	expect_err "faultline: invalid option value: the naive handler is a baseline without a budget, backing file or dedup (--fault-handler: naive)"
+	expect_err "faultline: invalid option value: the naive handler is a baseline without a budget, backing file, dedup or diff snapshots (--fault-handler: naive)"
 	cmd "$FL" run --kernel "$G" --fault-handler kernel --dedup on
 	expect_rc 64
-	expect_err "faultline: invalid option value: the kernel handler is a baseline without a budget, backing file or dedup (--fault-handler: kernel)"
+	expect_err "faultline: invalid option value: the kernel handler is a baseline without a budget, backing file, dedup or diff snapshots (--fault-handler: kernel)"
 	cmd "$FL" run --kernel "$G" --fault-handler fast
 	expect_rc 64
 	expect_err "faultline: invalid option value: expected faultline, naive or kernel (--fault-handler: fast)"

@@ -384,3 +384,68 @@ t_snapshot_bar_devices() {
 	expect_out "vram: vCPU 0 verified 32 pages after 60 passes"
 	expect_out "vram: vCPU 1 verified 32 pages after 60 passes"
 }
+
+# A diff snapshot (--diff-snapshots): the test guest snapshotted in full
+# and run on, then a diff taken: it holds only the pages written since,
+# and restored on its base the guest goes on and every page checks. A
+# restored VM takes a diff on the snapshot it came from. A diff without
+# tracking, without a snapshot to build on, or whose base is gone is
+# refused, naming why.
+t_snapshot_diff() {
+	# shellcheck disable=SC2086
+	api_vm $SNAP_ARGS
+	ctl snapshot "$T/nodiff" --diff
+	expect_crc 1
+	grep -qxF "faultline: ctl: snapshot: cannot snapshot this VM: a diff needs the VM started with --diff-snapshots, which tracks the pages written between snapshots (socket: $S)" "$T/ctl.err" ||
+		problem "a diff without --diff-snapshots: $(cat "$T/ctl.err")"
+	expect_no_snapshot "$T/nodiff"
+	stop_vm
+	# shellcheck disable=SC2086
+	api_vm --diff-snapshots $SNAP_ARGS
+	ctl snapshot "$T/nobase" --diff
+	expect_crc 1
+	grep -qxF "faultline: ctl: snapshot: cannot snapshot this VM: no snapshot of this VM to build a diff on: take a full one first, or restore the VM from one (socket: $S)" "$T/ctl.err" ||
+		problem "a diff without a base: $(cat "$T/ctl.err")"
+	wait_out "snap: round 20"
+	ctl snapshot "$T/full" --resume
+	expect_crc 0
+	full=$(sed -n 's/^  "pages_written": \([0-9]*\),$/\1/p' "$T/ctl")
+	n=$(sed -n 's/^snap: round \([0-9]*\)$/\1/p' "$T/out" | tail -n 1)
+	wait_out "snap: round $((n + 20))"
+	ctl snapshot "$T/diff" --diff
+	expect_crc 0
+	in_diff=$(sed -n 's/^  "pages_in_diff": \([0-9]*\),$/\1/p' "$T/ctl")
+	stop_vm
+	last=$(sed -n 's/^snap: round \([0-9]*\)$/\1/p' "$T/out" | tail -n 1)
+	[ -n "$in_diff" ] && [ -n "$full" ] && [ "$in_diff" -gt 0 ] && [ "$in_diff" -lt "$full" ] ||
+		problem "the diff holds '$in_diff' pages, the full snapshot wrote '$full': expected fewer, not none"
+	expect_manifest "    \"dir\": \"$T/full\"," "$T/diff"
+	[ -s "$T/diff/pages" ] || problem "the diff has no list of pages"
+	# vCPU 1 prints no rounds: it may have checked all of its before the diff.
+	cp "$T/out" "$T/out.src"
+	cmd "$FL" run --restore "$T/diff" --stats=json
+	expect_rc 0
+	expect_out "snap: vCPU 0 checked 16 pages in 2000 rounds"
+	cat "$T/out.src" "$T/out" | grep -qx "snap: vCPU 1 checked 16 pages in 2000 rounds" ||
+		problem "vCPU 1 did not finish, before the diff or after its restore"
+	first=$(sed -n 's/^snap: round \([0-9]*\)$/\1/p' "$T/out" | head -n 1)
+	[ -n "$first" ] && [ "$first" -ge "$last" ] ||
+		problem "the diff's restore printed round '$first' first, the diff was after round $last"
+	# A restored VM's diff builds on the snapshot it came from.
+	S=$T/r.sock
+	"$FL" run --restore "$T/full" --diff-snapshots --api "$S" --stats=json >"$T/out" 2>"$T/err" &
+	vm=$!
+	wait_out "snap: round $((n + 10))"
+	ctl snapshot "$T/rdiff" --diff
+	expect_crc 0
+	stop_vm
+	expect_manifest "    \"dir\": \"$T/full\"," "$T/rdiff"
+	cmd "$FL" run --restore "$T/rdiff"
+	expect_rc 0
+	expect_out "snap: vCPU 0 checked 16 pages in 2000 rounds"
+	mv "$T/full" "$T/full.moved"
+	cmd "$FL" run --restore "$T/diff"
+	expect_rc 66
+	expect_err "faultline: cannot restore the snapshot: cannot read it: No such file or directory (file: $T/full/manifest.json)"
+	mv "$T/full.moved" "$T/full"
+}

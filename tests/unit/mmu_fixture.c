@@ -74,6 +74,7 @@ void mmu_setup(const struct setup *s)
 		.spin_us = s->spin_us,
 		.handler = s->handler,
 		.fault_ahead = s->ahead,
+		.track_writes = s->track,
 	};
 	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
 

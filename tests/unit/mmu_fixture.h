@@ -56,6 +56,7 @@ struct setup {
 	unsigned spin_us;
 	enum mmu_handler handler;
 	unsigned ahead;
+	bool track; /* --diff-snapshots */
 };
 
 struct toucher {

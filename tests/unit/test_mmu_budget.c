@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -393,6 +394,203 @@ START_TEST(set_limit_bounds)
 }
 END_TEST
 
+/* ---- --diff-snapshots: the pages written since a reset ----------------------------------- */
+
+static uint64_t written_pages(void)
+{
+	uint64_t pi, n = 0;
+
+	for (pi = 0; pi < mmu.nr_pages; pi++)
+		n += mmu__written(&mmu, pi);
+	return n;
+}
+
+static int writes_reset(void)
+{
+	int ret;
+
+	pthread_mutex_lock(&mmu.reclaim_lock);
+	ret = mmu__writes_reset_locked(&mmu);
+	pthread_mutex_unlock(&mmu.reclaim_lock);
+	return ret;
+}
+
+/*
+ * After a reset only what is written again counts: a guest write (a
+ * write-protect fault), a first touch by a write, a device's access; a
+ * read, even one that installs the page, does not.
+ */
+START_TEST(writes_since_a_reset_are_tracked)
+{
+	struct toucher wr = {.first = 0, .count = 32, .write = true, .value = 7};
+	struct toucher rd = {.first = 40, .count = 4, .value = 0};
+	struct toucher one = {.first = 5, .count = 1, .write = true, .value = 9};
+	uint8_t *p;
+
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .handlers = 1, .track = true});
+	ck_assert(mmu.wp && mmu.uffd_wp);
+	touch(&wr);
+	ck_assert_uint_eq(written_pages(), 32);
+	ck_assert_int_eq(writes_reset(), 0);
+	ck_assert_uint_eq(written_pages(), 0);
+	touch(&one);
+	one.first = 10;
+	touch(&one);
+	ck_assert(mmu__written(&mmu, 5) && mmu__written(&mmu, 10));
+	ck_assert_uint_eq(written_pages(), 2);
+	touch(&rd);
+	ck_assert_uint_eq(written_pages(), 2);
+	one.first = 41; /* read above, installed clean: its first write is seen */
+	touch(&one);
+	one.first = 50; /* never touched: installed by the write */
+	touch(&one);
+	ck_assert(mmu__written(&mmu, 41) && mmu__written(&mmu, 50));
+	ck_assert_int_eq(mmu__access(&mmu, 20 * PAGE + 8, 8, (void **)&p), 0);
+	ck_assert(mmu__written(&mmu, 20));
+	ck_assert_uint_eq(written_pages(), 5);
+	wr.value = 7; /* nothing was lost: the words the first pass wrote are there */
+	wr.write = false;
+	wr.count = 5;
+	touch(&wr);
+	ck_assert_int_eq(wr.bad, 0);
+	mmu_teardown();
+}
+END_TEST
+
+struct scribbler {
+	pthread_t thread;
+	bool stop; /* atomic */
+	uint64_t rounds;
+};
+
+/* Writes a counter into a page after page of 64, round after round, until told to stop. */
+static void *scribble(void *arg)
+{
+	struct scribbler *s = arg;
+	uint64_t pi, v = 1;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		for (pi = (v * 7) % 64; pi < 64; pi += 3)
+			__atomic_store_n((uint64_t *)(void *)(mmu.ram.host + pi * PAGE), v++,
+					 __ATOMIC_RELAXED);
+		s->rounds++;
+	}
+	return NULL;
+}
+
+/*
+ * Host threads write while resets are taken, as a diff is taken while
+ * the guest runs on (--resume): every page whose bytes changed since a
+ * reset is marked written.
+ */
+START_TEST(writes_during_resets_are_never_missed)
+{
+	static uint8_t copy[64 * PAGE];
+	struct scribbler s[2] = {0};
+	uint64_t pi, changed = 0;
+	int round, i;
+
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .handlers = 2, .track = true});
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&s[i].thread, NULL, scribble, &s[i]), 0);
+	for (round = 0; round < 50; round++) {
+		bool was[64];
+
+		/* Only resident pages are read: the monitor's view of a hole would fill it. */
+		pthread_mutex_lock(&mmu.reclaim_lock);
+		ck_assert_int_eq(mmu__writes_reset_locked(&mmu), 0);
+		for (pi = 0; pi < 64; pi++) {
+			was[pi] = page_bits__resident(&mmu.bits, pi);
+			if (was[pi])
+				memcpy(copy + pi * PAGE, mmu.alias + pi * PAGE, PAGE);
+		}
+		pthread_mutex_unlock(&mmu.reclaim_lock);
+		usleep(2000);
+		pthread_mutex_lock(&mmu.reclaim_lock);
+		for (pi = 0; pi < 64; pi++) {
+			bool now = page_bits__resident(&mmu.bits, pi);
+
+			if (!was[pi] && !now)
+				continue;
+			/* Installed since: by a write, the only thing the scribblers do. */
+			if (was[pi] && !memcmp(copy + pi * PAGE, mmu.alias + pi * PAGE, PAGE))
+				continue;
+			changed++;
+			ck_assert_msg(mmu__written(&mmu, pi),
+				      "round %d: page %" PRIu64 " changed, not marked", round, pi);
+		}
+		pthread_mutex_unlock(&mmu.reclaim_lock);
+	}
+	for (i = 0; i < 2; i++) {
+		__atomic_store_n(&s[i].stop, true, __ATOMIC_RELAXED);
+		pthread_join(s[i].thread, NULL);
+	}
+	ck_assert_uint_gt(changed, 0);
+	ck_assert_uint_gt(STAT(faults_wp), 50);
+	mmu_teardown();
+}
+END_TEST
+
+/* A write-protect that fails at a reset is reported: the caller must not build on it. */
+START_TEST(a_reset_that_cannot_protect_fails)
+{
+	struct toucher wr = {.first = 0, .count = 4, .write = true, .value = 3};
+
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .handlers = 1, .track = true});
+	touch(&wr);
+	ck_assert_int_eq(inject__init("UFFDIO_WRITEPROTECT.reset:EIO"), 0);
+	ck_assert_int_eq(writes_reset(), -EIO);
+	ck_assert_int_eq(inject__init(NULL), 0);
+	mmu_teardown();
+}
+END_TEST
+
+/*
+ * Layers over the backing file, as a diff snapshot's restore has them:
+ * each page comes from the newest layer that holds it, else the file.
+ */
+START_TEST(layers_cover_the_backing_file)
+{
+	char lpath[64];
+	uint8_t *data, *layer = calloc(16, PAGE), *want = malloc(16 * PAGE);
+	const char *path = make_file(16 * PAGE, &data);
+	unsigned long pages[1] = {1UL << 3 | 1UL << 4 | 1UL << 9};
+	struct toucher rd = {.first = 0, .count = 16, .expect = want};
+	uint64_t pi;
+	int fd;
+
+	ck_assert_ptr_nonnull(layer);
+	ck_assert_ptr_nonnull(want);
+	for (pi = 0; pi < 16; pi++)
+		memset(layer + pi * PAGE, 0x40 + (int)pi, PAGE);
+	snprintf(lpath, sizeof(lpath), "/tmp/faultline-layer-%d", getpid());
+	fd = open(lpath, O_CREAT | O_TRUNC | O_RDWR, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, layer, 16 * PAGE), 16 * PAGE);
+	unlink(lpath);
+	memcpy(want, data, 16 * PAGE);
+	for (pi = 0; pi < 16; pi++)
+		if (pages[0] >> pi & 1)
+			memcpy(want + pi * PAGE, layer + pi * PAGE, PAGE);
+	mmu_setup(&(struct setup){.ram = 16 * PAGE, .file = path, .around = 8});
+	ck_assert_int_eq(mmu__add_layer(&mmu, fd, pages), 0); /* before the handlers start */
+	mmu.cfg.nr_handlers = 1;
+	ck_assert_int_eq(mmu__start(&mmu), 0);
+	touch(&rd);
+	ck_assert_int_eq(rd.bad, 0);
+	ck_assert_int_eq(mmu__read_page(&mmu, 9, layer), 0);
+	ck_assert_int_eq(memcmp(layer, want + 9 * PAGE, PAGE), 0);
+	mmu_teardown();
+	/* Without a backing file there is nothing to lay over. */
+	mmu_setup(&(struct setup){.ram = 16 * PAGE});
+	ck_assert_int_eq(mmu__add_layer(&mmu, -1, pages), -EINVAL);
+	mmu_teardown();
+	free(data);
+	free(layer);
+	free(want);
+}
+END_TEST
+
 /* ---- reclaim of clean file pages ----------------------------------------------------------- */
 
 START_TEST(reclaim_keeps_file_reads_within_budget)
@@ -520,6 +718,14 @@ void mmu_budget_tcases(Suite *s)
 	tcase_add_test(tc, held_fault_goes_on_once_the_budget_grows);
 	tcase_add_test(tc, set_limit_bounds);
 	tcase_add_test(tc, device_access_oom_goes_to_the_owner);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("writes");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, writes_since_a_reset_are_tracked);
+	tcase_add_test(tc, writes_during_resets_are_never_missed);
+	tcase_add_test(tc, a_reset_that_cannot_protect_fails);
+	tcase_add_test(tc, layers_cover_the_backing_file);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reclaim");

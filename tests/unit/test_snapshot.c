@@ -24,6 +24,11 @@
 	"\"0\", \"7.0.edx\": \"0\", \"0x80000001.ecx\": \"0\", \"0x80000001.edx\": \"0\", "        \
 	"\"0xd.0.eax\": \"0x7\"}"
 
+#define SNAP_ID "0123456789abcdef0123456789abcdef"
+
+/* The id and base the next manifest() has: a full snapshot unless a test says. */
+static const char *cur_id = SNAP_ID, *cur_base = "null";
+
 static char log_buf[1024];
 
 /* A manifest of this host's CPU vendor, with @vm as its "vm" and @files as its "files". */
@@ -33,9 +38,10 @@ static char *manifest(const char *version, const char *vm, const char *files)
 
 	kvm__cpu_vendor(vendor);
 	ck_assert_int_gt(asprintf(&text,
-				  "{\"faultline_snapshot\": %s, \"host\": {\"cpu_vendor\": \"%s\", "
+				  "{\"faultline_snapshot\": %s, \"id\": \"%s\", \"base\": %s, "
+				  "\"host\": {\"cpu_vendor\": \"%s\", "
 				  "%s}, \"vm\": %s, \"disks\": [], \"files\": %s}",
-				  version, vendor, CPUID, vm, files),
+				  version, cur_id, cur_base, vendor, CPUID, vm, files),
 			 0);
 	return text;
 }
@@ -180,7 +186,8 @@ START_TEST(another_vendor_and_bad_json_are_refused)
 
 	kvm__cpu_vendor(vendor);
 	ck_assert_int_gt(asprintf(&text,
-				  "{\"faultline_snapshot\": 1, \"host\": {\"cpu_vendor\": \"%s\", "
+				  "{\"faultline_snapshot\": 1, \"id\": \"" SNAP_ID
+				  "\", \"base\": null, \"host\": {\"cpu_vendor\": \"%s\", "
 				  "%s}, \"vm\": %s}",
 				  strcmp(vendor, "GenuineIntel") ? "GenuineIntel" : "AuthenticAMD",
 				  CPUID, GOOD_VM),
@@ -199,18 +206,20 @@ START_TEST(another_vendor_and_bad_json_are_refused)
 }
 END_TEST
 
+static const char *cur_files = ""; /* more of the manifest's files, after a comma */
+
 /* A snapshot directory: the manifest for @state and a memory file of @mem_bytes. */
 static void write_dir(const char *dir, const char *state, uint64_t mem_bytes, const char *sum)
 {
-	char path[256], files[256], hex[17], *text;
+	char path[256], files[512], hex[17], *text;
 	FILE *f;
 
 	snprintf(hex, sizeof(hex), "%016llx",
 		 (unsigned long long)XXH3_64bits(state, strlen(state)));
 	snprintf(files, sizeof(files),
 		 "{\"state\": {\"bytes\": %zu, \"xxh3\": \"%s\"}, \"memory\": {\"bytes\": "
-		 "67108864, \"xxh3\": \"0\"}}",
-		 strlen(state), sum ? sum : hex);
+		 "67108864, \"xxh3\": \"0\"}%s}",
+		 strlen(state), sum ? sum : hex, cur_files);
 	text = manifest("1", GOOD_VM, files);
 	snprintf(path, sizeof(path), "%s/%s", dir, SNAPSHOT_MANIFEST);
 	f = fopen(path, "w");
@@ -294,6 +303,153 @@ START_TEST(the_files_are_checked_against_the_manifest)
 }
 END_TEST
 
+/* Write @len bytes of @data as @dir/@name. */
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static void remove_dir(const char *dir)
+{
+	const char *names[] = {"state", "memory", "pages", "manifest.json"};
+	char path[300];
+	unsigned i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/*
+ * A diff on a full snapshot: the full one's memory is the backing file,
+ * the diff's memory a layer holding the pages its list names. A base that
+ * is not there, of another id, or a list of pages of another size or
+ * checksum is refused, naming the file and the field.
+ */
+START_TEST(a_diff_reads_its_base)
+{
+	char full[] = "/tmp/faultline-full-XXXXXX", diff[] = "/tmp/faultline-diff-XXXXXX";
+	char base[400], extra[200], want[800], path[300];
+	static unsigned long pages[64 << 20 >> 12 >> 6]; /* 16384 pages */
+	struct run_config cfg;
+	struct snapshot s;
+
+	ck_assert_ptr_nonnull(mkdtemp(full));
+	ck_assert_ptr_nonnull(mkdtemp(diff));
+	write_dir(full, "full state", 64 << 20, NULL);
+	memset(pages, 0, sizeof(pages));
+	pages[0] = 0x5; /* pages 0 and 2 */
+	pages[255] = 1ULL << 63;
+	snprintf(extra, sizeof(extra), ", \"pages\": {\"bytes\": %zu, \"xxh3\": \"%016llx\"}",
+		 sizeof(pages), (unsigned long long)XXH3_64bits(pages, sizeof(pages)));
+	snprintf(base, sizeof(base), "{\"dir\": \"%s\", \"id\": \"%s\"}", full, SNAP_ID);
+	cur_id = "fedcba9876543210fedcba9876543210";
+	cur_base = base;
+	cur_files = extra;
+	write_dir(diff, "diff state", 64 << 20, NULL);
+	write_file(diff, SNAPSHOT_PAGES, pages, sizeof(pages));
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), 0);
+	snprintf(path, sizeof(path), "%s/memory", full);
+	ck_assert_str_eq(cfg.backing_file, path);
+	ck_assert_uint_eq(s.nr_layers, 1);
+	snprintf(path, sizeof(path), "%s/memory", diff);
+	ck_assert_str_eq(s.layers[0].memory_path, path);
+	ck_assert_uint_eq(s.layers[0].pages[0], 0x5);
+	ck_assert_uint_eq(s.layers[0].pages[255], 1ULL << 63);
+	ck_assert_str_eq(s.id, "fedcba9876543210fedcba9876543210");
+	snapshot__close(&s);
+
+	/* The list of pages changed since. */
+	pages[1] = 1;
+	write_file(diff, SNAPSHOT_PAGES, pages, sizeof(pages));
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: its checksum does not match: the file "
+		 "changed or is corrupt (field: files.pages.xxh3) (file: %s/pages)\n",
+		 diff);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+	write_file(diff, SNAPSHOT_PAGES, pages, 8);
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: 8 bytes, the manifest says 2048 (field: "
+		 "files.pages.bytes) (file: %s/pages)\n",
+		 diff);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+	pages[1] = 0;
+	write_file(diff, SNAPSHOT_PAGES, pages, sizeof(pages));
+
+	/* A base of another id: the full snapshot was taken again under the same name. */
+	snprintf(base, sizeof(base), "{\"dir\": \"%s\", \"id\": \"%s\"}", full,
+		 "00000000000000000000000000000000");
+	write_dir(diff, "diff state", 64 << 20, NULL);
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: another snapshot than the base a diff "
+		 "was taken on: id %s, the diff's base is 00000000000000000000000000000000 "
+		 "(field: id) (file: %s/manifest.json)\n",
+		 SNAP_ID, full);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+
+	/* A base that is gone. */
+	snprintf(base, sizeof(base), "{\"dir\": \"%s.gone\", \"id\": \"%s\"}", full, SNAP_ID);
+	write_dir(diff, "diff state", 64 << 20, NULL);
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), FL_EXIT_NOINPUT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: cannot read it: No such file or "
+		 "directory (file: %s.gone/manifest.json)\n",
+		 full);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+
+	/* A relative base, and a diff whose base is itself (a loop ends at the limit). */
+	cur_base = "{\"dir\": \"rel\", \"id\": \"" SNAP_ID "\"}";
+	write_dir(diff, "diff state", 64 << 20, NULL);
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: expected null, or an absolute dir and an "
+		 "id (field: base) (file: %s/manifest.json)\n",
+		 diff);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+	snprintf(base, sizeof(base), "{\"dir\": \"%s\", \"id\": \"%s\"}", diff, cur_id);
+	cur_base = base;
+	write_dir(diff, "diff state", 64 << 20, NULL);
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: more than 32 diffs on one full snapshot "
+		 "(field: base) (file: %s/manifest.json)\n",
+		 diff);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+	cur_id = "0123";
+	write_dir(diff, "diff state", 64 << 20, NULL);
+	ck_assert_int_eq(open_dir(diff, &s, &cfg), FL_EXIT_SNAPSHOT);
+	snprintf(want, sizeof(want),
+		 "faultline: cannot restore the snapshot: expected 32 hexadecimal digits (field: "
+		 "id) (file: %s/manifest.json)\n",
+		 diff);
+	ck_assert_str_eq(log_buf, want);
+	snapshot__close(&s);
+	cur_id = SNAP_ID;
+	cur_base = "null";
+	cur_files = "";
+	remove_dir(full);
+	remove_dir(diff);
+}
+END_TEST
+
 START_TEST(a_vcpu_state_that_is_cut_is_refused)
 {
 	struct blob_reader r;
@@ -317,6 +473,7 @@ Suite *snapshot_suite(void)
 	tcase_add_test(tc, another_vendor_and_bad_json_are_refused);
 	tcase_add_test(tc, the_files_are_checked_against_the_manifest);
 	tcase_add_test(tc, a_vcpu_state_that_is_cut_is_refused);
+	tcase_add_test(tc, a_diff_reads_its_base);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -248,30 +248,46 @@ static int vm_api_stop(void *ctx, json_t *request, json_t *reply, char *why)
 
 /*
  * snapshot: the request carries the state file's and the memory file's
- * descriptors, in that order (faultline ctl makes them); "resume": true
- * lets the VM run on after it. The reply has the manifest to write.
+ * descriptors, in that order, and with "diff": true the pages file's
+ * (faultline ctl makes them); "resume": true lets the VM run on after it;
+ * "dir" is the directory the snapshot will be, for a later diff's base.
+ * The reply has the manifest to write.
  */
 static int vm_api_snapshot(void *ctx, json_t *request, json_t *reply, char *why)
 {
 	struct vm *vm = ctx;
 	struct api *api = vm->frontend_ctx;
-	json_t *resume = json_object_get(request, "resume");
-	int state_fd = api__take_fd(api, 0), memory_fd = api__take_fd(api, 1), ret = -1;
+	json_t *resume = json_object_get(request, "resume"),
+	       *diff = json_object_get(request, "diff");
+	json_t *dir = json_object_get(request, "dir");
+	struct snapshot_request req = {
+		.state_fd = api__take_fd(api, 0),
+		.memory_fd = api__take_fd(api, 1),
+		.pages_fd = api__take_fd(api, 2),
+		.resume = json_is_true(resume),
+		.diff = json_is_true(diff),
+		.dir = json_string_value(dir),
+	};
 	char swhy[SNAPSHOT_WHY_LEN] = "";
+	int ret = -1;
 
 	if (resume && !json_is_boolean(resume))
 		snprintf(why, API_WHY_LEN, "expected \"resume\" to be true or false");
-	else if (json_object_get(request, "diff"))
-		snprintf(why, API_WHY_LEN, "diff snapshots are not supported yet");
+	else if (diff && !json_is_boolean(diff))
+		snprintf(why, API_WHY_LEN, "expected \"diff\" to be true or false");
+	else if (dir && (!json_is_string(dir) || json_string_value(dir)[0] != '/'))
+		snprintf(why, API_WHY_LEN, "expected \"dir\" to be an absolute path");
 	else if (!vm_api_stopping(vm, why)) {
-		ret = vm__snapshot(vm, state_fd, memory_fd, json_is_true(resume), reply, swhy);
+		ret = vm__snapshot(vm, &req, reply, swhy);
 		if (ret)
 			snprintf(why, API_WHY_LEN, "%s", swhy);
 	}
-	if (state_fd >= 0)
-		close(state_fd);
-	if (memory_fd >= 0)
-		close(memory_fd);
+	if (req.state_fd >= 0)
+		close(req.state_fd);
+	if (req.memory_fd >= 0)
+		close(req.memory_fd);
+	if (req.pages_fd >= 0)
+		close(req.pages_fd);
 	return ret;
 }
 

@@ -437,6 +437,7 @@ static int check_hugepages(struct run_config *cfg)
 			   : cfg->fault_handler == MMU_HANDLER_KERNEL ? "--fault-handler kernel"
 			   : cfg->backing_file			      ? "--backing file"
 			   : cfg->dedup != DEDUP_OFF		      ? "--dedup"
+			   : cfg->diff_snapshots		      ? "--diff-snapshots"
 			   : cfg->fault_ahead			      ? "--fault-ahead"
 			   : cfg->on_oom == VM_OOM_MCE		      ? "--on-oom mce"
 								      : NULL;
@@ -499,6 +500,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'C': break;
 		case 'R': cfg->restore = optarg; break;
 		case 'U': cfg->paused = true; break;
+		case 'G': cfg->diff_snapshots = true; break;
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
 		case 'n': cfg->channel = optarg; break;
@@ -576,9 +578,9 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		cfg->mem_limit = cfg->mem;
 	if (cfg->fault_handler != MMU_HANDLER_FAULTLINE &&
 	    ((cfg->mem_limit && cfg->mem_limit < cfg->mem) || cfg->backing_file ||
-	     cfg->dedup != DEDUP_OFF)) {
+	     cfg->dedup != DEDUP_OFF || cfg->diff_snapshots)) {
 		pr_err("invalid option value: the %s handler is a baseline without a budget, "
-		       "backing file or dedup (--fault-handler: %s)",
+		       "backing file, dedup or diff snapshots (--fault-handler: %s)",
 		       cfg->fault_handler == MMU_HANDLER_NAIVE ? "naive" : "kernel",
 		       cfg->fault_handler == MMU_HANDLER_NAIVE ? "naive" : "kernel");
 		return -EINVAL;

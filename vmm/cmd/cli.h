@@ -107,6 +107,10 @@
 	X("paused", 'U', 0, "",                                                                    \
 	  "start with the vCPUs paused, until 'faultline ctl SOCKET resume' (needs --api): a "     \
 	  "restored VM then waits where the snapshot left it")                                     \
+	X("diff-snapshots", 'G', 0, "",                                                            \
+	  "track the pages the VM writes between snapshots, so that 'faultline ctl SOCKET "        \
+	  "snapshot DIR --diff' writes only those: each page's first write after a snapshot "      \
+	  "takes a write-protect fault (also with --restore)")                                     \
 	X("restore", 'R', 1, "DIR",                                                                \
 	  "start from the snapshot in DIR ('faultline ctl SOCKET snapshot DIR') instead of "       \
 	  "booting: its memory is read as the guest touches it; --api, --paused, --mem-limit, "    \

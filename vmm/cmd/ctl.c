@@ -21,6 +21,7 @@
 
 #define CTL_REPLY_MAX	(1 << 20)
 #define CTL_REPLY_MS	5000	   /* for the whole reply */
+#define CTL_MAX_FDS	3	   /* descriptors with one request: a diff snapshot's files */
 #define CTL_SNAPSHOT_MS 600000	   /* a snapshot's reply: it writes all of guest RAM */
 #define CTL_WAIT_MS	20	   /* wait: between two looks for a socket not there yet */
 #define CTL_LINE_MAX	(64 << 10) /* a line of an event stream */
@@ -53,11 +54,13 @@ static void ctl_usage(FILE *out)
 		"                      faultline drops; 0 gives them all back\n"
 		"  stats               the counters of --stats=json, now\n"
 		"  stop                stop the VM; faultline exits with status %d\n"
-		"  snapshot DIR [--resume]\n"
+		"  snapshot DIR [--diff] [--resume]\n"
 		"                      pause the VM and write a snapshot into the new\n"
 		"                      directory DIR (manifest.json, state, memory); the VM\n"
 		"                      stays paused, or runs on with --resume; start one\n"
-		"                      with 'faultline run --restore DIR' (docs/snapshots.md)\n"
+		"                      with 'faultline run --restore DIR' (docs/snapshots.md);\n"
+		"                      --diff: only the pages written since the VM's last\n"
+		"                      snapshot, on top of it (run --diff-snapshots)\n"
 		"  events              follow the VM: its status as one JSON line, then a\n"
 		"                      line per change (paused, paused-oom, resumed,\n"
 		"                      mem-limit, balloon, stopping with the exit status\n"
@@ -118,12 +121,14 @@ static int ctl_send(int fd, const char *text, const int *fds, unsigned nr_fds)
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(CTL_MAX_FDS * sizeof(int))];
 	} ctl;
 	struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	size_t len = strlen(text);
 
+	if (nr_fds > CTL_MAX_FDS)
+		return -1;
 	if (nr_fds) {
 		struct cmsghdr *c;
 
@@ -456,10 +461,10 @@ static int ctl_wait(const char *path, const char *want, const char *secs)
 static void ctl_snapshot_cleanup(const char *tmp)
 {
 	char path[PATH_MAX + 64];
-	const char *names[] = {"state", "memory", "manifest.json"};
+	const char *names[] = {"state", "memory", "pages", "manifest.json"};
 	unsigned i;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s", tmp, names[i]);
 		unlink(path);
 	}
@@ -516,10 +521,30 @@ static int ctl_snapshot_finish(const char *tmp, const char *dir, json_t *manifes
  * beside DIR, passed to the VM to write, and named DIR once whole; on any
  * failure nothing is left.
  */
-static int ctl_snapshot(const char *path, const char *arg, bool resume)
+/*
+ * @dir made absolute for a later diff's base: its parent's real path and
+ * its name. Empty when the parent cannot be resolved.
+ */
+static void ctl_absolute(const char *dir, char *abs, size_t size)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX + 32], file[PATH_MAX + 48];
-	int fds[2] = {-1, -1}, ret;
+	char parent[PATH_MAX], real[PATH_MAX];
+	const char *name = strrchr(dir, '/');
+
+	snprintf(parent, sizeof(parent), "%.*s", name ? (int)(name - dir) : 1, name ? dir : ".");
+	if (name && name == dir)
+		snprintf(parent, sizeof(parent), "/");
+	if (!realpath(parent, real)) {
+		abs[0] = '\0';
+		return;
+	}
+	snprintf(abs, size, "%s/%s", strcmp(real, "/") ? real : "", name ? name + 1 : dir);
+}
+
+static int ctl_snapshot(const char *path, const char *arg, bool resume, bool diff)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX + 32], file[PATH_MAX + 48], abs[2 * PATH_MAX + 2];
+	int fds[3] = {-1, -1, -1}, ret;
+	unsigned nr = diff ? 3 : 2;
 	json_t *request, *reply = NULL, *manifest;
 	struct stat st;
 	size_t len = strlen(arg);
@@ -542,24 +567,29 @@ static int ctl_snapshot(const char *path, const char *arg, bool resume)
 		       tmp);
 		return FL_EXIT_NOINPUT;
 	}
-	for (i = 0; i < 2; i++) {
-		snprintf(file, sizeof(file), "%s/%s", tmp, i ? "memory" : "state");
+	for (i = 0; i < nr; i++) {
+		snprintf(file, sizeof(file), "%s/%s", tmp,
+			 i == 2 ? "pages"
+			 : i	? "memory"
+				: "state");
 		fds[i] = open(file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fds[i] < 0) {
 			pr_err("ctl: cannot create a snapshot file: %s (file: %s)", strerror(errno),
 			       file);
-			if (i)
-				close(fds[0]);
+			while (i)
+				close(fds[--i]);
 			ctl_snapshot_cleanup(tmp);
 			return FL_EXIT_NOINPUT;
 		}
 	}
-	request = json_pack("{s:s,s:b}", "command", "snapshot", "resume", resume);
-	ret = request ? ctl_request_fds(path, request, fds, 2, CTL_SNAPSHOT_MS, &reply, false)
+	ctl_absolute(dir, abs, sizeof(abs));
+	request = json_pack("{s:s,s:b,s:b,s:s?}", "command", "snapshot", "resume", resume, "diff",
+			    diff, "dir", abs[0] ? abs : NULL);
+	ret = request ? ctl_request_fds(path, request, fds, nr, CTL_SNAPSHOT_MS, &reply, false)
 		      : FL_EXIT_INTERNAL;
 	json_decref(request);
-	close(fds[0]);
-	close(fds[1]);
+	for (i = 0; i < nr; i++)
+		close(fds[i]);
 	manifest = reply ? json_object_get(reply, "manifest") : NULL;
 	if (!ret && json_is_true(json_object_get(reply, "ok")) && !json_is_object(manifest)) {
 		pr_err("ctl: the VM's reply has no manifest (socket: %s)", path);
@@ -599,13 +629,24 @@ int ctl__main(int argc, char **argv)
 		return ctl_wait(path, argv[3], argc == 5 ? argv[4] : NULL);
 	if (!strcmp(cmd, "events") && argc == 3)
 		return ctl_events(path);
-	if (!strcmp(cmd, "snapshot") && (argc == 4 || argc == 5)) {
-		if (argc == 5 && strcmp(argv[4], "--resume")) {
-			pr_err("usage: faultline ctl SOCKET snapshot DIR [--resume] (unknown: %s)",
-			       argv[4]);
-			return FL_EXIT_USAGE;
+	if (!strcmp(cmd, "snapshot") && argc >= 4 && argc <= 6) {
+		bool resume = false, diff = false;
+		int i;
+
+		for (i = 4; i < argc; i++) {
+			if (!strcmp(argv[i], "--resume") && !resume) {
+				resume = true;
+			} else if (!strcmp(argv[i], "--diff") && !diff) {
+				diff = true;
+			} else {
+				pr_err("usage: faultline ctl SOCKET snapshot DIR [--diff] "
+				       "[--resume] "
+				       "(unknown: %s)",
+				       argv[i]);
+				return FL_EXIT_USAGE;
+			}
 		}
-		return ctl_snapshot(path, argv[3], argc == 5);
+		return ctl_snapshot(path, argv[3], resume, diff);
 	}
 	if (!strcmp(cmd, "balloon") && argc == 4) {
 		if (size__parse(argv[3], &bytes)) {

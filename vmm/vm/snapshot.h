@@ -7,7 +7,9 @@
  *                  blobs and the MMU's budget (lib/blob.h sections);
  *   memory         guest RAM as a sparse file in host-offset order, the
  *                  layout --backing file: reads; pages never touched or all
- *                  zeros are holes.
+ *                  zeros are holes. A diff snapshot (--diff) holds only the
+ *                  pages written since the snapshot it is based on, and
+ *   pages          (a diff only) which: one bit per page, 64-bit words.
  * The VM writes the state and the memory into descriptors the client
  * passes on the control socket, and returns the manifest: it opens no
  * file once it runs (the seccomp filter). `faultline ctl` makes the
@@ -26,19 +28,28 @@
 #define SNAPSHOT_MANIFEST  "manifest.json"
 #define SNAPSHOT_STATE	   "state"
 #define SNAPSHOT_MEMORY	   "memory"
+#define SNAPSHOT_PAGES	   "pages"
 #define SNAPSHOT_WHY_LEN   256
 #define SNAPSHOT_PATH_MAX  4096
 #define SNAPSHOT_STATE_MAX (64U << 20) /* bytes of a state file, at most */
 
+/* What `faultline ctl SOCKET snapshot` asks for. */
+struct snapshot_request {
+	int state_fd, memory_fd; /* empty regular files */
+	int pages_fd;		 /* --diff: the third one */
+	bool resume, diff;
+	const char *dir; /* the directory it will be, absolute; NULL: not known */
+};
+
 /*
- * Snapshot @vm: pause it (if it runs), write its state into @state_fd and
- * its memory into @memory_fd (both empty regular files), then resume it
- * when @resume and it ran. Adds to @reply the "manifest" to write beside
- * them, the bytes written, pages and what each part took. 0, or -1 with
- * @why (SNAPSHOT_WHY_LEN bytes) saying why; the VM is left as it was.
- * Any thread but a vCPU's.
+ * Snapshot @vm: pause it (if it runs), write its state and memory (a diff:
+ * only the pages written since its last snapshot, and which) into the
+ * request's files, then resume it when asked and it ran. Adds to @reply
+ * the "manifest" to write beside them, the bytes written, pages and what
+ * each part took. 0, or -1 with @why (SNAPSHOT_WHY_LEN bytes) saying why;
+ * the VM is left as it was. Any thread but a vCPU's.
  */
-int vm__snapshot(struct vm *vm, int state_fd, int memory_fd, bool resume, json_t *reply, char *why);
+int vm__snapshot(struct vm *vm, const struct snapshot_request *req, json_t *reply, char *why);
 
 /* A snapshot read back: its manifest checked, its state file read and checked. */
 struct snapshot {
@@ -62,6 +73,20 @@ struct snapshot {
 	enum vm_oom_policy on_oom;
 	unsigned oom_pause_timeout_s;
 	uint32_t cpuid[8]; /* KVM_CPUID_WORDS (vmm/kvm/kvm_state.h) */
+	char id[VM_SNAP_ID_LEN + 1];
+	char base_dir[SNAPSHOT_PATH_MAX]; /* a diff's base; empty: a full snapshot */
+	char base_id[VM_SNAP_ID_LEN + 1];
+	/*
+	 * snapshot__open(): the diffs from this one down to the full snapshot
+	 * under them, newest first (the memory file and its pages each), and
+	 * that full snapshot's memory, the backing file.
+	 */
+	struct snapshot_layer {
+		char memory_path[SNAPSHOT_PATH_MAX + 16];
+		unsigned long *pages;
+	} layers[MMU_MAX_LAYERS];
+	unsigned nr_layers;
+	char backing_path[SNAPSHOT_PATH_MAX + 16];
 };
 
 /*

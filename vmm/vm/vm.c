@@ -56,6 +56,7 @@ static int vm_init_ram(struct vm *vm, const struct run_config *cfg)
 		.fault_ahead = cfg->fault_ahead,
 		.dedup = cfg->dedup != DEDUP_OFF,
 		.huge = cfg->hugepages,
+		.track_writes = cfg->diff_snapshots,
 		.handler = cfg->fault_handler,
 	};
 	const struct mmu_ops ops = {

@@ -50,6 +50,7 @@
  * pages through memory slots of their own: slot numbers from
  * VM_BAR_SLOT_BASE up, at most VM_BAR_SLOTS, fewer if KVM has fewer.
  */
+#define VM_SNAP_ID_LEN	 32 /* hex digits of a snapshot's id */
 #define VM_SHM_GPA	 0xd0000000ULL
 #define VM_VRAM_GPA	 0xe0000000ULL
 #define VM_DEDUP_GPA	 0xd8000000ULL
@@ -135,9 +136,16 @@ struct vm {
 
 	const struct vm_frontend_ops *frontend; /* NULL: none (vm__set_frontend()) */
 	void *frontend_ctx;
-	const char *api_path;	   /* --api, for messages; NULL: none */
-	bool start_paused;	   /* --paused */
-	bool restored;		   /* started from a snapshot (vm__restore()) */
+	const char *api_path; /* --api, for messages; NULL: none */
+	bool start_paused;    /* --paused */
+	bool restored;	      /* started from a snapshot (vm__restore()) */
+	/*
+	 * The last snapshot of this VM, or the one it was restored from: its
+	 * manifest's id (32 hex digits; empty: none a diff may build on) and
+	 * directory. --diff-snapshots tracks the pages written since.
+	 */
+	char snap_id[VM_SNAP_ID_LEN + 1];
+	char snap_dir[4096];
 	uint64_t reads_before_run; /* restored: backing-file reads before the vCPUs started */
 
 	pthread_mutex_t lock;	   /* protects everything below */

@@ -62,7 +62,8 @@ struct run_config {
 	const char *backing_file;     /* NULL: zero */
 	unsigned fault_around;
 	bool prefault;
-	bool hugepages; /* guest RAM on 2 MiB hugetlbfs pages (--hugepages) */
+	bool hugepages;	     /* guest RAM on 2 MiB hugetlbfs pages (--hugepages) */
+	bool diff_snapshots; /* track the pages written between snapshots (--diff-snapshots) */
 	enum mmu_handler fault_handler;
 	unsigned fault_retries;
 	unsigned fault_timeout_ms;

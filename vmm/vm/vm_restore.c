@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +326,34 @@ static int snapshot_memory_size(struct snapshot *s, uint64_t *size)
 	return 0;
 }
 
+/* @o's "id": 32 lowercase hex digits, into @id. */
+static int manifest_id(const struct snapshot *s, json_t *o, const char *path, char *id)
+{
+	const char *v = json_string_value(manifest_get(o, "id", JSON_STRING));
+
+	if (!v || strlen(v) != VM_SNAP_ID_LEN || strspn(v, "0123456789abcdef") != VM_SNAP_ID_LEN)
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected %d hexadecimal digits (field: %sid)", VM_SNAP_ID_LEN,
+				    path);
+	memcpy(id, v, VM_SNAP_ID_LEN + 1);
+	return 0;
+}
+
+/* "base": null (a full snapshot), or the directory and id of a diff's base. */
+static int manifest_base(struct snapshot *s, json_t *base)
+{
+	const char *dir = json_string_value(json_object_get(base, "dir"));
+
+	s->base_dir[0] = '\0';
+	if (json_is_null(base))
+		return 0;
+	if (!json_is_object(base) || !dir || dir[0] != '/' || strlen(dir) >= sizeof(s->base_dir))
+		return snapshot_bad(s, SNAPSHOT_MANIFEST,
+				    "expected null, or an absolute dir and an id (field: base)");
+	snprintf(s->base_dir, sizeof(s->base_dir), "%s", dir);
+	return manifest_id(s, base, "base.", s->base_id);
+}
+
 int snapshot__parse_manifest(struct snapshot *s, const char *text, size_t len)
 {
 	json_error_t jerr;
@@ -343,7 +372,9 @@ int snapshot__parse_manifest(struct snapshot *s, const char *text, size_t len)
 				    "a snapshot of version %" PRIu64 ", this faultline reads %d "
 				    "(field: faultline_snapshot)",
 				    version, SNAPSHOT_VERSION);
-	ret = manifest_host(s, manifest_get(s->manifest, "host", JSON_OBJECT));
+	ret = manifest_id(s, s->manifest, "", s->id);
+	ret = ret ?: manifest_base(s, json_object_get(s->manifest, "base"));
+	ret = ret ?: manifest_host(s, manifest_get(s->manifest, "host", JSON_OBJECT));
 	return ret ?: manifest_vm(s, manifest_get(s->manifest, "vm", JSON_OBJECT));
 }
 
@@ -411,6 +442,91 @@ static int snapshot_disks(struct snapshot *s, struct run_config *cfg)
 	return 0;
 }
 
+/* A diff's pages file, checked against its manifest; into a new layer of @top. */
+static int snapshot_layer(struct snapshot *top, struct snapshot *d)
+{
+	struct snapshot_layer *l = &top->layers[top->nr_layers];
+	json_t *files = manifest_get(d->manifest, "files", JSON_OBJECT);
+	size_t want = bitmap_words(d->mem / MMU_PAGE_SIZE) * sizeof(unsigned long), len = 0;
+	uint8_t *pages = NULL;
+	int ret;
+
+	if (top->nr_layers == MMU_MAX_LAYERS)
+		return snapshot_bad(d, SNAPSHOT_MANIFEST,
+				    "more than %d diffs on one full snapshot (field: base)",
+				    MMU_MAX_LAYERS);
+	ret = snapshot_read(d, SNAPSHOT_PAGES, want, &pages, &len);
+	ret = ret ?: manifest_file(d, files, SNAPSHOT_PAGES, pages, len);
+	if (!ret && len != want)
+		ret = snapshot_bad(d, SNAPSHOT_PAGES, "%zu bytes for %" PRIu64 " pages", len,
+				   (uint64_t)(d->mem / MMU_PAGE_SIZE));
+	if (ret) {
+		free(pages);
+		return ret;
+	}
+	snprintf(l->memory_path, sizeof(l->memory_path), "%s", d->memory_path);
+	l->pages = (unsigned long *)pages;
+	top->nr_layers++;
+	return 0;
+}
+
+/* The same VM: board, RAM and vCPUs. */
+static int snapshot_same_vm(const struct snapshot *top, const struct snapshot *b)
+{
+	if (b->linux_board != top->linux_board || b->mem != top->mem || b->vcpus != top->vcpus)
+		return snapshot_bad(b, SNAPSHOT_MANIFEST,
+				    "the base of %s is of another VM (its board, RAM or vCPUs) "
+				    "(field: vm)",
+				    top->dir);
+	return 0;
+}
+
+/*
+ * A diff's bases, down to the full snapshot: each one's manifest, id and
+ * memory file are checked, and each diff's pages read. The full one's
+ * memory becomes the backing file.
+ */
+static int snapshot_bases(struct snapshot *s)
+{
+	char dir[SNAPSHOT_PATH_MAX], id[VM_SNAP_ID_LEN + 1];
+	int ret = snapshot_layer(s, s);
+
+	snprintf(dir, sizeof(dir), "%s", s->base_dir);
+	snprintf(id, sizeof(id), "%s", s->base_id);
+	while (!ret) {
+		struct snapshot b = {0};
+		uint8_t *text = NULL;
+		uint64_t size = 0;
+		size_t len;
+
+		snprintf(b.dir, sizeof(b.dir), "%s", dir);
+		ret = snapshot_read(&b, SNAPSHOT_MANIFEST, 1 << 20, &text, &len);
+		ret = ret ?: snapshot__parse_manifest(&b, (const char *)text, len);
+		free(text);
+		if (!ret && strcmp(b.id, id))
+			ret = snapshot_bad(&b, SNAPSHOT_MANIFEST,
+					   "another snapshot than the base a diff was taken on: id "
+					   "%s, the diff's base is %s (field: id)",
+					   b.id, id);
+		ret = ret ?: snapshot_same_vm(s, &b);
+		ret = ret ?: snapshot_memory_size(&b, &size);
+		if (!ret && size != s->mem)
+			ret = snapshot_bad(&b, SNAPSHOT_MEMORY,
+					   "%" PRIu64 " bytes for %" PRIu64 " bytes of RAM", size,
+					   s->mem);
+		if (!ret && !b.base_dir[0]) {
+			snprintf(s->backing_path, sizeof(s->backing_path), "%s", b.memory_path);
+			snapshot__close(&b);
+			return 0;
+		}
+		ret = ret ?: snapshot_layer(s, &b);
+		snprintf(dir, sizeof(dir), "%s", b.base_dir);
+		snprintf(id, sizeof(id), "%s", b.base_id);
+		snapshot__close(&b);
+	}
+	return ret;
+}
+
 int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 {
 	uint8_t *text = NULL;
@@ -442,6 +558,9 @@ int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 		ret = snapshot_bad(s, SNAPSHOT_MEMORY,
 				   "%" PRIu64 " bytes for %" PRIu64 " bytes of RAM (field: vm.mem)",
 				   mem_size, s->mem);
+	snprintf(s->backing_path, sizeof(s->backing_path), "%s", s->memory_path);
+	if (!ret && s->base_dir[0])
+		ret = snapshot_bases(s);
 	ret = ret ?: snapshot_disks(s, cfg);
 	if (ret)
 		return ret;
@@ -465,7 +584,7 @@ int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 	cfg->dedup_knobs = s->dedup_knobs;
 	cfg->mem = s->mem;
 	cfg->vcpus = s->vcpus;
-	cfg->backing_file = s->memory_path;
+	cfg->backing_file = s->backing_path;
 	cfg->cmdline = "";
 	if (!cfg->mem_limit_given)
 		cfg->mem_limit = s->limit_pages * MMU_PAGE_SIZE;
@@ -487,6 +606,8 @@ int snapshot__open(struct snapshot *s, const char *dir, struct run_config *cfg)
 
 void snapshot__close(struct snapshot *s)
 {
+	while (s->nr_layers)
+		free(s->layers[--s->nr_layers].pages);
 	json_decref(s->manifest);
 	free(s->state);
 	s->manifest = NULL;
@@ -542,6 +663,34 @@ static int restore_cpuid(struct vm *vm, const struct snapshot *s)
 	return -EPROTO;
 }
 
+/* A diff's memory files over the full snapshot's, oldest first; its id is the VM's last. */
+static int restore_layers(struct vm *vm, const struct snapshot *s)
+{
+	char real[PATH_MAX];
+	unsigned i;
+
+	for (i = s->nr_layers; i-- > 0;) {
+		int fd = open(s->layers[i].memory_path, O_RDONLY | O_CLOEXEC), ret;
+
+		if (fd < 0) {
+			pr_err("cannot restore the snapshot: cannot read it: %s (file: %s)",
+			       strerror(errno), s->layers[i].memory_path);
+			return -EPROTO;
+		}
+		ret = mmu__add_layer(&vm->mmu, fd, s->layers[i].pages);
+		if (ret) {
+			close(fd);
+			pr_err("cannot restore the snapshot: %s (file: %s)", strerror(-ret),
+			       s->layers[i].memory_path);
+			return -EPROTO;
+		}
+	}
+	snprintf(vm->snap_id, sizeof(vm->snap_id), "%s", s->id);
+	if (realpath(s->dir, real) && strlen(real) < sizeof(vm->snap_dir))
+		snprintf(vm->snap_dir, sizeof(vm->snap_dir), "%s", real);
+	return 0;
+}
+
 int vm__restore(struct vm *vm, const struct snapshot *s)
 {
 	struct blob_reader r, devices;
@@ -557,6 +706,7 @@ int vm__restore(struct vm *vm, const struct snapshot *s)
 	 * map the guest's clock page at once (KVM_SET_MSRS). Those are faults
 	 * on the memory file, served by the handlers, which start now.
 	 */
+	ret = ret ?: restore_layers(vm, s);
 	if (!ret)
 		seccomp__prepare(); /* before the handlers: no thread may open a file later */
 	ret = ret ?: mmu__start(&vm->mmu);

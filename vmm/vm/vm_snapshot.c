@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,13 +83,13 @@ static bool page_is_zero(const uint8_t *p)
 
 /*
  * Guest page @pi as the guest sees it: merged pages from the guest view,
- * resident ones from the monitor's, others from the backing file (a
- * restored VM), else zeros (NULL). Reclaim lock held.
+ * resident ones from the monitor's, others as their next touch would fill
+ * them (the backing file and its layers: a restored VM), else zeros
+ * (NULL). Reclaim lock held.
  */
 static const uint8_t *snapshot_page(struct mmu *m, uint64_t pi, uint8_t *buf, int *err)
 {
 	uint64_t off = pi * MMU_PAGE_SIZE;
-	ssize_t n;
 
 	/* A page dedup moves now is neither here nor there: wait for the move. */
 	while (page_bits__busy(&m->bits, pi))
@@ -100,20 +101,18 @@ static const uint8_t *snapshot_page(struct mmu *m, uint64_t pi, uint8_t *buf, in
 	}
 	if (page_bits__resident(&m->bits, pi))
 		return m->alias + off;
-	if (m->backing_fd < 0 || off >= m->backing_size)
+	if ((m->backing_fd < 0 || off >= m->backing_size) && !bit_test(m->bits.zeroed, pi))
 		return NULL;
-	n = pread(m->backing_fd, buf, MMU_PAGE_SIZE, (off_t)off);
-	if (n < 0) {
-		*err = -errno;
-		return NULL;
-	}
-	memset(buf + n, 0, MMU_PAGE_SIZE - (size_t)n);
-	return buf;
+	*err = mmu__read_page(m, pi, buf);
+	return *err ? NULL : buf;
 }
 
 struct snapshot_mem {
-	uint64_t pages_written, bytes;
+	uint64_t pages_written, pages_in_diff, bytes;
 	XXH64_hash_t sum;
+	unsigned long *diff; /* --diff: the pages it holds; NULL: all */
+	bool reset;	     /* --diff-snapshots: the pages written are counted from here */
+	bool reset_failed;   /* --diff-snapshots: what is written from now on may be missed */
 };
 
 /*
@@ -140,10 +139,16 @@ static int snapshot_memory(struct vm *vm, int fd, struct snapshot_mem *out)
 		err = -errno;
 	pthread_mutex_lock(&m->reclaim_lock);
 	for (pi = 0; !err && pi < m->nr_pages; pi++) {
-		const uint8_t *p = snapshot_page(m, pi, buf, &err);
+		bool in = !out->diff || mmu__written(m, pi);
+		const uint8_t *p = in ? snapshot_page(m, pi, buf, &err) : NULL;
 		bool data = p && !page_is_zero(p);
 
-		XXH3_64bits_update(st, p ? p : zero, MMU_PAGE_SIZE);
+		if (in)
+			XXH3_64bits_update(st, p ? p : zero, MMU_PAGE_SIZE);
+		if (in && out->diff) {
+			bit_set(out->diff, pi);
+			out->pages_in_diff++;
+		}
 		/* Runs of resident pages go out of the monitor's view in one write. */
 		if (run &&
 		    (!data || p != m->alias + pi * MMU_PAGE_SIZE || run == SNAPSHOT_RUN_PAGES)) {
@@ -164,6 +169,11 @@ static int snapshot_memory(struct vm *vm, int fd, struct snapshot_mem *out)
 	if (!err && run)
 		err = snapshot_pwrite(fd, m->alias + run_start * MMU_PAGE_SIZE, run * MMU_PAGE_SIZE,
 				      run_start * MMU_PAGE_SIZE);
+	/* Still under the lock, the vCPUs out: the next diff starts from here. */
+	if (!err && m->cfg.track_writes) {
+		out->reset = true;
+		out->reset_failed = mmu__writes_reset_locked(m) != 0;
+	}
 	pthread_mutex_unlock(&m->reclaim_lock);
 	if (!err && (inject__fail("snapshot.fsync") ?: fsync(fd)) < 0)
 		err = -errno;
@@ -299,9 +309,42 @@ static json_t *snapshot_vram(const struct vm *vm)
 		       ?: json_null();
 }
 
-static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
-				 const struct snapshot_mem *mem, json_t *disks)
+/* --diff: which pages the diff holds, into @fd. Its size and checksum into @out. */
+static int snapshot_pages(const struct vm *vm, const struct snapshot_mem *mem, int fd,
+			  uint64_t *bytes, XXH64_hash_t *sum)
 {
+	int err;
+
+	*bytes = bitmap_words(vm->mmu.nr_pages) * sizeof(unsigned long);
+	*sum = XXH3_64bits(mem->diff, *bytes);
+	err = snapshot_pwrite(fd, mem->diff, *bytes, 0);
+	if (!err && (inject__fail("snapshot.fsync") ?: fsync(fd)) < 0)
+		err = -errno;
+	return err;
+}
+
+/* A new snapshot's id: 16 random bytes in hex. 0 or -errno. */
+static int snapshot_new_id(char id[VM_SNAP_ID_LEN + 1])
+{
+	uint8_t r[VM_SNAP_ID_LEN / 2];
+	unsigned i;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return -errno;
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(id + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
+
+/*
+ * The manifest. @id is the new snapshot's; a diff's @base names the one it
+ * builds on, and @pages_bytes > 0 the pages file's size and checksum.
+ */
+static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
+				 const struct snapshot_mem *mem, json_t *disks, const char *id,
+				 json_t *base, uint64_t pages_bytes, XXH64_hash_t pages_sum)
+{
+	json_t *m;
 	uint32_t words[KVM_CPUID_WORDS];
 	json_t *cpuid = json_object(), *devices = json_array();
 	char vendor[13], hex[16], created[32];
@@ -319,20 +362,24 @@ static json_t *snapshot_manifest(struct vm *vm, const struct blob *state,
 		json_array_append_new(devices, json_string(vm->board->devices[i]->name));
 	gmtime_r(&now, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_pack(
-		"{s:i,s:s,s:s,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i,s:b,s:b,s:o,s:o,s:o},s:o*,s:"
-		"o,s:{s:o*,s:"
-		"o*}}",
+	m = json_pack(
+		"{s:i,s:s,s:s,s:s,s:o,s:{s:s,s:o*},s:{s:s,s:I,s:i,s:I,s:s,s:i,s:b,s:b,s:o,s:o,s:o},"
+		"s:o*,s:o,s:{s:o*,s:o*}}",
 		"faultline_snapshot", SNAPSHOT_VERSION, "faultline_version", FAULTLINE_VERSION,
-		"created", created, "host", "cpu_vendor", vendor, "cpuid", cpuid, "vm", "board",
-		vm->board->name, "mem", (json_int_t)vm->mmu.ram.size, "vcpus", (int)vm->nr_vcpus,
-		"budget_pages", (json_int_t)__atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED),
-		"on_oom", snapshot_on_oom(vm->on_oom), "on_oom_timeout_s",
-		(int)vm->oom_pause_timeout_s, "balloon", vm->balloon != NULL, "channel",
-		vm->channel != NULL, "shm", snapshot_shm(vm), "vram", snapshot_vram(vm), "dedup",
-		snapshot_dedup(vm), "devices", devices, "disks", disks, "files", SNAPSHOT_STATE,
+		"created", created, "id", id, "base", base, "host", "cpu_vendor", vendor, "cpuid",
+		cpuid, "vm", "board", vm->board->name, "mem", (json_int_t)vm->mmu.ram.size, "vcpus",
+		(int)vm->nr_vcpus, "budget_pages",
+		(json_int_t)__atomic_load_n(&vm->mmu.limit_pages, __ATOMIC_RELAXED), "on_oom",
+		snapshot_on_oom(vm->on_oom), "on_oom_timeout_s", (int)vm->oom_pause_timeout_s,
+		"balloon", vm->balloon != NULL, "channel", vm->channel != NULL, "shm",
+		snapshot_shm(vm), "vram", snapshot_vram(vm), "dedup", snapshot_dedup(vm), "devices",
+		devices, "disks", disks, "files", SNAPSHOT_STATE,
 		snapshot_file_json(state->len, XXH3_64bits(state->buf, state->len)),
 		SNAPSHOT_MEMORY, snapshot_file_json(mem->bytes, mem->sum));
+	if (m && pages_bytes)
+		json_object_set_new(json_object_get(m, "files"), SNAPSHOT_PAGES,
+				    snapshot_file_json(pages_bytes, pages_sum));
+	return m;
 }
 
 /* What this VM cannot snapshot yet; NULL: it can. */
@@ -364,47 +411,89 @@ static int snapshot_pause(struct vm *vm, enum vm_pause *was, char *why)
 	return -1;
 }
 
-int vm__snapshot(struct vm *vm, int state_fd, int memory_fd, bool resume, json_t *reply, char *why)
+/* Why a diff cannot be taken now; NULL: it can. */
+static const char *snapshot_no_diff(const struct vm *vm)
 {
-	uint64_t t0 = mmu__now_ns(), t_pause, t_state, t_mem;
+	if (!vm->mmu.cfg.track_writes)
+		return "a diff needs the VM started with --diff-snapshots, which tracks the pages "
+		       "written between snapshots";
+	if (!vm->snap_id[0])
+		return "no snapshot of this VM to build a diff on: take a full one first, or "
+		       "restore the VM from one";
+	if (!vm->snap_dir[0])
+		return "the directory of the last snapshot is not known (an older faultline ctl "
+		       "took it)";
+	return NULL;
+}
+
+int vm__snapshot(struct vm *vm, const struct snapshot_request *req, json_t *reply, char *why)
+{
+	uint64_t t0 = mmu__now_ns(), t_pause, t_state, t_mem, pages_bytes = 0;
 	struct snapshot_mem mem = {0};
 	const char *unsupported = snapshot_unsupported(vm);
 	enum vm_pause was = VM_PAUSED;
+	char id[VM_SNAP_ID_LEN + 1];
+	XXH64_hash_t pages_sum = 0;
+	json_t *manifest, *disks, *base = json_null();
 	struct blob b;
-	json_t *manifest, *disks;
 	int ret = -1, err;
 
+	if (!unsupported && req->diff)
+		unsupported = snapshot_no_diff(vm);
 	if (unsupported) {
 		snprintf(why, SNAPSHOT_WHY_LEN, "cannot snapshot this VM: %s", unsupported);
 		return -1;
 	}
-	if (snapshot_check_fd(state_fd, "state", why) ||
-	    snapshot_check_fd(memory_fd, "memory", why))
+	if (snapshot_check_fd(req->state_fd, "state", why) ||
+	    snapshot_check_fd(req->memory_fd, "memory", why) ||
+	    (req->diff && snapshot_check_fd(req->pages_fd, "list of pages", why)))
 		return -1;
+	if (snapshot_new_id(id)) {
+		snprintf(why, SNAPSHOT_WHY_LEN,
+			 "cannot make the snapshot's id: getrandom failed: %s", strerror(errno));
+		return -1;
+	}
+	if (req->diff) {
+		mem.diff = calloc(bitmap_words(vm->mmu.nr_pages) ?: 1, sizeof(unsigned long));
+		base = json_pack("{s:s,s:s}", "dir", vm->snap_dir, "id", vm->snap_id);
+		if (!mem.diff || !base) {
+			snprintf(why, SNAPSHOT_WHY_LEN, "out of memory");
+			free(mem.diff);
+			json_decref(base);
+			return -1;
+		}
+	}
 	blob__init(&b);
 	if (snapshot_pause(vm, &was, why))
 		goto out;
 	t_pause = ms_since(t0);
 	if (snapshot_state(vm, &b, why))
 		goto out;
-	err = snapshot_pwrite(state_fd, b.buf, b.len, 0);
-	if (!err && (inject__fail("snapshot.fsync") ?: fsync(state_fd)) < 0)
+	err = snapshot_pwrite(req->state_fd, b.buf, b.len, 0);
+	if (!err && (inject__fail("snapshot.fsync") ?: fsync(req->state_fd)) < 0)
 		err = -errno;
 	if (err) {
 		snprintf(why, SNAPSHOT_WHY_LEN, "cannot write the state file: %s", strerror(-err));
 		goto out;
 	}
 	t_state = ms_since(t0) - t_pause;
-	err = snapshot_memory(vm, memory_fd, &mem);
+	err = snapshot_memory(vm, req->memory_fd, &mem);
 	if (err) {
 		snprintf(why, SNAPSHOT_WHY_LEN, "cannot write the memory file: %s", strerror(-err));
+		goto out;
+	}
+	if (req->diff &&
+	    (err = snapshot_pages(vm, &mem, req->pages_fd, &pages_bytes, &pages_sum))) {
+		snprintf(why, SNAPSHOT_WHY_LEN, "cannot write the list of pages: %s",
+			 strerror(-err));
 		goto out;
 	}
 	t_mem = ms_since(t0) - t_pause - t_state;
 	disks = snapshot_disks(vm, why);
 	if (!disks)
 		goto out;
-	manifest = snapshot_manifest(vm, &b, &mem, disks);
+	manifest = snapshot_manifest(vm, &b, &mem, disks, id, base, pages_bytes, pages_sum);
+	base = NULL; /* the manifest's now */
 	if (!manifest) {
 		snprintf(why, SNAPSHOT_WHY_LEN, "out of memory");
 		goto out;
@@ -413,17 +502,36 @@ int vm__snapshot(struct vm *vm, int state_fd, int memory_fd, bool resume, json_t
 	json_object_set_new(reply, "files",
 			    json_pack("{s:I,s:I}", SNAPSHOT_STATE, (json_int_t)b.len,
 				      SNAPSHOT_MEMORY, (json_int_t)mem.bytes));
+	if (pages_bytes)
+		json_object_set_new(json_object_get(reply, "files"), SNAPSHOT_PAGES,
+				    json_integer((json_int_t)pages_bytes));
 	json_object_set_new(reply, "pages_written", json_integer((json_int_t)mem.pages_written));
+	if (req->diff)
+		json_object_set_new(reply, "pages_in_diff",
+				    json_integer((json_int_t)mem.pages_in_diff));
 	json_object_set_new(reply, "times_ms",
 			    json_pack("{s:I,s:I,s:I}", "pause", (json_int_t)t_pause, "state",
 				      (json_int_t)t_state, "memory", (json_int_t)t_mem));
 	ret = 0;
 out:
 	blob__free(&b);
-	if (was == VM_RUNNING && (resume || ret))
+	free(mem.diff);
+	json_decref(base);
+	/* The next diff builds on this one; on none after a failure or a lost write-protect. */
+	if (!ret && !mem.reset_failed) {
+		snprintf(vm->snap_id, sizeof(vm->snap_id), "%s", id);
+		snprintf(vm->snap_dir, sizeof(vm->snap_dir), "%s",
+			 req->dir && strlen(req->dir) < sizeof(vm->snap_dir) ? req->dir : "");
+	} else if (mem.reset) {
+		vm->snap_id[0] = '\0';
+	}
+	if (mem.reset_failed)
+		pr_err("warning: cannot write-protect guest RAM again after the snapshot: the next "
+		       "one must be full (--diff is refused)");
+	if (was == VM_RUNNING && (req->resume || ret))
 		vm__resume(vm);
-	json_object_set_new(
-		reply, "state",
-		json_string(vm__pause_name(was == VM_RUNNING && resume ? VM_RUNNING : VM_PAUSED)));
+	json_object_set_new(reply, "state",
+			    json_string(vm__pause_name(
+				    was == VM_RUNNING && req->resume ? VM_RUNNING : VM_PAUSED)));
 	return ret;
 }
