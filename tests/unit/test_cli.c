@@ -352,6 +352,7 @@ START_TEST(hugepages_option)
 		{"--dedup", "zero", "--dedup"},
 		{"--fault-ahead", "1024", "--fault-ahead"},
 		{"--on-oom", "mce", "--on-oom mce"},
+		{"--diff-snapshots", "--stats", "--diff-snapshots"},
 	};
 	enum cli_command cmd;
 	struct run_config cfg;
@@ -470,6 +471,12 @@ START_TEST(restore_option)
 	/* The disks' paths may change: a copy of each image. */
 	ck_assert_int_eq(PARSE("run", "--restore", "D", "--disk", "copy.img"), 0);
 	ck_assert_uint_eq(cfg.nr_disks, 1);
+	/* --diff-snapshots: a restored VM tracks what it writes too. */
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--diff-snapshots"), 0);
+	ck_assert(cfg.diff_snapshots);
+	ck_assert_int_eq(
+		PARSE("run", "--kernel", "k", "--fault-handler", "naive", "--diff-snapshots"),
+		-EINVAL);
 	/* So may the channel's socket: its host side is a new one. */
 	ck_assert_int_eq(PARSE("run", "--restore", "D", "--channel", "new.sock"), 0);
 	ck_assert_str_eq(cfg.channel, "new.sock");

@@ -114,7 +114,8 @@
 	X("restore", 'R', 1, "DIR",                                                                \
 	  "start from the snapshot in DIR ('faultline ctl SOCKET snapshot DIR') instead of "       \
 	  "booting: its memory is read as the guest touches it; --api, --paused, --mem-limit, "    \
-	  "--on-oom, --stats, --seccomp, the --fault-* tuning, --disk (a copy of each disk) and "  \
+	  "--on-oom, --stats, --seccomp, --diff-snapshots, the --fault-* tuning, --disk (a copy "  \
+	  "of each disk) and "                                                                     \
 	  "--channel (a new socket, needed when the snapshot has a channel) may be given, the "    \
 	  "rest is the snapshot's")                                                                \
 	X("help", 'h', 0, "", "show this help")
