@@ -342,6 +342,68 @@ START_TEST(absent_devices_round_trip)
 }
 END_TEST
 
+/*
+ * The channel, shm and vram present, through the table: saved with the
+ * whole Linux board, changed, and restored, each comes back as it was.
+ */
+START_TEST(present_devices_round_trip)
+{
+	static const struct bar_mapper no_mapper = {0};
+	char path[] = "/tmp/faultline-state-shm-XXXXXX";
+	static struct virtio_console con;
+	struct shm_dev shm;
+	struct vram_dev vram;
+	struct mmu mmu = {.limit_pages = 100};
+	struct blob_reader r;
+	struct blob b;
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 4096), 0);
+	legacy_up();
+	vm.nr_created = vm_board_linux.nr_devices;
+	memset(&con, 0, sizeof(con));
+	con.listen_fd = con.peer_fd = con.kick_fd = con.stop_fd = -1;
+	ck_assert_int_eq(virtio_mmio__init(&con.mmio, &virtio_console_ops, &con,
+					   (struct guest_access){0}, 0xc0002000, 7, NULL, NULL),
+			 0);
+	ck_assert_int_eq(shm__init(&shm, path, 4096, NULL, 0xd0000000, &no_mapper, 8, 1000), 0);
+	ck_assert_int_eq(vram__init(&vram, 4 * 4096, 4096, 0xe0000000, &mmu, &no_mapper, 8, 1000),
+			 0);
+	vm.channel = &con;
+	vm.shm = &shm;
+	vm.vram = &vram;
+	con.port_added = con.port_ready = true;
+	shm.last_ring = 42;
+	ck_assert_int_eq(mmu__charge(&mmu, 1), 0);
+	vram.charged[2] = 1;
+	memset(vram.sys + 2 * 4096, 0x5a, 4096);
+	blob__init(&b);
+	ck_assert_int_eq(vm__save_devices(&vm, &b), 0);
+	con.port_ready = false;
+	shm.last_ring = 0;
+	memset(vram.sys + 2 * 4096, 0, 4096);
+	blob_reader__init(&r, b.buf, b.len);
+	ck_assert_int_eq(vm__restore_devices(&vm, &r), 0);
+	ck_assert(con.port_added && con.port_ready);
+	ck_assert_uint_eq(shm.last_ring, 42);
+	ck_assert_uint_eq(vram.sys[2 * 4096 + 100], 0x5a);
+	ck_assert(vram.charged[2] && !vram.charged[1]);
+	ck_assert_uint_eq(mmu.resident_pages, 1); /* charged again, the old charge given back */
+	vm.channel = NULL;
+	vm.shm = NULL;
+	vm.vram = NULL;
+	vram__exit(&vram);
+	shm__exit(&shm);
+	virtio_mmio__exit(&con.mmio);
+	vm.nr_created = 7;
+	legacy_down();
+	blob__free(&b);
+	close(fd);
+	unlink(path);
+}
+END_TEST
+
 /* A disk's transport with its queues set up, as a driver leaves it. */
 static void blk_up(struct virtio_blk *d, const char *path)
 {
@@ -486,6 +548,7 @@ Suite *state_suite(void)
 	tcase_add_test(tc, bad_values_refused);
 	tcase_add_test(tc, save_needs_every_device);
 	tcase_add_test(tc, absent_devices_round_trip);
+	tcase_add_test(tc, present_devices_round_trip);
 	tcase_add_test(tc, virtio_mmio_round_trip);
 	tcase_add_test(tc, balloon_round_trip);
 	suite_add_tcase(s, tc);
