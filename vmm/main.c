@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/inject.h"
+#include "lib/file.h"
 #include "lib/log.h"
 #include "lib/status.h"
 #include "vmm/api/vm_api.h"
@@ -37,49 +38,29 @@
  */
 static int read_file(const char *path, const char *what, uint64_t max, void **buf, size_t *len)
 {
-	struct stat st;
-	size_t done = 0;
-	int fd;
+	int err = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_err("cannot open the %s: %s (file: %s)", what, strerror(errno), path);
+	switch (file__read_all(path, max, (uint8_t **)buf, len, &err)) {
+	case FILE_OK: return 0;
+	case FILE_OPEN:
+		pr_err("cannot open the %s: %s (file: %s)", what, strerror(err), path);
 		return FL_EXIT_NOINPUT;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	case FILE_NOT_REGULAR:
 		pr_err("cannot read the %s: %s (file: %s)", what,
-		       errno ? strerror(errno) : "not a regular file", path);
-		close(fd);
+		       err ? strerror(err) : "not a regular file", path);
 		return FL_EXIT_NOINPUT;
-	}
-	if ((uint64_t)st.st_size > max) {
+	case FILE_TOO_BIG:
 		pr_err("invalid %s: %lld bytes is larger than guest RAM (file: %s)", what,
-		       (long long)st.st_size, path);
-		close(fd);
+		       (long long)*len, path);
 		return FL_EXIT_IMAGE;
+	case FILE_READ:
+		pr_err("cannot read the %s: %s (file: %s)", what,
+		       err ? strerror(err) : "file shrank while reading", path);
+		return FL_EXIT_NOINPUT;
+	case FILE_NO_MEMORY: break;
 	}
-	*len = (size_t)st.st_size;
-	*buf = malloc(*len ? *len : 1);
-	while (*buf && done < *len) {
-		ssize_t n = read(fd, (char *)*buf + done, *len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			pr_err("cannot read the %s: %s (file: %s)", what,
-			       n < 0 ? strerror(errno) : "file shrank while reading", path);
-			free(*buf);
-			close(fd);
-			return FL_EXIT_NOINPUT;
-		}
-		done += (size_t)n;
-	}
-	close(fd);
-	if (!*buf) {
-		pr_err("cannot read the %s: out of memory (file: %s)", what, path);
-		return FL_EXIT_INTERNAL;
-	}
-	return 0;
+	pr_err("cannot read the %s: out of memory (file: %s)", what, path);
+	return FL_EXIT_INTERNAL;
 }
 
 /* --stats: after the stop message, so that it stays the first line of stderr. */

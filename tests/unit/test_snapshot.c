@@ -15,6 +15,7 @@
 
 #include "lib/log.h"
 #include "lib/status.h"
+#include "lib/file.h"
 #include "tests/unit/unit.h"
 #include "vmm/kvm/kvm_state.h"
 #include "vmm/vm/snapshot.h"
@@ -450,6 +451,34 @@ START_TEST(a_diff_reads_its_base)
 }
 END_TEST
 
+/* lib/file.c, which reads a snapshot's files and the kernel: each failure says which. */
+START_TEST(a_whole_file_reads_back)
+{
+	char dir[] = "/tmp/faultline-file-XXXXXX", path[64];
+	uint8_t *buf;
+	size_t len;
+	int err;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	write_file(dir, "f", "hello", 5);
+	ck_assert_int_eq(file__read_all(path, 5, &buf, &len, &err), FILE_OK);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_str_eq((char *)buf, "hello"); /* a NUL after the bytes */
+	free(buf);
+	ck_assert_int_eq(file__read_all(path, 4, &buf, &len, &err), FILE_TOO_BIG);
+	ck_assert_uint_eq(len, 5);
+	ck_assert_ptr_null(buf);
+	ck_assert_int_eq(file__read_all(dir, 100, &buf, &len, &err), FILE_NOT_REGULAR);
+	ck_assert_int_eq(err, 0);
+	unlink(path);
+	ck_assert_int_eq(file__read_all(path, 100, &buf, &len, &err), FILE_OPEN);
+	ck_assert_int_eq(err, ENOENT);
+	ck_assert_ptr_null(buf);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(a_vcpu_state_that_is_cut_is_refused)
 {
 	struct blob_reader r;
@@ -474,6 +503,7 @@ Suite *snapshot_suite(void)
 	tcase_add_test(tc, the_files_are_checked_against_the_manifest);
 	tcase_add_test(tc, a_vcpu_state_that_is_cut_is_refused);
 	tcase_add_test(tc, a_diff_reads_its_base);
+	tcase_add_test(tc, a_whole_file_reads_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "lib/file.h"
 #include "lib/log.h"
 #include "lib/status.h"
 #include "vmm/kvm/kvm_state.h"
@@ -82,48 +83,27 @@ static int snapshot_read(struct snapshot *s, const char *name, size_t max, uint8
 			 size_t *len)
 {
 	char path[SNAPSHOT_PATH_MAX + 32];
-	struct stat st;
-	size_t done = 0;
-	int fd;
+	int err = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	switch (file__read_all(path, max, buf, len, &err)) {
+	case FILE_OK: return 0;
+	case FILE_OPEN:
+	case FILE_NOT_REGULAR:
 		pr_err("cannot restore the snapshot: cannot read it: %s (file: %s)",
-		       fd < 0 || errno ? strerror(errno) : "not a regular file", path);
-		if (fd >= 0)
-			close(fd);
+		       err ? strerror(err) : "not a regular file", path);
 		return FL_EXIT_NOINPUT;
-	}
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
+	case FILE_TOO_BIG:
 		return snapshot_bad(s, name, "%lld bytes, more than the %zu a snapshot's %s has",
-				    (long long)st.st_size, max, name);
+				    (long long)*len, max, name);
+	case FILE_READ:
+		pr_err("cannot restore the snapshot: cannot read it: %s (file: %s)",
+		       err ? strerror(err) : "it shrank while read", path);
+		return FL_EXIT_NOINPUT;
+	case FILE_NO_MEMORY: break;
 	}
-	*len = (size_t)st.st_size;
-	*buf = malloc(*len + 1);
-	while (*buf && done < *len) {
-		ssize_t n = read(fd, *buf + done, *len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			pr_err("cannot restore the snapshot: cannot read it: %s (file: %s)",
-			       n < 0 ? strerror(errno) : "it shrank while read", path);
-			free(*buf);
-			*buf = NULL;
-			close(fd);
-			return FL_EXIT_NOINPUT;
-		}
-		done += (size_t)n;
-	}
-	close(fd);
-	if (!*buf) {
-		pr_err("cannot restore the snapshot: out of memory (file: %s)", path);
-		return FL_EXIT_INTERNAL;
-	}
-	(*buf)[*len] = '\0';
-	return 0;
+	pr_err("cannot restore the snapshot: out of memory (file: %s)", path);
+	return FL_EXIT_INTERNAL;
 }
 
 /* vm.dedup: null, or its mode and every knob, each within its bounds. */
