@@ -435,6 +435,24 @@ void vm__describe_devices(const struct vm *vm, struct vm_guest_desc *d);
  */
 int vm__save_devices(struct vm *vm, struct blob *b) __attribute__((warn_unused_result));
 /*
+ * An optional device's section @section: whether the VM has it, then, when
+ * it does, what its save adds before blob__section_end(). Returns where
+ * the length goes.
+ */
+size_t vm__save_present(struct blob *b, const char *section, bool present);
+/*
+ * Enter such a section into @sub and read whether the snapshot's VM had the
+ * device (*@had). One that differs from @present is refused, as "NAME: the
+ * snapshot HAS, this VM has none" (@has and @has_not say it for the
+ * snapshot). 0 or -EINVAL, @r says why. Then the device's restore reads
+ * @sub, and vm__restore_present_end() checks it was read to its end.
+ */
+int vm__restore_present(struct blob_reader *r, const char *section, const char *name,
+			const char *has, const char *has_not, bool present, struct blob_reader *sub,
+			bool *had) __attribute__((warn_unused_result));
+int vm__restore_present_end(struct blob_reader *r, const char *name, struct blob_reader *sub)
+	__attribute__((warn_unused_result));
+/*
  * Back from vm__save_devices()'s blob, into a VM of the same board whose
  * vCPUs have not run. 0 or -EINVAL (reported, saying why); then the
  * devices before the bad one hold the blob's state, the rest their own.

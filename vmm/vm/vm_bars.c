@@ -188,46 +188,10 @@ static void vm_shm_exit(struct vm *vm)
 	vm->shm = NULL;
 }
 
-/*
- * Whether the VM has device @name (section "NAME-dev"), then its state by
- * @save; the restore side: the same, refusing a VM that differs.
- */
-static size_t vm_bar_save_begin(struct blob *b, const char *name, bool present)
-{
-	char sec[16];
-	size_t at;
-
-	snprintf(sec, sizeof(sec), "%s-dev", name);
-	at = blob__section(b, sec, 1);
-	blob__bool(b, present);
-	return at;
-}
-
-static int vm_bar_restore_begin(struct blob_reader *r, const char *name, bool present,
-				struct blob_reader *sub, bool *had)
-{
-	uint16_t version;
-	char sec[16];
-
-	snprintf(sec, sizeof(sec), "%s-dev", name);
-	if (blob__enter(r, sec, 1, &version, sub))
-		return -EINVAL;
-	*had = blob__get_bool(sub);
-	if (!sub->err && *had != present)
-		return blob__fail(r, "%s: the snapshot %s, this VM %s", name,
-				  *had ? "has one" : "has none", *had ? "has none" : "has one");
-	return sub->err ? blob__fail(r, "%s: %s", name, sub->why) : 0;
-}
-
-static int vm_bar_restore_end(struct blob_reader *r, const char *name, struct blob_reader *sub)
-{
-	return blob_reader__done(sub) ? blob__fail(r, "%s: %s", name, sub->why) : 0;
-}
-
 /* What the guest wrote into the file goes to the disk with the snapshot. */
 static int vm_shm_save(struct vm *vm, struct blob *b)
 {
-	size_t at = vm_bar_save_begin(b, "shm", vm->shm != NULL);
+	size_t at = vm__save_present(b, "shm-dev", vm->shm != NULL);
 	int ret = 0;
 
 	if (vm->shm) {
@@ -243,11 +207,12 @@ static int vm_shm_restore(struct vm *vm, struct blob_reader *r)
 	struct blob_reader sub;
 	bool had;
 
-	if (vm_bar_restore_begin(r, "shm", vm->shm != NULL, &sub, &had))
+	if (vm__restore_present(r, "shm-dev", "shm", "has one", "has none", vm->shm != NULL, &sub,
+				&had))
 		return -EINVAL;
 	if (had && shm__restore(vm->shm, &sub))
 		return blob__fail(r, "%s", sub.why);
-	return vm_bar_restore_end(r, "shm", &sub);
+	return vm__restore_present_end(r, "shm", &sub);
 }
 
 const struct vm_device_ops vm_shm_dev = {
@@ -314,7 +279,7 @@ static void vm_vram_exit(struct vm *vm)
 
 static int vm_vram_save(struct vm *vm, struct blob *b)
 {
-	size_t at = vm_bar_save_begin(b, "vram", vm->vram != NULL);
+	size_t at = vm__save_present(b, "vram-dev", vm->vram != NULL);
 
 	if (vm->vram)
 		vram__save(vm->vram, b);
@@ -327,11 +292,12 @@ static int vm_vram_restore(struct vm *vm, struct blob_reader *r)
 	struct blob_reader sub;
 	bool had;
 
-	if (vm_bar_restore_begin(r, "vram", vm->vram != NULL, &sub, &had))
+	if (vm__restore_present(r, "vram-dev", "vram", "has one", "has none", vm->vram != NULL,
+				&sub, &had))
 		return -EINVAL;
 	if (had && vram__restore(vm->vram, &sub))
 		return blob__fail(r, "%s", sub.why);
-	return vm_bar_restore_end(r, "vram", &sub);
+	return vm__restore_present_end(r, "vram", &sub);
 }
 
 const struct vm_device_ops vm_vram_dev = {
@@ -400,29 +366,19 @@ static void vm_dedup_dev_exit(struct vm *vm)
  */
 static int vm_dedup_save(struct vm *vm, struct blob *b)
 {
-	size_t at = blob__section(b, "dedup", 1);
-
-	blob__bool(b, vm->dedup_dev != NULL);
-	blob__section_end(b, at);
+	blob__section_end(b, vm__save_present(b, "dedup", vm->dedup_dev != NULL));
 	return 0;
 }
 
 static int vm_dedup_restore(struct vm *vm, struct blob_reader *r)
 {
 	struct blob_reader sub;
-	uint16_t version;
 	bool had;
 
-	if (blob__enter(r, "dedup", 1, &version, &sub))
+	if (vm__restore_present(r, "dedup", "dedup", "has a dedup device", "has no dedup device",
+				vm->dedup_dev != NULL, &sub, &had))
 		return -EINVAL;
-	had = blob__get_bool(&sub);
-	if (!sub.err && had != (vm->dedup_dev != NULL))
-		blob__fail(&sub, "the snapshot %s, this VM %s",
-			   had ? "has a dedup device" : "has no dedup device",
-			   had ? "has none" : "has one");
-	if (blob_reader__done(&sub))
-		return blob__fail(r, "dedup: %s", sub.why);
-	return 0;
+	return vm__restore_present_end(r, "dedup", &sub);
 }
 
 const struct vm_device_ops vm_dedup_dev = {

@@ -66,6 +66,34 @@ void vm__describe_devices(const struct vm *vm, struct vm_guest_desc *d)
 			vm->board->devices[i]->describe(vm, d);
 }
 
+size_t vm__save_present(struct blob *b, const char *section, bool present)
+{
+	size_t at = blob__section(b, section, 1);
+
+	blob__bool(b, present);
+	return at;
+}
+
+int vm__restore_present(struct blob_reader *r, const char *section, const char *name,
+			const char *has, const char *has_not, bool present, struct blob_reader *sub,
+			bool *had)
+{
+	uint16_t version;
+
+	if (blob__enter(r, section, 1, &version, sub))
+		return -EINVAL;
+	*had = blob__get_bool(sub);
+	if (!sub->err && *had != present)
+		return blob__fail(r, "%s: the snapshot %s, this VM %s", name, *had ? has : has_not,
+				  *had ? "has none" : "has one");
+	return sub->err ? blob__fail(r, "%s: %s", name, sub->why) : 0;
+}
+
+int vm__restore_present_end(struct blob_reader *r, const char *name, struct blob_reader *sub)
+{
+	return blob_reader__done(sub) ? blob__fail(r, "%s: %s", name, sub->why) : 0;
+}
+
 int vm__save_devices(struct vm *vm, struct blob *b)
 {
 	unsigned i;

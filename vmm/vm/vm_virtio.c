@@ -331,9 +331,8 @@ static void vm_channel_exit(struct vm *vm)
 /* Whether there is a channel, then its state. */
 static int vm_channel_save(struct vm *vm, struct blob *b)
 {
-	size_t at = blob__section(b, "channel", 1);
+	size_t at = vm__save_present(b, "channel", vm->channel != NULL);
 
-	blob__bool(b, vm->channel != NULL);
 	if (vm->channel)
 		virtio_console__save(vm->channel, b);
 	blob__section_end(b, at);
@@ -343,20 +342,14 @@ static int vm_channel_save(struct vm *vm, struct blob *b)
 static int vm_channel_restore(struct vm *vm, struct blob_reader *r)
 {
 	struct blob_reader sub;
-	uint16_t version;
 	bool had;
 
-	if (blob__enter(r, "channel", 1, &version, &sub))
+	if (vm__restore_present(r, "channel", "virtio-console", "has a channel", "has no channel",
+				vm->channel != NULL, &sub, &had))
 		return -EINVAL;
-	had = blob__get_bool(&sub);
-	if (!sub.err && had != (vm->channel != NULL))
-		blob__fail(&sub, "the snapshot %s, this VM %s",
-			   had ? "has a channel" : "has no channel", had ? "has none" : "has one");
-	if (!sub.err && had && virtio_console__restore(vm->channel, &sub))
+	if (had && virtio_console__restore(vm->channel, &sub))
 		return blob__fail(r, "%s", sub.why);
-	if (blob_reader__done(&sub))
-		return blob__fail(r, "virtio-console: %s", sub.why);
-	return 0;
+	return vm__restore_present_end(r, "virtio-console", &sub);
 }
 
 const struct vm_device_ops vm_channel_dev = {
@@ -506,9 +499,8 @@ static void vm_balloon_exit(struct vm *vm)
 /* Whether there is a balloon, then its state. */
 static int vm_balloon_save(struct vm *vm, struct blob *b)
 {
-	size_t at = blob__section(b, "balloon", 1);
+	size_t at = vm__save_present(b, "balloon", vm->balloon != NULL);
 
-	blob__bool(b, vm->balloon != NULL);
 	if (vm->balloon)
 		virtio_balloon__save(vm->balloon, b);
 	blob__section_end(b, at);
@@ -518,20 +510,14 @@ static int vm_balloon_save(struct vm *vm, struct blob *b)
 static int vm_balloon_restore(struct vm *vm, struct blob_reader *r)
 {
 	struct blob_reader sub;
-	uint16_t version;
 	bool had;
 
-	if (blob__enter(r, "balloon", 1, &version, &sub))
+	if (vm__restore_present(r, "balloon", "virtio-balloon", "has a balloon", "has no balloon",
+				vm->balloon != NULL, &sub, &had))
 		return -EINVAL;
-	had = blob__get_bool(&sub);
-	if (!sub.err && had != (vm->balloon != NULL))
-		blob__fail(&sub, "the snapshot %s, this VM %s",
-			   had ? "has a balloon" : "has no balloon", had ? "has none" : "has one");
-	if (!sub.err && had && virtio_balloon__restore(vm->balloon, &sub))
+	if (had && virtio_balloon__restore(vm->balloon, &sub))
 		return blob__fail(r, "%s", sub.why);
-	if (blob_reader__done(&sub))
-		return blob__fail(r, "virtio-balloon: %s", sub.why);
-	return 0;
+	return vm__restore_present_end(r, "virtio-balloon", &sub);
 }
 
 const struct vm_device_ops vm_balloon_dev = {
