@@ -23,7 +23,7 @@ static const struct {
 	{"EPERM", EPERM},   {"EINTR", EINTR},	{"EIO", EIO},	    {"EAGAIN", EAGAIN},
 	{"ENOMEM", ENOMEM}, {"EFAULT", EFAULT}, {"EEXIST", EEXIST}, {"EINVAL", EINVAL},
 	{"ENOSPC", ENOSPC}, {"ENOSYS", ENOSYS}, {"E2BIG", E2BIG},   {"EBUSY", EBUSY},
-	{"EMFILE", EMFILE}, {"ENFILE", ENFILE}, {"ENOTTY", ENOTTY},
+	{"EMFILE", EMFILE}, {"ENFILE", ENFILE}, {"ENOTTY", ENOTTY}, {"EROFS", EROFS},
 };
 
 static int parse_errno(const char *s)

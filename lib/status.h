@@ -12,7 +12,9 @@
 #define FL_EXIT_STATUSES(X)                                                                        \
 	X(FL_EXIT_USAGE, 64, "bad command line or option value")                                   \
 	X(FL_EXIT_IMAGE, 65, "the kernel image is not a valid guest")                              \
-	X(FL_EXIT_NOINPUT, 66, "a file named on the command line cannot be read")                  \
+	X(FL_EXIT_NOINPUT, 66,                                                                     \
+	  "a file named on the command line cannot be read, or the one --record-ws writes "        \
+	  "cannot be created")                                                                     \
 	X(FL_EXIT_NOKVM, 69,                                                                       \
 	  "no usable KVM: /dev/kvm missing, inaccessible or lacking a capability")                 \
 	X(FL_EXIT_INTERNAL, 70, "a host call failed (ioctl, mmap, thread, userfaultfd)")           \

@@ -21,31 +21,6 @@
 #include "mmu/mmu_int.h"
 #include "mmu/uffd_compat.h"
 
-/*
- * Charge @n pages that nobody asked for yet: only when @spare pages of the
- * budget stay free after them, so that installing ahead never takes the
- * room a fault needs. No reclaim, no fault injection.
- */
-static bool budget_charge_spare(struct mmu *mmu, uint64_t n, uint64_t spare)
-{
-	uint64_t cur = __atomic_load_n(&mmu->resident_pages, __ATOMIC_RELAXED);
-
-	do {
-		if (cur + n + spare > mmu__limit(mmu))
-			return false;
-	} while (!__atomic_compare_exchange_n(&mmu->resident_pages, &cur, cur + n, 0,
-					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
-	return true;
-}
-
-/* Whether an event waits on the userfaultfd: a vCPU's fault goes first. */
-static bool mmu_event_waiting(const struct mmu *mmu)
-{
-	struct pollfd p = {.fd = mmu->uffd, .events = POLLIN};
-
-	return poll(&p, 1, 0) > 0;
-}
-
 /* Install up to @n pages from host page @first ahead of need. Returns pages installed. */
 static uint64_t mmu_ahead_chunk(const struct fault_ctx *fault, uint64_t first, uint64_t n)
 {
@@ -60,7 +35,7 @@ static uint64_t mmu_ahead_chunk(const struct fault_ctx *fault, uint64_t first, u
 	while (k < n && first + k < mmu->nr_pages && !page_resident(mmu, first + k) &&
 	       !bit_test(mmu->bits.poisoned, first + k))
 		k++;
-	if (!k || !budget_charge_spare(mmu, k, mmu->cfg.fault_ahead))
+	if (!k || !mmu__charge_spare(mmu, k, mmu->cfg.fault_ahead))
 		return 0;
 	__atomic_add_fetch(&mmu->charging, k, __ATOMIC_ACQ_REL);
 	ret = mmu__install(&ctx, first, k, first);
@@ -94,7 +69,7 @@ uint64_t mmu__fault_ahead(const struct fault_ctx *ctx)
 	if (ahead > mmu->cfg.fault_ahead)
 		ahead = mmu->cfg.fault_ahead;
 	__atomic_store_n(&s->ahead, ahead, __ATOMIC_RELAXED);
-	while (done < ahead && !mmu__stopping(mmu) && !mmu_event_waiting(mmu)) {
+	while (done < ahead && !mmu__stopping(mmu) && !mmu__event_waiting(mmu)) {
 		got = mmu_ahead_chunk(ctx, end + done,
 				      ahead - done < MMU_AHEAD_CHUNK ? ahead - done
 								     : MMU_AHEAD_CHUNK);

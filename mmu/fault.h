@@ -46,6 +46,7 @@ enum fault_source {
 #define FAULT_FLAG_WP		 0x8u  /* a write to a write-protected resident page */
 #define FAULT_FLAG_INTERRUPTIBLE 0x10u /* a guest fault: stopping the VM ends its retries */
 #define FAULT_FLAG_COW		 0x20u /* out: it failed breaking a shared page (dedup) */
+#define FAULT_FLAG_DIRTY	 0x40u /* prefetch: install the whole window writable, dirty */
 
 struct mmu;
 

@@ -268,7 +268,7 @@ static int64_t install_copy(struct mmu *mmu, const struct fault_ctx *ctx, uint8_
 		.dst = (uint64_t)(uintptr_t)dst,
 		.src = (uint64_t)(uintptr_t)src,
 		.len = len,
-		.mode = mmu->wp ? UFFDIO_COPY_MODE_WP : 0,
+		.mode = mmu->wp && !(ctx->flags & FAULT_FLAG_DIRTY) ? UFFDIO_COPY_MODE_WP : 0,
 	};
 	int err = inject__check_scoped("UFFDIO_COPY", inject_scope(ctx));
 
@@ -435,11 +435,23 @@ static void mmu_forget_zeroed(struct mmu *mmu, uint64_t first, uint64_t n)
 		bit_test_clear(mmu->bits.zeroed, first + i);
 }
 
+static int64_t mmu_install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t pi);
+
 /* Install @n pages at host page @first from the backing (mmu/mmu_int.h). */
 int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t pi)
 {
+	int64_t ret = mmu_install(ctx, first, n, pi);
+
+	if (ret > 0)
+		mmu__record_installed(ctx->mmu, first, (uint64_t)ret / MMU_PAGE_SIZE, pi);
+	return ret;
+}
+
+static int64_t mmu_install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t pi)
+{
 	struct mmu *mmu = ctx->mmu;
 	uint8_t *dst = mmu->ram.host + first * MMU_PAGE_SIZE, *buf;
+	uint64_t i;
 	int64_t ret;
 	int err;
 
@@ -470,6 +482,12 @@ int64_t mmu__install(struct fault_ctx *ctx, uint64_t first, uint64_t n, uint64_t
 	if (mmu->cfg.track_writes &&
 	    (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
 		bit_set(mmu->bits.written, pi);
+	/* A prefetch of pages written when recorded: writable, so dirty, from the start. */
+	for (i = 0; ctx->flags & FAULT_FLAG_DIRTY && i < n; i++) {
+		bit_set(mmu->bits.dirty, first + i);
+		if (mmu->cfg.track_writes)
+			bit_set(mmu->bits.written, first + i);
+	}
 	ret = install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
 	if (ret > 0)
 		mmu_forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);
@@ -529,6 +547,7 @@ static fault_t mmu_fault_once(struct fault_ctx *ctx)
 			budget_uncharge(mmu, 1);
 		return FAULT_HWPOISON;
 	}
+	mmu__prefetch_fault(mmu, pi, page_resident(mmu, pi));
 	if (page_resident(mmu, pi))
 		return mmu_fault_resident(ctx, pi);
 	fault_window(mmu, ctx, pi, &first, &n);

@@ -64,6 +64,37 @@ enum mmu_handler {
 
 struct dedup;
 
+/* A run of pages to prefetch: host pages [first, first + n). */
+struct mmu_run {
+	uint64_t first;
+	uint32_t n;
+	bool written; /* the recording saw them written: install them writable, dirty */
+};
+
+/* A recorded page's flag (mmu__recorded()): it was written while recorded. */
+#define MMU_WS_WRITTEN 0x80000000u
+
+#define MMU_PREFETCH_RUN_MAX 64	 /* pages per run: a fault waits for one run at most */
+#define MMU_PREFETCH_WINDOW  512 /* recorded pages sorted into runs together */
+#define MMU_PREFETCH_SPARE   64	 /* budget pages the prefetch leaves to faults, at most */
+
+/*
+ * The working set (mmu/prefetch.c): a recording of the pages installed for
+ * the VM, in order, and a plan of runs that handler threads install while
+ * no fault waits.
+ */
+struct mmu_ws {
+	uint32_t *order; /* page + 1 per slot, in order; 0: a slot not written yet */
+	uint64_t max;	 /* slots */
+	uint64_t len;	 /* atomic: slots taken */
+	bool on;	 /* atomic: recording */
+	int full_fd;	 /* eventfd written when the slots run out; -1: none */
+	struct mmu_run *runs;
+	uint64_t nr_runs;
+	uint64_t next_run; /* atomic: the next run a handler takes */
+	bool prefetching;  /* atomic: runs are left and the budget allowed the last */
+};
+
 struct mmu_config {
 	uint64_t ram_size;
 	uint64_t mem_limit;	  /* bytes resident at most; 0: ram_size */
@@ -163,6 +194,7 @@ struct mmu {
 	pthread_t handlers[MMU_MAX_HANDLERS];
 	unsigned nr_handlers_started;
 	struct mmu_stream streams[MMU_STATS_MAX_VCPUS + 1];
+	struct mmu_ws ws;
 };
 
 /*
@@ -232,6 +264,61 @@ static inline bool mmu__written(const struct mmu *mmu, uint64_t pi)
  * (what is written from then on may be missed: take a full snapshot).
  */
 int mmu__writes_reset_locked(struct mmu *mmu) __attribute__((warn_unused_result));
+
+/*
+ * --record-ws, before mmu__start(): from mmu__start() on, record every page
+ * installed for the VM (its faults' windows, fault-ahead, the monitor's
+ * accesses), each once, in the order installed, up to @max pages; then
+ * stop and write 1 to @full_fd (an eventfd, or -1). 0, -EINVAL (@max is 0),
+ * -EBUSY (a plan is set) or -ENOMEM.
+ */
+int mmu__record(struct mmu *mmu, uint64_t max, int full_fd) __attribute__((warn_unused_result));
+
+/* Stop recording; any thread. True when it was recording. */
+bool mmu__record_stop(struct mmu *mmu);
+
+/*
+ * The recording: *@n pages, in order, into @out (room for mmu->ws.max),
+ * each with MMU_WS_WRITTEN when it is dirty now (written or pinned); slots
+ * taken but not written yet (a racing install when it stopped) are left
+ * out. After mmu__record_stop().
+ */
+void mmu__recorded(struct mmu *mmu, uint32_t *out, uint64_t *n);
+
+/*
+ * --prefetch ws, before mmu__start(): prefetch the @n pages of @pages
+ * (host page indexes below nr_pages, as recorded, MMU_WS_WRITTEN on those
+ * to install writable) in their order: each MMU_PREFETCH_WINDOW of them
+ * sorted into runs of at most MMU_PREFETCH_RUN_MAX pages, largest first.
+ * Without a backing file's write protection, or with dedup, every page is
+ * installed as read. 0, -EINVAL (a page out of range), -EBUSY (recording,
+ * or a plan is set) or -ENOMEM.
+ */
+int mmu__prefetch_pages(struct mmu *mmu, const uint32_t *pages, uint64_t n)
+	__attribute__((warn_unused_result));
+
+/*
+ * --prefetch seq, before mmu__start(): prefetch every page the backing
+ * file or its layers hold data for, in address order. 0, -EINVAL (no
+ * backing file), -EBUSY or -ENOMEM; -errno of lseek().
+ */
+int mmu__prefetch_seq(struct mmu *mmu) __attribute__((warn_unused_result));
+
+/* Budget pages the prefetch leaves to faults: an eighth of it, MMU_PREFETCH_SPARE at most. */
+uint64_t mmu__prefetch_spare(const struct mmu *mmu);
+
+/*
+ * A handler thread with no event waiting: install the next run of the
+ * plan, within the budget less mmu__prefetch_spare() (the prefetch ends
+ * when it does not fit: no reclaim, no OOM). Returns false when nothing is
+ * left to prefetch.
+ */
+bool mmu__prefetch_step(struct mmu *mmu);
+
+static inline bool mmu__prefetch_pending(const struct mmu *mmu)
+{
+	return __atomic_load_n(&mmu->ws.prefetching, __ATOMIC_RELAXED);
+}
 
 /*
  * What waits for the handlers now, for a report on a VM that hangs:

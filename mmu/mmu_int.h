@@ -7,6 +7,7 @@
 #ifndef FAULTLINE_MMU_INT_H
 #define FAULTLINE_MMU_INT_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -36,6 +37,31 @@ static inline uint64_t mmu__limit(const struct mmu *mmu)
 	return __atomic_load_n(&mmu->limit_pages, __ATOMIC_RELAXED);
 }
 
+/*
+ * Charge @n pages that nobody asked for yet (fault-ahead, prefetch): only
+ * when @spare pages of the budget stay free after them, so that installing
+ * ahead never takes the room a fault needs. No reclaim, no fault injection.
+ */
+static inline bool mmu__charge_spare(struct mmu *mmu, uint64_t n, uint64_t spare)
+{
+	uint64_t cur = __atomic_load_n(&mmu->resident_pages, __ATOMIC_RELAXED);
+
+	do {
+		if (cur + n + spare > mmu__limit(mmu))
+			return false;
+	} while (!__atomic_compare_exchange_n(&mmu->resident_pages, &cur, cur + n, 0,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	return true;
+}
+
+/* Whether an event waits on the userfaultfd: a vCPU's fault goes first. */
+static inline bool mmu__event_waiting(const struct mmu *mmu)
+{
+	struct pollfd p = {.fd = mmu->uffd, .events = POLLIN};
+
+	return poll(&p, 1, 0) > 0;
+}
+
 static inline bool mmu__stopping(struct mmu *mmu)
 {
 	return __atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE);
@@ -61,6 +87,18 @@ void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns);
  * Returns the pages dropped.
  */
 uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want);
+
+/*
+ * --record-ws: pages [first, first + n) were installed for the fault on
+ * page @pi (first recorded); record those not recorded yet (prefetch.c).
+ */
+void mmu__record_installed(struct mmu *mmu, uint64_t first, uint64_t n, uint64_t pi);
+
+/*
+ * --prefetch: a fault on page @pi, not resident (@resident false) or
+ * resident: count it against the plan (prefetch_late, prefetch_used).
+ */
+void mmu__prefetch_fault(struct mmu *mmu, uint64_t pi, bool resident);
 
 struct uffd_msg;
 

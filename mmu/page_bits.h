@@ -13,6 +13,9 @@
  *   zeroed    released by dedup as zeros: the next install is zeros.
  *   written   --diff-snapshots: written, or made a first touch again,
  *             since the last snapshot (mmu__writes_reset()).
+ *   recorded  --record-ws: in the recording already.
+ *   planned   --prefetch: in the plan, not installed yet.
+ *   prefetched --prefetch: installed by the prefetch, not faulted on since.
  * The page sharer's bits (all clear without dedup):
  *   merged    maps a shared page: a write breaks copy-on-write.
  *   busy      a merge owns the page now: a writer parks or waits.
@@ -38,6 +41,9 @@ struct page_bits {
 	unsigned long *nomerge;
 	unsigned long *waiting;
 	unsigned long *written;
+	unsigned long *recorded;
+	unsigned long *planned;
+	unsigned long *prefetched;
 	pthread_cond_t idle; /* broadcast, under the lock, when a page stops being busy */
 	bool ready;	     /* page_bits__init() ran: idle is initialised */
 };

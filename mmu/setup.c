@@ -246,7 +246,7 @@ int mmu__init(struct mmu *mmu, const struct mmu_config *cfg, const struct mmu_op
 	int ret;
 
 	memset(mmu, 0, sizeof(*mmu));
-	mmu->memfd = mmu->uffd = mmu->backing_fd = mmu->stop_fd = -1;
+	mmu->memfd = mmu->uffd = mmu->backing_fd = mmu->stop_fd = mmu->ws.full_fd = -1;
 	mmu->cfg = *cfg;
 	mmu->ops = *ops;
 	pthread_mutex_init(&mmu->reclaim_lock, NULL);
@@ -351,6 +351,10 @@ void mmu__exit(struct mmu *mmu)
 		close(mmu->layer_fds[--mmu->nr_layers]);
 	free(mmu->layer_of);
 	mmu->layer_of = NULL;
+	free(mmu->ws.order);
+	free(mmu->ws.runs);
+	mmu->ws.order = NULL;
+	mmu->ws.runs = NULL;
 	if (mmu->stop_fd >= 0)
 		close(mmu->stop_fd);
 	mmu->uffd = mmu->memfd = mmu->backing_fd = mmu->stop_fd = -1;

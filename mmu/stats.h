@@ -44,7 +44,12 @@
 	X(pages_reclaimed, "clean file-backed pages dropped to make room")                         \
 	X(pages_discarded, "pages the guest gave back (--balloon's free page reports)")            \
 	X(pages_poisoned, "pages poisoned (UFFDIO_POISON) after the budget ran out")               \
-	X(machine_checks, "machine checks injected into the guest")
+	X(machine_checks, "machine checks injected into the guest")                                \
+	X(pages_recorded, "pages recorded as the working set (--record-ws)")                       \
+	X(pages_prefetched, "pages installed by the prefetch (--prefetch)")                        \
+	X(prefetch_used, "prefetched pages the guest then wrote or faulted on")                    \
+	X(prefetch_late, "faults on pages the prefetch had not reached yet")                       \
+	X(prefetch_waits, "times a fault was queued while a handler prefetched a run")
 
 struct mmu_stats {
 #define MMU_COUNTER_FIELD(name, help) uint64_t name;

@@ -84,14 +84,27 @@ void *mmu__uffd_handler(void *arg)
 		{.fd = mmu->stop_fd, .events = POLLIN},
 	};
 
+	bool prefetched = false;
+
 	while (!__atomic_load_n(&mmu->stopping, __ATOMIC_ACQUIRE)) {
 		ssize_t n;
 		size_t i;
+		int ready = poll(fds, 2, mmu__prefetch_pending(mmu) ? 0 : -1);
 
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
+		if (ready < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents)
 			break;
+		/* No event waits: prefetch one run (--prefetch), then look again. */
+		if (ready == 0) {
+			mmu__prefetch_step(mmu);
+			prefetched = true;
+			continue;
+		}
+		/* An event that came while a run was installed waited for it. */
+		if (prefetched && fds[0].revents)
+			MMU_STAT_INC(&mmu->stats, prefetch_waits);
+		prefetched = false;
 		/*
 		 * In service from before the read: an event leaves the queue
 		 * only into a count that is already up (mmu.h, in_flight).

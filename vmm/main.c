@@ -26,6 +26,7 @@
 #include "vmm/cmd/cli.h"
 #include "vmm/cmd/ctl.h"
 #include "vmm/vm/snapshot.h"
+#include "vmm/vm/ws.h"
 #include "vmm/vm/vm.h"
 
 #ifndef FAULTLINE_VERSION
@@ -194,17 +195,40 @@ static int run_linux(struct run_config *cfg, const struct guest_ram *layout, con
 static int run_restore(struct run_config *cfg)
 {
 	struct snapshot snap;
+	struct vm_ws ws = {.dir_fd = -1, .tmp_fd = -1, .done_fd = -1};
+	uint32_t *pages = NULL;
+	uint64_t nr_pages = 0;
 	struct vm vm;
 	int status, ret;
 
 	status = snapshot__open(&snap, cfg->restore, cfg);
+	/* The working set, read or created before the VM is: --prefetch, --record-ws. */
+	status = status
+			 ?: ws__load(snap.dir, snap.id, snap.mem / MMU_PAGE_SIZE, cfg->prefetch,
+				     &pages, &nr_pages);
+	if (!status && cfg->record_ws && cfg->record_until.kind == VM_WS_STOP_PORT &&
+	    !snap.linux_board) {
+		pr_err("usage: --record-ws=port stops at the guest's write to the boot timer, "
+		       "which "
+		       "only the Linux board has; give a time or a page count (--restore %s)",
+		       snap.dir);
+		status = FL_EXIT_USAGE;
+	}
+	if (!status && cfg->record_ws)
+		status = ws__open(&ws, snap.dir, snap.id, &cfg->record_until);
 	if (status) {
+		free(pages);
 		snapshot__close(&snap);
 		return status;
 	}
 	ret = vm__init(&vm, cfg);
+	vm.ws = ws; /* vm__exit() closes it from now on */
 	ret = ret ?: open_api(&vm, cfg);
+	snap.prefetch = cfg->prefetch;
+	snap.ws_pages = pages;
+	snap.ws_len = nr_pages;
 	ret = ret ?: vm__restore(&vm, &snap);
+	free(pages);
 	status = setup_status(ret);
 	if (!status && cfg->boot_linux)
 		raw_tty();

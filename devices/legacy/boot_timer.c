@@ -17,6 +17,7 @@ static int boot_timer_write(void *opaque, uint64_t offset, const void *data, uns
 	struct boot_timer *t = opaque;
 	struct timespec ts;
 	uint64_t now, zero = 0;
+	void (*written)(void *ctx);
 
 	(void)offset;
 	(void)data;
@@ -28,6 +29,9 @@ static int boot_timer_write(void *opaque, uint64_t offset, const void *data, uns
 	__atomic_compare_exchange_n(&t->boot_ns, &zero, now - t->start_ns, false, __ATOMIC_RELAXED,
 				    __ATOMIC_RELAXED);
 	__atomic_add_fetch(&t->writes, 1, __ATOMIC_RELAXED);
+	written = __atomic_load_n(&t->written, __ATOMIC_ACQUIRE);
+	if (written)
+		written(t->written_ctx);
 	return 0;
 }
 

@@ -2,7 +2,8 @@
  * The boot timer: one port the guest writes when it has booted (the Linux
  * guest's init does, through /dev/port). The first write records the time
  * since the monitor started; --stats reports it as boot_time_us. Later
- * writes are counted and otherwise ignored; reads return 0.
+ * writes are counted and otherwise ignored; reads return 0. Whoever set
+ * written hears of every write.
  */
 #ifndef FAULTLINE_BOOT_TIMER_H
 #define FAULTLINE_BOOT_TIMER_H
@@ -18,6 +19,9 @@ struct boot_timer {
 	uint64_t start_ns; /* CLOCK_MONOTONIC when the monitor started */
 	uint64_t boot_ns;  /* atomic: 0 until the guest writes */
 	uint64_t writes;   /* atomic */
+	/* atomic: called after each write (--record-ws=port); NULL: none */
+	void (*written)(void *ctx);
+	void *written_ctx;
 };
 
 extern const struct bus_device_ops boot_timer_ops;

@@ -3,16 +3,19 @@
  * snapshot: the manifest (snapshot__parse_manifest()) and a vCPU's state
  * section (vcpu__parse_state()), and the state blobs of the virtio devices
  * (virtio_mmio__restore() under virtio-blk, virtio_balloon__restore(),
- * virtio_console__restore()).
+ * virtio_console__restore()), and the working-set recording a restore
+ * prefetches (ws__decode()).
  *
  * The input is the manifest's text, a NUL, then the bytes of a state blob,
- * read as each of those in turn.
+ * read as each of those in turn, and as DIR/ws.
  *
  * Invariants, beyond "no crash, no sanitizer report": an accepted manifest
  * describes a VM the monitor can build (RAM, vCPUs and budget within their
- * limits), and every refusal prints a message.
+ * limits), an accepted recording holds distinct pages inside RAM, and
+ * every refusal prints a message or says why.
  */
 #define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/blob.h"
@@ -23,6 +26,7 @@
 #include "tests/fuzz/fuzz.h"
 #include "vmm/kvm/kvm_state.h"
 #include "vmm/vm/snapshot.h"
+#include "vmm/vm/ws.h"
 
 static char log_buf[4096];
 
@@ -32,6 +36,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	log__capture(log_buf, sizeof(log_buf));
 	return 0;
+}
+
+/* The bytes as DIR/ws of a snapshot with no id and 16 MiB of RAM. */
+static void fuzz_ws(const uint8_t *buf, size_t len)
+{
+	char why[WS_WHY_LEN] = "";
+	struct ws_info info;
+	uint32_t *pages;
+	uint64_t i, j;
+	int ret = ws__decode(buf, len, "", 4096, &info, &pages, why);
+
+	fuzz__check(!ret || why[0], "a recording refused (%d) without a reason", ret);
+	for (i = 0; !ret && i < info.count; i++) {
+		fuzz__check((pages[i] & ~MMU_WS_WRITTEN) < 4096, "accepted page %u", pages[i]);
+		for (j = 0; j < i && info.count < 64; j++)
+			fuzz__check((pages[i] ^ pages[j]) & ~MMU_WS_WRITTEN,
+				    "accepted page %u twice", pages[i]);
+	}
+	free(pages);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -96,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    con.rx_len <= VIRTIO_CONSOLE_RX_BUF,
 			    "took %u control messages, %u held bytes", con.nr_ctrl, con.rx_len);
 		virtio_mmio__exit(&con.mmio);
+		fuzz_ws(state, len);
 	}
 	return 0;
 }

@@ -461,3 +461,118 @@ t_snapshot_diff() {
 	expect_err "faultline: cannot restore the snapshot: cannot read it: No such file or directory (file: $T/full/manifest.json)"
 	mv "$T/full.moved" "$T/full"
 }
+
+# The value of "$1" in the last `ctl stats` reply.
+ctl_stat() { sed -n 's/^ *"'"$1"'": \([0-9]*\),*$/\1/p' "$T/ctl" | head -n 1; }
+
+WS_ARGS="--vcpus 2 --mem 64M --guest-arg workload=snap --guest-arg pages=256 --guest-arg rounds=600"
+
+# A snapshot's working set (--record-ws, --prefetch; vmm/vm/vm_ws.c,
+# mmu/prefetch.c): one restore records what the guest is given; a restore
+# that prefetches it before the guest runs takes under 5% of the
+# userfaultfd faults of the recording one, and the guest checks every
+# page; so does one that prefetches while the guest runs, and seq. A
+# recording of another snapshot or a corrupt one exits 78, a read-only
+# DIR 66, and the recording there is left as it was.
+t_snapshot_working_set() {
+	rm -rf "$T/wsnap" "$T/wother" "$T/wslog"
+	# shellcheck disable=SC2086
+	api_vm $WS_ARGS
+	wait_out "snap: round 10"
+	ctl snapshot "$T/wsnap" --resume
+	expect_crc 0
+	ctl snapshot "$T/wother"
+	expect_crc 0
+	stop_vm
+	done_line="snap: vCPU 1 checked 256 pages in 600 rounds"
+	cmd "$FL" run --restore "$T/wsnap" --record-ws --stats=json
+	expect_rc 0
+	expect_out "$done_line"
+	expect_err_has "faultline: recorded the working set: "
+	expect_err_has "until the VM's end (file: $T/wsnap/ws)"
+	set -- "$T"/wsnap/ws.tmp.*
+	[ -f "$T/wsnap/ws" ] && [ ! -e "$1" ] || problem "no $T/wsnap/ws, or $1 left"
+	recorded=$(stat pages_recorded)
+	plain=$(stat faults_uffd)
+	[ "${recorded:-0}" -ge 512 ] || problem "recorded ${recorded:-none} pages, the guest owns 512"
+	[ "$((WS_HEADER + 4 * recorded))" = "$(wc -c <"$T/wsnap/ws")" ] ||
+		problem "$T/wsnap/ws is $(wc -c <"$T/wsnap/ws") bytes for $recorded pages"
+	cp "$T/wsnap/ws" "$T/ws.saved"
+
+	# Paused until the prefetch is done: what the guest touches is there.
+	S=$T/ws.sock
+	"$FL" run --restore "$T/wsnap" --stats=json --paused --api "$S" >"$T/out" 2>"$T/err" &
+	vm=$!
+	ctl wait paused 90
+	i=0
+	while ctl stats && [ "$(ctl_stat pages_prefetched)" != "$recorded" ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ "$(ctl_stat pages_prefetched)" = "$recorded" ] ||
+		problem "prefetched $(ctl_stat pages_prefetched) of $recorded pages in 30 s"
+	ctl resume
+	expect_crc 0
+	wait $vm
+	rc=$?
+	expect_rc 0
+	expect_out "$done_line"
+	prefetched=$(stat faults_uffd)
+	[ "$((prefetched * 20))" -lt "$plain" ] ||
+		problem "with the working set prefetched $prefetched userfaultfd faults, without $plain: not under 5%"
+	expect_stat pages_prefetched "$recorded"
+	expect_stat prefetch_late 0
+
+	# While the guest runs, and seq: the same pages, whoever gets there first.
+	for mode in ws seq off; do
+		cmd "$FL" run --restore "$T/wsnap" --prefetch $mode --stats=json
+		expect_rc 0
+		expect_out "$done_line"
+		echo "working set: --prefetch $mode: faults_uffd $(stat faults_uffd) (recording: $plain, prefetched first: $prefetched), pages_prefetched $(stat pages_prefetched), prefetch_late $(stat prefetch_late), prefetch_waits $(stat prefetch_waits)" >>"$T/wslog"
+	done
+	[ "$(stat pages_prefetched)" = 0 ] || problem "--prefetch off prefetched $(stat pages_prefetched) pages"
+	sed 's/^/    /' "$T/wslog" # the counts, for docs/snapshots.md
+
+	# A recording stopped by its page count.
+	cp "$T/ws.saved" "$T/wsnap/ws"
+	cmd "$FL" run --restore "$T/wsnap" --record-ws=50pages --stats=json
+	expect_rc 0
+	expect_err_has "faultline: recorded the working set: 50 pages in "
+	expect_err_has "until the page count given (file: $T/wsnap/ws)"
+	expect_stat pages_recorded 50
+	cp "$T/ws.saved" "$T/wsnap/ws"
+
+	# Refusals: another snapshot's recording, a corrupt one, none with --prefetch ws.
+	cp "$T/ws.saved" "$T/wother/ws"
+	cmd "$FL" run --restore "$T/wother" --stats=json
+	expect_rc 78
+	expect_err_has "faultline: cannot prefetch the working set: recorded for snapshot '"
+	expect_err_has "(field: id); record it again, or give --prefetch off (file: $T/wother/ws)"
+	rm "$T/wother/ws"
+	cmd "$FL" run --restore "$T/wother" --prefetch ws
+	expect_rc 66
+	expect_err "faultline: cannot prefetch the working set: No such file or directory; record one with --record-ws, or give --prefetch off or seq (file: $T/wother/ws)"
+	printf '\377' | dd of="$T/wsnap/ws" bs=1 seek=$WS_HEADER conv=notrunc 2>/dev/null
+	cmd "$FL" run --restore "$T/wsnap"
+	expect_rc 78
+	expect_err "faultline: cannot prefetch the working set: the pages do not match their checksum (field: checksum); record it again, or give --prefetch off (file: $T/wsnap/ws)"
+	cp "$T/ws.saved" "$T/wsnap/ws"
+	cmd "$FL" run --restore "$T/wsnap" --record-ws=port
+	expect_rc 64
+	expect_err_has "faultline: usage: --record-ws=port stops at the guest's write to the boot timer"
+
+	# A DIR on a read-only file system: 66 before the VM is made, DIR as it was.
+	mkdir "$T/wro"
+	if mount -o bind "$T/wsnap" "$T/wro" && mount -o remount,bind,ro "$T/wro"; then
+		cmd "$FL" run --restore "$T/wro" --record-ws
+		expect_rc 66
+		expect_err_has "faultline: cannot record the working set: cannot create it: Read-only file system (file: $T/wro/ws.tmp."
+		set -- "$T"/wsnap/ws.tmp.*
+		[ ! -e "$1" ] || problem "$1 left after a refused --record-ws"
+		cmp -s "$T/ws.saved" "$T/wsnap/ws" || problem "the recording changed after a refused --record-ws"
+		umount "$T/wro"
+	else
+		problem "cannot make a read-only bind mount of $T/wsnap"
+	fi
+}
+WS_HEADER=88

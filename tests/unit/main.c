@@ -33,6 +33,7 @@ int main(void)
 	srunner_add_suite(sr, state_suite());
 	srunner_add_suite(sr, snapshot_suite());
 	srunner_add_suite(sr, page_bits_suite());
+	srunner_add_suite(sr, ws_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -501,6 +501,52 @@ START_TEST(restore_option)
 }
 END_TEST
 
+/* --record-ws[=STOP] and --prefetch: a restore's, and not together. */
+START_TEST(working_set_options)
+{
+	enum cli_command cmd;
+	struct run_config cfg;
+
+	ck_assert_int_eq(PARSE("run", "--restore", "D"), 0);
+	ck_assert(!cfg.record_ws);
+	ck_assert_int_eq(cfg.prefetch, VM_PREFETCH_AUTO);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--record-ws"), 0);
+	ck_assert(cfg.record_ws);
+	ck_assert_int_eq(cfg.record_until.kind, VM_WS_STOP_END);
+	ck_assert_int_eq(cfg.prefetch, VM_PREFETCH_OFF);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--record-ws=port"), 0);
+	ck_assert_int_eq(cfg.record_until.kind, VM_WS_STOP_PORT);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--record-ws=500ms"), 0);
+	ck_assert_int_eq(cfg.record_until.kind, VM_WS_STOP_MS);
+	ck_assert_uint_eq(cfg.record_until.value, 500);
+	ck_assert_int_eq(
+		PARSE("run", "--restore", "D", "--record-ws=1000pages", "--prefetch", "off"), 0);
+	ck_assert_uint_eq(cfg.record_until.value, 1000);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--prefetch", "seq"), 0);
+	ck_assert_int_eq(cfg.prefetch, VM_PREFETCH_SEQ);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--prefetch", "ws"), 0);
+	ck_assert_int_eq(cfg.prefetch, VM_PREFETCH_WS);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--record-ws=5s"), -EINVAL);
+	ck_assert_str_eq(log_buf, "faultline: invalid option value: expected port, a number of "
+				  "milliseconds (250ms, at most 3600000ms) or of pages (1000pages) "
+				  "(--record-ws: 5s)\n");
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--prefetch", "all"), -EINVAL);
+	ck_assert_str_eq(log_buf,
+			 "faultline: invalid option value: expected off, ws or seq (--prefetch: "
+			 "all)\n");
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--record-ws", "--prefetch", "ws"),
+			 -EINVAL);
+	ck_assert_str_eq(log_buf, "faultline: usage: --record-ws records what the guest faults on, "
+				  "and --prefetch ws would install it first; give one of them\n");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--record-ws"), -EINVAL);
+	ck_assert_str_eq(log_buf,
+			 "faultline: usage: --record-ws works on a restore; give --restore DIR\n");
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--prefetch", "seq"), -EINVAL);
+	ck_assert_str_eq(log_buf,
+			 "faultline: usage: --prefetch works on a restore; give --restore DIR\n");
+}
+END_TEST
+
 START_TEST(help_and_version)
 {
 	enum cli_command cmd;
@@ -571,6 +617,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, hugepages_option);
 	tcase_add_test(tc, help_and_version);
 	tcase_add_test(tc, restore_option);
+	tcase_add_test(tc, working_set_options);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -566,5 +566,6 @@ Suite *mmu_suite(void)
 
 	mmu_budget_tcases(s);
 	mmu_failure_tcases(s);
+	mmu_prefetch_tcases(s);
 	return s;
 }

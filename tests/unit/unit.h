@@ -13,8 +13,9 @@ Suite *devices_suite(void);
 Suite *guest_ram_suite(void);
 Suite *inject_suite(void);
 Suite *mmu_suite(void);
-void mmu_budget_tcases(Suite *s);  /* test_mmu_budget.c */
-void mmu_failure_tcases(Suite *s); /* test_mmu_failures.c */
+void mmu_budget_tcases(Suite *s);   /* test_mmu_budget.c */
+void mmu_failure_tcases(Suite *s);  /* test_mmu_failures.c */
+void mmu_prefetch_tcases(Suite *s); /* test_prefetch.c */
 Suite *gpa_map_suite(void);
 Suite *bar_suite(void);
 Suite *dedup_suite(void);
@@ -31,6 +32,7 @@ Suite *blob_suite(void);
 Suite *state_suite(void);
 Suite *snapshot_suite(void);
 Suite *page_bits_suite(void);
+Suite *ws_suite(void);
 
 /* Assert that the captured messages are exactly @want. */
 #define ck_assert_log(buf, want) ck_assert_str_eq(buf, want)

@@ -9,6 +9,7 @@
 #include "lib/status.h"
 #include "vmm/cmd/cli.h"
 #include "vmm/cmd/config.h"
+#include "vmm/vm/ws.h"
 
 static int parse_mem(const char *s, uint64_t *mem)
 {
@@ -400,6 +401,33 @@ static int parse_fault_option(int c, const char *arg, struct run_config *cfg)
 	return -EINVAL;
 }
 
+/* --record-ws[=port|MSms|Npages] */
+static int parse_record_ws(const char *s, struct run_config *cfg)
+{
+	cfg->record_ws = true;
+	if (!ws__parse_until(s, &cfg->record_until))
+		return 0;
+	pr_err("invalid option value: expected port, a number of milliseconds (250ms, at most "
+	       "3600000ms) or of pages (1000pages) (--record-ws: %s)",
+	       s);
+	return -EINVAL;
+}
+
+static int parse_prefetch(const char *s, enum vm_prefetch *p)
+{
+	if (!strcmp(s, "off"))
+		*p = VM_PREFETCH_OFF;
+	else if (!strcmp(s, "ws"))
+		*p = VM_PREFETCH_WS;
+	else if (!strcmp(s, "seq"))
+		*p = VM_PREFETCH_SEQ;
+	else {
+		pr_err("invalid option value: expected off, ws or seq (--prefetch: %s)", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* --disk PATH[,ro|,rw]: the path keeps pointing into argv, cut at the comma. */
 static int parse_disk(char *arg, struct run_config *cfg)
 {
@@ -501,6 +529,8 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'R': cfg->restore = optarg; break;
 		case 'U': cfg->paused = true; break;
 		case 'G': cfg->diff_snapshots = true; break;
+		case 'w': ret = parse_record_ws(optarg, cfg); break;
+		case 'j': ret = parse_prefetch(optarg, &cfg->prefetch); break;
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
 		case 'n': cfg->channel = optarg; break;
@@ -559,6 +589,21 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		       fixed);
 		return -EINVAL;
 	}
+	if ((cfg->record_ws || cfg->prefetch != VM_PREFETCH_AUTO) && !cfg->restore) {
+		pr_err("usage: --%s works on a restore; give --restore DIR",
+		       cfg->record_ws ? "record-ws" : "prefetch");
+		return -EINVAL;
+	}
+	if (cfg->record_ws && cfg->prefetch != VM_PREFETCH_AUTO &&
+	    cfg->prefetch != VM_PREFETCH_OFF) {
+		pr_err("usage: --record-ws records what the guest faults on, and --prefetch %s "
+		       "would "
+		       "install it first; give one of them",
+		       cfg->prefetch == VM_PREFETCH_WS ? "ws" : "seq");
+		return -EINVAL;
+	}
+	if (cfg->record_ws)
+		cfg->prefetch = VM_PREFETCH_OFF; /* a recording sees every first touch */
 	if (!cfg->kernel && !cfg->restore) {
 		pr_err("usage: run needs --kernel FILE, a --config naming one, or --restore DIR; "
 		       "see 'faultline --help'");

@@ -184,6 +184,13 @@ void seccomp__prepare(void)
 	json_object_seed(0);
 }
 
+static int rename_dirfd = -1;
+
+void seccomp__allow_renameat(int dirfd)
+{
+	rename_dirfd = dirfd;
+}
+
 int seccomp__install(enum seccomp_mode mode)
 {
 	struct sigaction sa;
@@ -226,6 +233,15 @@ int seccomp__install(enum seccomp_mode mode)
 		      ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 					  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	ret = ret ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	/* Within one directory only, both ends (--record-ws). */
+	if (rename_dirfd >= 0)
+		ret = ret
+			      ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat), 2,
+						  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd),
+						  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd))
+			      ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat2), 2,
+						  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd),
+						  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd));
 	ret = ret ?: -inject__check("seccomp.load");
 	ret = ret ?: seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -23,6 +23,12 @@ enum seccomp_mode {
 void seccomp__prepare(void);
 
 /*
+ * Let renameat() within directory @dirfd through the filter installed
+ * next (--record-ws renames DIR/ws.tmp to DIR/ws); -1: none.
+ */
+void seccomp__allow_renameat(int dirfd);
+
+/*
  * Install the filter on every thread of the process (TSYNC) and the SIGSYS
  * handler that reports a call it stopped. Returns 0 or -errno (reported).
  */

@@ -87,6 +87,10 @@ struct snapshot {
 	} layers[MMU_MAX_LAYERS];
 	unsigned nr_layers;
 	char backing_path[SNAPSHOT_PATH_MAX + 16];
+	/* The caller's, for vm__restore(): what the handlers prefetch from their start. */
+	enum vm_prefetch prefetch;
+	const uint32_t *ws_pages; /* ws__load()'s; NULL: none */
+	uint64_t ws_len;
 };
 
 /*

@@ -118,6 +118,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	vm->kvm.sys_fd = vm->kvm.vm_fd = -1;
 	vm->kvm_stats.vm_fd = -1;
 	vm->mmu.memfd = vm->mmu.uffd = vm->mmu.backing_fd = vm->mmu.stop_fd = -1;
+	vm->ws.dir_fd = vm->ws.tmp_fd = vm->ws.done_fd = -1;
 	vm->nr_vcpus = cfg->vcpus;
 	vm->start_paused = cfg->paused;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -317,12 +318,14 @@ static int vm_boot_wait_ms(struct vm *vm)
 
 static void vm_wait(struct vm *vm, int sig_fd)
 {
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{.fd = vm->stop_fd, .events = POLLIN},
 		{.fd = sig_fd, .events = POLLIN},
+		{.fd = vm->ws.done_fd, .events = POLLIN}, /* -1 without --record-ws */
 	};
 	struct signalfd_siginfo si;
-	int ms, n;
+	uint64_t done;
+	int ms, n, ws_ms;
 
 	for (;;) {
 		ms = vm_boot_wait_ms(vm);
@@ -334,7 +337,14 @@ static void vm_wait(struct vm *vm, int sig_fd)
 				vm->boot_timeout_s, BOOT_TIMER_PORT);
 			return;
 		}
-		n = poll(fds, 2, ms);
+		ws_ms = vm__ws_wait_ms(vm); /* --record-ws=Nms */
+		if (ws_ms == 0) {
+			vm__ws_stop(vm, VM_WS_STOP_MS);
+			continue;
+		}
+		if (ws_ms > 0 && (ms < 0 || ws_ms < ms))
+			ms = ws_ms;
+		n = poll(fds, 3, ms);
 		if (n == 0)
 			continue;
 		if (n < 0) {
@@ -345,6 +355,11 @@ static void vm_wait(struct vm *vm, int sig_fd)
 		}
 		if (fds[0].revents)
 			return;
+		if (fds[2].revents && read(vm->ws.done_fd, &done, sizeof(done)) == sizeof(done)) {
+			vm__ws_save(vm); /* --record-ws stopped: write DIR/ws now */
+			fds[2].fd = -1;
+			continue;
+		}
 		if (fds[1].revents && read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
 			vm__stop_from_outside(vm, 128 + (int)si.ssi_signo, "stopped by signal %s",
 					      strsignal((int)si.ssi_signo));
@@ -364,8 +379,13 @@ int vm__run(struct vm *vm)
 		goto out;
 	}
 	/* Before any thread that serves the guest runs. */
+	seccomp__allow_renameat(vm->ws.dir_fd);
 	if (seccomp__install(vm->seccomp)) {
 		vm__stop(vm, FL_EXIT_INTERNAL, "cannot install the seccomp filter (--seccomp)");
+		goto out;
+	}
+	if (vm__ws_start(vm)) {
+		vm__stop(vm, FL_EXIT_INTERNAL, "cannot record the working set (--record-ws)");
 		goto out;
 	}
 	if (mmu__start(&vm->mmu)) {
@@ -414,6 +434,9 @@ out:
 	if (vm->dedup)
 		dedup__stop(vm->dedup); /* before the MMU's handlers: a merge may wait on them */
 	mmu__stop(&vm->mmu);
+	vm__ws_save(vm); /* --record-ws: the VM's end stops it, if nothing did */
+	if (vm->ws.failed && !vm->status)
+		vm->status = FL_EXIT_INTERNAL;
 	serial__flush(&vm->serial); /* also ends the input thread */
 	if (sig_fd >= 0)
 		close(sig_fd);
@@ -426,6 +449,7 @@ void vm__exit(struct vm *vm)
 	unsigned i;
 
 	vm__close_frontend(vm);
+	vm__ws_close(&vm->ws);
 	for (i = 0; vm->vcpus && i < vm->nr_vcpus; i++)
 		vcpu__exit(&vm->vcpus[i]);
 	free(vm->vcpus);

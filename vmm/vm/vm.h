@@ -69,6 +69,24 @@ struct vcpu;
 struct vm;
 
 /*
+ * --record-ws (vmm/vm/vm_ws.c): the recording's files, opened before the
+ * VM is, and what stopped it. The main thread writes it.
+ */
+struct vm_ws {
+	struct vm_ws_until until;
+	int dir_fd;   /* the snapshot's directory: tmp is renamed to ws in it */
+	int tmp_fd;   /* DIR/tmp */
+	char tmp[32]; /* ws.tmp.PID: restores recording at once each have their own */
+	int done_fd;  /* eventfd: the recording stopped, write it */
+	char dir[4096];
+	char id[VM_SNAP_ID_LEN + 1]; /* the snapshot's id, which the recording names */
+	uint64_t stop_ns;	     /* CLOCK_MONOTONIC when it stopped; 0: recording */
+	enum vm_ws_stop why;	     /* what stopped it */
+	bool saved;		     /* written as DIR/ws */
+	bool failed;		     /* could not be written: the run exits 70 */
+};
+
+/*
  * A front end that drives the VM and hears its events: the control socket
  * (vmm/api/vm_api.c). The VM calls it only through these, so that nothing
  * in vmm/vm/ knows the layer above it.
@@ -147,6 +165,7 @@ struct vm {
 	char snap_id[VM_SNAP_ID_LEN + 1];
 	char snap_dir[4096];
 	uint64_t reads_before_run; /* restored: backing-file reads before the vCPUs started */
+	struct vm_ws ws;	   /* --record-ws; ws.dir_fd < 0: not recording */
 
 	pthread_mutex_t lock;	   /* protects everything below */
 	pthread_cond_t state_cond; /* broadcast when stopping, pause or nr_parked change */
@@ -363,6 +382,25 @@ void vm__bar_failed(struct vm *vm, struct fault_ctx *ctx, fault_t r, const char 
 void vm__print_stats(struct vm *vm, bool json, FILE *out);
 
 void vm__exit(struct vm *vm);
+
+/*
+ * --record-ws (vmm/vm/vm_ws.c; the file and ws__open() in vmm/vm/ws.h).
+ * Close what ws__open() opened; DIR/ws.tmp.PID goes unless the recording was
+ * saved. vm__exit() calls it.
+ */
+void vm__ws_close(struct vm_ws *w);
+
+/* vm__run(), before the handlers start: record from now on. 0 or -errno (reported). */
+int vm__ws_start(struct vm *vm) __attribute__((warn_unused_result));
+
+/* Stop recording for @why; any thread. The main thread then writes it (vm__ws_save()). */
+void vm__ws_stop(struct vm *vm, enum vm_ws_stop why);
+
+/* The main thread: write the stopped recording into DIR/ws once. */
+void vm__ws_save(struct vm *vm);
+
+/* Milliseconds until --record-ws=Nms stops the recording, for poll(); -1: no such stop. */
+int vm__ws_wait_ms(struct vm *vm);
 
 /* ---- the device table (vm_board.c) ---- */
 

@@ -34,6 +34,27 @@ enum cli_stats {
 	CLI_STATS_JSON,
 };
 
+/* --prefetch: what a restore installs while the guest runs (vmm/vm/vm_ws.c). */
+enum vm_prefetch {
+	VM_PREFETCH_AUTO, /* the recorded working set if DIR has one, else nothing */
+	VM_PREFETCH_OFF,
+	VM_PREFETCH_WS,	 /* the recorded working set; DIR must have one */
+	VM_PREFETCH_SEQ, /* every page the memory file holds, in address order */
+};
+
+/* --record-ws[=STOP]: what ends the recording, besides the VM's end. */
+enum vm_ws_stop {
+	VM_WS_STOP_END,	  /* the VM's end only */
+	VM_WS_STOP_PORT,  /* the guest writes the boot-timer port */
+	VM_WS_STOP_MS,	  /* value milliseconds after the vCPUs start */
+	VM_WS_STOP_PAGES, /* value pages recorded */
+};
+
+struct vm_ws_until {
+	enum vm_ws_stop kind;
+	uint64_t value;
+};
+
 struct vm_disk {
 	const char *path;
 	bool read_only;
@@ -83,6 +104,9 @@ struct run_config {
 	bool paused;	      /* --paused: the vCPUs wait for ctl resume from the start */
 	bool mem_limit_given; /* --mem-limit on the command line: it overrides a snapshot's */
 	bool on_oom_given;    /* --on-oom likewise */
+	bool record_ws;	      /* --record-ws: write DIR/ws */
+	struct vm_ws_until record_until;
+	enum vm_prefetch prefetch;
 };
 
 #endif

@@ -23,6 +23,7 @@
 #include "vmm/kvm/kvm_state.h"
 #include "vmm/sys/seccomp.h"
 #include "vmm/vm/snapshot.h"
+#include "vmm/vm/ws.h"
 
 #define SNAPSHOT_MAGIC 0x53534c46U /* "FLSS" */
 
@@ -687,6 +688,8 @@ int vm__restore(struct vm *vm, const struct snapshot *s)
 	 * on the memory file, served by the handlers, which start now.
 	 */
 	ret = ret ?: restore_layers(vm, s);
+	/* The plan before the handlers start: they prefetch from their first idle moment. */
+	ret = ret ?: vm__prefetch(vm, s->prefetch, s->ws_pages, s->ws_len);
 	if (!ret)
 		seccomp__prepare(); /* before the handlers: no thread may open a file later */
 	ret = ret ?: mmu__start(&vm->mmu);
