@@ -7,6 +7,7 @@
 #   make deps       install the Debian packages the build needs (scripts/deps)
 #   make bench-dedup  faultline's dedup against the host's KSM (root)
 #   make bench-uffd   the fault engine's userfaultfd cost per first touch, without KVM
+#   make bench-share  host memory of clones sharing a snapshot's pages against copies, without KVM
 #   make bench-seccomp  the seccomp filter's cost per system call on the fast paths
 #   make fuzz       fuzz every target for FUZZ_TIME seconds (default 300) from a random seed
 #   make format     clang-format the C sources in place
@@ -121,6 +122,7 @@ $(BUILD)/fuzz/obj/%.o: %.c
 BENCH_DEDUP := $(BUILD)/bench/dedup-ksm
 BENCH_UFFD  := $(BUILD)/bench/uffd-touch
 BENCH_SECCOMP := $(BUILD)/bench/seccomp-cost
+BENCH_SHARE := $(BUILD)/bench/uffd-share
 
 # static, as the monitor: they run in the nested harness's L1 and on the performance host
 $(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
@@ -128,6 +130,10 @@ $(BENCH_DEDUP): $(BUILD)/obj/bench/dedup_ksm.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) -fPIE $(MON_LDFLAGS) -o $@ $^ $(MON_LIBS)
 
 $(BENCH_UFFD): $(BUILD)/obj/bench/uffd_touch.o $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIE $(MON_LDFLAGS) -o $@ $^ $(MON_LIBS)
+
+$(BENCH_SHARE): $(BUILD)/obj/bench/uffd_share.o
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -fPIE $(MON_LDFLAGS) -o $@ $^ $(MON_LIBS)
 
@@ -144,10 +150,10 @@ $(PTY_RUN): tests/kvm/pty_run.c
 
 # ---- top-level targets ----------------------------------------------------------
 .DEFAULT_GOAL := all
-.PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup bench-uffd bench-seccomp \
+.PHONY: all deps run test unit unit-asan unit-tsan kvm-test bench-dedup bench-uffd bench-share bench-seccomp \
 	fuzz-build fuzz format clean
 
-all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD) $(BENCH_SECCOMP) \
+all: $(BUILD)/faultline $(GUEST_ELF) $(UNIT_BIN) $(BENCH_DEDUP) $(BENCH_UFFD) $(BENCH_SECCOMP) $(BENCH_SHARE) \
 	$(PTY_RUN)
 
 deps:
@@ -188,6 +194,10 @@ bench-dedup: $(BENCH_DEDUP)
 
 bench-uffd: $(BENCH_UFFD)
 	$(BENCH_UFFD)
+
+# Clones of one snapshot sharing its pages (MINOR faults, UFFDIO_CONTINUE) against copies (no KVM).
+bench-share: $(BENCH_SHARE)
+	$(BENCH_SHARE)
 
 # The seccomp filter's cost on the fast paths' system calls (no KVM).
 bench-seccomp: $(BENCH_SECCOMP)

@@ -232,19 +232,50 @@ static int halt(const struct guest *g, uint32_t cpu)
 }
 
 /*
- * snap: pages=N (256) rounds=R (1000). Each vCPU owns N pages after the
- * image. Round r checks that every word still holds round r - 1's value
- * (zeros before the first) and writes pattern(gpa) + r. vCPU 0 says every
+ * snap's shared=S pages after the vCPUs' own: vCPU 0 writes them in round
+ * 1 and from then on only reads them, round after round: clones of a
+ * snapshot share them. Returns 0, or GUEST_EXIT_VERIFY after saying where.
+ */
+static int snap_shared(uint64_t base, uint64_t s, uint64_t r)
+{
+	uint64_t p, k;
+
+	for (p = 0; p < s; p++) {
+		volatile uint64_t *page = (uint64_t *)(base + p * PAGE_SIZE);
+
+		for (k = 0; k < PAGE_SIZE / 8; k += 64) { /* a word per cache line */
+			uint64_t gpa = base + p * PAGE_SIZE + k * 8;
+
+			if (r == 1) {
+				page[k] = ~pattern(gpa);
+			} else if (page[k] != ~pattern(gpa)) {
+				gprintf("snap: round %lu: shared GPA 0x%lx holds 0x%lx, expected "
+					"0x%lx\n",
+					r, gpa, page[k], ~pattern(gpa));
+				return GUEST_EXIT_VERIFY;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * snap: pages=N (256) rounds=R (1000) shared=S (0). Each vCPU owns N
+ * pages after the image. Round r checks that every word still holds round
+ * r - 1's value (zeros before the first) and writes pattern(gpa) + r; vCPU
+ * 0 also checks the S pages after them (snap_shared()). vCPU 0 says every
  * 10th round it finished. Snapshotted and restored mid-run, it goes on
  * from its round and finds every page as it left it.
  */
 static int snap(const struct guest *g, uint32_t cpu)
 {
-	uint64_t n, rounds, base, r, p, k;
+	uint64_t n, rounds, shared, base, r, p, k;
 
-	if (guest_arg_u64(g, "pages", 256, &n) || guest_arg_u64(g, "rounds", 1000, &rounds))
+	if (guest_arg_u64(g, "pages", 256, &n) || guest_arg_u64(g, "rounds", 1000, &rounds) ||
+	    guest_arg_u64(g, "shared", 0, &shared))
 		return GUEST_EXIT_ARGS;
-	if (n == 0 || n > (g->ram_end - g->ram_start) / PAGE_SIZE / g->ncpus) {
+	if (n == 0 || n > (g->ram_end - g->ram_start) / PAGE_SIZE / g->ncpus ||
+	    shared > (g->ram_end - g->ram_start) / PAGE_SIZE - n * g->ncpus) {
 		if (cpu == 0)
 			gprintf("snap: %lu pages on %u vCPUs do not fit\n", n, g->ncpus);
 		return GUEST_EXIT_NOMEM;
@@ -267,6 +298,9 @@ static int snap(const struct guest *g, uint32_t cpu)
 				page[k] = pattern(gpa) + r;
 			}
 		}
+		if (cpu == 0 && shared &&
+		    snap_shared(g->ram_start + g->ncpus * n * PAGE_SIZE, shared, r))
+			return GUEST_EXIT_VERIFY;
 		if (cpu == 0 && r % 10 == 0)
 			gprintf("snap: round %lu\n", r);
 	}

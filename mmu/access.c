@@ -21,6 +21,21 @@
 #include "mmu/mmu_int.h"
 #include "mmu/uffd_compat.h"
 
+/* Lift the write protection of resident page @pi (mmu.shared); reclaim lock held. */
+static int mmu_lift_wp(struct mmu *mmu, uint64_t pi)
+{
+	struct uffdio_writeprotect wp = {
+		.range = {.start = (uint64_t)(uintptr_t)(mmu->ram.host + pi * MMU_PAGE_SIZE),
+			  .len = MMU_PAGE_SIZE},
+	};
+	int err = inject__check("UFFDIO_WRITEPROTECT");
+
+	MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
+	if (!err && ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+		err = errno;
+	return -err;
+}
+
 /*
  * Pin resident page @pi for the monitor: mark it dirty under the reclaim
  * lock so that no reclaim drops it while the monitor holds a pointer into
@@ -47,6 +62,12 @@ static int mmu_pin(struct mmu *mmu, uint64_t pi, struct fault_ctx *ctx, fault_t 
 		ret = -ECANCELED;
 	if (!ret && mmu->dedup)
 		page_bits__pin(&mmu->bits, pi);
+	/* A shared file's page: the monitor writes through the guest view, lift its protection. */
+	if (!ret && mmu->shared && !bit_test(mmu->bits.dirty, pi) && mmu_lift_wp(mmu, pi)) {
+		ctx->failed = "the write protection could not be lifted";
+		*broke = FAULT_SIGBUS;
+		ret = -ECANCELED;
+	}
 	if (!ret && mmu->wp)
 		bit_set(mmu->bits.dirty, pi);
 	if (!ret && mmu->cfg.track_writes) /* the monitor writes through its own view */

@@ -153,7 +153,7 @@ int mmu__add_layer(struct mmu *mmu, int fd, const unsigned long *pages)
 {
 	uint64_t pi;
 
-	if (mmu->backing_fd < 0)
+	if (mmu->backing_fd < 0 || mmu->shared)
 		return -EINVAL;
 	if (mmu->nr_layers == MMU_MAX_LAYERS)
 		return -E2BIG;
@@ -278,6 +278,68 @@ static int64_t install_copy(struct mmu *mmu, const struct fault_ctx *ctx, uint8_
 	if (ioctl(mmu->uffd, UFFDIO_COPY, &c) == 0)
 		return (int64_t)len;
 	return c.copy > 0 ? c.copy : -errno;
+}
+
+/*
+ * A shared backing file (mmu.shared): map its page-cache pages with
+ * UFFDIO_CONTINUE, write-protected unless FAULT_FLAG_DIRTY; a write is
+ * then the kernel's copy-on-write into this process. Runs of the file's
+ * holes, which CONTINUE refuses (EFAULT), are copied from zeros (@zeros,
+ * @n pages of them). Returns bytes installed or -errno.
+ */
+static int64_t install_shared(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t first,
+			      uint64_t n, uint8_t *zeros)
+{
+	uint64_t wp_mode = ctx->flags & FAULT_FLAG_DIRTY ? 0 : UFFDIO_CONTINUE_MODE_WP;
+	uint64_t done = 0, k;
+	int err;
+
+	while (done < n) {
+		struct uffdio_continue c = {
+			.range = {.start = (uint64_t)(uintptr_t)(mmu->ram.host +
+								 (first + done) * MMU_PAGE_SIZE),
+				  .len = (n - done) * MMU_PAGE_SIZE},
+			.mode = wp_mode,
+		};
+		off_t data;
+
+		MMU_STAT_INC(&mmu->stats, uffdio_continue);
+		err = inject__check_scoped("UFFDIO_CONTINUE", inject_scope(ctx));
+		if (!err && ioctl(mmu->uffd, UFFDIO_CONTINUE, &c) == 0)
+			return (int64_t)(n * MMU_PAGE_SIZE);
+		err = err ? err : errno;
+		if (c.mapped > 0)
+			done += (uint64_t)c.mapped / MMU_PAGE_SIZE;
+		if (err != EFAULT || done >= n)
+			return done ? (int64_t)(done * MMU_PAGE_SIZE) : -err;
+		/* A hole at first + done: zeros up to the file's next data, in the window. */
+		data = lseek(mmu->backing_fd, (off_t)((first + done) * MMU_PAGE_SIZE), SEEK_DATA);
+		k = data < 0 ? n - done : (uint64_t)data / MMU_PAGE_SIZE - (first + done);
+		if (k == 0)
+			return done ? (int64_t)(done * MMU_PAGE_SIZE) : -EFAULT;
+		if (k > n - done)
+			k = n - done;
+		memset(zeros, 0, k * MMU_PAGE_SIZE);
+		{
+			struct uffdio_copy z = {
+				.src = (uint64_t)(uintptr_t)zeros,
+				.len = k * MMU_PAGE_SIZE,
+				.mode = wp_mode ? UFFDIO_COPY_MODE_WP : 0,
+			};
+
+			z.dst = (uint64_t)(uintptr_t)(mmu->ram.host +
+						      (first + done) * MMU_PAGE_SIZE);
+			MMU_STAT_INC(&mmu->stats, uffdio_copy);
+			if (ioctl(mmu->uffd, UFFDIO_COPY, &z) < 0) {
+				err = errno;
+				if (z.copy > 0)
+					done += (uint64_t)z.copy / MMU_PAGE_SIZE;
+				return done ? (int64_t)(done * MMU_PAGE_SIZE) : -err;
+			}
+		}
+		done += k;
+	}
+	return (int64_t)(done * MMU_PAGE_SIZE);
 }
 
 /* Wake whoever waits on page @pi (UFFDIO_WAKE). */
@@ -462,7 +524,7 @@ static int64_t mmu_install(struct fault_ctx *ctx, uint64_t first, uint64_t n, ui
 	buf = bounce_buffer();
 	if (!buf)
 		return -ENOMEM;
-	err = backing_fill(mmu, ctx, buf, first, n);
+	err = mmu->shared ? 0 : backing_fill(mmu, ctx, buf, first, n);
 	if (err) {
 		ctx->err = -err;
 		ctx->failed = "the backing file could not be read";
@@ -488,13 +550,15 @@ static int64_t mmu_install(struct fault_ctx *ctx, uint64_t first, uint64_t n, ui
 		if (mmu->cfg.track_writes)
 			bit_set(mmu->bits.written, first + i);
 	}
-	ret = install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
+	ret = mmu->shared ? install_shared(mmu, ctx, first, n, buf)
+			  : install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
 	if (ret > 0)
 		mmu_forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);
 	if (mmu->dedup)
 		pthread_mutex_unlock(&mmu->reclaim_lock);
+	/* The monitor writes through the guest view too when it is shared. */
 	if (mmu->wp && ret > (int64_t)((pi - first) * MMU_PAGE_SIZE) &&
-	    ctx->access == FAULT_WRITE && ctx->source != FAULT_SRC_MONITOR) {
+	    ctx->access == FAULT_WRITE && (ctx->source != FAULT_SRC_MONITOR || mmu->shared)) {
 		pages_mark_resident(mmu, pi, 1);
 		mmu_unprotect(ctx, pi);
 	}
@@ -569,6 +633,7 @@ static fault_t mmu_fault_once(struct fault_ctx *ctx)
 	budget_uncharge(mmu, n - done);
 	__atomic_sub_fetch(&mmu->charging, n, __ATOMIC_RELEASE);
 	MMU_STAT_ADD(&mmu->stats, pages_installed, done);
+	mmu__prefetch_window(mmu, first, done);
 	if (done == n) {
 		MMU_STAT_ADD(&mmu->stats, pages_around, n - 1);
 		ctx->win_first = first;

@@ -108,6 +108,12 @@ struct mmu_config {
 	bool dedup;		  /* write-protect guest RAM for dedup (mmu/dedup.h) */
 	bool huge;		  /* RAM on 2 MiB hugetlbfs pages; fault_around is 512 */
 	bool track_writes;	  /* --diff-snapshots: pages written since mmu__writes_reset() */
+	/*
+	 * Map the backing file's pages instead of copying them, when it can
+	 * be done (mmu.shared): a file of RAM's size on tmpfs, no dedup, no
+	 * huge pages, MINOR faults and write-protect on shared memory.
+	 */
+	bool share;
 	enum mmu_handler handler;
 };
 
@@ -176,7 +182,16 @@ struct mmu {
 	bool discards;		/* mmu__allow_discard() was called: pins count in holds */
 	bool wp;		/* file pages are installed write-protected, reclaimable */
 	bool uffd_wp;		/* the guest view is registered for write-protect */
-	struct dedup *dedup;	/* NULL: dedup off */
+	/*
+	 * cfg.share took: the guest view is the backing file mapped
+	 * MAP_PRIVATE (no memfd; the alias is the guest view). A first touch
+	 * of a page the file holds maps its page-cache page (UFFDIO_CONTINUE,
+	 * write-protected), shared with every process mapping the file; a
+	 * write is the kernel's copy-on-write into this one. Reclaim and
+	 * discards drop the mapping (MADV_DONTNEED); the file is never written.
+	 */
+	bool shared;
+	struct dedup *dedup;		     /* NULL: dedup off */
 	const struct mmu_sharer_ops *sharer; /* dedup's, when dedup is set */
 	pthread_mutex_t reclaim_lock; /* page state: reclaim, dedup, write-protect faults, pins */
 	uint64_t reclaim_hand;	      /* where the next reclaim scan starts */

@@ -100,6 +100,13 @@ void mmu__record_installed(struct mmu *mmu, uint64_t first, uint64_t n, uint64_t
  */
 void mmu__prefetch_fault(struct mmu *mmu, uint64_t pi, bool resident);
 
+/*
+ * --prefetch: a fault installed the window [first, first + n); its pages
+ * the recording saw written go writable (dirty) now, as the prefetch
+ * would have installed them. Caller holds nothing.
+ */
+void mmu__prefetch_window(struct mmu *mmu, uint64_t first, uint64_t n);
+
 struct uffd_msg;
 
 /* Serve one userfaultfd event through the engine, then fault-ahead (uffd.c). */

@@ -9,7 +9,8 @@ int page_bits__init(struct page_bits *pb, uint64_t nr_pages)
 {
 	unsigned long **maps[] = {&pb->resident, &pb->dirty,	&pb->poisoned, &pb->zeroed,
 				  &pb->merged,	 &pb->busy,	&pb->nomerge,  &pb->waiting,
-				  &pb->written,	 &pb->recorded, &pb->planned,  &pb->prefetched};
+				  &pb->written,	 &pb->recorded, &pb->planned,  &pb->prefetched,
+				  &pb->wswritten};
 	uint64_t words = bitmap_words(nr_pages);
 	size_t i;
 
@@ -39,7 +40,8 @@ void page_bits__exit(struct page_bits *pb)
 	free(pb->recorded);
 	free(pb->planned);
 	free(pb->prefetched);
-	pb->written = pb->recorded = pb->planned = pb->prefetched = NULL;
+	free(pb->wswritten);
+	pb->written = pb->recorded = pb->planned = pb->prefetched = pb->wswritten = NULL;
 	pb->resident = pb->dirty = pb->poisoned = pb->zeroed = NULL;
 	pb->merged = pb->busy = pb->nomerge = pb->waiting = NULL;
 	if (pb->ready)

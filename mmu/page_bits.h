@@ -16,6 +16,8 @@
  *   recorded  --record-ws: in the recording already.
  *   planned   --prefetch: in the plan, not installed yet.
  *   prefetched --prefetch: installed by the prefetch, not faulted on since.
+ *   wswritten --prefetch: planned, and written when recorded: a fault's
+ *             window that installs it makes it writable.
  * The page sharer's bits (all clear without dedup):
  *   merged    maps a shared page: a write breaks copy-on-write.
  *   busy      a merge owns the page now: a writer parks or waits.
@@ -44,6 +46,7 @@ struct page_bits {
 	unsigned long *recorded;
 	unsigned long *planned;
 	unsigned long *prefetched;
+	unsigned long *wswritten;
 	pthread_cond_t idle; /* broadcast, under the lock, when a page stops being busy */
 	bool ready;	     /* page_bits__init() ran: idle is initialised */
 };

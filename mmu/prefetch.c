@@ -5,9 +5,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "lib/bitmap.h"
@@ -135,8 +138,11 @@ static void plan_start(struct mmu *mmu)
 	uint64_t r, i;
 
 	for (r = 0; r < mmu->ws.nr_runs; r++)
-		for (i = 0; i < mmu->ws.runs[r].n; i++)
+		for (i = 0; i < mmu->ws.runs[r].n; i++) {
 			bit_set(mmu->bits.planned, mmu->ws.runs[r].first + i);
+			if (mmu->ws.runs[r].written)
+				bit_set(mmu->bits.wswritten, mmu->ws.runs[r].first + i);
+		}
 	__atomic_store_n(&mmu->ws.next_run, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&mmu->ws.prefetching, mmu->ws.nr_runs > 0, __ATOMIC_RELEASE);
 }
@@ -269,6 +275,7 @@ static uint64_t prefetch_install(struct mmu *mmu, uint64_t first, uint64_t n, bo
 	for (i = first; i < first + done; i++) {
 		bit_set(mmu->bits.prefetched, i);
 		bit_test_clear(mmu->bits.planned, i);
+		bit_test_clear(mmu->bits.wswritten, i);
 	}
 	pages_mark_resident(mmu, first, done);
 	budget_uncharge(mmu, n - done);
@@ -280,7 +287,7 @@ static uint64_t prefetch_install(struct mmu *mmu, uint64_t first, uint64_t n, bo
 
 bool mmu__prefetch_step(struct mmu *mmu)
 {
-	uint64_t r, i, end, lo;
+	uint64_t r, i, end, lo, done;
 	const struct mmu_run *run;
 
 	if (!mmu__prefetch_pending(mmu) || mmu__stopping(mmu))
@@ -301,8 +308,10 @@ bool mmu__prefetch_step(struct mmu *mmu)
 		}
 		for (lo = i; i < end && !page_resident(mmu, i) && !bit_test(mmu->bits.poisoned, i);)
 			i++;
-		if (prefetch_install(mmu, lo, i - lo, run->written) < i - lo)
-			break; /* a fault got there first, or the budget is full */
+		done = prefetch_install(mmu, lo, i - lo, run->written);
+		/* A fault got to page lo + done first: go on past it (the budget ends the loop). */
+		if (done < i - lo)
+			i = lo + done + 1;
 	}
 	return mmu__prefetch_pending(mmu);
 }
@@ -319,4 +328,44 @@ void mmu__prefetch_fault(struct mmu *mmu, uint64_t pi, bool resident)
 	bit_test_clear(mmu->bits.prefetched, pi); /* reclaimed since: a first touch again */
 	if (bit_test_clear(mmu->bits.planned, pi))
 		MMU_STAT_INC(&mmu->stats, prefetch_late);
+}
+
+/* Lift the protection of [first, first + n), marked dirty first; reclaim lock held. */
+static void prefetch_unprotect(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	struct uffdio_writeprotect wp = {
+		.range = {.start = (uint64_t)(uintptr_t)(mmu->ram.host + first * MMU_PAGE_SIZE),
+			  .len = n * MMU_PAGE_SIZE},
+	};
+	uint64_t i;
+
+	for (i = first; i < first + n; i++) {
+		bit_set(mmu->bits.dirty, i);
+		if (mmu->cfg.track_writes)
+			bit_set(mmu->bits.written, i);
+	}
+	MMU_STAT_INC(&mmu->stats, uffdio_writeprotect);
+	if (ioctl(mmu->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+		/* Still protected: each write is a write-protect fault, as without a plan. */
+	}
+}
+
+void mmu__prefetch_window(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	uint64_t i, lo;
+
+	if (!mmu->ws.runs || !mmu->wp || mmu->dedup)
+		return;
+	pthread_mutex_lock(&mmu->reclaim_lock);
+	for (i = first; i < first + n;) {
+		if (!page_resident(mmu, i) || !bit_test_clear(mmu->bits.wswritten, i)) {
+			i++;
+			continue;
+		}
+		for (lo = i++; i < first + n && page_resident(mmu, i) &&
+			       bit_test_clear(mmu->bits.wswritten, i);)
+			i++;
+		prefetch_unprotect(mmu, lo, i - lo);
+	}
+	pthread_mutex_unlock(&mmu->reclaim_lock);
 }

@@ -48,8 +48,8 @@ int mmu__host_bytes(struct mmu *mmu, uint64_t *bytes)
 	struct stat st;
 	int err;
 
-	if (mmu->cfg.handler == MMU_HANDLER_KERNEL)
-		return -EOPNOTSUPP;
+	if (mmu->cfg.handler == MMU_HANDLER_KERNEL || mmu->shared)
+		return -EOPNOTSUPP; /* no memfd: the guest view's anonymous pages (smaps) */
 	err = inject__check("fstat.guest_ram");
 	if (err || fstat(mmu->memfd, &st) < 0)
 		return -(err ? err : errno);
@@ -251,13 +251,19 @@ int mmu__discard(struct mmu *mmu, uint64_t gpa, uint64_t len, uint64_t *dropped,
 	return err;
 }
 
-/* Punch [first, first + n) out of the memfd: both views lose the pages. */
+/* Punch [first, first + n) out of the memfd: both views lose the pages (mmu.h, shared). */
 static int mmu_punch(struct mmu *mmu, uint64_t first, uint64_t n)
 {
 	int err = inject__check("reclaim.punch");
 
 	if (err)
 		return -err;
+	/* A shared file stays as it is: only this process's mapping of the pages goes. */
+	if (mmu->shared)
+		return madvise(mmu->ram.host + first * MMU_PAGE_SIZE, n * MMU_PAGE_SIZE,
+			       MADV_DONTNEED) < 0
+			       ? -errno
+			       : 0;
 	if (fallocate(mmu->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(first * MMU_PAGE_SIZE), (off_t)(n * MMU_PAGE_SIZE)) < 0)
 		return -errno;

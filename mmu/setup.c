@@ -13,6 +13,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -73,11 +75,50 @@ static int mmu_init_anonymous(struct mmu *mmu)
 	return 0;
 }
 
+static uint64_t mmu_uffd_probe(void);
+
+/*
+ * Whether the backing file can be the guest view itself (cfg.share): of
+ * RAM's size, on tmpfs (UFFDIO_CONTINUE works on shared memory only), with
+ * no dedup (it merges within one memfd), no huge pages, and a kernel whose
+ * userfaultfd has MINOR faults and write-protect on shared memory.
+ */
+static bool mmu_can_share(struct mmu *mmu)
+{
+	const uint64_t need = UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	struct statfs fs;
+
+	if (!mmu->cfg.share || mmu->backing_fd < 0 || mmu->backing_size != mmu->ram.size ||
+	    mmu->cfg.dedup || mmu->cfg.huge || mmu->cfg.handler != MMU_HANDLER_FAULTLINE ||
+	    inject__check("share"))
+		return false;
+	if (fstatfs(mmu->backing_fd, &fs) < 0 || fs.f_type != TMPFS_MAGIC)
+		return false;
+	return (mmu_uffd_probe() & need) == need;
+}
+
+/* The backing file, mapped copy-on-write, is guest RAM (mmu.shared). */
+static int mmu_init_shared(struct mmu *mmu)
+{
+	void *p = mmap(NULL, mmu->ram.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+		       mmu->backing_fd, 0);
+
+	if (p == MAP_FAILED)
+		return mmu_fail("mmap of the shared memory file", errno);
+	mmu->ram.host = mmu->alias = p;
+	mmu->shared = true;
+	if (page_bits__init(&mmu->bits, mmu->nr_pages))
+		return mmu_fail("allocation of the page bitmaps", ENOMEM);
+	return 0;
+}
+
 static int mmu_init_memory(struct mmu *mmu)
 {
 	void *p;
 	int err;
 
+	if (mmu_can_share(mmu))
+		return mmu_init_shared(mmu);
 	if (mmu->cfg.handler == MMU_HANDLER_KERNEL) {
 		err = mmu_init_anonymous(mmu);
 		if (err)
@@ -182,6 +223,15 @@ int mmu__uffd_init(struct mmu *mmu)
 		/* Installed protected: the first write to each page is seen. */
 		mmu->wp = mmu->backing_fd >= 0 || mmu->cfg.track_writes;
 		mmu->uffd_wp = true;
+	}
+	if (mmu->shared) {
+		api.features |= UFFD_FEATURE_MINOR_SHMEM;
+		reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
+		need |= 1ULL << _UFFDIO_CONTINUE;
+		if (!mmu->uffd_wp) /* mmu_can_share() saw it: only an injected failure */
+			return mmu_fail(
+				"UFFDIO_REGISTER (a shared memory file needs write-protect)",
+				ENOTSUP);
 	}
 	if (mmu->cfg.track_writes && !mmu->uffd_wp) {
 		pr_err("cannot set up guest RAM: --diff-snapshots needs userfaultfd write-protect "
@@ -330,7 +380,7 @@ void mmu__exit(struct mmu *mmu)
 {
 	mmu__stop(mmu);
 	if (mmu->alias == mmu->ram.host)
-		mmu->alias = NULL; /* the kernel baseline has one view */
+		mmu->alias = NULL; /* the kernel baseline and a shared file have one view */
 	if (mmu->ram.host)
 		munmap(mmu->ram.host, mmu->ram.size);
 	if (mmu->alias && mmu->alias != mmu->ram.host)

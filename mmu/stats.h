@@ -33,6 +33,7 @@
 	X(fallbacks, "fault-around windows that fell back to one page")                            \
 	X(uffdio_copy, "UFFDIO_COPY calls")                                                        \
 	X(uffdio_zeropage, "UFFDIO_ZEROPAGE calls")                                                \
+	X(uffdio_continue, "UFFDIO_CONTINUE calls (a shared memory file's pages)")                 \
 	X(uffdio_eexist, "installs a sibling had already done (EEXIST)")                           \
 	X(uffdio_writeprotect, "UFFDIO_WRITEPROTECT calls (write-protect faults)")                 \
 	X(uffdio_wake, "UFFDIO_WAKE calls (faults on pages already resident)")                     \

@@ -75,6 +75,7 @@ void mmu_setup(const struct setup *s)
 		.handler = s->handler,
 		.fault_ahead = s->ahead,
 		.track_writes = s->track,
+		.share = s->share,
 	};
 	const struct mmu_ops ops = {.fault_failed = on_fault_failed};
 

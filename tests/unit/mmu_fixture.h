@@ -57,6 +57,7 @@ struct setup {
 	enum mmu_handler handler;
 	unsigned ahead;
 	bool track; /* --diff-snapshots */
+	bool share; /* map a backing file on tmpfs (mmu_config.share) */
 };
 
 struct toucher {

@@ -541,6 +541,11 @@ START_TEST(working_set_options)
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--record-ws"), -EINVAL);
 	ck_assert_str_eq(log_buf,
 			 "faultline: usage: --record-ws works on a restore; give --restore DIR\n");
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--private-memory"), 0);
+	ck_assert(cfg.private_memory);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--private-memory"), -EINVAL);
+	ck_assert_str_eq(log_buf, "faultline: usage: --private-memory works on a restore; give "
+				  "--restore DIR\n");
 	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--prefetch", "seq"), -EINVAL);
 	ck_assert_str_eq(log_buf,
 			 "faultline: usage: --prefetch works on a restore; give --restore DIR\n");

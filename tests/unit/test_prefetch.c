@@ -230,6 +230,32 @@ START_TEST(pages_written_when_recorded_go_writable)
 }
 END_TEST
 
+/* A fault before the prefetch: its window's pages recorded written go writable with it. */
+START_TEST(a_late_windows_written_pages_go_writable)
+{
+	uint32_t pages[8];
+	uint8_t *data;
+	const char *path = make_file(64 * PAGE, &data);
+	struct toucher w = {.first = 8, .count = 8, .write = true, .value = 5};
+	uint64_t i;
+
+	for (i = 0; i < 8; i++)
+		pages[i] = (uint32_t)(8 + i) | (i < 6 ? MMU_WS_WRITTEN : 0);
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = path, .around = 8});
+	ck_assert_int_eq(mmu__prefetch_pages(&mmu, pages, 8), 0);
+	ck_assert_uint_eq(fault_at(10 * PAGE, FAULT_READ, FAULT_SRC_MMIO_EXIT, NULL), FAULT_DONE);
+	ck_assert_uint_eq(STAT(prefetch_late), 1);
+	for (i = 8; i < 16; i++)
+		ck_assert_msg(page_bits__dirty(&mmu.bits, i) == (i < 14), "page %u", (unsigned)i);
+	mmu.cfg.nr_handlers = 1;
+	ck_assert_int_eq(mmu__start(&mmu), 0);
+	touch(&w);
+	ck_assert_uint_eq(STAT(faults_wp), 2); /* 14 and 15: recorded clean */
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
 /* The prefetch leaves an eighth of the budget (at most 64 pages) to faults, and ends there. */
 START_TEST(prefetch_stops_before_the_budget)
 {
@@ -335,6 +361,107 @@ START_TEST(no_memory_for_the_working_set)
 }
 END_TEST
 
+/* ---- a shared memory file (mmu.shared): clones of one snapshot ------------------------ */
+
+static char shm_path[64];
+
+/* A file on tmpfs of 64 pages: data in 0..31 (*@data), holes after. */
+static uint8_t *shm_file(void)
+{
+	uint8_t *data = malloc(64 * PAGE);
+	uint64_t i;
+	int fd;
+
+	ck_assert_ptr_nonnull(data);
+	memset(data, 0, 64 * PAGE);
+	for (i = 0; i < 32 * PAGE; i++)
+		data[i] = (uint8_t)(i * 7 + i / PAGE + 1);
+	snprintf(shm_path, sizeof(shm_path), "/dev/shm/faultline-share-%d", getpid());
+	fd = open(shm_path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 64 * PAGE), 0);
+	ck_assert_int_eq(pwrite(fd, data, 32 * PAGE, 0), 32 * PAGE);
+	close(fd);
+	return data;
+}
+
+/* The file holds what it held: nothing the guest or the monitor wrote reached it. */
+static void shm_unchanged(const uint8_t *data)
+{
+	uint8_t *now = malloc(64 * PAGE);
+	int fd = open(shm_path, O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_ptr_nonnull(now);
+	ck_assert_int_eq(pread(fd, now, 64 * PAGE, 0), 64 * PAGE);
+	ck_assert_int_eq(memcmp(now, data, 64 * PAGE), 0);
+	close(fd);
+	free(now);
+}
+
+START_TEST(a_shared_file_is_mapped_and_never_written)
+{
+	uint8_t *data = shm_file(), *want = malloc(64 * PAGE), *p;
+	struct toucher rd = {.first = 0, .count = 64, .expect = want};
+	struct toucher wr = {.first = 2, .count = 2, .write = true, .value = 0x77};
+	uint64_t i;
+
+	ck_assert_ptr_nonnull(want);
+	memcpy(want, data, 64 * PAGE);
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = shm_path, .around = 8, .share = true});
+	if (!mmu.shared) { /* a kernel without MINOR faults on shared memory */
+		mmu_teardown();
+		free(data);
+		free(want);
+		unlink(shm_path);
+		return;
+	}
+	ck_assert_ptr_eq(mmu.alias, mmu.ram.host);
+	ck_assert_int_eq(mmu.memfd, -1);
+	mmu.cfg.nr_handlers = 1;
+	ck_assert_int_eq(mmu__start(&mmu), 0);
+	touch(&rd); /* data pages and holes */
+	ck_assert_int_eq(rd.bad, 0);
+	ck_assert_uint_gt(STAT(uffdio_continue), 0);
+	touch(&wr); /* a write: the kernel's copy, this process's own */
+	for (i = 2 * PAGE; i < 4 * PAGE; i += 8)
+		*(uint64_t *)(want + i) = 0x77;
+	ck_assert_int_eq(mmu__access(&mmu, 40 * PAGE, 8, (void **)&p), 0); /* a device's, a hole */
+	memset(p, 0x5a, 8);
+	memset(want + 40 * PAGE, 0x5a, 8);
+	ck_assert_int_eq(mmu__access(&mmu, 5 * PAGE, 8, (void **)&p), 0); /* a device's, data */
+	memset(p, 0x33, 8);
+	memset(want + 5 * PAGE, 0x33, 8);
+	shm_unchanged(data);
+	/* Reclaim drops the clean pages only; they come back from the file. */
+	ck_assert_uint_ge(mmu__reclaim(&mmu, 64), 50);
+	ck_assert(page_bits__resident(&mmu.bits, 2) && page_bits__resident(&mmu.bits, 5) &&
+		  page_bits__resident(&mmu.bits, 40));
+	rd.bad = 0;
+	touch(&rd);
+	ck_assert_int_eq(rd.bad, 0);
+	shm_unchanged(data);
+	ck_assert_uint_eq(STAT(result_sigbus), 0);
+	mmu_teardown();
+	/* Not asked to, or failing: copied, as ever. */
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = shm_path});
+	ck_assert(!mmu.shared && mmu.memfd >= 0);
+	mmu_teardown();
+	ck_assert_int_eq(inject__init("share:EIO"), 0);
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = shm_path, .share = true});
+	ck_assert(!mmu.shared);
+	mmu_teardown();
+	free(want);
+	/* A file of another size is copied too. */
+	ck_assert_int_eq(truncate(shm_path, 32 * PAGE), 0);
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = shm_path, .share = true});
+	ck_assert(!mmu.shared);
+	mmu_teardown();
+	unlink(shm_path);
+	free(data);
+}
+END_TEST
+
 void mmu_prefetch_tcases(Suite *s)
 {
 	TCase *tc = tcase_create("working-set");
@@ -346,9 +473,15 @@ void mmu_prefetch_tcases(Suite *s)
 	tcase_add_test(tc, a_plan_is_runs_largest_first_in_windows);
 	tcase_add_test(tc, prefetched_pages_take_no_fault);
 	tcase_add_test(tc, pages_written_when_recorded_go_writable);
+	tcase_add_test(tc, a_late_windows_written_pages_go_writable);
 	tcase_add_test(tc, prefetch_stops_before_the_budget);
 	tcase_add_test(tc, a_fault_before_the_prefetch_is_late);
 	tcase_add_test(tc, seq_plans_the_files_data);
 	tcase_add_test(tc, no_memory_for_the_working_set);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shared");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, a_shared_file_is_mapped_and_never_written);
 	suite_add_tcase(s, tc);
 }

@@ -531,6 +531,7 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'G': cfg->diff_snapshots = true; break;
 		case 'w': ret = parse_record_ws(optarg, cfg); break;
 		case 'j': ret = parse_prefetch(optarg, &cfg->prefetch); break;
+		case 'y': cfg->private_memory = true; break;
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
 		case 'n': cfg->channel = optarg; break;
@@ -589,9 +590,12 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		       fixed);
 		return -EINVAL;
 	}
-	if ((cfg->record_ws || cfg->prefetch != VM_PREFETCH_AUTO) && !cfg->restore) {
+	if ((cfg->record_ws || cfg->prefetch != VM_PREFETCH_AUTO || cfg->private_memory) &&
+	    !cfg->restore) {
 		pr_err("usage: --%s works on a restore; give --restore DIR",
-		       cfg->record_ws ? "record-ws" : "prefetch");
+		       cfg->record_ws	     ? "record-ws"
+		       : cfg->private_memory ? "private-memory"
+					     : "prefetch");
 		return -EINVAL;
 	}
 	if (cfg->record_ws && cfg->prefetch != VM_PREFETCH_AUTO &&

@@ -116,12 +116,15 @@
 	  "booting: its memory is read as the guest touches it; --api, --paused, --mem-limit, "    \
 	  "--on-oom, --stats, --seccomp, --diff-snapshots, the --fault-* tuning, --disk (a copy "  \
 	  "of each disk) and "                                                                     \
-	  "--channel (a new socket, needed when the snapshot has a channel), --record-ws and "     \
-	  "--prefetch may be given, the rest is the snapshot's")                                   \
+	  "--channel (a new socket, needed when the snapshot has a channel), --record-ws, "        \
+	  "--prefetch and --private-memory may be given, the rest is the snapshot's")              \
 	X("record-ws", 'w', 2, "[=port|MSms|Npages]",                                              \
 	  "with --restore: record the pages the restored VM touches, in order, into DIR/ws, "      \
 	  "until the guest writes the boot-timer port, MS milliseconds, N pages, or the VM's "     \
 	  "end, whichever comes first; later restores of DIR prefetch them")                       \
+	X("private-memory", 'y', 0, "",                                                            \
+	  "with --restore: copy each page of the memory file into the VM's own memory, even when " \
+	  "DIR is on tmpfs, where restores otherwise share the file's pages (copy-on-write)")      \
 	X("prefetch", 'j', 1, "off|ws|seq",                                                        \
 	  "with --restore: install pages while the guest runs, faults first: ws the recorded "     \
 	  "working set (the default when DIR/ws exists), seq every page of the memory file in "    \

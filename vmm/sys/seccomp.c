@@ -117,6 +117,7 @@ static const unsigned long allowed_ioctls[] = {
 	KVM_GET_PIT2,
 	UFFDIO_COPY,
 	UFFDIO_ZEROPAGE,
+	UFFDIO_CONTINUE, /* a shared memory file (clones) */
 	UFFDIO_WAKE,
 	UFFDIO_WRITEPROTECT,
 	UFFDIO_POISON,

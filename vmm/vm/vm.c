@@ -57,6 +57,7 @@ static int vm_init_ram(struct vm *vm, const struct run_config *cfg)
 		.dedup = cfg->dedup != DEDUP_OFF,
 		.huge = cfg->hugepages,
 		.track_writes = cfg->diff_snapshots,
+		.share = cfg->share_memory,
 		.handler = cfg->fault_handler,
 	};
 	const struct mmu_ops ops = {
@@ -143,7 +144,7 @@ int vm__init(struct vm *vm, const struct run_config *cfg)
 	 * loaded. Anonymous RAM (the kernel baseline) is found in smaps.
 	 */
 	vm_open_proc(&vm->status_fd, &vm->status_err, "/proc/self/status");
-	if (cfg->fault_handler == MMU_HANDLER_KERNEL)
+	if (cfg->fault_handler == MMU_HANDLER_KERNEL || cfg->share_memory)
 		vm_open_proc(&vm->smaps_fd, &vm->smaps_err, "/proc/self/smaps");
 	ret = kvm__init(&vm->kvm, cfg->kvm_device);
 	if (ret)

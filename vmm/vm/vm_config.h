@@ -107,6 +107,12 @@ struct run_config {
 	bool record_ws;	      /* --record-ws: write DIR/ws */
 	struct vm_ws_until record_until;
 	enum vm_prefetch prefetch;
+	/*
+	 * A restore whose memory file is on tmpfs maps it (mmu_config.share):
+	 * set by main() unless --private-memory, or the snapshot is a diff.
+	 */
+	bool share_memory;
+	bool private_memory; /* --private-memory */
 };
 
 #endif

@@ -109,7 +109,8 @@ static int vm_host_mem(struct vm *vm, struct host_mem *m)
 	free(text);
 	if (err)
 		return err;
-	if (vm->mmu.cfg.handler == MMU_HANDLER_KERNEL) {
+	/* Anonymous pages of the guest view: the kernel's, or a shared file's copies. */
+	if (vm->mmu.cfg.handler == MMU_HANDLER_KERNEL || vm->mmu.shared) {
 		if (vm->smaps_fd < 0)
 			return -vm->smaps_err;
 		text = vm_read_proc(vm->smaps_fd, "pread.proc", &err);
@@ -202,8 +203,9 @@ json_t *vm__stats_json(struct vm *vm)
 	json_object_set_new(root, "times_s", vm_times_json(vm));
 	if (vm->restored)
 		json_object_set_new(root, "restore",
-				    json_pack("{s:I}", "backing_reads_before_run",
-					      (json_int_t)vm->reads_before_run));
+				    json_pack("{s:I,s:b}", "backing_reads_before_run",
+					      (json_int_t)vm->reads_before_run, "memory_shared",
+					      vm->mmu.shared));
 	vm_host_mem_json(vm, root);
 	vm_kvm_stats_json(vm, root);
 	for (i = 0; i < vm->nr_created; i++)
@@ -240,6 +242,11 @@ void vm__print_stats(struct vm *vm, bool json, FILE *out)
 		fprintf(out,
 			"  %-24s %12llu  reads from the snapshot's memory before the vCPUs ran\n",
 			"backing_reads_before_run", (unsigned long long)vm->reads_before_run);
+	if (vm->restored)
+		fprintf(out,
+			"  %-24s %12d  1: the memory file's pages are mapped, shared with its "
+			"other restores\n",
+			"memory_shared", vm->mmu.shared);
 	vm_read_times(vm, &t);
 	fprintf(out, "  %-24s %12.3f  seconds from faultline's start to the vCPUs'\n", "setup_s",
 		t.setup);
