@@ -238,11 +238,11 @@ int seccomp__install(enum seccomp_mode mode)
 	if (rename_dirfd >= 0)
 		ret = ret
 			      ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat), 2,
-						  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd),
-						  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd))
+						  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd, 0),
+						  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd, 0))
 			      ?: seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(renameat2), 2,
-						  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd),
-						  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd));
+						  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd, 0),
+						  SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)rename_dirfd, 0));
 	ret = ret ?: -inject__check("seccomp.load");
 	ret = ret ?: seccomp_load(ctx);
 	seccomp_release(ctx);
