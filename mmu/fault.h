@@ -64,6 +64,7 @@ struct fault_ctx {
 	const char *failed;
 	bool resume;  /* out: the owner dealt with a failed fault; the vCPU may go on */
 	bool refault; /* out: the owner made room for a failed fault; serve it again */
+	bool thrash;  /* out: the OOM was refaults without end (mmu__thrashing()) */
 	uint64_t win_first, win_pages; /* out: the host pages this fault installed (DONE) */
 };
 

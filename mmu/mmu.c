@@ -688,6 +688,13 @@ void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 				 "copy-on-write break of a shared page: budget of %llu pages "
 				 "exhausted",
 				 (unsigned long long)mmu__limit(mmu));
+		else if (ctx->thrash)
+			snprintf(
+				why, sizeof(why),
+				"budget of %llu pages exhausted: the guest's pages do not fit, "
+				"%llu more faults on pages reclaim had just dropped than on others",
+				(unsigned long long)mmu__limit(mmu),
+				(unsigned long long)mmu__thrash_faults(mmu));
 		else if (ctx->err)
 			snprintf(why, sizeof(why), "the host could not allocate the page: %s",
 				 strerror(ctx->err));
@@ -726,8 +733,13 @@ static fault_t mmu_fault_attempts(struct fault_ctx *ctx)
 	fault_t r;
 
 	mmu__count_source(mmu, ctx->source);
+	/* Once per fault, not per attempt: a page reclaim keeps taking back? */
+	ctx->thrash = mmu->cfg.handler == MMU_HANDLER_FAULTLINE &&
+		      ctx->source != FAULT_SRC_SIGBUS &&
+		      !page_resident(mmu, (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE) &&
+		      mmu__thrashing(mmu, (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE);
 	for (;;) {
-		r = mmu_fault_once(ctx);
+		r = ctx->thrash ? FAULT_OOM : mmu_fault_once(ctx);
 		if (r & FAULT_FALLBACK) {
 			MMU_STAT_INC(&mmu->stats, fallbacks);
 			ctx->flags |= FAULT_FLAG_NO_AROUND;

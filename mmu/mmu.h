@@ -45,11 +45,14 @@
 #define MMU_FAULT_AROUND_MAX 512
 #define MMU_HUGE_SIZE	     (2ULL << 20) /* --hugepages: one fault, 512 pages */
 #define MMU_MAX_HANDLERS     16
-#define MMU_MAX_LAYERS	     32	  /* diff snapshots over one full one */
-#define MMU_RECLAIM_BATCH    32	  /* clean pages dropped per reclaim */
-#define MMU_FAULT_AHEAD_MAX  4096 /* pages a sequential stream is served ahead, at most */
-#define MMU_AHEAD_CHUNK	     64	  /* pages per install of fault-ahead */
-#define MMU_HELD_FOR_GOOD    255  /* holds[]: a pointer kept for good (rings), or held that often */
+#define MMU_MAX_LAYERS	     32 /* diff snapshots over one full one */
+#define MMU_RECLAIM_BATCH    32 /* clean pages dropped per reclaim */
+/* Refaults on pages just reclaimed, net, that are out of memory: this many budgets' worth, */
+#define MMU_THRASH_BUDGETS  4
+#define MMU_THRASH_MIN	    1024 /* and at least this many */
+#define MMU_FAULT_AHEAD_MAX 4096 /* pages a sequential stream is served ahead, at most */
+#define MMU_AHEAD_CHUNK	    64	 /* pages per install of fault-ahead */
+#define MMU_HELD_FOR_GOOD   255	 /* holds[]: a pointer kept for good (rings), or held that often */
 
 /*
  * Who serves a guest's first touch of a RAM page. The two baselines exist
@@ -195,6 +198,18 @@ struct mmu {
 	const struct mmu_sharer_ops *sharer; /* dedup's, when dedup is set */
 	pthread_mutex_t reclaim_lock; /* page state: reclaim, dedup, write-protect faults, pins */
 	uint64_t reclaim_hand;	      /* where the next reclaim scan starts */
+	/*
+	 * Thrashing: reclaim_clock counts the pages reclaim dropped (atomic),
+	 * evicted_at[pi] is its value when page pi went (0: never; NULL
+	 * without reclaim), thrash_run the faults on pages dropped within the
+	 * last budget's worth of drops less the other faults since (atomic).
+	 * MMU_THRASH_BUDGETS budgets' worth of them (at least MMU_THRASH_MIN)
+	 * is out of memory: a working set the budget cannot hold refaults for
+	 * ever while clean pages are there to drop.
+	 */
+	uint32_t reclaim_clock;
+	uint32_t *evicted_at;
+	uint32_t thrash_run;
 	struct mmu_stats stats;
 	int stop_fd;   /* eventfd: handler threads stop */
 	bool stopping; /* atomic */
@@ -400,6 +415,13 @@ bool mmu__can_poison(const struct mmu *mmu);
  * write-protect support. Any thread.
  */
 uint64_t mmu__reclaim(struct mmu *mmu, uint64_t want);
+
+/*
+ * The net refaults on pages reclaim had just dropped that are out of
+ * memory (thrashing, above): MMU_THRASH_BUDGETS times the budget, at
+ * least MMU_THRASH_MIN.
+ */
+uint64_t mmu__thrash_faults(const struct mmu *mmu);
 
 /*
  * Lookup by host address: the GPA of guest-view address @hva, false when

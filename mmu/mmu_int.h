@@ -89,6 +89,14 @@ void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns);
 uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want);
 
 /*
+ * A fault on page @pi, not resident. Faults on pages reclaim dropped within
+ * the last budget's worth of drops, less the other faults, reached
+ * mmu__thrash_faults() (mmu.h, thrashing)? Then the budget cannot hold what
+ * the guest uses: out of memory. Counts refaults_reclaimed.
+ */
+bool mmu__thrashing(struct mmu *mmu, uint64_t pi);
+
+/*
  * --record-ws: pages [first, first + n) were installed for the fault on
  * page @pi (first recorded); record those not recorded yet (prefetch.c).
  */

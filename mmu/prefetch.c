@@ -256,12 +256,11 @@ static uint64_t prefetch_install(struct mmu *mmu, uint64_t first, uint64_t n, bo
 
 	uint64_t cur = __atomic_load_n(&mmu->resident_pages, __ATOMIC_RELAXED);
 	uint64_t room = mmu__limit(mmu) - mmu__prefetch_spare(mmu);
+	bool last = cur + n > room;
 
-	/* What fits of the run, and the prefetch ends there. */
-	if (cur + n > room) {
-		__atomic_store_n(&mmu->ws.prefetching, false, __ATOMIC_RELEASE);
+	/* What fits of the run, and the prefetch ends there, once it is installed. */
+	if (last)
 		n = cur < room ? room - cur : 0;
-	}
 	if (!n || !mmu__charge_spare(mmu, n, mmu__prefetch_spare(mmu))) {
 		__atomic_store_n(&mmu->ws.prefetching, false, __ATOMIC_RELEASE);
 		return 0;
@@ -282,6 +281,8 @@ static uint64_t prefetch_install(struct mmu *mmu, uint64_t first, uint64_t n, bo
 	__atomic_sub_fetch(&mmu->charging, n, __ATOMIC_RELEASE);
 	MMU_STAT_ADD(&mmu->stats, pages_installed, done);
 	MMU_STAT_ADD(&mmu->stats, pages_prefetched, done);
+	if (last)
+		__atomic_store_n(&mmu->ws.prefetching, false, __ATOMIC_RELEASE);
 	return done;
 }
 

@@ -286,6 +286,49 @@ static uint64_t mmu_reclaim_run(struct mmu *mmu, uint64_t first, uint64_t n)
 	return n;
 }
 
+/* mmu_reclaim_run() for the budget: the dropped pages are stamped (mmu.h, thrashing). */
+static uint64_t mmu_reclaim_budget_run(struct mmu *mmu, uint64_t first, uint64_t n)
+{
+	uint64_t got = mmu_reclaim_run(mmu, first, n), i;
+	uint32_t now;
+
+	for (i = 0; mmu->evicted_at && i < got; i++) {
+		now = __atomic_add_fetch(&mmu->reclaim_clock, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&mmu->evicted_at[first + i], now ? now : 1, __ATOMIC_RELAXED);
+	}
+	return got;
+}
+
+uint64_t mmu__thrash_faults(const struct mmu *mmu)
+{
+	uint64_t n = mmu__limit(mmu) * MMU_THRASH_BUDGETS;
+
+	return n > MMU_THRASH_MIN ? n : MMU_THRASH_MIN;
+}
+
+bool mmu__thrashing(struct mmu *mmu, uint64_t pi)
+{
+	uint32_t at, now;
+
+	if (!mmu->evicted_at)
+		return false;
+	at = __atomic_load_n(&mmu->evicted_at[pi], __ATOMIC_RELAXED);
+	now = __atomic_load_n(&mmu->reclaim_clock, __ATOMIC_RELAXED);
+	if (!at || (uint64_t)(uint32_t)(now - at) >= mmu__limit(mmu)) {
+		uint32_t run = __atomic_load_n(&mmu->thrash_run, __ATOMIC_RELAXED);
+
+		/* another fault: one thrashing fault fewer (racy, and need not be exact) */
+		if (run)
+			__atomic_store_n(&mmu->thrash_run, run - 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	MMU_STAT_INC(&mmu->stats, refaults_reclaimed);
+	if (__atomic_add_fetch(&mmu->thrash_run, 1, __ATOMIC_RELAXED) < mmu__thrash_faults(mmu))
+		return false;
+	__atomic_store_n(&mmu->thrash_run, 0, __ATOMIC_RELAXED); /* a resume starts over */
+	return true;
+}
+
 uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want)
 {
 	uint64_t got = 0, scanned, pi, run_first = 0, run_n = 0;
@@ -307,17 +350,17 @@ uint64_t mmu__reclaim_locked(struct mmu *mmu, uint64_t want)
 		if (clean && run_n && run_first + run_n == pi) {
 			run_n++;
 		} else {
-			got += mmu_reclaim_run(mmu, run_first, run_n);
+			got += mmu_reclaim_budget_run(mmu, run_first, run_n);
 			run_first = pi;
 			run_n = clean;
 		}
 		if (++pi == mmu->nr_pages) {
-			got += mmu_reclaim_run(mmu, run_first, run_n);
+			got += mmu_reclaim_budget_run(mmu, run_first, run_n);
 			run_n = 0;
 			pi = 0;
 		}
 	}
-	got += mmu_reclaim_run(mmu, run_first, run_n);
+	got += mmu_reclaim_budget_run(mmu, run_first, run_n);
 	mmu->reclaim_hand = pi;
 	MMU_STAT_ADD(&mmu->stats, pages_reclaimed, got);
 	return got;

@@ -224,6 +224,9 @@ int mmu__uffd_init(struct mmu *mmu)
 		mmu->wp = mmu->backing_fd >= 0 || mmu->cfg.track_writes;
 		mmu->uffd_wp = true;
 	}
+	/* Reclaim can happen: stamp what it drops, to see refaults that never end. */
+	if (mmu->wp && !(mmu->evicted_at = calloc(mmu->nr_pages, sizeof(*mmu->evicted_at))))
+		return mmu_fail("allocation of the reclaim stamps", ENOMEM);
 	if (mmu->shared) {
 		api.features |= UFFD_FEATURE_MINOR_SHMEM;
 		reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
@@ -388,6 +391,8 @@ void mmu__exit(struct mmu *mmu)
 	mmu->ram.host = mmu->alias = NULL;
 	page_bits__exit(&mmu->bits);
 	free(mmu->holds);
+	free(mmu->evicted_at);
+	mmu->evicted_at = NULL;
 	if (mmu->huge_zero)
 		munmap(mmu->huge_zero, MMU_HUGE_SIZE);
 	mmu->huge_zero = NULL;

@@ -43,6 +43,7 @@
 	X(backing_reads, "reads from the backing file")                                            \
 	X(reclaims, "times the budget ran out and clean pages were looked for")                    \
 	X(pages_reclaimed, "clean file-backed pages dropped to make room")                         \
+	X(refaults_reclaimed, "faults on pages reclaim had just dropped (a budget's worth ago)")   \
 	X(pages_discarded, "pages the guest gave back (--balloon's free page reports)")            \
 	X(pages_poisoned, "pages poisoned (UFFDIO_POISON) after the budget ran out")               \
 	X(machine_checks, "machine checks injected into the guest")                                \

@@ -638,6 +638,39 @@ START_TEST(dirty_pages_are_never_reclaimed)
 }
 END_TEST
 
+/*
+ * Nine clean pages in a budget of eight, read round and round: each fault
+ * drops a page the next faults want back. That is out of memory once
+ * such faults outnumber the others by MMU_THRASH_FAULTS, not refaults for
+ * ever. A second pass over a file larger than the budget is not (above).
+ */
+START_TEST(thrashing_is_out_of_memory)
+{
+	uint8_t *data;
+	const char *path = make_file(64 * PAGE, &data);
+	fault_t r = FAULT_DONE;
+	unsigned i;
+
+	mmu_setup(
+		&(struct setup){.ram = 64 * PAGE, .limit = 8 * PAGE, .file = path, .handlers = 1});
+	ck_assert_uint_eq(mmu__thrash_faults(&mmu), MMU_THRASH_MIN); /* 8 x 4 < 1024 */
+	for (i = 0; i < 4 * MMU_THRASH_MIN && r == FAULT_DONE; i++)
+		r = fault_at((i % 9) * PAGE, FAULT_READ, FAULT_SRC_UFFD, NULL);
+	ck_assert_uint_eq(r, FAULT_OOM);
+	ck_assert_uint_ge(i, MMU_THRASH_MIN);
+	ck_assert_uint_ge(STAT(refaults_reclaimed), MMU_THRASH_MIN);
+	ck_assert_uint_eq(STAT(result_oom), 1);
+	ck_assert_str_eq(F.why, "budget of 8 pages exhausted: the guest's pages do not fit, 1024 "
+				"more faults on pages reclaim had just dropped than on others");
+	mmu.limit_pages = 1000; /* a larger budget: four budgets' worth */
+	ck_assert_uint_eq(mmu__thrash_faults(&mmu), 4000);
+	/* The count starts over: the next fault is served (a resume would go on). */
+	ck_assert_uint_eq(fault_at(0, FAULT_READ, FAULT_SRC_UFFD, NULL), FAULT_DONE);
+	free(data);
+	mmu_teardown();
+}
+END_TEST
+
 /* A page first touched by a write is dirty from the start. */
 START_TEST(write_fault_installs_dirty)
 {
@@ -731,6 +764,7 @@ void mmu_budget_tcases(Suite *s)
 	tc = tcase_create("reclaim");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, reclaim_keeps_file_reads_within_budget);
+	tcase_add_test(tc, thrashing_is_out_of_memory);
 	tcase_add_test(tc, dirty_pages_are_never_reclaimed);
 	tcase_add_test(tc, write_fault_installs_dirty);
 	tcase_add_test(tc, monitor_access_pins);
