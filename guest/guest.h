@@ -39,8 +39,9 @@ struct guest {
 	const void *fdt;
 	uint32_t ncpus;
 	uint16_t exit_port;
-	uint64_t ram_start; /* first byte after the image */
-	uint64_t ram_end;   /* end of the first memory bank */
+	uint16_t clone_port; /* faultline,clone; 0: none, the clone number is 0 */
+	uint64_t ram_start;  /* first byte after the image */
+	uint64_t ram_end;    /* end of the first memory bank */
 	const char *cmdline;
 };
 
@@ -121,6 +122,20 @@ static inline uint8_t inb(uint16_t port)
 
 	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+/* Which clone of a snapshot this guest is (faultline run --clone). */
+static inline uint32_t guest_clone(const struct guest *g)
+{
+	return g->clone_port ? inl(g->clone_port) : 0;
 }
 
 static inline uint64_t rdmsr(uint32_t msr)

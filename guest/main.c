@@ -126,6 +126,8 @@ static int guest_setup(struct guest *g, const void *fdt, uint32_t ncpus)
 		gprintf("guest: device tree has no faultline,exit device\n");
 		return GUEST_EXIT_FDT;
 	}
+	if (fdt_pio(fdt, "faultline,clone", &g->clone_port))
+		g->clone_port = 0;
 	if (fdt_ram_end(fdt, &g->ram_end)) {
 		gprintf("guest: device tree has no usable /memory@0\n");
 		return GUEST_EXIT_FDT;

@@ -259,17 +259,26 @@ static int snap_shared(uint64_t base, uint64_t s, uint64_t r)
 	return 0;
 }
 
+/* What snap writes at @gpa in round @r of clone @c: each clone a pattern of its own. */
+static uint64_t snap_value(uint64_t gpa, uint64_t r, uint32_t c)
+{
+	return pattern(gpa) + r + ((uint64_t)c << 40);
+}
+
 /*
  * snap: pages=N (256) rounds=R (1000) shared=S (0). Each vCPU owns N
  * pages after the image. Round r checks that every word still holds round
- * r - 1's value (zeros before the first) and writes pattern(gpa) + r; vCPU
- * 0 also checks the S pages after them (snap_shared()). vCPU 0 says every
- * 10th round it finished. Snapshotted and restored mid-run, it goes on
- * from its round and finds every page as it left it.
+ * r - 1's value (zeros before the first) and writes snap_value(gpa, r, c),
+ * c the clone number read at the round's start; vCPU 0 also checks the S
+ * pages after them (snap_shared()). vCPU 0 says every 10th round it
+ * finished, and the clone number when it changed (a restore). Snapshotted
+ * and restored mid-run, it goes on from its round and finds every page as
+ * it left it, then writes its own clone's pattern.
  */
 static int snap(const struct guest *g, uint32_t cpu)
 {
 	uint64_t n, rounds, shared, base, r, p, k;
+	uint32_t clone, last = 0;
 
 	if (guest_arg_u64(g, "pages", 256, &n) || guest_arg_u64(g, "rounds", 1000, &rounds) ||
 	    guest_arg_u64(g, "shared", 0, &shared))
@@ -282,12 +291,15 @@ static int snap(const struct guest *g, uint32_t cpu)
 	}
 	base = g->ram_start + cpu * n * PAGE_SIZE;
 	for (r = 1; r <= rounds; r++) {
+		clone = guest_clone(g);
+		if (cpu == 0 && clone != last)
+			gprintf("snap: clone %u from round %lu\n", clone, r);
 		for (p = 0; p < n; p++) {
 			volatile uint64_t *page = (uint64_t *)(base + p * PAGE_SIZE);
 
 			for (k = 0; k < PAGE_SIZE / 8; k++) {
 				uint64_t gpa = base + p * PAGE_SIZE + k * 8;
-				uint64_t want = r == 1 ? 0 : pattern(gpa) + r - 1;
+				uint64_t want = r == 1 ? 0 : snap_value(gpa, r - 1, last);
 
 				if (page[k] != want) {
 					gprintf("snap: round %lu: GPA 0x%lx holds 0x%lx, expected "
@@ -295,9 +307,10 @@ static int snap(const struct guest *g, uint32_t cpu)
 						r, gpa, page[k], want);
 					return GUEST_EXIT_VERIFY;
 				}
-				page[k] = pattern(gpa) + r;
+				page[k] = snap_value(gpa, r, clone);
 			}
 		}
+		last = clone;
 		if (cpu == 0 && shared &&
 		    snap_shared(g->ram_start + g->ncpus * n * PAGE_SIZE, shared, r))
 			return GUEST_EXIT_VERIFY;
@@ -305,6 +318,84 @@ static int snap(const struct guest *g, uint32_t cpu)
 			gprintf("snap: round %lu\n", r);
 	}
 	gprintf("snap: vCPU %u checked %lu pages in %lu rounds\n", cpu, n, rounds);
+	return GUEST_EXIT_OK;
+}
+
+static inline uint64_t serve_tsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+	return (uint64_t)hi << 32 | lo;
+}
+
+/*
+ * serve: pages=N (256) requests=K (2) writes=W (1) end=exit|spin (exit).
+ * A function that waits for its request in a snapshot: vCPU 0 fills N
+ * pages after the image with pattern(gpa), says "serve: ready", then reads
+ * the clone number until it changes (a restore with another --clone: the
+ * request). Each of K requests reads and checks every word of the N pages
+ * and rewrites the first word of W of them, spread evenly, and says
+ * "serve: request k of clone C: N pages in CYCLES cycles" (TSC). Then it
+ * exits 0, or spins (a clone that stays: a halt would end the VM). The
+ * other vCPUs have nothing to do.
+ */
+static int serve(const struct guest *g, uint32_t cpu)
+{
+	uint64_t n, requests, writes, k, p, w, t0;
+	const char *end = guest_arg(g, "end");
+	uint32_t boot, clone;
+
+	if (cpu != 0)
+		return GUEST_EXIT_OK;
+	if (guest_arg_u64(g, "pages", 256, &n) || guest_arg_u64(g, "requests", 2, &requests) ||
+	    guest_arg_u64(g, "writes", 1, &writes) ||
+	    (end && strcmp(end, "exit") && strcmp(end, "spin"))) {
+		gprintf("serve: bad arguments\n");
+		return GUEST_EXIT_ARGS;
+	}
+	if (n == 0 || n > (g->ram_end - g->ram_start) / PAGE_SIZE || writes > n) {
+		gprintf("serve: %lu pages (%lu written) do not fit\n", n, writes);
+		return GUEST_EXIT_NOMEM;
+	}
+	for (p = 0; p < n; p++)
+		for (w = 0; w < PAGE_SIZE / 8; w++) {
+			uint64_t gpa = g->ram_start + p * PAGE_SIZE + w * 8;
+
+			*(volatile uint64_t *)gpa = pattern(gpa);
+		}
+	boot = guest_clone(g);
+	gprintf("serve: ready\n");
+	do {
+		cpu_relax();
+		clone = guest_clone(g);
+	} while (clone == boot);
+	for (k = 1; k <= requests; k++) {
+		t0 = serve_tsc();
+		for (p = 0; p < n; p++)
+			for (w = 0; w < PAGE_SIZE / 8; w++) {
+				uint64_t gpa = g->ram_start + p * PAGE_SIZE + w * 8;
+				uint64_t want = pattern(gpa);
+
+				if (w == 0 && writes && p % (n / writes) == 0 &&
+				    p / (n / writes) < writes && k > 1)
+					want ^= k - 1;
+				if (*(volatile uint64_t *)gpa != want) {
+					gprintf("serve: GPA 0x%lx holds 0x%lx, expected 0x%lx\n",
+						gpa, *(volatile uint64_t *)gpa, want);
+					return GUEST_EXIT_VERIFY;
+				}
+			}
+		for (w = 0; w < writes; w++) {
+			uint64_t gpa = g->ram_start + w * (n / writes) * PAGE_SIZE;
+
+			*(volatile uint64_t *)gpa = pattern(gpa) ^ k;
+		}
+		gprintf("serve: request %lu of clone %u: %lu pages in %lu cycles\n", k, clone, n,
+			serve_tsc() - t0);
+	}
+	while (end && !strcmp(end, "spin"))
+		cpu_relax();
 	return GUEST_EXIT_OK;
 }
 
@@ -322,5 +413,6 @@ const struct workload workloads[] = {
 	{"dedup", dedup_workload},
 	{"bench", bench_workload},
 	{"snap", snap},
+	{"serve", serve},
 	{NULL, NULL},
 };

@@ -223,6 +223,8 @@ static int run_restore(struct run_config *cfg)
 	}
 	/* Clones share a full snapshot's pages on tmpfs (mmu.h, shared); a diff's are copied. */
 	cfg->share_memory = !cfg->private_memory && !snap.nr_layers;
+	if (!cfg->clone_given)
+		cfg->clone = (uint32_t)getpid(); /* clones of one snapshot tell themselves apart */
 	ret = vm__init(&vm, cfg);
 	vm.ws = ws; /* vm__exit() closes it from now on */
 	ret = ret ?: open_api(&vm, cfg);

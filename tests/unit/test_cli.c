@@ -552,6 +552,27 @@ START_TEST(working_set_options)
 }
 END_TEST
 
+START_TEST(clone_option)
+{
+	enum cli_command cmd;
+	struct run_config cfg;
+
+	ck_assert_int_eq(PARSE("run", "--restore", "D"), 0);
+	ck_assert(!cfg.clone_given);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--clone", "4294967295"), 0);
+	ck_assert(cfg.clone_given);
+	ck_assert_uint_eq(cfg.clone, 4294967295U);
+	ck_assert_int_eq(PARSE("run", "--kernel", "k", "--clone", "0"), 0);
+	ck_assert_uint_eq(cfg.clone, 0);
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--clone", "4294967296"), -EINVAL);
+	ck_assert_str_eq(log_buf, "faultline: invalid option value: expected a number from 0 to "
+				  "4294967295 (--clone: 4294967296)\n");
+	ck_assert_int_eq(PARSE("run", "--restore", "D", "--clone", "-1"), -EINVAL);
+	ck_assert_str_eq(log_buf, "faultline: invalid option value: expected a number from 0 to "
+				  "4294967295 (--clone: -1)\n");
+}
+END_TEST
+
 START_TEST(help_and_version)
 {
 	enum cli_command cmd;
@@ -623,6 +644,7 @@ Suite *cli_suite(void)
 	tcase_add_test(tc, help_and_version);
 	tcase_add_test(tc, restore_option);
 	tcase_add_test(tc, working_set_options);
+	tcase_add_test(tc, clone_option);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/legacy/clone_id.h"
 #include "devices/legacy/exit_dev.h"
 #include "devices/legacy/serial.h"
 #include "tests/unit/unit.h"
@@ -116,6 +117,27 @@ START_TEST(exit_device)
 }
 END_TEST
 
+START_TEST(clone_device)
+{
+	struct clone_id c = {0xa1b2c3d4};
+	uint32_t v = 0;
+	uint16_t w = 0;
+	uint8_t b = 0;
+
+	ck_assert_int_eq(clone_id_ops.read(&c, 0, &v, 4), 0);
+	ck_assert_uint_eq(v, 0xa1b2c3d4);
+	ck_assert_int_eq(clone_id_ops.read(&c, 0, &w, 2), 0);
+	ck_assert_uint_eq(w, 0xc3d4);
+	ck_assert_int_eq(clone_id_ops.read(&c, 0, &b, 1), 0);
+	ck_assert_uint_eq(b, 0xd4);
+	ck_assert_int_eq(clone_id_ops.read(&c, 2, &v, 4), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(clone_id_ops.read(&c, 0, &v, 3), -EINVAL);
+	ck_assert_int_eq(clone_id_ops.write(&c, 0, &v, 4), -EINVAL);
+	ck_assert_uint_eq(c.number, 0xa1b2c3d4);
+}
+END_TEST
+
 Suite *devices_suite(void)
 {
 	Suite *s = suite_create("devices");
@@ -124,6 +146,7 @@ Suite *devices_suite(void)
 	tcase_add_test(tc, serial_lines);
 	tcase_add_test(tc, serial_registers);
 	tcase_add_test(tc, exit_device);
+	tcase_add_test(tc, clone_device);
 	suite_add_tcase(s, tc);
 	return s;
 }

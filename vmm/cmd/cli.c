@@ -119,6 +119,23 @@ static int parse_number(const char *opt, const char *s, unsigned long min, unsig
 	return 0;
 }
 
+/* A number from 0 to 2^32 - 1 for --@opt. */
+static int parse_number32(const char *opt, const char *s, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || v > UINT32_MAX) {
+		pr_err("invalid option value: expected a number from 0 to %u (--%s: %s)",
+		       UINT32_MAX, opt, s);
+		return -EINVAL;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static int parse_mem_limit(const char *s, uint64_t *limit)
 {
 	if (size__parse(s, limit) || *limit < 4096 || *limit % 4096) {
@@ -532,6 +549,10 @@ static int parse_run(int argc, char **argv, enum cli_command *cmd, struct run_co
 		case 'w': ret = parse_record_ws(optarg, cfg); break;
 		case 'j': ret = parse_prefetch(optarg, &cfg->prefetch); break;
 		case 'y': cfg->private_memory = true; break;
+		case 'N':
+			ret = parse_number32("clone", optarg, &cfg->clone);
+			cfg->clone_given = true;
+			break;
 		case 'k': cfg->kernel = optarg; break;
 		case 'i': cfg->initrd = optarg; break;
 		case 'n': cfg->channel = optarg; break;

@@ -117,7 +117,7 @@
 	  "--on-oom, --stats, --seccomp, --diff-snapshots, the --fault-* tuning, --disk (a copy "  \
 	  "of each disk) and "                                                                     \
 	  "--channel (a new socket, needed when the snapshot has a channel), --record-ws, "        \
-	  "--prefetch and --private-memory may be given, the rest is the snapshot's")              \
+	  "--prefetch, --private-memory and --clone may be given, the rest is the snapshot's")     \
 	X("record-ws", 'w', 2, "[=port|MSms|Npages]",                                              \
 	  "with --restore: record the pages the restored VM touches, in order, into DIR/ws, "      \
 	  "until the guest writes the boot-timer port, MS milliseconds, N pages, or the VM's "     \
@@ -125,6 +125,10 @@
 	X("private-memory", 'y', 0, "",                                                            \
 	  "with --restore: copy each page of the memory file into the VM's own memory, even when " \
 	  "DIR is on tmpfs, where restores otherwise share the file's pages (copy-on-write)")      \
+	X("clone", 'N', 1, "N",                                                                    \
+	  "the clone number the guest reads from port 0x514 (0 to 4294967295); default: the "      \
+	  "monitor's PID on a restore, so that clones of one snapshot tell themselves apart, 0 "   \
+	  "on a boot")                                                                             \
 	X("prefetch", 'j', 1, "off|ws|seq",                                                        \
 	  "with --restore: install pages while the guest runs, faults first: ws the recorded "     \
 	  "working set (the default when DIR/ws exists), seq every page of the memory file in "    \

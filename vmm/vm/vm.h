@@ -24,6 +24,7 @@
 #include "devices/bus.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/boot_timer.h"
+#include "devices/legacy/clone_id.h"
 #include "devices/legacy/cmos.h"
 #include "devices/legacy/exit_dev.h"
 #include "devices/legacy/i8042.h"
@@ -127,6 +128,7 @@ struct vm {
 	struct boot_timer boot_timer;
 	unsigned boot_timeout_s; /* --boot-timeout: the boot timer written within; 0: no limit */
 	struct pvpanic pvpanic;
+	struct clone_id clone_id;
 	unsigned nr_virtio; /* virtio-mmio windows taken, in order: disks, channel, balloon */
 	unsigned nr_disks;
 	struct virtio_blk *disks;	/* nr_disks of them, Linux boots only */
@@ -511,7 +513,7 @@ int vm__init_linux_board(struct vm *vm, const struct run_config *cfg)
 
 /* The devices' entries: vm_legacy.c, vm_virtio.c, vm_bars.c. */
 extern const struct vm_device_ops vm_serial_dev, vm_exit_dev, vm_i8042_dev, vm_cmos_dev,
-	vm_acpi_pm_dev, vm_boot_timer_dev, vm_pvpanic_dev;
+	vm_acpi_pm_dev, vm_boot_timer_dev, vm_pvpanic_dev, vm_clone_id_dev;
 extern const struct vm_device_ops vm_disks_dev, vm_channel_dev, vm_balloon_dev;
 extern const struct vm_device_ops vm_shm_dev, vm_vram_dev, vm_dedup_dev;
 

@@ -16,7 +16,7 @@
 #define VM_DEVICES_VERSION 1
 
 static const struct vm_device_ops *const vm_test_devices[] = {
-	&vm_serial_dev, &vm_exit_dev, &vm_shm_dev, &vm_vram_dev, &vm_dedup_dev,
+	&vm_serial_dev, &vm_exit_dev, &vm_shm_dev, &vm_vram_dev, &vm_dedup_dev, &vm_clone_id_dev,
 };
 
 const struct vm_board vm_board_test = {
@@ -27,9 +27,9 @@ const struct vm_board vm_board_test = {
 
 /* The virtio devices take the virtio-mmio windows in this order. */
 static const struct vm_device_ops *const vm_linux_devices[] = {
-	&vm_serial_dev,	    &vm_exit_dev,    &vm_i8042_dev, &vm_cmos_dev,    &vm_acpi_pm_dev,
-	&vm_boot_timer_dev, &vm_pvpanic_dev, &vm_disks_dev, &vm_channel_dev, &vm_balloon_dev,
-	&vm_shm_dev,	    &vm_vram_dev,    &vm_dedup_dev,
+	&vm_serial_dev,	    &vm_exit_dev,    &vm_i8042_dev, &vm_cmos_dev,     &vm_acpi_pm_dev,
+	&vm_boot_timer_dev, &vm_pvpanic_dev, &vm_disks_dev, &vm_channel_dev,  &vm_balloon_dev,
+	&vm_shm_dev,	    &vm_vram_dev,    &vm_dedup_dev, &vm_clone_id_dev,
 };
 
 const struct vm_board vm_board_linux = {

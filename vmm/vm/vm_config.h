@@ -113,6 +113,9 @@ struct run_config {
 	 */
 	bool share_memory;
 	bool private_memory; /* --private-memory */
+	/* --clone N, what the guest reads at CLONE_ID_PORT; else main() sets 0 or the PID */
+	uint32_t clone;
+	bool clone_given;
 };
 
 #endif

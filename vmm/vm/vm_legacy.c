@@ -317,6 +317,63 @@ const struct vm_device_ops vm_boot_timer_dev = {
 	.restore = vm_boot_timer_restore,
 };
 
+/* ---- the clone number: which clone of a snapshot the guest is (--clone) ---- */
+
+static int vm_clone_id_create(struct vm *vm, const struct run_config *cfg)
+{
+	vm->clone_id.number = cfg->clone;
+	return vm_register_pio(vm, CLONE_ID_PORT, CLONE_ID_NR_PORTS, "clone", &clone_id_ops,
+			       &vm->clone_id);
+}
+
+static void vm_clone_id_describe(const struct vm *vm, struct vm_guest_desc *d)
+{
+	(void)vm;
+	d->pio[d->nr_pio++] = (struct fdt_pio_device){"clone", "faultline,clone", CLONE_ID_PORT,
+						      CLONE_ID_NR_PORTS};
+}
+
+static void vm_clone_id_stats_text(const struct vm *vm, FILE *out)
+{
+	fprintf(out, "  %-24s %12u  the number the guest reads at port 0x%x (--clone)\n", "clone",
+		vm->clone_id.number, CLONE_ID_PORT);
+}
+
+static void vm_clone_id_stats_json(const struct vm *vm, json_t *root, json_t *devices)
+{
+	(void)devices;
+	json_object_set_new(root, "clone", json_integer((json_int_t)vm->clone_id.number));
+}
+
+/* The number is each run's own (--clone): an empty section. */
+static int vm_clone_id_save(struct vm *vm, struct blob *b)
+{
+	(void)vm;
+	blob__section_end(b, blob__section(b, "clone", 1));
+	return 0;
+}
+
+static int vm_clone_id_restore(struct vm *vm, struct blob_reader *r)
+{
+	struct blob_reader sub;
+	uint16_t version;
+
+	(void)vm;
+	if (blob__enter(r, "clone", 1, &version, &sub))
+		return -EINVAL;
+	return blob_reader__done(&sub) ? blob__fail(r, "clone: %s", sub.why) : 0;
+}
+
+const struct vm_device_ops vm_clone_id_dev = {
+	.name = "clone",
+	.create = vm_clone_id_create,
+	.describe = vm_clone_id_describe,
+	.stats_text = vm_clone_id_stats_text,
+	.stats_json = vm_clone_id_stats_json,
+	.save = vm_clone_id_save,
+	.restore = vm_clone_id_restore,
+};
+
 /* ---- pvpanic: a guest's panic is a crash (72) ---- */
 
 static void vm_pvpanic(void *ctx)
