@@ -9,7 +9,7 @@ t_bench_help_matches_docs() {
 	expect_rc 0
 	expect_out "Usage: faultline bench [OPTIONS]"
 	modes=$(sed -n 's/^  \([a-z][a-z0-9-]*\) *[* ] .*/\1/p' "$T/out")
-	[ "$(echo "$modes" | wc -w)" -eq 22 ] || problem "--help lists $(echo "$modes" | wc -w) modes, expected 22"
+	[ "$(echo "$modes" | wc -w)" -eq 24 ] || problem "--help lists $(echo "$modes" | wc -w) modes, expected 24"
 	for m in $modes; do
 		grep -q "^| \`$m\` |" docs/benchmarks.md || problem "docs/benchmarks.md lacks a table row for mode $m"
 	done

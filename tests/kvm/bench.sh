@@ -211,3 +211,40 @@ t_bench_patterns() {
 	printf 'floor random write 1\nfaultline random write 1\nmmio - - 1\n' >"$T/want"
 	cmp -s "$T/rows" "$T/want" || problem "results: $(tr '\n' ';' <"$T/rows")"
 }
+
+# The snapshot modes (vmm/cmd/bench_snap.c): with the recorded working set
+# a restore takes fewer than 5% of the userfaultfd faults it takes without;
+# 8 clones of one snapshot hold less than one VM plus 1 MiB each (PSS) and
+# less than 8 copies; --input renders both tables.
+t_bench_snapshots() {
+	# Its scratch directory on tmpfs (/dev/shm when it is one, else TMPDIR).
+	mkdir -p "$T/shm"
+	mount -t tmpfs tmpfs "$T/shm" || { problem "cannot mount a tmpfs on $T/shm"; return; }
+	TMPDIR=$T/shm cmd "$FL" bench --quick --modes restore,clones --json
+	umount "$T/shm"
+	expect_rc 0
+	grep -q '"on_tmpfs": true' "$T/out" || problem "the snapshot was not on tmpfs"
+	cp "$T/out" "$T/snap.json"
+	for k in restore_to_answer_ms first_answer_ms warm_answer_ms fault_reduction_ws pss_kib_one pss_kib_shared pss_kib_private kib_per_clone start_ms_shared; do
+		[ -n "$(bench_num "$k")" ] || problem "no number \"$k\" in the document"
+	done
+	grep -q '"error"' "$T/out" && problem "a snapshot mode failed: $(grep -m1 '"error"' "$T/out")"
+	faults=$(sed -n 's/^ *"faults_uffd": \([0-9]*\),*$/\1/p' "$T/out" | tr '\n' ' ')
+	set -- $faults
+	[ $# = 3 ] && [ $(($3 * 20)) -lt "$1" ] ||
+		problem "faults_uffd after the restores (off, seq, ws): $faults; ws should take under 5% of off's"
+	echo "    restore: faults_uffd off, seq, ws: $faults; restore to answer $(bench_num restore_to_answer_ms) ms (TCG)"
+	one=$(bench_num pss_kib_one)
+	shared=$(bench_num pss_kib_shared)
+	private=$(bench_num pss_kib_private)
+	echo "    clones: 8 shared $shared KiB, 8 copies $private KiB, one $one KiB (PSS)"
+	[ "$shared" -lt $((one + 8 * 1024)) ] || problem "8 clones hold $shared KiB, more than one VM's $one KiB + 8 MiB"
+	[ "$shared" -lt "$private" ] || problem "8 clones hold $shared KiB, no less than 8 copies' $private KiB"
+	cmd "$FL" bench --input "$T/snap.json"
+	expect_rc 0
+	grep -q "^ws  *[0-9.]* " "$T/out" || problem "the table has no ws row: $(head -c 600 "$T/out")"
+	grep -q "^clones: 8 at once of one snapshot: PSS $shared KiB in all" "$T/out" ||
+		problem "the table has no clones line: $(grep clones "$T/out")"
+}
+# Number $1 of the bench document in $T/out (the first one of that name).
+bench_num() { sed -n "s/^ *\"$1\": \([0-9.e+-]*\),*$/\1/p" "$T/out" | head -n 1; }

@@ -335,6 +335,66 @@ START_TEST(validate_documents)
 	ck_assert_int_eq(bench__validate(doc, why, sizeof(why)), -EINVAL);
 	ck_assert_str_eq(why, "not a faultline bench results document of format 1");
 	json_decref(doc);
+	doc = document();
+	json_object_set_new(doc, "snapshots", json_integer(3));
+	ck_assert_int_eq(bench__validate(doc, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "\"snapshots\" is not an object");
+	json_decref(doc);
+}
+END_TEST
+
+/* The serve workload's answers; anything else is no number (0). */
+START_TEST(serve_answers)
+{
+	const char *out = "serve: ready\n"
+			  "serve: request 1 of clone 7: 1024 pages in 123456 cycles\n"
+			  "xserve: request 2 of clone 7: 1024 pages in 99 cycles\n"
+			  "serve: request 2 of clone 7: 1024 pages in 4567 cycles\n";
+
+	ck_assert_uint_eq(bench__answer_cycles(out, 1), 123456);
+	ck_assert_uint_eq(bench__answer_cycles(out, 2), 4567);
+	ck_assert_uint_eq(bench__answer_cycles(out, 3), 0);
+	ck_assert_uint_eq(bench__answer_cycles(NULL, 1), 0);
+	ck_assert_uint_eq(
+		bench__answer_cycles("serve: request 1 of clone 7: 1 pages in  cycles\n", 1), 0);
+	ck_assert_uint_eq(
+		bench__answer_cycles("serve: request 1 of clone 7: 1 pages in 12x cycles\n", 1), 0);
+	ck_assert_uint_eq(
+		bench__answer_cycles("serve: request 1 of clone 7\n1 pages in 5 cycles\n", 1), 0);
+	ck_assert_uint_eq(
+		bench__answer_cycles(
+			"serve: request 1 of clone 7: 1 pages in 99999999999999999999999 cycles\n",
+			1),
+		0);
+}
+END_TEST
+
+/* The table says what the snapshot modes measured, or why they did not. */
+START_TEST(snapshot_table)
+{
+	json_t *doc = document();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	json_object_set_new(
+		doc, "snapshots",
+		json_pack("{s:{s:s},s:{s:i,s:i,s:b,s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f}}", "restore",
+			  "error", "the restore: faultline: bad snapshot", "clones", "clones", 8,
+			  "pages", 1024, "on_tmpfs", 1, "pss_kib_one", (json_int_t)5000,
+			  "pss_kib_shared", (json_int_t)12000, "pss_kib_private", (json_int_t)48000,
+			  "start_ms_one", 10.0, "start_ms_shared", 40.0, "start_ms_private", 80.0,
+			  "kib_per_clone", 1000.0, "ratio_private", 0.25));
+	ck_assert_ptr_nonnull(f);
+	bench__print_table(doc, f);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(text, "restore: the restore: faultline: bad snapshot\n"));
+	ck_assert_ptr_nonnull(strstr(text, "clones: 8 at once of one snapshot: PSS 12000 KiB in "
+					   "all (1000 KiB more per clone than one alone, 5000 "
+					   "KiB), 0.250x of 8 copies' 48000 KiB; all answered in "
+					   "40.0 ms (copies 80.0 ms, one 10.0 ms)\n"));
+	free(text);
+	json_decref(doc);
 }
 END_TEST
 
@@ -443,6 +503,12 @@ START_TEST(options)
 	ck_assert_int_eq(parse(&o, "--repeat", NULL), -EINVAL);
 	ck_assert_log(log_buf, "faultline: usage: option needs a value (--repeat); see "
 			       "'faultline bench --help'\n");
+	ck_assert_int_eq(parse(&o, "--clones", "64"), 0);
+	ck_assert_uint_eq(o.clones, 64);
+	ck_assert_int_eq(parse(&o, "--clones", "65"), -EINVAL);
+	ck_assert_log(log_buf, "faultline: invalid option value: expected a number "
+			       "2..64 (--clones: 65)\n");
+	ck_assert_int_eq(parse(&o, "--modes", "restore,clones"), 0);
 	ck_assert_int_eq(parse(&o, "extra", NULL), -EINVAL);
 	ck_assert_log(log_buf, "faultline: usage: unexpected argument (extra); see 'faultline "
 			       "bench --help'\n");
@@ -537,6 +603,8 @@ Suite *bench_suite(void)
 	tcase_add_test(tc, host_memory_from_proc_status);
 	tcase_add_test(tc, anonymous_ram_from_smaps);
 	tcase_add_test(tc, validate_documents);
+	tcase_add_test(tc, serve_answers);
+	tcase_add_test(tc, snapshot_table);
 	tcase_add_test(tc, csv_and_plot_files);
 	tcase_add_test(tc, phases_of_a_run);
 	tcase_add_test(tc, options);

@@ -56,6 +56,8 @@
 	  "sparse-write (every 16th page of RAM 16 times larger: what each mode holds of a guest " \
 	  "that uses part of its RAM) (default: all; the scaling runs come with seq-write)")       \
 	X("timeout", 't', 1, "S", "seconds one run may take (default 300)")                        \
+	X("clones", 'N', 1, "N",                                                                   \
+	  "restores at once of the clones mode (default 50, --quick 8; 2..64)")                    \
 	X("help", 'h', 0, "", "show this help")
 
 static const struct option bench_long_options[] = {
@@ -137,6 +139,11 @@ static const char *const extra_modes[][2] = {
 	{"cow", "copy-on-write break of a page merged by dedup"},
 };
 
+static const char *const snapshot_modes[][2] = {
+	{"restore", "a restore's first answer against a warm VM's, prefetch off, seq and ws"},
+	{"clones", "PSS of N clones of one snapshot at once (--clones) against N copies"},
+};
+
 static bool default_size(const char *mode)
 {
 	return !strncmp(mode, "fa-", 3) && atoi(mode + 3) == CLI_FAULT_AROUND_DEFAULT;
@@ -171,6 +178,10 @@ void bench__usage(FILE *out)
 	fprintf(out, "Other modes (faultline's defaults, 1 vCPU):\n");
 	for (i = 0; i < sizeof(extra_modes) / sizeof(extra_modes[0]); i++)
 		fprintf(out, "  %-10s  %s\n", extra_modes[i][0], extra_modes[i][1]);
+	fprintf(out, "Snapshot modes (the test guest's serve workload; only when --modes names "
+		     "them):\n");
+	for (i = 0; i < sizeof(snapshot_modes) / sizeof(snapshot_modes[0]); i++)
+		fprintf(out, "  %-10s  %s\n", snapshot_modes[i][0], snapshot_modes[i][1]);
 	fprintf(out, "\nExit status: 0 when every run succeeded; 64 bad options; 65 an --input "
 		     "file that\nis not a results document; 66 a file cannot be read; 69 no "
 		     "usable KVM; 70 a host\ncall failed; else the status of the first run that "
@@ -249,6 +260,10 @@ static bool mode_known(const char *name, size_t len)
 	for (i = 0; i < sizeof(touch_modes) / sizeof(touch_modes[0]); i++)
 		if (strlen(touch_modes[i].name) == len && !strncmp(touch_modes[i].name, name, len))
 			return true;
+	for (i = 0; i < sizeof(snapshot_modes) / sizeof(snapshot_modes[0]); i++)
+		if (strlen(snapshot_modes[i][0]) == len &&
+		    !strncmp(snapshot_modes[i][0], name, len))
+			return true;
 	for (i = 0; i < sizeof(extra_modes) / sizeof(extra_modes[0]); i++)
 		if (strlen(extra_modes[i][0]) == len && !strncmp(extra_modes[i][0], name, len))
 			return true;
@@ -305,6 +320,11 @@ static int parse_option(int c, const char *arg, struct bench_options *o, bool *p
 		if (parse_u64("repeat", arg, 1, 21, &v))
 			return -EINVAL;
 		o->repeat = (unsigned)v;
+		return 0;
+	case 'N':
+		if (parse_u64("clones", arg, 2, BENCH_MAX_CLONES, &v))
+			return -EINVAL;
+		o->clones = (unsigned)v;
 		return 0;
 	case 't':
 		if (parse_u64("timeout", arg, 1, 86400, &v))
@@ -379,6 +399,12 @@ static bool listed(const char *list, const char *name)
 		p += n + (p[n] == ',');
 	}
 	return false;
+}
+
+/* The snapshot modes run only when --modes names them. */
+static bool listed_mode(const struct bench_options *o, const char *name)
+{
+	return o->modes && listed(o->modes, name);
 }
 
 /* Without --modes, every mode but those that need more of the host (huge pages). */
@@ -601,9 +627,15 @@ static void on_stop_signal(int sig)
 	bench_stop = sig;
 }
 
+bool bench__stopping(void)
+{
+	return bench_stop != 0;
+}
+
 /*
- * SIGINT or SIGTERM ends the benchmark after the run in progress: the
- * results so far are still reported, marked "interrupted".
+ * SIGINT or SIGTERM ends the benchmark: the run in progress is stopped
+ * with SIGTERM (bench__stopping()) and dropped, the results so far are
+ * still reported, marked "interrupted".
  */
 static void catch_stop_signals(void)
 {
@@ -618,6 +650,7 @@ static int measure_all(const struct bench_options *o, json_t **doc)
 {
 	static struct bench_job jobs[256];
 	char self[PATH_MAX], guest[PATH_MAX];
+	json_t *snapshots = NULL;
 	struct bench_run b = {.o = o, .self = self, .guest = guest};
 	unsigned i, n;
 	int status = locate(o, self, guest, sizeof(self));
@@ -637,10 +670,15 @@ static int measure_all(const struct bench_options *o, json_t **doc)
 		else
 			json_array_append_new(b.results, r);
 	}
+	if (!bench_stop && (listed_mode(o, "restore") || listed_mode(o, "clones"))) {
+		bench__progress(&b, NULL);
+		snapshots = bench__measure_snapshots(&b, listed_mode(o, "restore"),
+						     listed_mode(o, "clones"));
+	}
 	bench__progress(&b, NULL);
 	if (bench_stop) {
-		pr_err("interrupted by signal %d after %u of %u measurements: reporting those",
-		       (int)bench_stop, i, n);
+		pr_err("interrupted by signal %d after %zu of %u measurements: reporting those",
+		       (int)bench_stop, json_array_size(b.results), n);
 		b.first_failure = b.first_failure ?: 128 + bench_stop;
 	}
 	bench__add_ratios(b.results);
@@ -652,8 +690,11 @@ static int measure_all(const struct bench_options *o, json_t **doc)
 			 best_fault_around(b.results), "results", b.results);
 	if (!*doc) {
 		pr_err("cannot build the results document: out of memory");
+		json_decref(snapshots);
 		return FL_EXIT_INTERNAL;
 	}
+	if (snapshots)
+		json_object_set_new(*doc, "snapshots", snapshots);
 	return b.first_failure;
 }
 

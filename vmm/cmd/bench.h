@@ -22,6 +22,7 @@
 #define BENCH_MAX_VCPU_COUNTS 8
 #define BENCH_FORMAT	      1	 /* "faultline_bench" in the JSON: its layout's version */
 #define BENCH_SPREAD	      16 /* the sparse pattern touches every 16th page */
+#define BENCH_MAX_CLONES      64 /* --clones */
 
 typedef struct json_t json_t;
 
@@ -40,6 +41,7 @@ struct bench_options {
 	unsigned nr_vcpus;
 	unsigned repeat;
 	unsigned timeout_s; /* per run */
+	unsigned clones;    /* --clones; 0: the default */
 };
 
 /*
@@ -83,6 +85,41 @@ struct bench_run {
 
 /* bench_run.c: measure @job (its runs, median, latency run) as one result. */
 json_t *bench__measure(struct bench_run *b, const struct bench_job *job);
+
+#define BENCH_OUT_MAX (1U << 20) /* bytes kept of a run's stdout or stderr */
+
+/* What a child printed on one stream. */
+struct bench_captured {
+	char *buf; /* NUL-terminated; NULL until something came */
+	size_t len;
+	bool lost; /* output dropped: over BENCH_OUT_MAX, or no memory to keep it */
+};
+
+/* Two pipes for a child's stdout and stderr (O_CLOEXEC). 0, or -1 with errno set. */
+int bench__pipes(int out[2], int err[2]);
+
+/* Read what @fd has into @c; output that cannot be kept is read and dropped. */
+void bench__capture(int fd, struct bench_captured *c, bool *open);
+
+/* A child's --stats=json: the last line of @err that is an object; NULL: none. */
+json_t *bench__stats_of(const char *err);
+
+/*
+ * bench_snap.c: the snapshot modes (@restore, @clones) as the document's
+ * "snapshots" object: "restore" and "clones" results, or "error". A
+ * failure sets b->first_failure. NULL without memory.
+ */
+json_t *bench__measure_snapshots(struct bench_run *b, bool restore, bool clones);
+
+/*
+ * The cycles of the serve workload's answer @k in its output @out (the line
+ * "serve: request K of clone C: N pages in CYCLES cycles"); 0 when there
+ * is no such line or its number is not one: the guest is untrusted.
+ */
+uint64_t bench__answer_cycles(const char *out, unsigned k);
+
+/* SIGINT or SIGTERM came: a child in progress is to be stopped (SIGTERM). */
+bool bench__stopping(void);
 
 /* The progress bar on stderr when it is a terminal; @job NULL clears it. */
 void bench__progress(struct bench_run *b, const struct bench_job *job);

@@ -344,6 +344,11 @@ int bench__validate(json_t *doc, char *why, size_t len)
 		snprintf(why, len, "no \"results\" array");
 		return -EINVAL;
 	}
+	if (json_object_get(doc, "snapshots") &&
+	    !json_is_object(json_object_get(doc, "snapshots"))) {
+		snprintf(why, len, "\"snapshots\" is not an object");
+		return -EINVAL;
+	}
 	json_array_foreach(results, i, r)
 	{
 		for (k = 0; k < sizeof(strings) / sizeof(strings[0]); k++)
@@ -415,6 +420,58 @@ static void print_row(json_t *r, FILE *out)
 		mib, rm);
 }
 
+/* The snapshot modes' lines (bench_snap.c), when the document has them. */
+static void print_snapshots(json_t *snaps, FILE *out)
+{
+	json_t *restore = json_object_get(snaps, "restore"), *clones, *v;
+	size_t i;
+
+	if (json_is_string(json_object_get(snaps, "error")))
+		fprintf(out, "snapshots: %s\n", str_of(snaps, "error"));
+	if (json_is_string(json_object_get(restore, "error")))
+		fprintf(out, "restore: %s\n", str_of(restore, "error"));
+	else if (restore) {
+		fprintf(out,
+			"\nrestore of %lld pages%s: first answer after the restore, against "
+			"the warm answer in the same VM\n",
+			(long long)json_integer_value(json_object_get(restore, "pages")),
+			json_is_true(json_object_get(restore, "on_tmpfs")) ? " (tmpfs)" : "");
+		fprintf(out, "%-9s %12s %12s %12s %9s %12s %12s\n", "prefetch", "restore ms",
+			"answer ms", "warm ms", "xwarm", "faults_uffd", "prefetched");
+		json_array_foreach(json_object_get(restore, "variants"), i, v) fprintf(
+			out, "%-9s %12.3f %12.3f %12.3f %8.2fx %12lld %12lld\n",
+			str_of(v, "prefetch"), num_at(v, NULL, "restore_to_answer_ms"),
+			num_at(v, NULL, "first_answer_ms"), num_at(v, NULL, "warm_answer_ms"),
+			num_at(v, NULL, "ratio_warm"),
+			(long long)json_integer_value(json_object_get(v, "faults_uffd")),
+			(long long)json_integer_value(json_object_get(v, "pages_prefetched")));
+		fprintf(out,
+			"restore ms: the child's start to its first answer; xwarm: that over "
+			"the warm answer; fault reduction with ws: %.1f%%\n",
+			100 * num_at(restore, NULL, "fault_reduction_ws"));
+	}
+	clones = json_object_get(snaps, "clones");
+	if (json_is_string(json_object_get(clones, "error")))
+		fprintf(out, "clones: %s\n", str_of(clones, "error"));
+	else if (clones)
+		fprintf(out,
+			"\nclones: %lld at once of one snapshot%s: PSS %.0f KiB in all (%.0f KiB "
+			"more per clone than one alone, %.0f KiB), %.3fx of %lld copies' %.0f KiB; "
+			"all answered in %.1f ms (copies %.1f ms, one %.1f ms)\n",
+			(long long)json_integer_value(json_object_get(clones, "clones")),
+			json_is_true(json_object_get(clones, "on_tmpfs"))
+				? ""
+				: " (not on tmpfs: copied)",
+			num_at(clones, NULL, "pss_kib_shared"),
+			num_at(clones, NULL, "kib_per_clone"), num_at(clones, NULL, "pss_kib_one"),
+			num_at(clones, NULL, "ratio_private"),
+			(long long)json_integer_value(json_object_get(clones, "clones")),
+			num_at(clones, NULL, "pss_kib_private"),
+			num_at(clones, NULL, "start_ms_shared"),
+			num_at(clones, NULL, "start_ms_private"),
+			num_at(clones, NULL, "start_ms_one"));
+}
+
 void bench__print_table(json_t *doc, FILE *out)
 {
 	json_t *host = json_object_get(doc, "host"), *r;
@@ -438,6 +495,8 @@ void bench__print_table(json_t *doc, FILE *out)
 		     "fault service time seen by the monitor\n"
 		     "host MiB: host memory of the VM at its end (guest RAM held, the monitor's "
 		     "own, page tables); xmem: over the floor's\n");
+	if (json_is_object(json_object_get(doc, "snapshots")))
+		print_snapshots(json_object_get(doc, "snapshots"), out);
 }
 
 static void csv_number(FILE *f, json_t *v)

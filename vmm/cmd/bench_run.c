@@ -21,8 +21,7 @@
 #include "vmm/cmd/bench.h"
 #include "vmm/cmd/cli.h"
 
-#define BENCH_ARGS    48
-#define BENCH_OUT_MAX (1U << 20) /* bytes kept of a run's stdout or stderr */
+#define BENCH_ARGS 48
 
 static void append(char **argv, unsigned *argc, const char *s)
 {
@@ -116,14 +115,7 @@ static json_t *command_string(char **argv)
 	return json_string(line);
 }
 
-struct captured {
-	char *buf;
-	size_t len;
-	bool lost; /* output dropped: over BENCH_OUT_MAX, or no memory to keep it */
-};
-
-/* Read what @fd has into @c; output that cannot be kept is read and dropped. */
-static void capture(int fd, struct captured *c, bool *open)
+void bench__capture(int fd, struct bench_captured *c, bool *open)
 {
 	char chunk[4096], *bigger;
 	ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -148,26 +140,36 @@ static void capture(int fd, struct captured *c, bool *open)
 	c->buf[c->len] = '\0';
 }
 
+int bench__pipes(int out[2], int err[2])
+{
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(err, O_CLOEXEC) < 0) {
+		int e = errno;
+
+		close(out[0]);
+		close(out[1]);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Run @argv as a child with its stdout and stderr captured, for at most
  * @timeout_s. Returns its exit status (128+N when killed by signal N, 124
  * when the timeout ran out) or -errno when it could not be started.
  */
-static int spawn(const char *self, char **argv, unsigned timeout_s, struct captured *out,
-		 struct captured *err)
+static int spawn(const char *self, char **argv, unsigned timeout_s, struct bench_captured *out,
+		 struct bench_captured *err)
 {
 	int po[2], pe[2], status = 0;
 	struct timespec start, now;
-	bool o_open = true, e_open = true, killed = false;
+	bool o_open = true, e_open = true, killed = false, stopped = false;
 	pid_t pid;
 
-	if (pipe2(po, O_CLOEXEC) < 0)
+	if (bench__pipes(po, pe) < 0)
 		return -errno;
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		close(po[0]);
-		close(po[1]);
-		return -errno;
-	}
 	pid = fork();
 	if (pid == 0) {
 		dup2(po[1], 1);
@@ -184,9 +186,13 @@ static int spawn(const char *self, char **argv, unsigned timeout_s, struct captu
 
 		if (poll(fds, 2, 1000) > 0) {
 			if (fds[0].revents)
-				capture(po[0], out, &o_open);
+				bench__capture(po[0], out, &o_open);
 			if (fds[1].revents)
-				capture(pe[0], err, &e_open);
+				bench__capture(pe[0], err, &e_open);
+		}
+		if (!stopped && bench__stopping()) {
+			kill(pid, SIGTERM); /* the benchmark ends: this run is no result */
+			stopped = true;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (!killed && now.tv_sec - start.tv_sec >= (time_t)timeout_s) {
@@ -205,8 +211,7 @@ static int spawn(const char *self, char **argv, unsigned timeout_s, struct captu
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* The child's --stats=json: the last line of its stderr that is an object. */
-static json_t *stats_of(const char *err)
+json_t *bench__stats_of(const char *err)
 {
 	const char *line = NULL, *p = err;
 
@@ -283,7 +288,7 @@ static void failure_text(const char *err, int status, char *why, size_t len)
 /* One run of @job. Returns its result, or NULL with *status and @why set. */
 static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why, size_t len)
 {
-	struct captured out = {0}, err = {0};
+	struct bench_captured out = {0}, err = {0};
 	uint64_t start = mmu__now_ns();
 	struct bench_sample *s = malloc(sizeof(*s));
 	json_t *stats = NULL, *r = NULL;
@@ -302,7 +307,7 @@ static json_t *run_once(struct bench_run *b, char **argv, int *status, char *why
 		*status = FL_EXIT_INTERNAL;
 	} else if (bench__parse_guest(out.buf, s, why, len)) {
 		*status = FL_EXIT_GUEST;
-	} else if (!(stats = stats_of(err.buf))) {
+	} else if (!(stats = bench__stats_of(err.buf))) {
 		snprintf(why, len, "faultline run printed no --stats=json line");
 		*status = FL_EXIT_INTERNAL;
 	} else {
