@@ -68,7 +68,7 @@ t_perf_host_bad_usage() {
 	expect_err "scripts/perf-host: the runs on the performance host that issue 7's goals"
 	cmd scripts/perf-host "$T/ph" everything
 	expect_rc 2
-	expect_err "perf-host: unknown step: everything (probe, goals, sizes, scaling, zero or huge)"
+	expect_err "perf-host: unknown step: everything (probe, goals, sizes, scaling, zero, huge or serverless)"
 	cmd scripts/perf-host "$T/ph" probe 5m
 	expect_rc 2
 	expect_err "perf-host: SECONDS is not a number: 5m"

@@ -404,7 +404,7 @@ START_TEST(a_shared_file_is_mapped_and_never_written)
 	uint8_t *data = shm_file(), *want = malloc(64 * PAGE), *p;
 	struct toucher rd = {.first = 0, .count = 64, .expect = want};
 	struct toucher wr = {.first = 2, .count = 2, .write = true, .value = 0x77};
-	uint64_t i;
+	uint64_t i, dropped, kept;
 
 	ck_assert_ptr_nonnull(want);
 	memcpy(want, data, 64 * PAGE);
@@ -437,6 +437,16 @@ START_TEST(a_shared_file_is_mapped_and_never_written)
 	ck_assert_uint_ge(mmu__reclaim(&mmu, 64), 50);
 	ck_assert(page_bits__resident(&mmu.bits, 2) && page_bits__resident(&mmu.bits, 5) &&
 		  page_bits__resident(&mmu.bits, 40));
+	rd.bad = 0;
+	touch(&rd);
+	ck_assert_int_eq(rd.bad, 0);
+	shm_unchanged(data);
+	/* Pages the guest gives back (the balloon): its own copies go, the snapshot's come back. */
+	ck_assert_int_eq(mmu__allow_discard(&mmu), 0);
+	ck_assert_int_eq(mmu__discard(&mmu, 2 * PAGE, 2 * PAGE, &dropped, &kept), 0);
+	ck_assert_uint_eq(dropped, 2);
+	ck_assert_uint_eq(kept, 0);
+	memcpy(want + 2 * PAGE, data + 2 * PAGE, 2 * PAGE);
 	rd.bad = 0;
 	touch(&rd);
 	ck_assert_int_eq(rd.bad, 0);
