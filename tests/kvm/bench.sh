@@ -218,10 +218,10 @@ t_bench_patterns() {
 # less than 8 copies; --input renders both tables.
 t_bench_snapshots() {
 	# Its scratch directory on tmpfs (/dev/shm when it is one, else TMPDIR).
-	mkdir -p "$T/shm"
-	mount -t tmpfs tmpfs "$T/shm" || { problem "cannot mount a tmpfs on $T/shm"; return; }
-	TMPDIR=$T/shm cmd "$FL" bench --quick --modes restore,clones --json
-	umount "$T/shm"
+	mkdir -p "$T/bench-tmpfs"
+	mount -t tmpfs tmpfs "$T/bench-tmpfs" || { problem "cannot mount a tmpfs on $T/bench-tmpfs"; return; }
+	TMPDIR=$T/bench-tmpfs cmd "$FL" bench --quick --modes restore,clones --json
+	umount "$T/bench-tmpfs"
 	expect_rc 0
 	grep -q '"on_tmpfs": true' "$T/out" || problem "the snapshot was not on tmpfs"
 	cp "$T/out" "$T/snap.json"

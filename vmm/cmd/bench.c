@@ -662,18 +662,25 @@ static int measure_all(const struct bench_options *o, json_t **doc)
 	b.results = json_array();
 	catch_stop_signals();
 	for (i = 0; b.results && i < n && !bench_stop; i++) {
+		int before = b.first_failure;
 		json_t *r = bench__measure(&b, &jobs[i]);
 
-		/* a run the signal cut short is no result */
-		if (bench_stop && json_integer_value(json_object_get(r, "status")))
+		/* a run the signal cut short is no result, and no failure */
+		if (bench_stop && json_integer_value(json_object_get(r, "status"))) {
 			json_decref(r);
-		else
+			b.first_failure = before;
+		} else {
 			json_array_append_new(b.results, r);
+		}
 	}
 	if (!bench_stop && (listed_mode(o, "restore") || listed_mode(o, "clones"))) {
+		int before = b.first_failure;
+
 		bench__progress(&b, NULL);
 		snapshots = bench__measure_snapshots(&b, listed_mode(o, "restore"),
 						     listed_mode(o, "clones"));
+		if (bench_stop) /* what the signal cut short is no failure */
+			b.first_failure = before;
 	}
 	bench__progress(&b, NULL);
 	if (bench_stop) {
