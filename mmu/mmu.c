@@ -725,6 +725,16 @@ void mmu__report(struct fault_ctx *ctx, fault_t r, uint64_t elapsed_ns)
 		mmu->ops.fault_failed(mmu->ops.owner, ctx, r, why);
 }
 
+/* Once per fault, not per attempt: is it on a page reclaim keeps taking back? */
+static bool fault_thrashes(struct fault_ctx *ctx)
+{
+	struct mmu *mmu = ctx->mmu;
+	uint64_t pi = (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE;
+
+	return mmu->cfg.handler == MMU_HANDLER_FAULTLINE && ctx->source != FAULT_SRC_SIGBUS &&
+	       !page_resident(mmu, pi) && mmu__thrashing(mmu, pi);
+}
+
 /* The attempts of one fault, RETRY and FALLBACK within the bounds. */
 static fault_t mmu_fault_attempts(struct fault_ctx *ctx)
 {
@@ -733,11 +743,7 @@ static fault_t mmu_fault_attempts(struct fault_ctx *ctx)
 	fault_t r;
 
 	mmu__count_source(mmu, ctx->source);
-	/* Once per fault, not per attempt: a page reclaim keeps taking back? */
-	ctx->thrash = mmu->cfg.handler == MMU_HANDLER_FAULTLINE &&
-		      ctx->source != FAULT_SRC_SIGBUS &&
-		      !page_resident(mmu, (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE) &&
-		      mmu__thrashing(mmu, (uint64_t)(ctx->hva - mmu->ram.host) / MMU_PAGE_SIZE);
+	ctx->thrash = fault_thrashes(ctx);
 	for (;;) {
 		r = ctx->thrash ? FAULT_OOM : mmu_fault_once(ctx);
 		if (r & FAULT_FALLBACK) {

@@ -292,9 +292,14 @@ static uint64_t mmu_reclaim_budget_run(struct mmu *mmu, uint64_t first, uint64_t
 	uint64_t got = mmu_reclaim_run(mmu, first, n), i;
 	uint32_t now;
 
-	for (i = 0; mmu->evicted_at && i < got; i++) {
-		now = __atomic_add_fetch(&mmu->reclaim_clock, 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&mmu->evicted_at[first + i], now ? now : 1, __ATOMIC_RELAXED);
+	if (!mmu->evicted_at || !got)
+		return got;
+	/* reclaim_lock held: the clock moves here only; readers load it */
+	now = __atomic_add_fetch(&mmu->reclaim_clock, (uint32_t)got, __ATOMIC_RELAXED);
+	for (i = 0; i < got; i++) {
+		uint32_t at = now - (uint32_t)(got - 1 - i);
+
+		__atomic_store_n(&mmu->evicted_at[first + i], at ? at : 1, __ATOMIC_RELAXED);
 	}
 	return got;
 }

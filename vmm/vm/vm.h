@@ -480,6 +480,10 @@ int vm__save_devices(struct vm *vm, struct blob *b) __attribute__((warn_unused_r
  * the length goes.
  */
 size_t vm__save_present(struct blob *b, const char *section, bool present);
+/* A device that holds no state: an empty section @section (version 1), and back. */
+void vm__save_empty(struct blob *b, const char *section);
+int vm__restore_empty(struct blob_reader *r, const char *section)
+	__attribute__((warn_unused_result));
 /*
  * Enter such a section into @sub and read whether the snapshot's VM had the
  * device (*@had). One that differs from @present is refused, as "NAME: the

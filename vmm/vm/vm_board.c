@@ -74,6 +74,21 @@ size_t vm__save_present(struct blob *b, const char *section, bool present)
 	return at;
 }
 
+void vm__save_empty(struct blob *b, const char *section)
+{
+	blob__section_end(b, blob__section(b, section, 1));
+}
+
+int vm__restore_empty(struct blob_reader *r, const char *section)
+{
+	struct blob_reader sub;
+	uint16_t version;
+
+	if (blob__enter(r, section, 1, &version, &sub))
+		return -EINVAL;
+	return blob_reader__done(&sub) ? blob__fail(r, "%s: %s", section, sub.why) : 0;
+}
+
 int vm__restore_present(struct blob_reader *r, const char *section, const char *name,
 			const char *has, const char *has_not, bool present, struct blob_reader *sub,
 			bool *had)

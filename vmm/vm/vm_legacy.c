@@ -117,19 +117,14 @@ static void vm_exit_dev_describe(const struct vm *vm, struct vm_guest_desc *d)
 static int vm_exit_dev_save(struct vm *vm, struct blob *b)
 {
 	(void)vm;
-	blob__section_end(b, blob__section(b, "exit", 1));
+	vm__save_empty(b, "exit");
 	return 0;
 }
 
 static int vm_exit_dev_restore(struct vm *vm, struct blob_reader *r)
 {
-	struct blob_reader sub;
-	uint16_t version;
-
 	(void)vm;
-	if (blob__enter(r, "exit", 1, &version, &sub))
-		return -EINVAL;
-	return blob_reader__done(&sub) ? blob__fail(r, "exit: %s", sub.why) : 0;
+	return vm__restore_empty(r, "exit");
 }
 
 const struct vm_device_ops vm_exit_dev = {
@@ -349,19 +344,14 @@ static void vm_clone_id_stats_json(const struct vm *vm, json_t *root, json_t *de
 static int vm_clone_id_save(struct vm *vm, struct blob *b)
 {
 	(void)vm;
-	blob__section_end(b, blob__section(b, "clone", 1));
+	vm__save_empty(b, "clone");
 	return 0;
 }
 
 static int vm_clone_id_restore(struct vm *vm, struct blob_reader *r)
 {
-	struct blob_reader sub;
-	uint16_t version;
-
 	(void)vm;
-	if (blob__enter(r, "clone", 1, &version, &sub))
-		return -EINVAL;
-	return blob_reader__done(&sub) ? blob__fail(r, "clone: %s", sub.why) : 0;
+	return vm__restore_empty(r, "clone");
 }
 
 const struct vm_device_ops vm_clone_id_dev = {
