@@ -156,7 +156,7 @@ static int crash(const struct guest *g, uint32_t cpu)
  */
 static int badio(const struct guest *g, uint32_t cpu)
 {
-	uint64_t addr, port, count, i, v = 0;
+	uint64_t addr, port, count, wr, i, v = 0;
 	int pio;
 
 	if (cpu != 0)
@@ -164,8 +164,20 @@ static int badio(const struct guest *g, uint32_t cpu)
 	if (guest_choice(g, "kind", "mmio", "pio", &pio) ||
 	    guest_arg_u64(g, "addr", 0xd0000000, &addr) ||
 	    guest_arg_u64(g, "port", 0xdead, &port) || port > 0xffff ||
-	    guest_arg_u64(g, "count", 1, &count))
+	    guest_arg_u64(g, "count", 1, &count) || guest_arg_u64(g, "write", ~0UL, &wr) ||
+	    (wr != ~0UL && wr > (pio ? 0xffUL : 0xffffffffUL)))
 		return GUEST_EXIT_ARGS;
+	if (wr != ~0UL) { /* write=V: writes, which the monitor drops or a device refuses */
+		gprintf("badio: writing 0x%lx to %s 0x%lx %lu times\n", wr, pio ? "port" : "GPA",
+			pio ? port : addr, count);
+		for (i = 0; i < count; i++)
+			if (pio)
+				outb((uint16_t)port, (uint8_t)wr);
+			else
+				*(volatile uint32_t *)addr = (uint32_t)wr;
+		gprintf("badio: wrote %lu times\n", count);
+		return GUEST_EXIT_OK;
+	}
 	gprintf("badio: reading %s 0x%lx %lu times\n", pio ? "port" : "GPA", pio ? port : addr,
 		count);
 	for (i = 0; i < count; i++)
@@ -174,7 +186,6 @@ static int badio(const struct guest *g, uint32_t cpu)
 	return v == (pio ? 0xffUL : 0xffffffffUL) ? GUEST_EXIT_OK : GUEST_EXIT_VERIFY;
 }
 
-/* exit: status=N, written to the exit device as is (the monitor checks the range). */
 /*
  * exit: status=N cpu=C (0) touch=0|1 (0): vCPU C writes N to the exit
  * device. With touch=1 every other vCPU first touches a fresh page of its

@@ -6,11 +6,14 @@
 static int clone_id_read(void *opaque, uint64_t offset, void *data, unsigned len)
 {
 	const struct clone_id *c = opaque;
-	uint32_t v = offset == 0 ? c->number : 0;
+	uint64_t v = offset < 4 ? (uint64_t)c->number >> (8 * offset) : 0;
+	uint8_t *out = data;
+	unsigned i;
 
 	if (len != 1 && len != 2 && len != 4)
 		return -EINVAL;
-	memcpy(data, &v, len);
+	for (i = 0; i < len; i++) /* little-endian, whatever the host's order */
+		out[i] = (uint8_t)(v >> (8 * i));
 	return 0;
 }
 

@@ -2,7 +2,8 @@
  * The clone number: four ports from which the guest reads which clone of
  * a snapshot it is (faultline run --clone, by default the monitor's PID on
  * a restore, 0 on a boot), as a little-endian 32-bit number. A read of 1,
- * 2 or 4 bytes at offset 0 gets its low bytes; other offsets read 0.
+ * 2 or 4 bytes at offset K gets the number's bytes from byte K on (0
+ * past its fourth), so a byte at a time (Linux's /dev/port) reads it too.
  * Writes are refused. The number is not part of a snapshot: each restore
  * sets its own.
  */

@@ -155,6 +155,24 @@ t_unclaimed_pio() {
 	expect_stat pio 1
 }
 
+# A write no device claims is dropped and counted; one to the clone
+# number's read-only port stops the VM as the guest's error.
+t_guest_writes_ports() {
+	guest --guest-arg workload=badio --guest-arg kind=pio --guest-arg port=0x2f8 \
+		--guest-arg write=0x41 --guest-arg count=3 --stats=json
+	expect_rc 0
+	expect_out "badio: writing 0x41 to port 0x2f8 3 times"
+	expect_out "badio: wrote 3 times"
+	expect_err_first "faultline: unclaimed port I/O write: no device at port 0x2f8, 1 bytes; the write is dropped (vCPU 0, RIP 0x*)"
+	expect_stat pio 3
+	guest --guest-arg workload=badio --guest-arg kind=pio --guest-arg port=0x515 \
+		--guest-arg write=7 --clone 9
+	expect_rc 73
+	expect_out "badio: writing 0x7 to port 0x515 1 times"
+	! grep -q "^badio: wrote" "$T/out" || problem "the write to the clone port went on"
+	expect_err_first "faultline: port I/O write rejected by device clone: Invalid argument (port 0x515, 1 bytes) (vCPU 0, RIP 0x*)"
+}
+
 # Rate-limited: 8 reports, the last saying so; the counter has them all.
 t_unclaimed_rate_limited() {
 	guest --guest-arg workload=badio --guest-arg count=50 --stats=json

@@ -131,6 +131,12 @@ START_TEST(clone_device)
 	ck_assert_int_eq(clone_id_ops.read(&c, 0, &b, 1), 0);
 	ck_assert_uint_eq(b, 0xd4);
 	ck_assert_int_eq(clone_id_ops.read(&c, 2, &v, 4), 0);
+	ck_assert_uint_eq(v, 0xa1b2);
+	ck_assert_int_eq(clone_id_ops.read(&c, 3, &b, 1), 0);
+	ck_assert_uint_eq(b, 0xa1);
+	ck_assert_int_eq(clone_id_ops.read(&c, 1, &w, 2), 0);
+	ck_assert_uint_eq(w, 0xb2c3);
+	ck_assert_int_eq(clone_id_ops.read(&c, 4, &v, 4), 0);
 	ck_assert_uint_eq(v, 0);
 	ck_assert_int_eq(clone_id_ops.read(&c, 0, &v, 3), -EINVAL);
 	ck_assert_int_eq(clone_id_ops.write(&c, 0, &v, 4), -EINVAL);
