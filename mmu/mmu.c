@@ -218,22 +218,38 @@ int mmu__writes_reset_locked(struct mmu *mmu)
 static pthread_key_t bounce_key;
 static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
 
+#define BOUNCE_SIZE (MMU_FAULT_AROUND_MAX * MMU_PAGE_SIZE)
+_Static_assert(BOUNCE_SIZE <= MMU_HUGE_SIZE, "zero_src covers an install of a whole window");
+
+static void bounce_free(void *b)
+{
+	munmap(b, BOUNCE_SIZE);
+}
+
 static void bounce_key_init(void)
 {
-	if (pthread_key_create(&bounce_key, free))
+	if (pthread_key_create(&bounce_key, bounce_free))
 		abort(); /* only when the process is out of keys: a bug of ours */
 }
 
+/*
+ * Mapped without transparent huge pages: a window of a few pages holds a
+ * few pages, not 2 MiB, in each of many clones' handler threads.
+ */
 static uint8_t *bounce_buffer(void)
 {
-	uint8_t *b;
+	void *b;
 
 	pthread_once(&bounce_once, bounce_key_init);
 	b = pthread_getspecific(bounce_key);
 	if (!b) {
-		b = aligned_alloc(MMU_PAGE_SIZE, MMU_FAULT_AROUND_MAX * MMU_PAGE_SIZE);
-		if (b && pthread_setspecific(bounce_key, b)) {
-			free(b);
+		b = mmap(NULL, BOUNCE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			 0);
+		if (b == MAP_FAILED)
+			return NULL;
+		madvise(b, BOUNCE_SIZE, MADV_NOHUGEPAGE); /* a hint: without THP it fails */
+		if (pthread_setspecific(bounce_key, b)) {
+			bounce_free(b);
 			b = NULL;
 		}
 	}
@@ -283,15 +299,19 @@ static int64_t install_copy(struct mmu *mmu, const struct fault_ctx *ctx, uint8_
 /*
  * A shared backing file (mmu.shared): map its page-cache pages with
  * UFFDIO_CONTINUE, write-protected unless FAULT_FLAG_DIRTY; a write is
- * then the kernel's copy-on-write into this process. Runs of the file's
- * holes, which CONTINUE refuses (EFAULT), are copied from zeros (@zeros,
- * @n pages of them). Returns bytes installed or -errno.
+ * then the kernel's copy-on-write into this process. A hole of the file
+ * (CONTINUE refuses it: EFAULT) would be a private page of zeros in each
+ * clone, so the window ends at one: a hole after the faulting page @pi
+ * ends it there, and the faulting page itself, when a hole, is the one
+ * page copied from zero_src. Returns bytes installed from @first (a
+ * prefix, which covers @pi unless holes come before it), -ENODATA when a
+ * hole at @first comes before @pi (the page is served alone), or -errno.
  */
 static int64_t install_shared(struct mmu *mmu, const struct fault_ctx *ctx, uint64_t first,
-			      uint64_t n, uint8_t *zeros)
+			      uint64_t n, uint64_t pi)
 {
 	uint64_t wp_mode = ctx->flags & FAULT_FLAG_DIRTY ? 0 : UFFDIO_CONTINUE_MODE_WP;
-	uint64_t done = 0, k;
+	uint64_t done = 0, h;
 	int err;
 
 	while (done < n) {
@@ -300,6 +320,11 @@ static int64_t install_shared(struct mmu *mmu, const struct fault_ctx *ctx, uint
 								 (first + done) * MMU_PAGE_SIZE),
 				  .len = (n - done) * MMU_PAGE_SIZE},
 			.mode = wp_mode,
+		};
+		struct uffdio_copy z = {
+			.src = (uint64_t)(uintptr_t)mmu->zero_src,
+			.len = MMU_PAGE_SIZE,
+			.mode = wp_mode ? UFFDIO_COPY_MODE_WP : 0,
 		};
 		off_t data;
 
@@ -312,32 +337,17 @@ static int64_t install_shared(struct mmu *mmu, const struct fault_ctx *ctx, uint
 			done += (uint64_t)c.mapped / MMU_PAGE_SIZE;
 		if (err != EFAULT || done >= n)
 			return done ? (int64_t)(done * MMU_PAGE_SIZE) : -err;
-		/* A hole at first + done: zeros up to the file's next data, in the window. */
-		data = lseek(mmu->backing_fd, (off_t)((first + done) * MMU_PAGE_SIZE), SEEK_DATA);
-		k = data < 0 ? n - done : (uint64_t)data / MMU_PAGE_SIZE - (first + done);
-		if (k == 0)
+		h = first + done; /* a hole, unless the file has data there after all */
+		if (h != pi)
+			return done ? (int64_t)(done * MMU_PAGE_SIZE) : h < pi ? -ENODATA : -EFAULT;
+		data = lseek(mmu->backing_fd, (off_t)(h * MMU_PAGE_SIZE), SEEK_DATA);
+		if (data >= 0 && (uint64_t)data / MMU_PAGE_SIZE == h)
 			return done ? (int64_t)(done * MMU_PAGE_SIZE) : -EFAULT;
-		if (k > n - done)
-			k = n - done;
-		memset(zeros, 0, k * MMU_PAGE_SIZE);
-		{
-			struct uffdio_copy z = {
-				.src = (uint64_t)(uintptr_t)zeros,
-				.len = k * MMU_PAGE_SIZE,
-				.mode = wp_mode ? UFFDIO_COPY_MODE_WP : 0,
-			};
-
-			z.dst = (uint64_t)(uintptr_t)(mmu->ram.host +
-						      (first + done) * MMU_PAGE_SIZE);
-			MMU_STAT_INC(&mmu->stats, uffdio_copy);
-			if (ioctl(mmu->uffd, UFFDIO_COPY, &z) < 0) {
-				err = errno;
-				if (z.copy > 0)
-					done += (uint64_t)z.copy / MMU_PAGE_SIZE;
-				return done ? (int64_t)(done * MMU_PAGE_SIZE) : -err;
-			}
-		}
-		done += k;
+		z.dst = (uint64_t)(uintptr_t)(mmu->ram.host + h * MMU_PAGE_SIZE);
+		MMU_STAT_INC(&mmu->stats, uffdio_copy);
+		if (ioctl(mmu->uffd, UFFDIO_COPY, &z) < 0)
+			return done ? (int64_t)(done * MMU_PAGE_SIZE) : -errno;
+		done++;
 	}
 	return (int64_t)(done * MMU_PAGE_SIZE);
 }
@@ -518,11 +528,12 @@ static int64_t mmu_install(struct fault_ctx *ctx, uint64_t first, uint64_t n, ui
 	int err;
 
 	if (mmu->cfg.huge) /* no UFFDIO_ZEROPAGE on hugetlbfs, and no backing file */
-		return install_copy(mmu, ctx, dst, mmu->huge_zero, n * MMU_PAGE_SIZE);
+		return install_copy(mmu, ctx, dst, mmu->zero_src, n * MMU_PAGE_SIZE);
 	if (!mmu->wp && (mmu->backing_fd < 0 || first * MMU_PAGE_SIZE >= mmu->backing_size))
 		return install_zero(mmu, ctx, dst, n * MMU_PAGE_SIZE);
-	buf = bounce_buffer();
-	if (!buf)
+	buf = mmu->shared ? NULL
+			  : bounce_buffer(); /* a shared file's pages are mapped, not copied */
+	if (!mmu->shared && !buf)
 		return -ENOMEM;
 	err = mmu->shared ? 0 : backing_fill(mmu, ctx, buf, first, n);
 	if (err) {
@@ -537,7 +548,8 @@ static int64_t mmu_install(struct fault_ctx *ctx, uint64_t first, uint64_t n, ui
 	 */
 	if (mmu->dedup)
 		pthread_mutex_lock(&mmu->reclaim_lock);
-	mmu_fill_zeroed(mmu, buf, first, n);
+	if (buf)
+		mmu_fill_zeroed(mmu, buf, first, n);
 	/* A write fault dirties its page before anyone can see it clean. */
 	if (mmu->wp && (ctx->access == FAULT_WRITE || ctx->source == FAULT_SRC_MONITOR))
 		bit_set(mmu->bits.dirty, pi);
@@ -550,7 +562,7 @@ static int64_t mmu_install(struct fault_ctx *ctx, uint64_t first, uint64_t n, ui
 		if (mmu->cfg.track_writes)
 			bit_set(mmu->bits.written, first + i);
 	}
-	ret = mmu->shared ? install_shared(mmu, ctx, first, n, buf)
+	ret = mmu->shared ? install_shared(mmu, ctx, first, n, pi)
 			  : install_copy(mmu, ctx, dst, buf, n * MMU_PAGE_SIZE);
 	if (ret > 0)
 		mmu_forget_zeroed(mmu, first, (uint64_t)ret / MMU_PAGE_SIZE);
@@ -634,12 +646,15 @@ static fault_t mmu_fault_once(struct fault_ctx *ctx)
 	__atomic_sub_fetch(&mmu->charging, n, __ATOMIC_RELEASE);
 	MMU_STAT_ADD(&mmu->stats, pages_installed, done);
 	mmu__prefetch_window(mmu, first, done);
-	if (done == n) {
-		MMU_STAT_ADD(&mmu->stats, pages_around, n - 1);
+	/* A shared file's window ends at a hole (install_shared): done when it has the page. */
+	if (done == n || (mmu->shared && pi >= first && pi < first + done)) {
+		MMU_STAT_ADD(&mmu->stats, pages_around, done - 1);
 		ctx->win_first = first;
-		ctx->win_pages = n;
+		ctx->win_pages = done;
 		return FAULT_DONE;
 	}
+	if (ret == -ENODATA && n > 1)
+		return FAULT_FALLBACK; /* holes before the page: it alone */
 	if (ret == -EEXIST || done)
 		MMU_STAT_INC(&mmu->stats, uffdio_eexist);
 	/* A partial window: fall back to the faulting page alone (a huge page: once). */

@@ -156,7 +156,8 @@ struct mmu {
 	struct guest_ram ram; /* layout; ram.host is the guest view */
 	struct gpa_map map;   /* the guest-physical map: RAM banks, then devices' regions */
 	uint8_t *alias;	      /* the monitor's view of the same pages */
-	uint8_t *huge_zero;   /* cfg.huge: a huge page of zeros, UFFDIO_COPY's source */
+	uint8_t *
+		zero_src; /* cfg.huge, shared: 2 MiB of zeros never written, UFFDIO_COPY's source */
 	int memfd;
 	int uffd;
 	int backing_fd;

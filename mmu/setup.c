@@ -107,6 +107,11 @@ static int mmu_init_shared(struct mmu *mmu)
 		return mmu_fail("mmap of the shared memory file", errno);
 	mmu->ram.host = mmu->alias = p;
 	mmu->shared = true;
+	/* The file's holes are copied from it: reads map the zero page, nothing is held. */
+	p = mmap(NULL, MMU_HUGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return mmu_fail("mmap of 2 MiB of zeros", errno);
+	mmu->zero_src = p;
 	if (page_bits__init(&mmu->bits, mmu->nr_pages))
 		return mmu_fail("allocation of the page bitmaps", ENOMEM);
 	return 0;
@@ -157,7 +162,7 @@ static int mmu_init_memory(struct mmu *mmu)
 		p = mmap(NULL, MMU_HUGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED)
 			return mmu_fail("mmap of a huge page of zeros", errno);
-		mmu->huge_zero = p;
+		mmu->zero_src = p;
 	}
 	p = mmu_map(mmu, "mmap.alias", false);
 	if (p == MAP_FAILED)
@@ -198,7 +203,7 @@ int mmu__uffd_init(struct mmu *mmu)
 		.range = {.start = (uint64_t)(uintptr_t)mmu->ram.host, .len = mmu->ram.size},
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
-	/* hugetlbfs has no UFFDIO_ZEROPAGE: huge pages are copied from huge_zero */
+	/* hugetlbfs has no UFFDIO_ZEROPAGE: huge pages are copied from zero_src */
 	uint64_t need = 1ULL << _UFFDIO_COPY | (mmu->cfg.huge ? 0 : 1ULL << _UFFDIO_ZEROPAGE);
 	int err = inject__check("userfaultfd");
 
@@ -393,9 +398,9 @@ void mmu__exit(struct mmu *mmu)
 	free(mmu->holds);
 	free(mmu->evicted_at);
 	mmu->evicted_at = NULL;
-	if (mmu->huge_zero)
-		munmap(mmu->huge_zero, MMU_HUGE_SIZE);
-	mmu->huge_zero = NULL;
+	if (mmu->zero_src)
+		munmap(mmu->zero_src, MMU_HUGE_SIZE);
+	mmu->zero_src = NULL;
 	if (mmu->uffd >= 0)
 		close(mmu->uffd);
 	if (mmu->memfd >= 0)

@@ -472,12 +472,81 @@ START_TEST(a_shared_file_is_mapped_and_never_written)
 }
 END_TEST
 
+/*
+ * A hole of a shared file would be a private page of zeros in each clone:
+ * the window ends at one, and only a faulting page in a hole is copied.
+ * The file: data in pages 0-7 and 20-31, holes in 8-19 and 32-63.
+ */
+START_TEST(a_shared_file_s_holes_are_not_faulted_around)
+{
+	static const struct {
+		uint64_t page, installed; /* touched; pages it installs */
+	} steps[] = {
+		{4, 8},	 /* data up to the hole at 8 */
+		{24, 1}, /* a hole at the window's start, 16: the page alone */
+		{40, 1}, /* a hole: the page alone */
+		{32, 1}, /* a hole at the window's start: it alone, the window ends at 33 */
+		{20, 1}, /* data after a hole in its window (16-23): the page alone */
+		{28, 7}, /* data 25-31, between resident pages */
+	};
+	uint8_t *data = shm_file(), *want = malloc(64 * PAGE);
+	struct toucher rd = {.first = 0, .count = 64, .expect = want};
+	uint64_t i, before;
+	size_t k;
+	int fd;
+
+	ck_assert_ptr_nonnull(want);
+	memset(data + 8 * PAGE, 0, 12 * PAGE);
+	memcpy(want, data, 64 * PAGE);
+	fd = open(shm_path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(
+		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8 * PAGE, 12 * PAGE), 0);
+	close(fd);
+	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = shm_path, .around = 16, .share = true});
+	if (!mmu.shared) { /* a kernel without MINOR faults on shared memory */
+		mmu_teardown();
+		free(data);
+		free(want);
+		unlink(shm_path);
+		return;
+	}
+	mmu.cfg.nr_handlers = 1;
+	ck_assert_int_eq(mmu__start(&mmu), 0);
+	for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		struct toucher one = {.first = steps[k].page, .count = 1, .expect = want};
+
+		before = STAT(pages_installed);
+		touch(&one);
+		ck_assert_int_eq(one.bad, 0);
+		ck_assert_msg(STAT(pages_installed) - before == steps[k].installed,
+			      "page %llu installed %llu pages, expected %llu",
+			      (unsigned long long)steps[k].page,
+			      (unsigned long long)(STAT(pages_installed) - before),
+			      (unsigned long long)steps[k].installed);
+	}
+	for (i = 0; i < 64; i++)
+		ck_assert_msg(page_bits__resident(&mmu.bits, i) ==
+				      (i < 8 || i == 20 || (i >= 24 && i <= 32) || i == 40),
+			      "page %llu", (unsigned long long)i);
+	touch(&rd); /* every page reads what the file holds, a hole as zeros */
+	ck_assert_int_eq(rd.bad, 0);
+	shm_unchanged(data);
+	ck_assert_uint_eq(STAT(result_sigbus), 0);
+	mmu_teardown();
+	unlink(shm_path);
+	free(want);
+	free(data);
+}
+END_TEST
+
 void mmu_prefetch_tcases(Suite *s)
 {
 	TCase *tc = tcase_create("working-set");
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, recording_keeps_the_order_of_installs);
+	tcase_add_test(tc, a_shared_file_s_holes_are_not_faulted_around);
 	tcase_add_test(tc, recording_holds_the_window_faulting_page_first);
 	tcase_add_test(tc, recording_stops_when_full_and_says_so);
 	tcase_add_test(tc, a_plan_is_runs_largest_first_in_windows);
