@@ -379,17 +379,19 @@ START_TEST(snapshot_table)
 
 	json_object_set_new(
 		doc, "snapshots",
-		json_pack("{s:{s:s},s:{s:i,s:i,s:b,s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f}}", "restore",
-			  "error", "the restore: faultline: bad snapshot", "clones", "clones", 8,
-			  "pages", 1024, "on_tmpfs", 1, "pss_kib_one", (json_int_t)5000,
-			  "pss_kib_shared", (json_int_t)12000, "pss_kib_private", (json_int_t)48000,
-			  "start_ms_one", 10.0, "start_ms_shared", 40.0, "start_ms_private", 80.0,
-			  "kib_per_clone", 1000.0, "ratio_private", 0.25));
+		json_pack("{s:{s:s},s:{s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f}}",
+			  "restore", "error", "the restore: faultline: bad snapshot", "clones",
+			  "guest", "Linux (--linux configs/default.json)", "clones", 8, "pages",
+			  1024, "on_tmpfs", 1, "pss_kib_one", (json_int_t)5000, "pss_kib_shared",
+			  (json_int_t)12000, "pss_kib_private", (json_int_t)48000, "start_ms_one",
+			  10.0, "start_ms_shared", 40.0, "start_ms_private", 80.0, "kib_per_clone",
+			  1000.0, "ratio_private", 0.25));
 	ck_assert_ptr_nonnull(f);
 	bench__print_table(doc, f);
 	fclose(f);
 	ck_assert_ptr_nonnull(strstr(text, "restore: the restore: faultline: bad snapshot\n"));
-	ck_assert_ptr_nonnull(strstr(text, "clones: 8 at once of one snapshot: PSS 12000 KiB in "
+	ck_assert_ptr_nonnull(strstr(text, "clones: 8 at once of one snapshot of Linux (--linux "
+					   "configs/default.json): PSS 12000 KiB in "
 					   "all (1000 KiB more per clone than one alone, 5000 "
 					   "KiB), 0.250x of 8 copies' 48000 KiB; all answered in "
 					   "40.0 ms (copies 80.0 ms, one 10.0 ms)\n"));
@@ -509,6 +511,34 @@ START_TEST(options)
 	ck_assert_log(log_buf, "faultline: invalid option value: expected a number "
 			       "2..64 (--clones: 65)\n");
 	ck_assert_int_eq(parse(&o, "--modes", "restore,clones"), 0);
+	ck_assert_ptr_null(o.linux_config);
+	{
+		char *lx[] = {(char *)"bench", (char *)"--linux", (char *)"configs/default.json",
+			      (char *)"--modes", (char *)"clones"};
+		char *lx_restore[] = {(char *)"bench", (char *)"--modes", (char *)"restore,clones",
+				      (char *)"--linux", (char *)"configs/default.json"};
+		char *lx_missing[] = {(char *)"bench", (char *)"--modes", (char *)"clones",
+				      (char *)"--linux", (char *)"/nonexistent/vm.json"};
+
+		ck_assert_int_eq(bench__parse(5, lx, &o), 0);
+		ck_assert_str_eq(o.linux_config, "configs/default.json");
+		log__capture(log_buf, sizeof(log_buf));
+		ck_assert_int_eq(bench__parse(3, lx, &o), -EINVAL);
+		ck_assert_log(log_buf,
+			      "faultline: usage: --linux is for the clones mode alone (the "
+			      "other modes time the test guest); give --modes clones "
+			      "(--modes not given)\n");
+		log__capture(log_buf, sizeof(log_buf));
+		ck_assert_int_eq(bench__parse(5, lx_restore, &o), -EINVAL);
+		ck_assert_log(log_buf,
+			      "faultline: usage: --linux is for the clones mode alone (the "
+			      "other modes time the test guest); give --modes clones "
+			      "(--modes restore,clones)\n");
+		log__capture(log_buf, sizeof(log_buf));
+		ck_assert_int_eq(bench__parse(5, lx_missing, &o), -EINVAL);
+		ck_assert_log(log_buf, "faultline: usage: cannot read the --linux config: No such "
+				       "file or directory (/nonexistent/vm.json)\n");
+	}
 	ck_assert_int_eq(parse(&o, "extra", NULL), -EINVAL);
 	ck_assert_log(log_buf, "faultline: usage: unexpected argument (extra); see 'faultline "
 			       "bench --help'\n");

@@ -58,6 +58,9 @@
 	X("timeout", 't', 1, "S", "seconds one run may take (default 300)")                        \
 	X("clones", 'N', 1, "N",                                                                   \
 	  "restores at once of the clones mode (default 50, --quick 8; 2..64)")                    \
+	X("linux", 'L', 1, "CONFIG",                                                               \
+	  "the clones mode's guest: Linux from this VM config (configs/default.json) instead of "  \
+	  "the test guest; with --modes clones only")                                              \
 	X("help", 'h', 0, "", "show this help")
 
 static const struct option bench_long_options[] = {
@@ -178,8 +181,8 @@ void bench__usage(FILE *out)
 	fprintf(out, "Other modes (faultline's defaults, 1 vCPU):\n");
 	for (i = 0; i < sizeof(extra_modes) / sizeof(extra_modes[0]); i++)
 		fprintf(out, "  %-10s  %s\n", extra_modes[i][0], extra_modes[i][1]);
-	fprintf(out, "Snapshot modes (the test guest's serve workload; only when --modes names "
-		     "them):\n");
+	fprintf(out, "Snapshot modes (the test guest's serve workload, or --linux; only when "
+		     "--modes names\nthem):\n");
 	for (i = 0; i < sizeof(snapshot_modes) / sizeof(snapshot_modes[0]); i++)
 		fprintf(out, "  %-10s  %s\n", snapshot_modes[i][0], snapshot_modes[i][1]);
 	fprintf(out, "\nExit status: 0 when every run succeeded; 64 bad options; 65 an --input "
@@ -306,6 +309,7 @@ static int parse_option(int c, const char *arg, struct bench_options *o, bool *p
 	case 'P': o->plot_dir = arg; return 0;
 	case 'i': o->input = arg; return 0;
 	case 'k': o->kernel = arg; return 0;
+	case 'L': o->linux_config = arg; return 0;
 	case 'M': o->modes = arg; return check_list("modes", "mode", arg, mode_known);
 	case 'p': o->patterns = arg; return check_list("patterns", "pattern", arg, pattern_known);
 	case 'c': return parse_vcpu_list(arg, o);
@@ -372,6 +376,17 @@ int bench__parse(int argc, char **argv, struct bench_options *o)
 	if (optind < argc) {
 		pr_err("usage: unexpected argument (%s); see 'faultline bench --help'",
 		       argv[optind]);
+		return -EINVAL;
+	}
+	if (o->linux_config && (!o->modes || strcmp(o->modes, "clones"))) {
+		pr_err("usage: --linux is for the clones mode alone (the other modes time the test "
+		       "guest); give --modes clones (--modes %s)",
+		       o->modes ? o->modes : "not given");
+		return -EINVAL;
+	}
+	if (o->linux_config && access(o->linux_config, R_OK) < 0) {
+		pr_err("usage: cannot read the --linux config: %s (%s)", strerror(errno),
+		       o->linux_config);
 		return -EINVAL;
 	}
 	if (!pages_set)

@@ -40,8 +40,9 @@ struct bench_options {
 	unsigned vcpus[BENCH_MAX_VCPU_COUNTS];
 	unsigned nr_vcpus;
 	unsigned repeat;
-	unsigned timeout_s; /* per run */
-	unsigned clones;    /* --clones; 0: the default */
+	unsigned timeout_s;	  /* per run */
+	unsigned clones;	  /* --clones; 0: the default */
+	const char *linux_config; /* --linux: the clones mode's guest; NULL: the test guest */
 };
 
 /*

@@ -455,10 +455,13 @@ static void print_snapshots(json_t *snaps, FILE *out)
 		fprintf(out, "clones: %s\n", str_of(clones, "error"));
 	else if (clones)
 		fprintf(out,
-			"\nclones: %lld at once of one snapshot%s: PSS %.0f KiB in all (%.0f KiB "
+			"\nclones: %lld at once of one snapshot%s%s%s: PSS %.0f KiB in all (%.0f "
+			"KiB "
 			"more per clone than one alone, %.0f KiB), %.3fx of %lld copies' %.0f KiB; "
 			"all answered in %.1f ms (copies %.1f ms, one %.1f ms)\n",
 			(long long)json_integer_value(json_object_get(clones, "clones")),
+			json_is_string(json_object_get(clones, "guest")) ? " of " : "",
+			str_of(clones, "guest"),
 			json_is_true(json_object_get(clones, "on_tmpfs"))
 				? ""
 				: " (not on tmpfs: copied)",

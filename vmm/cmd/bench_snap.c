@@ -13,6 +13,11 @@
  * (SIGSTOP: idle, their memory kept), against N --private-memory restores
  * and against one restore alone, and the time from starting N clones to
  * their last first answer.
+ *
+ * With --linux CONFIG the clones are of Linux: booted from CONFIG with a
+ * shell loop as its command (BENCH_LINUX_SERVE) and snapshotted reading
+ * its console; a line on a clone's stdin is the request, and it answers
+ * twice with the clone number it reads from port 0x514.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,10 +40,21 @@
 
 #define TMPFS_MAGIC 0x01021994
 
+/*
+ * The Linux guest's serve loop (guest/linux/init runs faultline.run):
+ * under 32 words, or the kernel panics on too many init arguments. 1300
+ * is port 0x514, read a byte at a time.
+ */
+#define BENCH_LINUX_SERVE                                                                          \
+	"console=ttyS0 quiet faultline.run='echo serve: ready;while read -r l;do n=$(dd "          \
+	"if=/dev/port bs=1 skip=1300 count=4 2>/dev/null|od -An -tu4);echo serve: request 1 of "   \
+	"clone $n;echo serve: request 2 of clone $n;done'"
+
 /* One `faultline` child: its output as it comes, when its answers came. */
 struct snap_child {
 	pid_t pid; /* 0: not started, or reaped */
 	int fd[2]; /* its stdout and stderr; -1: closed */
+	int in;	   /* its stdin, a pipe kept open (a Linux guest's console); -1: closed */
 	struct bench_captured out, err;
 	uint64_t start_ns;
 	uint64_t answer_ns[2]; /* "serve: request 1 ", "serve: request 2 " seen; 0: not yet */
@@ -52,34 +68,47 @@ struct snap_bench {
 	char snap[112]; /* the snapshot in it */
 	char sock[112]; /* the VM's --api socket in it: sun_path holds 108 bytes */
 	bool on_tmpfs;
-	unsigned pages; /* the serve workload's */
+	unsigned pages;		  /* the serve workload's */
+	const char *linux_config; /* --linux; NULL: the test guest */
 	unsigned next_clone;
 	char why[512];
 };
 
 static int child_start(const struct snap_bench *sb, const char *const *argv, struct snap_child *c)
 {
-	int po[2], pe[2];
+	int po[2], pe[2], pi[2], e;
 
-	*c = (struct snap_child){.fd = {-1, -1}, .status = -1};
-	if (bench__pipes(po, pe) < 0)
+	*c = (struct snap_child){.fd = {-1, -1}, .in = -1, .status = -1};
+	if (pipe2(pi, O_CLOEXEC) < 0)
 		return -errno;
+	if (bench__pipes(po, pe) < 0) {
+		e = errno;
+		close(pi[0]);
+		close(pi[1]);
+		return -e;
+	}
 	c->start_ns = mmu__now_ns();
 	c->pid = fork();
 	if (c->pid == 0) {
+		signal(SIGPIPE, SIG_DFL); /* the bench ignores it: a clone's stdin may close */
+		dup2(pi[0], 0);
 		dup2(po[1], 1);
 		dup2(pe[1], 2);
 		execv(sb->b->self, (char *const *)argv);
 		_exit(127);
 	}
+	e = errno;
+	close(pi[0]);
 	close(po[1]);
 	close(pe[1]);
 	if (c->pid < 0) {
 		c->pid = 0;
+		close(pi[1]);
 		close(po[0]);
 		close(pe[0]);
-		return -errno;
+		return -e;
 	}
+	c->in = pi[1];
 	c->fd[0] = po[0];
 	c->fd[1] = pe[0];
 	return 0;
@@ -185,13 +214,15 @@ static void child_end(struct snap_child *c, int sig, unsigned timeout_s)
 static void child_free(struct snap_child *c)
 {
 	child_end(c, SIGKILL, 10);
+	if (c->in >= 0)
+		close(c->in);
 	if (c->fd[0] >= 0)
 		close(c->fd[0]);
 	if (c->fd[1] >= 0)
 		close(c->fd[1]);
 	free(c->out.buf);
 	free(c->err.buf);
-	*c = (struct snap_child){.fd = {-1, -1}, .status = -1};
+	*c = (struct snap_child){.fd = {-1, -1}, .in = -1, .status = -1};
 }
 
 /* The first "faultline: " line of @c's stderr, or its status, into sb->why. */
@@ -276,18 +307,21 @@ static int take_snapshot(struct snap_bench *sb)
 			      "--api",	     sb->sock, "--guest-arg=workload=serve",
 			      "--guest-arg", pages,    "--guest-arg=end=spin",
 			      NULL};
+	const char *linux_argv[] = {"faultline", "run",	   "--config",	sb->linux_config,
+				    "--api",	 sb->sock, "--cmdline", BENCH_LINUX_SERVE,
+				    NULL};
 	struct snap_child vm;
 	int ret;
 
 	snprintf(pages, sizeof(pages), "pages=%u", sb->pages);
-	ret = child_start(sb, argv, &vm);
+	ret = child_start(sb, sb->linux_config ? linux_argv : argv, &vm);
 	if (ret) {
 		snprintf(sb->why, sizeof(sb->why), "cannot start faultline run: %s",
 			 strerror(-ret));
 		return -1;
 	}
 	ret = 0;
-	while (!ret && !(vm.out.buf && strstr(vm.out.buf, "serve: ready\n"))) {
+	while (!ret && !(vm.out.buf && line_at(vm.out.buf, "serve: ready"))) {
 		ret = children_wait(&vm, 1, 0, 1);
 		if (!ret) { /* it ended */
 			child_end(&vm, 0, 10);
@@ -494,6 +528,18 @@ static uint64_t pss_kib(pid_t pid)
 	return kib;
 }
 
+/* Whether @out's first answer is clone @number's ("serve: request 1 of clone N"). */
+static bool answered_as(const char *out, const char *number)
+{
+	char key[48];
+	const char *p;
+	size_t len;
+
+	len = (size_t)snprintf(key, sizeof(key), "serve: request 1 of clone %s", number);
+	p = out ? line_at(out, key) : NULL;
+	return p && (p[len] == ':' || p[len] == '\r' || p[len] == '\n');
+}
+
 /*
  * Start @n restores at once (@private: --private-memory), wait until each
  * answered twice and idles, and sum their PSS. Returns 0, or -1 (sb->why).
@@ -520,9 +566,14 @@ static int start_clones(struct snap_bench *sb, unsigned n, bool private, uint64_
 		snprintf(clone[i], sizeof(clone[i]), "%u", ++sb->next_clone);
 		ret = child_start(sb, argv, &cs[i]);
 		cs[i].freeze = true; /* its guest spins: stopped, it holds its memory, no CPU */
-		if (ret)
+		if (ret) {
 			snprintf(sb->why, sizeof(sb->why), "cannot start faultline run: %s",
 				 strerror(-ret));
+		} else if (sb->linux_config && write(cs[i].in, "go\n", 3) != 3) { /* the request */
+			ret = -EIO;
+			snprintf(sb->why, sizeof(sb->why), "cannot write clone %.15s's request: %s",
+				 clone[i], strerror(errno));
+		}
 	}
 	if (!ret) {
 		ret = children_wait(cs, n, 2, sb->b->o->timeout_s);
@@ -530,6 +581,14 @@ static int start_clones(struct snap_bench *sb, unsigned n, bool private, uint64_
 			if (!cs[i].answer_ns[1]) {
 				child_end(&cs[i], SIGKILL, 10);
 				child_why(sb, "a clone", &cs[i]);
+				ret = -1;
+			} else if (!answered_as(cs[i].out.buf, clone[i])) {
+				const char *l = line_at(cs[i].out.buf, "serve: request 1 ") ?: "";
+				size_t len = strcspn(l, "\r\n");
+
+				snprintf(sb->why, sizeof(sb->why),
+					 "clone %.15s did not answer with its own number: %.*s",
+					 clone[i], (int)(len < 200 ? len : 200), l);
 				ret = -1;
 			}
 		if (ret == -ETIMEDOUT)
@@ -557,18 +616,24 @@ static json_t *measure_clones(struct snap_bench *sb, unsigned n)
 {
 	uint64_t one, shared, copies;
 	double one_ms, shared_ms, copies_ms;
+	char guest[PATH_MAX + 64];
 	json_t *r;
 
 	if (start_clones(sb, 1, false, &one, &one_ms) ||
 	    start_clones(sb, n, false, &shared, &shared_ms) ||
 	    start_clones(sb, n, true, &copies, &copies_ms))
 		return NULL;
-	r = json_pack("{s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:f,s:f,s:f}", "command",
-		      "N x faultline run --restore DIR --clone I [--private-memory]", "clones", n,
-		      "pages", sb->pages, "on_tmpfs", sb->on_tmpfs, "pss_kib_one", (json_int_t)one,
-		      "pss_kib_shared", (json_int_t)shared, "pss_kib_private", (json_int_t)copies,
-		      "start_ms_one", one_ms, "start_ms_shared", shared_ms, "start_ms_private",
-		      copies_ms);
+	if (sb->linux_config)
+		snprintf(guest, sizeof(guest), "Linux (--linux %s)", sb->linux_config);
+	else
+		snprintf(guest, sizeof(guest), "the test guest's serve workload, %u pages",
+			 sb->pages);
+	r = json_pack("{s:s,s:s,s:i,s:i,s:b,s:I,s:I,s:I,s:f,s:f,s:f}", "command",
+		      "N x faultline run --restore DIR --clone I [--private-memory]", "guest",
+		      guest, "clones", n, "pages", sb->linux_config ? 0 : sb->pages, "on_tmpfs",
+		      sb->on_tmpfs, "pss_kib_one", (json_int_t)one, "pss_kib_shared",
+		      (json_int_t)shared, "pss_kib_private", (json_int_t)copies, "start_ms_one",
+		      one_ms, "start_ms_shared", shared_ms, "start_ms_private", copies_ms);
 	if (r) {
 		json_object_set_new(r, "kib_per_clone",
 				    json_real(n > 1 ? (double)(shared - one) / (n - 1) : 0));
@@ -580,13 +645,18 @@ static json_t *measure_clones(struct snap_bench *sb, unsigned n)
 
 json_t *bench__measure_snapshots(struct bench_run *b, bool restore, bool clones)
 {
-	struct snap_bench sb = {.b = b, .pages = b->o->quick ? 1024 : 16384};
+	struct snap_bench sb = {
+		.b = b, .pages = b->o->quick ? 1024 : 16384, .linux_config = b->o->linux_config};
 	unsigned n = b->o->clones ? b->o->clones : b->o->quick ? 8 : 50;
 	json_t *doc = json_object(), *r;
+	void (*pipe_was)(int);
 
 	if (!doc)
 		return NULL;
+	/* a Linux clone's request goes to its stdin: one that ended is an error, not SIGPIPE */
+	pipe_was = signal(SIGPIPE, SIG_IGN);
 	if (make_dir(&sb) || take_snapshot(&sb)) {
+		signal(SIGPIPE, pipe_was);
 		remove_dir(&sb);
 		if (!b->first_failure)
 			b->first_failure = FL_EXIT_INTERNAL;
@@ -605,5 +675,6 @@ json_t *bench__measure_snapshots(struct bench_run *b, bool restore, bool clones)
 	    (clones && json_object_get(json_object_get(doc, "clones"), "error")))
 		b->first_failure = b->first_failure ?: FL_EXIT_INTERNAL;
 	remove_dir(&sb);
+	signal(SIGPIPE, pipe_was);
 	return doc;
 }
