@@ -355,6 +355,15 @@ START_TEST(serve_answers)
 	ck_assert_uint_eq(bench__answer_cycles(out, 2), 4567);
 	ck_assert_uint_eq(bench__answer_cycles(out, 3), 0);
 	ck_assert_uint_eq(bench__answer_cycles(NULL, 1), 0);
+	/* whose answer it is: the test guest's line, and the Linux guest's */
+	ck_assert(bench__answered_as(out, "7"));
+	ck_assert(!bench__answered_as(out, "71"));
+	ck_assert(!bench__answered_as(out, "8"));
+	ck_assert(!bench__answered_as(NULL, "7"));
+	ck_assert(bench__answered_as("go\r\nserve: request 1 of clone 12\r\n", "12"));
+	ck_assert(!bench__answered_as("go\r\nserve: request 1 of clone 123\r\n", "12"));
+	ck_assert(!bench__answered_as("serve: request 1 of clone \r\n", "12"));
+	ck_assert(!bench__answered_as("echo serve: request 1 of clone 12\n", "12"));
 	ck_assert_uint_eq(
 		bench__answer_cycles("serve: request 1 of clone 7: 1 pages in  cycles\n", 1), 0);
 	ck_assert_uint_eq(

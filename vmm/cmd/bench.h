@@ -119,6 +119,13 @@ json_t *bench__measure_snapshots(struct bench_run *b, bool restore, bool clones)
  */
 uint64_t bench__answer_cycles(const char *out, unsigned k);
 
+/*
+ * Whether the first answer in @out is clone @number's: a line "serve:
+ * request 1 of clone NUMBER" followed by ':' (the test guest's) or the
+ * line's end (the --linux guest's, "\r\n" on its console).
+ */
+bool bench__answered_as(const char *out, const char *number);
+
 /* SIGINT or SIGTERM came: a child in progress is to be stopped (SIGTERM). */
 bool bench__stopping(void);
 

@@ -528,8 +528,7 @@ static uint64_t pss_kib(pid_t pid)
 	return kib;
 }
 
-/* Whether @out's first answer is clone @number's ("serve: request 1 of clone N"). */
-static bool answered_as(const char *out, const char *number)
+bool bench__answered_as(const char *out, const char *number)
 {
 	char key[48];
 	const char *p;
@@ -582,7 +581,7 @@ static int start_clones(struct snap_bench *sb, unsigned n, bool private, uint64_
 				child_end(&cs[i], SIGKILL, 10);
 				child_why(sb, "a clone", &cs[i]);
 				ret = -1;
-			} else if (!answered_as(cs[i].out.buf, clone[i])) {
+			} else if (!bench__answered_as(cs[i].out.buf, clone[i])) {
 				const char *l = line_at(cs[i].out.buf, "serve: request 1 ") ?: "";
 				size_t len = strcspn(l, "\r\n");
 
