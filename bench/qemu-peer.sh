@@ -39,6 +39,15 @@ wait_for() {
 	grep -qF -- "$2" "$1" || { echo "bench/qemu-peer.sh: no '$2' in $1: $(tail -c 300 "$1")" >&2; exit 1; }
 }
 pss() { sed -n 's/^Pss: *\([0-9]*\) kB/\1/p' "/proc/$1/smaps_rollup"; }
+# answered PID OUT STRING FD: once OUT holds STRING (a request line fed to
+# FD every 0.1 s), $ms since $t0 and the PSS of PID in $kib; PID is killed.
+answered() {
+	wait_for "$2" "$3" "$4"
+	ms=$(($(now_ms) - t0))
+	kill -STOP "$1"
+	kib=$(pss "$1")
+	kill -KILL "$1"
+}
 
 # faultline: boot, snapshot, stop; restore to the first answer.
 mkfifo "$d/fin" "$d/fin2" "$d/qin" "$d/qin2" "$d/qmon.in" "$d/qmon.out"
@@ -60,11 +69,8 @@ t0=$(now_ms)
 vm=$!
 pids="$pids $vm"
 exec 4<>"$d/fin2"
-wait_for "$d/frest.out" "serve: request 1 of clone 7" 4
-f_rest=$(($(now_ms) - t0))
-kill -STOP $vm
-f_pss=$(pss $vm)
-kill -KILL $vm
+answered $vm "$d/frest.out" "serve: request 1 of clone 7" 4
+f_rest=$ms f_pss=$kib
 exec 4>&-
 f_disk=$(du -sk "$d/fsnap" | cut -f1)
 
@@ -100,11 +106,8 @@ qemu -kernel build/linux/vmlinuz -initrd build/linux/initramfs.cpio.gz -append "
 q=$!
 pids="$pids $q"
 exec 6<>"$d/qin2"
-wait_for "$d/qrest.out" "serve: request 1 of clone" 6
-q_rest=$(($(now_ms) - t0))
-kill -STOP $q
-q_pss=$(pss $q)
-kill -KILL $q
+answered $q "$d/qrest.out" "serve: request 1 of clone" 6
+q_rest=$ms q_pss=$kib
 exec 6>&-
 q_disk=$(du -sk "$d/qemu.mig" | cut -f1)
 echo "{\"faultline\": {\"boot_ms\": $f_boot, \"snapshot_ms\": $f_snap, \"restore_to_answer_ms\": $f_rest, \"snapshot_kib\": $f_disk, \"pss_kib\": $f_pss}, \"qemu\": {\"version\": \"$("$Q/ld-linux-x86-64.so.2" --library-path "$Q/lib" "$Q/qemu-system-x86_64" --version | sed -n '1s/QEMU emulator version //p')\", \"boot_ms\": $q_boot, \"snapshot_ms\": $q_snap, \"restore_to_answer_ms\": $q_rest, \"snapshot_kib\": $q_disk, \"pss_kib\": $q_pss}}"

@@ -399,6 +399,21 @@ static void shm_unchanged(const uint8_t *data)
 	free(now);
 }
 
+/*
+ * Whether mmu_setup() shared the file; when not (a kernel without MINOR
+ * faults on shared memory), the test is skipped: all it made is undone.
+ */
+static bool shared_or_skip(uint8_t *data, uint8_t *want)
+{
+	if (mmu.shared)
+		return true;
+	mmu_teardown();
+	free(data);
+	free(want);
+	unlink(shm_path);
+	return false;
+}
+
 START_TEST(a_shared_file_is_mapped_and_never_written)
 {
 	uint8_t *data = shm_file(), *want = malloc(64 * PAGE), *p;
@@ -409,13 +424,8 @@ START_TEST(a_shared_file_is_mapped_and_never_written)
 	ck_assert_ptr_nonnull(want);
 	memcpy(want, data, 64 * PAGE);
 	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = shm_path, .around = 8, .share = true});
-	if (!mmu.shared) { /* a kernel without MINOR faults on shared memory */
-		mmu_teardown();
-		free(data);
-		free(want);
-		unlink(shm_path);
+	if (!shared_or_skip(data, want))
 		return;
-	}
 	ck_assert_ptr_eq(mmu.alias, mmu.ram.host);
 	ck_assert_int_eq(mmu.memfd, -1);
 	mmu.cfg.nr_handlers = 1;
@@ -504,13 +514,8 @@ START_TEST(a_shared_file_s_holes_are_not_faulted_around)
 		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8 * PAGE, 12 * PAGE), 0);
 	close(fd);
 	mmu_setup(&(struct setup){.ram = 64 * PAGE, .file = shm_path, .around = 16, .share = true});
-	if (!mmu.shared) { /* a kernel without MINOR faults on shared memory */
-		mmu_teardown();
-		free(data);
-		free(want);
-		unlink(shm_path);
+	if (!shared_or_skip(data, want))
 		return;
-	}
 	mmu.cfg.nr_handlers = 1;
 	ck_assert_int_eq(mmu__start(&mmu), 0);
 	for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
